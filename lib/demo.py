@@ -1,0 +1,213 @@
+"""The built-in demo data set, and the emulator that serves it when no token is configured.
+
+Ten integrated accounts in two tenants, using only integrations the vendor
+pages list for licenses, each sending only the fields its page says it sends
+(so Atlassian has no seat counts, only DocuSign has prices, Zoom has no
+total). GitHub has two organizations, Microsoft 365 two products, and one
+Zoom account needs reauthorisation. Everything is fixed: the same data on
+every start.
+"""
+
+from __future__ import annotations
+
+import atexit
+import random
+import threading
+import uuid
+from dataclasses import replace
+from typing import Any
+
+from .config import Secret, Settings
+from .emulator import Emulator
+from .integrations import supported_license_fields
+
+DEMO_TOKEN = "demo-token-not-a-secret"
+_NS = uuid.UUID("6f1d3c52-2f43-4b8e-9a7e-1d5b0c7e4a10")
+
+
+def _uuid(name: str) -> str:
+    return str(uuid.uuid5(_NS, name))
+
+
+# (tenant, integration machine name, display, status, last_error)
+_ACCOUNTS = [
+    ("acme-corp", "github", "GitHub", "active", None),
+    ("acme-corp", "microsoft365", "Microsoft 365", "active", None),
+    ("acme-corp", "atlassian", "Atlassian", "active", None),
+    ("acme-corp", "zoom", "Zoom", "active", None),
+    ("acme-corp", "salesforce", "Salesforce", "active", None),
+    ("acme-europe", "docusign", "DocuSign", "active", None),
+    ("acme-europe", "clickup", "ClickUp", "active", None),
+    ("acme-europe", "dropboxbusiness", "Dropbox - Business", "active", None),
+    ("acme-europe", "adobe", "Adobe", "active", None),
+    ("acme-europe", "pagerduty", "PagerDuty", "active", None),
+    ("acme-europe", "zoom", "Zoom", "needs_reauth",
+     "Zoom refused the stored refresh token (invalid_grant). The account owner must reconnect it."),
+]
+
+# Licenses: account index -> list of (name, assigned, total, is_paid, extra)
+_LICENSES: dict[int, list[tuple]] = {
+    0: [  # GitHub, per organization
+        ("GitHub Enterprise", 182, 200, True, {"_organization_id": "org-acme-platform"}),
+        ("GitHub Copilot Business", 98, 100, True, {"_organization_id": "org-acme-platform"}),
+        ("GitHub Enterprise", 12, 40, True, {"_organization_id": "org-acme-labs"}),
+        ("GitHub Free", 9, 9, False, {"_organization_id": "org-acme-labs"}),
+    ],
+    1: [  # Microsoft 365, per product
+        ("Microsoft 365 E3", 412, 450, None, {"_product": "azure_active_directory"}),
+        ("Microsoft 365 E5", 48, 60, None, {"_product": "azure_active_directory"}),
+        ("Power BI Pro", 35, 80, None, {"_product": "azure_active_directory"}),
+        ("Visio Plan 2", 14, 10, None, {"_product": "azure_active_directory"}),
+        ("Microsoft Teams Exploratory", 25, 1000, None, {"_product": "azure_active_directory"}),
+        ("OneDrive for Business (Plan 1)", 20, 25, None, {"_product": "onedrive"}),
+    ],
+    2: [  # Atlassian: no seat counts reported
+        ("Jira Software Cloud Standard", None, None, True, {}),
+        ("Confluence Cloud Standard", None, None, True, {}),
+        ("Jira Work Management Free", None, None, False, {}),
+    ],
+    3: [  # Zoom: assigned only
+        ("Zoom Workplace Business", 140, None, True, {}),
+        ("Zoom Basic", 310, None, False, {}),
+    ],
+    4: [  # Salesforce
+        ("Sales Cloud Enterprise", 88, 120, True, {}),
+        ("Salesforce Platform", 10, 40, True, {}),
+        ("Service Cloud Enterprise", 57, 60, True, {}),
+        ("Chatter Free", 240, 5000, False, {}),
+    ],
+    5: [  # DocuSign: total and vendor price, no assigned count
+        ("eSignature Business Pro", None, 25, True, {"unit_amount": 40.0, "currency": "EUR"}),
+        ("eSignature Standard", None, 10, True, {"unit_amount": 25.0, "currency": "GBP"}),
+    ],
+    6: [  # ClickUp, per organization (workspace)
+        ("ClickUp Business", 45, 50, True, {"_organization_id": "ws-acme-eu"}),
+        ("ClickUp Free Forever", 6, 6, False, {"_organization_id": "ws-acme-eu"}),
+    ],
+    7: [  # Dropbox Business
+        ("Dropbox Business Advanced", 70, 100, True, {}),
+    ],
+    8: [  # Adobe
+        ("Creative Cloud All Apps", 18, 30, True, {}),
+        ("Acrobat Pro", 64, 60, True, {}),
+        ("Adobe Express", 11, 50, True, {}),
+    ],
+    9: [  # PagerDuty; one count arrives as text, as some vendors send it
+        ("PagerDuty Business", "22", 25, True, {"description": "Business plan: incident response and on-call"}),
+        ("PagerDuty Stakeholder", 15, 20, True, {"description": "Read-only stakeholder seats"}),
+    ],
+    10: [  # Zoom EU (needs reauth; never served)
+        ("Zoom Workplace Business", 60, None, True, {}),
+    ],
+}
+
+_ORGANIZATIONS: dict[int, list[dict]] = {
+    0: [{"id": "org-acme-platform", "name": "acme-platform"}, {"id": "org-acme-labs", "name": "acme-labs"}],
+    2: [{"id": "atl-acme", "name": "acme.atlassian.net"}],
+    4: [{"id": "00D5j000000Acme", "name": "Acme Corp (Production)", "pricing_plan": "Enterprise",
+         "created_at": "2019-03-04T09:00:00Z", "updated_at": "2026-10-01T08:00:00Z"}],
+    6: [{"id": "ws-acme-eu", "name": "Acme EU Workspace"}],
+}
+
+
+def _record(label: str, account_index: int, i: int, name: str, assigned, total, is_paid, extra: dict) -> dict:
+    full: dict[str, Any] = {
+        "id": f"lic-{account_index:02d}-{i:03d}",
+        "name": name,
+        "assigned_quantity": assigned,
+        "available_quantity": total,
+        "is_paid": is_paid,
+        "status": "active",
+        "products": [{"id": f"prod-{account_index}-{i}", "name": name, "status": "active"}],
+        "roles": [{"id": "responder", "name": "Responder"}],
+        "created_at": "2024-01-15T10:00:00Z",
+        "updated_at": "2026-11-01T10:00:00Z",
+        **{k: v for k, v in extra.items()},
+    }
+    supported = set(supported_license_fields(label) or ())
+    record = {k: v for k, v in full.items() if k in supported or k.startswith("_")}
+    # A supported field with no value is simply absent, as vendors leave it out.
+    return {k: v for k, v in record.items() if v is not None}
+
+
+def demo_dataset() -> dict[str, Any]:
+    """The demo data in the emulator's format (deterministic)."""
+    accounts, organizations, licenses = [], {}, {}
+    for idx, (tenant, name, label, status, last_error) in enumerate(_ACCOUNTS):
+        account_id = _uuid(f"{tenant}/{name}/{idx}")
+        accounts.append({
+            "id": account_id,
+            "tenant_id": tenant,
+            "environment_id": _uuid("demo-environment"),
+            "integration": {"id": _uuid(f"integration/{name}"), "name": name, "category": "user-directory"},
+            "status": status,
+            "is_sandbox": False,
+            "last_error": last_error,
+            "created_at": "2025-02-01T09:00:00Z",
+            "updated_at": "2026-11-20T06:00:00Z",
+        })
+        if idx in _ORGANIZATIONS:
+            organizations[account_id] = _ORGANIZATIONS[idx]
+        licenses[account_id] = [
+            _record(label, idx, i, *row) for i, row in enumerate(_LICENSES.get(idx, []))
+        ]
+    return {"accounts": accounts, "organizations": organizations, "licenses": licenses}
+
+
+def synthetic_dataset(accounts: int, licenses_per_account: int = 20, seed: int = 7) -> dict[str, Any]:
+    """A larger deterministic data set for benchmarks: the demo's integrations, repeated."""
+    rng = random.Random(seed)
+    base = _ACCOUNTS[:10]
+    out_accounts, organizations, licenses = [], {}, {}
+    for a in range(accounts):
+        tenant, name, label, _, _ = base[a % len(base)]
+        account_id = _uuid(f"synthetic/{seed}/{a}")
+        out_accounts.append({
+            "id": account_id, "tenant_id": f"{tenant}-{a % 7}",
+            "environment_id": _uuid("synthetic-environment"),
+            "integration": {"id": _uuid(f"integration/{name}"), "name": name, "category": "user-directory"},
+            "status": "active", "is_sandbox": False, "last_error": None,
+            "created_at": "2025-01-01T00:00:00Z", "updated_at": "2026-11-01T00:00:00Z",
+        })
+        orgs = []
+        if name in ("github", "clickup"):
+            orgs = [{"id": f"org-{a}-{k}", "name": f"org-{a}-{k}"} for k in range(2)]
+        elif name in ("atlassian", "salesforce"):
+            orgs = [{"id": f"org-{a}-0", "name": f"org-{a}-0"}]
+        if orgs:
+            organizations[account_id] = orgs
+        recs = []
+        for i in range(licenses_per_account):
+            total = rng.randint(5, 500)
+            assigned = max(0, int(total * rng.uniform(0.2, 1.15)))
+            extra: dict[str, Any] = {}
+            if name in ("github", "clickup"):
+                extra["_organization_id"] = orgs[i % len(orgs)]["id"]
+            if name == "microsoft365":
+                extra["_product"] = "azure_active_directory" if i % 4 else "onedrive"
+            if name == "docusign":
+                extra.update(unit_amount=float(rng.choice([25, 40, 65])), currency=rng.choice(["USD", "EUR"]))
+            recs.append(_record(label, a % 100, i, f"{label} plan {i}", assigned, total, rng.random() > 0.1, extra))
+        licenses[account_id] = recs
+    return {"accounts": out_accounts, "organizations": organizations, "licenses": licenses}
+
+
+_lock = threading.Lock()
+_emulator: Emulator | None = None
+
+
+def demo_emulator() -> Emulator:
+    """The process-wide demo emulator on a free loopback port (started on first use)."""
+    global _emulator
+    with _lock:
+        if _emulator is None or _emulator.server is None:
+            _emulator = Emulator(demo_dataset(), token=DEMO_TOKEN, page_size=3).start()
+            atexit.register(_emulator.stop)
+        return _emulator
+
+
+def demo_settings(settings: Settings) -> Settings:
+    """The settings pointed at the demo emulator (same client code, demo data)."""
+    emu = demo_emulator()
+    return replace(settings, api_token=Secret(DEMO_TOKEN), base_url=emu.base_url,
+                   integrated_account_ids=(), tenant_id=settings.tenant_id, demo=True)

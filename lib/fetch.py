@@ -1,0 +1,328 @@
+"""Fetch organizations and licenses for every integrated account.
+
+One failing account never discards another's data: the result says, per
+account, ok / failed / needs_reauth / inactive / not_supported, with what to
+do about it, request counts and timings.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+import pandas as pd
+
+from .config import Settings
+from .integrations import (
+    integration_label,
+    requires_organization,
+    requires_product,
+    supports_licenses,
+    supports_organizations,
+)
+from .normalize import Listing, build_license_table, empty_license_table, problems_table
+from .schema import ACCOUNT_COLUMNS
+from .truto import TrutoClient, TrutoError
+
+ORGANIZATIONS = "/unified/user-directory/organizations"
+LICENSES = "/unified/user-directory/licenses"
+
+Progress = Callable[[int, int, str], None]
+
+# What a person should do, per kind of failure.
+ACTIONS = {
+    "auth": "Check the Truto API token (TRUTO_API_TOKEN or [truto] api_token): Truto refused it.",
+    "needs_reauth": "Reconnect this account in Truto: the vendor no longer accepts its credentials.",
+    "not_found": "Check the account id in TRUTO_INTEGRATED_ACCOUNT_IDS: Truto has no such account in this environment.",
+    "blocked": "Truto has blocked this account; reconnect it in Truto or contact Truto support.",
+    "forbidden": "The token may not read this account; check its environment and permissions in Truto.",
+    "rate_limited": "Truto kept rate-limiting these calls; refresh later, or lower max_workers.",
+    "server": "A temporary failure at Truto or the vendor; refresh later. If it persists, check Truto's status page.",
+    "network": "Truto could not be reached; check the network and TRUTO_BASE_URL, then refresh.",
+    "malformed": "Truto returned data the dashboard could not read; refresh later and report it to Truto if it repeats.",
+    "cursor_loop": "Truto's pagination repeated itself; refresh later and report it to Truto if it repeats.",
+    "page_cap": "This account has more pages than max_pages allows; raise max_pages in the settings.",
+    "bad_request": "Truto rejected the request; check this integration's required parameters in the settings.",
+    "http": "Truto answered with an unexpected error; refresh later.",
+}
+
+INACTIVE_STATUS = {
+    "needs_reauth": ("needs_reauth", "Reconnect this account in Truto: the vendor no longer accepts its credentials."),
+    "connecting": ("inactive", "The account is still being connected; finish connecting it in Truto."),
+    "post_install_error": ("inactive", "Truto could not finish installing this account; reconnect it in Truto."),
+    "validation_error": ("inactive", "Truto could not validate this account's credentials; reconnect it in Truto."),
+}
+
+
+class FetchError(Exception):
+    """Nothing could be fetched (the account list itself failed)."""
+
+
+@dataclass
+class AccountOutcome:
+    account_id: str
+    integration: str | None = None
+    tenant_id: str | None = None
+    account_status: str | None = None
+    outcome: str = "ok"
+    message: str = ""
+    action: str = ""
+    organizations: int | None = None
+    license_rows: int = 0
+    problems: int = 0
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    wait_seconds: float = 0.0
+    elapsed_seconds: float = 0.0
+    fetched_at: datetime | None = None
+    listings: list[Listing] = field(default_factory=list, repr=False)
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome in ("failed", "needs_reauth", "inactive")
+
+    def sentence(self) -> str:
+        label = integration_label(self.integration)
+        return f"{label} account {self.account_id}: {self.outcome}: {self.message} {self.action}".strip()
+
+
+@dataclass
+class FetchResult:
+    licenses: pd.DataFrame
+    accounts: pd.DataFrame
+    problems: pd.DataFrame
+    outcomes: list[AccountOutcome]
+    started_at: datetime
+    finished_at: datetime
+    demo: bool = False
+
+    @property
+    def failures(self) -> list[AccountOutcome]:
+        return [o for o in self.outcomes if o.failed]
+
+    @property
+    def requests(self) -> int:
+        return sum(o.requests for o in self.outcomes)
+
+    def exit_code(self) -> int:
+        """0: every account fetched; 2: some failed; 1: nothing could be fetched."""
+        if not self.outcomes or all(o.failed for o in self.outcomes):
+            return 1
+        return 2 if self.failures else 0
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        return str(value.get("message") or value.get("error") or value)
+    return str(value)
+
+
+def _integration_name(account: dict) -> str | None:
+    integ = account.get("integration")
+    if isinstance(integ, dict):
+        return integ.get("name")
+    return integ if isinstance(integ, str) else None
+
+
+def list_accounts(client: TrutoClient, settings: Settings) -> list[dict]:
+    """The environment's integrated accounts (all pages, filtered by tenant when set)."""
+    params: dict[str, Any] = {}
+    if settings.tenant_id:
+        params["tenant_id"] = settings.tenant_id
+    accounts = client.list_all("/integrated-account", params, account_id=None)
+    if settings.tenant_id:  # the filter's exact behaviour is not documented: apply it here too
+        accounts = [a for a in accounts if isinstance(a, dict) and a.get("tenant_id") == settings.tenant_id]
+    return [a for a in accounts if isinstance(a, dict) and a.get("id")]
+
+
+def _fetch_account(client: TrutoClient, settings: Settings, account: dict) -> AccountOutcome:
+    started = time.monotonic()
+    account_id = str(account["id"])
+    integration = _integration_name(account)
+    out = AccountOutcome(account_id, integration, account.get("tenant_id"), account.get("status"))
+    try:
+        status = account.get("status")
+        if status != "active":
+            out.outcome, out.action = INACTIVE_STATUS.get(
+                status, ("inactive", "Check this account in Truto; it is not active.")
+            )
+            detail = _text(account.get("last_error"))
+            out.message = f"Truto reports the account as {status or 'without a status'}" + (f": {detail}" if detail else ".")
+            return out
+        _fetch_listings(client, settings, account_id, integration, account.get("tenant_id"), out)
+    except TrutoError as exc:
+        out.listings = []
+        out.outcome = "needs_reauth" if exc.kind == "needs_reauth" else "failed"
+        out.message = str(exc)
+        out.action = ACTIONS.get(exc.kind, ACTIONS["http"])
+    finally:
+        st = client.stats(account_id)
+        out.requests, out.retries, out.rate_limited = st.requests, st.retries, st.rate_limited
+        out.wait_seconds = round(st.wait_seconds, 3)
+        out.elapsed_seconds = round(time.monotonic() - started, 3)
+        out.fetched_at = datetime.now(timezone.utc)
+    return out
+
+
+def _fetch_listings(client: TrutoClient, settings: Settings, account_id: str, integration: str | None,
+                    tenant_id: str | None, out: AccountOutcome) -> None:
+    base = {"integrated_account_id": account_id}
+    if settings.ignore_remote_data:
+        base["truto_ignore_remote_data"] = "true"
+
+    def listing(path: str, extra: dict[str, str]) -> list:
+        return client.list_all(path, {**base, **extra}, account_id=account_id, paced_account=account_id)
+
+    organizations: list[dict] | None = None
+    if supports_organizations(integration) is not False:
+        try:
+            organizations = [o for o in listing(ORGANIZATIONS, {}) if isinstance(o, dict)]
+        except TrutoError as exc:
+            if exc.kind != "not_found":
+                raise
+    out.organizations = len(organizations) if organizations is not None else None
+
+    if supports_licenses(integration) is False:
+        out.outcome = "not_supported"
+        out.message = f"{integration_label(integration)} does not offer the licenses resource in Truto."
+        out.action = "Nothing to do: this account has no license data to show."
+        return
+
+    def per_organization() -> list[tuple[dict, list]]:
+        if organizations is None:
+            raise TrutoError("bad_request", "Licenses need an organization_id, but this account lists no organizations.",
+                             account_id=account_id)
+        return [
+            ({"organization_id": str(o["id"]), "organization_name": o.get("name")},
+             listing(LICENSES, {"organization_id": str(o["id"])}))
+            for o in organizations if o.get("id") not in (None, "")
+        ]
+
+    def per_product() -> list[tuple[dict, list]]:
+        return [({"product": p}, listing(LICENSES, {"product": p})) for p in settings.products]
+
+    try:
+        if requires_organization(integration):
+            batches = per_organization()
+        elif requires_product(integration):
+            batches = per_product()
+        else:
+            try:
+                batches = [({}, listing(LICENSES, {}))]
+            except TrutoError as exc:
+                missing = exc.missing_parameters() if exc.kind == "bad_request" else []
+                if "organization_id" in missing:
+                    batches = per_organization()
+                elif "product" in missing:
+                    batches = per_product()
+                else:
+                    raise
+    except TrutoError as exc:
+        if exc.kind == "not_found":
+            out.outcome = "not_supported"
+            out.message = f"Truto answered that {integration_label(integration)} does not support the licenses resource."
+            out.action = "Nothing to do: this account has no license data to show."
+            return
+        raise
+
+    fetched_at = datetime.now(timezone.utc)
+    remaining = settings.reports_remaining(integration)
+    single_org = organizations[0] if organizations and len(organizations) == 1 else None
+    for context, records in batches:
+        if not context and single_org is not None:
+            # One organization: its licenses are that organization's.
+            context = {"organization_id": str(single_org.get("id")), "organization_name": single_org.get("name")}
+        out.listings.append(Listing(account_id, integration, tenant_id, records, fetched_at,
+                                    remaining_seats=remaining, **context))
+    out.outcome = "ok"
+
+
+def _resolve_accounts(client: TrutoClient, settings: Settings, pool: ThreadPoolExecutor,
+                      outcomes: list[AccountOutcome]) -> list[dict]:
+    if not settings.integrated_account_ids:
+        try:
+            return list_accounts(client, settings)
+        except TrutoError as exc:
+            raise FetchError(f"Could not list the integrated accounts: {exc}. {ACTIONS.get(exc.kind, '')}".strip()) from None
+
+    def get(account_id: str) -> dict:
+        return client.get(f"/integrated-account/{account_id}", account_id=account_id)
+
+    accounts = []
+    futures = {pool.submit(get, aid): aid for aid in settings.integrated_account_ids}
+    for fut in as_completed(futures):
+        aid = futures[fut]
+        try:
+            account = fut.result()
+            if not isinstance(account, dict) or not account.get("id"):
+                raise TrutoError("malformed", "Truto's answer for the account had no id.", account_id=aid)
+            accounts.append(account)
+        except TrutoError as exc:
+            if exc.kind == "auth":
+                raise FetchError(f"Truto refused the API token: {exc}. {ACTIONS['auth']}") from None
+            st = client.stats(aid)
+            outcomes.append(AccountOutcome(
+                aid, outcome="failed", message=f"Could not read the account: {exc}",
+                action=ACTIONS.get(exc.kind, ACTIONS["http"]), requests=st.requests, retries=st.retries,
+                rate_limited=st.rate_limited, fetched_at=datetime.now(timezone.utc),
+            ))
+    order = {aid: i for i, aid in enumerate(settings.integrated_account_ids)}
+    accounts.sort(key=lambda a: order.get(str(a["id"]), len(order)))
+    return accounts
+
+
+def fetch_all(settings: Settings, progress: Progress | None = None, client: TrutoClient | None = None) -> FetchResult:
+    """Fetch every account; raises :class:`FetchError` only when the account list itself fails."""
+    started = datetime.now(timezone.utc)
+    client = client or TrutoClient(settings)
+    outcomes: list[AccountOutcome] = []
+    with ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="truto-fetch") as pool:
+        accounts = _resolve_accounts(client, settings, pool, outcomes)
+        total = len(accounts) + len(outcomes)
+        done = len(outcomes)
+        if progress:
+            progress(done, total, "")
+        futures = [pool.submit(_fetch_account, client, settings, a) for a in accounts]
+        for fut in as_completed(futures):
+            outcome = fut.result()
+            outcomes.append(outcome)
+            done += 1
+            if progress:
+                progress(done, total, outcome.account_id)
+    return assemble(outcomes, started, settings.demo)
+
+
+def assemble(outcomes: list[AccountOutcome], started: datetime, demo: bool = False) -> FetchResult:
+    """Turn per-account outcomes into the three tables."""
+    order = {o.account_id: i for i, o in enumerate(outcomes)}
+    outcomes = sorted(outcomes, key=lambda o: (o.tenant_id or "", integration_label(o.integration), order[o.account_id]))
+    listings = [listing for o in outcomes for listing in o.listings]
+    licenses, problems = build_license_table(listings) if listings else (empty_license_table(), [])
+    rows_by_account = licenses["account_id"].value_counts().to_dict() if len(licenses) else {}
+    problems_by_account: dict[str, int] = {}
+    for p in problems:
+        problems_by_account[p.account_id] = problems_by_account.get(p.account_id, 0) + 1
+    records = []
+    for o in outcomes:
+        o.license_rows = int(rows_by_account.get(o.account_id, 0))
+        o.problems = problems_by_account.get(o.account_id, 0)
+        records.append({
+            "account_id": o.account_id, "integration": o.integration,
+            "integration_label": integration_label(o.integration) if o.integration else "unknown",
+            "tenant_id": o.tenant_id, "account_status": o.account_status, "outcome": o.outcome,
+            "message": o.message, "action": o.action, "organizations": o.organizations,
+            "license_rows": o.license_rows, "problems": o.problems, "requests": o.requests,
+            "retries": o.retries, "rate_limited": o.rate_limited, "wait_seconds": o.wait_seconds,
+            "elapsed_seconds": o.elapsed_seconds, "fetched_at": o.fetched_at,
+        })
+    accounts = pd.DataFrame(records, columns=list(ACCOUNT_COLUMNS))
+    accounts["fetched_at"] = pd.to_datetime(accounts["fetched_at"], utc=True)
+    accounts = accounts.astype(ACCOUNT_COLUMNS)
+    return FetchResult(licenses, accounts, problems_table(problems), outcomes, started,
+                       datetime.now(timezone.utc), demo)

@@ -1,0 +1,420 @@
+"""The price book and the exchange rates, read and checked before anything uses them.
+
+Truto sends a price only for DocuSign, so prices come from a price book the
+user keeps. Its exchange format is a CSV file with the columns
+:data:`PRICE_BOOK_COLUMNS`::
+
+    integration,license_id,license_name,unit_price,currency,billing_period
+    GitHub,,GitHub Enterprise,21,USD,monthly
+    Microsoft 365,c42b9cae-ea4f-4ab7-9717-81576235ccac,Microsoft 365 E5,684,EUR,annual
+
+- ``integration``: the integration's display or machine name; it is matched
+  tolerantly (``integration_key``), so "Microsoft 365" matches "microsoft365".
+- ``license_id`` / ``license_name``: at least one is needed. An entry with a
+  ``license_id`` prices the license with that id only (its name is a label for
+  people). An entry with only a ``license_name`` prices every license of that
+  integration with that name: the exact name first, else the name ignoring case.
+- ``unit_price``: the price of one seat for one billing period, a number >= 0.
+- ``currency``: an active ISO 4217 code (case does not matter).
+- ``billing_period``: ``monthly`` or ``annual`` (case does not matter).
+
+Exchange rates are a CSV file ``currency,rate``: one unit of ``currency`` buys
+``rate`` units of the reporting currency (EUR,1.08 with USD reporting: 1 EUR =
+1.08 USD).
+
+A file with any problem is rejected as a whole: the error lists every problem
+with its row (as a spreadsheet shows it: the header is row 1, the first entry
+row 2) and column, so nothing is ever half applied.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+
+from .integrations import integration_key, integration_label
+
+PRICE_BOOK_COLUMNS = ["integration", "license_id", "license_name", "unit_price", "currency", "billing_period"]
+PRICE_BOOK_DTYPES = {
+    "integration": "string",
+    "license_id": "string",
+    "license_name": "string",
+    "unit_price": "Float64",
+    "currency": "string",
+    "billing_period": "string",
+}
+FX_COLUMNS = ["currency", "rate"]
+BILLING_PERIODS = ("monthly", "annual")
+PERIODS_PER_YEAR = {"monthly": 12, "annual": 1}
+
+# ISO 4217 List One (currencies and funds) as published by the maintenance
+# agency (SIX) for 1 January 2026. Shipped here so validation needs no network;
+# update it when a new list is published.
+ISO_4217_LIST_ONE = frozenset("""
+AED AFN ALL AMD AOA ARS AUD AWG AZN BAM BBD BDT BHD BIF BMD BND BOB BOV BRL BSD
+BTN BWP BYN BZD CAD CDF CHE CHF CHW CLF CLP CNY COP COU CRC CUP CVE CZK DJF DKK
+DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF
+IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP
+LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MXV MYR MZN NAD
+NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD
+SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD
+TWD TZS UAH UGX USD USN UYI UYU UYW UZS VED VES VND VUV WST XAD XAF XAG XAU XBA
+XBB XBC XBD XCD XCG XDR XOF XPD XPF XPT XSU XTS XUA XXX YER ZAR ZMW ZWG
+""".split())
+
+# In the list, but not something a price can be in.
+_NOT_MONEY = {"XTS": "the ISO 4217 code reserved for testing", "XXX": "the ISO 4217 code for 'no currency'"}
+
+# The codes the dashboard accepts for prices and rates.
+CURRENCY_CODES = frozenset(ISO_4217_LIST_ONE - set(_NOT_MONEY))
+
+# Withdrawn codes people still type, and what replaced them.
+WITHDRAWN_CODES = {
+    "ANG": "XCG", "BGN": "EUR", "CUC": "CUP", "EEK": "EUR", "HRK": "EUR", "LTL": "EUR",
+    "LVL": "EUR", "MRO": "MRU", "SKK": "EUR", "SLL": "SLE", "STD": "STN", "VEF": "VES",
+    "ZWL": "ZWG", "BYR": "BYN",
+}
+
+
+def is_currency_code(code: Any) -> bool:
+    return isinstance(code, str) and code.strip().upper() in CURRENCY_CODES
+
+
+class _ListedProblems(ValueError):
+    """An error that carries every problem found, each a sentence with its row and column."""
+
+    what = "file"
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        count = len(self.problems)
+        head = f"The {self.what} was not applied: {count} problem{'s' if count != 1 else ''}"
+        super().__init__(head + ":\n" + "\n".join(f"- {p}" for p in self.problems))
+
+
+class PriceBookError(_ListedProblems):
+    """A price book with problems; ``.problems`` lists them all."""
+
+    what = "price book"
+
+
+class FxRatesError(_ListedProblems):
+    """An exchange-rate table with problems; ``.problems`` lists them all."""
+
+    what = "exchange-rate table"
+
+
+# ---------------------------------------------------------------- reading CSV
+
+def _read_bytes(source: Any) -> bytes | None:
+    if source is None:
+        return None
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source)
+    if isinstance(source, (str, os.PathLike)):
+        with open(source, "rb") as fh:
+            return fh.read()
+    if hasattr(source, "getvalue"):          # streamlit's UploadedFile, BytesIO, StringIO
+        data = source.getvalue()
+    elif hasattr(source, "read"):
+        data = source.read()
+    else:
+        raise TypeError(f"cannot read a table from {type(source).__name__}")
+    return data.encode("utf-8") if isinstance(data, str) else bytes(data)
+
+
+def _csv_records(source: Any, columns: list[str], required: Iterable[str], error) -> list[tuple[int, dict[str, str]]]:
+    """(spreadsheet row number, {column: trimmed text}) for every non-blank row; header problems raise."""
+    data = _read_bytes(source)
+    if data is None:
+        return []
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise error([f"the file is not UTF-8 text (byte {exc.start + 1}); save it as CSV UTF-8"]) from None
+    if not text.strip():
+        return []
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    # The first non-blank row is the header.
+    start = 0
+    while start < len(rows) and not any(c.strip() for c in rows[start]):
+        start += 1
+    header = [h.strip().lower() for h in rows[start]]
+    header_row = start + 1
+    problems = []
+    seen: dict[str, int] = {}
+    for pos, name in enumerate(header):
+        if name and name in seen:
+            problems.append(f"row {header_row}, column {name}: the column appears twice (columns {seen[name] + 1} and {pos + 1})")
+        seen.setdefault(name, pos)
+    for name in required:
+        if name not in seen:
+            problems.append(f"row {header_row}, column {name}: the column is missing (expected columns: {', '.join(columns)})")
+    if problems:
+        raise error(problems)
+    records = []
+    for offset, cells in enumerate(rows[start + 1:]):
+        rownum = header_row + 1 + offset
+        if not any(c.strip() for c in cells):
+            continue
+        extra = [c for c in cells[len(header):] if c.strip()]
+        record = {name: (cells[pos].strip() if pos < len(cells) else "") for name, pos in seen.items() if name in columns}
+        if extra:
+            record["__extra__"] = f"row {rownum}: {len(cells)} cells but the header has {len(header)} columns"
+        records.append((rownum, record))
+    return records
+
+
+def _frame_records(df: pd.DataFrame | None, columns: list[str], required: Iterable[str], error) -> list[tuple[int, dict[str, Any]]]:
+    """The same as :func:`_csv_records` for an already-parsed table (row numbers as in its CSV form)."""
+    if df is None:
+        return []
+    names = {str(c).strip().lower(): c for c in df.columns}
+    missing = [c for c in required if c not in names]
+    if missing:
+        raise error([f"row 1, column {c}: the column is missing (expected columns: {', '.join(columns)})" for c in missing])
+    picked = {c: df[names[c]].tolist() for c in columns if c in names}
+    records = []
+    for pos in range(len(df)):
+        record = {c: _cell(values[pos]) for c, values in picked.items()}
+        if not any(v != "" for v in record.values()):
+            continue   # a blank row, e.g. the empty last row of a data editor
+        records.append((pos + 2, record))
+    return records
+
+
+def _cell(value: Any) -> Any:
+    """A cell as trimmed text, or the number it already is; empty and missing -> ''."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return ""
+    if isinstance(value, float) and math.isnan(value):
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, np.generic):
+        return _cell(value.item())
+    return str(value).strip()
+
+
+# ------------------------------------------------------------------ checking
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    text = str(value).strip() if isinstance(value, str) else None
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _check_currency(rownum: int, column: str, raw: Any, problems: list[str]) -> str | None:
+    text = str(raw).strip() if raw != "" else ""
+    if not text:
+        problems.append(f"row {rownum}, column {column}: empty; give an ISO 4217 currency code such as USD or EUR")
+        return None
+    code = text.upper()
+    if code in CURRENCY_CODES:
+        return code
+    if code in _NOT_MONEY:
+        problems.append(f"row {rownum}, column {column}: {text!r} is {_NOT_MONEY[code]}, not a currency")
+    elif code in WITHDRAWN_CODES:
+        problems.append(f"row {rownum}, column {column}: {text!r} is no longer an ISO 4217 currency code "
+                        f"(replaced by {WITHDRAWN_CODES[code]})")
+    else:
+        problems.append(f"row {rownum}, column {column}: {text!r} is not an ISO 4217 currency code")
+    return None
+
+
+def _check_amount(rownum: int, column: str, raw: Any, problems: list[str], *, positive: bool) -> float | None:
+    if raw == "":
+        problems.append(f"row {rownum}, column {column}: empty; give a number")
+        return None
+    number = _number(raw)
+    if number is None or not math.isfinite(number):
+        hint = " (use a dot for decimals and no thousands separator)" if "," in str(raw) else ""
+        problems.append(f"row {rownum}, column {column}: {raw!r} is not a number{hint}")
+        return None
+    if number < 0:
+        problems.append(f"row {rownum}, column {column}: {raw!r} is negative")
+        return None
+    if positive and number == 0:
+        problems.append(f"row {rownum}, column {column}: {raw!r} is zero; a rate must be greater than 0")
+        return None
+    return number
+
+
+def _validate_price_records(records: list[tuple[int, dict[str, Any]]]) -> pd.DataFrame:
+    problems: list[str] = []
+    out: dict[str, list] = {c: [] for c in PRICE_BOOK_COLUMNS}
+    by_id: dict[tuple[str, str], int] = {}
+    by_name: dict[tuple[str, str], int] = {}
+    for rownum, rec in records:
+        if "__extra__" in rec:
+            problems.append(rec["__extra__"])
+        integration = str(rec.get("integration", "")).strip()
+        license_id = str(rec.get("license_id", "")).strip()
+        license_name = str(rec.get("license_name", "")).strip()
+        if not integration:
+            problems.append(f"row {rownum}, column integration: empty; name the integration, e.g. GitHub")
+        if not license_id and not license_name:
+            problems.append(f"row {rownum}, column license_id: empty, and so is license_name; give one of them")
+        price = _check_amount(rownum, "unit_price", rec.get("unit_price", ""), problems, positive=False)
+        currency = _check_currency(rownum, "currency", rec.get("currency", ""), problems)
+        period_raw = str(rec.get("billing_period", "")).strip()
+        period = period_raw.lower()
+        if period not in BILLING_PERIODS:
+            what = "empty" if not period_raw else f"{period_raw!r} is not a billing period"
+            problems.append(f"row {rownum}, column billing_period: {what}; use monthly or annual")
+            period = None
+        if integration:
+            ikey = integration_key(integration)
+            label = integration_label(integration)
+            if license_id:
+                first = by_id.setdefault((ikey, license_id), rownum)
+                if first != rownum:
+                    problems.append(f"row {rownum}, column license_id: duplicate key: {label} license id "
+                                    f"{license_id!r} is already priced on row {first}")
+            elif license_name:
+                first = by_name.setdefault((ikey, license_name.casefold()), rownum)
+                if first != rownum:
+                    problems.append(f"row {rownum}, column license_name: duplicate key: {label} license name "
+                                    f"{license_name!r} (ignoring case) is already priced on row {first}")
+        out["integration"].append(integration or None)
+        out["license_id"].append(license_id or None)
+        out["license_name"].append(license_name or None)
+        out["unit_price"].append(price)
+        out["currency"].append(currency)
+        out["billing_period"].append(period)
+    if problems:
+        raise PriceBookError(problems)
+    return pd.DataFrame({c: pd.array(out[c], dtype=PRICE_BOOK_DTYPES[c]) for c in PRICE_BOOK_COLUMNS})
+
+
+_PRICE_REQUIRED = ("integration", "unit_price", "currency", "billing_period")
+
+
+def empty_price_book() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.array([], dtype=t) for c, t in PRICE_BOOK_DTYPES.items()})
+
+
+def load_price_book(source: Any) -> pd.DataFrame:
+    """A checked price book from a path, a file-like object or bytes (None: an empty book).
+
+    Raises :class:`PriceBookError` listing every problem; returns the entries
+    with :data:`PRICE_BOOK_COLUMNS` (currency upper case, period lower case,
+    empty text as NA). A header-only file is an empty, valid book.
+    A missing ``license_id`` or ``license_name`` column is read as empty.
+    """
+    records = _csv_records(source, PRICE_BOOK_COLUMNS, _PRICE_REQUIRED, PriceBookError)
+    return _validate_price_records(records)
+
+
+def validate_price_book(df: pd.DataFrame | None) -> pd.DataFrame:
+    """The checks of :func:`load_price_book` on a table already in memory (e.g. from a data editor).
+
+    Rows are numbered as in the CSV form (first entry: row 2); blank rows are skipped.
+    """
+    if df is None or (len(df) == 0 and len(df.columns) == 0):
+        return empty_price_book()
+    records = _frame_records(df, PRICE_BOOK_COLUMNS, _PRICE_REQUIRED, PriceBookError)
+    return _validate_price_records(records)
+
+
+def _format_number(x: Any) -> str:
+    if x is None or x is pd.NA or (isinstance(x, float) and math.isnan(x)):
+        return ""
+    x = float(x)
+    return str(int(x)) if x.is_integer() else repr(x)
+
+
+def price_book_to_csv(df: pd.DataFrame | None) -> bytes:
+    """The price book as UTF-8 CSV bytes in the exchange format (what :func:`load_price_book` reads)."""
+    book = validate_price_book(df) if df is not None else empty_price_book()
+    buf = io.StringIO(newline="")
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(PRICE_BOOK_COLUMNS)
+    for row in book.itertuples(index=False):
+        rec = row._asdict()
+        writer.writerow([
+            "" if pd.isna(rec[c]) else (_format_number(rec[c]) if c == "unit_price" else str(rec[c]))
+            for c in PRICE_BOOK_COLUMNS
+        ])
+    return buf.getvalue().encode("utf-8")
+
+
+# ----------------------------------------------------------- exchange rates
+
+def _reporting_code(reporting_currency: str) -> str:
+    code = (reporting_currency or "").strip().upper()
+    if code not in CURRENCY_CODES:
+        raise FxRatesError([f"reporting currency {reporting_currency!r} is not an ISO 4217 currency code"])
+    return code
+
+
+def _validate_fx_records(records: list[tuple[int, dict[str, Any]]], reporting_currency: str) -> dict[str, float]:
+    reporting = _reporting_code(reporting_currency)
+    problems: list[str] = []
+    rates: dict[str, float] = {reporting: 1.0}
+    first_row: dict[str, int] = {}
+    for rownum, rec in records:
+        if "__extra__" in rec:
+            problems.append(rec["__extra__"])
+        code = _check_currency(rownum, "currency", rec.get("currency", ""), problems)
+        rate = _check_amount(rownum, "rate", rec.get("rate", ""), problems, positive=True)
+        if code is None:
+            continue
+        first = first_row.setdefault(code, rownum)
+        if first != rownum:
+            problems.append(f"row {rownum}, column currency: duplicate: {code} already has a rate on row {first}")
+            continue
+        if rate is None:
+            continue
+        if code == reporting:
+            if not math.isclose(rate, 1.0, rel_tol=0, abs_tol=1e-12):
+                problems.append(f"row {rownum}, column rate: {code} is the reporting currency, so its rate is 1, not {rec.get('rate')!r}")
+            continue
+        rates[code] = rate
+    if problems:
+        raise FxRatesError(problems)
+    return rates
+
+
+def load_fx_rates(source: Any, reporting_currency: str = "USD") -> dict[str, float]:
+    """{currency: rate to the reporting currency} from CSV ``currency,rate`` (None: no rates).
+
+    The reporting currency is always in the result with rate 1; a row for it
+    with any other rate is a problem. Raises :class:`FxRatesError` listing every problem.
+    """
+    records = _csv_records(source, FX_COLUMNS, FX_COLUMNS, FxRatesError)
+    return _validate_fx_records(records, reporting_currency)
+
+
+def validate_fx_rates(df: pd.DataFrame | None, reporting_currency: str = "USD") -> dict[str, float]:
+    """The checks of :func:`load_fx_rates` on a table already in memory."""
+    if df is None or (len(df) == 0 and len(df.columns) == 0):
+        return {_reporting_code(reporting_currency): 1.0}
+    records = _frame_records(df, FX_COLUMNS, FX_COLUMNS, FxRatesError)
+    return _validate_fx_records(records, reporting_currency)
+
+
+def fx_rates_to_csv(rates: dict[str, float], reporting_currency: str = "USD") -> bytes:
+    """Rates as CSV ``currency,rate`` (the reporting currency's own rate of 1 left out)."""
+    reporting = _reporting_code(reporting_currency)
+    buf = io.StringIO(newline="")
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(FX_COLUMNS)
+    for code in sorted(rates):
+        if code != reporting:
+            writer.writerow([code, repr(float(rates[code]))])
+    return buf.getvalue().encode("utf-8")
