@@ -296,7 +296,8 @@ class Emulator:
 
         integration = account["integration"]["name"]
         if path.endswith("/organizations"):
-            if not supports_organizations(integration):
+            known = supports_organizations(integration)
+            if known is False or (known is None and account_id not in self.dataset.get("organizations", {})):
                 return _error(404, "This integration does not support the organizations resource.")
             records = self.dataset.get("organizations", {}).get(account_id, [])
             return self._page(records, params, account_id)
@@ -375,7 +376,7 @@ def _error(status: int, message: str, remote: bool = False, missing: list[str] |
         body["truto_error_insight"] = {
             "missing_required_query_parameters": {"value": missing, "message": message}
         }
-    return status, body, {}
+    return status, body
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -243,13 +243,18 @@ def _fetch_listings(client: TrutoClient, settings: Settings, account_id: str, in
     out.outcome = "ok"
 
 
+def _fetch_error(exc: TrutoError) -> FetchError:
+    what = "Truto refused the API token" if exc.kind == "auth" else "Could not list the integrated accounts"
+    return FetchError(f"{what} ({exc}). {ACTIONS.get(exc.kind, ACTIONS['http'])}")
+
+
 def _resolve_accounts(client: TrutoClient, settings: Settings, pool: ThreadPoolExecutor,
                       outcomes: list[AccountOutcome]) -> list[dict]:
     if not settings.integrated_account_ids:
         try:
             return list_accounts(client, settings)
         except TrutoError as exc:
-            raise FetchError(f"Could not list the integrated accounts: {exc}. {ACTIONS.get(exc.kind, '')}".strip()) from None
+            raise _fetch_error(exc) from None
 
     def get(account_id: str) -> dict:
         return client.get(f"/integrated-account/{account_id}", account_id=account_id)
@@ -265,7 +270,7 @@ def _resolve_accounts(client: TrutoClient, settings: Settings, pool: ThreadPoolE
             accounts.append(account)
         except TrutoError as exc:
             if exc.kind == "auth":
-                raise FetchError(f"Truto refused the API token: {exc}. {ACTIONS['auth']}") from None
+                raise _fetch_error(exc) from None
             st = client.stats(aid)
             outcomes.append(AccountOutcome(
                 aid, outcome="failed", message=f"Could not read the account: {exc}",

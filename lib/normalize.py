@@ -126,12 +126,10 @@ _QUANTITY_WORDS = {
 
 def _quantities(raw: list, ids: list, fieldname: str, report) -> pa.Array:
     """Parse one quantity column into an int64 arrow array (null: not reported)."""
-    try:
-        arr = pa.array(raw, type=pa.int64())   # ints, None and whole floats; raises on text/bools/fractions
+    if set(map(type, raw)) <= {int, type(None)}:   # the clean case, converted in C
+        arr = pa.array(raw, type=pa.int64())
         if not pc.any(pc.less(arr, 0)).as_py():
             return arr
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        pass
     values = []
     for i, v in enumerate(raw):
         if type(v) is int and v >= 0:

@@ -1,0 +1,94 @@
+"""``python -m lib`` in a real subprocess against the emulator."""
+
+import csv
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.factories import account, dataset, lic
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "sk-test-DO-NOT-LEAK-4242"
+
+
+def run(args, env_extra, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRUTO_")}
+    env.update(env_extra)
+    return subprocess.run([sys.executable, "-m", "lib", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def rows(path):
+    return list(csv.DictReader(io.StringIO(Path(path).read_text(encoding="utf-8-sig"))))
+
+
+def _two_accounts(emulator, faults=None):
+    data = dataset([account("good", "adobe"), account("bad", "adobe")],
+                   {"good": [lic("x", "=cmd|' /C calc'!A0", 3, 4, True)], "bad": [lic("y", "Y", 1, 2)]})
+    return emulator(data, token=SECRET, faults=faults or {})
+
+
+def test_export_all_ok_exits_0_and_writes_the_table(emulator, tmp_path):
+    emu = _two_accounts(emulator)
+    out = tmp_path / "licenses.csv"
+    proc = run(["export", "--out", str(out)], {"TRUTO_API_TOKEN": SECRET, "TRUTO_BASE_URL": emu.base_url}, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    table = rows(out)
+    assert {r["account_id"] for r in table} == {"good", "bad"}
+    good = next(r for r in table if r["account_id"] == "good")
+    assert good["license_name"].startswith("'=")  # a formula from a vendor is shown as text
+    assert good["assigned_seats"] == "3" and good["utilization_pct"] == "75.0"
+    assert "fetched 2/2 accounts" in proc.stderr
+    for text in (proc.stdout, proc.stderr, out.read_text()):
+        assert SECRET not in text
+
+
+def test_export_partial_failure_exits_2_keeps_the_rest(emulator, tmp_path):
+    emu = _two_accounts(emulator, faults={"bad": {"needs_reauth": True}})
+    out = tmp_path / "licenses.csv"
+    proc = run(["export", "--out", str(out)], {"TRUTO_API_TOKEN": SECRET, "TRUTO_BASE_URL": emu.base_url}, tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert [r["account_id"] for r in rows(out)] == ["good"]
+    failed = [line for line in proc.stderr.splitlines() if line.startswith("FAILED")]
+    assert len(failed) == 1 and "bad" in failed[0] and "Reconnect this account in Truto" in failed[0]
+    assert SECRET not in proc.stdout + proc.stderr
+
+
+def test_export_nothing_fetched_exits_1(emulator, tmp_path):
+    emu = _two_accounts(emulator, faults={"good": {"blocked_503": True}, "bad": {"blocked_503": True}})
+    proc = run(["export", "--out", str(tmp_path / "x.csv")],
+               {"TRUTO_API_TOKEN": SECRET, "TRUTO_BASE_URL": emu.base_url}, tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.count("FAILED") == 2
+
+
+def test_export_bad_token_exits_1_without_echoing_it(emulator, tmp_path):
+    emu = _two_accounts(emulator)
+    wrong = "sk-wrong-token-777"
+    proc = run(["export", "--out", str(tmp_path / "x.csv")], {"TRUTO_API_TOKEN": wrong, "TRUTO_BASE_URL": emu.base_url},
+               tmp_path)
+    assert proc.returncode == 1
+    assert "refused the API token" in proc.stderr
+    assert wrong not in proc.stdout + proc.stderr and SECRET not in proc.stdout + proc.stderr
+
+
+def test_export_bad_configuration_exits_1_naming_the_setting(tmp_path):
+    proc = run(["export", "--out", str(tmp_path / "x.csv")], {"TRUTO_INTEGRATED_ACCOUNT_IDS": "a,,b"}, tmp_path)
+    assert proc.returncode == 1
+    assert "TRUTO_INTEGRATED_ACCOUNT_IDS: entry 2 is empty" in proc.stderr
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_export_on_demo_data_without_token(tmp_path):
+    out = tmp_path / "demo.csv"
+    proc = run(["export", "--out", str(out)], {}, tmp_path)
+    assert "demo data" in proc.stderr
+    assert proc.returncode == 2  # the demo's Zoom EU account needs reauthorisation
+    table = rows(out)
+    assert len({r["account_id"] for r in table}) == 10
+    github = [r for r in table if r["integration_label"] == "GitHub"]
+    assert {r["organization_name"] for r in github} == {"acme-platform", "acme-labs"}
+    atlassian = [r for r in table if r["integration_label"] == "Atlassian"]
+    assert atlassian and all(r["assigned_seats"] == "" and r["total_seats"] == "" for r in atlassian)
