@@ -89,7 +89,7 @@ class Settings:
     token_rate_limit: int = 500             # requests per window for the token
     account_rate_limit: int = 50            # requests per window per integrated account
     rate_window: float = 10.0               # seconds
-    max_workers: int = 24                   # accounts fetched at once
+    max_workers: int = 48                   # accounts fetched at once
     # Integrations whose available_quantity means seats *remaining*, not bought.
     remaining_seats_integrations: tuple[str, ...] = ()
     demo: bool = False                      # True: no token configured, served by the emulator

@@ -166,9 +166,7 @@ class Emulator:
 
     def start(self) -> "Emulator":
         handler = type("Handler", (_Handler,), {"emulator": self})
-        server = ThreadingHTTPServer((self._host, self._port), handler)
-        server.daemon_threads = True
-        server.request_queue_size = 256
+        server = _Server((self._host, self._port), handler)
         self.server = server
         self.thread = threading.Thread(target=server.serve_forever, name="truto-emulator", daemon=True)
         self.thread.start()
@@ -377,6 +375,11 @@ def _error(status: int, message: str, remote: bool = False, missing: list[str] |
             "missing_required_query_parameters": {"value": missing, "message": message}
         }
     return status, body
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 512   # listen() backlog: many clients connect at once in the benchmarks
 
 
 class _Handler(BaseHTTPRequestHandler):
