@@ -1,0 +1,126 @@
+"""Plotly figures for the pages, built from the tables in lib/metrics and lib/dashboard.
+
+Backgrounds are transparent and colours come from one palette with enough
+contrast on both Streamlit's light and dark themes; axes and hovers carry
+the currency or the percent sign.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+USED = "#2E7D9A"      # assigned / used
+IDLE = "#E8833A"      # unassigned / idle
+OVER = "#C23B3B"      # over-allocated
+UNKNOWN = "#8C8C8C"   # not reported
+FLAG_COLOURS = {"over_allocated": OVER, "under_used": IDLE, "at_capacity": "#7B5EA7", "ok": USED,
+                "not_reported": UNKNOWN}
+
+
+def _layout(fig: go.Figure, height: int, **kw) -> go.Figure:
+    fig.update_layout(
+        height=height, margin=dict(l=10, r=10, t=30, b=10), paper_bgcolor="rgba(0,0,0,0)",
+        plot_bgcolor="rgba(0,0,0,0)", legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+        hoverlabel=dict(namelength=-1), **kw,
+    )
+    fig.update_xaxes(gridcolor="rgba(128,128,128,0.25)", zerolinecolor="rgba(128,128,128,0.4)")
+    fig.update_yaxes(gridcolor="rgba(128,128,128,0.25)", automargin=True)
+    return fig
+
+
+def _money_axis(currency: str) -> dict:
+    return dict(title=f"Annual amount ({currency})", tickformat=",.0f", ticksuffix=f" {currency}")
+
+
+def top_idle_spend(top: pd.DataFrame, currency: str) -> go.Figure:
+    """Horizontal bars: the licenses with the most idle annual spend."""
+    rows = top.iloc[::-1]
+    labels = [f"{n} ({i})" for n, i in zip(rows["license_name"].fillna("(no name)"), rows["integration_label"])]
+    fig = go.Figure(go.Bar(
+        x=rows["idle_annual_spend"].astype(float), y=labels, orientation="h", marker_color=IDLE,
+        customdata=rows[["unassigned_seats"]].astype("Float64").to_numpy(dtype=float, na_value=float("nan")),
+        hovertemplate="%{y}<br>Idle spend: %{x:,.2f} " + currency + "<br>Unassigned seats: %{customdata[0]:,}"
+                      "<extra></extra>",
+    ))
+    return _layout(fig, max(260, 32 * len(rows) + 80), xaxis=_money_axis(currency))
+
+
+def utilization_by_integration(util: pd.DataFrame) -> go.Figure:
+    """Bars of seat-weighted utilization per integration, with the assigned and bought seats in the hover."""
+    rows = util[util["utilization_pct"].notna()].iloc[::-1]
+    colours = [OVER if u > 100 else USED for u in rows["utilization_pct"].astype(float)]
+    fig = go.Figure(go.Bar(
+        x=rows["utilization_pct"].astype(float), y=rows["integration_label"], orientation="h", marker_color=colours,
+        customdata=rows[["assigned_seats", "total_seats"]].astype("Float64").to_numpy(dtype=float, na_value=float("nan")),
+        hovertemplate="%{y}<br>Utilization: %{x:.1f}%<br>Seats assigned: %{customdata[0]:,}"
+                      "<br>Seats bought: %{customdata[1]:,}<extra></extra>",
+    ))
+    fig.add_vline(x=100, line_dash="dot", line_color=UNKNOWN)
+    return _layout(fig, max(240, 32 * len(rows) + 80),
+                   xaxis=dict(title="Seats assigned ÷ seats bought (%)", ticksuffix="%", rangemode="tozero"))
+
+
+def spend_by_integration(spend: pd.DataFrame, currency: str) -> go.Figure:
+    """Stacked bars per integration: spend on assigned seats, unassigned seats, and not splittable."""
+    names = {"used": "Assigned seats", "idle": "Unassigned seats (idle)", "not_reported": "Assigned seats not reported"}
+    colours = {"used": USED, "idle": IDLE, "not_reported": UNKNOWN}
+    fig = go.Figure()
+    for part in ("used", "idle", "not_reported"):
+        rows = spend[spend["part"] == part]
+        if rows.empty:
+            continue
+        fig.add_bar(x=rows["amount"].astype(float), y=rows["integration_label"], orientation="h", name=names[part],
+                    marker_color=colours[part],
+                    hovertemplate="%{y}<br>" + names[part] + ": %{x:,.2f} " + currency + "<extra></extra>")
+    n = spend["integration_label"].nunique()
+    return _layout(fig, max(260, 34 * n + 100), barmode="stack", xaxis=_money_axis(currency))
+
+
+def assigned_vs_unassigned(groups: pd.DataFrame, label_col: str, title_col: str = "") -> go.Figure:
+    """Stacked bars of assigned and unassigned seats (over-allocation in red) per group."""
+    rows = groups[groups["total_seats"].notna() | groups["assigned_seats"].notna()].iloc[::-1]
+    labels = rows[label_col].astype("string").fillna("(none)")
+    assigned_within = (rows["assigned_seats"] - rows["over_allocated_seats"].fillna(0)).astype("Float64")
+    fig = go.Figure()
+    fig.add_bar(x=assigned_within.astype(float), y=labels, orientation="h", name="Assigned", marker_color=USED,
+                hovertemplate="%{y}<br>Assigned (within seats bought): %{x:,}<extra></extra>")
+    fig.add_bar(x=rows["unassigned_seats"].astype("Float64").astype(float), y=labels, orientation="h",
+                name="Bought, not assigned", marker_color=IDLE,
+                hovertemplate="%{y}<br>Bought, not assigned: %{x:,}<extra></extra>")
+    if rows["over_allocated_seats"].fillna(0).gt(0).any():
+        fig.add_bar(x=rows["over_allocated_seats"].astype("Float64").astype(float), y=labels, orientation="h",
+                    name="Assigned beyond seats bought", marker_color=OVER,
+                    hovertemplate="%{y}<br>Assigned beyond seats bought: %{x:,}<extra></extra>")
+    return _layout(fig, max(260, 30 * len(rows) + 100), barmode="stack",
+                   xaxis=dict(title="Seats", tickformat=",d"))
+
+
+def savings_by_license(rows: pd.DataFrame, currency: str) -> go.Figure:
+    rows = rows.iloc[::-1]
+    labels = [f"{n} ({i})" for n, i in zip(rows["license_name"].fillna("(no name)"), rows["integration_label"])]
+    fig = go.Figure(go.Bar(
+        x=rows["potential_annual_savings_reporting"].astype(float), y=labels, orientation="h", marker_color=USED,
+        customdata=rows[["total_seats", "recommended_seats"]].astype("Float64").to_numpy(dtype=float, na_value=float("nan")),
+        hovertemplate="%{y}<br>Potential savings: %{x:,.2f} " + currency +
+                      "<br>Seats bought: %{customdata[0]:,}<br>Recommended: %{customdata[1]:,}<extra></extra>",
+    ))
+    return _layout(fig, max(260, 30 * len(rows) + 80), xaxis=_money_axis(currency))
+
+
+def trend_lines(history: pd.DataFrame, x: str, y: str, colour: str, y_title: str, percent: bool = False,
+                currency: str | None = None) -> go.Figure:
+    """One line per group over time."""
+    fig = go.Figure()
+    for name, rows in history.groupby(colour, observed=True, sort=True):
+        rows = rows.sort_values(x)
+        fig.add_scatter(x=rows[x], y=rows[y].astype("Float64").astype(float), mode="lines+markers", name=str(name),
+                        connectgaps=False,
+                        hovertemplate=f"{name}<br>%{{x|%Y-%m-%d}}: %{{y:,.1f}}" + ("%" if percent else "") +
+                                      (f" {currency}" if currency else "") + "<extra></extra>")
+    axis = dict(title=y_title)
+    if percent:
+        axis.update(ticksuffix="%")
+    if currency:
+        axis.update(tickformat=",.0f", ticksuffix=f" {currency}")
+    return _layout(fig, 360, yaxis=axis, xaxis=dict(title="Snapshot date"))

@@ -1,0 +1,419 @@
+"""What the pages show, computed without Streamlit.
+
+Pages only draw what these functions return, so every figure on screen can
+be pinned by a unit test: filters, data freshness, KPI tiles, the attention
+list, the per-page tables and their CSV exports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from .integrations import SEAT_FIELDS, unreported_license_fields
+from .metrics import LABELS, MetricOptions, Summary, paid_mask
+
+NOT_REPORTED = "not reported"
+
+# Page paths (st.Page url_path); the attention list links to them.
+PAGES = {
+    "overview": "overview",
+    "utilization": "utilization",
+    "spend": "spend",
+    "accounts": "accounts",
+    "price_book": "price-book",
+    "trends": "trends",
+}
+
+OUTCOME_LABELS = {
+    "ok": "OK",
+    "failed": "Failed",
+    "needs_reauth": "Needs reauthorisation",
+    "inactive": "Not active",
+    "not_supported": "Licenses not supported",
+}
+
+
+# ------------------------------------------------------------------ formatting
+
+def fmt_seats(value) -> str:
+    return NOT_REPORTED if value is None or pd.isna(value) else f"{int(value):,}"
+
+
+def fmt_pct(value) -> str:
+    return NOT_REPORTED if value is None or pd.isna(value) else f"{float(value):.1f}%"
+
+
+def fmt_money(value, currency: str, empty: str = NOT_REPORTED) -> str:
+    if value is None or pd.isna(value):
+        return empty
+    return f"{currency} {float(value):,.0f}" if abs(float(value)) >= 1000 else f"{currency} {float(value):,.2f}"
+
+
+def humanize_age(seconds: float) -> str:
+    if seconds < 0:
+        seconds = 0
+    if seconds < 60:
+        return "just now"
+    minutes = seconds / 60
+    if minutes < 60:
+        n = int(minutes)
+        return f"{n} minute{'s' if n != 1 else ''} ago"
+    hours = minutes / 60
+    if hours < 48:
+        n = int(hours)
+        return f"{n} hour{'s' if n != 1 else ''} ago"
+    n = int(hours / 24)
+    return f"{n} days ago"
+
+
+# ------------------------------------------------------------------ filters
+
+@dataclass(frozen=True)
+class Filters:
+    tenants: tuple[str, ...] = ()
+    integrations: tuple[str, ...] = ()          # display labels
+    accounts: tuple[str, ...] = ()              # account ids
+    paid_only: bool = False
+    active_only: bool = False
+    search: str = ""
+
+    @property
+    def active(self) -> bool:
+        return bool(self.tenants or self.integrations or self.accounts or self.paid_only or self.active_only
+                    or self.search.strip())
+
+    def describe(self) -> str:
+        parts = []
+        if self.tenants:
+            parts.append("tenant " + ", ".join(self.tenants))
+        if self.integrations:
+            parts.append("integration " + ", ".join(self.integrations))
+        if self.accounts:
+            parts.append(f"{len(self.accounts)} account(s)")
+        if self.paid_only:
+            parts.append("paid licenses only")
+        if self.active_only:
+            parts.append("active licenses only")
+        if self.search.strip():
+            parts.append(f"name contains “{self.search.strip()}”")
+        return "; ".join(parts) if parts else "no filters"
+
+
+def filter_choices(accounts: pd.DataFrame) -> dict[str, list[str]]:
+    """Options for the sidebar filters, from the accounts table (so failed accounts can be picked too)."""
+    return {
+        "tenants": sorted({t for t in accounts["tenant_id"].dropna()}),
+        "integrations": sorted({t for t in accounts["integration_label"].dropna()}),
+        "accounts": list(accounts["account_id"]),
+    }
+
+
+def account_names(accounts: pd.DataFrame) -> dict[str, str]:
+    """Account id -> "GitHub · acme-corp · 1a2b3c4d" for pickers and tables."""
+    out = {}
+    for row in accounts.itertuples(index=False):
+        tenant = row.tenant_id if isinstance(row.tenant_id, str) else "no tenant"
+        out[row.account_id] = f"{row.integration_label} · {tenant} · {str(row.account_id)[:8]}"
+    return out
+
+
+def _scope_mask(df: pd.DataFrame, filters: Filters) -> np.ndarray:
+    mask = np.ones(len(df), dtype=bool)
+    if filters.tenants:
+        mask &= df["tenant_id"].isin(filters.tenants).fillna(False).to_numpy(dtype=bool)
+    if filters.integrations:
+        mask &= df["integration_label"].isin(filters.integrations).fillna(False).to_numpy(dtype=bool)
+    if filters.accounts:
+        mask &= df["account_id"].isin(filters.accounts).fillna(False).to_numpy(dtype=bool)
+    return mask
+
+
+def apply_filters(df: pd.DataFrame, filters: Filters) -> pd.DataFrame:
+    """License rows (with metrics) that the filters keep.
+
+    Paid only: the vendor says paid, or it does not say and the license has a
+    price above 0. Active only: hides licenses the vendor marks inactive (a
+    license whose status is not reported stays). Search: case-insensitive, in
+    the license, integration and organization names and the license id.
+    """
+    if not filters.active or df.empty:
+        return df
+    mask = _scope_mask(df, filters)
+    if filters.paid_only:
+        mask &= paid_mask(df)
+    if filters.active_only:
+        mask &= ~(df["status"].str.lower() == "inactive").fillna(False).to_numpy(dtype=bool)
+    text = filters.search.strip().lower()
+    if text:
+        hit = np.zeros(len(df), dtype=bool)
+        for col in ("license_name", "integration_label", "organization_name", "license_id"):
+            hit |= df[col].str.lower().str.contains(text, regex=False).fillna(False).to_numpy(dtype=bool)
+        mask &= hit
+    return df.loc[mask]
+
+
+def filter_accounts(accounts: pd.DataFrame, filters: Filters) -> pd.DataFrame:
+    return accounts.loc[_scope_mask(accounts, filters)]
+
+
+# ------------------------------------------------------------------ freshness
+
+@dataclass
+class Freshness:
+    headline: str                       # "fetched 12 minutes ago"
+    per_account: list[tuple[str, str]]  # (account name, "fetched 2 hours ago") when they differ
+    stale: list[str] = field(default_factory=list)
+
+
+def freshness(accounts: pd.DataFrame, now: datetime | None = None, names: dict[str, str] | None = None) -> Freshness:
+    now = now or datetime.now(timezone.utc)
+    times = accounts.dropna(subset=["fetched_at"])
+    if times.empty:
+        return Freshness("not fetched yet", [])
+    names = names or account_names(accounts)
+    ages = {row.account_id: (now - row.fetched_at.to_pydatetime()).total_seconds()
+            for row in times.itertuples(index=False)}
+    newest, oldest = min(ages.values()), max(ages.values())
+    if humanize_age(newest) == humanize_age(oldest):
+        headline, per = f"fetched {humanize_age(newest)}", []
+    else:
+        headline = f"fetched {humanize_age(oldest)} to {humanize_age(newest)}"
+        per = [(names.get(a, a), f"fetched {humanize_age(age)}")
+               for a, age in sorted(ages.items(), key=lambda kv: -kv[1])]
+    stale = []
+    if "stale" in accounts.columns:
+        stale = [names.get(a, a) for a, s in zip(accounts["account_id"], accounts["stale"]) if s is True]
+    return Freshness(headline, per, stale)
+
+
+# ------------------------------------------------------------------ KPI tiles
+
+@dataclass
+class Tile:
+    label: str
+    value: str
+    help: str
+
+
+def kpi_tiles(summary: Summary) -> list[Tile]:
+    cur = summary.reporting_currency
+    left_out = ""
+    if summary.excluded_by_currency:
+        left_out = " Not included (no exchange rate): " + ", ".join(
+            f"{c} {v:,.2f}" for c, v in summary.excluded_by_currency.items()) + "."
+    return [
+        Tile("Seats bought", fmt_seats(summary.total_seats),
+             "Seats the vendors report as bought (Truto's available_quantity), over licenses that report it."),
+        Tile("Seats assigned", fmt_seats(summary.assigned_seats),
+             "Seats given to users, as the vendors report them. Allocation, not activity."),
+        Tile("Seat utilization", fmt_pct(summary.utilization_pct),
+             f"Seats assigned ÷ seats bought, weighted by seats, over licenses reporting both "
+             f"({summary.rows_without_seat_counts} license rows without both counts left out)."),
+        Tile(f"Annual spend ({cur})", fmt_money(summary.annual_spend, cur),
+             "Price per seat per year × seats bought, converted to the reporting currency." + left_out),
+        Tile(f"Idle spend ({cur})", fmt_money(summary.idle_annual_spend, cur),
+             "The annual cost of seats bought but not assigned." + left_out),
+        Tile(f"Potential savings ({cur})", fmt_money(summary.potential_annual_savings, cur),
+             "What dropping to the recommended seat count (assigned + buffer) would save per year."),
+        Tile("Over-allocated licenses", f"{summary.over_allocated_licenses:,}",
+             "Licenses with more seats assigned than bought: a true-up risk at renewal."),
+    ]
+
+
+# ------------------------------------------------------------------ attention list
+
+@dataclass
+class Attention:
+    kind: str
+    text: str
+    page: str          # key of PAGES
+    count: int
+
+
+def attention(df: pd.DataFrame, accounts: pd.DataFrame, problems: pd.DataFrame, summary: Summary,
+              options: MetricOptions, names: dict[str, str] | None = None, limit: int = 3) -> list[Attention]:
+    """What needs a person's attention, most urgent first, each pointing at the page that shows it."""
+    names = names or account_names(accounts)
+    items: list[Attention] = []
+
+    def sample(rows: pd.DataFrame) -> str:
+        labels = [f"{r.license_name or r.license_id} ({r.integration_label})" for r in rows.head(limit).itertuples()]
+        more = len(rows) - limit
+        return ", ".join(labels) + (f" and {more} more" if more > 0 else "")
+
+    failed = accounts[accounts["outcome"].isin(["failed", "needs_reauth", "inactive"])]
+    if len(failed):
+        who = ", ".join(f"{names.get(a, a)}: {OUTCOME_LABELS.get(o, o).lower()}"
+                        for a, o in zip(failed["account_id"].head(limit), failed["outcome"].head(limit)))
+        items.append(Attention("failed_accounts", f"{len(failed)} account(s) could not be fetched — {who}.",
+                               "accounts", len(failed)))
+    over = df[df["flag"] == "over_allocated"].sort_values("over_allocated_seats", ascending=False)
+    if len(over):
+        items.append(Attention("over_allocated", f"{len(over)} license(s) have more seats assigned than bought — "
+                               f"{sample(over)}. Buy seats or reclaim them before the vendor's true-up.",
+                               "utilization", len(over)))
+    under = df[(df["flag"] == "under_used")].sort_values("idle_annual_cost_reporting", ascending=False,
+                                                         na_position="last")
+    if len(under):
+        items.append(Attention("under_used", f"{len(under)} license(s) have fewer than "
+                               f"{options.under_used_pct:g}% of their seats assigned — {sample(under)}.",
+                               "utilization", len(under)))
+    unpriced = df[(df["price_source"] == "unpriced") & paid_mask_or_unknown(df)]
+    if len(unpriced):
+        items.append(Attention("unpriced", f"{len(unpriced)} paid license(s) have no price, so their spend is "
+                               f"unknown — {sample(unpriced)}. Add them to the price book.", "price_book",
+                               len(unpriced)))
+    if summary.excluded_by_currency:
+        cur = ", ".join(summary.excluded_by_currency)
+        items.append(Attention("no_rate", f"Spend in {cur} is left out of the {summary.reporting_currency} totals: "
+                               f"add an exchange rate for it.", "price_book", len(summary.excluded_by_currency)))
+    if len(problems):
+        items.append(Attention("data_problems", f"{len(problems)} license record(s) arrived malformed and are "
+                               "shown as not reported where they were unreadable.", "accounts", len(problems)))
+    return items
+
+
+def paid_mask_or_unknown(df: pd.DataFrame) -> np.ndarray:
+    """Rows that are paid, or whose paid status is not reported (a price is still needed to know)."""
+    return (df["is_paid"].fillna(True)).to_numpy(dtype=bool)
+
+
+# ------------------------------------------------------------------ page tables
+
+UTILIZATION_COLUMNS = [
+    "integration_label", "tenant_id", "account_id", "organization_name", "product", "license_name",
+    "assigned_seats", "total_seats", "unassigned_seats", "over_allocated_seats", "utilization_pct",
+    "recommended_seats", "flag",
+]
+
+SPEND_COLUMNS = [
+    "integration_label", "tenant_id", "account_id", "organization_name", "license_name", "price_source",
+    "unit_price", "currency", "billing_period", "total_seats", "assigned_seats", "unassigned_seats",
+    "annual_cost", "idle_annual_cost", "annual_cost_reporting", "idle_annual_cost_reporting",
+    "recommended_seats", "potential_annual_savings_reporting", "true_up_exposure_reporting", "reporting_currency",
+]
+
+ACCOUNT_VIEW_COLUMNS = [
+    "integration_label", "tenant_id", "account_id", "outcome", "account_status", "fetched_at", "license_rows",
+    "organizations", "problems", "requests", "retries", "rate_limited", "elapsed_seconds", "message", "action",
+    "fields_not_reported",
+]
+
+
+def utilization_table(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per license, worst first: over-allocated, then lowest utilization; not reported last."""
+    order = {"over_allocated": 0, "under_used": 1, "at_capacity": 2, "ok": 3, "not_reported": 4}
+    out = df[UTILIZATION_COLUMNS].copy()
+    out["_o"] = out["flag"].map(order).astype("Int64")
+    out = out.sort_values(["_o", "utilization_pct", "integration_label", "license_name"],
+                          na_position="last", kind="stable")
+    return out.drop(columns="_o").reset_index(drop=True)
+
+
+DRILL_LEVELS = (
+    ("integration_label", "Integration"),
+    ("account_id", "Account"),
+    ("organization_name", "Organization"),
+    ("license_name", "License"),
+)
+
+
+def fields_not_reported(integration: str | None) -> str:
+    fields = unreported_license_fields(integration)
+    if fields is None:
+        return "unknown integration: fields not listed by Truto"
+    if not fields:
+        return "none"
+    return ", ".join(SEAT_FIELDS[f] for f in fields)
+
+
+def accounts_view(accounts: pd.DataFrame) -> pd.DataFrame:
+    out = accounts.copy()
+    out["fields_not_reported"] = pd.array([fields_not_reported(i) for i in out["integration"]], dtype="string")
+    for col in ACCOUNT_VIEW_COLUMNS:
+        if col not in out.columns:
+            out[col] = pd.NA
+    extra = [c for c in ("stale", "data_as_of") if c in out.columns]
+    return out[ACCOUNT_VIEW_COLUMNS + extra]
+
+
+def unpriced_paid(df: pd.DataFrame) -> pd.DataFrame:
+    """Paid (or paid-status-unknown) licenses without a price, one per integration + license name."""
+    rows = df[(df["price_source"] == "unpriced") & paid_mask_or_unknown(df)]
+    grouped = (rows.groupby(["integration", "integration_label", "license_name"], dropna=False, observed=True)
+               .agg(license_id=("license_id", "first"), total_seats=("total_seats", "sum"),
+                    accounts=("account_id", "nunique"))
+               .reset_index())
+    return grouped.sort_values(["integration_label", "license_name"], na_position="last").reset_index(drop=True)
+
+
+def price_book_rows_for(unpriced: pd.DataFrame, currency: str, period: str = "annual") -> pd.DataFrame:
+    """Price-book rows to fill in for unpriced licenses (price left empty for the user)."""
+    return pd.DataFrame({
+        "integration": unpriced["integration_label"].astype("string"),
+        "license_id": pd.array([pd.NA] * len(unpriced), dtype="string"),
+        "license_name": unpriced["license_name"].astype("string"),
+        "unit_price": pd.array([pd.NA] * len(unpriced), dtype="Float64"),
+        "currency": pd.array([currency] * len(unpriced), dtype="string"),
+        "billing_period": pd.array([period] * len(unpriced), dtype="string"),
+    })
+
+
+def not_converted(df: pd.DataFrame) -> pd.DataFrame:
+    """Spend per currency that has no exchange rate (kept in its own currency)."""
+    rows = df[df["annual_cost"].notna() & df["annual_cost_reporting"].isna()]
+    if rows.empty:
+        return pd.DataFrame({"currency": pd.Series(dtype="string"), "licenses": pd.Series(dtype="Int64"),
+                             "annual_cost": pd.Series(dtype="Float64"), "idle_annual_cost": pd.Series(dtype="Float64")})
+    return (rows.groupby("currency", observed=True)
+            .agg(licenses=("license_name", "size"), annual_cost=("annual_cost", "sum"),
+                 idle_annual_cost=("idle_annual_cost", "sum"))
+            .reset_index())
+
+
+def savings_by_license(df: pd.DataFrame, n: int = 15) -> pd.DataFrame:
+    rows = df[df["potential_annual_savings_reporting"].fillna(0) > 0]
+    cols = ["integration_label", "license_name", "account_id", "organization_name", "total_seats", "assigned_seats",
+            "recommended_seats", "potential_annual_savings_reporting", "reporting_currency"]
+    return rows.sort_values("potential_annual_savings_reporting", ascending=False)[cols].head(n).reset_index(drop=True)
+
+
+def headers(columns: Iterable[str]) -> dict[str, str]:
+    """Column -> header for display; CSV exports keep the export's own column names."""
+    extra = {"fields_not_reported": "License fields this integration does not report", "outcome": "Fetch result",
+             "account_status": "Truto account status", "message": "What happened", "action": "What to do",
+             "license_rows": "License rows", "organizations": "Organizations", "problems": "Malformed records",
+             "requests": "Requests", "retries": "Retries", "rate_limited": "429s received",
+             "elapsed_seconds": "Fetch time (s)", "stale": "Showing older data", "data_as_of": "Data as of",
+             "accounts": "Accounts"}
+    return {c: extra.get(c, LABELS.get(c, c)) for c in columns}
+
+
+_MD_SPECIAL = set("\\`*_{}[]()#+-.!|<>~$:")
+
+
+def md_escape(text: str) -> str:
+    """Vendor text made inert for st.markdown: no links, images, emphasis or HTML from it."""
+    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in str(text))
+
+
+# How a flag reads in a table; over-allocation leads with a mark so it stands out in a scan.
+FLAG_DISPLAY = {
+    "over_allocated": "⚠ Over-allocated",
+    "under_used": "▽ Under-used",
+    "at_capacity": "▲ At capacity",
+    "not_reported": "? Not reported",
+    "ok": "OK",
+}
+
+
+def fx_table(rates: dict[str, float], reporting_currency: str) -> pd.DataFrame:
+    """Exchange rates as an editable table, without the reporting currency's own rate of 1."""
+    items = sorted((c, r) for c, r in rates.items() if c != reporting_currency)
+    return pd.DataFrame({"currency": pd.array([c for c, _ in items], dtype="string"),
+                         "rate": pd.array([r for _, r in items], dtype="Float64")})

@@ -1,0 +1,149 @@
+"""The view layer: filters, freshness, tiles, attention and page tables, on hand-made rows."""
+
+from datetime import datetime, timedelta, timezone
+
+import pandas as pd
+import pytest
+
+from lib import dashboard as D
+from lib.metrics import MetricOptions, add_metrics, summarize
+from lib.normalize import Listing, build_license_table
+from lib.schema import LICENSE_COLUMNS
+from lib.trends import trend_frame
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+
+
+def _table():
+    listings = [
+        Listing("gh", "github", "t1", [
+            {"id": "ent", "name": "Enterprise", "assigned_quantity": 12, "available_quantity": 10, "is_paid": True},
+            {"id": "free", "name": "Free", "assigned_quantity": 3, "available_quantity": 3, "is_paid": False},
+        ], NOW - timedelta(minutes=12), "o1", "platform"),
+        Listing("m365", "microsoft365", "t2", [
+            {"id": "e3", "name": "E3", "assigned_quantity": 20, "available_quantity": 100, "status": "active"},
+            {"id": "old", "name": "=HYPERLINK(\"x\")", "assigned_quantity": 1, "available_quantity": 2,
+             "status": "inactive"},
+        ], NOW - timedelta(hours=3), product="azure_active_directory"),
+    ]
+    df, _ = build_license_table(listings)
+    book = pd.DataFrame({"integration": ["GitHub", "Microsoft 365"], "license_id": ["ent", pd.NA],
+                         "license_name": [pd.NA, "E3"], "unit_price": [10.0, 100.0], "currency": ["USD", "EUR"],
+                         "billing_period": ["monthly", "annual"]})
+    return add_metrics(df, book, MetricOptions(fx_rates={"EUR": 1.5}))
+
+
+def _accounts():
+    return pd.DataFrame({
+        "account_id": ["gh", "m365", "zoom"], "integration": ["github", "microsoft365", "zoom"],
+        "integration_label": ["GitHub", "Microsoft 365", "Zoom"], "tenant_id": ["t1", "t2", "t2"],
+        "outcome": ["ok", "ok", "needs_reauth"], "message": ["", "", "token revoked"],
+        "action": ["", "", "Reconnect this account in Truto."],
+        "fetched_at": pd.to_datetime([NOW - timedelta(minutes=12), NOW - timedelta(hours=3), NOW], utc=True),
+    })
+
+
+def test_filters_each_narrow_the_rows():
+    df = _table()
+    assert len(D.apply_filters(df, D.Filters())) == 4
+    assert set(D.apply_filters(df, D.Filters(tenants=("t1",)))["license_id"]) == {"ent", "free"}
+    assert set(D.apply_filters(df, D.Filters(integrations=("Microsoft 365",)))["license_id"]) == {"e3", "old"}
+    assert set(D.apply_filters(df, D.Filters(accounts=("gh",)))["account_id"]) == {"gh"}
+    # paid: GitHub Enterprise (vendor says paid) and E3 (vendor silent, priced); not Free, not the unpriced one
+    assert set(D.apply_filters(df, D.Filters(paid_only=True))["license_id"]) == {"ent", "e3"}
+    assert set(D.apply_filters(df, D.Filters(active_only=True))["license_id"]) == {"ent", "free", "e3"}
+    assert set(D.apply_filters(df, D.Filters(search="ENTER"))["license_id"]) == {"ent"}
+    assert set(D.apply_filters(df, D.Filters(search="platform"))["license_id"]) == {"ent", "free"}
+    assert D.apply_filters(df, D.Filters(search="nothing like this")).empty
+    assert D.Filters(search=" e3 ").describe() == "name contains “e3”"
+
+
+def test_freshness_headline_and_per_account():
+    acc = _accounts()
+    fresh = D.freshness(acc, now=NOW)
+    assert fresh.headline == "fetched 3 hours ago to just now"
+    assert [t for _, t in fresh.per_account] == ["fetched 3 hours ago", "fetched 12 minutes ago", "fetched just now"]
+    same = D.freshness(acc.iloc[:1], now=NOW)
+    assert same.headline == "fetched 12 minutes ago" and same.per_account == []
+
+
+@pytest.mark.parametrize("seconds, text", [(5, "just now"), (60, "1 minute ago"), (3599, "59 minutes ago"),
+                                           (7200, "2 hours ago"), (3 * 86400, "3 days ago")])
+def test_humanize_age(seconds, text):
+    assert D.humanize_age(seconds) == text
+
+
+def test_kpi_tiles_show_summary_figures_and_not_reported():
+    df = _table()
+    s = summarize(df)
+    tiles = {t.label: t.value for t in D.kpi_tiles(s)}
+    assert tiles["Seats bought"] == f"{s.total_seats:,}" == "115"
+    assert tiles["Seats assigned"] == "36"
+    assert tiles["Seat utilization"] == "31.3%"         # 36 / 115
+    # GitHub Enterprise: 10/month x 12 x 10 seats = 1,200 USD; E3: 100 EUR x 100 x 1.5 = 15,000 USD
+    assert tiles["Annual spend (USD)"] == "USD 16,200"
+    assert tiles["Over-allocated licenses"] == "1"
+    empty = summarize(df.iloc[0:0])
+    assert {t.label: t.value for t in D.kpi_tiles(empty)}["Seats bought"] == "not reported"
+
+
+def test_attention_lists_failures_over_allocation_and_unpriced():
+    df = _table()
+    items = D.attention(df, _accounts(), pd.DataFrame({"account_id": []}), summarize(df), MetricOptions())
+    kinds = [i.kind for i in items]
+    assert kinds[0] == "failed_accounts" and "needs reauthorisation" in items[0].text
+    assert "over_allocated" in kinds and "Enterprise (GitHub)" in items[kinds.index("over_allocated")].text
+    unpriced = items[kinds.index("unpriced")]
+    assert unpriced.count == 1 and unpriced.page == "price_book"  # the inactive M365 license: paid status unknown
+    assert items[kinds.index("under_used")].page == "utilization"
+
+
+def test_utilization_table_puts_over_allocation_first():
+    rows = D.utilization_table(_table())
+    assert rows.loc[0, "flag"] == "over_allocated" and rows.loc[0, "license_name"] == "Enterprise"
+
+
+def test_unpriced_paid_gives_a_price_book_template():
+    unpriced = D.unpriced_paid(_table())
+    tpl = D.price_book_rows_for(unpriced, "USD")
+    assert list(tpl.columns) == ["integration", "license_id", "license_name", "unit_price", "currency", "billing_period"]
+    assert tpl["unit_price"].isna().all() and list(tpl["integration"]) == ["Microsoft 365"]
+
+
+def test_not_converted_lists_currencies_without_a_rate():
+    df = _table()
+    assert D.not_converted(df).empty
+    book = pd.DataFrame({"integration": ["GitHub"], "license_id": ["ent"], "license_name": [pd.NA],
+                         "unit_price": [5.0], "currency": ["CHF"], "billing_period": ["annual"]})
+    df2 = add_metrics(df[list(LICENSE_COLUMNS)], book, MetricOptions())
+    nc = D.not_converted(df2)
+    assert list(nc["currency"]) == ["CHF"] and float(nc["annual_cost"].iloc[0]) == 50.0
+
+
+def test_accounts_view_says_which_fields_are_not_reported():
+    view = D.accounts_view(_accounts())
+    by = dict(zip(view["account_id"], view["fields_not_reported"]))
+    assert by["gh"] == "license status, vendor price"
+    assert "total seats" in by["zoom"]
+
+
+def test_markdown_escape_makes_vendor_text_inert():
+    text = D.md_escape("![x](http://evil.example/p.png) **bold** <b>")
+    assert "![" not in text and "](" not in text and "**" not in text and "<b>" not in text
+
+
+def test_trend_frame_sums_and_weights_utilization():
+    hist = pd.DataFrame({
+        "taken_at": pd.to_datetime(["2026-10-01", "2026-10-01", "2026-11-01", "2026-11-01"], utc=True),
+        "integration_label": ["GitHub", "GitHub", "GitHub", "GitHub"],
+        "license_name": ["A", "B", "A", "B"], "license_id": ["a", "b", "a", "b"],
+        "assigned_seats": pd.array([5, 3, 8, None], dtype="Int64"),
+        "total_seats": pd.array([10, 10, 10, 10], dtype="Int64"),
+        "annual_cost_reporting": pd.array([100.0, None, 100.0, None], dtype="Float64"),
+    })
+    t = trend_frame(hist, "integration")
+    assert list(t["assigned_seats"]) == [8, 8] and list(t["total_seats"]) == [20, 20]
+    assert list(t["utilization_pct"]) == [40.0, 80.0]   # November: only A reports both (8/10)
+    per_license = trend_frame(hist, "license")
+    assert pd.isna(per_license.set_index(["taken_at", "license_name"]).loc[(pd.Timestamp("2026-11-01", tz="UTC"), "B"),
+                                                                          "assigned_seats"])
