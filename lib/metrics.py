@@ -43,6 +43,7 @@ row with a known amount in a currency without a rate is left out of them, and
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
@@ -80,9 +81,9 @@ METRIC_COLUMNS: list[str] = [
 
 METRIC_DTYPES: dict[str, str] = {
     "unit_price": "Float64",
-    "currency": "string",
-    "billing_period": "string",
-    "price_source": "string",
+    "currency": "category",          # the currencies present, sorted
+    "billing_period": "category",    # BILLING_PERIODS
+    "price_source": "category",      # PRICE_SOURCES
     "annual_unit_price": "Float64",
     "annual_cost": "Float64",
     "idle_annual_cost": "Float64",
@@ -90,11 +91,11 @@ METRIC_DTYPES: dict[str, str] = {
     "annual_cost_reporting": "Float64",
     "idle_annual_cost_reporting": "Float64",
     "true_up_exposure_reporting": "Float64",
-    "reporting_currency": "string",
+    "reporting_currency": "category",
     "recommended_seats": "Int64",
     "potential_annual_savings": "Float64",
     "potential_annual_savings_reporting": "Float64",
-    "flag": "string",
+    "flag": "category",              # FLAGS
 }
 
 # Money amounts, rounded to cents per row.
@@ -298,7 +299,24 @@ def _masked(series: pd.Series, dtype: str, np_dtype) -> tuple[np.ndarray, np.nda
     return arr.to_numpy(dtype=np_dtype, na_value=na_value), np.asarray(arr.isna())
 
 
+def _raw(series: pd.Series, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    """(values, NA mask) of a nullable column without copying when possible.
+
+    The values under the mask are unspecified (not necessarily 0): use only
+    where every result computed from them is masked by the same NA mask.
+    """
+    arr = series.array
+    if str(arr.dtype) != dtype:
+        arr = pd.array(series, dtype=dtype)
+    data, mask = getattr(arr, "_data", None), getattr(arr, "_mask", None)
+    if isinstance(data, np.ndarray) and isinstance(mask, np.ndarray) and len(data) == len(arr):
+        return data, mask
+    return _masked(series, dtype, np.float64 if dtype == "Float64" else np.int64)
+
+
 def _arrow_strings(series: pd.Series) -> pa.Array:
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        series = series.astype("string")
     arr = series.array
     try:
         out = pa.array(arr)
@@ -311,30 +329,42 @@ def _arrow_strings(series: pd.Series) -> pa.Array:
     return out
 
 
-def _encode(series: pd.Series) -> tuple[np.ndarray, list]:
-    """(int64 codes, -1 for NA; the distinct values) of a text column."""
+def _encode(series: pd.Series, na_last: bool = False) -> tuple[np.ndarray, list]:
+    """(int32 codes, the distinct values) of a text column; NA is -1, or len(values) with ``na_last``."""
     if len(series) == 0:
-        return np.zeros(0, dtype=np.int64), []
+        return np.zeros(0, dtype=np.int32), []
     enc = pc.dictionary_encode(_arrow_strings(series))
-    codes = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
-    return codes, enc.dictionary.to_pylist()
+    indices = enc.indices
+    if indices.null_count:
+        indices = indices.fill_null(len(enc.dictionary) if na_last else -1)
+    return indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False), enc.dictionary.to_pylist()
 
 
-def _strings_from_codes(codes: np.ndarray, labels: Sequence[str]) -> pd.api.extensions.ExtensionArray:
-    """A text column from codes into ``labels`` (-1: NA), without a Python loop per row."""
-    mask = codes < 0
-    indices = pa.array(np.where(mask, 0, codes).astype(np.int32), mask=mask if mask.any() else None)
-    dictionary = pa.array(list(labels) or [""], type=pa.string())
-    arr = pa.DictionaryArray.from_arrays(indices, dictionary).cast(pa.large_string())
-    return pd.array(arr, dtype="string")
+def _categorical(codes: np.ndarray, labels: Sequence[str]) -> pd.Categorical:
+    """A categorical text column from codes into ``labels`` (-1: NA); no Python work per row."""
+    return pd.Categorical.from_codes(codes.astype(np.int8 if len(labels) < 127 else np.int32, copy=False),
+                                     dtype=pd.CategoricalDtype(list(labels)))
+
+
+def _codes_of(series: pd.Series, labels: Sequence[str]) -> np.ndarray:
+    """int codes of a text column's values in ``labels`` (-1: NA or not one of them)."""
+    if isinstance(series.dtype, pd.CategoricalDtype) and list(series.cat.categories) == list(labels):
+        return series.cat.codes.to_numpy()
+    found = pc.index_in(_arrow_strings(series.astype("string")), value_set=pa.array(list(labels)))
+    return found.fill_null(-1).to_numpy(zero_copy_only=False)
 
 
 def _float(values: np.ndarray, mask: np.ndarray) -> pd.arrays.FloatingArray:
-    return pd.arrays.FloatingArray(np.where(mask, 0.0, values), mask.copy())
+    """A nullable float column; ``values`` must be finite (0 where masked), ``mask`` is copied."""
+    return pd.arrays.FloatingArray(values, mask.copy())
 
 
-def _cents(values: np.ndarray) -> np.ndarray:
-    return np.round(values, 2)
+def _round_cents(values: np.ndarray) -> np.ndarray:
+    """Round to cents in place (halves to even, as numpy's round) and return the array."""
+    values *= 100
+    np.rint(values, out=values)
+    values /= 100
+    return values
 
 
 def _buffer_fraction(buffer: float) -> Fraction:
@@ -344,71 +374,81 @@ def _buffer_fraction(buffer: float) -> Fraction:
 # ---------------------------------------------------------------- matching
 
 def match_price_book(licenses: pd.DataFrame, book: pd.DataFrame) -> np.ndarray:
-    """For each license row, the position of its price-book entry in ``book``, or -1.
+    """For each license row, the position (int32) of its price-book entry in ``book``, or -1.
 
     ``book`` must be checked (:func:`lib.pricing.validate_price_book`). An entry
-    with a ``license_id`` matches that id; an entry with only a
+    with a ``license_id`` matches that id only; an entry with only a
     ``license_name`` matches that exact name, else that name ignoring case.
-    The integration must match too (``integration_key``).
+    The integration must match too (``integration_key``). Lookups are made
+    once per distinct (integration, id) or (integration, name), not per row.
     """
     n = len(licenses)
-    entry = np.full(n, -1, dtype=np.int64)
+    entry = np.full(n, -1, dtype=np.int32)
     if n == 0 or len(book) == 0:
         return entry
-    icodes, inames = _encode(licenses["integration"])
-    if not inames:
-        return entry
-    row_keys = [integration_key(x) for x in inames]
+    icodes, inames = _encode(licenses["integration"], na_last=True)
+    row_keys = [integration_key(x) for x in inames] + [None]      # the last code: no integration
     book_keys = [integration_key(x) for x in book["integration"].tolist()]
     book_ids = book["license_id"].tolist()
     book_names = book["license_name"].tolist()
 
-    # By id: only rows whose id is in the book at all are looked at.
-    by_id = {(k, i): pos for pos, (k, i) in enumerate(zip(book_keys, book_ids)) if i is not pd.NA and i is not None}
-    if by_id:
-        cand = np.flatnonzero(licenses["license_id"].isin([i for _, i in by_id]).to_numpy(dtype=bool, na_value=False))
-        if len(cand):
-            ids = licenses["license_id"].to_numpy(dtype=object)[cand]
-            ik = icodes[cand]
-            entry[cand] = [by_id.get((row_keys[c] if c >= 0 else None, i), -1) for c, i in zip(ik.tolist(), ids.tolist())] \
-                if len(cand) <= 50_000 else _lookup_pairs(ik, ids, row_keys, by_id)
+    def missing(x) -> bool:
+        return x is None or x is pd.NA
 
-    # By name: exact, then ignoring case; looked up once per distinct (integration, name).
-    exact = {}
-    folded = {}
+    # By id: only the rows whose id is in the book at all are looked at.
+    by_id = {(k, i): pos for pos, (k, i) in enumerate(zip(book_keys, book_ids)) if not missing(i)}
+    if by_id:
+        ids = licenses["license_id"]
+        cand = np.flatnonzero(ids.isin([i for _, i in by_id]).to_numpy(dtype=bool, na_value=False))
+        if len(cand):
+            cand_ids = pd.Series(ids.array.take(cand))
+            entry[cand] = _lookup(icodes[cand], cand_ids, row_keys, lambda key, value: by_id.get((key, value), -1))
+
+    # By name: exact, then ignoring case.
+    exact: dict[tuple[str, str], int] = {}
+    folded: dict[tuple[str, str], int] = {}
     for pos, (k, i, name) in enumerate(zip(book_keys, book_ids, book_names)):
-        if (i is pd.NA or i is None) and name is not pd.NA and name is not None:
+        if missing(i) and not missing(name):
             exact[(k, name)] = pos
             folded[(k, name.casefold())] = pos
     if exact:
-        todo = np.flatnonzero(entry < 0)
-        if len(todo):
-            ncodes, names = _encode(licenses["license_name"])
-            ik = icodes[todo]
-            nk = ncodes[todo]
-            ok = (ik >= 0) & (nk >= 0)
-            todo, ik, nk = todo[ok], ik[ok], nk[ok]
-            if len(todo):
-                pair = ik * len(names) + nk
-                pcodes, uniques = pd.factorize(pair)
-                found = np.empty(len(uniques), dtype=np.int64)
-                folds: dict[int, str] = {}
-                for j, u in enumerate(uniques.tolist()):
-                    key = row_keys[u // len(names)]
-                    name = names[u % len(names)]
-                    pos = exact.get((key, name))
-                    if pos is None:
-                        pos = folded.get((key, name.casefold()), -1)
-                    found[j] = pos
-                entry[todo] = found[pcodes]
+        def by_name(key, value):
+            pos = exact.get((key, value))
+            return folded.get((key, value.casefold()), -1) if pos is None else pos
+
+        unmatched = entry < 0
+        if unmatched.all():
+            entry = _lookup(icodes, licenses["license_name"], row_keys, by_name)
+        elif unmatched.any():
+            todo = np.flatnonzero(unmatched)
+            entry[todo] = _lookup(icodes[todo], pd.Series(licenses["license_name"].array.take(todo)), row_keys, by_name)
     return entry
 
 
-def _lookup_pairs(ik: np.ndarray, ids: np.ndarray, row_keys: list[str], by_id: dict) -> np.ndarray:
-    pairs = pd.MultiIndex.from_arrays([ik, ids])
-    codes, uniques = pd.factorize(pairs)
-    found = np.array([by_id.get((row_keys[c] if c >= 0 else None, i), -1) for c, i in uniques.tolist()], dtype=np.int64)
-    return found[codes]
+def _lookup(ikey_codes: np.ndarray, values: pd.Series, row_keys: list, find) -> np.ndarray:
+    """``find(integration key, value)`` once per distinct (integration, value) pair (int32; -1 for NA)."""
+    vcodes, uniques = _encode(values, na_last=True)
+    width = len(uniques) + 1
+    size = len(row_keys) * width
+    dtype = np.int32 if size < 2**31 else np.int64
+    pair = ikey_codes.astype(dtype)
+    pair *= width
+    pair += vcodes
+    if size <= 4 * len(pair) + 4096:
+        pairs = np.flatnonzero(np.bincount(pair, minlength=size))
+        table = np.full(size, -1, dtype=np.int32)
+    else:
+        codes, pairs = pd.factorize(pair)
+        pairs = np.asarray(pairs, dtype=np.int64)
+        pair, table = codes, np.full(len(pairs), -1, dtype=np.int32)
+    uniques = list(uniques) + [None]
+    found = np.array([-1 if uniques[p % width] is None or row_keys[p // width] is None
+                      else find(row_keys[p // width], uniques[p % width]) for p in pairs.tolist()], dtype=np.int32)
+    if len(table) == size:
+        table[pairs] = found
+    else:
+        table[:] = found
+    return table[pair]
 
 
 # ----------------------------------------------------------------- per row
@@ -419,113 +459,116 @@ def add_metrics(licenses: pd.DataFrame, price_book: pd.DataFrame | None = None,
 
     ``price_book`` is checked with :func:`lib.pricing.validate_price_book`
     (a book with problems raises ``PriceBookError``; None: no book). Metric
-    columns already present are replaced.
+    columns already present are replaced. Vectorized: no Python work per row,
+    only per price-book entry and per distinct (integration, license) pair.
     """
     options = options or MetricOptions()
     book = validate_price_book(price_book)
     df = licenses.drop(columns=[c for c in METRIC_COLUMNS if c in licenses.columns])
     n = len(df)
+    nb = len(book)
 
-    entry = match_price_book(df, book)
-    has_entry = entry >= 0
-    e = np.where(has_entry, entry, 0)
+    # Each row gets a price "slot": a book entry (0..nb-1), or VENDOR, FREE, UNPRICED.
+    VENDOR, FREE, UNPRICED = nb, nb + 1, nb + 2
+    slot = match_price_book(df, book)
+    has_entry = slot >= 0
 
-    # Currencies, as codes into one list of names.
+    # Currencies, as codes into one sorted list.
     vcodes, vnames = _encode(df["vendor_currency"])
     book_currency = book["currency"].tolist()
     currencies = sorted(set(book_currency) | {str(c).upper() for c in vnames})
     cindex = {c: i for i, c in enumerate(currencies)}
-    book_ccode = np.array([cindex[c] for c in book_currency] or [-1], dtype=np.int64)
-    vmap = np.array([cindex[str(c).upper()] for c in vnames] + [-1], dtype=np.int64)   # -1 (NA) -> last
-    v_ccode = vmap[vcodes]
-
-    # Which price each row gets.
+    vmap = np.array([cindex[str(c).upper()] for c in vnames] + [-1], dtype=np.int16)   # code -1 (NA) -> last
     vamount, vamount_na = _masked(df["vendor_unit_amount"], "Float64", np.float64)
+    vendor = ~has_entry & ~vamount_na & (vcodes >= 0)
     paid, paid_na = _masked(df["is_paid"], "boolean", bool)
-    vendor = ~has_entry & ~vamount_na & (v_ccode >= 0)
     free = ~has_entry & ~vendor & ~paid_na & ~paid
-    source = np.full(n, 3, dtype=np.int64)
-    source[free] = 2
-    source[vendor] = 1
-    source[has_entry] = 0
-    priced = source != 3
+    slot[vendor] = VENDOR
+    slot[free] = FREE
+    slot[~has_entry & ~vendor & ~free] = UNPRICED
 
-    book_price = np.append(book["unit_price"].to_numpy(dtype=np.float64, na_value=np.nan), np.nan)
-    book_period = np.append(np.array([BILLING_PERIODS.index(p) for p in book["billing_period"].tolist()], dtype=np.int64), -1)
-    unit_price = np.where(has_entry, book_price[e] if len(book) else np.nan, np.where(vendor, vamount, 0.0))
-    ccode = np.where(has_entry, book_ccode[e], np.where(vendor, v_ccode, -1))
     vendor_period = BILLING_PERIODS.index(options.vendor_price_period)
-    period = np.where(has_entry, book_period[e] if len(book) else -1, np.where(vendor, vendor_period, -1))
-    per_year = np.array([PERIODS_PER_YEAR[p] for p in BILLING_PERIODS] + [0], dtype=np.float64)
-    annual_unit = unit_price * per_year[period]    # free: 0 x 0
-    annual_unit = np.where(priced, annual_unit, 0.0)
-    no_price = ~priced
+    per_year = [PERIODS_PER_YEAR[p] for p in BILLING_PERIODS]
+    book_price = book["unit_price"].to_numpy(dtype=np.float64, na_value=np.nan)
+    book_period = np.array([BILLING_PERIODS.index(p) for p in book["billing_period"].tolist()], dtype=np.int8)
+    price_tab = np.concatenate([book_price, [np.nan, 0.0, 0.0]])
+    annual_tab = np.concatenate([book_price * np.array(per_year, dtype=np.float64)[book_period].reshape(-1)
+                                 if nb else np.zeros(0), [np.nan, 0.0, 0.0]])
+    currency_tab = np.array([cindex[c] for c in book_currency] + [-1, -1, -1], dtype=np.int16)
+    period_tab = np.concatenate([book_period, np.array([vendor_period, -1, -1], dtype=np.int8)]).astype(np.int8)
+    source_tab = np.array([0] * nb + [1, 2, 3], dtype=np.int8)
 
-    # Seats.
-    assigned, assigned_na = _masked(df["assigned_seats"], "Int64", np.int64)
-    total, total_na = _masked(df["total_seats"], "Int64", np.int64)
-    unassigned, unassigned_na = _masked(df["unassigned_seats"], "Int64", np.int64)
-    over, over_na = _masked(df["over_allocated_seats"], "Int64", np.int64)
+    unit_price = price_tab[slot]
+    annual_unit = annual_tab[slot]
+    currency = currency_tab[slot]
+    period = period_tab[slot]
+    source = source_tab[slot]
+    if vendor.any():
+        unit_price[vendor] = vamount[vendor]
+        annual_unit[vendor] = vamount[vendor] * per_year[vendor_period]
+        currency[vendor] = vmap[vcodes[vendor]]
+    no_price = slot == UNPRICED
+    unit_price[no_price] = 0.0
+    annual_unit[no_price] = 0.0
 
-    cost = annual_unit * total
-    cost_na = no_price | total_na
-    idle = annual_unit * unassigned
-    idle_na = no_price | unassigned_na
-    true_up = annual_unit * over
-    true_up_na = no_price | over_na
+    # Seats. Values under an NA mask are unspecified here: every figure made
+    # from them is masked by the same NA, and is set to 0 at the end.
+    assigned, assigned_na = _raw(df["assigned_seats"], "Int64")
+    total, total_na = _raw(df["total_seats"], "Int64")
+    unassigned, unassigned_na = _raw(df["unassigned_seats"], "Int64")
+    over, over_na = _raw(df["over_allocated_seats"], "Int64")
 
     frac = _buffer_fraction(options.buffer)
     p, q = frac.numerator, frac.denominator
-    recommended = (assigned * (q + p) + q - 1) // q
-    savings = np.maximum(total - recommended, 0) * annual_unit
-    savings_na = no_price | total_na | assigned_na
+    recommended = assigned * (q + p)
+    recommended += q - 1
+    recommended //= q                      # ceil(assigned x (1 + buffer)), exactly
+    np.copyto(recommended, 0, where=assigned_na)
+    spare = total - recommended
+    np.maximum(spare, 0, out=spare)
 
-    # Conversion: a rate per currency code; a zero amount is zero in any currency.
-    rates = np.array([options.fx_rates.get(c, np.nan) for c in currencies] + [np.nan], dtype=np.float64)
-    row_rate = rates[ccode]
-    no_rate = np.isnan(row_rate)
+    # Conversion: a rate per currency code (0 when there is none; that row's
+    # converted figure is then NA unless the amount is 0, which is 0 in any currency).
+    rates = np.array([options.fx_rates.get(c, 0.0) for c in currencies] + [0.0], dtype=np.float64)
+    row_rate = rates[currency]             # code -1 (no currency: free or unpriced) -> the 0 at the end
+    no_rate = row_rate == 0
 
-    def convert(values: np.ndarray, na: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        zero = values == 0
-        out_na = na | (no_rate & ~zero)
-        return np.where(zero | out_na, 0.0, values * np.where(no_rate, 0.0, row_rate)), out_na
+    money: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for name, seats, seats_na in (("annual_cost", total, total_na),
+                                  ("idle_annual_cost", unassigned, unassigned_na),
+                                  ("true_up_exposure", over, over_na),
+                                  ("potential_annual_savings", spare, total_na | assigned_na)):
+        values = annual_unit * seats
+        na = no_price | seats_na
+        np.copyto(values, 0.0, where=na)
+        converted = values * row_rate
+        converted_na = na | (no_rate & (values != 0))
+        money[name] = (_round_cents(values), na)
+        money[name + "_reporting"] = (_round_cents(converted), converted_na)
+    del spare, row_rate
 
-    cost_r, cost_r_na = convert(cost, cost_na)
-    idle_r, idle_r_na = convert(idle, idle_na)
-    true_up_r, true_up_r_na = convert(true_up, true_up_na)
-    savings_r, savings_r_na = convert(savings, savings_na)
-
-    # Flags, by precedence.
-    util, util_na = _masked(df["utilization_pct"], "Float64", np.float64)
-    not_reported = assigned_na | total_na
-    flag = np.select(
-        [not_reported, over > 0, ~util_na & (util < options.under_used_pct), ~util_na & (util >= options.at_capacity_pct)],
-        [FLAGS.index("not_reported"), FLAGS.index("over_allocated"), FLAGS.index("under_used"), FLAGS.index("at_capacity")],
-        FLAGS.index("ok"),
-    )
+    # Flags, lowest precedence first so higher ones overwrite.
+    util, util_na = _raw(df["utilization_pct"], "Float64")
+    flag = np.full(n, FLAGS.index("ok"), dtype=np.int8)
+    flag[~util_na & (util >= options.at_capacity_pct)] = FLAGS.index("at_capacity")
+    flag[~util_na & (util < options.under_used_pct)] = FLAGS.index("under_used")
+    flag[over > 0] = FLAGS.index("over_allocated")
+    flag[assigned_na | total_na] = FLAGS.index("not_reported")
 
     metrics = {
         "unit_price": _float(unit_price, no_price),
-        "currency": _strings_from_codes(ccode, currencies),
-        "billing_period": _strings_from_codes(period, BILLING_PERIODS),
-        "price_source": _strings_from_codes(source, PRICE_SOURCES),
+        "currency": _categorical(currency, currencies),
+        "billing_period": _categorical(period, BILLING_PERIODS),
+        "price_source": _categorical(source, PRICE_SOURCES),
         "annual_unit_price": _float(annual_unit, no_price),
-        "annual_cost": _float(_cents(cost), cost_na),
-        "idle_annual_cost": _float(_cents(idle), idle_na),
-        "true_up_exposure": _float(_cents(true_up), true_up_na),
-        "annual_cost_reporting": _float(_cents(cost_r), cost_r_na),
-        "idle_annual_cost_reporting": _float(_cents(idle_r), idle_r_na),
-        "true_up_exposure_reporting": _float(_cents(true_up_r), true_up_r_na),
-        "reporting_currency": _strings_from_codes(np.zeros(n, dtype=np.int64), [options.reporting_currency]),
-        "recommended_seats": pd.arrays.IntegerArray(np.where(assigned_na, 0, recommended), assigned_na.copy()),
-        "potential_annual_savings": _float(_cents(savings), savings_na),
-        "potential_annual_savings_reporting": _float(_cents(savings_r), savings_r_na),
-        "flag": _strings_from_codes(flag, FLAGS),
+        **{name: _float(values, na) for name, (values, na) in money.items()},
+        "reporting_currency": _categorical(np.zeros(n, dtype=np.int8), [options.reporting_currency]),
+        "recommended_seats": pd.arrays.IntegerArray(recommended, assigned_na.copy()),
+        "flag": _categorical(flag, FLAGS),
     }
-    out = df.copy(deep=False)
-    for name in METRIC_COLUMNS:
-        out[name] = pd.Series(metrics[name], index=df.index)
-    return out
+    columns = {c: df[c] for c in df.columns}
+    columns.update({c: pd.Series(metrics[c], index=df.index, copy=False) for c in METRIC_COLUMNS})
+    return pd.DataFrame(columns, index=df.index, copy=False)
 
 
 # -------------------------------------------------------------- aggregates
@@ -541,111 +584,271 @@ def paid_mask(df: pd.DataFrame) -> np.ndarray:
     return (~paid_na & paid) | (paid_na & ~price_na & (price > 0))
 
 
-class _Prepared:
-    """The numeric arrays the totals are computed from, once per call."""
+# Row properties counted per group, as bits of one small code per row.
+_BITS = ("total_known", "assigned_known", "spend_known", "idle_known", "savings_known", "true_up_known",
+         "not_converted", "unpriced", "paid_said")
+_BIT = {name: j for j, name in enumerate(_BITS)}
+_FLAG_SHIFT = len(_BITS)
 
-    SEATS = ("total_seats", "assigned_seats", "unassigned_seats", "over_allocated_seats")
-    MONEY = {
-        "annual_spend": "annual_cost_reporting",
-        "idle_annual_spend": "idle_annual_cost_reporting",
-        "potential_annual_savings": "potential_annual_savings_reporting",
-        "true_up_exposure": "true_up_exposure_reporting",
-    }
+# Sums per group: name -> how it is made (see PreparedMetrics.__init__).
+_SUMS = ("total_seats", "assigned_seats", "unassigned_seats", "over_allocated_seats", "both_assigned",
+         "annual_spend", "idle_annual_spend", "potential_annual_savings", "true_up_exposure",
+         "unsplit_annual_spend")
 
-    def __init__(self, df: pd.DataFrame, rows: np.ndarray | None = None):
+_MONEY_SOURCES = {
+    "annual_spend": "annual_cost_reporting",
+    "idle_annual_spend": "idle_annual_cost_reporting",
+    "potential_annual_savings": "potential_annual_savings_reporting",
+    "true_up_exposure": "true_up_exposure_reporting",
+}
+
+
+class _Grouping:
+    """Row -> group codes, with the runs of equal codes when rows come in long runs (faster sums)."""
+
+    def __init__(self, codes: np.ndarray | None, ngroups: int, rows: np.ndarray | None = None):
+        # codes None: one group of all rows (rows: the rows in it, as a 0/1 float vector, or None for all).
+        self.codes = codes
+        self.ngroups = ngroups
+        self.rows = rows
+        self.starts = self.run_codes = None
+        if codes is not None and len(codes) > 1:
+            change = codes[1:] != codes[:-1]
+            if np.count_nonzero(change) < len(codes) // 8:
+                self.starts = np.concatenate([[0], np.flatnonzero(change) + 1])
+                self.run_codes = codes[self.starts]
+
+    def sum(self, weights: np.ndarray) -> np.ndarray:
+        if self.codes is None:
+            return np.array([weights.sum() if self.rows is None else weights @ self.rows])
+        if self.starts is not None:
+            return np.bincount(self.run_codes, np.add.reduceat(weights, self.starts),
+                               minlength=self.ngroups + 1)[:self.ngroups]
+        return np.bincount(self.codes, weights, minlength=self.ngroups + 1)[:self.ngroups]
+
+
+class PreparedMetrics:
+    """A table from :func:`add_metrics`, read once into arrays for any number of totals.
+
+    Make one with :func:`prepare` and pass it instead of the DataFrame to
+    :func:`summarize`, :func:`group_summary` and the chart helpers: the table
+    is then read once, and each grouping is computed once. It is a snapshot:
+    changing the DataFrame afterwards does not change it.
+    """
+
+    def __init__(self, df: pd.DataFrame, options: MetricOptions | None = None):
         missing = [c for c in METRIC_COLUMNS if c not in df.columns]
         if missing:
             raise ValueError(f"run add_metrics first: the table lacks {', '.join(missing)}")
-        if rows is not None:
-            df = df[rows]
         self.df = df
         self.n = len(df)
-        self.seats = {c: _masked(df[c], "Int64", np.int64) for c in self.SEATS}
-        self.money = {}
-        for name, col in self.MONEY.items():
+        self.reporting_currency = _reporting_currency(df, options)
+        t, t_na = _masked(df["total_seats"], "Int64", np.float64)
+        a, a_na = _masked(df["assigned_seats"], "Int64", np.float64)
+        u, u_na = _masked(df["unassigned_seats"], "Int64", np.float64)
+        o, o_na = _masked(df["over_allocated_seats"], "Int64", np.float64)
+        both = ~a_na & ~t_na
+        money = {}
+        for name, col in _MONEY_SOURCES.items():
             v, m = _masked(df[col], "Float64", np.float64)
-            self.money[name] = (np.rint(v * 100), m)   # whole cents, exact in float64
-        own, own_na = _masked(df["annual_cost"], "Float64", np.float64)
-        cost_r_na = self.money["annual_spend"][1]
+            v *= 100
+            np.rint(v, out=v)                # whole cents, exact in float64
+            money[name] = (v, m)
+        spend, spend_na = money["annual_spend"]
+        idle, idle_na = money["idle_annual_spend"]
+        # Spend that cannot be split into used and idle (assigned seats not reported).
+        # A row with idle spend known and spend unknown has idle 0 (see add_metrics), so
+        # used = spend - idle - unsplit, group by group.
+        unsplit_spend = spend.copy()
+        np.copyto(unsplit_spend, 0.0, where=~(~spend_na & idle_na))
+        both_assigned = a.copy()
+        np.copyto(both_assigned, 0.0, where=~both)
+        self.weights = {
+            "total_seats": t, "assigned_seats": a, "unassigned_seats": u, "over_allocated_seats": o,
+            "both_assigned": both_assigned,
+            **{name: values for name, (values, _) in money.items()},
+            "unsplit_annual_spend": unsplit_spend,
+        }
+
         # Known spend left out of the totals for want of an exchange rate.
-        self.excluded = ~own_na & cost_r_na & (own != 0)
-        self.own_cents = np.rint(own * 100)
-        flag_idx = pc.index_in(_arrow_strings(df["flag"]), value_set=pa.array(FLAGS)).fill_null(FLAGS.index("ok"))
-        self.flag = flag_idx.to_numpy(zero_copy_only=False).astype(np.int64)
-        source = _arrow_strings(df["price_source"])
-        self.unpriced = pc.fill_null(pc.equal(source, "unpriced"), True).to_numpy(zero_copy_only=False)
+        own = df["annual_cost"].array
+        candidates = np.flatnonzero(spend_na & ~np.asarray(own.isna()))
+        own_values = own.take(candidates).to_numpy(dtype=np.float64, na_value=0.0)
+        keep = own_values != 0
+        self.nc_rows = candidates[keep]
+        self.nc_cents = np.rint(own_values[keep] * 100)
+        not_converted = np.zeros(self.n, dtype=bool)
+        not_converted[self.nc_rows] = True
+        self.nc_codes, self.nc_names = _encode(df["currency"].iloc[self.nc_rows].astype("string").reset_index(drop=True))
+
+        flag = _codes_of(df["flag"], FLAGS).astype(np.int16)
+        flag[flag < 0] = FLAGS.index("ok")
+        unpriced = _codes_of(df["price_source"], PRICE_SOURCES)
+        unpriced = (unpriced < 0) | (unpriced == PRICE_SOURCES.index("unpriced"))
         paid, paid_na = _masked(df["is_paid"], "boolean", bool)
-        self.paid_said = ~paid_na & paid
+        bits = {
+            "total_known": ~t_na, "assigned_known": ~a_na, "spend_known": ~spend_na, "idle_known": ~idle_na,
+            "savings_known": ~money["potential_annual_savings"][1], "true_up_known": ~money["true_up_exposure"][1],
+            "not_converted": not_converted, "unpriced": unpriced, "paid_said": ~paid_na & paid,
+        }
+        raw = flag << _FLAG_SHIFT
+        for name, j in _BIT.items():
+            raw |= bits[name].astype(np.int16) << j
+        present = np.bincount(raw, minlength=len(FLAGS) << _FLAG_SHIFT) > 0
+        self.patterns = np.flatnonzero(present)                 # the row codes that occur
+        self.pattern = (np.cumsum(present) - 1).astype(np.int64)[raw]
+        price, price_na = _masked(df["annual_unit_price"], "Float64", np.float64)
+        self.paid = (~paid_na & paid) | (paid_na & ~price_na & (price > 0))
+        self._encoded: dict[str, tuple[np.ndarray, Any]] = {}
+        self._groups: dict[tuple, tuple[np.ndarray, list]] = {}
+        self._groupings: dict[tuple, _Grouping] = {}
+        self._results: dict[tuple, Any] = {}
+
+    # -- group codes
+
+    def _column_codes(self, col: str) -> tuple[np.ndarray, Any]:
+        """int64 codes of one column, NA last, and the values they stand for (with NA)."""
+        if col not in self._encoded:
+            series = self.df[col]
+            if _is_text(series):
+                codes, values = _encode(series, na_last=True)
+                codes = codes.astype(np.int64)
+            else:
+                codes, values = pd.factorize(series)
+                codes = codes.astype(np.int64)
+                codes[codes < 0] = len(values)
+            self._encoded[col] = (codes, pd.array(list(values) + [None], dtype=series.dtype))
+        return self._encoded[col]
+
+    def group_codes(self, by: tuple[str, ...]) -> tuple[np.ndarray, list]:
+        """Codes per row (int64), and per code the value of each key column (an empty key is a value).
+
+        Some codes may have no rows; the figures drop them.
+        """
+        if by not in self._groups:
+            codes, values = self._column_codes(by[0])
+            key_codes = [np.arange(len(values))]
+            values_list = [values]
+            ngroups = len(values)
+            for col in by[1:]:
+                c, values = self._column_codes(col)
+                width = len(values)
+                combined = codes * width
+                combined += c
+                size = ngroups * width
+                if size <= 4 * self.n + 4096:
+                    present = np.bincount(combined, minlength=size) > 0
+                    uniques = np.flatnonzero(present)
+                    codes = (np.cumsum(present) - 1)[combined]
+                else:
+                    codes, uniques = pd.factorize(combined, sort=True)
+                    uniques = np.asarray(uniques, dtype=np.int64)
+                ngroups = len(uniques)
+                key_codes = [k[uniques // width] for k in key_codes] + [uniques % width]
+                values_list.append(values)
+            keys = [vals.take(k) for vals, k in zip(values_list, key_codes)]
+            self._groups[by] = (codes, keys)
+        return self._groups[by]
+
+    def grouping(self, by: tuple[str, ...] | None, paid_only: bool) -> _Grouping:
+        key = (by, paid_only)
+        if key not in self._groupings:
+            if by is None:
+                rows = self.paid.astype(np.float64) if paid_only else None
+                self._groupings[key] = _Grouping(None, 1, rows)
+            else:
+                codes, keys = self.group_codes(by)
+                ngroups = len(keys[0]) if self.n else 0
+                if paid_only:
+                    codes = np.where(self.paid, codes, ngroups)      # the rest goes to a bin that is dropped
+                self._groupings[key] = _Grouping(codes, ngroups)
+        return self._groupings[key]
+
+    # -- figures
+
+    def aggregate(self, by: tuple[str, ...] | None, paid_only: bool) -> dict[str, Any]:
+        """The figures per group of ``by`` (None: all rows are one group), as (values, NA mask) arrays."""
+        g = self.grouping(by, paid_only)
+        ngroups = g.ngroups
+        sums = {name: g.sum(self.weights[name]) for name in _SUMS}
+
+        # Counts of every row property at once: rows per (group, row code).
+        npat = len(self.patterns)
+        if g.codes is None:
+            per = np.bincount(self.pattern, weights=g.rows, minlength=npat).reshape(1, npat)
+            per = np.rint(per).astype(np.int64)
+        elif (ngroups + 1) * npat <= 8 * self.n + 65536:
+            combined = g.codes * npat
+            combined += self.pattern
+            per = np.bincount(combined, minlength=(ngroups + 1) * npat)
+            del combined
+            per = per.reshape(ngroups + 1, npat)[:ngroups]
+        else:
+            per = np.stack([np.bincount(g.codes[self.pattern == p], minlength=ngroups + 1)[:ngroups]
+                            for p in range(npat)], axis=1)
+        pbits = {name: (self.patterns >> j) & 1 for name, j in _BIT.items()}
+        pflag = self.patterns >> _FLAG_SHIFT
+
+        def count(selector: np.ndarray) -> np.ndarray:
+            return per @ selector.astype(np.int64)
+
+        out: dict[str, Any] = {}
+        out["licenses"] = per.sum(axis=1).astype(np.int64)
+        known = {name: count(pbits[name]) for name in _BITS}
+        both = count(pbits["total_known"] & pbits["assigned_known"])
+        for col, bit in (("total_seats", "total_known"), ("assigned_seats", "assigned_known")):
+            out[col] = (np.rint(sums[col]).astype(np.int64), known[bit] == 0)
+        for col in ("unassigned_seats", "over_allocated_seats"):
+            out[col] = (np.rint(sums[col]).astype(np.int64), both == 0)
+        # Seat-weighted utilization over the rows reporting both counts: bought = assigned + unassigned - over.
+        a_i = np.rint(sums["both_assigned"]).astype(np.int64)
+        t_i = a_i + out["unassigned_seats"][0] - out["over_allocated_seats"][0]
+        safe_t = np.where(t_i > 0, t_i, 1)
+        out["utilization_pct"] = ((2000 * a_i + safe_t) // (2 * safe_t) / 10.0, t_i <= 0)
+        out["rows_without_seat_counts"] = out["licenses"] - both
+        for name, bit in (("annual_spend", "spend_known"), ("idle_annual_spend", "idle_known"),
+                          ("potential_annual_savings", "savings_known"), ("true_up_exposure", "true_up_known")):
+            out[name] = (np.round(sums[name] / 100.0, 2), known[bit] == 0)
+        split = count(pbits["spend_known"] & pbits["idle_known"])
+        unsplit = count(pbits["spend_known"] & (1 - pbits["idle_known"]))
+        used = sums["annual_spend"] - sums["idle_annual_spend"] - sums["unsplit_annual_spend"]
+        out["used_annual_spend"] = (np.round(used / 100.0, 2), split == 0)
+        out["unsplit_annual_spend"] = (np.round(sums["unsplit_annual_spend"] / 100.0, 2), unsplit == 0)
+        out["rows_without_spend"] = out["licenses"] - known["spend_known"]
+        out["rows_not_converted"] = known["not_converted"]
+        out["unpriced_licenses"] = known["unpriced"]
+        out["unpriced_paid_licenses"] = count(pbits["unpriced"] & pbits["paid_said"])
+        for j, f in enumerate(FLAGS):
+            out[f"flag_{f}"] = count(pflag == j)
+        out["over_allocated_licenses"] = out["flag_over_allocated"]
+
+        # Left out of the totals, per group and currency, in the rows' own currency.
+        excluded: list[dict[str, tuple[float, int]]] = [dict() for _ in range(ngroups)]
+        if len(self.nc_rows):
+            if g.codes is not None:
+                grp = g.codes[self.nc_rows]
+            elif g.rows is not None:
+                grp = np.where(g.rows[self.nc_rows] > 0, 0, 1)
+            else:
+                grp = np.zeros(len(self.nc_rows), dtype=np.int64)
+            ncur = len(self.nc_names)
+            combined = grp * ncur + self.nc_codes
+            nbins = (ngroups + 1) * ncur
+            cents = np.bincount(combined, weights=self.nc_cents, minlength=nbins)[:ngroups * ncur]
+            rows = np.bincount(combined, minlength=nbins)[:ngroups * ncur]
+            for pos in np.flatnonzero(rows).tolist():
+                excluded[pos // ncur][self.nc_names[pos % ncur]] = (round(cents[pos] / 100.0, 2), int(rows[pos]))
+        out["_excluded"] = excluded
+        return out
 
 
-def _sum(codes: np.ndarray | None, ngroups: int, weights: np.ndarray | None) -> np.ndarray:
-    if codes is None:
-        return np.array([float(weights.sum()) if weights is not None else 0.0])
-    return np.bincount(codes, weights=weights, minlength=ngroups).astype(np.float64)
-
-
-def _count(codes: np.ndarray | None, ngroups: int, where: np.ndarray) -> np.ndarray:
-    if codes is None:
-        return np.array([int(np.count_nonzero(where))])
-    return np.bincount(codes, weights=where.astype(np.float64), minlength=ngroups).astype(np.int64)
-
-
-def _aggregate(prep: _Prepared, codes: np.ndarray | None, ngroups: int) -> dict[str, Any]:
-    """The figures per group (codes None: one group of all rows), as arrays and value masks."""
-    out: dict[str, Any] = {}
-    out["licenses"] = (_count(codes, ngroups, np.ones(prep.n, dtype=bool)) if codes is not None
-                       else np.array([prep.n]))
-    known: dict[str, np.ndarray] = {}
-    for col, (values, na) in prep.seats.items():
-        known[col] = ~na
-        total = _sum(codes, ngroups, np.where(na, 0, values).astype(np.float64))
-        count = _count(codes, ngroups, ~na)
-        out[col] = (np.rint(total).astype(np.int64), count == 0)
-    # Seat-weighted utilization over rows reporting both counts (unassigned is known exactly then).
-    both = known["unassigned_seats"]
-    a = _sum(codes, ngroups, np.where(both, prep.seats["assigned_seats"][0], 0).astype(np.float64))
-    t = _sum(codes, ngroups, np.where(both, prep.seats["total_seats"][0], 0).astype(np.float64))
-    a_i, t_i = np.rint(a).astype(np.int64), np.rint(t).astype(np.int64)
-    safe_t = np.where(t_i > 0, t_i, 1)
-    out["utilization_pct"] = ((2000 * a_i + safe_t) // (2 * safe_t) / 10.0, t_i <= 0)
-    out["rows_without_seat_counts"] = out["licenses"] - _count(codes, ngroups, both)
-
-    for name, (cents, na) in prep.money.items():
-        total = _sum(codes, ngroups, np.where(na, 0.0, cents))
-        count = _count(codes, ngroups, ~na)
-        out[name] = (total / 100.0, count == 0)
-    spend_cents, spend_na = prep.money["annual_spend"]
-    idle_cents, idle_na = prep.money["idle_annual_spend"]
-    split = ~spend_na & ~idle_na
-    used = _sum(codes, ngroups, np.where(split, spend_cents - idle_cents, 0.0))
-    out["used_annual_spend"] = (used / 100.0, _count(codes, ngroups, split) == 0)
-    unsplit = ~spend_na & idle_na
-    out["unsplit_annual_spend"] = (_sum(codes, ngroups, np.where(unsplit, spend_cents, 0.0)) / 100.0,
-                                   _count(codes, ngroups, unsplit) == 0)
-    out["rows_without_spend"] = _count(codes, ngroups, spend_na)
-    out["rows_not_converted"] = _count(codes, ngroups, prep.excluded)
-    out["unpriced_licenses"] = _count(codes, ngroups, prep.unpriced)
-    out["unpriced_paid_licenses"] = _count(codes, ngroups, prep.unpriced & prep.paid_said)
-    if codes is None:
-        flags = np.bincount(prep.flag, minlength=len(FLAGS)).reshape(1, len(FLAGS))
-    else:
-        flags = np.bincount(codes * len(FLAGS) + prep.flag, minlength=ngroups * len(FLAGS)).reshape(ngroups, len(FLAGS))
-    for j, f in enumerate(FLAGS):
-        out[f"flag_{f}"] = flags[:, j].astype(np.int64)
-    out["over_allocated_licenses"] = out["flag_over_allocated"]
-
-    # Left out of the totals, per group and currency, in the rows' own currency.
-    excluded: list[dict[str, tuple[float, int]]] = [dict() for _ in range(ngroups)]
-    rows = np.flatnonzero(prep.excluded)
-    if len(rows):
-        cur = prep.df["currency"].to_numpy(dtype=object)[rows]
-        grp = codes[rows] if codes is not None else np.zeros(len(rows), dtype=np.int64)
-        frame = pd.DataFrame({"g": grp, "c": cur, "cents": prep.own_cents[rows]})
-        sums = frame.groupby(["g", "c"], sort=True)["cents"].agg(["sum", "size"])
-        for (g, c), s, k in zip(sums.index, sums["sum"].tolist(), sums["size"].tolist()):
-            excluded[g][c] = (round(s / 100.0, 2), int(k))
-    out["_excluded"] = excluded
-    return out
+def prepare(df: pd.DataFrame | PreparedMetrics, options: MetricOptions | None = None) -> PreparedMetrics:
+    """Read a table from :func:`add_metrics` once, for any number of totals (see :class:`PreparedMetrics`)."""
+    if isinstance(df, PreparedMetrics):
+        if options is not None and options.reporting_currency != df.reporting_currency:
+            raise ValueError(f"the metrics were computed in {df.reporting_currency}, not {options.reporting_currency}")
+        return df
+    return PreparedMetrics(df, options)
 
 
 def _reporting_currency(df: pd.DataFrame, options: MetricOptions | None) -> str:
@@ -665,9 +868,12 @@ class Summary:
     reports it (not reported, never 0). ``utilization_pct`` is seat-weighted
     (100 x assigned / bought, one decimal) over the rows reporting both counts;
     ``rows_without_seat_counts`` were left out of it. Money totals add the
-    rows' ``*_reporting`` figures in whole cents; ``excluded_by_currency`` is
+    rows' ``*_reporting`` figures in whole cents. ``excluded_by_currency`` is
     the annual spend left out of them because its currency has no exchange
-    rate, in that currency (their idle spend, savings and true-up are left out too).
+    rate, in that currency (their idle spend, savings and true-up are left
+    out too); ``excluded_rows_by_currency`` counts those rows.
+    ``used_annual_spend`` + ``idle_annual_spend`` + ``unsplit_annual_spend``
+    (rows whose assigned seats are not reported) = ``annual_spend``.
     """
 
     reporting_currency: str
@@ -700,51 +906,50 @@ class Summary:
         return asdict(self)
 
 
-def _filtered(df: pd.DataFrame, paid_only: bool) -> np.ndarray | None:
-    return paid_mask(df) if paid_only else None
+def summarize(df: pd.DataFrame | PreparedMetrics, options: MetricOptions | None = None,
+              paid_only: bool = False) -> Summary:
+    """Totals over all rows of a table from :func:`add_metrics`, or over the paid licenses only.
 
+    ``df`` may be a :class:`PreparedMetrics` (from :func:`prepare`), to read the table once for many totals.
+    """
+    prep = prepare(df, options)
+    key = ("summary", bool(paid_only))
+    if key not in prep._results:
+        agg = prep.aggregate(None, bool(paid_only))
 
-def _value(arr, mask, i, kind):
-    if mask is not None and bool(mask[i]):
-        return None
-    return kind(arr[i])
+        def opt(name, kind):
+            values, mask = agg[name]
+            return None if bool(mask[0]) else kind(values[0])
 
+        def money(x):
+            return round(float(x), 2)
 
-def summarize(df: pd.DataFrame, options: MetricOptions | None = None, paid_only: bool = False) -> Summary:
-    """Totals over all rows of a table from :func:`add_metrics`, or over the paid licenses only."""
-    currency = _reporting_currency(df, options)
-    prep = _Prepared(df, _filtered(df, paid_only))
-    agg = _aggregate(prep, None, 1)
-
-    def opt(name, kind):
-        arr, mask = agg[name]
-        return _value(arr, mask, 0, kind)
-
-    excluded = agg["_excluded"][0]
-    return Summary(
-        reporting_currency=currency,
-        paid_only=bool(paid_only),
-        licenses=int(agg["licenses"][0]),
-        total_seats=opt("total_seats", int),
-        assigned_seats=opt("assigned_seats", int),
-        unassigned_seats=opt("unassigned_seats", int),
-        over_allocated_seats=opt("over_allocated_seats", int),
-        utilization_pct=opt("utilization_pct", float),
-        rows_without_seat_counts=int(agg["rows_without_seat_counts"][0]),
-        annual_spend=opt("annual_spend", lambda x: round(float(x), 2)),
-        used_annual_spend=opt("used_annual_spend", lambda x: round(float(x), 2)),
-        idle_annual_spend=opt("idle_annual_spend", lambda x: round(float(x), 2)),
-        unsplit_annual_spend=opt("unsplit_annual_spend", lambda x: round(float(x), 2)),
-        potential_annual_savings=opt("potential_annual_savings", lambda x: round(float(x), 2)),
-        true_up_exposure=opt("true_up_exposure", lambda x: round(float(x), 2)),
-        rows_without_spend=int(agg["rows_without_spend"][0]),
-        excluded_by_currency={c: v for c, (v, _) in sorted(excluded.items())},
-        excluded_rows_by_currency={c: k for c, (_, k) in sorted(excluded.items())},
-        flag_counts={f: int(agg[f"flag_{f}"][0]) for f in FLAGS},
-        unpriced_licenses=int(agg["unpriced_licenses"][0]),
-        unpriced_paid_licenses=int(agg["unpriced_paid_licenses"][0]),
-        over_allocated_licenses=int(agg["over_allocated_licenses"][0]),
-    )
+        excluded = agg["_excluded"][0]
+        prep._results[key] = Summary(
+            reporting_currency=prep.reporting_currency,
+            paid_only=bool(paid_only),
+            licenses=int(agg["licenses"][0]),
+            total_seats=opt("total_seats", int),
+            assigned_seats=opt("assigned_seats", int),
+            unassigned_seats=opt("unassigned_seats", int),
+            over_allocated_seats=opt("over_allocated_seats", int),
+            utilization_pct=opt("utilization_pct", float),
+            rows_without_seat_counts=int(agg["rows_without_seat_counts"][0]),
+            annual_spend=opt("annual_spend", money),
+            used_annual_spend=opt("used_annual_spend", money),
+            idle_annual_spend=opt("idle_annual_spend", money),
+            unsplit_annual_spend=opt("unsplit_annual_spend", money),
+            potential_annual_savings=opt("potential_annual_savings", money),
+            true_up_exposure=opt("true_up_exposure", money),
+            rows_without_spend=int(agg["rows_without_spend"][0]),
+            excluded_by_currency={c: v for c, (v, _) in sorted(excluded.items())},
+            excluded_rows_by_currency={c: k for c, (_, k) in sorted(excluded.items())},
+            flag_counts={f: int(agg[f"flag_{f}"][0]) for f in FLAGS},
+            unpriced_licenses=int(agg["unpriced_licenses"][0]),
+            unpriced_paid_licenses=int(agg["unpriced_paid_licenses"][0]),
+            over_allocated_licenses=int(agg["over_allocated_licenses"][0]),
+        )
+    return copy.deepcopy(prep._results[key])
 
 
 GROUP_FIGURES = [
@@ -758,97 +963,94 @@ GROUP_FIGURES = [
 ]
 
 
-def _group_codes(df: pd.DataFrame, by: list[str]) -> tuple[np.ndarray, list[pd.api.extensions.ExtensionArray]]:
-    """Dense group codes over ``by`` (an empty key is a group of its own) and each key column per group."""
-    codes = np.zeros(len(df), dtype=np.int64)
-    key_codes: list[np.ndarray] = []
-    key_values: list[pd.api.extensions.ExtensionArray] = []
-    for col in by:
-        c, values = _encode(df[col]) if _is_text(df[col]) else _factorize(df[col])
-        width = len(values) + 1                   # the last code is "empty"
-        c = np.where(c < 0, width - 1, c)
-        codes, uniques = pd.factorize(codes * width + c, sort=False)
-        uniques = np.asarray(uniques, dtype=np.int64)
-        key_codes = [k[uniques // width] for k in key_codes] + [uniques % width]
-        key_values.append(pd.array(list(values) + [None], dtype=df[col].dtype))
-    keys = [vals.take(k) for vals, k in zip(key_values, key_codes)]
-    return codes.astype(np.int64), keys
-
-
 def _is_text(series: pd.Series) -> bool:
     return isinstance(series.dtype, pd.StringDtype) or series.dtype == object
 
 
-def _factorize(series: pd.Series) -> tuple[np.ndarray, list]:
-    codes, uniques = pd.factorize(series)
-    return codes.astype(np.int64), list(uniques)
+def _by_columns(by: str | Sequence[str]) -> tuple[str, ...]:
+    if isinstance(by, str):
+        return tuple(GROUPINGS.get(by, [by]))
+    return tuple(by)
 
 
-def group_summary(df: pd.DataFrame, by: str | Sequence[str], options: MetricOptions | None = None,
-                  paid_only: bool = False) -> pd.DataFrame:
+def group_summary(df: pd.DataFrame | PreparedMetrics, by: str | Sequence[str],
+                  options: MetricOptions | None = None, paid_only: bool = False) -> pd.DataFrame:
     """:func:`summarize`'s figures per group of ``by`` (columns, or a name in :data:`GROUPINGS`).
 
-    One row per group (rows with an empty key form a group of their own),
-    sorted by the key; the columns are ``by`` then :data:`GROUP_FIGURES`.
-    Figures nobody reported are NA. ``not_converted`` says, in words, what was
-    left out of the group's totals for want of an exchange rate ("GBP 1200.00").
+    One row per group (rows with an empty key form a group of their own;
+    with ``paid_only``, groups without paid licenses are left out), sorted by
+    the key; the columns are ``by`` then :data:`GROUP_FIGURES`. Figures nobody
+    reported are NA. ``not_converted`` says, in words, what was left out of
+    the group's totals for want of an exchange rate ("GBP 1200.00").
     """
-    if isinstance(by, str):
-        by = GROUPINGS.get(by, [by])
-    by = list(by)
-    missing = [c for c in by if c not in df.columns]
+    prep = prepare(df, options)
+    by = _by_columns(by)
+    missing = [c for c in by if c not in prep.df.columns]
     if missing:
         raise ValueError(f"cannot group by {', '.join(missing)}: no such column")
-    currency = _reporting_currency(df, options)
-    rows = _filtered(df, paid_only)
-    sub = df[rows] if rows is not None else df
-    codes, keys = _group_codes(sub, by)
-    ngroups = len(keys[0]) if len(sub) else 0
-    prep = _Prepared(sub)
-    agg = _aggregate(prep, codes, ngroups)
+    if not by:
+        raise ValueError("group by at least one column")
+    key = ("groups", by, bool(paid_only))
+    if key not in prep._results:
+        prep._results[key] = _group_frame(prep, by, bool(paid_only))
+    return prep._results[key].copy()
 
+
+def _group_frame(prep: PreparedMetrics, by: tuple[str, ...], paid_only: bool) -> pd.DataFrame:
+    codes, keys = prep.group_codes(by)
+    ngroups = len(keys[0]) if prep.n else 0
+    agg = prep.aggregate(by, paid_only)
     data: dict[str, Any] = {}
     for j, col in enumerate(by):
-        data[col] = keys[j] if ngroups else pd.array([], dtype=df[col].dtype)
+        data[col] = keys[j] if ngroups else pd.array([], dtype=prep.df[col].dtype)
     for name in GROUP_FIGURES:
         if name == "reporting_currency":
-            data[name] = pd.array([currency] * ngroups, dtype="string")
+            data[name] = pd.array([prep.reporting_currency] * ngroups, dtype="string")
         elif name == "not_converted":
             data[name] = pd.array(
-                ["; ".join(f"{c} {v:.2f}" for c, (v, _) in sorted(ex.items())) or None for ex in agg["_excluded"]],
+                [("; ".join(f"{c} {v:.2f}" for c, (v, _) in sorted(ex.items())) if ex else None)
+                 for ex in agg["_excluded"]],
                 dtype="string")
         elif isinstance(agg[name], tuple):
             values, mask = agg[name]
-            kind = "Float64" if values.dtype.kind == "f" else "Int64"
-            if kind == "Float64" and name != "utilization_pct":
-                values = np.round(values, 2)
-            data[name] = (pd.arrays.FloatingArray(values.astype(np.float64), mask.copy()) if kind == "Float64"
-                          else pd.arrays.IntegerArray(values.astype(np.int64), mask.copy()))
+            if values.dtype.kind == "f":
+                data[name] = pd.arrays.FloatingArray(values.astype(np.float64), mask.copy())
+            else:
+                data[name] = pd.arrays.IntegerArray(values.astype(np.int64), mask.copy())
         else:
-            data[name] = pd.array(agg[name], dtype="Int64")
+            data[name] = pd.arrays.IntegerArray(np.asarray(agg[name], dtype=np.int64), np.zeros(ngroups, dtype=bool))
     out = pd.DataFrame(data)
     if ngroups:
-        out = out.sort_values(by, na_position="last", kind="stable").reset_index(drop=True)
-    return out
+        out = out[out["licenses"].to_numpy(dtype=np.int64) > 0]
+    if len(out):
+        out = out.sort_values(list(by), na_position="last", kind="stable")
+    return out.reset_index(drop=True)
+
+
+def all_group_summaries(df: pd.DataFrame | PreparedMetrics, options: MetricOptions | None = None,
+                        paid_only: bool = False) -> dict[str, pd.DataFrame]:
+    """:func:`group_summary` for every entry of :data:`GROUPINGS`, reading the table once."""
+    prep = prepare(df, options)
+    return {name: group_summary(prep, cols, paid_only=paid_only) for name, cols in GROUPINGS.items()}
 
 
 # -------------------------------------------------------------- chart data
 
-def top_idle_spend(df: pd.DataFrame, n: int = 10, options: MetricOptions | None = None,
-                   by: Sequence[str] = ("integration_label", "license_name"),
-                   paid_only: bool = False) -> pd.DataFrame:
+def top_idle_spend(df: pd.DataFrame | PreparedMetrics, n: int = 10, options: MetricOptions | None = None,
+                   by: str | Sequence[str] = "license", paid_only: bool = False) -> pd.DataFrame:
     """The ``n`` licenses (integration + license name, over all accounts) with the most idle annual spend.
 
     Only groups with idle spend above 0; largest first, ties by key.
     """
-    groups = group_summary(df, list(by), options, paid_only=paid_only)
-    idle = groups["idle_annual_spend"]
-    groups = groups[idle.fillna(0).to_numpy(dtype=np.float64) > 0]
-    return groups.sort_values(["idle_annual_spend", *by], ascending=[False] + [True] * len(by),
-                              kind="stable").head(n).reset_index(drop=True)
+    cols = list(_by_columns(by))
+    groups = group_summary(df, cols, options, paid_only=paid_only)
+    idle = groups["idle_annual_spend"].fillna(0).to_numpy(dtype=np.float64)
+    groups = groups[idle > 0]
+    return groups.sort_values(["idle_annual_spend", *cols], ascending=[False] + [True] * len(cols),
+                              na_position="last", kind="stable").head(n).reset_index(drop=True)
 
 
-def utilization_by_integration(df: pd.DataFrame, options: MetricOptions | None = None,
+def utilization_by_integration(df: pd.DataFrame | PreparedMetrics, options: MetricOptions | None = None,
                                paid_only: bool = False) -> pd.DataFrame:
     """Seat-weighted utilization per integration (allocation, not activity), lowest first; NA last."""
     groups = group_summary(df, ["integration_label"], options, paid_only=paid_only)
@@ -858,39 +1060,34 @@ def utilization_by_integration(df: pd.DataFrame, options: MetricOptions | None =
                                     kind="stable").reset_index(drop=True)
 
 
-def spend_by_integration(df: pd.DataFrame, options: MetricOptions | None = None,
+SPEND_PARTS = (("used", "used_annual_spend"), ("idle", "idle_annual_spend"), ("not_reported", "unsplit_annual_spend"))
+
+
+def spend_by_integration(df: pd.DataFrame | PreparedMetrics, options: MetricOptions | None = None,
                          paid_only: bool = False) -> pd.DataFrame:
     """Annual spend per integration in the reporting currency, long form for a stacked bar.
 
-    Columns: ``integration_label``, ``part`` (``used``: assigned seats,
-    ``idle``: unassigned seats, ``not_reported``: spend of rows whose assigned
-    seats are not reported, so it cannot be split), ``amount``,
-    ``reporting_currency``. The parts of an integration add up to its
-    ``annual_spend``. Integrations without any spend figure are left out.
+    Columns: ``integration_label``, ``part`` (``used``: assigned seats;
+    ``idle``: unassigned seats; ``not_reported``: spend of rows whose assigned
+    seats are not reported, so it cannot be split; only when above 0),
+    ``amount``, ``reporting_currency``. The parts of an integration add up to
+    its ``annual_spend``. Integrations without any spend figure are left out.
     """
-    groups = group_summary(df, ["integration_label"], options, paid_only=paid_only)
-    currency = _reporting_currency(df, options)
-    parts = (("used", "used_annual_spend"), ("idle", "idle_annual_spend"), ("not_reported", "unsplit_annual_spend"))
+    prep = prepare(df, options)
+    groups = group_summary(prep, ["integration_label"], paid_only=paid_only)
     frames = []
-    for part, col in parts:
-        has = groups[col].notna().to_numpy(dtype=bool)
+    for order, (part, col) in enumerate(SPEND_PARTS):
+        values = groups[col]
+        has = values.notna().to_numpy(dtype=bool)
         if part == "not_reported":
-            has = has & (groups[col].fillna(0).to_numpy(dtype=np.float64) > 0)
+            has = has & (values.fillna(0).to_numpy(dtype=np.float64) > 0)
         frames.append(pd.DataFrame({
-            "integration_label": groups["integration_label"][has].to_numpy(dtype=object),
-            "part": part,
-            "amount": groups[col][has].to_numpy(dtype=np.float64),
+            "integration_label": groups["integration_label"].array[has],
+            "part": pd.array([part] * int(has.sum()), dtype="string"),
+            "amount": values.array[has],
+            "_order": order,
         }))
-    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["integration_label", "part", "amount"])
-    order = {p: i for i, (p, _) in enumerate(parts)}
-    out["_o"] = out["part"].map(order)
-    out = out.sort_values(["integration_label", "_o"], kind="stable").drop(columns="_o").reset_index(drop=True)
-    out = out.astype({"integration_label": "string", "part": "string", "amount": "Float64"})
-    out["reporting_currency"] = pd.array([currency] * len(out), dtype="string")
+    out = pd.concat(frames, ignore_index=True)
+    out = out.sort_values(["integration_label", "_order"], kind="stable").drop(columns="_order").reset_index(drop=True)
+    out["reporting_currency"] = pd.array([prep.reporting_currency] * len(out), dtype="string")
     return out
-
-
-def all_group_summaries(df: pd.DataFrame, options: MetricOptions | None = None,
-                        paid_only: bool = False) -> dict[str, pd.DataFrame]:
-    """:func:`group_summary` for every entry of :data:`GROUPINGS`."""
-    return {name: group_summary(df, cols, options, paid_only=paid_only) for name, cols in GROUPINGS.items()}
