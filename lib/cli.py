@@ -51,16 +51,96 @@ def _report(result: FetchResult) -> int:
     return result.exit_code()
 
 
+def _analytics(args: argparse.Namespace):
+    """(price book, metric options) from the command line; raises ConfigError listing every problem."""
+    from .metrics import MetricOptions
+    from .pricing import FxRatesError, PriceBookError, load_fx_rates, load_price_book
+
+    try:
+        book = load_price_book(Path(args.price_book)) if args.price_book else None
+    except (PriceBookError, OSError) as exc:
+        raise ConfigError(f"--price-book {args.price_book}: {exc}") from None
+    try:
+        rates = load_fx_rates(Path(args.fx), args.currency) if args.fx else {}
+    except (FxRatesError, OSError) as exc:
+        raise ConfigError(f"--fx {args.fx}: {exc}") from None
+    try:
+        options = MetricOptions(reporting_currency=args.currency, fx_rates=rates, buffer=args.buffer)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return book, options
+
+
+def _buffer(text: str) -> float:
+    """A buffer as a fraction: "0.1" or "10%"."""
+    try:
+        value = float(text[:-1]) / 100 if text.strip().endswith("%") else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number like 0.1 or 10%") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("the buffer cannot be negative")
+    return value
+
+
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     from .export import write_csv
+    from .metrics import add_metrics
 
+    book, options = _analytics(args)
     result = _fetch(settings, args.quiet)
-    table = result.licenses
+    table = add_metrics(result.licenses, book, options)
     out = Path(args.out)
     write_csv(table, out)
     code = _report(result)
     _err(f"wrote {len(table)} license rows to {out}")
     return code
+
+
+def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
+    from .metrics import add_metrics, prepare, summarize
+
+    book, options = _analytics(args)
+    result = _fetch(settings, quiet=True)
+    prep = prepare(add_metrics(result.licenses, book, options), options)
+    summaries = {"all_licenses": summarize(prep), "paid_licenses": summarize(prep, paid_only=True)}
+    code = _report(result)
+    if args.json:
+        print(json.dumps({k: s.as_dict() for k, s in summaries.items()}, indent=2, default=str))
+    else:
+        print(format_summary(summaries))
+    return code
+
+
+def format_summary(summaries: dict) -> str:
+    """The two summaries side by side, as a plain-text table."""
+    from .dashboard import fmt_money, fmt_pct, fmt_seats
+
+    a, p = summaries["all_licenses"], summaries["paid_licenses"]
+    cur = a.reporting_currency
+    rows = [
+        ("License rows", f"{a.licenses:,}", f"{p.licenses:,}"),
+        ("Seats bought", fmt_seats(a.total_seats), fmt_seats(p.total_seats)),
+        ("Seats assigned", fmt_seats(a.assigned_seats), fmt_seats(p.assigned_seats)),
+        ("Seats bought, not assigned", fmt_seats(a.unassigned_seats), fmt_seats(p.unassigned_seats)),
+        ("Seat utilization (assigned ÷ bought)", fmt_pct(a.utilization_pct), fmt_pct(p.utilization_pct)),
+        ("  rows without both seat counts", f"{a.rows_without_seat_counts:,}", f"{p.rows_without_seat_counts:,}"),
+        (f"Annual spend ({cur})", fmt_money(a.annual_spend, cur), fmt_money(p.annual_spend, cur)),
+        (f"Idle annual spend ({cur})", fmt_money(a.idle_annual_spend, cur), fmt_money(p.idle_annual_spend, cur)),
+        (f"Potential annual savings ({cur})", fmt_money(a.potential_annual_savings, cur),
+         fmt_money(p.potential_annual_savings, cur)),
+        (f"True-up exposure ({cur})", fmt_money(a.true_up_exposure, cur), fmt_money(p.true_up_exposure, cur)),
+        ("Paid licenses without a price", f"{a.unpriced_paid_licenses:,}", f"{p.unpriced_paid_licenses:,}"),
+    ]
+    rows += [(f"Flag: {flag.replace('_', ' ')}", f"{a.flag_counts.get(flag, 0):,}", f"{p.flag_counts.get(flag, 0):,}")
+             for flag in a.flag_counts]
+    for currency, amount in a.excluded_by_currency.items():
+        rows.append((f"Left out: no rate for {currency}", f"{currency} {amount:,.2f}",
+                     f"{currency} {p.excluded_by_currency.get(currency, 0):,.2f}"))
+    width = max(len(r[0]) for r in rows)
+    lines = [f"{'':{width}}  {'All licenses':>16}  {'Paid licenses':>16}"]
+    lines += [f"{label:{width}}  {x:>16}  {y:>16}" for label, x, y in rows]
+    lines.append(f"Measured: {a.measure}.")
+    return "\n".join(lines)
 
 
 def cmd_emulator(args: argparse.Namespace) -> int:
@@ -94,6 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="fetch every account and write the license table as CSV")
     p.add_argument("--out", required=True, help="CSV file to write")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    _analytics_args(p)
+
+    p = sub.add_parser("summary", help="fetch every account and print the seat and spend summary")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _analytics_args(p)
 
     p = sub.add_parser("emulator", help="run the Truto emulator on loopback")
     p.add_argument("--port", type=int, default=8765)
@@ -103,6 +188,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--accounts", type=int, help="serve a synthetic data set of this many accounts")
     p.add_argument("--token", help="the token it accepts (default: the demo token)")
     return parser
+
+
+def _analytics_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--price-book", metavar="FILE", help="price-book CSV: integration,license_id,license_name,"
+                                                        "unit_price,currency,billing_period")
+    p.add_argument("--fx", metavar="FILE", help="exchange rates CSV: currency,rate (units of --currency per unit)")
+    p.add_argument("--currency", default="USD", help="reporting currency (ISO 4217, default USD)")
+    p.add_argument("--buffer", type=_buffer, default=0.10, help="right-sizing headroom, 0.1 or 10%% (default 10%%)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "export":
             return cmd_export(args, settings)
+        if args.command == "summary":
+            return cmd_summary(args, settings)
     except FetchError as exc:
         _err(f"Nothing fetched: {exc}")
         return EXIT_NOTHING

@@ -92,3 +92,54 @@ def test_export_on_demo_data_without_token(tmp_path):
     assert {r["organization_name"] for r in github} == {"acme-platform", "acme-labs"}
     atlassian = [r for r in table if r["integration_label"] == "Atlassian"]
     assert atlassian and all(r["assigned_seats"] == "" and r["total_seats"] == "" for r in atlassian)
+
+
+PRICE_BOOK = ("integration,license_id,license_name,unit_price,currency,billing_period\n"
+              "Adobe,x,,10,EUR,monthly\n")
+
+
+def test_export_with_price_book_fx_and_buffer_writes_metric_columns(emulator, tmp_path):
+    emu = _two_accounts(emulator)
+    (tmp_path / "book.csv").write_text(PRICE_BOOK)
+    (tmp_path / "fx.csv").write_text("currency,rate\nEUR,1.25\n")
+    out = tmp_path / "licenses.csv"
+    proc = run(["export", "--out", str(out), "--price-book", str(tmp_path / "book.csv"), "--fx",
+                str(tmp_path / "fx.csv"), "--buffer", "50%"],
+               {"TRUTO_API_TOKEN": SECRET, "TRUTO_BASE_URL": emu.base_url}, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    good = next(r for r in rows(out) if r["account_id"] == "good")
+    # 10 EUR/month x 12 = 120 EUR per seat-year; 4 seats bought, 3 assigned
+    assert good["price_source"] == "price_book" and float(good["annual_unit_price"]) == 120.0
+    assert float(good["annual_cost"]) == 480.0 and float(good["idle_annual_cost"]) == 120.0
+    assert float(good["annual_cost_reporting"]) == 600.0 and good["reporting_currency"] == "USD"
+    assert good["recommended_seats"] == "5"             # ceil(3 x 1.5)
+    assert good["potential_annual_savings"] == "0.0"    # max(4 - 5, 0) x 120: known to be nothing
+    bad = next(r for r in rows(out) if r["account_id"] == "bad")
+    assert bad["price_source"] == "unpriced" and bad["annual_cost"] == ""
+
+
+def test_export_rejects_a_bad_price_book_listing_every_problem(tmp_path):
+    (tmp_path / "book.csv").write_text("integration,license_id,license_name,unit_price,currency,billing_period\n"
+                                       "Adobe,x,,-1,EURO,weekly\nAdobe,x,,5,USD,annual\n")
+    proc = run(["export", "--out", str(tmp_path / "x.csv"), "--price-book", str(tmp_path / "book.csv")], {}, tmp_path)
+    assert proc.returncode == 1
+    for words in ("row 2, column unit_price", "row 2, column currency", "row 2, column billing_period", "row 3"):
+        assert words in proc.stderr
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_summary_prints_a_table_and_json(emulator, tmp_path):
+    emu = _two_accounts(emulator)
+    (tmp_path / "book.csv").write_text(PRICE_BOOK)
+    env = {"TRUTO_API_TOKEN": SECRET, "TRUTO_BASE_URL": emu.base_url}
+    proc = run(["summary", "--price-book", str(tmp_path / "book.csv")], env, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Seats bought" in proc.stdout and "Left out: no rate for EUR" in proc.stdout
+    import json
+
+    proc = run(["summary", "--json", "--price-book", str(tmp_path / "book.csv")], env, tmp_path)
+    data = json.loads(proc.stdout)
+    assert data["all_licenses"]["total_seats"] == 6 and data["all_licenses"]["assigned_seats"] == 4
+    assert data["all_licenses"]["excluded_by_currency"] == {"EUR": 480.0}
+    assert data["all_licenses"]["annual_spend"] is None   # nothing convertible: not reported, not 0
+    assert SECRET not in proc.stdout + proc.stderr
