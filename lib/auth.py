@@ -1,0 +1,264 @@
+"""Who may open the dashboard, and who may change its settings.
+
+Pure logic: no Streamlit import at module level, so it is tested without a
+browser and used by the store's server-side permission checks.
+
+Configuration, in ``.streamlit/secrets.toml``:
+
+- ``[auth]``: Streamlit's own OIDC section (``redirect_uri``,
+  ``cookie_secret``, ``client_id``, ``client_secret``,
+  ``server_metadata_url``, or named providers ``[auth.<name>]``). When it is
+  present, everyone signs in with ``st.login``; without it the app runs open
+  for local use (role ``open``, which may edit).
+- ``[access]``: our allow-list, read only when ``[auth]`` is present:
+
+  - ``allowed_emails``: addresses that may sign in (viewers);
+  - ``allowed_domains``: whole domains, e.g. ``"acme.com"``: the part after
+    the ``@`` must equal it exactly (ignoring case). No suffix matching:
+    ``evilacme.com``, ``acme.com.evil.io`` and ``sub.acme.com`` do not match
+    ``acme.com``; list each domain that may sign in;
+  - ``admins``: addresses (``"ana@acme.com"``) or domains (``"acme.com"`` or
+    ``"@acme.com"``) whose people may also edit the price book, exchange
+    rates, thresholds and buffer. Admins need not be listed again as allowed.
+
+  With ``[auth]`` and an empty or missing ``[access]`` nobody gets in: the
+  gate fails closed.
+
+A sign-in whose identity provider says ``email_verified = false`` is refused:
+an unverified address proves nothing about who signed in.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .config import ConfigError, read_secrets_file
+
+ROLES = ("admin", "viewer", "open")
+ACCESS_KEYS = ("allowed_emails", "allowed_domains", "admins")
+
+# A DNS name: labels of letters, digits and hyphens (IDNs in their xn-- form or as Unicode letters).
+_LABEL = re.compile(r"^(?!-)[\w-]{1,63}(?<!-)$", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting: what the store records as the author of a change."""
+
+    email: str | None
+    name: str | None
+    role: str  # "admin" | "viewer" | "open"
+
+    def __post_init__(self):
+        if self.role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}, not {self.role!r}")
+
+    @property
+    def can_edit(self) -> bool:
+        """Admins edit; so does everyone in open mode (no sign-in configured, local use)."""
+        return self.role in ("admin", "open")
+
+    @property
+    def label(self) -> str:
+        """How the actor is named in the audit log and the sidebar."""
+        if self.role == "open":
+            return "open access (no sign-in)"
+        return self.email or self.name or "unknown"
+
+
+OPEN_ACTOR = Actor(email=None, name=None, role="open")
+
+
+@dataclass(frozen=True)
+class AccessConfig:
+    auth_enabled: bool = False
+    allowed_emails: frozenset[str] = field(default_factory=frozenset)
+    allowed_domains: frozenset[str] = field(default_factory=frozenset)
+    admin_emails: frozenset[str] = field(default_factory=frozenset)
+    admin_domains: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def open(self) -> bool:
+        return not self.auth_enabled
+
+    @property
+    def has_allow_list(self) -> bool:
+        return bool(self.allowed_emails or self.allowed_domains or self.admin_emails or self.admin_domains)
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    actor: Actor | None
+    reason: str
+    shown_as: str  # who the person is signed in as ("" when signed out or open)
+
+
+# ------------------------------------------------------------------ parsing
+
+def normalize_email(value: Any) -> str | None:
+    """The address in lower case, or None when it is not exactly ``local@domain``."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if text.count("@") != 1 or any(c.isspace() for c in text):
+        return None
+    local, domain = text.split("@")
+    domain = normalize_domain(domain)
+    if not local or domain is None:
+        return None
+    return f"{local.casefold()}@{domain}"
+
+
+def normalize_domain(value: Any) -> str | None:
+    """A domain in lower case (a leading ``@`` and a trailing dot dropped), or None when it is not one."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip().casefold()
+    if text.startswith("@"):
+        text = text[1:]
+    if text.endswith("."):
+        text = text[:-1]
+    if not text or len(text) > 253:
+        return None
+    labels = text.split(".")
+    if not all(_LABEL.match(label) and "_" not in label for label in labels):
+        return None
+    return text
+
+
+def _list(section: Mapping[str, Any], key: str) -> list[str]:
+    value = section.get(key, [])
+    where = f"secrets.toml [access] {key}"
+    if isinstance(value, str):
+        value = [v for v in value.split(",") if v.strip()]
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{where}: expected a list of text")
+    out = []
+    for i, item in enumerate(value, 1):
+        if not isinstance(item, str) or not item.strip():
+            raise ConfigError(f"{where}: entry {i} is not text")
+        out.append(item.strip())
+    return out
+
+
+def _emails(items: list[str], where: str) -> frozenset[str]:
+    out = set()
+    for i, item in enumerate(items, 1):
+        email = normalize_email(item)
+        if email is None:
+            raise ConfigError(f"{where}: entry {i} ({item!r}) is not an email address like ana@acme.com")
+        out.add(email)
+    return frozenset(out)
+
+
+def _domains(items: list[str], where: str) -> frozenset[str]:
+    out = set()
+    for i, item in enumerate(items, 1):
+        if "*" in item:
+            raise ConfigError(f"{where}: entry {i} ({item!r}): wildcards are not supported; "
+                              "list each domain exactly, e.g. acme.com and eu.acme.com")
+        domain = normalize_domain(item)
+        if domain is None:
+            raise ConfigError(f"{where}: entry {i} ({item!r}) is not a domain like acme.com")
+        out.add(domain)
+    return frozenset(out)
+
+
+def load_access_config(secrets: Mapping[str, Any] | None = None) -> AccessConfig:
+    """The access rules from ``secrets`` (default: the secrets file). Raises ConfigError naming a bad key."""
+    if secrets is None:
+        secrets = read_secrets_file()
+    auth = secrets.get("auth")
+    if auth is not None and not isinstance(auth, Mapping):
+        raise ConfigError("secrets.toml: [auth] must be a table")
+    auth_enabled = bool(auth)
+    section = secrets.get("access", {}) or {}
+    if not isinstance(section, Mapping):
+        raise ConfigError("secrets.toml: [access] must be a table")
+    unknown = sorted(set(section) - set(ACCESS_KEYS))
+    if unknown:
+        raise ConfigError(f"secrets.toml [access]: unknown key {unknown[0]!r} (known: {', '.join(ACCESS_KEYS)})")
+    emails = _emails(_list(section, "allowed_emails"), "secrets.toml [access] allowed_emails")
+    domains = _domains(_list(section, "allowed_domains"), "secrets.toml [access] allowed_domains")
+    admin_emails, admin_domains = set(), set()
+    for i, item in enumerate(_list(section, "admins"), 1):
+        if "@" in item.lstrip("@"):
+            email = normalize_email(item)
+            if email is None:
+                raise ConfigError(f"secrets.toml [access] admins: entry {i} ({item!r}) is not an email address "
+                                  "like ana@acme.com")
+            admin_emails.add(email)
+        else:
+            admin_domains |= _domains([item], f"secrets.toml [access] admins (entry {i})")
+    return AccessConfig(auth_enabled, emails, domains, frozenset(admin_emails), frozenset(admin_domains))
+
+
+# ----------------------------------------------------------------- deciding
+
+def _get(user: Any, key: str) -> Any:
+    if user is None:
+        return None
+    if isinstance(user, Mapping):
+        return user.get(key)
+    getter = getattr(user, "get", None)
+    if callable(getter):
+        try:
+            return getter(key)
+        except Exception:  # noqa: BLE001 - a proxy that refuses .get: fall back to attributes
+            pass
+    return getattr(user, key, None)
+
+
+def _is_false(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value is False
+    if isinstance(value, str):
+        return value.strip().lower() in ("false", "0", "no")
+    if isinstance(value, (int, float)):
+        return value == 0
+    return False
+
+
+def decide(user: Mapping[str, Any] | Any, config: AccessConfig) -> Decision:
+    """Whether the person ``st.user`` describes may see the dashboard, and in which role."""
+    if not config.auth_enabled:
+        return Decision(True, OPEN_ACTOR,
+                        "open: no [auth] section in secrets.toml, so anyone who can reach the app may use and edit it",
+                        "")
+    if not _get(user, "is_logged_in"):
+        return Decision(False, None, "sign in", "")
+    raw_email = _get(user, "email")
+    name = _get(user, "name")
+    name = str(name) if name not in (None, "") else None
+    shown = str(raw_email).strip() if isinstance(raw_email, str) and raw_email.strip() else (name or "an account without an email address")
+    email = normalize_email(raw_email)
+    if email is None:
+        return Decision(False, None, "your sign-in did not give a usable email address, so access cannot be checked", shown)
+    if _is_false(_get(user, "email_verified")):
+        return Decision(False, None, "your identity provider says this email address is not verified", shown)
+    domain = email.rsplit("@", 1)[1]
+    if email in config.admin_emails or domain in config.admin_domains:
+        why = "listed as an admin" if email in config.admin_emails else f"an admin by domain {domain}"
+        return Decision(True, Actor(email, name, "admin"), why, shown)
+    if email in config.allowed_emails or domain in config.allowed_domains:
+        why = "on the allow-list" if email in config.allowed_emails else f"allowed by domain {domain}"
+        return Decision(True, Actor(email, name, "viewer"), why, shown)
+    if not config.has_allow_list:
+        return Decision(False, None, "no one is allowed yet: the [access] section of secrets.toml is empty", shown)
+    return Decision(False, None, "this account is not on the dashboard's allow-list; ask an admin for access", shown)
+
+
+def streamlit_user() -> dict[str, Any]:
+    """What ``st.user`` holds, as a plain dict (imports Streamlit on call)."""
+    import streamlit as st
+
+    user = st.user
+    try:
+        data = dict(user.to_dict())
+    except AttributeError:
+        data = {k: user[k] for k in user}
+    data.setdefault("is_logged_in", bool(getattr(user, "is_logged_in", False)))
+    return data
