@@ -291,7 +291,7 @@ class MetricOptions:
 # ------------------------------------------------------------------ helpers
 
 def _masked(series: pd.Series, dtype: str, np_dtype) -> tuple[np.ndarray, np.ndarray]:
-    """(values with NA as 0, NA mask) as numpy arrays."""
+    """(values with NA as 0, NA mask) as numpy arrays. May share the column's memory: do not modify."""
     arr = series.array
     if str(arr.dtype) != dtype:
         arr = pd.array(series, dtype=dtype)
@@ -651,7 +651,7 @@ class PreparedMetrics:
         money = {}
         for name, col in _MONEY_SOURCES.items():
             v, m = _masked(df[col], "Float64", np.float64)
-            v *= 100
+            v = v * 100                      # a new array: to_numpy may share the table's memory
             np.rint(v, out=v)                # whole cents, exact in float64
             money[name] = (v, m)
         spend, spend_na = money["annual_spend"]

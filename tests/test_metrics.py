@@ -428,6 +428,18 @@ def test_options_must_match_the_table(estate):
         summarize(estate, MetricOptions(reporting_currency="EUR"))
 
 
+def test_totals_do_not_change_the_table(estate):
+    before = estate.copy()
+    for _ in range(2):
+        prepared = M.prepare(estate, OPTIONS)
+        summarize(prepared)
+        summarize(prepared, paid_only=True)
+        M.all_group_summaries(prepared)
+        M.spend_by_integration(estate, OPTIONS)
+    pd.testing.assert_frame_equal(estate, before)
+    assert summarize(estate, OPTIONS).annual_spend == 13080.0
+
+
 def test_summaries_need_the_metric_columns():
     with pytest.raises(ValueError, match="run add_metrics first"):
         summarize(table(*ESTATE))
