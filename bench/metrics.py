@@ -7,11 +7,12 @@ Each size runs in a fresh Python process, so its peak memory (ru_maxrss) is
 its own. Per size it times, after a small warm-up run:
 
 - build: ``lib.normalize.build_license_table`` from raw Truto-shaped records;
-- metrics: ``lib.metrics.add_metrics`` with a price book and exchange rates;
-- totals: ``summarize`` (all licenses and paid only), ``group_summary`` for
-  every entry of ``GROUPINGS`` (integration, account, tenant, organization,
-  license) and the chart helpers (``top_idle_spend``,
-  ``utilization_by_integration``, ``spend_by_integration``).
+- metrics: ``lib.metrics.add_metrics`` with a price book and exchange rates,
+  ``prepare`` (reads the table once for all totals) and ``summarize`` (all
+  licenses and paid only);
+- group-bys: ``group_summary`` for every entry of ``GROUPINGS`` (integration,
+  account, tenant, organization, license) and the chart helpers
+  (``top_idle_spend``, ``utilization_by_integration``, ``spend_by_integration``).
 
 "cold" is the first run in the process, "warm" the median of the other
 ``--repeat`` - 1 runs (memory already mapped: a long-running app). "per row vs smallest" is the time
@@ -157,17 +158,17 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # KiB on Linux
 
 
-def _totals(df: pd.DataFrame, options: M.MetricOptions) -> dict:
-    prepared = M.prepare(df, options)        # the table is read once for all the totals below
-    out = {
-        "all": M.summarize(prepared, paid_only=False),
-        "paid": M.summarize(prepared, paid_only=True),
+def _summaries(prepared: M.PreparedMetrics) -> dict:
+    return {"all": M.summarize(prepared, paid_only=False), "paid": M.summarize(prepared, paid_only=True)}
+
+
+def _groups(prepared: M.PreparedMetrics) -> dict:
+    return {
         **M.all_group_summaries(prepared),
         "top_idle": M.top_idle_spend(prepared, 10),
         "utilization": M.utilization_by_integration(prepared),
         "spend": M.spend_by_integration(prepared),
     }
-    return out
 
 
 def run_one(rows: int, repeat: int) -> dict:
@@ -175,13 +176,17 @@ def run_one(rows: int, repeat: int) -> dict:
     book = make_price_book()
     # Warm-up (first-call costs of pandas/arrow), not measured.
     warm, _ = build_license_table(make_listings(2000, seed=SEED + 7))
-    _totals(M.add_metrics(warm, book, options), options)
+    prepared = M.prepare(M.add_metrics(warm, book, options), options)
+    _summaries(prepared)
+    _groups(prepared)
+    del prepared
     del warm
     gc.collect()
     base = _rss_now_mb()
 
     listings = make_listings(rows)
     gc.collect()
+    gc.freeze()     # the raw records stay alive for the repeats; in the app they are gone after the build
     input_mb = _rss_now_mb() - base
 
     build, metric, total = [], [], []
@@ -194,9 +199,12 @@ def run_one(rows: int, repeat: int) -> dict:
         table, problems = build_license_table(listings)
         t1 = time.perf_counter()
         df = M.add_metrics(table, book, options)
+        prepared = M.prepare(df, options)
+        result = _summaries(prepared)
         t2 = time.perf_counter()
-        result = _totals(df, options)
+        result.update(_groups(prepared))
         t3 = time.perf_counter()
+        del prepared
         build.append(t1 - t0)
         metric.append(t2 - t1)
         total.append(t3 - t2)
@@ -231,11 +239,12 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"python {sys.version.split()[0]}, pandas {pd.__version__}, numpy {np.__version__}, "
           f"{os.cpu_count()} CPUs; each size in a fresh process")
-    print("cold = the first run in the process (fresh memory); warm = median of the later runs")
-    head = (f"{'rows':>9} {'':>5} {'build s':>8} {'metrics s':>9} {'totals s':>8} {'total s':>8} "
-            f"{'per row vs smallest':>20} {'peak MB':>8} {'input MB':>8}")
+    print("cold: the first run in the process (fresh memory); warm: median of the later runs")
+    print("per-row ratios: time per row divided by that at the smallest size (<= 1: no worse than linear)")
+    head = (f"{'rows':>9} {'run':>4} {'build s':>8} {'metrics s':>9} {'group-bys s':>11} {'total s':>8} "
+            f"{'ratio all':>9} {'ratio metrics+groups':>20} {'peak MB':>8} {'input MB':>8}")
     print(head)
-    first: dict[str, float] = {}
+    first: dict[str, tuple[float, float]] = {}
     results = []
     for size in args.sizes:
         proc = subprocess.run([sys.executable, __file__, "--child", str(size), "--repeat", str(args.repeat)],
@@ -249,10 +258,10 @@ def main(argv: list[str] | None = None) -> int:
             if kind == "warm" and args.repeat < 2:
                 continue
             all_s = b + m + t
-            per_row = all_s / r["rows"]
-            first.setdefault(kind, per_row)
-            print(f"{r['rows']:>9,} {kind:>5} {b:>8.3f} {m:>9.3f} {t:>8.3f} {all_s:>8.3f} "
-                  f"{per_row / first[kind]:>20.2f} {r['peak_mb']:>8.0f} {r['input_mb']:>8.0f}")
+            per_row = (all_s / r["rows"], (m + t) / r["rows"])
+            base = first.setdefault(kind, per_row)
+            print(f"{r['rows']:>9,} {kind:>4} {b:>8.3f} {m:>9.3f} {t:>11.3f} {all_s:>8.3f} "
+                  f"{per_row[0] / base[0]:>9.2f} {per_row[1] / base[1]:>20.2f} {r['peak_mb']:>8.0f} {r['input_mb']:>8.0f}")
     last = results[-1]
     print(f"\nlargest run: annual spend {last['annual_spend']:,.2f} USD; left out (no rate): "
           + ", ".join(f"{c} {v:,.2f}" for c, v in last["excluded"].items()))

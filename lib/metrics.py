@@ -696,7 +696,7 @@ class PreparedMetrics:
             raw |= bits[name].astype(np.int16) << j
         present = np.bincount(raw, minlength=len(FLAGS) << _FLAG_SHIFT) > 0
         self.patterns = np.flatnonzero(present)                 # the row codes that occur
-        self.pattern = (np.cumsum(present) - 1).astype(np.int64)[raw]
+        self.pattern = (np.cumsum(present) - 1).astype(np.int16)[raw]        # fewer than 2**15 codes
         price, price_na = _masked(df["annual_unit_price"], "Float64", np.float64)
         self.paid = (~paid_na & paid) | (paid_na & ~price_na & (price > 0))
         self._encoded: dict[str, tuple[np.ndarray, Any]] = {}
