@@ -497,27 +497,36 @@ def _pylist(series: pd.Series, dtype: str, sqlite: bool) -> list:
     return arr.to_pylist()
 
 
-def _column_array(values: Sequence[Any], dtype: str, sqlite: bool):
-    """Driver values (timestamps as integer microseconds) -> a pandas array of ``dtype``."""
+_ARROW_TYPES = {"string": pa.large_string(), "Int64": pa.int64(), "Float64": pa.float64(), "boolean": pa.bool_(),
+                "datetime64[us, UTC]": pa.int64(), "int64": pa.int64()}
+
+
+def _arrow_from_values(values: Sequence[Any], dtype: str) -> pa.Array:
+    """Driver values (timestamps as integer microseconds, SQLite booleans as 0/1) -> an Arrow array."""
+    if dtype == "boolean":
+        return pa.array(values, type=pa.int8()).cast(pa.bool_())   # bools are ints in Python too
+    return pa.array(values, type=_ARROW_TYPES[dtype])
+
+
+def _pandas_array(arr: pa.Array, dtype: str):
+    """An Arrow column -> the pandas array of ``dtype`` (NA kept as NA; ``int64``: a plain numpy array)."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks else pa.array([], type=arr.type)
     if dtype == "string":
-        return pd.array(pa.array(values, type=pa.large_string()), dtype="string")
-    if dtype == "Int64" or dtype.startswith("datetime64"):
-        arr = pa.array(values, type=pa.int64())
-        if dtype.startswith("datetime64"):
-            return arr.cast(pa.timestamp("us", tz="UTC")).to_pandas().array
-    elif dtype == "Float64":
-        arr = pa.array(values, type=pa.float64())
-    elif dtype == "boolean":
-        arr = pa.array(values, type=pa.int8()).cast(pa.bool_()) if sqlite else pa.array(values, type=pa.bool_())
-    else:
-        raise AssertionError(dtype)
+        return pd.array(arr.cast(pa.large_string()), dtype="string")
+    if dtype.startswith("datetime64"):
+        return arr.cast(pa.int64()).cast(pa.timestamp("us", tz="UTC")).to_pandas().array
+    if dtype == "int64":
+        return np.asarray(arr.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
     mask = np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
     filled = arr.fill_null(False if dtype == "boolean" else 0).to_numpy(zero_copy_only=False)
     if dtype == "Int64":
         return pd.arrays.IntegerArray(np.asarray(filled, dtype=np.int64), mask)
     if dtype == "Float64":
         return pd.arrays.FloatingArray(np.asarray(filled, dtype=np.float64), mask)
-    return pd.arrays.BooleanArray(np.asarray(filled, dtype=bool), mask)
+    if dtype == "boolean":
+        return pd.arrays.BooleanArray(np.asarray(filled, dtype=bool), mask)
+    raise AssertionError(dtype)
 
 
 def _conform(df: pd.DataFrame, columns: Mapping[str, str], what: str) -> pd.DataFrame:
@@ -578,7 +587,7 @@ class Store:
         if self.dialect == "sqlite":
             self.engine = self._sqlite_engine(parsed, echo)
         else:
-            self.engine = create_engine(parsed, pool_pre_ping=True, echo=echo)
+            self.engine = self._postgres_engine(parsed, echo)
         self._writer = self.engine.execution_options(store_write=True)
         self._ph = "?" if self.dialect == "sqlite" else "%s"
         if upgrade:
@@ -618,6 +627,20 @@ class Store:
             # Writers take the write lock up front, so two writers queue (busy_timeout)
             # instead of failing on a lock upgrade; readers read a consistent snapshot.
             conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("store_write") else "BEGIN")
+
+        return engine
+
+    @staticmethod
+    def _postgres_engine(parsed, echo: bool) -> Engine:
+        engine = create_engine(parsed, pool_pre_ping=True, echo=echo)
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection, _record):
+            autocommit = dbapi_connection.autocommit
+            dbapi_connection.autocommit = True
+            dbapi_connection.execute("SET TIME ZONE 'UTC'")
+            dbapi_connection.execute("SET client_encoding TO 'UTF8'")
+            dbapi_connection.autocommit = autocommit
 
         return engine
 
@@ -898,26 +921,83 @@ class Store:
         finally:
             cur.close()
 
-    def _read_rows(self, conn: Connection, table: str, columns: Mapping[str, str], ids: Sequence[int]
-                   ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-        """(owner ids, positions, {column: pandas array}) of ``table`` rows owned by account snapshots ``ids``."""
-        names = list(columns)
-        select_list = ", ".join(["account_snapshot_id", "position",
-                                 *(self._ts(c) if columns[c].startswith("datetime64") else c for c in names)])
-        rows: list[tuple] = []
-        cur = self._cursor(conn)
-        try:
-            for chunk in _chunks(list(ids)):
-                cur.execute(f"SELECT {select_list} FROM {table} WHERE account_snapshot_id IN "
-                            f"({', '.join([self._ph] * len(chunk))})", tuple(chunk))
-                rows.extend(cur.fetchall())
-        finally:
-            cur.close()
-        cols = list(zip(*rows)) if rows else [()] * (len(names) + 2)
-        owners = np.asarray(cols[0], dtype=np.int64)
-        positions = np.asarray(cols[1], dtype=np.int64)
-        data = {name: _column_array(cols[i + 2], columns[name], self.is_sqlite) for i, name in enumerate(names)}
+    def _arrow_columns(self, conn: Connection, exprs: Sequence[tuple[str, str]], tail: str,
+                       params: tuple) -> list[pa.Array]:
+        """``SELECT <exprs> <tail>`` as Arrow arrays, one per (column, dtype) in ``exprs``.
+
+        SQLite: one fetchall, transposed. PostgreSQL: ``COPY (...) TO STDOUT``
+        as CSV parsed by pyarrow, so no Python object is made per value.
+        Timestamps come back as integer microseconds either way.
+        """
+        select_list = ", ".join(self._ts(c) if t.startswith("datetime64") else c for c, t in exprs)
+        sql = f"SELECT {select_list} {tail}"
+        if self.is_sqlite:
+            cur = self._cursor(conn)
+            try:
+                cur.execute(sql, params)
+                rows = cur.fetchall()
+            finally:
+                cur.close()
+            cols = list(zip(*rows)) if rows else [()] * len(exprs)
+            return [_arrow_from_values(values, t) for values, (_, t) in zip(cols, exprs)]
+        return self._pg_copy_out(conn, sql, params, exprs)
+
+    def _pg_copy_out(self, conn: Connection, sql: str, params: tuple, exprs: Sequence[tuple[str, str]]
+                     ) -> list[pa.Array]:
+        import io
+
+        import psycopg
+        import pyarrow.csv as pacsv
+
+        raw = conn.connection.driver_connection
+        query = psycopg.ClientCursor(raw).mogrify(sql, params)
+        buf = io.BytesIO()
+        with raw.cursor() as cur:
+            with cur.copy(f"COPY ({query}) TO STDOUT WITH (FORMAT csv)") as copy:
+                for data in copy:
+                    buf.write(data)
+        names = [f"c{i}" for i in range(len(exprs))]
+        if buf.tell() == 0:
+            return [pa.array([], type=_ARROW_TYPES[t]) for _, t in exprs]
+        table = pacsv.read_csv(
+            io.BytesIO(buf.getvalue()),
+            read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 24),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: _ARROW_TYPES[t] for n, (_, t) in zip(names, exprs)},
+                null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=False,
+                true_values=["t"], false_values=["f"]),
+        )
+        return [table.column(n) for n in names]
+
+    def _columns(self, conn: Connection, exprs: Sequence[tuple[str, str]], tail: str, params: tuple
+                 ) -> dict[str, Any]:
+        arrays = self._arrow_columns(conn, exprs, tail, params)
+        return {c: _pandas_array(a, t) for a, (c, t) in zip(arrays, exprs)}
+
+    def _read_rows(self, conn: Connection, table: str, columns: Mapping[str, str],
+                   clauses: Sequence[tuple[str, tuple]]) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        """(owner ids, positions, {column: pandas array}) of ``table`` rows matching any of ``clauses``."""
+        exprs = [("account_snapshot_id", "int64"), ("position", "int64"), *columns.items()]
+        parts: list[list[pa.Array]] = [
+            self._arrow_columns(conn, exprs, f"FROM {table} WHERE {where}", params) for where, params in clauses]
+        if not parts:
+            parts = [[pa.array([], type=_ARROW_TYPES[t]) for _, t in exprs]]
+        def chunks(i: int) -> list[pa.Array]:
+            out: list[pa.Array] = []
+            for part in parts:
+                out.extend(part[i].chunks if isinstance(part[i], pa.ChunkedArray) else [part[i]])
+            return out
+
+        merged = [pa.chunked_array(chunks(i), type=_ARROW_TYPES[t]) for i, (_, t) in enumerate(exprs)]
+        owners = _pandas_array(merged[0], "int64")
+        positions = _pandas_array(merged[1], "int64")
+        data = {name: _pandas_array(arr, dtype) for arr, (name, dtype) in zip(merged[2:], columns.items())}
         return owners, positions, data
+
+    def _id_clauses(self, ids: Sequence[int]) -> list[tuple[str, tuple]]:
+        return [(f"account_snapshot_id IN ({', '.join([self._ph] * len(chunk))})", tuple(int(i) for i in chunk))
+                for chunk in _chunks(list(ids))]
 
     def _frame(self, columns: Mapping[str, str], data: Mapping[str, Any], order: np.ndarray | None) -> pd.DataFrame:
         if order is not None:
@@ -959,18 +1039,21 @@ class Store:
         """
         now = _utc(now) if now is not None else utcnow()
         A = ACCOUNT_SNAPSHOTS
+        account_dtypes = {**ACCOUNT_COLUMNS, **ACCOUNT_EXTRA_COLUMNS}
         with self._read(consistent=True) as conn:
             run = conn.execute(select(SNAPSHOTS).where(SNAPSHOTS.c.config_key == config_key)
                                .order_by(SNAPSHOTS.c.taken_at.desc(), SNAPSHOTS.c.id.desc()).limit(1)).first()
             if run is None:
                 return LatestSnapshot(config_key, None, None, None, None, False, _empty_frame(LICENSE_COLUMNS),
-                                      _empty_frame({**ACCOUNT_COLUMNS, **ACCOUNT_EXTRA_COLUMNS}),
-                                      _empty_frame(PROBLEM_COLUMNS))
-            attempts = conn.execute(select(A.c.id, A.c.taken_at, A.c.good, *(A.c[c] for c in ACCOUNT_COLUMNS))
-                                    .where(A.c.snapshot_id == run.id).order_by(A.c.id)).all()
-            used: dict[str, tuple[int, datetime]] = {a.account_id: (a.id, a.taken_at) for a in attempts if a.good}
-            failed = [a.account_id for a in attempts if not a.good]
-            for chunk in _chunks(failed):
+                                      _empty_frame(account_dtypes), _empty_frame(PROBLEM_COLUMNS))
+            att = self._columns(conn, [("id", "int64"), ("taken_at", "datetime64[us, UTC]"), ("good", "boolean"),
+                                       *ACCOUNT_COLUMNS.items()],
+                                f"FROM account_snapshots WHERE snapshot_id = {self._ph} ORDER BY id", (run.id,))
+            good = att["good"].to_numpy(dtype=bool, na_value=False)
+            account_ids = att["account_id"].to_numpy(dtype=object)
+            # Accounts whose latest attempt is good show that attempt; the others their latest good one.
+            fallback: dict[str, tuple[int, datetime]] = {}
+            for chunk in _chunks(sorted(set(account_ids[~good]))):
                 ranked = (select(A.c.id, A.c.account_id, A.c.taken_at,
                                  func.row_number().over(partition_by=A.c.account_id,
                                                         order_by=(A.c.taken_at.desc(), A.c.id.desc())).label("rn"))
@@ -978,33 +1061,34 @@ class Store:
                           .subquery())
                 for row in conn.execute(select(ranked.c.id, ranked.c.account_id, ranked.c.taken_at)
                                         .where(ranked.c.rn == 1)).all():
-                    used[row.account_id] = (row.id, row.taken_at)
-            order = {a.account_id: i for i, a in enumerate(attempts)}
-            rank_of_owner = {aid_snap: order[acc] for acc, (aid_snap, _) in used.items()}
-            ids = sorted(rank_of_owner)
-            licenses = self._ordered(conn, "license_rows", LICENSE_COLUMNS, ids, rank_of_owner)
-            problems = self._ordered(conn, "problem_rows", PROBLEM_COLUMNS, ids, rank_of_owner)
+                    fallback[row.account_id] = (row.id, row.taken_at)
+            rank = {acc: i for i, acc in enumerate(account_ids)}
+            rank_of_owner = {int(i): r for i, r in zip(att["id"][good], np.flatnonzero(good))}
+            rank_of_owner.update({snap_id: rank[acc] for acc, (snap_id, _) in fallback.items()})
+            clauses = [(f"account_snapshot_id IN (SELECT id FROM account_snapshots WHERE snapshot_id = {self._ph} "
+                        f"AND good = {self._ph})", (run.id, True))] if good.any() else []
+            clauses += self._id_clauses(sorted(snap_id for snap_id, _ in fallback.values()))
+            licenses = self._ordered(conn, "license_rows", LICENSE_COLUMNS, clauses, rank_of_owner)
+            problems = self._ordered(conn, "problem_rows", PROBLEM_COLUMNS, clauses, rank_of_owner)
 
-        records = []
-        for a in attempts:
-            rec = {c: getattr(a, c) for c in ACCOUNT_COLUMNS}
-            as_of = used.get(a.account_id, (None, None))[1]
-            stale = (not a.good) and as_of is not None
-            rec.update(stale=stale, data_as_of=as_of, stale_for=(now - as_of) if stale else None)
-            records.append(rec)
-        accounts = pd.DataFrame.from_records(records, columns=[*ACCOUNT_COLUMNS, *ACCOUNT_EXTRA_COLUMNS])
-        for c in ("fetched_at", "data_as_of"):
-            accounts[c] = pd.to_datetime(accounts[c], utc=True)
-        accounts["stale_for"] = pd.to_timedelta(accounts["stale_for"])
-        accounts = accounts.astype({**ACCOUNT_COLUMNS, **ACCOUNT_EXTRA_COLUMNS})
+        accounts = pd.DataFrame({c: att[c] for c in ACCOUNT_COLUMNS})
+        stale = np.array([not g and acc in fallback for g, acc in zip(good, account_ids)], dtype=bool)
+        taken_us = np.asarray(att["taken_at"].asi8, dtype=np.int64)   # microseconds (the array's unit)
+        as_of_us = np.array([taken_us[i] if good[i] else (_to_us(fallback[acc][1]) if acc in fallback else -1)
+                             for i, acc in enumerate(account_ids)], dtype=np.int64)
+        as_of = pd.array(pa.array(as_of_us, mask=as_of_us < 0).cast(pa.timestamp("us", tz="UTC")).to_pandas())
+        accounts["stale"] = pd.array(stale, dtype="boolean")
+        accounts["data_as_of"] = as_of
+        age = (pd.Timestamp(now).as_unit("us") - accounts["data_as_of"]).astype("timedelta64[us]")
+        accounts["stale_for"] = age.where(stale, pd.NaT).astype("timedelta64[us]")
         return LatestSnapshot(config_key, run.id, run.taken_at, run.written_at, run.exit_code, bool(run.demo),
-                              licenses, accounts, problems)
+                              licenses, accounts.astype(account_dtypes), problems)
 
-    def _ordered(self, conn: Connection, table: str, columns: Mapping[str, str], ids: Sequence[int],
-                 rank_of_owner: Mapping[int, int]) -> pd.DataFrame:
-        if not ids:
+    def _ordered(self, conn: Connection, table: str, columns: Mapping[str, str],
+                 clauses: Sequence[tuple[str, tuple]], rank_of_owner: Mapping[int, int]) -> pd.DataFrame:
+        if not clauses:
             return _empty_frame(columns)
-        owners, positions, data = self._read_rows(conn, table, columns, ids)
+        owners, positions, data = self._read_rows(conn, table, columns, clauses)
         if not len(owners):
             return _empty_frame(columns)
         lookup = np.array(sorted(rank_of_owner.items()), dtype=np.int64)
@@ -1059,7 +1143,7 @@ class Store:
                 return _empty_frame(out_columns)
             pairs["id"] = pairs["id"].astype(np.int64)
             ids = sorted(set(pairs["id"].tolist()))
-            owners, positions, data = self._read_rows(conn, "license_rows", subset, ids)
+            owners, positions, data = self._read_rows(conn, "license_rows", subset, self._id_clauses(ids))
         if not len(owners):
             return _empty_frame(out_columns)
         rows_df = pd.DataFrame({"id": owners, "position": positions, "row": np.arange(len(owners))})
