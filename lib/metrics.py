@@ -39,6 +39,16 @@ rows shown.
 Totals never mix currencies: they add the ``*_reporting`` figures only. A
 row with a known amount in a currency without a rate is left out of them, and
 :attr:`Summary.excluded_by_currency` says how much was left out, per currency.
+
+Types (:data:`METRIC_DTYPES`): money and prices are ``Float64``,
+``recommended_seats`` is ``Int64``, and the five text columns (``currency``,
+``billing_period``, ``price_source``, ``reporting_currency``, ``flag``) are
+categoricals of their few values, which keeps a million rows fast and small;
+compare them with strings as usual (``df["flag"] == "ok"``).
+
+Totals (:func:`summarize`, :func:`group_summary`, the chart helpers) accept
+the table, or a :class:`PreparedMetrics` from :func:`prepare`, which reads the
+table once for any number of totals: prefer it when drawing several.
 """
 
 from __future__ import annotations
@@ -640,7 +650,7 @@ class PreparedMetrics:
         missing = [c for c in METRIC_COLUMNS if c not in df.columns]
         if missing:
             raise ValueError(f"run add_metrics first: the table lacks {', '.join(missing)}")
-        self.df = df
+        self.df = df = df.copy(deep=False)     # copy-on-write: later edits of the caller's table do not reach it
         self.n = len(df)
         self.reporting_currency = _reporting_currency(df, options)
         t, t_na = _masked(df["total_seats"], "Int64", np.float64)
