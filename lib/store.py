@@ -886,29 +886,26 @@ class Store:
             license_rows=int(lic_mask.sum())).returning(SNAPSHOTS.c.id)).scalar_one()
         if not len(accounts):
             return snapshot_id
-        records = pa.Table.from_pandas(accounts, preserve_index=False).to_pylist()
-        for rec in records:
-            for k, v in rec.items():
-                if isinstance(v, float) and math.isnan(v):
-                    rec[k] = None
-            rec.update(snapshot_id=snapshot_id, config_key=config_key, taken_at=taken,
-                       good=rec["outcome"] in GOOD_OUTCOMES)
-        ids = conn.execute(insert(ACCOUNT_SNAPSHOTS).returning(ACCOUNT_SNAPSHOTS.c.id, sort_by_parameter_order=True),
-                           records).scalars().all()
-        id_of = dict(zip(accounts["account_id"].tolist(), ids))
-        if lic_mask.any():
-            self._bulk_insert(conn, "license_rows", LICENSE_COLUMNS, licenses, lic_mask, id_of)
-        if prob_mask.any():
-            self._bulk_insert(conn, "problem_rows", PROBLEM_COLUMNS, problems, prob_mask, id_of)
+        n = len(accounts)
+        sqlite = self.is_sqlite
+        names = ["snapshot_id", "config_key", "taken_at", "good", *ACCOUNT_COLUMNS]
+        data = [[snapshot_id] * n, [config_key] * n, [_to_us(taken) if sqlite else taken] * n,
+                accounts["outcome"].isin(GOOD_OUTCOMES).to_numpy(dtype=bool).tolist(),
+                *(_pylist(accounts[c], t, sqlite) for c, t in ACCOUNT_COLUMNS.items())]
+        self._insert_rows(conn, "account_snapshots", names, data)
+        A = ACCOUNT_SNAPSHOTS
+        id_of = dict(conn.execute(select(A.c.account_id, A.c.id).where(A.c.snapshot_id == snapshot_id)).all())
+        for table, columns, df, mask in (("license_rows", LICENSE_COLUMNS, licenses, lic_mask),
+                                         ("problem_rows", PROBLEM_COLUMNS, problems, prob_mask)):
+            if mask.any():
+                rows = df[mask]
+                data = [[id_of[a] for a in rows["account_id"].tolist()], np.flatnonzero(mask).tolist(),
+                        *(_pylist(rows[c], t, sqlite) for c, t in columns.items())]
+                self._insert_rows(conn, table, ["account_snapshot_id", "position", *columns], data)
         return snapshot_id
 
-    def _bulk_insert(self, conn: Connection, table: str, columns: Mapping[str, str], df: pd.DataFrame,
-                     mask: np.ndarray, id_of: Mapping[str, int]) -> None:
-        rows = df[mask]
-        positions = np.flatnonzero(mask).tolist()
-        owner = [id_of[a] for a in rows["account_id"].tolist()]
-        data = [owner, positions] + [_pylist(rows[c], t, self.is_sqlite) for c, t in columns.items()]
-        names = ["account_snapshot_id", "position", *columns]
+    def _insert_rows(self, conn: Connection, table: str, names: Sequence[str], data: Sequence[list]) -> None:
+        """Bulk insert column lists: executemany on SQLite, COPY on PostgreSQL."""
         cur = self._cursor(conn)
         try:
             if self.is_sqlite:

@@ -1,0 +1,143 @@
+"""The scheduled job: fetch every account, write a snapshot, apply retention.
+
+``python -m lib sync`` (cron or a Kubernetes CronJob) calls :func:`cmd_sync`;
+the app's refresh button goes through the same :meth:`lib.store.Store.refresh`,
+so a sync and a user refreshing at the same time fetch once.
+
+Exit codes, as ``export``: 0 every account fetched; 2 some accounts failed
+(their last good snapshot is kept and shown as stale); 1 nothing could be
+fetched (token refused, account list failed) or the configuration is wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sys
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from .config import Settings
+from .fetch import FetchError, FetchResult, Progress
+
+DEMO_KEY = "demo"
+EXIT_OK, EXIT_NOTHING, EXIT_PARTIAL = 0, 1, 2
+
+log = logging.getLogger(__name__)
+
+# The settings that decide which data is fetched and how it is counted. The token is not one of
+# them (rotating it must not start a new history), nor are timeouts, rate limits and workers.
+_DATA_FIELDS = ("base_url", "integrated_account_ids", "tenant_id", "products", "remaining_seats_integrations")
+
+
+def config_key(settings: Settings) -> str:
+    """The key snapshots are stored under: ``"demo"`` for the demo data, else a digest of the data-shaping settings.
+
+    Stable across restarts (the demo emulator's port changes every start) and
+    across token rotation and tuning changes; different when another base
+    URL, account list, tenant, Microsoft 365 products or seat convention
+    could make the data differ.
+    """
+    if settings.demo:
+        return DEMO_KEY
+    parts = []
+    for name in _DATA_FIELDS:
+        value = getattr(settings, name)
+        if isinstance(value, tuple):
+            value = tuple(sorted(str(v).strip().lower() if name == "remaining_seats_integrations" else str(v)
+                                 for v in value))
+        parts.append(f"{name}={value!r}")
+    return "truto-" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:20]
+
+
+def _say(report: Callable[[str], None] | None, message: str) -> None:
+    if report is not None:
+        report(message)
+    else:
+        log.info(message)
+
+
+def run_sync(settings: Settings, store, progress: Progress | None = None, *, keep_days: int | None = None,
+             report: Callable[[str], None] | None = None, seed_demo: bool = True,
+             wait_timeout: float = 600.0, now: datetime | None = None) -> tuple[FetchResult | None, int]:
+    """Fetch, write a snapshot, prune; returns (the FetchResult, exit code).
+
+    The FetchResult is None when nothing was fetched by this call: the fetch
+    failed as a whole (exit 1), or another user or replica was already
+    fetching and this call used its snapshot (its exit code is returned).
+    ``keep_days``: retention (default: the store's ``retention_days`` setting).
+    With demo settings and an empty store, a year of monthly demo snapshots
+    is seeded first. ``report`` receives the human-readable messages.
+    """
+    from .source import fetch
+
+    key = config_key(settings)
+    requested_at = now or datetime.now(timezone.utc)
+    if settings.demo and seed_demo and not store.has_snapshots(key):
+        from .demo_history import seed_demo_history
+
+        written = seed_demo_history(store, key, settings=settings)
+        if written:
+            _say(report, f"Seeded {written} monthly demo snapshots.")
+    try:
+        outcome = store.refresh(key, lambda: fetch(settings, progress=progress), requested_at=requested_at,
+                                wait_timeout=wait_timeout)
+    except FetchError as exc:
+        _say(report, f"Nothing fetched: {exc}")
+        return None, EXIT_NOTHING
+    if outcome.reason in ("failed", "timeout"):
+        _say(report, f"Nothing fetched: {outcome.error}")
+        return None, EXIT_NOTHING
+    if outcome.fetched:
+        result = outcome.result
+        for failure in result.failures:
+            _say(report, f"FAILED {failure.sentence()}")
+        if not result.outcomes:
+            _say(report, "No integrated accounts found for this token (and tenant filter).")
+        rows = int(result.accounts["outcome"].isin(("ok", "not_supported")).sum()) if len(result.accounts) else 0
+        _say(report, f"Wrote snapshot {outcome.snapshot_id}: {len(result.licenses)} license rows from "
+                     f"{rows} of {len(result.outcomes)} accounts.")
+        code = result.exit_code()
+    else:
+        result = None
+        if outcome.reason == "joined":
+            _say(report, f"Another refresh was running; using its snapshot {outcome.snapshot_id}.")
+        else:
+            _say(report, f"Snapshot {outcome.snapshot_id} was written after this sync was requested; nothing fetched.")
+        code = outcome.exit_code if outcome.exit_code is not None else EXIT_NOTHING
+    pruned = store.prune(keep_days)
+    if pruned["account_snapshots"] or pruned["snapshots"]:
+        _say(report, f"Retention: removed {pruned['snapshots']} snapshots, {pruned['account_snapshots']} account "
+                     f"snapshots and {pruned['license_rows']} license rows.")
+    return result, code
+
+
+def cmd_sync(args: Any, settings: Settings) -> int:
+    """``python -m lib sync``: args may carry ``quiet`` (bool) and ``keep_days`` (int or None)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .store import Store, database_url, redact_url
+
+    def err(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    def progress(done: int, total: int, account_id: str) -> None:
+        if total:
+            err(f"fetched {done}/{total} accounts")
+
+    url = database_url()
+    if settings.demo:
+        err("No Truto API token configured: using the built-in demo data.")
+    try:
+        store = Store(url)
+    except SQLAlchemyError as exc:
+        err(f"Could not open the database {redact_url(url)}: {type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}")
+        return EXIT_NOTHING
+    try:
+        err(f"Database: {redact_url(url)} (snapshots under {config_key(settings)})")
+        _, code = run_sync(settings, store, progress=None if getattr(args, "quiet", False) else progress,
+                           keep_days=getattr(args, "keep_days", None), report=err)
+        return code
+    finally:
+        store.close()
