@@ -1,0 +1,147 @@
+"""Who gets in, and in which role: the allow-list, the roles, open mode."""
+
+from __future__ import annotations
+
+import pytest
+
+from lib.auth import OPEN_ACTOR, AccessConfig, Actor, decide, load_access_config
+from lib.config import ConfigError
+
+AUTH = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x", "client_id": "id",
+        "client_secret": "secret", "server_metadata_url": "https://accounts.example.com/.well-known/openid-configuration"}
+
+
+def config(**access) -> AccessConfig:
+    return load_access_config({"auth": AUTH, "access": access})
+
+
+def user(email="ana@acme.com", name="Ana", **extra) -> dict:
+    return {"is_logged_in": True, "email": email, "name": name, **extra}
+
+
+ACME = config(allowed_domains=["acme.com"], allowed_emails=["guest@partner.io"], admins=["boss@acme.com"])
+
+
+def test_open_mode_without_auth_section_lets_everyone_edit():
+    cfg = load_access_config({"truto": {"api_token": "t"}, "access": {"allowed_domains": ["acme.com"]}})
+    assert cfg.open and not cfg.auth_enabled
+    d = decide({"is_logged_in": False}, cfg)
+    assert d.allowed and d.actor == OPEN_ACTOR and d.actor.role == "open" and d.actor.can_edit
+    assert "open" in d.reason
+
+
+def test_signed_out_is_asked_to_sign_in():
+    d = decide({"is_logged_in": False}, ACME)
+    assert not d.allowed and d.actor is None and d.reason == "sign in" and d.shown_as == ""
+    assert not decide({}, ACME).allowed
+
+
+def test_signed_in_but_not_listed_sees_who_they_are_and_nothing_else():
+    d = decide(user("mallory@gmail.com", "Mallory"), ACME)
+    assert not d.allowed and d.actor is None
+    assert d.shown_as == "mallory@gmail.com"
+    assert "allow-list" in d.reason
+
+
+def test_viewer_by_domain_and_by_email():
+    d = decide(user("ana@acme.com"), ACME)
+    assert d.allowed and d.actor == Actor("ana@acme.com", "Ana", "viewer")
+    assert not d.actor.can_edit
+    d = decide(user("guest@partner.io", "Guest"), ACME)
+    assert d.allowed and d.actor.role == "viewer"
+    # The listed email does not open its whole domain.
+    assert not decide(user("other@partner.io"), ACME).allowed
+
+
+def test_admin_by_email_and_by_domain():
+    d = decide(user("boss@acme.com", "Boss"), ACME)
+    assert d.allowed and d.actor.role == "admin" and d.actor.can_edit
+    cfg = config(admins=["@finance.acme.com", "it.acme.com"])
+    assert decide(user("x@finance.acme.com"), cfg).actor.role == "admin"
+    assert decide(user("y@it.acme.com"), cfg).actor.role == "admin"
+    assert not decide(user("z@acme.com"), cfg).allowed   # admins by domain do not open the parent domain
+
+
+@pytest.mark.parametrize("email", [
+    "eve@evilacme.com",          # suffix without the dot
+    "eve@acme.com.evil.io",      # the allowed domain as a prefix
+    "eve@sub.acme.com",          # subdomains are not the domain
+    "eve@acme.co",
+    "eve@acme.com@evil.io",      # two @: malformed, refused
+    "eve@evil.io@acme.com",
+    "acme.com",                  # no @ at all
+    "eve@acme.com.",             # the fully qualified form (trailing dot): the same domain, allowed
+])
+def test_domain_suffix_and_format_attacks(email):
+    d = decide(user(email), ACME)
+    if email == "eve@acme.com.":
+        assert d.allowed and d.actor.email == "eve@acme.com"   # the fully qualified form is the same domain
+    else:
+        assert not d.allowed and d.actor is None, email
+
+
+def test_surrounding_whitespace_is_trimmed_but_inner_is_refused():
+    assert decide(user(" ana@acme.com "), ACME).allowed
+    assert not decide(user("ana @acme.com"), ACME).allowed
+
+
+def test_case_insensitive_matching():
+    assert decide(user("Ana@ACME.com"), ACME).actor.role == "viewer"
+    assert decide(user("BOSS@Acme.Com"), ACME).actor.role == "admin"
+    cfg = config(allowed_domains=["ACME.COM"], admins=["Boss@Acme.com"])
+    assert decide(user("ana@acme.com"), cfg).allowed
+    assert decide(user("boss@acme.com"), cfg).actor.role == "admin"
+    assert decide(user("Ana@ACME.com"), ACME).actor.email == "ana@acme.com"
+
+
+@pytest.mark.parametrize("flag", [False, "false", 0])
+def test_unverified_email_is_refused(flag):
+    d = decide(user("boss@acme.com", email_verified=flag), ACME)
+    assert not d.allowed and "not verified" in d.reason and d.shown_as == "boss@acme.com"
+
+
+def test_verified_or_unreported_verification_is_accepted():
+    assert decide(user("boss@acme.com", email_verified=True), ACME).actor.role == "admin"
+    assert decide(user("ana@acme.com"), ACME).allowed   # many IdPs do not send email_verified
+
+
+def test_signed_in_without_email_is_refused():
+    d = decide({"is_logged_in": True, "name": "No Mail"}, ACME)
+    assert not d.allowed and d.shown_as == "No Mail"
+
+
+def test_auth_without_allow_list_fails_closed():
+    cfg = load_access_config({"auth": AUTH})
+    assert cfg.auth_enabled and not cfg.has_allow_list
+    d = decide(user("anyone@acme.com"), cfg)
+    assert not d.allowed and "[access]" in d.reason
+
+
+def test_attribute_style_user_object():
+    class Proxy:   # st.user also answers attributes
+        is_logged_in = True
+        email = "ana@acme.com"
+        name = "Ana"
+
+    assert decide(Proxy(), ACME).actor.role == "viewer"
+
+
+@pytest.mark.parametrize("access, needle", [
+    ({"allowed_domains": ["*.acme.com"]}, "wildcards"),
+    ({"allowed_domains": ["acme..com"]}, "not a domain"),
+    ({"allowed_emails": ["not-an-email"]}, "not an email"),
+    ({"admins": ["a@b@c.com"]}, "not an email"),
+    ({"allowed_domains": "acme.com", "viewers": ["x"]}, "unknown key"),
+    ({"allowed_emails": [3]}, "not text"),
+])
+def test_bad_access_config_names_the_key(access, needle):
+    with pytest.raises(ConfigError, match=needle):
+        load_access_config({"auth": AUTH, "access": access})
+
+
+def test_actor_roles():
+    assert Actor("a@b.c", None, "admin").can_edit
+    assert OPEN_ACTOR.can_edit
+    assert not Actor("a@b.c", None, "viewer").can_edit
+    with pytest.raises(ValueError):
+        Actor("a@b.c", None, "root")
