@@ -195,21 +195,31 @@ def _currencies(raw: list, ids: list, report) -> list:
 _NULL_TEXT = pa.scalar(None, pa.large_string())
 
 
+def _where(listing: Listing) -> str:
+    """Which listing a problem came from, in words."""
+    return "licenses" + (f" of organization {listing.organization_id}" if listing.organization_id else "") + (
+        f" for product {listing.product}" if listing.product else "")
+
+
 def _strings(raw: list) -> pa.Array:
-    """Trimmed text as an arrow array, empty -> null; elementwise only for non-text values."""
+    """Text as an arrow array (converted in C when every value is text or None; elementwise otherwise)."""
     try:
-        arr = pa.array(raw, type=pa.large_string())
+        return pa.array(raw, type=pa.large_string())
     except (pa.ArrowInvalid, pa.ArrowTypeError):
-        arr = pa.array([_text(v) for v in raw], type=pa.large_string())
+        return pa.array([_text(v) if not isinstance(v, str) else v for v in raw], type=pa.large_string())
+
+
+def _trimmed(arr: pa.Array) -> pa.Array:
+    """Whitespace trimmed, empty -> null: once per column, after the listings are joined."""
+    if not pc.any(pc.match_substring_regex(arr, r"^\s|\s$|^$")).as_py():
+        return arr  # nothing to trim: skip copying the column
     trimmed = pc.utf8_trim_whitespace(arr)
     return pc.if_else(pc.equal(trimmed, ""), _NULL_TEXT, trimmed)
 
 
 def _add_listing(chunks: dict[str, list], segments: list, listing: Listing, problems: list[Problem]) -> None:
     label = integration_label(listing.integration)
-    where = "licenses" + (f" of organization {listing.organization_id}" if listing.organization_id else "") + (
-        f" for product {listing.product}" if listing.product else ""
-    )
+    where = _where(listing)
 
     def report(record_id, fieldname, kind, detail):
         problems.append(Problem(listing.account_id, label, where, record_id, fieldname, kind, detail))
@@ -228,25 +238,20 @@ def _add_listing(chunks: dict[str, list], segments: list, listing: Listing, prob
     if n == 0:
         return
 
-    ids_arr = _strings([r.get("id") for r in records])
-    ids = ids_arr.to_pylist() if ids_arr.null_count or len(set(ids_arr.to_pylist())) != n else None
-    if ids is None:
-        ids = [r.get("id") for r in records]   # all present and distinct: the raw values are the ids
-    if ids_arr.null_count:
-        for i, rid in enumerate(ids):
-            if rid is None:
-                report(None, "id", "missing_id",
-                       f"a license without an id (name {_text(records[i].get('name'))!r}); kept, but it cannot be matched to a price by id")
-    keep = None
-    if len(set(ids)) + max(ids.count(None) - 1, 0) != n:
+    ids = [r.get("id") for r in records]
+    ids_arr = _strings(ids)
+    present = set(ids)
+    present.discard(None)
+    present.discard("")
+    if len(present) + ids.count(None) + ids.count("") != n:
         # The same id twice in one listing (across pages): keep the first, report the rest.
         seen: set = set()
         keep = []
         for rid in ids:
-            first = rid is None or rid not in seen
+            first = rid in (None, "") or rid not in seen
             keep.append(first)
-            if rid is not None and not first:
-                report(rid, "id", "duplicate_id", f"license id {rid} appears more than once; counted once")
+            if not first:
+                report(_text(rid), "id", "duplicate_id", f"license id {_text(rid)} appears more than once; counted once")
             seen.add(rid)
         records = [r for r, k in zip(records, keep) if k]
         ids = [i for i, k in zip(ids, keep) if k]
@@ -324,6 +329,19 @@ def empty_license_table() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in LICENSE_COLUMNS.items()})
 
 
+def _report_missing_ids(ids: pa.Array, names: pa.Array, segments: list, counts: np.ndarray,
+                        problems: list[Problem]) -> None:
+    """A missing_id problem for each row without an id, attributed to its listing."""
+    rows = np.flatnonzero(np.asarray(ids.is_null()))
+    which = np.searchsorted(np.cumsum(counts), rows, side="right")
+    for row, seg in zip(rows, which):
+        listing, label = segments[seg][1], segments[seg][2]
+        name = names[int(row)].as_py()
+        problems.append(Problem(listing.account_id, label, _where(listing), None, "id", "missing_id",
+                                f"a license without an id (name {name.strip() if name else None!r}); kept, but it "
+                                "cannot be matched to a price by id"))
+
+
 def build_license_table(listings: Iterable[Listing]) -> tuple[pd.DataFrame, list[Problem]]:
     """The tidy license table and the problems found on the way."""
     chunks: dict[str, list] = {k: [] for k in _ROW_COLUMNS}
@@ -359,11 +377,14 @@ def build_license_table(listings: Iterable[Listing]) -> tuple[pd.DataFrame, list
         counts,
     )
     data = {c: _repeated_strings(context[c], counts) for c in _CONTEXT}
+    license_ids = _trimmed(_column(chunks["license_id"]))
+    if license_ids.null_count:
+        _report_missing_ids(license_ids, _column(chunks["license_name"]), segments, counts, problems)
     data.update(
-        license_id=pd.array(_column(chunks["license_id"]), dtype="string"),
-        license_name=pd.array(_column(chunks["license_name"]), dtype="string"),
+        license_id=pd.array(license_ids, dtype="string"),
+        license_name=pd.array(_trimmed(_column(chunks["license_name"])), dtype="string"),
         is_paid=pd.array(_column(chunks["is_paid"]).to_pandas(), dtype="boolean"),
-        status=pd.array(_column(chunks["status"]), dtype="string"),
+        status=pd.array(_trimmed(_column(chunks["status"])), dtype="string"),
         assigned_seats=assigned,
         total_seats=total,
         vendor_unit_amount=pd.array(_column(chunks["vendor_unit_amount"]).to_pandas(), dtype="Float64"),
