@@ -1,0 +1,49 @@
+"""Accounts: what happened when each integrated account was fetched, and what to do about it."""
+
+import streamlit as st
+
+import ui
+from lib import dashboard as D
+
+view = ui.current_view()
+st.title("Accounts")
+st.caption("Each integrated account, what its last fetch returned, and which license fields its integration "
+           "does not report (why a cell reads “not reported”).")
+if view.accounts.empty:
+    ui.empty_state(view, "accounts")
+    st.stop()
+
+accounts = D.accounts_view(view.accounts_filtered)
+if accounts.empty:
+    st.info(f"No accounts match the filters ({view.filters.describe()}).")
+    st.stop()
+
+counts = accounts["outcome"].value_counts()
+cols = st.columns(len(D.OUTCOME_LABELS))
+for col, (outcome, label) in zip(cols, D.OUTCOME_LABELS.items()):
+    col.metric(label, int(counts.get(outcome, 0)), border=True)
+
+failing = accounts[accounts["outcome"].isin(["failed", "needs_reauth", "inactive"])]
+for row in failing.itertuples(index=False):
+    st.error(D.md_escape(f"{view.names.get(row.account_id, row.account_id)} — "
+                         f"{D.OUTCOME_LABELS.get(row.outcome, row.outcome)}: {row.message} {row.action}"),
+             icon=":material/error:")
+
+shown = accounts.assign(outcome=accounts["outcome"].map(D.OUTCOME_LABELS).astype("string"))
+ui.table(shown, column_config={
+    "fetched_at": st.column_config.DatetimeColumn("Fetched at (UTC)", format="YYYY-MM-DD HH:mm"),
+    "account_id": st.column_config.TextColumn("Account ID"),
+}, key="accounts-table")
+ui.download(accounts, "integrated-accounts", key="dl-accounts")
+
+st.subheader("Malformed records")
+problems = view.problems
+if len(view.accounts_filtered) != len(view.accounts):
+    problems = problems[problems["account_id"].isin(view.accounts_filtered["account_id"])]
+if problems.empty:
+    st.caption("Every record arrived readable.")
+else:
+    st.caption("Records a vendor sent that could not be read as they were. The row is kept; the unreadable "
+               "field shows as not reported.")
+    ui.table(problems, key="problems-table")
+    ui.download(problems, "record-problems", key="dl-problems")

@@ -1,0 +1,50 @@
+"""Overview: the KPI tiles, where idle spend sits, utilization per integration, what needs attention."""
+
+import streamlit as st
+
+import ui
+from lib import charts
+from lib import dashboard as D
+from lib import metrics as M
+
+view = ui.current_view()
+st.title("Overview")
+st.caption(f"Seat allocation and spend across {view.accounts_filtered['account_id'].nunique()} integrated accounts "
+           f"({view.filters.describe()}). Utilization is allocation — seats assigned ÷ seats bought — not activity. "
+           f"Money in {view.currency} per year.")
+if ui.empty_state(view, "licenses"):
+    st.stop()
+
+summary = view.summary()
+ui.tiles(D.kpi_tiles(summary))
+
+left, right = st.columns(2, gap="large")
+with left:
+    st.subheader("Top idle spend")
+    st.caption("Licenses whose bought-but-unassigned seats cost the most per year.")
+    top = M.top_idle_spend(view.prepared, 10)
+    if top.empty:
+        st.info("No idle spend to show: either every seat bought is assigned, or the licenses with idle seats "
+                "have no price yet (see Price book).")
+    else:
+        st.plotly_chart(charts.top_idle_spend(top, view.currency), key="chart-top-idle")
+        ui.download(top, "top-idle-spend", key="dl-top-idle")
+with right:
+    st.subheader("Utilization per integration")
+    st.caption("Seats assigned ÷ seats bought, over licenses that report both.")
+    util = M.utilization_by_integration(view.prepared)
+    if util["utilization_pct"].notna().any():
+        st.plotly_chart(charts.utilization_by_integration(util), key="chart-util-integration")
+    else:
+        st.info("None of these integrations report both assigned and bought seats.")
+    ui.download(util, "utilization-by-integration", key="dl-util-integration")
+
+st.subheader("Needs attention")
+items = D.attention(view.filtered, view.accounts_filtered, view.problems, summary, view.options, view.names)
+if not items:
+    st.success("Nothing needs attention: no failed accounts, over-allocated, under-used or unpriced licenses.")
+for item in items:
+    with st.container(border=True):
+        text_col, link_col = st.columns([5, 1], vertical_alignment="center")
+        text_col.markdown(D.md_escape(item.text))
+        link_col.page_link(ui.page_path(item.page), label="Show", icon=":material/arrow_forward:")

@@ -1,0 +1,153 @@
+"""Price book: prices per license, exchange rates, the reporting currency, thresholds and buffer."""
+
+import streamlit as st
+
+import ui
+from lib import dashboard as D
+from lib.export import dated_filename
+from lib.pricing import (
+    BILLING_PERIODS,
+    CURRENCY_CODES,
+    FxRatesError,
+    PriceBookError,
+    fx_rates_to_csv,
+    load_fx_rates,
+    load_price_book,
+    price_book_to_csv,
+    validate_fx_rates,
+    validate_price_book,
+)
+
+view = ui.current_view()
+store, actor = view.store, view.actor
+can_edit = actor.can_edit
+st.title("Price book")
+st.caption("What each license costs, how currencies convert, and when a license counts as under-used. "
+           "Saved for every user of this dashboard. Truto sends prices only for DocuSign; everything else is priced "
+           "here.")
+if not can_edit:
+    st.info("You can see the prices; only admins can change them.", icon=":material/lock:")
+
+
+def show_problems(title: str, problems: list[str]) -> None:
+    st.error(f"{title} Nothing was saved. Fix these and try again:", icon=":material/error:")
+    st.markdown("\n".join(f"- {D.md_escape(p)}" for p in problems))
+
+
+def saved(message: str) -> None:
+    st.session_state["_saved"] = message
+    ui.clear_data_caches()
+    st.rerun()
+
+
+note = st.session_state.pop("_saved", None)
+if note:
+    st.success(note, icon=":material/check:")
+
+prices_tab, fx_tab, settings_tab = st.tabs(["Prices", "Exchange rates", "Thresholds and buffer"])
+
+with prices_tab:
+    book = view.price_book
+    st.caption("One row per license: match by license ID, else by exact name, else by name ignoring case, "
+               "within the integration. `billing_period` is monthly or annual.")
+    if can_edit:
+        edited = st.data_editor(
+            book, num_rows="dynamic", hide_index=True, width="stretch", key="price-editor",
+            column_config={
+                "integration": st.column_config.TextColumn("Integration", required=True),
+                "license_id": st.column_config.TextColumn("License ID"),
+                "license_name": st.column_config.TextColumn("License name"),
+                "unit_price": st.column_config.NumberColumn("Price per seat", min_value=0.0, format="%.2f",
+                                                            required=True),
+                "currency": st.column_config.SelectboxColumn("Currency", options=sorted(CURRENCY_CODES),
+                                                             required=True),
+                "billing_period": st.column_config.SelectboxColumn("Billing period", options=list(BILLING_PERIODS),
+                                                                   required=True),
+            },
+        )
+        if st.button("Save prices", type="primary", key="save-prices"):
+            try:
+                store.save_price_book(validate_price_book(edited), actor)
+            except PriceBookError as exc:
+                show_problems("The prices have problems.", exc.problems)
+            else:
+                saved(f"Saved {len(edited)} prices.")
+
+        st.markdown("**Replace from a CSV file** — columns: " + ", ".join(f"`{c}`" for c in book.columns))
+        upload = st.file_uploader("Price-book CSV", type=["csv"], key="price-upload")
+        if upload is not None:
+            try:
+                new_book = load_price_book(upload.getvalue())
+            except PriceBookError as exc:
+                show_problems(f"{upload.name} was rejected.", exc.problems)
+            else:
+                st.success(f"{upload.name}: {len(new_book)} prices, all valid.")
+                if st.button(f"Replace the price book with these {len(new_book)} prices", key="apply-upload"):
+                    store.save_price_book(new_book, actor)
+                    saved(f"Replaced the price book with {len(new_book)} prices from {upload.name}.")
+    else:
+        ui.table(book, key="price-table")
+    st.download_button("Download the price book", price_book_to_csv(book), file_name=dated_filename("price-book"),
+                       mime="text/csv", icon=":material/download:", key="dl-price-book", on_click="ignore")
+
+with fx_tab:
+    cur = view.options.reporting_currency
+    rates = store.get_fx_rates()
+    st.caption(f"How many {cur} one unit of each currency buys. Amounts in a currency without a rate are shown "
+               f"in their own currency and left out of the {cur} totals.")
+    frame = D.fx_table(rates, cur)
+    if can_edit:
+        fx_edited = st.data_editor(frame, num_rows="dynamic", hide_index=True, key="fx-editor",
+                                   column_config={
+                                       "currency": st.column_config.SelectboxColumn(
+                                           "Currency", options=sorted(CURRENCY_CODES), required=True),
+                                       "rate": st.column_config.NumberColumn(f"{cur} per unit", min_value=0.0,
+                                                                             format="%.6f", required=True)})
+        if st.button("Save exchange rates", type="primary", key="save-fx"):
+            try:
+                store.save_fx_rates(validate_fx_rates(fx_edited, cur), cur, actor)
+            except FxRatesError as exc:
+                show_problems("The exchange rates have problems.", exc.problems)
+            else:
+                saved(f"Saved {len(fx_edited)} exchange rates.")
+        fx_upload = st.file_uploader("Exchange-rate CSV (currency,rate)", type=["csv"], key="fx-upload")
+        if fx_upload is not None:
+            try:
+                new_rates = load_fx_rates(fx_upload.getvalue(), cur)
+            except FxRatesError as exc:
+                show_problems(f"{fx_upload.name} was rejected.", exc.problems)
+            else:
+                if st.button(f"Replace the exchange rates with these {len(new_rates)}", key="apply-fx"):
+                    store.save_fx_rates(new_rates, cur, actor)
+                    saved(f"Replaced the exchange rates from {fx_upload.name}.")
+    else:
+        ui.table(frame, key="fx-table")
+    st.download_button("Download exchange rates", fx_rates_to_csv(rates, cur), file_name=dated_filename("fx-rates"),
+                       mime="text/csv", icon=":material/download:", key="dl-fx", on_click="ignore")
+
+with settings_tab:
+    current = store.get_settings()
+    with st.form("settings-form", border=True):
+        currency = st.selectbox("Reporting currency", sorted(CURRENCY_CODES),
+                                index=sorted(CURRENCY_CODES).index(current["reporting_currency"]),
+                                disabled=not can_edit, key="set-currency")
+        buffer = st.number_input("Right-sizing buffer (%)", min_value=0.0, max_value=500.0, step=5.0,
+                                 value=float(current["buffer"]) * 100, disabled=not can_edit, key="set-buffer",
+                                 help="Recommended seats = seats assigned × (1 + buffer), rounded up.")
+        under = st.number_input("Under-used below (% of seats bought assigned)", min_value=0.0, max_value=100.0,
+                                value=float(current["under_used_pct"]), disabled=not can_edit, key="set-under")
+        capacity = st.number_input("At capacity from (% of seats bought assigned)", min_value=0.0, max_value=100.0,
+                                   value=float(current["at_capacity_pct"]), disabled=not can_edit, key="set-capacity")
+        period = st.selectbox("Vendor prices are per", list(BILLING_PERIODS),
+                              index=list(BILLING_PERIODS).index(current["vendor_price_period"]),
+                              disabled=not can_edit, key="set-period",
+                              help="Truto's unit_amount (DocuSign) carries no billing period.")
+        submitted = st.form_submit_button("Save settings", type="primary", disabled=not can_edit)
+    if submitted:
+        try:
+            store.save_settings({"reporting_currency": currency, "buffer": buffer / 100, "under_used_pct": under,
+                                 "at_capacity_pct": capacity, "vendor_price_period": period}, actor)
+        except (ValueError, PermissionError) as exc:
+            st.error(f"Not saved: {exc}")
+        else:
+            saved("Saved the settings.")

@@ -1,0 +1,72 @@
+"""Spend: paid-license spend per integration, used vs idle, savings, unconverted currencies, unpriced licenses."""
+
+import streamlit as st
+
+import ui
+from lib import charts
+from lib import dashboard as D
+from lib import metrics as M
+
+view = ui.current_view()
+cur = view.currency
+st.title("Spend")
+st.caption(f"Annual spend on paid licenses in {cur}: price per seat per year × seats bought. "
+           "Idle spend is the part on seats bought but not assigned. Prices come from the price book, "
+           "else the vendor (DocuSign only).")
+if ui.empty_state(view, "licenses"):
+    st.stop()
+
+paid = view.summary(paid_only=True)
+ui.tiles([
+    D.Tile(f"Annual spend ({cur})", D.fmt_money(paid.annual_spend, cur), "Paid licenses with a price and a rate."),
+    D.Tile(f"Idle spend ({cur})", D.fmt_money(paid.idle_annual_spend, cur), "Spend on seats bought, not assigned."),
+    D.Tile(f"Potential savings ({cur})", D.fmt_money(paid.potential_annual_savings, cur),
+           f"Dropping each license to assigned seats + {view.options.buffer:.0%} buffer."),
+    D.Tile(f"True-up exposure ({cur})", D.fmt_money(paid.true_up_exposure, cur),
+           "The annual price of seats assigned beyond those bought."),
+])
+
+st.subheader("Spend per integration")
+spend = M.spend_by_integration(view.prepared, paid_only=True)
+if spend.empty:
+    st.info("No priced paid licenses here yet. Add prices in the Price book to see spend.")
+else:
+    st.plotly_chart(charts.spend_by_integration(spend, cur), key="chart-spend")
+    ui.download(spend, "spend-by-integration", key="dl-spend-integration")
+
+st.subheader("Potential savings by license")
+st.caption(f"Seats bought beyond assigned + {view.options.buffer:.0%} buffer, at the license's annual price.")
+savings = D.savings_by_license(view.filtered)
+if savings.empty:
+    st.info("No savings found: every priced license is within its buffer.")
+else:
+    st.plotly_chart(charts.savings_by_license(savings, cur), key="chart-savings")
+    ui.table(savings, key="savings-table")
+    ui.download(savings, "potential-savings", key="dl-savings")
+
+missing = D.not_converted(view.filtered)
+st.subheader("Not converted")
+if missing.empty:
+    st.caption(f"Every priced license converts to {cur}.")
+else:
+    st.warning(f"These amounts have no exchange rate to {cur}, so they are left out of the totals above. "
+               "Add a rate in the Price book.", icon=":material/currency_exchange:")
+    ui.table(missing, key="not-converted-table")
+    ui.download(missing, "not-converted", key="dl-not-converted")
+
+st.subheader("Paid licenses without a price")
+unpriced = D.unpriced_paid(view.filtered)
+if unpriced.empty:
+    st.caption("Every paid license has a price.")
+else:
+    st.caption("Their spend is unknown until they are priced. Download them as a price-book file, fill in "
+               "`unit_price`, and upload it on the Price book page.")
+    ui.table(unpriced, key="unpriced-table")
+    ui.download(D.price_book_rows_for(unpriced, cur), "price-book-template", label="Download as price-book template",
+                key="dl-unpriced-template")
+    st.page_link(ui.page_path("price_book"), label="Open the Price book", icon=":material/sell:")
+
+st.subheader("All priced rows")
+rows = view.filtered[D.SPEND_COLUMNS]
+ui.table(rows, key="spend-table")
+ui.download(rows, "license-spend", key="dl-spend")

@@ -1,0 +1,46 @@
+"""Trends: seats, utilization and spend over time from the stored snapshots."""
+
+import streamlit as st
+
+import ui
+from lib import charts
+from lib import dashboard as D
+from lib import trends as T
+
+view = ui.current_view()
+st.title("Trends")
+st.caption("How seat allocation and spend moved, from the snapshots each sync keeps (one per account per day). "
+           "Spend is at today's prices and exchange rates.")
+
+history = ui.history(view)
+dates = T.snapshot_dates(history)
+if not dates:
+    st.info("No snapshots yet. Each refresh or `python -m lib sync` adds one; trends appear after the second.")
+    st.stop()
+
+cols = st.columns(2)
+measure = cols[0].selectbox("Measure", list(T.MEASURES), format_func=T.MEASURES.get, key="trend-measure")
+group = cols[1].segmented_control("Per", list(T.GROUPS), default="integration", key="trend-group",
+                                  format_func=str.capitalize) or "integration"
+frame = T.trend_frame(history, group)
+if group == "license":
+    top = (frame.sort_values("taken_at").groupby("label").tail(1)
+           .sort_values("total_seats", ascending=False, na_position="last").head(12)["label"])
+    frame = frame[frame["label"].isin(top)]
+    st.caption("The 12 licenses with the most seats bought at the latest snapshot.")
+
+if len(dates) == 1:
+    st.info(f"Only one snapshot so far ({dates[0]:%Y-%m-%d}); the lines start with the next sync.")
+plotted = frame[frame[measure].notna()]
+if plotted.empty:
+    st.info(f"{T.MEASURES[measure]} is not reported for these licenses.")
+else:
+    st.plotly_chart(charts.trend_lines(plotted, "taken_at", measure, "label", T.MEASURES[measure],
+                                       percent=measure == "utilization_pct",
+                                       currency=view.currency if measure == "annual_cost_reporting" else None),
+                    key="chart-trend")
+ui.table(frame.drop(columns="label"), column_config={
+    "taken_at": st.column_config.DateColumn("Snapshot date", format="YYYY-MM-DD")}, key="trend-table")
+ui.download(frame.drop(columns="label"), f"trends-by-{group}", key="dl-trends")
+st.caption(f"{len(dates)} snapshot dates, {dates[0]:%Y-%m-%d} to {dates[-1]:%Y-%m-%d}. {D.NOT_REPORTED.capitalize()} "
+           "counts are left out of the sums, not counted as 0.")

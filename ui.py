@@ -1,0 +1,337 @@
+"""Streamlit pieces shared by app.py and the pages: data loading, the sidebar, downloads, tiles.
+
+Everything that computes lives in lib/; this module only wires it to widgets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import pandas as pd
+import streamlit as st
+
+from lib import dashboard as D
+from lib.auth import Actor
+from lib.config import ConfigError, Settings, load_settings
+from lib.export import dated_filename, to_csv_bytes
+from lib.fetch import FetchError
+from lib.metrics import MetricOptions, Summary, add_metrics, prepare, summarize
+from lib.store import Store, database_url
+
+CACHE_TTL_SECONDS = 15 * 60
+
+
+@dataclass
+class View:
+    """Everything a page draws from, for the current user, filters and data."""
+
+    settings: Settings
+    actor: Actor
+    demo: bool
+    taken_at: datetime | None
+    accounts: pd.DataFrame          # all accounts (latest attempt)
+    problems: pd.DataFrame
+    metrics: pd.DataFrame           # all license rows with metrics
+    filtered: pd.DataFrame          # rows the sidebar filters keep
+    accounts_filtered: pd.DataFrame
+    options: MetricOptions
+    price_book: pd.DataFrame
+    filters: D.Filters
+    names: dict[str, str]
+    store: Store
+    store_url: str
+    config_key: str
+    _summary: dict | None = None
+
+    def summary(self, paid_only: bool = False) -> Summary:
+        if self._summary is None:
+            self._summary = {}
+        if paid_only not in self._summary:
+            self._summary[paid_only] = summarize(self.prepared, paid_only=paid_only)
+        return self._summary[paid_only]
+
+    @property
+    def prepared(self):
+        if not hasattr(self, "_prepared"):
+            self._prepared = prepare(self.filtered, self.options)
+        return self._prepared
+
+    @property
+    def currency(self) -> str:
+        return self.options.reporting_currency
+
+
+# ------------------------------------------------------------------ data
+
+@st.cache_resource(show_spinner=False)
+def get_store(url: str) -> Store:
+    return Store(url)
+
+
+@st.cache_resource(show_spinner=False, ttl=CACHE_TTL_SECONDS, max_entries=8)
+def _latest(store_url: str, config_key: str, generation: int):
+    """The latest snapshot, read once per generation (bumped by a refresh) and at most every TTL."""
+    return get_store(store_url).latest(config_key)
+
+
+@st.cache_resource(show_spinner=False, ttl=CACHE_TTL_SECONDS, max_entries=8)
+def _metrics(_licenses: pd.DataFrame, _book: pd.DataFrame, options: MetricOptions, snapshot_token: str,
+             book_token: str) -> pd.DataFrame:
+    return add_metrics(_licenses, _book, options)
+
+
+def clear_data_caches() -> None:
+    """After a save: recompute metrics with the new prices, rates or settings."""
+    _metrics.clear()
+
+
+def _generation() -> int:
+    return st.session_state.setdefault("_generation", 0)
+
+
+def refresh(view_store: Store, settings: Settings, config_key: str) -> None:
+    """Fetch anew from Truto (one fetch across users and replicas), showing accounts done out of total."""
+    from lib.source import fetch
+
+    bar = st.progress(0.0, text="Fetching from Truto…")
+
+    def progress(done: int, total: int, _account: str) -> None:
+        bar.progress(done / total if total else 1.0, text=f"Fetched {done} of {total} accounts")
+
+    try:
+        outcome = view_store.refresh(config_key, lambda: fetch(settings, progress=progress),
+                                     requested_at=datetime.now(timezone.utc))
+    except FetchError as exc:
+        bar.empty()
+        st.error(f"Nothing could be fetched: {exc}")
+        return
+    bar.empty()
+    st.session_state["_generation"] = _generation() + 1
+    st.session_state["_refresh_note"] = getattr(outcome, "note", None)
+    _latest.clear()
+
+
+def load_settings_or_stop() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        st.error(f"The Truto settings have a problem: {exc}")
+        st.info("Fix it in `.streamlit/secrets.toml` or the environment, then reload this page. "
+                "Without a token the dashboard runs on the demo data.")
+        st.stop()
+
+
+def config_key(settings: Settings) -> str:
+    from lib.sync import config_key as key
+
+    return key(settings)
+
+
+def load_view(actor: Actor) -> View:
+    settings = load_settings_or_stop()
+    url = database_url()
+    store = get_store(url)
+    key = config_key(settings)
+    if settings.demo:
+        _seed_demo(url, key)
+    latest = _latest(url, key, _generation())
+    if latest.is_empty:
+        refresh(store, settings, key)
+        latest = _latest(url, key, _generation())
+    options = store.metric_options()
+    book = store.get_price_book()
+    book_token = str(pd.util.hash_pandas_object(book, index=False).sum()) if len(book) else "empty"
+    metrics = _metrics(latest.licenses, book, options, f"{key}:{latest.taken_at}", book_token)
+    filters = sidebar_filters(latest.accounts)
+    names = D.account_names(latest.accounts)
+    return View(settings=settings, actor=actor, demo=settings.demo, taken_at=latest.taken_at,
+                accounts=latest.accounts, problems=latest.problems, metrics=metrics,
+                filtered=D.apply_filters(metrics, filters), accounts_filtered=D.filter_accounts(latest.accounts, filters),
+                options=options, price_book=book, filters=filters, names=names, store=store, store_url=url,
+                config_key=key)
+
+
+@st.cache_resource(show_spinner=False)
+def _seed_demo(store_url: str, key: str) -> bool:
+    """A year of monthly demo snapshots, once per database (the store skips it when snapshots exist)."""
+    from lib.demo_history import seed_demo_history
+
+    seed_demo_history(get_store(store_url), key, datetime.now(timezone.utc))
+    return True
+
+
+# ------------------------------------------------------------------ sidebar
+
+FILTER_KEYS = ("tenant", "integration", "account", "paid", "active", "q")
+
+
+def sidebar_filters(accounts: pd.DataFrame) -> D.Filters:
+    """The shared filters, bound to the URL so a copied link opens the same view."""
+    choices = D.filter_choices(accounts)
+    names = D.account_names(accounts)
+    sb = st.sidebar
+    sb.subheader("Filters")
+    tenants = sb.multiselect("Tenant", choices["tenants"], key="tenant", bind="query-params",
+                             placeholder="All tenants")
+    integrations = sb.multiselect("Integration", choices["integrations"], key="integration", bind="query-params",
+                                  placeholder="All integrations")
+    account_ids = sb.multiselect("Account", choices["accounts"], key="account", bind="query-params",
+                                 format_func=lambda a: names.get(a, a), placeholder="All accounts")
+    paid = sb.toggle("Paid licenses only", key="paid", bind="query-params",
+                     help="Licenses the vendor marks paid, or that have a price when the vendor does not say.")
+    active = sb.toggle("Active licenses only", key="active", bind="query-params",
+                       help="Hides licenses the vendor marks inactive; licenses without a status stay.")
+    search = sb.text_input("Search licenses", key="q", bind="query-params",
+                           placeholder="License, integration or organization")
+    return D.Filters(tuple(tenants), tuple(integrations), tuple(account_ids), bool(paid), bool(active), search or "")
+
+
+def sidebar_status(view: View) -> None:
+    sb = st.sidebar
+    sb.divider()
+    if view.demo:
+        sb.info("**Demo data.** No Truto API token is configured, so this shows a built-in sample. "
+                "Set `TRUTO_API_TOKEN` to see your own accounts.", icon=":material/science:")
+    fresh = D.freshness(view.accounts, names=view.names)
+    sb.caption(f"Data {fresh.headline}.")
+    if fresh.per_account:
+        with sb.expander("Fetched per account"):
+            for name, text in fresh.per_account:
+                st.caption(f"{name}: {text}")
+    if fresh.stale:
+        sb.warning(f"Showing older data for {len(fresh.stale)} account(s) whose last fetch failed; "
+                   "see Accounts.", icon=":material/history:")
+    if sb.button("Refresh from Truto", icon=":material/refresh:", width="stretch",
+                 help="Fetch every account anew. Other users share the result."):
+        refresh(view.store, view.settings, view.config_key)
+        st.rerun()
+    note = st.session_state.pop("_refresh_note", None)
+    if note:
+        sb.caption(note)
+
+
+# ------------------------------------------------------------------ drawing helpers
+
+def tiles(items: list[D.Tile], per_row: int = 4) -> None:
+    for start in range(0, len(items), per_row):
+        cols = st.columns(per_row)
+        for col, tile in zip(cols, items[start:start + per_row]):
+            col.metric(tile.label, tile.value, help=tile.help, border=True)
+
+
+def download(df: pd.DataFrame, stem: str, label: str = "Download CSV", key: str | None = None) -> None:
+    """A CSV of exactly the rows shown, with a dated file name, safe to open in a spreadsheet."""
+    st.download_button(label, to_csv_bytes(df), file_name=dated_filename(stem), mime="text/csv",
+                       icon=":material/download:", key=key or f"dl-{stem}", on_click="ignore")
+
+
+def table(df: pd.DataFrame, column_config: dict | None = None, height: int | str = "auto", key: str | None = None):
+    """A dataframe with IT/finance headers; the export keeps the column names."""
+    config = {c: st.column_config.Column(h) for c, h in D.headers(df.columns).items()}
+    config.update(column_config or {})
+    return st.dataframe(df, hide_index=True, column_config=config, height=height, width="stretch", key=key)
+
+
+def empty_state(view: View, what: str) -> bool:
+    """Say what to do when there is nothing to show; True when the page should stop."""
+    if view.accounts.empty:
+        st.info("No integrated accounts found for this Truto token. Connect an account in Truto, or check "
+                "`TRUTO_INTEGRATED_ACCOUNT_IDS` and `TRUTO_TENANT_ID`, then press **Refresh from Truto**.",
+                icon=":material/link_off:")
+        return True
+    if view.metrics.empty and view.accounts["outcome"].isin(["failed", "needs_reauth", "inactive"]).all():
+        st.error("Every account failed to fetch, so there is nothing to show. The Accounts page says why and "
+                 "what to do.", icon=":material/error:")
+        st.page_link(page_path("accounts"), label="Open Accounts", icon=":material/arrow_forward:")
+        return True
+    if view.filtered.empty:
+        st.info(f"No {what} match the filters ({view.filters.describe()}). Clear a filter in the sidebar.",
+                icon=":material/filter_alt_off:")
+        return True
+    return False
+
+
+PAGE_FILES = {
+    "overview": "pages/overview.py",
+    "utilization": "pages/utilization.py",
+    "spend": "pages/spend.py",
+    "accounts": "pages/accounts.py",
+    "price_book": "pages/price_book.py",
+    "trends": "pages/trends.py",
+}
+
+
+def page_path(name: str) -> str:
+    return PAGE_FILES[name]
+
+
+def current_view() -> View:
+    view = st.session_state.get("_view")
+    if view is None:  # a page run on its own (tests): build it the same way app.py does
+        st.error("Open this page through app.py.")
+        st.stop()
+    return view
+
+
+# ------------------------------------------------------------------ access
+
+def _secrets() -> dict:
+    """st.secrets as a dict ({} when there is no secrets file)."""
+    try:
+        return st.secrets.to_dict()
+    except (FileNotFoundError, OSError):
+        return {}
+
+
+def gate() -> Actor:
+    """Sign-in and the allow-list when [auth] is configured; open for local use otherwise."""
+    from lib.auth import decide, load_access_config, streamlit_user
+
+    try:
+        config = load_access_config(_secrets())
+    except ConfigError as exc:
+        st.error(f"The access settings have a problem: {exc}")
+        st.stop()
+    if config.open:
+        return decide({}, config).actor
+    decision = decide(streamlit_user(), config)
+    if decision.allowed:
+        return decision.actor
+    st.title("License utilization")
+    if not st.user.is_logged_in:
+        st.write("Sign in with your company account to see the dashboard.")
+        st.button("Sign in", type="primary", on_click=st.login, icon=":material/login:", key="sign-in")
+    else:
+        st.warning(f"You are signed in as {D.md_escape(decision.shown_as)}, which does not have access to this "
+                   f"dashboard: {D.md_escape(decision.reason)}.", icon=":material/lock:")
+        st.button("Sign out", on_click=st.logout, icon=":material/logout:", key="sign-out")
+    st.stop()
+
+
+def sidebar_access(actor: Actor) -> None:
+    sb = st.sidebar
+    if actor.role == "open":
+        sb.caption(":material/lock_open: Open access: no sign-in is configured, so anyone who can reach this "
+                   "address can see and change everything. Configure `[auth]` for a shared deployment.")
+        return
+    who = D.md_escape(actor.email or actor.name or "you")
+    sb.caption(f":material/person: Signed in as {who} ({'admin' if actor.can_edit else 'viewer'}).")
+    sb.button("Sign out", on_click=st.logout, key="sign-out")
+
+
+# ------------------------------------------------------------------ history
+
+@st.cache_resource(show_spinner=False, ttl=CACHE_TTL_SECONDS, max_entries=4)
+def _history(store_url: str, config_key: str, generation: int) -> pd.DataFrame:
+    return get_store(store_url).history(config_key)
+
+
+def history(view: View) -> pd.DataFrame:
+    """License rows over time with spend at today's prices, under the sidebar filters."""
+    hist = _history(view.store_url, view.config_key, _generation())
+    if hist.empty:
+        return hist
+    with_metrics = add_metrics(hist.drop(columns=["taken_at"]), view.price_book, view.options)
+    with_metrics["taken_at"] = hist["taken_at"].to_numpy()
+    return D.apply_filters(with_metrics, view.filters)
