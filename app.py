@@ -26,4 +26,5 @@ page = st.navigation(pages)
 st.session_state["_view"] = view = ui.load_view(actor)
 ui.sidebar_status(view)
 ui.sidebar_access(actor)
-page.run()
+with ui.routed():
+    page.run()

@@ -5,6 +5,8 @@ Everything that computes lives in lib/; this module only wires it to widgets.
 
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -154,10 +156,14 @@ def load_view(actor: Actor) -> View:
 
 @st.cache_resource(show_spinner=False)
 def _seed_demo(store_url: str, key: str) -> bool:
-    """A year of monthly demo snapshots, once per database (the store skips it when snapshots exist)."""
+    """On a new database: the demo price book and rates, and a year of monthly demo snapshots."""
+    from lib.demo import seed_demo_pricing
     from lib.demo_history import seed_demo_history
 
-    seed_demo_history(get_store(store_url), key, datetime.now(timezone.utc))
+    store = get_store(store_url)
+    if store.latest_snapshot_id(key) is None:
+        seed_demo_pricing(store)
+    seed_demo_history(store, key, datetime.now(timezone.utc))
     return True
 
 
@@ -217,7 +223,8 @@ def tiles(items: list[D.Tile], per_row: int = 4) -> None:
     for start in range(0, len(items), per_row):
         cols = st.columns(per_row)
         for col, tile in zip(cols, items[start:start + per_row]):
-            col.metric(tile.label, tile.value, help=tile.help, border=True)
+            col.metric(tile.label, tile.value, delta=tile.note, delta_color="off", delta_arrow="off",
+                       help=tile.help, border=True)
 
 
 def download(df: pd.DataFrame, stem: str, label: str = "Download CSV", key: str | None = None) -> None:
@@ -226,11 +233,22 @@ def download(df: pd.DataFrame, stem: str, label: str = "Download CSV", key: str 
                        icon=":material/download:", key=key or f"dl-{stem}", on_click="ignore")
 
 
+_MONEY_WORDS = ("cost", "spend", "savings", "exposure", "price", "amount")
+
+
 def table(df: pd.DataFrame, column_config: dict | None = None, height: int | str = "auto", key: str | None = None):
-    """A dataframe with IT/finance headers; the export keeps the column names."""
-    config = {c: st.column_config.Column(h) for c, h in D.headers(df.columns).items()}
+    """A dataframe with IT/finance headers and money formats; the CSV export keeps the column names."""
+    config = {}
+    for col, header in D.headers(df.columns).items():
+        if any(w in col for w in _MONEY_WORDS) and pd.api.types.is_numeric_dtype(df[col].dtype):
+            config[col] = st.column_config.NumberColumn(header, format="accounting")
+        else:
+            config[col] = st.column_config.Column(header)
     config.update(column_config or {})
-    return st.dataframe(df, hide_index=True, column_config=config, height=height, width="stretch", key=key)
+    shown = st.dataframe(df, hide_index=True, column_config=config, height=height, width="stretch", key=key)
+    if df.isna().to_numpy().any():
+        st.caption("An empty cell (None) is not reported by the vendor, or does not apply; it is never counted as 0.")
+    return shown
 
 
 def empty_state(view: View, what: str) -> bool:
@@ -266,12 +284,34 @@ def page_path(name: str) -> str:
     return PAGE_FILES[name]
 
 
+_ROUTED = threading.local()
+
+
+@contextmanager
+def routed():
+    """app.py runs the page inside this, so a page can tell it was reached through the router."""
+    _ROUTED.active = True
+    try:
+        yield
+    finally:
+        _ROUTED.active = False
+
+
 def current_view() -> View:
-    view = st.session_state.get("_view")
-    if view is None:  # a page run on its own (tests): build it the same way app.py does
-        st.error("Open this page through app.py.")
-        st.stop()
-    return view
+    """The view app.py built for this run.
+
+    With a ``pages/`` folder beside app.py, Streamlit starts in its legacy
+    multipage mode until ``st.navigation`` has run once, and a deep link then
+    runs the page file alone. A page reached that way switches Streamlit to
+    ``st.navigation`` and reruns, so app.py (gate, data, sidebar) runs first
+    and then the same page.
+    """
+    if not getattr(_ROUTED, "active", False):
+        from streamlit.runtime.pages_manager import PagesManager
+
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+    return st.session_state["_view"]
 
 
 # ------------------------------------------------------------------ access

@@ -30,7 +30,7 @@ def _layout(fig: go.Figure, height: int, **kw) -> go.Figure:
 
 
 def _money_axis(currency: str) -> dict:
-    return dict(title=f"Annual amount ({currency})", tickformat=",.0f", ticksuffix=f" {currency}")
+    return dict(title=f"Annual amount ({currency})", tickformat="~s")
 
 
 def top_idle_spend(top: pd.DataFrame, currency: str) -> go.Figure:
@@ -122,5 +122,5 @@ def trend_lines(history: pd.DataFrame, x: str, y: str, colour: str, y_title: str
     if percent:
         axis.update(ticksuffix="%")
     if currency:
-        axis.update(tickformat=",.0f", ticksuffix=f" {currency}")
+        axis.update(tickformat="~s")
     return _layout(fig, 360, yaxis=axis, xaxis=dict(title="Snapshot date"))

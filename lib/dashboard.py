@@ -198,10 +198,17 @@ class Tile:
     label: str
     value: str
     help: str
+    note: str | None = None   # shown under the value, e.g. what the figure leaves out
 
 
 def kpi_tiles(summary: Summary) -> list[Tile]:
     cur = summary.reporting_currency
+    gaps = []
+    if summary.unpriced_paid_licenses:
+        gaps.append(f"{summary.unpriced_paid_licenses} paid unpriced")
+    if summary.excluded_by_currency:
+        gaps.append("excl. " + ", ".join(summary.excluded_by_currency))
+    money_note = "; ".join(gaps) or None
     left_out = ""
     if summary.excluded_by_currency:
         left_out = " Not included (no exchange rate): " + ", ".join(
@@ -215,11 +222,12 @@ def kpi_tiles(summary: Summary) -> list[Tile]:
              f"Seats assigned ÷ seats bought, weighted by seats, over licenses reporting both "
              f"({summary.rows_without_seat_counts} license rows without both counts left out)."),
         Tile(f"Annual spend ({cur})", fmt_money(summary.annual_spend, cur),
-             "Price per seat per year × seats bought, converted to the reporting currency." + left_out),
+             "Price per seat per year × seats bought, converted to the reporting currency. Paid licenses without a "
+             "price are not in it until they are priced." + left_out, money_note),
         Tile(f"Idle spend ({cur})", fmt_money(summary.idle_annual_spend, cur),
-             "The annual cost of seats bought but not assigned." + left_out),
+             "The annual cost of seats bought but not assigned." + left_out, money_note),
         Tile(f"Potential savings ({cur})", fmt_money(summary.potential_annual_savings, cur),
-             "What dropping to the recommended seat count (assigned + buffer) would save per year."),
+             "What dropping to the recommended seat count (assigned + buffer) would save per year.", money_note),
         Tile("Over-allocated licenses", f"{summary.over_allocated_licenses:,}",
              "Licenses with more seats assigned than bought: a true-up risk at renewal."),
     ]

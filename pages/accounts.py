@@ -19,9 +19,10 @@ if accounts.empty:
     st.stop()
 
 counts = accounts["outcome"].value_counts()
-cols = st.columns(len(D.OUTCOME_LABELS))
-for col, (outcome, label) in zip(cols, D.OUTCOME_LABELS.items()):
-    col.metric(label, int(counts.get(outcome, 0)), border=True)
+order = ["failed", "needs_reauth", "inactive", "ok", "not_supported"]   # what needs fixing first
+cols = st.columns(len(order))
+for col, outcome in zip(cols, order):
+    col.metric(D.OUTCOME_LABELS[outcome], int(counts.get(outcome, 0)), border=True)
 
 failing = accounts[accounts["outcome"].isin(["failed", "needs_reauth", "inactive"])]
 for row in failing.itertuples(index=False):

@@ -1,0 +1,138 @@
+"""End to end: a real `streamlit run` on the demo data, driven in headless Debian Chromium."""
+
+from __future__ import annotations
+
+import csv
+import io
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from tests.browser import CHROMIUM_ARGS, Server, require_chromium, screenshot, wait_idle
+
+pytestmark = pytest.mark.browser
+
+PAGES = {  # url path -> (title, charts expected at least)
+    "overview": ("Overview", 2),
+    "utilization": ("Utilization", 1),
+    "spend": ("Spend", 1),
+    "trends": ("Trends", 1),
+    "accounts": ("Accounts", 0),
+    "price-book": ("Price book", 0),
+}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    require_chromium()
+    srv = Server(tmp_path_factory.mktemp("streamlit"))
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    path = require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=path, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    pg = context.new_page()
+    yield pg
+    context.close()
+
+
+def metric(page, label: str) -> str:
+    tile = page.locator("[data-testid='stMetric']", has_text=label).first
+    return tile.locator("[data-testid='stMetricValue']").inner_text().strip()
+
+
+@pytest.mark.parametrize("path", list(PAGES))
+def test_deep_link_draws_the_page(server, page, path):
+    title, charts = PAGES[path]
+    page.goto(f"{server.url}/{path}")
+    wait_idle(page)
+    page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=30_000)
+    assert page.locator("[data-testid='stException']").count() == 0
+    if charts:
+        page.locator("[data-testid='stPlotlyChart'] .main-svg").first.wait_for(timeout=30_000)
+        assert page.locator("[data-testid='stPlotlyChart']").count() >= charts
+    if path in ("utilization", "spend", "accounts", "trends"):
+        grid = page.locator("[data-testid='stDataFrame']").first
+        grid.wait_for(timeout=30_000)
+        assert grid.bounding_box()["height"] > 60
+    screenshot(page, path)
+
+
+def test_filter_changes_url_and_figures(server, page):
+    page.goto(f"{server.url}/utilization")
+    wait_idle(page)
+    before = metric(page, "Seats bought")
+    box = page.locator("[data-testid='stSidebar'] [data-testid='stMultiSelect']", has_text="Integration")
+    box.locator("input").click()
+    page.get_by_role("option", name="GitHub", exact=True).click()
+    page.keyboard.press("Escape")
+    page.wait_for_function("() => location.search.includes('integration=GitHub')", timeout=30_000)
+    wait_idle(page)
+    page.wait_for_function(
+        "(b) => [...document.querySelectorAll(\"[data-testid='stMetric']\")].some("
+        "m => m.innerText.includes('Seats bought') && !m.innerText.includes(b))", arg=before, timeout=30_000)
+    assert metric(page, "Seats bought") == "349" != before
+    assert parse_qs(urlsplit(page.url).query)["integration"] == ["GitHub"]
+    screenshot(page, "utilization-github")
+
+    # A copied link opens the same view.
+    page.goto(page.url)
+    wait_idle(page)
+    assert metric(page, "Seats bought") == "349"
+
+
+def test_csv_download_equals_the_filtered_table(server, page):
+    page.goto(f"{server.url}/utilization?integration=GitHub")
+    wait_idle(page)
+    button = page.locator("[data-testid='stDownloadButton']", has_text="Download CSV").first
+    with page.expect_download() as info:
+        button.click()
+    download = info.value
+    assert download.suggested_filename.startswith("license-utilization-") and download.suggested_filename.endswith(".csv")
+    rows = list(csv.DictReader(io.StringIO(open(download.path(), encoding="utf-8-sig").read())))
+    assert {r["integration_label"] for r in rows} == {"GitHub"}
+    assert sorted((r["organization_name"], r["license_name"]) for r in rows) == sorted([
+        ("acme-platform", "GitHub Enterprise"), ("acme-platform", "GitHub Copilot Business"),
+        ("acme-labs", "GitHub Enterprise"), ("acme-labs", "GitHub Free")])
+    assert sum(int(r["total_seats"]) for r in rows) == 349
+
+
+def test_uploading_a_price_changes_spend(server, page, tmp_path):
+    page.goto(f"{server.url}/spend")
+    wait_idle(page)
+    before = metric(page, "Annual spend (USD)")
+    page.goto(f"{server.url}/price-book")
+    wait_idle(page)
+    from lib.demo import demo_price_book
+    from lib.pricing import price_book_to_csv
+
+    book = demo_price_book()
+    book.loc[book["license_name"] == "Sales Cloud Enterprise", "unit_price"] = 200.0   # was 165 a month
+    price_file = tmp_path / "prices.csv"
+    price_file.write_bytes(price_book_to_csv(book))
+    page.locator("[data-testid='stFileUploader']").first.locator("input[type=file]").set_input_files(str(price_file))
+    apply = page.get_by_role("button", name=f"Replace the price book with these {len(book)} prices")
+    apply.wait_for(timeout=30_000)
+    apply.click()
+    page.get_by_text(f"Replaced the price book with {len(book)} prices").wait_for(timeout=30_000)
+    screenshot(page, "price-book-saved")
+    page.goto(f"{server.url}/spend")
+    wait_idle(page)
+    after = metric(page, "Annual spend (USD)")
+    assert after != before
+    # (200 - 165) x 12 months x 120 seats bought = 50,400 more per year
+    to_number = lambda s: float(s.split()[-1].replace(",", ""))  # noqa: E731
+    assert to_number(after) - to_number(before) == pytest.approx(50_400, abs=1)
