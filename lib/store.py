@@ -1233,7 +1233,8 @@ class Store:
                 from sqlalchemy.dialects.postgresql import insert as dialect_insert
             stmt = dialect_insert(L).values(config_key=config_key, holder=holder, acquired_at=now,
                                             expires_at=expires).on_conflict_do_nothing(index_elements=["config_key"])
-            return conn.execute(stmt).rowcount == 1
+            # RETURNING, not rowcount: psycopg does not report a row count for INSERT ... ON CONFLICT.
+            return conn.execute(stmt.returning(L.c.config_key)).first() is not None
 
     def _renew_lease(self, config_key: str, holder: str, lease_seconds: float) -> bool:
         L = REFRESH_LEASES
@@ -1241,12 +1242,15 @@ class Store:
             return conn.execute(update(L).where(L.c.config_key == config_key, L.c.holder == holder)
                                 .values(expires_at=utcnow() + timedelta(seconds=lease_seconds))).rowcount == 1
 
-    def _release_lease(self, config_key: str, holder: str, error: str | None = None) -> None:
+    def _release_lease(self, config_key: str, holder: str, error: str | None = None, *, attempted: bool = True
+                       ) -> None:
+        """Give the lease up; ``attempted``: a fetch ran, so record how it ended (its error, or none)."""
         L = REFRESH_LEASES
         now = utcnow()
-        values: dict[str, Any] = {"holder": None, "expires_at": None, "last_finished_at": now,
-                                  "last_error": error[:2000] if error is not None else None,
-                                  "last_error_at": now if error is not None else None}
+        values: dict[str, Any] = {"holder": None, "expires_at": None}
+        if attempted:
+            values.update(last_finished_at=now, last_error=error[:2000] if error is not None else None,
+                          last_error_at=now if error is not None else None)
         with self._write() as conn:
             conn.execute(update(L).where(L.c.config_key == config_key, L.c.holder == holder).values(**values))
 
@@ -1266,13 +1270,16 @@ class Store:
                                                                     S.c.written_at >= since)
                                 .order_by(S.c.written_at.desc(), S.c.id.desc()).limit(1)).first()
 
-    def _failed_since(self, config_key: str, since: datetime) -> str | None:
+    def _failed_since(self, config_key: str, since: datetime, holder: str | None = None) -> str | None:
+        """The error of a fetch that failed at or after ``since``, unless someone (not ``holder``) is trying again."""
         L = REFRESH_LEASES
         now = utcnow()
+        free = or_(L.c.holder.is_(None), L.c.expires_at < now)
+        if holder is not None:
+            free = or_(free, L.c.holder == holder)
         with self._read() as conn:
             row = conn.execute(select(L.c.last_error).where(
-                L.c.config_key == config_key, L.c.last_error_at >= since,
-                or_(L.c.holder.is_(None), L.c.expires_at < now))).first()
+                L.c.config_key == config_key, L.c.last_error_at >= since, free)).first()
         return row.last_error if row is not None else None
 
     @contextmanager
@@ -1290,7 +1297,7 @@ class Store:
             with _Heartbeat(self, config_key, holder, lease_seconds):
                 yield holder
         finally:
-            self._release_lease(config_key, holder)
+            self._release_lease(config_key, holder, attempted=False)
 
     def refresh(self, config_key: str, fetch_fn: Callable[[], Any], requested_at: datetime | None = None, *,
                 lease_seconds: float = 300.0, wait_timeout: float = 600.0, poll_interval: float = 0.2
@@ -1327,11 +1334,15 @@ class Store:
                                       error=f"another refresh has been running for more than {wait_timeout:g} s")
             time.sleep(poll_interval * (0.75 + 0.5 * np.random.random()))
         try:
-            done = self._written_since(config_key, requested_at)   # finished while we took the lease
-            if done is not None:
-                self._release_lease(config_key, holder)
-                return RefreshOutcome("joined" if waited else "fresh", done.id, waited=waited,
-                                      exit_code=done.exit_code)
+            # Another holder may have finished between our checks and taking the lease.
+            done = self._written_since(config_key, requested_at)
+            error = None if done is not None else self._failed_since(config_key, requested_at, holder)
+            if done is not None or error is not None:
+                self._release_lease(config_key, holder, attempted=False)
+                if done is not None:
+                    return RefreshOutcome("joined" if waited else "fresh", done.id, waited=waited,
+                                          exit_code=done.exit_code)
+                return RefreshOutcome("failed", self.latest_snapshot_id(config_key), waited=waited, error=error)
             with _Heartbeat(self, config_key, holder, lease_seconds):
                 result = fetch_fn()
                 snapshot_id = self.write_snapshot(result, config_key)
