@@ -1,0 +1,135 @@
+"""Page benchmark.
+
+1. Server side: one Overview rerun from a warm cache at 1k, 10k and 100k
+   licenses. A synthetic snapshot is written to a temporary store under the
+   configuration's key, so the app reads it as it would after a sync; the
+   first run warms the caches, then reruns are timed with AppTest (the
+   script's whole run: gate, data, filters, figures, charts, tables).
+2. Browser: on the demo data, a real `streamlit run` and headless Chromium;
+   the time from navigation to the Overview's charts drawn.
+
+Targets: under 300 ms per rerun at 10k licenses; under 3 s to charts drawn.
+Run by hand: ``.venv/bin/python bench/page.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from lib.config import load_settings  # noqa: E402
+from lib.demo import synthetic_dataset  # noqa: E402
+from lib.fetch import AccountOutcome, assemble  # noqa: E402
+from lib.normalize import Listing  # noqa: E402
+
+LICENSES_PER_ACCOUNT = 100
+
+
+def synthetic_result(licenses: int):
+    """A FetchResult of about ``licenses`` rows, built as the fetch layer builds it (no HTTP)."""
+    accounts = max(1, licenses // LICENSES_PER_ACCOUNT)
+    data = synthetic_dataset(accounts, LICENSES_PER_ACCOUNT)
+    now = datetime.now(timezone.utc)
+    outcomes = []
+    for acc in data["accounts"]:
+        recs = [{k: v for k, v in r.items() if not k.startswith("_")} for r in data["licenses"][acc["id"]]]
+        o = AccountOutcome(acc["id"], acc["integration"]["name"], acc["tenant_id"], "active", fetched_at=now)
+        o.listings = [Listing(acc["id"], acc["integration"]["name"], acc["tenant_id"], recs, now)]
+        outcomes.append(o)
+    return assemble(outcomes, now)
+
+
+def price_book_for(result):
+    import pandas as pd
+
+    names = result.licenses[["integration_label", "license_name"]].drop_duplicates().head(400)
+    return pd.DataFrame({"integration": names["integration_label"], "license_id": pd.NA,
+                         "license_name": names["license_name"], "unit_price": 12.5, "currency": "USD",
+                         "billing_period": "monthly"})
+
+
+def server_side(licenses: int, reruns: int = 5) -> dict:
+    from streamlit.testing.v1 import AppTest
+
+    from lib.auth import Actor
+    from lib.store import Store
+    from lib.sync import config_key
+
+    tmp = Path(tempfile.mkdtemp())
+    env = {"DATABASE_URL": f"sqlite:///{tmp / 'bench.sqlite'}", "TRUTO_API_TOKEN": "bench-token",
+           "TRUTO_BASE_URL": "http://127.0.0.1:9"}
+    os.environ.update(env)
+    settings = load_settings()
+    store = Store(env["DATABASE_URL"])
+    result = synthetic_result(licenses)
+    store.write_snapshot(result, config_key(settings))
+    store.save_price_book(price_book_for(result), Actor("bench@example.com", "bench", "admin"))
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    t0 = time.perf_counter()
+    at.run()
+    cold = time.perf_counter() - t0
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.metric, "the Overview drew no KPI tiles"
+    times = []
+    for _ in range(reruns):
+        t0 = time.perf_counter()
+        at.run()
+        times.append(time.perf_counter() - t0)
+    for k in env:
+        os.environ.pop(k, None)
+    return {"licenses": len(result.licenses), "first": cold, "median": statistics.median(times), "min": min(times)}
+
+
+def browser() -> float | None:
+    from tests.browser import CHROMIUM, CHROMIUM_ARGS, Server, wait_idle
+
+    if not Path(CHROMIUM).exists():
+        print("browser part skipped: no Chromium at", CHROMIUM)
+        return None
+    from playwright.sync_api import sync_playwright
+
+    srv = Server(Path(tempfile.mkdtemp()))
+    try:
+        with sync_playwright() as p:
+            b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            page = b.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(srv.url + "/overview")          # first visit: seeds the demo store and fetches
+            wait_idle(page)
+            timings = []
+            for _ in range(3):
+                fresh = b.new_page(viewport={"width": 1400, "height": 1000})
+                t0 = time.perf_counter()
+                fresh.goto(srv.url + "/overview")
+                fresh.wait_for_function(
+                    "() => document.querySelectorAll(\"[data-testid='stPlotlyChart'] .main-svg\").length >= 2",
+                    timeout=30_000)
+                timings.append(time.perf_counter() - t0)
+                fresh.close()
+            b.close()
+            return statistics.median(timings)
+    finally:
+        srv.stop()
+
+
+def main() -> None:
+    print("Overview rerun, server side (AppTest), warm cache:")
+    print(f"{'licenses':>9} {'first run s':>12} {'rerun median ms':>16} {'rerun min ms':>13}")
+    for n in (1_000, 10_000, 100_000):
+        r = server_side(n)
+        print(f"{r['licenses']:>9,} {r['first']:12.2f} {r['median'] * 1000:16.0f} {r['min'] * 1000:13.0f}")
+    t = browser()
+    if t is not None:
+        print(f"browser, demo data: navigation to Overview charts drawn, median of 3: {t:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
