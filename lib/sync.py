@@ -105,6 +105,10 @@ def run_sync(settings: Settings, store, progress: Progress | None = None, *, kee
         else:
             _say(report, f"Snapshot {outcome.snapshot_id} was written after this sync was requested; nothing fetched.")
         code = outcome.exit_code if outcome.exit_code is not None else EXIT_NOTHING
+        shown = store.latest(key).accounts
+        for row in shown[shown["outcome"].isin(("failed", "needs_reauth", "inactive"))].itertuples(index=False):
+            _say(report, f"FAILED {row.integration_label} account {row.account_id}: {row.outcome}: "
+                         f"{row.message} {row.action}".strip())
     pruned = store.prune(keep_days)
     if pruned["account_snapshots"] or pruned["snapshots"]:
         _say(report, f"Retention: removed {pruned['snapshots']} snapshots, {pruned['account_snapshots']} account "
