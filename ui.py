@@ -161,8 +161,7 @@ def _seed_demo(store_url: str, key: str) -> bool:
     from lib.demo_history import seed_demo_history
 
     store = get_store(store_url)
-    if store.latest_snapshot_id(key) is None:
-        seed_demo_pricing(store)
+    seed_demo_pricing(store)
     seed_demo_history(store, key, datetime.now(timezone.utc))
     return True
 

@@ -1,4 +1,4 @@
-"""Command line: ``python -m lib export|summary|emulator``.
+"""Command line: ``python -m lib export|summary|sync|emulator``.
 
 Exit codes of ``export`` (and of the other fetching commands):
 0 every account was fetched; 2 some failed (the file still holds the rest,
@@ -180,6 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _analytics_args(p)
 
+    p = sub.add_parser("sync", help="fetch every account and store a snapshot (the scheduled job)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--keep-days", type=int, default=None,
+                   help="retention: keep daily snapshots this many days (default: the stored setting, 730)")
+
     p = sub.add_parser("emulator", help="run the Truto emulator on loopback")
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--host", default="127.0.0.1")
@@ -213,6 +218,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_export(args, settings)
         if args.command == "summary":
             return cmd_summary(args, settings)
+        if args.command == "sync":
+            from .sync import cmd_sync
+
+            return cmd_sync(args, settings)
     except FetchError as exc:
         _err(f"Nothing fetched: {exc}")
         return EXIT_NOTHING

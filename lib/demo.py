@@ -248,10 +248,17 @@ def demo_price_book():
         columns=["integration", "license_id", "license_name", "unit_price", "currency", "billing_period"]))
 
 
-def seed_demo_pricing(store) -> None:
-    """Give a new demo database its price book and rates (an admin can change them afterwards)."""
+def seed_demo_pricing(store) -> bool:
+    """Give a demo database its price book and rates, unless anyone ever saved prices in it.
+
+    Returns True when it wrote them. An admin can change or clear them afterwards; they stay as left.
+    """
     from .auth import Actor
 
+    log = store.audit_log(limit=10_000)
+    if (log["action"] == "price_book").any():
+        return False
     seeder = Actor(None, "demo data", "admin")
     store.save_price_book(demo_price_book(), seeder)
     store.save_fx_rates(DEMO_FX_RATES, "USD", seeder)
+    return True

@@ -143,3 +143,16 @@ def test_summary_prints_a_table_and_json(emulator, tmp_path):
     assert data["all_licenses"]["excluded_by_currency"] == {"EUR": 480.0}
     assert data["all_licenses"]["annual_spend"] is None   # nothing convertible: not reported, not 0
     assert SECRET not in proc.stdout + proc.stderr
+
+
+def test_sync_writes_a_snapshot_with_the_export_exit_codes(tmp_path):
+    from lib.store import Store
+
+    db = f"sqlite:///{tmp_path / 'sync.sqlite'}"
+    proc = run(["sync", "--quiet"], {"DATABASE_URL": db}, tmp_path)
+    assert proc.returncode == 2, proc.stderr          # the demo's Zoom EU account needs reauthorisation
+    assert "FAILED Zoom account" in proc.stderr
+    latest = Store(db).latest("demo")
+    assert len(latest.licenses) == 28 and not latest.is_empty
+    bad = run(["sync"], {"DATABASE_URL": db, "TRUTO_BASE_URL": "not a url"}, tmp_path)
+    assert bad.returncode == 1 and "TRUTO_BASE_URL" in bad.stderr
