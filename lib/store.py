@@ -476,7 +476,8 @@ class RefreshOutcome:
 
 
 ACCOUNT_EXTRA_COLUMNS = {"stale": "boolean", "data_as_of": "datetime64[us, UTC]", "stale_for": "timedelta64[us]"}
-HISTORY_EXTRA_COLUMNS = {"day": "datetime64[us, UTC]", "taken_at": "datetime64[us, UTC]", "stale": "boolean"}
+HISTORY_EXTRA_COLUMNS = {"day": "datetime64[us, UTC]", "taken_at": "datetime64[us, UTC]",
+                         "data_as_of": "datetime64[us, UTC]", "stale": "boolean"}
 
 
 def _empty_frame(columns: Mapping[str, str]) -> pd.DataFrame:
@@ -1100,9 +1101,12 @@ class Store:
         For each day an account was synced: the rows of its last good
         snapshot of that day; when every attempt that day failed, the rows of
         its last good snapshot before it (``stale`` True), so a failure shows
-        as a flat line rather than a drop. Columns: ``day`` (the x-axis:
-        midnight UTC), ``taken_at`` (when the rows were fetched by a sync),
-        ``stale``, then ``columns`` (default: all of LICENSE_COLUMNS).
+        as a flat line rather than a drop. Columns: ``day`` (midnight UTC),
+        ``taken_at`` (the x-axis: the day's last sync, the same for every row
+        of that day, so grouping by it or by ``day`` gives the same points),
+        ``data_as_of`` (when the rows shown were fetched; earlier than
+        ``taken_at`` for stale rows), ``stale``, then ``columns`` (default:
+        all of LICENSE_COLUMNS).
         """
         wanted = list(LICENSE_COLUMNS) if columns is None else list(columns)
         unknown = [c for c in wanted if c not in LICENSE_COLUMNS]
@@ -1127,6 +1131,7 @@ class Store:
             snaps["day"] = snaps["taken_us"] // _DAY_US * _DAY_US
             snaps = snaps.sort_values(["taken_us", "id"], kind="stable")
             days = snaps.drop_duplicates(["account_id", "day"])[["account_id", "day"]]
+            last_sync = snaps.groupby("day")["taken_us"].max()
             good = (snaps[snaps["good"]].drop_duplicates(["account_id", "day"], keep="last")
                     [["account_id", "day", "id", "taken_us"]].rename(columns={"day": "good_day"}))
             if good.empty:
@@ -1145,16 +1150,18 @@ class Store:
             return _empty_frame(out_columns)
         rows_df = pd.DataFrame({"id": owners, "position": positions, "row": np.arange(len(owners))})
         joined = pairs[["id", "day", "taken_us", "good_day"]].merge(rows_df, on="id", how="inner")
+        joined["sync_us"] = last_sync.reindex(joined["day"]).to_numpy()
         joined = joined.sort_values(["day", "id", "position"], kind="stable")
         take = joined["row"].to_numpy()
         out = {c: v[take] for c, v in data.items()}
         df = pd.DataFrame({
             "day": pd.to_datetime(joined["day"].to_numpy(), unit="us", utc=True),
-            "taken_at": pd.to_datetime(joined["taken_us"].to_numpy(), unit="us", utc=True),
+            "taken_at": pd.to_datetime(joined["sync_us"].to_numpy(), unit="us", utc=True),
+            "data_as_of": pd.to_datetime(joined["taken_us"].to_numpy(), unit="us", utc=True),
             "stale": pd.array((joined["good_day"] < joined["day"]).to_numpy(), dtype="boolean"),
             **out,
         })
-        return df.astype({"day": "datetime64[us, UTC]", "taken_at": "datetime64[us, UTC]"})[list(out_columns)]
+        return df.astype({c: t for c, t in HISTORY_EXTRA_COLUMNS.items() if c != "stale"})[list(out_columns)]
 
     # ----------------------------------------------------------- retention
 

@@ -422,16 +422,21 @@ def test_history_one_set_per_account_per_day_with_failures_carried(store):
     store.write_snapshot(make_result(failed_b(8), days[2]), KEY)
     store.write_snapshot(make_result(seats(9, 11), days[3]), KEY)
     h = store.history(KEY)
-    assert list(h.columns[:3]) == ["day", "taken_at", "stale"] and list(h.columns[3:]) == list(LICENSE_COLUMNS)
+    assert list(h.columns[:4]) == ["day", "taken_at", "data_as_of", "stale"]
+    assert list(h.columns[4:]) == list(LICENSE_COLUMNS)
     a1 = h[h["license_id"] == "a1"].set_index("day")["assigned_seats"]
     b1 = h[h["license_id"] == "b1"]
     assert a1.tolist() == [5, 7, 8, 9]                     # the last of day 1
     assert b1["assigned_seats"].tolist() == [7, 9, 9, 11]  # day 2 failed: day 1's rows, carried
     assert b1["stale"].tolist() == [False, False, True, False]
-    assert b1["taken_at"].iloc[2] == pd.Timestamp(days[1] + timedelta(hours=2))
+    assert b1["data_as_of"].iloc[2] == pd.Timestamp(days[1] + timedelta(hours=2))   # when the carried rows were fetched
+    assert b1["taken_at"].tolist() == [pd.Timestamp(days[0]), pd.Timestamp(days[1] + timedelta(hours=2)),
+                                       pd.Timestamp(days[2]), pd.Timestamp(days[3])]  # the day's last sync
+    assert h.groupby("taken_at").ngroups == h.groupby("day").ngroups == 4
     assert h["day"].dt.hour.eq(0).all() and len(h) == 4 * 3
     recent = store.history(KEY, since=days[2], columns=["license_id", "assigned_seats"])
-    assert list(recent.columns) == ["day", "taken_at", "stale", "account_id", "license_id", "assigned_seats"]
+    assert list(recent.columns) == ["day", "taken_at", "data_as_of", "stale", "account_id", "license_id",
+                                    "assigned_seats"]
     assert sorted(recent["day"].unique()) == [pd.Timestamp(days[2].date(), tz="UTC"),
                                               pd.Timestamp(days[3].date(), tz="UTC")]
 
