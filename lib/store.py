@@ -474,6 +474,19 @@ class RefreshOutcome:
     error: str | None = None
     exit_code: int | None = None
 
+    @property
+    def note(self) -> str | None:
+        """A sentence for the person who asked, when something other than their own fetch happened."""
+        if self.reason == "joined":
+            return "Someone else was already refreshing; this shows the data their refresh fetched."
+        if self.reason == "fresh":
+            return "Data fetched after you asked was already there, so nothing was fetched again."
+        if self.reason == "failed":
+            return f"The refresh already under way failed: {self.error}"
+        if self.reason == "timeout":
+            return f"Another refresh is still running ({self.error}); showing the latest data stored."
+        return None
+
 
 ACCOUNT_EXTRA_COLUMNS = {"stale": "boolean", "data_as_of": "datetime64[us, UTC]", "stale_for": "timedelta64[us]"}
 HISTORY_EXTRA_COLUMNS = {"day": "datetime64[us, UTC]", "taken_at": "datetime64[us, UTC]",

@@ -488,6 +488,7 @@ def test_concurrent_refreshes_fetch_once(store):
         assert fetch.calls == 1, outcomes
         assert sorted(o.reason for o in outcomes)[0] == "fetched"
         assert all(o.reason in ("joined", "fresh") for o in outcomes if not o.fetched)
+        assert all(o.note for o in outcomes if not o.fetched) and [o.note for o in outcomes if o.fetched] == [None]
         assert sum(o.waited for o in outcomes) >= 1          # someone found the lease taken and waited
         assert len({o.snapshot_id for o in outcomes}) == 1 and all(o.exit_code == 0 for o in outcomes)
         assert store.lease_holder(KEY) is None
@@ -527,6 +528,7 @@ def test_a_failed_fetch_is_reported_to_those_waiting_without_fetching_again(stor
     waited = [o for o in outcomes if not isinstance(o, Exception)]
     assert len(raised) == 1 and len(waited) == 2
     assert all(o.reason == "failed" and "refused the API token" in o.error for o in waited)
+    assert all("refused the API token" in o.note for o in waited)
     assert store.latest(KEY).is_empty and store.lease_holder(KEY) is None
 
 
