@@ -591,6 +591,23 @@ class _Heartbeat:
 
 # ------------------------------------------------------------------ store
 
+def _set_wal(cur, seconds: float = 30.0) -> None:
+    """Switch a SQLite file to WAL. SQLite answers "database is locked" at once, without its busy
+    handler, while another connection (a replica starting at the same moment) is doing the same;
+    so retry for a bounded time."""
+    import sqlite3
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class Store:
     """The dashboard's database. Thread-safe: share one per process (e.g. ``st.cache_resource``)."""
 
@@ -629,10 +646,10 @@ class Store:
         def _on_connect(dbapi_connection, _record):
             dbapi_connection.isolation_level = None   # we issue BEGIN ourselves (below)
             cur = dbapi_connection.cursor()
-            if not memory:
-                cur.execute("PRAGMA journal_mode=WAL")
-                cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=30000")
+            if not memory:
+                _set_wal(cur)
+                cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
