@@ -25,22 +25,24 @@ EXIT_OK, EXIT_NOTHING, EXIT_PARTIAL = 0, 1, 2
 
 log = logging.getLogger(__name__)
 
-# The settings that decide which data is fetched and how it is counted. The token is not one of
-# them (rotating it must not start a new history), nor are timeouts, rate limits and workers.
+# The settings that decide which data is fetched and how it is counted, and the token: a token belongs to
+# one Truto environment, and two environments (a sandbox and production, say) behind the same base URL must
+# never share a history. Timeouts, rate limits and workers are not part of it.
 _DATA_FIELDS = ("base_url", "integrated_account_ids", "tenant_id", "products", "remaining_seats_integrations")
 
 
 def config_key(settings: Settings) -> str:
-    """The key snapshots are stored under: ``"demo"`` for the demo data, else a digest of the data-shaping settings.
+    """The key snapshots are stored under: ``"demo"`` for the demo data, else a digest of the data-shaping
+    settings and of the token's one-way digest.
 
-    Stable across restarts (the demo emulator's port changes every start) and
-    across token rotation and tuning changes; different when another base
-    URL, account list, tenant, Microsoft 365 products or seat convention
-    could make the data differ.
+    Stable across restarts (the demo emulator's port changes every start) and tuning changes; different when
+    another token (environment), base URL, account list, tenant, Microsoft 365 products or seat convention
+    could make the data differ. Rotating the token starts a new history; the old snapshots stay in the
+    database under their own key.
     """
     if settings.demo:
         return DEMO_KEY
-    parts = []
+    parts = [f"token={settings.api_token.digest() if settings.api_token else None}"]
     for name in _DATA_FIELDS:
         value = getattr(settings, name)
         if isinstance(value, tuple):

@@ -44,7 +44,7 @@ note = st.session_state.pop("_saved", None)
 if note:
     st.success(note, icon=":material/check:")
 
-prices_tab, fx_tab, settings_tab = st.tabs(["Prices", "Exchange rates", "Thresholds and buffer"])
+prices_tab, fx_tab, settings_tab = st.tabs(["Prices", "Currency and exchange rates", "Thresholds and buffer"])
 
 with prices_tab:
     book = view.price_book
@@ -93,32 +93,40 @@ with prices_tab:
 with fx_tab:
     cur = view.options.reporting_currency
     rates = store.get_fx_rates()
-    st.caption(f"How many {cur} one unit of each currency buys. Amounts in a currency without a rate are shown "
-               f"in their own currency and left out of the {cur} totals.")
+    codes = sorted(CURRENCY_CODES)
+    target = st.selectbox("Reporting currency", codes, index=codes.index(cur), disabled=not can_edit,
+                          key="fx-currency", help="Every total is converted to this currency.")
     frame = D.fx_table(rates, cur)
+    if target != cur:
+        st.info(f"The rates below are to {cur}. To report in {target}, enter how many {target} one unit of each "
+                f"currency buys, then save: the currency and its rates change together.", icon=":material/info:")
+    st.caption(f"How many {target} one unit of each currency buys. Amounts in a currency without a rate are shown "
+               f"in their own currency and left out of the {target} totals.")
     if can_edit:
         fx_edited = st.data_editor(frame, num_rows="dynamic", hide_index=True, key="fx-editor",
                                    column_config={
                                        "currency": st.column_config.SelectboxColumn(
-                                           "Currency", options=sorted(CURRENCY_CODES), required=True),
-                                       "rate": st.column_config.NumberColumn(f"{cur} per unit", min_value=0.0,
+                                           "Currency", options=codes, required=True),
+                                       "rate": st.column_config.NumberColumn(f"{target} per unit", min_value=0.0,
                                                                              format="%.6f", required=True)})
         if st.button("Save exchange rates", type="primary", key="save-fx"):
             try:
-                store.save_fx_rates(validate_fx_rates(fx_edited, cur), cur, actor)
-            except FxRatesError as exc:
-                show_problems("The exchange rates have problems.", exc.problems)
+                store.save_fx_rates(validate_fx_rates(fx_edited, target), target, actor)
+            except (FxRatesError, ValueError) as exc:
+                show_problems("The exchange rates have problems.", getattr(exc, "problems", [str(exc)]))
             else:
-                saved(f"Saved {len(fx_edited)} exchange rates.")
-        fx_upload = st.file_uploader("Exchange-rate CSV (currency,rate)", type=["csv"], key="fx-upload")
+                saved(f"Saved {len(fx_edited)} exchange rates to {target}.")
+        fx_upload = st.file_uploader(f"Exchange-rate CSV (currency,rate: {target} per unit)", type=["csv"],
+                                     key="fx-upload")
         if fx_upload is not None:
             try:
-                new_rates = load_fx_rates(fx_upload.getvalue(), cur)
+                new_rates = load_fx_rates(fx_upload.getvalue(), target)
             except FxRatesError as exc:
                 show_problems(f"{fx_upload.name} was rejected.", exc.problems)
             else:
-                if st.button(f"Replace the exchange rates with these {len(new_rates)}", key="apply-fx"):
-                    store.save_fx_rates(new_rates, cur, actor)
+                if st.button(f"Replace the exchange rates with these {len(new_rates) - 1} rates to {target}",
+                             key="apply-fx"):
+                    store.save_fx_rates(new_rates, target, actor)
                     saved(f"Replaced the exchange rates from {fx_upload.name}.")
     else:
         ui.table(frame, key="fx-table")
@@ -128,9 +136,6 @@ with fx_tab:
 with settings_tab:
     current = store.get_settings()
     with st.form("settings-form", border=True):
-        currency = st.selectbox("Reporting currency", sorted(CURRENCY_CODES),
-                                index=sorted(CURRENCY_CODES).index(current["reporting_currency"]),
-                                disabled=not can_edit, key="set-currency")
         buffer = st.number_input("Right-sizing buffer (%)", min_value=0.0, max_value=500.0, step=5.0,
                                  value=float(current["buffer"]) * 100, disabled=not can_edit, key="set-buffer",
                                  help="Recommended seats = seats assigned × (1 + buffer), rounded up.")
@@ -145,7 +150,7 @@ with settings_tab:
         submitted = st.form_submit_button("Save settings", type="primary", disabled=not can_edit)
     if submitted:
         try:
-            store.save_settings({"reporting_currency": currency, "buffer": buffer / 100, "under_used_pct": under,
+            store.save_settings({"buffer": buffer / 100, "under_used_pct": under,
                                  "at_capacity_pct": capacity, "vendor_price_period": period}, actor)
         except (ValueError, PermissionError) as exc:
             st.error(f"Not saved: {exc}")

@@ -231,3 +231,16 @@ def test_admin_can_edit(db):
 def test_open_mode_says_so(db):
     at = app()
     assert any("Open access" in c.value for c in at.sidebar.caption)
+
+
+def test_admin_changes_the_reporting_currency_with_its_rates(db):
+    at = app("pages/price_book.py")
+    at.file_uploader(key="fx-upload").set_value(("eur.csv", b"currency,rate\nUSD,0.9\nGBP,1.15\n", "text/csv"))
+    at.selectbox(key="fx-currency").set_value("EUR").run()
+    no_exception(at)
+    at.button(key="apply-fx").click().run()
+    no_exception(at)
+    store = Store(db)
+    assert store.get_settings()["reporting_currency"] == "EUR"
+    assert store.get_fx_rates() == {"EUR": 1.0, "USD": 0.9, "GBP": 1.15}
+    assert store.metric_options().reporting_currency == "EUR"

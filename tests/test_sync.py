@@ -76,7 +76,7 @@ def test_exit_codes_all_ok_and_token_refused(sqlite_store, emulator):
 
     messages: list[str] = []
     refused = replace(settings, api_token=Secret("not-the-token"))
-    assert config_key(refused) == key                      # same environment: same history
+    assert config_key(refused) != key                      # another token may be another environment
     result, code = run_sync(refused, sqlite_store, report=messages.append)
     assert (result, code) == (None, 1)
     assert any("refused the API token" in m for m in messages)
@@ -90,7 +90,9 @@ def test_config_key_is_stable_where_it_should_be():
     assert config_key(demo) == config_key(replace(demo, base_url="http://127.0.0.1:40123")) == DEMO_KEY
     real = Settings(api_token=Secret("t1"), base_url="https://api.truto.one", tenant_id="acme")
     assert config_key(real).startswith("truto-") and config_key(real) != DEMO_KEY
-    assert config_key(real) == config_key(replace(real, api_token=Secret("rotated"), max_workers=4, read_timeout=9))
+    assert config_key(real) == config_key(replace(real, max_workers=4, read_timeout=9))
+    # a token belongs to one environment: another token never reads this history
+    assert config_key(real) != config_key(replace(real, api_token=Secret("rotated")))
     assert config_key(real) != config_key(replace(real, tenant_id="other"))
     assert config_key(real) != config_key(replace(real, base_url="https://api.eu.truto.one"))
     assert config_key(real) != config_key(replace(real, products=("azure_active_directory", "onedrive")))
