@@ -8,7 +8,7 @@ import ui
 
 HERE = Path(__file__).parent
 
-st.set_page_config(page_title="License utilization", page_icon=":material/badge:", layout="wide")
+st.set_page_config(page_title="License utilization", page_icon="📊", layout="wide")  # local icon: no font fetch
 
 actor = ui.gate()
 

@@ -228,7 +228,8 @@ def tiles(items: list[D.Tile], per_row: int = 4) -> None:
 
 def download(df: pd.DataFrame, stem: str, label: str = "Download CSV", key: str | None = None) -> None:
     """A CSV of exactly the rows shown, with a dated file name, safe to open in a spreadsheet."""
-    st.download_button(label, to_csv_bytes(df), file_name=dated_filename(stem), mime="text/csv",
+    # Generated on click: a page with several tables does not build CSVs nobody asked for on every rerun.
+    st.download_button(label, lambda: to_csv_bytes(df), file_name=dated_filename(stem), mime="text/csv",
                        icon=":material/download:", key=key or f"dl-{stem}", on_click="ignore")
 
 
@@ -277,6 +278,10 @@ PAGE_FILES = {
     "price_book": "pages/price_book.py",
     "trends": "pages/trends.py",
 }
+
+
+PAGE_TITLES = {"overview": "Overview", "utilization": "Utilization", "spend": "Spend", "accounts": "Accounts",
+               "price_book": "Price book", "trends": "Trends"}
 
 
 def page_path(name: str) -> str:

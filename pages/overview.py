@@ -43,8 +43,10 @@ st.subheader("Needs attention")
 items = D.attention(view.filtered, view.accounts_filtered, view.problems, summary, view.options, view.names)
 if not items:
     st.success("Nothing needs attention: no failed accounts, over-allocated, under-used or unpriced licenses.")
-for item in items:
+else:
     with st.container(border=True):
-        text_col, link_col = st.columns([5, 1], vertical_alignment="center")
-        text_col.markdown(D.md_escape(item.text))
-        link_col.page_link(ui.page_path(item.page), label="Show", icon=":material/arrow_forward:")
+        st.markdown("\n".join(f"- {D.md_escape(item.text)} → **{ui.PAGE_TITLES[item.page]}**" for item in items))
+        targets = list(dict.fromkeys(item.page for item in items))
+        for col, target in zip(st.columns(len(targets)), targets):
+            col.page_link(ui.page_path(target), label=f"Open {ui.PAGE_TITLES[target]}",
+                          icon=":material/arrow_forward:")
