@@ -19,32 +19,15 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from lib.config import load_settings  # noqa: E402
-from lib.demo import synthetic_dataset  # noqa: E402
-from lib.fetch import AccountOutcome, assemble  # noqa: E402
-from lib.normalize import Listing  # noqa: E402
+from lib.demo import synthetic_result  # noqa: E402
 
 LICENSES_PER_ACCOUNT = 100
-
-
-def synthetic_result(licenses: int):
-    """A FetchResult of about ``licenses`` rows, built as the fetch layer builds it (no HTTP)."""
-    accounts = max(1, licenses // LICENSES_PER_ACCOUNT)
-    data = synthetic_dataset(accounts, LICENSES_PER_ACCOUNT)
-    now = datetime.now(timezone.utc)
-    outcomes = []
-    for acc in data["accounts"]:
-        recs = [{k: v for k, v in r.items() if not k.startswith("_")} for r in data["licenses"][acc["id"]]]
-        o = AccountOutcome(acc["id"], acc["integration"]["name"], acc["tenant_id"], "active", fetched_at=now)
-        o.listings = [Listing(acc["id"], acc["integration"]["name"], acc["tenant_id"], recs, now)]
-        outcomes.append(o)
-    return assemble(outcomes, now)
 
 
 def price_book_for(result):
@@ -69,7 +52,7 @@ def server_side(licenses: int, reruns: int = 5) -> dict:
     os.environ.update(env)
     settings = load_settings()
     store = Store(env["DATABASE_URL"])
-    result = synthetic_result(licenses)
+    result = synthetic_result(licenses, LICENSES_PER_ACCOUNT)
     store.write_snapshot(result, config_key(settings))
     store.save_price_book(price_book_for(result), Actor("bench@example.com", "bench", "admin"))
 

@@ -22,39 +22,18 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lib.demo import synthetic_dataset  # noqa: E402
-from lib.fetch import AccountOutcome, assemble  # noqa: E402
-from lib.normalize import Listing  # noqa: E402
+from lib.demo import synthetic_result as _synthetic_result  # noqa: E402
 from lib.store import Store, redact_url  # noqa: E402
 
 LICENSES_PER_ACCOUNT = 20
 
 
 def synthetic_result(rows: int):
-    """A FetchResult of about ``rows`` license rows, built without HTTP."""
-    accounts = max(1, rows // LICENSES_PER_ACCOUNT)
-    data = synthetic_dataset(accounts, LICENSES_PER_ACCOUNT)
-    fetched = datetime.now(timezone.utc)
-    outcomes = []
-    for acc in data["accounts"]:
-        aid, name = acc["id"], acc["integration"]["name"]
-        orgs = {o["id"]: o["name"] for o in data["organizations"].get(aid, [])}
-        groups: dict[tuple, list] = {}
-        for rec in data["licenses"][aid]:
-            key = (rec.get("_organization_id"), rec.get("_product"))
-            groups.setdefault(key, []).append(rec)
-        out = AccountOutcome(aid, name, acc["tenant_id"], "active", organizations=len(orgs) or None,
-                             requests=1 + len(groups), fetched_at=fetched)
-        for (org, product), recs in groups.items():
-            out.listings.append(Listing(aid, name, acc["tenant_id"], recs, fetched, organization_id=org,
-                                        organization_name=orgs.get(org), product=product))
-        outcomes.append(out)
-    return assemble(outcomes, fetched)
+    return _synthetic_result(rows, LICENSES_PER_ACCOUNT)
 
 
 def bench(url: str, result, reads: int) -> dict:

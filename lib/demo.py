@@ -192,6 +192,33 @@ def synthetic_dataset(accounts: int, licenses_per_account: int = 20, seed: int =
     return {"accounts": out_accounts, "organizations": organizations, "licenses": licenses}
 
 
+def synthetic_result(licenses: int, licenses_per_account: int = 20, seed: int = 7):
+    """A FetchResult of about ``licenses`` rows from :func:`synthetic_dataset`, built as the fetch layer
+    builds it (one listing per organization or product) but without HTTP: for benchmarks."""
+    from datetime import datetime, timezone
+
+    from .fetch import AccountOutcome, assemble
+    from .normalize import Listing
+
+    data = synthetic_dataset(max(1, licenses // licenses_per_account), licenses_per_account, seed)
+    fetched = datetime.now(timezone.utc)
+    outcomes = []
+    for acc in data["accounts"]:
+        aid, name = acc["id"], acc["integration"]["name"]
+        orgs = {o["id"]: o["name"] for o in data["organizations"].get(aid, [])}
+        groups: dict[tuple, list] = {}
+        for rec in data["licenses"][aid]:
+            groups.setdefault((rec.get("_organization_id"), rec.get("_product")), []).append(
+                {k: v for k, v in rec.items() if not k.startswith("_")})
+        out = AccountOutcome(aid, name, acc["tenant_id"], "active", organizations=len(orgs) or None,
+                             requests=1 + len(groups), fetched_at=fetched)
+        for (org, product), recs in groups.items():
+            out.listings.append(Listing(aid, name, acc["tenant_id"], recs, fetched, organization_id=org,
+                                        organization_name=orgs.get(org), product=product))
+        outcomes.append(out)
+    return assemble(outcomes, fetched)
+
+
 _lock = threading.Lock()
 _emulator: Emulator | None = None
 

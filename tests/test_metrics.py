@@ -13,22 +13,11 @@ from lib import metrics as M
 from lib.metrics import METRIC_COLUMNS, MetricOptions, add_metrics, group_summary, summarize
 from lib.normalize import Listing, build_license_table
 from lib.pricing import PriceBookError, load_price_book
+from tests.factories import lic
 from lib.schema import LICENSE_COLUMNS
 
 T = datetime(2024, 6, 1, tzinfo=timezone.utc)
 HEADER = "integration,license_id,license_name,unit_price,currency,billing_period\n"
-
-
-def lic(lid, name, assigned=None, total=None, paid=None, **extra) -> dict:
-    rec = {"id": lid, "name": name}
-    if assigned is not None:
-        rec["assigned_quantity"] = assigned
-    if total is not None:
-        rec["available_quantity"] = total
-    if paid is not None:
-        rec["is_paid"] = paid
-    rec.update(extra)
-    return rec
 
 
 def table(*listings: tuple) -> pd.DataFrame:
@@ -61,7 +50,7 @@ ESTATE = (
                 lic("C1", "Copilot", 12, 10, True),
                 lic("F1", "GitHub Free", 3, 5, False)], "acct-gh", "t1"),
     ("docusign", [lic("D1", "Business", None, 20, True, unit_amount=40, currency="EUR")], "acct-ds", "t2"),
-    ("atlassian", [lic("J1", "Jira", paid=True)], "acct-at", None),
+    ("atlassian", [lic("J1", "Jira", is_paid=True)], "acct-at", None),
 )
 BOOK = ("GitHub,,enterprise,21,USD,monthly", "GitHub,C1,Copilot (negotiated),100,GBP,annual")
 OPTIONS = MetricOptions(fx_rates={"EUR": 1.1})          # no rate for GBP
@@ -165,7 +154,7 @@ def test_a_paid_license_without_a_price_or_seat_counts_is_empty_everywhere(estat
 
 
 def test_a_priced_license_without_seat_counts_has_a_price_but_no_cost():
-    df = add_metrics(table(("atlassian", [lic("J1", "Jira", paid=True)], "a", "t")), book("Atlassian,,Jira,7,USD,monthly"))
+    df = add_metrics(table(("atlassian", [lic("J1", "Jira", is_paid=True)], "a", "t")), book("Atlassian,,Jira,7,USD,monthly"))
     r = row(df, "J1")
     assert r["unit_price"] == 7.0 and r["annual_unit_price"] == 84.0
     for col in ("annual_cost", "idle_annual_cost", "true_up_exposure", "annual_cost_reporting", "recommended_seats",
@@ -416,7 +405,7 @@ def test_money_left_out_is_reported_per_currency_and_never_added():
 
 
 def test_summary_is_json_ready_with_none_for_not_reported():
-    df = add_metrics(table(("atlassian", [lic("J1", "Jira", paid=True)], "a", "t")), None)
+    df = add_metrics(table(("atlassian", [lic("J1", "Jira", is_paid=True)], "a", "t")), None)
     d = summarize(df).as_dict()
     assert json.loads(json.dumps(d)) == d
     assert d["total_seats"] is None and d["annual_spend"] is None and d["utilization_pct"] is None
