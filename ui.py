@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime, timezone
 
 import pandas as pd
@@ -44,20 +45,17 @@ class View:
     store: Store
     store_url: str
     config_key: str
-    _summary: dict | None = None
+    _summaries: dict = field(default_factory=dict, repr=False)
+
+    @cached_property
+    def prepared(self):
+        """The filtered rows read once for every total and chart of this run."""
+        return prepare(self.filtered, self.options)
 
     def summary(self, paid_only: bool = False) -> Summary:
-        if self._summary is None:
-            self._summary = {}
-        if paid_only not in self._summary:
-            self._summary[paid_only] = summarize(self.prepared, paid_only=paid_only)
-        return self._summary[paid_only]
-
-    @property
-    def prepared(self):
-        if not hasattr(self, "_prepared"):
-            self._prepared = prepare(self.filtered, self.options)
-        return self._prepared
+        if paid_only not in self._summaries:
+            self._summaries[paid_only] = summarize(self.prepared, paid_only=paid_only)
+        return self._summaries[paid_only]
 
     @property
     def currency(self) -> str:
