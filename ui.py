@@ -16,13 +16,19 @@ import streamlit as st
 
 from lib import dashboard as D
 from lib.auth import Actor
-from lib.config import ConfigError, Settings, load_settings
+from lib.config import ConfigError, Settings, cache_ttl_seconds, load_settings
 from lib.export import dated_filename, to_csv_bytes
 from lib.fetch import FetchError
 from lib.metrics import MetricOptions, Summary, add_metrics, prepare, summarize
 from lib.store import Store, database_url
 
-CACHE_TTL_SECONDS = 15 * 60
+try:
+    CACHE_TTL_SECONDS = cache_ttl_seconds()
+except ConfigError as _exc:   # reported on the page by load_settings_or_stop
+    CACHE_TTL_SECONDS = 15 * 60
+    _TTL_ERROR: str | None = str(_exc)
+else:
+    _TTL_ERROR = None
 
 
 @dataclass
@@ -113,6 +119,9 @@ def refresh(view_store: Store, settings: Settings, config_key: str) -> None:
 
 
 def load_settings_or_stop() -> Settings:
+    if _TTL_ERROR:
+        st.error(f"The dashboard settings have a problem: {_TTL_ERROR}")
+        st.stop()
     try:
         return load_settings()
     except ConfigError as exc:

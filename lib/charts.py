@@ -118,9 +118,13 @@ def trend_lines(history: pd.DataFrame, x: str, y: str, colour: str, y_title: str
                         connectgaps=False,
                         hovertemplate=f"{name}<br>%{{x|%Y-%m-%d}}: %{{y:,.1f}}" + ("%" if percent else "") +
                                       (f" {currency}" if currency else "") + "<extra></extra>")
+    dates = sorted(history[x].unique())
+    xaxis = dict(title="Snapshot date", tickformat="%Y-%m-%d")
+    if len(dates) <= 14:
+        xaxis["tickvals"] = dates      # a few snapshots: mark each, not the hours between them
     axis = dict(title=y_title)
     if percent:
         axis.update(ticksuffix="%")
     if currency:
         axis.update(tickformat="~s")
-    return _layout(fig, 360, yaxis=axis, xaxis=dict(title="Snapshot date"))
+    return _layout(fig, 360, yaxis=axis, xaxis=xaxis)

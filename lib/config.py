@@ -140,6 +140,28 @@ _KEYS: dict[str, str] = {
 }
 
 
+DEFAULT_CACHE_TTL_MINUTES = 15.0
+
+
+def cache_ttl_seconds(env: Mapping[str, str] | None = None, secrets: Mapping[str, Any] | None = None) -> float:
+    """How long a dashboard process keeps what it read before reading the store again.
+
+    ``DASHBOARD_CACHE_TTL_MINUTES`` (environment) or ``[dashboard] cache_ttl_minutes`` (secrets.toml);
+    default 15 minutes. A Refresh reads anew at once, whatever this says.
+    """
+    env = os.environ if env is None else env
+    if secrets is None:
+        secrets = read_secrets_file()
+    section = secrets.get("dashboard", {}) or {}
+    if env.get("DASHBOARD_CACHE_TTL_MINUTES", "").strip():
+        raw, where = env["DASHBOARD_CACHE_TTL_MINUTES"], "DASHBOARD_CACHE_TTL_MINUTES"
+    elif "cache_ttl_minutes" in section:
+        raw, where = section["cache_ttl_minutes"], "secrets.toml [dashboard] cache_ttl_minutes"
+    else:
+        return DEFAULT_CACHE_TTL_MINUTES * 60
+    return _parse("cache_ttl_minutes", "float", raw, where) * 60
+
+
 def env_name(key: str) -> str:
     return "TRUTO_" + key.upper()
 

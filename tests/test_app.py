@@ -244,3 +244,38 @@ def test_admin_changes_the_reporting_currency_with_its_rates(db):
     assert store.get_settings()["reporting_currency"] == "EUR"
     assert store.get_fx_rates() == {"EUR": 1.0, "USD": 0.9, "GBP": 1.15}
     assert store.metric_options().reporting_currency == "EUR"
+
+
+# -- empty states against a real (emulated) Truto --------------------------------------------
+
+def _against(emulator_fixture, monkeypatch, data, faults=None):
+    from tests.factories import TOKEN
+
+    emu = emulator_fixture(data, faults=faults or {})
+    monkeypatch.setenv("TRUTO_API_TOKEN", TOKEN)
+    monkeypatch.setenv("TRUTO_BASE_URL", emu.base_url)
+    return emu
+
+
+def test_no_accounts_says_what_to_do(db, emulator, monkeypatch):
+    from tests.factories import dataset
+
+    _against(emulator, monkeypatch, dataset([]))
+    at = app()
+    no_exception(at)
+    assert any("No integrated accounts found" in i.value for i in at.info)
+    assert not any("Demo data" in i.value for i in at.sidebar.info)
+
+
+def test_every_account_failed_says_so_and_points_to_accounts(db, emulator, monkeypatch):
+    from tests.factories import account, dataset, lic
+
+    _against(emulator, monkeypatch, dataset([account("a", "adobe"), account("b", "zoom")],
+                                            {"a": [lic("x", "X", 1, 2)], "b": [lic("y", "Y", 1)]}),
+             faults={"a": {"needs_reauth": True}, "b": {"blocked_503": True}})
+    at = app()
+    no_exception(at)
+    assert any("Every account failed to fetch" in e.value for e in at.error)
+    at = app("pages/accounts.py")
+    errors = " ".join(e.value for e in at.error).replace("\\", "")
+    assert "Reconnect this account in Truto" in errors and "blocked" in errors

@@ -136,3 +136,48 @@ def test_uploading_a_price_changes_spend(server, page, tmp_path):
     # (200 - 165) x 12 months x 120 seats bought = 50,400 more per year
     to_number = lambda s: float(s.split()[-1].replace(",", ""))  # noqa: E731
     assert to_number(after) - to_number(before) == pytest.approx(50_400, abs=1)
+
+
+@pytest.fixture(scope="module")
+def synced_server(tmp_path_factory):
+    """A server whose database holds two syncs of the demo data, a day apart, with GitHub seats changed."""
+    require_chromium()
+    from dataclasses import replace
+    from datetime import datetime, timedelta, timezone
+
+    from lib.config import load_settings
+    from lib.source import fetch
+    from lib.store import Store
+    from lib.sync import config_key
+
+    tmp = tmp_path_factory.mktemp("synced")
+    settings = load_settings(env={}, secrets={})
+    store = Store(f"sqlite:///{tmp / 'dashboard.sqlite'}")
+    now = datetime.now(timezone.utc)
+    first = fetch(settings)
+    store.write_snapshot(first, config_key(settings), taken_at=now - timedelta(days=2))
+    second = fetch(settings)
+    rows = second.licenses
+    enterprise = (rows["integration_label"] == "GitHub") & (rows["license_name"] == "GitHub Enterprise")
+    rows.loc[enterprise, "assigned_seats"] = rows.loc[enterprise, "assigned_seats"] + 25   # 2 orgs: +50 in all
+    store.write_snapshot(replace(second, licenses=rows), config_key(settings), taken_at=now - timedelta(days=1))
+    store.close()
+    srv = Server(tmp)
+    yield srv, (now - timedelta(days=2)).date(), (now - timedelta(days=1)).date()
+    srv.stop()
+
+
+def test_trends_after_two_syncs_show_the_change(synced_server, page):
+    srv, day1, day2 = synced_server
+    page.goto(f"{srv.url}/trends?integration=GitHub")
+    wait_idle(page)
+    page.locator("[data-testid='stPlotlyChart'] .main-svg").first.wait_for(timeout=30_000)
+    screenshot(page, "trends-two-syncs")
+    with page.expect_download() as info:
+        page.locator("[data-testid='stDownloadButton']").first.click()
+    rows = list(csv.DictReader(io.StringIO(open(info.value.path(), encoding="utf-8-sig").read())))
+    by_day = {r["taken_at"][:10]: r for r in rows if r["integration_label"] == "GitHub"}
+    assert sorted(by_day) == [str(day1), str(day2)]
+    assert int(by_day[str(day2)]["assigned_seats"]) - int(by_day[str(day1)]["assigned_seats"]) == 50
+    assert by_day[str(day1)]["total_seats"] == by_day[str(day2)]["total_seats"] == "349"
+    assert float(by_day[str(day2)]["utilization_pct"]) > float(by_day[str(day1)]["utilization_pct"])

@@ -82,3 +82,14 @@ def test_fingerprint_changes_with_configuration_but_not_with_nothing():
 
 def test_secret_equality():
     assert Secret("a") == Secret("a") and Secret("a") != Secret("b") and not Secret("")
+
+
+def test_cache_ttl_is_configurable_and_checked():
+    from lib.config import cache_ttl_seconds
+
+    assert cache_ttl_seconds(env={}, secrets={}) == 15 * 60
+    assert cache_ttl_seconds(env={}, secrets={"dashboard": {"cache_ttl_minutes": 5}}) == 300
+    assert cache_ttl_seconds(env={"DASHBOARD_CACHE_TTL_MINUTES": "0.5"},
+                             secrets={"dashboard": {"cache_ttl_minutes": 5}}) == 30
+    with pytest.raises(ConfigError, match="DASHBOARD_CACHE_TTL_MINUTES"):
+        cache_ttl_seconds(env={"DASHBOARD_CACHE_TTL_MINUTES": "soon"}, secrets={})
