@@ -181,3 +181,36 @@ def test_trends_after_two_syncs_show_the_change(synced_server, page):
     assert int(by_day[str(day2)]["assigned_seats"]) - int(by_day[str(day1)]["assigned_seats"]) == 50
     assert by_day[str(day1)]["total_seats"] == by_day[str(day2)]["total_seats"] == "349"
     assert float(by_day[str(day2)]["utilization_pct"]) > float(by_day[str(day1)]["utilization_pct"])
+
+
+def test_editing_a_price_in_the_table_changes_spend(server, page):
+    page.goto(f"{server.url}/spend")
+    wait_idle(page)
+    before = metric(page, "Annual spend (USD)")
+    page.goto(f"{server.url}/price-book")
+    wait_idle(page)
+    grid = page.locator("[data-testid='stDataFrame']").first     # the price table (st.data_editor)
+    grid.wait_for(timeout=30_000)
+    grid.click(position={"x": 80, "y": 52})                       # first row: GitHub · GitHub Enterprise
+    for _ in range(3):                                            # Integration -> License ID -> name -> price
+        page.keyboard.press("ArrowRight")
+    page.keyboard.press("Enter")                                  # open the cell editor
+    editor = page.locator("#portal input, .gdg-input").first
+    editor.wait_for(timeout=10_000)
+    editor.fill("30")
+    page.keyboard.press("Enter")
+    # The edit reaches the server and reruns the script; Save before that would store the table as it was.
+    try:
+        page.wait_for_selector("[data-testid='stApp'][data-test-script-state='running']", timeout=5_000)
+    except Exception:  # noqa: BLE001  (a fast rerun may finish before we look)
+        pass
+    wait_idle(page)
+    page.get_by_role("button", name="Save prices").click()
+    page.get_by_text("Saved").first.wait_for(timeout=30_000)
+    screenshot(page, "price-book-edited")
+    page.goto(f"{server.url}/spend")
+    wait_idle(page)
+    after = metric(page, "Annual spend (USD)")
+    to_number = lambda s: float(s.split()[-1].replace(",", ""))  # noqa: E731
+    # GitHub Enterprise from 21 to 30 a month: 9 x 12 x 240 seats bought (two organizations) = 25,920
+    assert to_number(after) - to_number(before) == pytest.approx(25_920, abs=1)
