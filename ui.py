@@ -20,6 +20,7 @@ from lib.config import ConfigError, Settings, cache_ttl_seconds, load_settings
 from lib.export import dated_filename, to_csv_bytes
 from lib.fetch import FetchError
 from lib.metrics import MetricOptions, Summary, add_metrics, prepare, summarize
+from lib.schema import LICENSE_COLUMNS
 from lib.store import Store, database_url
 
 try:
@@ -374,15 +375,16 @@ def sidebar_access(actor: Actor) -> None:
 # ------------------------------------------------------------------ history
 
 @st.cache_resource(show_spinner=False, ttl=CACHE_TTL_SECONDS, max_entries=4)
-def _history(store_url: str, config_key: str, generation: int) -> pd.DataFrame:
-    return get_store(store_url).history(config_key)
+def _history(store_url: str, config_key: str, generation: int, days: int | None) -> pd.DataFrame:
+    since = None if days is None else pd.Timestamp.now(tz="UTC").floor("D") - pd.Timedelta(days=days)
+    return get_store(store_url).history(config_key, since=since.to_pydatetime() if since is not None else None)
 
 
-def history(view: View) -> pd.DataFrame:
-    """License rows over time with spend at today's prices, under the sidebar filters."""
-    hist = _history(view.store_url, view.config_key, _generation())
+def history(view: View, days: int | None = 365) -> pd.DataFrame:
+    """License rows of the last ``days`` (None: all kept) with spend at today's prices, under the sidebar filters."""
+    hist = _history(view.store_url, view.config_key, _generation(), days)
     if hist.empty:
         return hist
-    with_metrics = add_metrics(hist.drop(columns=["taken_at"]), view.price_book, view.options)
+    with_metrics = add_metrics(hist[list(LICENSE_COLUMNS)], view.price_book, view.options)
     with_metrics["taken_at"] = hist["taken_at"].to_numpy()
     return D.apply_filters(with_metrics, view.filters)

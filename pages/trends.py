@@ -12,7 +12,9 @@ st.title("Trends")
 st.caption("How seat allocation and spend moved, from the snapshots each sync keeps (one per account per day). "
            "Spend is at today's prices and exchange rates.")
 
-history = ui.history(view)
+PERIODS = {"Last 3 months": 92, "Last 12 months": 365, "Last 2 years": 731, "Everything kept": None}
+period = st.segmented_control("Period", list(PERIODS), default="Last 12 months", key="trend-period") or "Last 12 months"
+history = ui.history(view, PERIODS[period])
 dates = T.snapshot_dates(history)
 if not dates:
     st.info("No snapshots yet. Each refresh or `python -m lib sync` adds one; trends appear after the second.")
