@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -102,7 +103,7 @@ def test_csv_download_equals_the_filtered_table(server, page):
         button.click()
     download = info.value
     assert download.suggested_filename.startswith("license-utilization-") and download.suggested_filename.endswith(".csv")
-    rows = list(csv.DictReader(io.StringIO(open(download.path(), encoding="utf-8-sig").read())))
+    rows = list(csv.DictReader(io.StringIO(Path(download.path()).read_text(encoding="utf-8-sig"))))
     assert {r["integration_label"] for r in rows} == {"GitHub"}
     assert sorted((r["organization_name"], r["license_name"]) for r in rows) == sorted([
         ("acme-platform", "GitHub Enterprise"), ("acme-platform", "GitHub Copilot Business"),
@@ -175,7 +176,7 @@ def test_trends_after_two_syncs_show_the_change(synced_server, page):
     screenshot(page, "trends-two-syncs")
     with page.expect_download() as info:
         page.locator("[data-testid='stDownloadButton']").first.click()
-    rows = list(csv.DictReader(io.StringIO(open(info.value.path(), encoding="utf-8-sig").read())))
+    rows = list(csv.DictReader(io.StringIO(Path(info.value.path()).read_text(encoding="utf-8-sig"))))
     by_day = {r["taken_at"][:10]: r for r in rows if r["integration_label"] == "GitHub"}
     assert sorted(by_day) == [str(day1), str(day2)]
     assert int(by_day[str(day2)]["assigned_seats"]) - int(by_day[str(day1)]["assigned_seats"]) == 50
