@@ -201,8 +201,14 @@ class Tile:
     note: str | None = None   # shown under the value, e.g. what the figure leaves out
 
 
-def kpi_tiles(summary: Summary) -> list[Tile]:
+def kpi_tiles(summary: Summary, paid: Summary | None = None) -> list[Tile]:
+    """The Overview's tiles; with ``paid`` (the paid-only summary), seat tiles also say the paid figure,
+    since free tiers (thousands of free seats) can hide how well the paid seats are used."""
     cur = summary.reporting_currency
+    seat_notes = {}
+    if paid is not None and paid.licenses != summary.licenses:
+        seat_notes = {"total": f"paid: {fmt_seats(paid.total_seats)}", "assigned": f"paid: {fmt_seats(paid.assigned_seats)}",
+                      "util": f"paid: {fmt_pct(paid.utilization_pct)}"}
     gaps = []
     if summary.unpriced_paid_licenses:
         gaps.append(f"{summary.unpriced_paid_licenses} paid unpriced")
@@ -215,12 +221,14 @@ def kpi_tiles(summary: Summary) -> list[Tile]:
             f"{c} {v:,.2f}" for c, v in summary.excluded_by_currency.items()) + "."
     return [
         Tile("Seats bought", fmt_seats(summary.total_seats),
-             "Seats the vendors report as bought (Truto's available_quantity), over licenses that report it."),
+             "Seats the vendors report as bought (Truto's available_quantity), over licenses that report it.",
+             seat_notes.get("total")),
         Tile("Seats assigned", fmt_seats(summary.assigned_seats),
-             "Seats given to users, as the vendors report them. Allocation, not activity."),
+             "Seats given to users, as the vendors report them. Allocation, not activity.", seat_notes.get("assigned")),
         Tile("Seat utilization", fmt_pct(summary.utilization_pct),
              f"Seats assigned ÷ seats bought, weighted by seats, over licenses reporting both "
-             f"({summary.rows_without_seat_counts} license rows without both counts left out)."),
+             f"({summary.rows_without_seat_counts} license rows without both counts left out).",
+             seat_notes.get("util")),
         Tile(f"Annual spend ({cur})", fmt_money(summary.annual_spend, cur),
              "Price per seat per year × seats bought, converted to the reporting currency. Paid licenses without a "
              "price are not in it until they are priced." + left_out, money_note),

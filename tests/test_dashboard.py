@@ -147,3 +147,13 @@ def test_trend_frame_sums_and_weights_utilization():
     per_license = trend_frame(hist, "license")
     assert pd.isna(per_license.set_index(["taken_at", "license_name"]).loc[(pd.Timestamp("2026-11-01", tz="UTC"), "B"),
                                                                           "assigned_seats"])
+
+
+def test_seat_tiles_also_give_the_paid_figure():
+    df = _table()
+    tiles = {t.label: t for t in D.kpi_tiles(summarize(df), summarize(df, paid_only=True))}
+    # paid: GitHub Enterprise (12 of 10) and E3 (20 of 100) -> 32 of 110 = 29.1%
+    assert tiles["Seat utilization"].note == "paid: 29.1%"
+    assert tiles["Seats bought"].note == "paid: 110"
+    only_paid = summarize(D.apply_filters(df, D.Filters(paid_only=True)), paid_only=True)
+    assert all(t.note is None for t in D.kpi_tiles(only_paid, only_paid)[:3])   # nothing to add when all are paid
