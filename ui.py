@@ -132,6 +132,23 @@ def load_settings_or_stop() -> Settings:
         st.stop()
 
 
+def open_store_or_stop() -> tuple[Store, str]:
+    """The configured database, or a message that names no password and stops the page."""
+    from lib.store import redact_url
+
+    try:
+        url = database_url()
+    except ConfigError as exc:
+        st.error(f"The database setting has a problem: {D.md_escape(exc)}")
+        st.stop()
+    try:
+        return get_store(url), url
+    except Exception as exc:  # noqa: BLE001  (driver errors can quote the URL: show the type only)
+        st.error(f"Could not open the database {D.md_escape(redact_url(url))} ({type(exc).__name__}). "
+                 "Check DATABASE_URL or [database] url, the server and the credentials.")
+        st.stop()
+
+
 def config_key(settings: Settings) -> str:
     from lib.sync import config_key as key
 
@@ -140,8 +157,7 @@ def config_key(settings: Settings) -> str:
 
 def load_view(actor: Actor) -> View:
     settings = load_settings_or_stop()
-    url = database_url()
-    store = get_store(url)
+    store, url = open_store_or_stop()
     key = config_key(settings)
     if settings.demo:
         _seed_demo(url, key)

@@ -201,6 +201,11 @@ def _parse(key: str, kind: str, value: Any, where: str) -> Any:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected text")
         value = value.strip()
+        if value and not all(33 <= ord(ch) <= 126 for ch in value):
+            # It goes into an HTTP header: a line break or non-ASCII character would fail there, and the
+            # failure would quote it. Say what is wrong without showing the value.
+            raise ConfigError(f"{where}: the token holds spaces, line breaks or non-ASCII characters "
+                              "(value not shown); paste it again")
         return Secret(value) if value else None
     if kind == "url":
         if not isinstance(value, str):

@@ -33,6 +33,7 @@ import json
 import math
 import os
 import socket
+import re
 import threading
 import time
 import uuid
@@ -98,19 +99,26 @@ _CHUNK = 900
 
 # ------------------------------------------------------------------- URLs
 
+_SECRET_QUERY_KEYS = re.compile(r"(?i)((?:^|[?&;])(?:password|sslpassword|passfile|sslkey)=)[^&;]*")
+
+
 def redact_url(url: Any) -> str:
-    """The URL with its password replaced by ``***`` (safe to print or log)."""
+    """The URL with every password hidden (safe to print or log).
+
+    Done by hand, not by a URL parser: the credentials are everything before the authority's LAST
+    ``@`` (a password may hold an unencoded ``@``), and query keys such as ``password=`` are masked
+    too. Text that is not a URL at all is not echoed.
+    """
     text_url = str(url)
-    try:
-        return make_url(text_url).render_as_string(hide_password=True)
-    except (ArgumentError, ValueError):
-        # Not parseable: hide everything between '://user:' and '@'.
-        head, sep, rest = text_url.partition("://")
-        if sep and "@" in rest:
-            creds, _, host = rest.rpartition("@")
-            user = creds.split(":", 1)[0]
-            return f"{head}://{user}:***@{host}"
-        return text_url
+    head, sep, rest = text_url.partition("://")
+    if not sep:
+        return "(not a URL; not shown)"
+    authority, slash, path = rest.partition("/")
+    if "@" in authority:
+        creds, _, host = authority.rpartition("@")
+        user = creds.split(":", 1)[0]
+        authority = f"{user}:***@{host}" if ":" in creds else f"{user}@{host}"
+    return f"{head}://{authority}{slash}{_SECRET_QUERY_KEYS.sub(lambda m: m.group(1) + '***', path)}"
 
 
 def normalize_url(url: str, where: str = "database URL") -> str:
@@ -120,7 +128,8 @@ def normalize_url(url: str, where: str = "database URL") -> str:
     url = url.strip()
     scheme, sep, rest = url.partition("://")
     if not sep:
-        raise ConfigError(f"{where}: {redact_url(url)!r} is not a URL such as postgresql://user:password@host/db")
+        raise ConfigError(f"{where}: the value is not a URL such as postgresql://user:password@host/db "
+                          "(not shown, as it may hold a password)")
     scheme_l = scheme.lower()
     if scheme_l in ("postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg2", "postgres+psycopg"):
         url = "postgresql+psycopg://" + rest
@@ -1384,7 +1393,16 @@ class Store:
                 result = fetch_fn()
                 snapshot_id = self.write_snapshot(result, config_key)
         except BaseException as exc:
-            message = f"{type(exc).__name__}: {exc}" if isinstance(exc, Exception) else "the refresh was interrupted"
+            # Only Truto's own error (FetchError: written for people, no secrets) is kept verbatim; any other
+            # exception's text could carry a header or URL, so only its type is stored and shown to others.
+            from .fetch import FetchError
+
+            if isinstance(exc, FetchError):
+                message = f"FetchError: {exc}"
+            elif isinstance(exc, Exception):
+                message = f"{type(exc).__name__} (details in the server log of the replica that fetched)"
+            else:
+                message = "the refresh was interrupted"
             self._release_lease(config_key, holder, error=message)
             raise
         self._release_lease(config_key, holder)

@@ -137,8 +137,9 @@ def cmd_sync(args: Any, settings: Settings) -> int:
     try:
         store = Store(url)
     except SQLAlchemyError as exc:
-        err(f"Could not open the database {redact_url(url)}: {type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''}")
+        # The driver's own message can quote the URL it was given (password included): name its type only.
+        err(f"Could not open the database {redact_url(url)} ({type(exc).__name__}); check the URL, the server "
+            "and the credentials")
         return EXIT_NOTHING
     try:
         err(f"Database: {redact_url(url)} (snapshots under {config_key(settings)})")

@@ -184,6 +184,10 @@ class TrutoClient:
                 error = TrutoError("network", f"Could not reach Truto: {type(exc).__name__}",
                                    account_id=account_id, path=path)
                 delay = self._backoff(attempt)
+            except (ValueError, UnicodeError) as exc:
+                # e.g. a header value requests refuses; its message would quote the header (the token)
+                raise TrutoError("http", f"The request could not be sent ({type(exc).__name__}); check the "
+                                 "Truto settings", account_id=account_id, path=path) from None
             else:
                 if resp.status_code < 400:
                     try:

@@ -156,3 +156,10 @@ def test_sync_writes_a_snapshot_with_the_export_exit_codes(tmp_path):
     assert len(latest.licenses) == 28 and not latest.is_empty
     bad = run(["sync"], {"DATABASE_URL": db, "TRUTO_BASE_URL": "not a url"}, tmp_path)
     assert bad.returncode == 1 and "TRUTO_BASE_URL" in bad.stderr
+
+
+def test_a_malformed_token_is_refused_and_never_echoed(tmp_path):
+    proc = run(["sync"], {"TRUTO_API_TOKEN": "tok-SECRET\nPART2", "DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite'}"},
+               tmp_path)
+    assert proc.returncode == 1 and "TRUTO_API_TOKEN" in proc.stderr
+    assert "SECRET" not in proc.stdout + proc.stderr and "PART2" not in proc.stdout + proc.stderr

@@ -93,3 +93,27 @@ def test_cache_ttl_is_configurable_and_checked():
                              secrets={"dashboard": {"cache_ttl_minutes": 5}}) == 30
     with pytest.raises(ConfigError, match="DASHBOARD_CACHE_TTL_MINUTES"):
         cache_ttl_seconds(env={"DASHBOARD_CACHE_TTL_MINUTES": "soon"}, secrets={})
+
+
+def test_a_token_with_a_line_break_is_refused_without_showing_it():
+    with pytest.raises(ConfigError) as info:
+        load_settings(env={"TRUTO_API_TOKEN": "tok-SECRET\nPART2"}, secrets={})
+    assert "TRUTO_API_TOKEN" in str(info.value) and "SECRET" not in str(info.value)
+    with pytest.raises(ConfigError):
+        load_settings(env={"TRUTO_API_TOKEN": "tok-é"}, secrets={})
+
+
+@pytest.mark.parametrize("url, secret", [
+    ("postgresql://dash:p@ssw0rd-TAIL@127.0.0.1:1/db", "ssw0rd-TAIL"),
+    ("postgresql://dash@host/db?password=TOPSECRET&x=1", "TOPSECRET"),
+    ("postgresql:/dash:TOPSECRET@db/x", "TOPSECRET"),
+    ("postgresql://dash:pw-SECRET@h:5432/db", "pw-SECRET"),
+])
+def test_database_passwords_never_show(url, secret):
+    from lib.store import database_url, redact_url
+
+    assert secret not in redact_url(url)
+    try:
+        database_url(env={"DATABASE_URL": url}, secrets={})
+    except ConfigError as exc:
+        assert secret not in str(exc)
