@@ -111,7 +111,7 @@ def refresh(view_store: Store, settings: Settings, config_key: str) -> None:
                                      requested_at=datetime.now(timezone.utc))
     except FetchError as exc:
         bar.empty()
-        st.error(f"Nothing could be fetched: {exc}")
+        st.error(f"Nothing could be fetched: {D.md_escape(exc)}")
         return
     bar.empty()
     st.session_state["_generation"] = _generation() + 1
@@ -227,7 +227,7 @@ def sidebar_status(view: View) -> None:
     if fresh.per_account:
         with sb.expander("Fetched per account"):
             for name, text in fresh.per_account:
-                st.caption(f"{name}: {text}")
+                st.caption(D.md_escape(f"{name}: {text}"))
     if fresh.stale:
         sb.warning(f"Showing older data for {len(fresh.stale)} account(s) whose last fetch failed; "
                    "see Accounts.", icon=":material/history:")
@@ -237,7 +237,7 @@ def sidebar_status(view: View) -> None:
         st.rerun()
     note = st.session_state.pop("_refresh_note", None)
     if note:
-        sb.caption(note)
+        sb.caption(D.md_escape(note))
 
 
 # ------------------------------------------------------------------ drawing helpers

@@ -7,6 +7,8 @@ the currency or the percent sign.
 
 from __future__ import annotations
 
+import html
+
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -16,6 +18,11 @@ OVER = "#C23B3B"      # over-allocated
 UNKNOWN = "#8C8C8C"   # not reported
 FLAG_COLOURS = {"over_allocated": OVER, "under_used": IDLE, "at_capacity": "#7B5EA7", "ok": USED,
                 "not_reported": UNKNOWN}
+
+
+def _safe(values) -> list[str]:
+    """Vendor text for tick labels, legends and hovers: Plotly reads a subset of HTML (links, styles) in them."""
+    return [html.escape(str(v), quote=False) for v in values]
 
 
 def _layout(fig: go.Figure, height: int, **kw) -> go.Figure:
@@ -36,7 +43,7 @@ def _money_axis(currency: str) -> dict:
 def top_idle_spend(top: pd.DataFrame, currency: str) -> go.Figure:
     """Horizontal bars: the licenses with the most idle annual spend."""
     rows = top.iloc[::-1]
-    labels = [f"{n} ({i})" for n, i in zip(rows["license_name"].fillna("(no name)"), rows["integration_label"])]
+    labels = _safe(f"{n} ({i})" for n, i in zip(rows["license_name"].fillna("(no name)"), rows["integration_label"]))
     fig = go.Figure(go.Bar(
         x=rows["idle_annual_spend"].astype(float), y=labels, orientation="h", marker_color=IDLE,
         customdata=rows[["unassigned_seats"]].astype("Float64").to_numpy(dtype=float, na_value=float("nan")),
@@ -51,7 +58,8 @@ def utilization_by_integration(util: pd.DataFrame) -> go.Figure:
     rows = util[util["utilization_pct"].notna()].iloc[::-1]
     colours = [OVER if u > 100 else USED for u in rows["utilization_pct"].astype(float)]
     fig = go.Figure(go.Bar(
-        x=rows["utilization_pct"].astype(float), y=rows["integration_label"], orientation="h", marker_color=colours,
+        x=rows["utilization_pct"].astype(float), y=_safe(rows["integration_label"]), orientation="h",
+        marker_color=colours,
         customdata=rows[["assigned_seats", "total_seats"]].astype("Float64").to_numpy(dtype=float, na_value=float("nan")),
         hovertemplate="%{y}<br>Utilization: %{x:.1f}%<br>Seats assigned: %{customdata[0]:,}"
                       "<br>Seats bought: %{customdata[1]:,}<extra></extra>",
@@ -70,7 +78,7 @@ def spend_by_integration(spend: pd.DataFrame, currency: str) -> go.Figure:
         rows = spend[spend["part"] == part]
         if rows.empty:
             continue
-        fig.add_bar(x=rows["amount"].astype(float), y=rows["integration_label"], orientation="h", name=names[part],
+        fig.add_bar(x=rows["amount"].astype(float), y=_safe(rows["integration_label"]), orientation="h", name=names[part],
                     marker_color=colours[part],
                     hovertemplate="%{y}<br>" + names[part] + ": %{x:,.2f} " + currency + "<extra></extra>")
     n = spend["integration_label"].nunique()
@@ -80,7 +88,7 @@ def spend_by_integration(spend: pd.DataFrame, currency: str) -> go.Figure:
 def assigned_vs_unassigned(groups: pd.DataFrame, label_col: str, title_col: str = "") -> go.Figure:
     """Stacked bars of assigned and unassigned seats (over-allocation in red) per group."""
     rows = groups[groups["total_seats"].notna() | groups["assigned_seats"].notna()].iloc[::-1]
-    labels = rows[label_col].astype("string").fillna("(none)")
+    labels = _safe(rows[label_col].astype("string").fillna("(none)"))
     assigned_within = (rows["assigned_seats"] - rows["over_allocated_seats"].fillna(0)).astype("Float64")
     fig = go.Figure()
     fig.add_bar(x=assigned_within.astype(float), y=labels, orientation="h", name="Assigned", marker_color=USED,
@@ -98,7 +106,7 @@ def assigned_vs_unassigned(groups: pd.DataFrame, label_col: str, title_col: str 
 
 def savings_by_license(rows: pd.DataFrame, currency: str) -> go.Figure:
     rows = rows.iloc[::-1]
-    labels = [f"{n} ({i})" for n, i in zip(rows["license_name"].fillna("(no name)"), rows["integration_label"])]
+    labels = _safe(f"{n} ({i})" for n, i in zip(rows["license_name"].fillna("(no name)"), rows["integration_label"]))
     fig = go.Figure(go.Bar(
         x=rows["potential_annual_savings_reporting"].astype(float), y=labels, orientation="h", marker_color=USED,
         customdata=rows[["total_seats", "recommended_seats"]].astype("Float64").to_numpy(dtype=float, na_value=float("nan")),
@@ -114,9 +122,10 @@ def trend_lines(history: pd.DataFrame, x: str, y: str, colour: str, y_title: str
     fig = go.Figure()
     for name, rows in history.groupby(colour, observed=True, sort=True):
         rows = rows.sort_values(x)
-        fig.add_scatter(x=rows[x], y=rows[y].astype("Float64").astype(float), mode="lines+markers", name=str(name),
+        name = _safe([name])[0]
+        fig.add_scatter(x=rows[x], y=rows[y].astype("Float64").astype(float), mode="lines+markers", name=name,
                         connectgaps=False,
-                        hovertemplate=f"{name}<br>%{{x|%Y-%m-%d}}: %{{y:,.1f}}" + ("%" if percent else "") +
+                        hovertemplate="%{fullData.name}<br>%{x|%Y-%m-%d}: %{y:,.1f}" + ("%" if percent else "") +
                                       (f" {currency}" if currency else "") + "<extra></extra>")
     dates = sorted(history[x].unique())
     xaxis = dict(title="Snapshot date", tickformat="%Y-%m-%d")

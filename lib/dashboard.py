@@ -88,6 +88,7 @@ class Filters:
                     or self.search.strip())
 
     def describe(self) -> str:
+        """The filters in words, Markdown-safe: tenant, integration and search text come from vendors and URLs."""
         parts = []
         if self.tenants:
             parts.append("tenant " + ", ".join(self.tenants))
@@ -101,7 +102,7 @@ class Filters:
             parts.append("active licenses only")
         if self.search.strip():
             parts.append(f"name contains “{self.search.strip()}”")
-        return "; ".join(parts) if parts else "no filters"
+        return md_escape("; ".join(parts)) if parts else "no filters"
 
 
 def filter_choices(accounts: pd.DataFrame) -> dict[str, list[str]]:

@@ -38,6 +38,8 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
+from .export import FORMULA_PREFIXES, safe_cell
+
 from .integrations import integration_key, integration_label
 
 PRICE_BOOK_COLUMNS = ["integration", "license_id", "license_name", "unit_price", "currency", "billing_period"]
@@ -140,11 +142,16 @@ def _csv_records(source: Any, columns: list[str], required: Iterable[str], error
         raise error([f"the file is not UTF-8 text (byte {exc.start + 1}); save it as CSV UTF-8"]) from None
     if not text.strip():
         return []
-    rows = list(csv.reader(io.StringIO(text, newline="")))
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:   # e.g. an unclosed quote that swallows the rest of the file
+        raise error([f"the file is not readable as CSV ({exc}); check for an unclosed quote"]) from None
     # The first non-blank row is the header.
     start = 0
     while start < len(rows) and not any(c.strip() for c in rows[start]):
         start += 1
+    if start == len(rows):
+        return []   # only blank cells: an empty file
     header = [h.strip().lower() for h in rows[start]]
     header_row = start + 1
     problems = []
@@ -164,7 +171,7 @@ def _csv_records(source: Any, columns: list[str], required: Iterable[str], error
         if not any(c.strip() for c in cells):
             continue
         extra = [c for c in cells[len(header):] if c.strip()]
-        record = {name: (cells[pos].strip() if pos < len(cells) else "") for name, pos in seen.items() if name in columns}
+        record = {name: (_cell(cells[pos]) if pos < len(cells) else "") for name, pos in seen.items() if name in columns}
         if extra:
             record["__extra__"] = f"row {rownum}: {len(cells)} cells but the header has {len(header)} columns"
         records.append((rownum, record))
@@ -201,7 +208,10 @@ def _cell(value: Any) -> Any:
         return value
     if isinstance(value, np.generic):
         return _cell(value.item())
-    return str(value).strip()
+    text = str(value).strip()
+    if text[:1] == "'" and text[1:2] in FORMULA_PREFIXES:
+        text = text[1:]   # our own CSV exports prefix formula-like names with ' (lib/export.py): undo it
+    return text
 
 
 # ------------------------------------------------------------------ checking
@@ -347,7 +357,7 @@ def price_book_to_csv(df: pd.DataFrame | None) -> bytes:
     for row in book.itertuples(index=False):
         rec = row._asdict()
         writer.writerow([
-            "" if pd.isna(rec[c]) else (_format_number(rec[c]) if c == "unit_price" else str(rec[c]))
+            "" if pd.isna(rec[c]) else (_format_number(rec[c]) if c == "unit_price" else safe_cell(str(rec[c])))
             for c in PRICE_BOOK_COLUMNS
         ])
     return buf.getvalue().encode("utf-8")

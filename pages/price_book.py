@@ -81,6 +81,9 @@ with prices_tab:
             except PriceBookError as exc:
                 show_problems(f"{upload.name} was rejected.", exc.problems)
             else:
+                if new_book.empty:
+                    st.warning(f"{upload.name} holds no prices; the price book was left as it is.")
+                    st.stop()
                 st.success(f"{upload.name}: {len(new_book)} prices, all valid.")
                 if st.button(f"Replace the price book with these {len(new_book)} prices", key="apply-upload"):
                     store.save_price_book(new_book, actor)

@@ -157,3 +157,14 @@ def test_seat_tiles_also_give_the_paid_figure():
     assert tiles["Seats bought"].note == "paid: 110"
     only_paid = summarize(D.apply_filters(df, D.Filters(paid_only=True)), paid_only=True)
     assert all(t.note is None for t in D.kpi_tiles(only_paid, only_paid)[:3])   # nothing to add when all are paid
+
+
+def test_charts_escape_vendor_text():
+    from lib import charts
+    from lib.metrics import top_idle_spend
+
+    df = _table()
+    df.loc[df["license_id"] == "e3", "license_name"] = "<a href=\"http://evil.example\">Renew</a>"
+    fig = charts.top_idle_spend(top_idle_spend(df, 5), "USD")
+    labels = " ".join(map(str, fig.data[0].y))
+    assert "<a " not in labels and "&lt;a href" in labels

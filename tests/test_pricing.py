@@ -286,3 +286,25 @@ def test_validate_rates_from_an_editor_and_write_them_back():
     assert load_fx_rates(text.encode(), "GBP") == {"GBP": 1.0, "EUR": 0.92, "USD": 0.79}
     with pytest.raises(FxRatesError):
         validate_fx_rates(pd.DataFrame({"currency": ["EUR"], "rate": [-1]}), "USD")
+
+
+@pytest.mark.parametrize("source", [b",,,\n", b"\xef\xbb\xbf,,,\n", b'""\n'])
+def test_a_file_of_blank_cells_is_an_empty_book_not_a_crash(source):
+    assert load_price_book(source).empty
+
+
+def test_an_unreadable_csv_is_a_listed_problem_not_a_crash():
+    with pytest.raises(PriceBookError) as info:
+        load_price_book((HEADER + '\nGitHub,,"' + "x" * 200_000 + "\n").encode())
+    assert "not readable as CSV" in str(info.value)
+
+
+def test_our_formula_safe_download_loads_back_unchanged():
+    import pandas as pd
+    from lib.pricing import price_book_to_csv
+
+    book = pd.DataFrame({"integration": ["Zoom"], "license_id": [pd.NA], "license_name": ["+Large Meetings"],
+                         "unit_price": [5.0], "currency": ["USD"], "billing_period": ["monthly"]})
+    data = price_book_to_csv(book)
+    assert b"'+Large Meetings" in data                      # inert in a spreadsheet
+    assert list(load_price_book(data)["license_name"]) == ["+Large Meetings"]
