@@ -23,7 +23,7 @@ from .integrations import (
     supports_licenses,
     supports_organizations,
 )
-from .normalize import Listing, build_license_table, empty_license_table, problems_table
+from .normalize import Listing, Problem, build_license_table, empty_license_table, problems_table
 from .schema import ACCOUNT_COLUMNS
 from .truto import TrutoClient, TrutoError
 
@@ -80,6 +80,7 @@ class AccountOutcome:
     elapsed_seconds: float = 0.0
     fetched_at: datetime | None = None
     listings: list[Listing] = field(default_factory=list, repr=False)
+    notes: list[str] = field(default_factory=list, repr=False)   # data problems outside the license records
 
     @property
     def failed(self) -> bool:
@@ -125,9 +126,15 @@ def _text(value: Any) -> str:
 
 def _integration_name(account: dict) -> str | None:
     integ = account.get("integration")
-    if isinstance(integ, dict):
-        return integ.get("name")
-    return integ if isinstance(integ, str) else None
+    name = integ.get("name") if isinstance(integ, dict) else integ
+    return name if isinstance(name, str) and name.strip() else None
+
+
+def _plain(value: Any) -> str | None:
+    """Vendor text (a name, a tenant) as text, or None when it is not text."""
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        return str(value).strip() or None
+    return None
 
 
 def list_accounts(client: TrutoClient, settings: Settings) -> list[dict]:
@@ -145,7 +152,7 @@ def _fetch_account(client: TrutoClient, settings: Settings, account: dict) -> Ac
     started = time.monotonic()
     account_id = str(account["id"])
     integration = _integration_name(account)
-    out = AccountOutcome(account_id, integration, account.get("tenant_id"), account.get("status"))
+    out = AccountOutcome(account_id, integration, _plain(account.get("tenant_id")), _plain(account.get("status")))
     try:
         status = account.get("status")
         if status != "active":
@@ -155,7 +162,7 @@ def _fetch_account(client: TrutoClient, settings: Settings, account: dict) -> Ac
             detail = _text(account.get("last_error"))
             out.message = f"Truto reports the account as {status or 'without a status'}" + (f": {detail}" if detail else ".")
             return out
-        _fetch_listings(client, settings, account_id, integration, account.get("tenant_id"), out)
+        _fetch_listings(client, settings, account_id, integration, out.tenant_id, out)
     except TrutoError as exc:
         out.listings = []
         out.outcome = "needs_reauth" if exc.kind == "needs_reauth" else "failed"
@@ -182,7 +189,7 @@ def _fetch_listings(client: TrutoClient, settings: Settings, account_id: str, in
     organizations: list[dict] | None = None
     if supports_organizations(integration) is not False:
         try:
-            organizations = [o for o in listing(ORGANIZATIONS, {}) if isinstance(o, dict)]
+            organizations = _distinct_organizations(listing(ORGANIZATIONS, {}), out)
         except TrutoError as exc:
             if exc.kind != "not_found":
                 raise
@@ -199,9 +206,8 @@ def _fetch_listings(client: TrutoClient, settings: Settings, account_id: str, in
             raise TrutoError("bad_request", "Licenses need an organization_id, but this account lists no organizations.",
                              account_id=account_id)
         return [
-            ({"organization_id": str(o["id"]), "organization_name": o.get("name")},
-             listing(LICENSES, {"organization_id": str(o["id"])}))
-            for o in organizations if o.get("id") not in (None, "")
+            ({"organization_id": o["id"], "organization_name": o["name"]}, listing(LICENSES, {"organization_id": o["id"]}))
+            for o in organizations
         ]
 
     def per_product() -> list[tuple[dict, list]]:
@@ -237,7 +243,7 @@ def _fetch_listings(client: TrutoClient, settings: Settings, account_id: str, in
     for context, records in batches:
         if not context and single_org is not None:
             # One organization: its licenses are that organization's.
-            context = {"organization_id": str(single_org.get("id")), "organization_name": single_org.get("name")}
+            context = {"organization_id": single_org["id"], "organization_name": single_org["name"]}
         out.listings.append(Listing(account_id, integration, tenant_id, records, fetched_at,
                                     remaining_seats=remaining, **context))
     out.outcome = "ok"
@@ -246,6 +252,21 @@ def _fetch_listings(client: TrutoClient, settings: Settings, account_id: str, in
 def _fetch_error(exc: TrutoError) -> FetchError:
     what = "Truto refused the API token" if exc.kind == "auth" else "Could not list the integrated accounts"
     return FetchError(f"{what} ({exc}). {ACTIONS.get(exc.kind, ACTIONS['http'])}")
+
+
+def _distinct_organizations(records: list, out: AccountOutcome) -> list[dict]:
+    """Organizations with an id, each once ({"id", "name"} as text): listing licenses twice for a
+    repeated organization would count its seats twice. A repeat is reported."""
+    seen: dict[str, dict] = {}
+    for rec in records:
+        oid = _plain(rec.get("id")) if isinstance(rec, dict) else None
+        if oid is None:
+            continue
+        if oid in seen:
+            out.notes.append(f"organization {oid} was listed more than once; counted once")
+            continue
+        seen[oid] = {"id": oid, "name": _plain(rec.get("name"))}
+    return list(seen.values())
 
 
 def _resolve_accounts(client: TrutoClient, settings: Settings, pool: ThreadPoolExecutor,
@@ -308,7 +329,21 @@ def assemble(outcomes: list[AccountOutcome], started: datetime, demo: bool = Fal
     order = {o.account_id: i for i, o in enumerate(outcomes)}
     outcomes = sorted(outcomes, key=lambda o: (o.tenant_id or "", integration_label(o.integration), order[o.account_id]))
     listings = [listing for o in outcomes for listing in o.listings]
-    licenses, problems = build_license_table(listings) if listings else (empty_license_table(), [])
+    try:
+        licenses, problems = build_license_table(listings) if listings else (empty_license_table(), [])
+    except Exception:  # noqa: BLE001  (records no check foresaw: find the account, keep the others)
+        for o in outcomes:
+            try:
+                build_license_table(o.listings)
+            except Exception as exc:  # noqa: BLE001
+                o.listings, o.outcome = [], "failed"
+                o.message = f"Its license records could not be read ({type(exc).__name__})."
+                o.action = ACTIONS["malformed"]
+        listings = [listing for o in outcomes for listing in o.listings]
+        licenses, problems = build_license_table(listings) if listings else (empty_license_table(), [])
+    for o in outcomes:
+        problems.extend(Problem(o.account_id, integration_label(o.integration), "organizations", None, "id",
+                                "duplicate_id", note) for note in o.notes)
     rows_by_account = licenses["account_id"].value_counts().to_dict() if len(licenses) else {}
     problems_by_account: dict[str, int] = {}
     for p in problems:

@@ -86,8 +86,18 @@ def _text(value: Any) -> str | None:
     return None
 
 
+MAX_SEATS = 10**9   # more seats than that is a corrupt value, not a license
+
+
 def _read_quantity(value: Any) -> tuple[int | None, str | None]:
-    """(seats, problem kind) for one value that is not a plain int."""
+    """(seats, problem kind) for one value that is not a plain, plausible int."""
+    seats, kind = _read_quantity_raw(value)
+    if seats is not None and seats > MAX_SEATS:
+        return None, "implausible_quantity"
+    return seats, kind
+
+
+def _read_quantity_raw(value: Any) -> tuple[int | None, str | None]:
     if value is None:
         return None, None
     if isinstance(value, bool):
@@ -121,18 +131,22 @@ _QUANTITY_WORDS = {
     "negative_quantity": "is negative",
     "fractional_quantity": "is not a whole number of seats",
     "non_numeric_quantity": "is not a number",
+    "implausible_quantity": f"is more than {MAX_SEATS:,} seats, so it cannot be right",
 }
 
 
 def _quantities(raw: list, ids: list, fieldname: str, report) -> pa.Array:
     """Parse one quantity column into an int64 arrow array (null: not reported)."""
     if set(map(type, raw)) <= {int, type(None)}:   # the clean case, converted in C
-        arr = pa.array(raw, type=pa.int64())
-        if not pc.any(pc.less(arr, 0)).as_py():
+        try:
+            arr = pa.array(raw, type=pa.int64())
+        except (pa.ArrowInvalid, OverflowError):    # beyond 64 bits: checked one by one below
+            arr = None
+        if arr is not None and not pc.any(pc.or_(pc.less(arr, 0), pc.greater(arr, MAX_SEATS))).as_py():
             return arr
     values = []
     for i, v in enumerate(raw):
-        if type(v) is int and v >= 0:
+        if type(v) is int and 0 <= v <= MAX_SEATS:
             values.append(v)
             continue
         number, kind = _read_quantity(v)
@@ -210,7 +224,9 @@ def _strings(raw: list) -> pa.Array:
 
 
 def _trimmed(arr: pa.Array) -> pa.Array:
-    """Whitespace trimmed, empty -> null: once per column, after the listings are joined."""
+    """Whitespace trimmed, empty -> null, NUL characters removed: once per column, after the listings are joined."""
+    if pc.any(pc.match_substring(arr, "\x00")).as_py():
+        arr = pc.replace_substring(arr, "\x00", "")   # PostgreSQL text cannot hold NUL
     if not pc.any(pc.match_substring_regex(arr, r"^\s|\s$|^$")).as_py():
         return arr  # nothing to trim: skip copying the column
     trimmed = pc.utf8_trim_whitespace(arr)
@@ -238,7 +254,9 @@ def _add_listing(chunks: dict[str, list], segments: list, listing: Listing, prob
     if n == 0:
         return
 
-    ids = [r.get("id") for r in records]
+    raw_ids = [r.get("id") for r in records]
+    # Compare ids as the text they become (1 and "1", "a" and "a " are one id; 1 and True are not).
+    ids = [v.strip() for v in raw_ids] if set(map(type, raw_ids)) <= {str} else [_text(v) for v in raw_ids]
     ids_arr = _strings(ids)
     present = set(ids)
     present.discard(None)

@@ -275,8 +275,11 @@ class TrutoClient:
             count += 1
             yield result
             cursor = body.get("next_cursor")
-            if cursor in (None, ""):
+            if cursor is None or cursor is False or cursor == "":
                 return
+            if isinstance(cursor, bool) or not isinstance(cursor, (str, int)):
+                raise TrutoError("malformed", f"Truto sent a next_cursor that is not text ({type(cursor).__name__}).",
+                                 status=200, account_id=account_id, path=path)
             cursor = str(cursor)
             if cursor in seen:
                 raise TrutoError("cursor_loop",

@@ -361,3 +361,56 @@ def test_client_stats_count_requests_per_account(emulator):
     client = TrutoClient(settings_for(emu))
     fetch_all(client.settings, client=client)
     assert client.stats("a1").requests == 1 and client.stats(None).requests == 1
+
+
+def test_a_repeated_organization_is_counted_once_and_reported(emulator):
+    orgs = [{"id": "o1", "name": "platform"}, {"id": "o1", "name": "platform"}, {"id": "o2", "name": "labs"}]
+    recs = [lic("ent", "Enterprise", 10, 50, True, _organization_id="o1"), lic("ent", "Enterprise", 1, 5, True,
+                                                                            _organization_id="o2")]
+    emu = emulator(dataset([account("g", "github")], {"g": recs}, {"g": orgs}))
+    result = fetch_all(settings_for(emu, page_limit=1))     # the repeat arrives on its own page
+    assert int(result.licenses["total_seats"].sum()) == 55
+    assert sorted(c["organization_id"] for c in _unified_log(emu)) == ["o1", "o2"]
+    assert "listed more than once" in " ".join(result.problems["detail"])
+
+
+def test_vendor_values_of_the_wrong_type_do_not_break_the_fetch(emulator):
+    odd = account("odd", "github", tenant={"nested": "tenant"})
+    odd["integration"]["name"] = 42
+    emu = emulator(dataset([account("g", "github", tenant=7), odd, account("ok", "adobe")],
+                           {"g": [lic("e", "E", 1, 2, _organization_id="o1")], "ok": [lic("x", "X", 1, 2)]},
+                           {"g": [{"id": "o1", "name": {"display": "x"}}]}))
+    result = fetch_all(settings_for(emu))
+    assert _outcome(result, "g").outcome == "ok" and _outcome(result, "ok").outcome == "ok"
+    rows = result.licenses.set_index("account_id")
+    assert rows.loc["g", "tenant_id"] == "7" and pd.isna(rows.loc["g", "organization_name"])
+    assert _outcome(result, "odd").tenant_id is None
+
+
+def test_next_cursor_false_ends_and_an_object_is_an_error(emulator):
+    from lib.config import Secret  # noqa: F401  (settings_for builds the token)
+    from lib.truto import TrutoClient
+
+    emu = emulator(dataset([account("a", "adobe")], {"a": [lic("x", "X", 1, 2)]}))
+    client = TrutoClient(settings_for(emu))
+    import requests
+
+    orig = requests.Session.get
+
+    def answer(cursor):
+        def fake(self, url, **kw):
+            resp = orig(self, url, **kw)
+            body = resp.json()
+            body["next_cursor"] = cursor
+            resp._content = __import__("json").dumps(body).encode()
+            return resp
+        return fake
+
+    import pytest as _pytest
+
+    with _pytest.MonkeyPatch.context() as mp:
+        mp.setattr(requests.Session, "get", answer(False))
+        assert len(client.list_all("/unified/user-directory/licenses", {"integrated_account_id": "a"}, "a")) == 1
+        mp.setattr(requests.Session, "get", answer({"page": 2}))
+        with _pytest.raises(Exception, match="not text"):
+            client.list_all("/unified/user-directory/licenses", {"integrated_account_id": "a"}, "a")

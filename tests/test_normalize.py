@@ -99,3 +99,30 @@ def test_context_columns_repeat_per_listing():
 def test_empty_input_gives_an_empty_table_with_the_schema():
     df, problems = build_license_table([])
     assert df.empty and list(df.columns) == list(LICENSE_COLUMNS) and problems == []
+
+
+def test_ids_are_compared_as_the_text_they_become():
+    df, problems = table([{"id": 1, "assigned_quantity": 1}, {"id": "1", "assigned_quantity": 2},
+                          {"id": "a", "assigned_quantity": 3}, {"id": "a ", "assigned_quantity": 4},
+                          {"id": True, "assigned_quantity": 5}])
+    assert list(df["assigned_seats"]) == [1, 3, 5]        # "1" repeats 1, "a " repeats "a"; True is its own id
+    assert [p.kind for p in problems] == ["duplicate_id", "duplicate_id"]
+
+
+@pytest.mark.parametrize("rec", [
+    {"id": {"nested": 1}, "assigned_quantity": 1},
+    {"id": [1, 2], "assigned_quantity": 1},
+    {"id": "x", "assigned_quantity": 2**70},
+    {"id": "x", "assigned_quantity": "99999999999999999999999"},
+    {"id": "x", "available_quantity": 10**10},
+])
+def test_malformed_records_are_reported_not_fatal(rec):
+    df, problems = table([rec, {"id": "ok", "assigned_quantity": 3}])
+    assert len(df) == 2 and df.loc[1, "assigned_seats"] == 3
+    assert len(problems) == 1
+    assert problems[0].kind in ("missing_id", "implausible_quantity")
+
+
+def test_nul_characters_are_removed_from_text():
+    df, _ = table([{"id": "a\x00b", "name": "Pro\x00 Plan"}])
+    assert df.loc[0, "license_id"] == "ab" and df.loc[0, "license_name"] == "Pro Plan"
