@@ -52,6 +52,7 @@ class View:
     store: Store
     store_url: str
     config_key: str
+    snapshot_id: int | None
     _summaries: dict = field(default_factory=dict, repr=False)
 
     @cached_property
@@ -117,6 +118,7 @@ def refresh(view_store: Store, settings: Settings, config_key: str) -> None:
     st.session_state["_generation"] = _generation() + 1
     st.session_state["_refresh_note"] = getattr(outcome, "note", None)
     _latest.clear()
+    _history.clear()
 
 
 def load_settings_or_stop() -> Settings:
@@ -175,7 +177,7 @@ def load_view(actor: Actor) -> View:
                 accounts=latest.accounts, problems=latest.problems, metrics=metrics,
                 filtered=D.apply_filters(metrics, filters), accounts_filtered=D.filter_accounts(latest.accounts, filters),
                 options=options, price_book=book, filters=filters, names=names, store=store, store_url=url,
-                config_key=key)
+                config_key=key, snapshot_id=latest.snapshot_id)
 
 
 @st.cache_resource(show_spinner=False)
@@ -391,14 +393,15 @@ def sidebar_access(actor: Actor) -> None:
 # ------------------------------------------------------------------ history
 
 @st.cache_resource(show_spinner=False, ttl=CACHE_TTL_SECONDS, max_entries=4)
-def _history(store_url: str, config_key: str, generation: int, days: int | None) -> pd.DataFrame:
+def _history(store_url: str, config_key: str, snapshot_id: int | None, days: int | None) -> pd.DataFrame:
+    """Keyed by the latest snapshot's id: a new snapshot (from any user, replica or sync) is a new key."""
     since = None if days is None else pd.Timestamp.now(tz="UTC").floor("D") - pd.Timedelta(days=days)
     return get_store(store_url).history(config_key, since=since.to_pydatetime() if since is not None else None)
 
 
 def history(view: View, days: int | None = 365) -> pd.DataFrame:
     """License rows of the last ``days`` (None: all kept) with spend at today's prices, under the sidebar filters."""
-    hist = _history(view.store_url, view.config_key, _generation(), days)
+    hist = _history(view.store_url, view.config_key, view.snapshot_id, days)
     if hist.empty:
         return hist
     with_metrics = add_metrics(hist[list(LICENSE_COLUMNS)], view.price_book, view.options)

@@ -202,7 +202,7 @@ class Tile:
     note: str | None = None   # shown under the value, e.g. what the figure leaves out
 
 
-def kpi_tiles(summary: Summary, paid: Summary | None = None) -> list[Tile]:
+def kpi_tiles(summary: Summary, paid: Summary | None = None, unpriced: int | None = None) -> list[Tile]:
     """The Overview's tiles; with ``paid`` (the paid-only summary), seat tiles also say the paid figure,
     since free tiers (thousands of free seats) can hide how well the paid seats are used."""
     cur = summary.reporting_currency
@@ -211,8 +211,9 @@ def kpi_tiles(summary: Summary, paid: Summary | None = None) -> list[Tile]:
         seat_notes = {"total": f"paid: {fmt_seats(paid.total_seats)}", "assigned": f"paid: {fmt_seats(paid.assigned_seats)}",
                       "util": f"paid: {fmt_pct(paid.utilization_pct)}"}
     gaps = []
-    if summary.unpriced_paid_licenses:
-        gaps.append(f"{summary.unpriced_paid_licenses} paid unpriced")
+    unpriced = summary.unpriced_paid_licenses if unpriced is None else unpriced
+    if unpriced:
+        gaps.append(f"{unpriced} paid unpriced")
     if summary.excluded_by_currency:
         gaps.append("excl. " + ", ".join(summary.excluded_by_currency))
     money_note = "; ".join(gaps) or None
@@ -259,7 +260,7 @@ def attention(df: pd.DataFrame, accounts: pd.DataFrame, problems: pd.DataFrame, 
     items: list[Attention] = []
 
     def sample(rows: pd.DataFrame) -> str:
-        labels = [f"{r.license_name or r.license_id} ({r.integration_label})" for r in rows.head(limit).itertuples()]
+        labels = [f"{_name(r.license_name, r.license_id)} ({r.integration_label})" for r in rows.head(limit).itertuples()]
         more = len(rows) - limit
         return ", ".join(labels) + (f" and {more} more" if more > 0 else "")
 
@@ -280,7 +281,7 @@ def attention(df: pd.DataFrame, accounts: pd.DataFrame, problems: pd.DataFrame, 
         items.append(Attention("under_used", f"{len(under)} license(s) have fewer than "
                                f"{options.under_used_pct:g}% of their seats assigned — {sample(under)}.",
                                "utilization", len(under)))
-    unpriced = df[(df["price_source"] == "unpriced") & paid_mask_or_unknown(df)]
+    unpriced = df[needs_price(df)]
     if len(unpriced):
         items.append(Attention("unpriced", f"{len(unpriced)} paid license(s) have no price, so their spend is "
                                f"unknown — {sample(unpriced)}. Add them to the price book.", "price_book",
@@ -295,9 +296,19 @@ def attention(df: pd.DataFrame, accounts: pd.DataFrame, problems: pd.DataFrame, 
     return items
 
 
-def paid_mask_or_unknown(df: pd.DataFrame) -> np.ndarray:
-    """Rows that are paid, or whose paid status is not reported (a price is still needed to know)."""
-    return (df["is_paid"].fillna(True)).to_numpy(dtype=bool)
+def _name(name, license_id) -> str:
+    """A license's name for a sentence: the name, else its id (a vendor may not report names)."""
+    for value in (name, license_id):
+        if isinstance(value, str) and value:
+            return value
+    return "(unnamed license)"
+
+
+def needs_price(df: pd.DataFrame) -> np.ndarray:
+    """Licenses without a price that are paid or whose paid status is not reported (Microsoft 365, Cisco
+    Meraki never say): the one rule for "paid licenses without a price" on every page."""
+    unpriced = (df["price_source"] == "unpriced").to_numpy(dtype=bool)
+    return unpriced & df["is_paid"].fillna(True).to_numpy(dtype=bool)
 
 
 # ------------------------------------------------------------------ page tables
@@ -361,9 +372,10 @@ def accounts_view(accounts: pd.DataFrame) -> pd.DataFrame:
 
 def unpriced_paid(df: pd.DataFrame) -> pd.DataFrame:
     """Paid (or paid-status-unknown) licenses without a price, one per integration + license name."""
-    rows = df[(df["price_source"] == "unpriced") & paid_mask_or_unknown(df)]
+    rows = df[needs_price(df)]
     grouped = (rows.groupby(["integration", "integration_label", "license_name"], dropna=False, observed=True)
-               .agg(license_id=("license_id", "first"), total_seats=("total_seats", "sum"),
+               .agg(license_id=("license_id", "first"),
+                    total_seats=("total_seats", lambda s: s.sum(min_count=1)),   # none reported: not 0
                     accounts=("account_id", "nunique"))
                .reset_index())
     return grouped.sort_values(["integration_label", "license_name"], na_position="last").reset_index(drop=True)
@@ -388,8 +400,8 @@ def not_converted(df: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame({"currency": pd.Series(dtype="string"), "licenses": pd.Series(dtype="Int64"),
                              "annual_cost": pd.Series(dtype="Float64"), "idle_annual_cost": pd.Series(dtype="Float64")})
     return (rows.groupby("currency", observed=True)
-            .agg(licenses=("license_name", "size"), annual_cost=("annual_cost", "sum"),
-                 idle_annual_cost=("idle_annual_cost", "sum"))
+            .agg(licenses=("license_name", "size"), annual_cost=("annual_cost", lambda s: s.sum(min_count=1)),
+                 idle_annual_cost=("idle_annual_cost", lambda s: s.sum(min_count=1)))
             .reset_index())
 
 

@@ -74,13 +74,14 @@ def run_sync(settings: Settings, store, progress: Progress | None = None, *, kee
     from .source import fetch
 
     key = config_key(settings)
-    requested_at = now or datetime.now(timezone.utc)
     if settings.demo and seed_demo and not store.has_snapshots(key):
         from .demo_history import seed_demo_history
 
         written = seed_demo_history(store, key, settings=settings)
         if written:
             _say(report, f"Seeded {written} monthly demo snapshots.")
+    # Taken after seeding: the seeded snapshots must not count as a fresh fetch for this sync.
+    requested_at = now or datetime.now(timezone.utc)
     try:
         outcome = store.refresh(key, lambda: fetch(settings, progress=progress), requested_at=requested_at,
                                 wait_timeout=wait_timeout)

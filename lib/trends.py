@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from .normalize import seat_arithmetic
+
 MEASURES = {
     "utilization_pct": "Seat utilization (assigned ÷ bought, %)",
     "assigned_seats": "Seats assigned",
@@ -40,8 +42,8 @@ def trend_frame(history: pd.DataFrame, group: str = "integration") -> pd.DataFra
         _a=("_a_both", "sum"), _t=("_t_both", "sum"),
         licenses=("license_id", "size"),
     ).reset_index()
-    t = out["_t"].astype("Float64")
-    out["utilization_pct"] = (100 * out["_a"].astype("Float64") / t.where(t > 0)).round(1)
+    # the same exact half-up rounding as every other utilization figure
+    out["utilization_pct"] = seat_arithmetic(out["_a"].astype("Int64"), out["_t"].astype("Int64"))["utilization_pct"]
     out["assigned_seats"] = out["assigned_seats"].astype("Int64")
     out["total_seats"] = out["total_seats"].astype("Int64")
     out["annual_cost_reporting"] = out["annual_cost_reporting"].astype("Float64")

@@ -16,7 +16,7 @@ if ui.empty_state(view, "licenses"):
     st.stop()
 
 summary = view.summary()
-ui.tiles(D.kpi_tiles(summary, view.summary(paid_only=True)))
+ui.tiles(D.kpi_tiles(summary, view.summary(paid_only=True), int(D.needs_price(view.filtered).sum())))
 
 left, right = st.columns(2, gap="large")
 with left:

@@ -101,8 +101,10 @@ with fx_tab:
                           key="fx-currency", help="Every total is converted to this currency.")
     frame = D.fx_table(rates, cur)
     if target != cur:
-        st.info(f"The rates below are to {cur}. To report in {target}, enter how many {target} one unit of each "
-                f"currency buys, then save: the currency and its rates change together.", icon=":material/info:")
+        frame = frame.iloc[0:0]   # rates to the old currency are wrong for the new one: start empty
+        st.info(f"Enter how many {target} one unit of each currency buys, then save: the currency and its rates "
+                f"change together. Currencies left without a rate stay out of the {target} totals.",
+                icon=":material/info:")
     st.caption(f"How many {target} one unit of each currency buys. Amounts in a currency without a rate are shown "
                f"in their own currency and left out of the {target} totals.")
     if can_edit:

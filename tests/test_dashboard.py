@@ -168,3 +168,35 @@ def test_charts_escape_vendor_text():
     fig = charts.top_idle_spend(top_idle_spend(df, 5), "USD")
     labels = " ".join(map(str, fig.data[0].y))
     assert "<a " not in labels and "&lt;a href" in labels
+
+
+def test_attention_names_a_license_without_a_name_by_its_id():
+    df = _table()
+    df["license_name"] = df["license_name"].astype("string")
+    df.loc[df["license_id"] == "ent", "license_name"] = pd.NA
+    items = D.attention(df, _accounts(), pd.DataFrame({"account_id": []}), summarize(df), MetricOptions())
+    over = next(i for i in items if i.kind == "over_allocated")
+    assert "ent (GitHub)" in over.text
+
+
+def test_not_reported_stays_not_reported_in_page_tables():
+    listings = [Listing("at", "atlassian", "t1", [{"id": "j", "name": "Jira", "is_paid": True}], NOW)]
+    df, _ = build_license_table(listings)
+    df = add_metrics(df, None, MetricOptions())
+    rows = D.unpriced_paid(df)
+    assert len(rows) == 1 and pd.isna(rows.loc[0, "total_seats"])        # not 0
+
+
+def test_unpriced_rule_is_the_same_for_attention_table_and_tile():
+    df = _table()
+    count = int(D.needs_price(df).sum())
+    assert count == len(D.unpriced_paid(df)) == 1
+    tiles = {t.label: t for t in D.kpi_tiles(summarize(df), None, count)}
+    assert tiles["Annual spend (USD)"].note.startswith("1 paid unpriced")
+
+
+def test_trend_utilization_rounds_half_up_like_everywhere_else():
+    hist = pd.DataFrame({"taken_at": pd.to_datetime(["2026-11-01"], utc=True), "integration_label": ["X"],
+                         "license_name": ["A"], "license_id": ["a"], "assigned_seats": pd.array([1], dtype="Int64"),
+                         "total_seats": pd.array([16], dtype="Int64")})
+    assert float(trend_frame(hist)["utilization_pct"].iloc[0]) == 6.3
