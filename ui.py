@@ -194,9 +194,6 @@ def _seed_demo(store_url: str, key: str) -> bool:
 
 # ------------------------------------------------------------------ sidebar
 
-FILTER_KEYS = ("tenant", "integration", "account", "paid", "active", "q")
-
-
 def sidebar_filters(accounts: pd.DataFrame) -> D.Filters:
     """The shared filters, bound to the URL so a copied link opens the same view."""
     choices = D.filter_choices(accounts)

@@ -16,8 +16,6 @@ USED = "#2E7D9A"      # assigned / used
 IDLE = "#E8833A"      # unassigned / idle
 OVER = "#C23B3B"      # over-allocated
 UNKNOWN = "#8C8C8C"   # not reported
-FLAG_COLOURS = {"over_allocated": OVER, "under_used": IDLE, "at_capacity": "#7B5EA7", "ok": USED,
-                "not_reported": UNKNOWN}
 
 
 def _safe(values) -> list[str]:

@@ -19,16 +19,6 @@ from .metrics import LABELS, MetricOptions, Summary, paid_mask
 
 NOT_REPORTED = "not reported"
 
-# Page paths (st.Page url_path); the attention list links to them.
-PAGES = {
-    "overview": "overview",
-    "utilization": "utilization",
-    "spend": "spend",
-    "accounts": "accounts",
-    "price_book": "price-book",
-    "trends": "trends",
-}
-
 OUTCOME_LABELS = {
     "ok": "OK",
     "failed": "Failed",
@@ -249,7 +239,7 @@ def kpi_tiles(summary: Summary, paid: Summary | None = None, unpriced: int | Non
 class Attention:
     kind: str
     text: str
-    page: str          # key of PAGES
+    page: str          # a page key of ui.PAGE_FILES
     count: int
 
 
@@ -341,14 +331,6 @@ def utilization_table(df: pd.DataFrame) -> pd.DataFrame:
     out = out.sort_values(["_o", "utilization_pct", "integration_label", "license_name"],
                           na_position="last", kind="stable")
     return out.drop(columns="_o").reset_index(drop=True)
-
-
-DRILL_LEVELS = (
-    ("integration_label", "Integration"),
-    ("account_id", "Account"),
-    ("organization_name", "Organization"),
-    ("license_name", "License"),
-)
 
 
 def fields_not_reported(integration: str | None) -> str:
