@@ -5,11 +5,13 @@ Everything that computes lives in lib/; this module only wires it to widgets.
 
 from __future__ import annotations
 
+import runpy
 import threading
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import cached_property
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -268,9 +270,12 @@ def table(df: pd.DataFrame, column_config: dict | None = None, height: int | str
         else:
             config[col] = st.column_config.Column(header)
     config.update(column_config or {})
-    shown = st.dataframe(df, hide_index=True, column_config=config, height=height, width="stretch", key=key)
-    if df.isna().to_numpy().any():
-        st.caption("An empty cell (None) is not reported by the vendor, or does not apply; it is never counted as 0.")
+    # The key names a container around the table (a dataframe without selections carries no key in the page).
+    with st.container(key=key) if key else nullcontext():
+        shown = st.dataframe(df, hide_index=True, column_config=config, height=height, width="stretch")
+        if df.isna().to_numpy().any():
+            st.caption("An empty cell (None) is not reported by the vendor, or does not apply; it is never counted "
+                       "as 0.")
     return shown
 
 
@@ -293,22 +298,48 @@ def empty_state(view: View, what: str) -> bool:
     return False
 
 
-PAGE_FILES = {
-    "overview": "pages/overview.py",
-    "utilization": "pages/utilization.py",
-    "spend": "pages/spend.py",
-    "accounts": "pages/accounts.py",
-    "price_book": "pages/price_book.py",
-    "trends": "pages/trends.py",
-}
+@dataclass(frozen=True)
+class PageSpec:
+    """One page of the dashboard: the one registry app.py, page links and tests read."""
+
+    key: str
+    file: str        # relative to the project root
+    title: str
+    icon: str
+    url_path: str    # the deep link, /<url_path>
 
 
-PAGE_TITLES = {"overview": "Overview", "utilization": "Utilization", "spend": "Spend", "accounts": "Accounts",
-               "price_book": "Price book", "trends": "Trends"}
+PAGES: tuple[PageSpec, ...] = (
+    PageSpec("overview", "pages/overview.py", "Overview", ":material/dashboard:", "overview"),
+    PageSpec("utilization", "pages/utilization.py", "Utilization", ":material/group:", "utilization"),
+    PageSpec("spend", "pages/spend.py", "Spend", ":material/payments:", "spend"),
+    PageSpec("trends", "pages/trends.py", "Trends", ":material/trending_up:", "trends"),
+    PageSpec("accounts", "pages/accounts.py", "Accounts", ":material/hub:", "accounts"),
+    PageSpec("price_book", "pages/price-book.py", "Price book", ":material/sell:", "price-book"),
+)
+PAGE_BY_KEY = {p.key: p for p in PAGES}
+PAGE_TITLES = {p.key: p.title for p in PAGES}
+HOME = "overview"   # what the bare address shows
+ROOT = Path(__file__).resolve().parent
 
 
 def page_path(name: str) -> str:
-    return PAGE_FILES[name]
+    return PAGE_BY_KEY[name].file
+
+
+def navigation_pages() -> list:
+    """The st.Page list for st.navigation.
+
+    Streamlit gives its default page the bare address ``/`` and no other, so a
+    default Overview would make ``/overview`` a "Page not found". The default is
+    instead a hidden page at ``/`` that draws the Overview, and every listed page,
+    Overview included, keeps its own deep link.
+    """
+    home = PAGE_BY_KEY[HOME]
+    listed = [st.Page(ROOT / p.file, title=p.title, icon=p.icon, url_path=p.url_path) for p in PAGES]
+    start = st.Page(ROOT / home.file, title=home.title, icon=home.icon, url_path="home", default=True,
+                    visibility="hidden")
+    return [start, *listed]
 
 
 _ROUTED = threading.local()
@@ -324,20 +355,25 @@ def routed():
         _ROUTED.active = False
 
 
-def current_view() -> View:
-    """The view app.py built for this run.
+def leave_legacy_multipage_mode() -> None:
+    """Run app.py (gate, data, sidebar, then this same page) for a page Streamlit ran alone.
 
     With a ``pages/`` folder beside app.py, Streamlit starts in its legacy
-    multipage mode until ``st.navigation`` has run once, and a deep link then
-    runs the page file alone. A page reached that way switches Streamlit to
-    ``st.navigation`` and reruns, so app.py (gate, data, sidebar) runs first
-    and then the same page.
+    multipage mode until ``st.navigation`` has run once (AppTest: on every run),
+    and a deep link then runs the page file without app.py. Running app.py here,
+    in the same script run, calls ``st.navigation``, which ends that mode for the
+    server, and draws the page through the router; nothing is rerun, so no widget
+    event is lost and the address stays the same. tests/test_routing.py fails the
+    day Streamlit names legacy pages differently from this registry.
     """
-    if not getattr(_ROUTED, "active", False):
-        from streamlit.runtime.pages_manager import PagesManager
+    runpy.run_path(str(ROOT / "app.py"), run_name="__main__")
+    st.stop()   # the page was drawn inside app.py; end the run Streamlit started for it alone
 
-        PagesManager.uses_pages_directory = False
-        st.rerun()
+
+def current_view() -> View:
+    """The view app.py built for this run (a page reached without app.py hands over first)."""
+    if not getattr(_ROUTED, "active", False):
+        leave_legacy_multipage_mode()
     return st.session_state["_view"]
 
 

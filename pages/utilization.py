@@ -71,4 +71,4 @@ ui.table(drill.assign(**({level_col: drill[level_col].map(lambda a: view.names.g
          column_config={"utilization_pct": st.column_config.ProgressColumn("Seat utilization (%)", min_value=0,
                                                                            max_value=100, format="%.1f%%")},
          key="drill-table")
-ui.download(drill, f"utilization-by-{level_name.lower()}", key="dl-drill")
+ui.download(drill, f"drill-down-by-{level_name.lower()}", key="dl-drill")

@@ -71,10 +71,36 @@ class Server:
         self.log.close()
 
 
+SKELETON = "[data-testid='stSkeleton']"
+IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
+
+
 def wait_idle(page, timeout: float = 60_000) -> None:
-    """Wait until the script has finished running (and has started at least once)."""
-    page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=timeout)
+    """Wait until the script has run and everything it drew is on the page, then check the route held.
+
+    ``notRunning`` comes before the last elements replace their skeletons, so this
+    also waits until no ``stSkeleton`` is left. It fails when Streamlit answered
+    the address with its "Page not found" dialog (and ran the main page instead).
+    """
+    page.wait_for_selector(IDLE, timeout=timeout)
     page.wait_for_selector("[data-testid='stMain']", timeout=timeout)
+    page.wait_for_function(f"() => !document.querySelector(\"{SKELETON}\")", timeout=timeout)
+    page.wait_for_selector(IDLE, timeout=timeout)
+    assert page.get_by_text("Page not found").count() == 0, f"Streamlit could not route {page.url}"
+
+
+def by_key(page, key: str):
+    """The element a page drew with ``key=...`` (Streamlit tags its container with st-key-<key>)."""
+    return page.locator(f".st-key-{key}")
+
+
+def download(page, key: str, timeout: float = 30_000):
+    """Click the download button drawn with ``key`` and return the Download."""
+    button = by_key(page, key).get_by_role("button")
+    button.wait_for(timeout=timeout)
+    with page.expect_download(timeout=timeout) as info:
+        button.click()
+    return info.value
 
 
 def screenshot(page, name: str) -> Path:

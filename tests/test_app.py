@@ -15,7 +15,7 @@ from lib.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = ["pages/overview.py", "pages/utilization.py", "pages/spend.py", "pages/trends.py", "pages/accounts.py",
-         "pages/price_book.py"]
+         "pages/price-book.py"]
 ADMIN = Actor("ana@acme.com", "Ana", "admin")
 
 
@@ -110,7 +110,7 @@ def test_filter_that_matches_nothing_says_what_to_do(db):
 
 
 def test_price_book_rejects_a_bad_file_and_accepts_a_good_one(db):
-    at = app("pages/price_book.py")
+    at = app("pages/price-book.py")
     seeded = Store(db).get_price_book()
     assert len(seeded) > 0   # the demo starts with list prices
     bad = (b"integration,license_id,license_name,unit_price,currency,billing_period\n"
@@ -191,7 +191,7 @@ def test_not_allowed_sees_who_they_are_and_nothing_more(db):
 
 
 def test_viewer_sees_everything_but_cannot_edit(db):
-    at = signed_in("pages/price_book.py", {"is_logged_in": True, "email": "vic@acme.com", "name": "Vic"})
+    at = signed_in("pages/price-book.py", {"is_logged_in": True, "email": "vic@acme.com", "name": "Vic"})
     no_exception(at)
     assert any("only admins can change them" in i.value for i in at.info)
     assert not [b for b in at.button if b.key in ("save-prices", "save-fx")]
@@ -202,7 +202,7 @@ def test_viewer_sees_everything_but_cannot_edit(db):
 
 def test_viewer_cannot_change_settings_by_crafting_a_widget_value(db):
     """The controls are disabled for a viewer; a crafted message could still send values and a submit."""
-    at = signed_in("pages/price_book.py", {"is_logged_in": True, "email": "vic@acme.com", "name": "Vic"})
+    at = signed_in("pages/price-book.py", {"is_logged_in": True, "email": "vic@acme.com", "name": "Vic"})
     before = Store(db).get_settings()
     buffer = at.number_input(key="set-buffer")
     assert buffer.disabled
@@ -220,7 +220,7 @@ def test_viewer_cannot_change_settings_by_crafting_a_widget_value(db):
 
 
 def test_admin_can_edit(db):
-    at = signed_in("pages/price_book.py", {"is_logged_in": True, "email": "ana@acme.com", "name": "Ana"})
+    at = signed_in("pages/price-book.py", {"is_logged_in": True, "email": "ana@acme.com", "name": "Ana"})
     no_exception(at)
     at.number_input(key="set-buffer").set_value(25.0)
     [b for b in at.button if b.label == "Save settings"][0].click().run()
@@ -234,7 +234,7 @@ def test_open_mode_says_so(db):
 
 
 def test_admin_changes_the_reporting_currency_with_its_rates(db):
-    at = app("pages/price_book.py")
+    at = app("pages/price-book.py")
     at.file_uploader(key="fx-upload").set_value(("eur.csv", b"currency,rate\nUSD,0.9\nGBP,1.15\n", "text/csv"))
     at.selectbox(key="fx-currency").set_value("EUR").run()
     no_exception(at)

@@ -9,18 +9,15 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.browser import CHROMIUM_ARGS, Server, require_chromium, screenshot, wait_idle
+import ui
+from tests.browser import CHROMIUM_ARGS, Server, by_key, download, require_chromium, screenshot, wait_idle
 
 pytestmark = pytest.mark.browser
 
-PAGES = {  # url path -> (title, charts expected at least)
-    "overview": ("Overview", 2),
-    "utilization": ("Utilization", 1),
-    "spend": ("Spend", 1),
-    "trends": ("Trends", 1),
-    "accounts": ("Accounts", 0),
-    "price-book": ("Price book", 0),
-}
+CHARTS = {"overview": ["chart-top-idle", "chart-util-integration"], "utilization": ["chart-seats"],
+          "spend": ["chart-spend"], "trends": ["chart-trend"]}          # page key -> keys of its charts
+GRIDS = {"utilization": "utilization-table", "spend": "spend-table", "accounts": "accounts-table",
+         "trends": "trend-table"}                                         # page key -> key of its main table
 
 
 @pytest.fixture(scope="module")
@@ -51,25 +48,58 @@ def page(browser):
 
 
 def metric(page, label: str) -> str:
-    tile = page.locator("[data-testid='stMetric']", has_text=label).first
+    tile = page.locator("[data-testid='stMetric']").filter(
+        has=page.locator("[data-testid='stMetricLabel']", has_text=label))
+    tile.wait_for(timeout=30_000)
     return tile.locator("[data-testid='stMetricValue']").inner_text().strip()
 
 
-@pytest.mark.parametrize("path", list(PAGES))
-def test_deep_link_draws_the_page(server, page, path):
-    title, charts = PAGES[path]
-    page.goto(f"{server.url}/{path}")
-    wait_idle(page)
-    page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=30_000)
+def check_page(page, spec: ui.PageSpec) -> None:
+    """The page's own heading, no error, its charts and table drawn, at its own address."""
+    page.get_by_role("heading", name=spec.title, exact=True).wait_for(timeout=30_000)
     assert page.locator("[data-testid='stException']").count() == 0
-    if charts:
-        page.locator("[data-testid='stPlotlyChart'] .main-svg").first.wait_for(timeout=30_000)
-        assert page.locator("[data-testid='stPlotlyChart']").count() >= charts
-    if path in ("utilization", "spend", "accounts", "trends"):
-        grid = page.locator("[data-testid='stDataFrame']").first
+    for chart in CHARTS.get(spec.key, []):
+        by_key(page, chart).locator(".main-svg").first.wait_for(timeout=30_000)
+    if spec.key in GRIDS:
+        grid = by_key(page, GRIDS[spec.key]).locator("[data-testid='stDataFrame']")
         grid.wait_for(timeout=30_000)
         assert grid.bounding_box()["height"] > 60
-    screenshot(page, path)
+
+
+@pytest.mark.parametrize("spec", ui.PAGES, ids=[p.key for p in ui.PAGES])
+def test_deep_link_draws_the_page(server, page, spec):
+    page.goto(f"{server.url}/{spec.url_path}")
+    wait_idle(page)
+    check_page(page, spec)
+    assert urlsplit(page.url).path == f"/{spec.url_path}"
+    screenshot(page, spec.key)
+
+
+@pytest.mark.parametrize("first", ["spend", "overview", "price_book"])
+def test_first_deep_link_after_a_start_is_routed(tmp_path, browser, first):
+    """The first request a new server gets is the one Streamlit answers in its legacy multipage mode."""
+    srv = Server(tmp_path)
+    try:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        pg = context.new_page()
+        spec = ui.PAGE_BY_KEY[first]
+        pg.goto(f"{srv.url}/{spec.url_path}?paid=true")
+        wait_idle(pg)
+        check_page(pg, spec)
+        assert urlsplit(pg.url).path == f"/{spec.url_path}"
+        assert parse_qs(urlsplit(pg.url).query) == {"paid": ["true"]}
+        assert pg.get_by_role("dialog").count() == 0
+        # The router ran too: the sidebar's filters are there.
+        pg.locator("[data-testid='stSidebar']").get_by_text("Paid licenses only").wait_for(timeout=30_000)
+        context.close()
+    finally:
+        srv.stop()
+
+
+def test_bare_address_shows_the_overview(server, page):
+    page.goto(server.url)
+    wait_idle(page)
+    check_page(page, ui.PAGE_BY_KEY["overview"])
 
 
 def test_filter_changes_url_and_figures(server, page):
@@ -98,12 +128,9 @@ def test_filter_changes_url_and_figures(server, page):
 def test_csv_download_equals_the_filtered_table(server, page):
     page.goto(f"{server.url}/utilization?integration=GitHub")
     wait_idle(page)
-    button = page.locator("[data-testid='stDownloadButton']", has_text="Download CSV").first
-    with page.expect_download() as info:
-        button.click()
-    download = info.value
-    assert download.suggested_filename.startswith("license-utilization-") and download.suggested_filename.endswith(".csv")
-    rows = list(csv.DictReader(io.StringIO(Path(download.path()).read_text(encoding="utf-8-sig"))))
+    got = download(page, "dl-utilization")
+    assert got.suggested_filename.startswith("license-utilization-") and got.suggested_filename.endswith(".csv")
+    rows = list(csv.DictReader(io.StringIO(Path(got.path()).read_text(encoding="utf-8-sig"))))
     assert {r["integration_label"] for r in rows} == {"GitHub"}
     assert sorted((r["organization_name"], r["license_name"]) for r in rows) == sorted([
         ("acme-platform", "GitHub Enterprise"), ("acme-platform", "GitHub Copilot Business"),
@@ -124,7 +151,7 @@ def test_uploading_a_price_changes_spend(server, page, tmp_path):
     book.loc[book["license_name"] == "Sales Cloud Enterprise", "unit_price"] = 200.0   # was 165 a month
     price_file = tmp_path / "prices.csv"
     price_file.write_bytes(price_book_to_csv(book))
-    page.locator("[data-testid='stFileUploader']").first.locator("input[type=file]").set_input_files(str(price_file))
+    by_key(page, "price-upload").locator("input[type=file]").set_input_files(str(price_file))
     apply = page.get_by_role("button", name=f"Replace the price book with these {len(book)} prices")
     apply.wait_for(timeout=30_000)
     apply.click()
@@ -172,11 +199,10 @@ def test_trends_after_two_syncs_show_the_change(synced_server, page):
     srv, day1, day2 = synced_server
     page.goto(f"{srv.url}/trends?integration=GitHub")
     wait_idle(page)
-    page.locator("[data-testid='stPlotlyChart'] .main-svg").first.wait_for(timeout=30_000)
+    by_key(page, "chart-trend").locator(".main-svg").first.wait_for(timeout=30_000)
     screenshot(page, "trends-two-syncs")
-    with page.expect_download() as info:
-        page.locator("[data-testid='stDownloadButton']").first.click()
-    rows = list(csv.DictReader(io.StringIO(Path(info.value.path()).read_text(encoding="utf-8-sig"))))
+    got = download(page, "dl-trends")
+    rows = list(csv.DictReader(io.StringIO(Path(got.path()).read_text(encoding="utf-8-sig"))))
     by_day = {r["taken_at"][:10]: r for r in rows if r["integration_label"] == "GitHub"}
     assert sorted(by_day) == [str(day1), str(day2)]
     assert int(by_day[str(day2)]["assigned_seats"]) - int(by_day[str(day1)]["assigned_seats"]) == 50
@@ -190,7 +216,7 @@ def test_editing_a_price_in_the_table_changes_spend(server, page):
     before = metric(page, "Annual spend (USD)")
     page.goto(f"{server.url}/price-book")
     wait_idle(page)
-    grid = page.locator("[data-testid='stDataFrame']").first     # the price table (st.data_editor)
+    grid = by_key(page, "price-editor").locator("[data-testid='stDataFrame']")   # the price table (st.data_editor)
     grid.wait_for(timeout=30_000)
     grid.click(position={"x": 80, "y": 52})                       # first row: GitHub · GitHub Enterprise
     for _ in range(3):                                            # Integration -> License ID -> name -> price
@@ -207,7 +233,7 @@ def test_editing_a_price_in_the_table_changes_spend(server, page):
         pass
     wait_idle(page)
     page.get_by_role("button", name="Save prices").click()
-    page.get_by_text("Saved").first.wait_for(timeout=30_000)
+    page.locator("[data-testid='stAlertContentSuccess']", has_text="Saved").wait_for(timeout=30_000)
     screenshot(page, "price-book-edited")
     page.goto(f"{server.url}/spend")
     wait_idle(page)
