@@ -85,7 +85,12 @@ class Settings:
     backoff_base: float = 0.5
     backoff_max: float = 20.0
     connect_timeout: float = 5.0
-    read_timeout: float = 60.0
+    read_timeout: float = 60.0              # per socket read; the deadlines below bound the whole
+    request_deadline: float = 180.0         # seconds for one HTTP exchange: connect, headers and body
+    account_deadline: float = 900.0         # seconds for all of one account's requests, waits included
+    fetch_deadline: float = 2700.0          # seconds for a whole fetch (fits an hourly sync)
+    max_response_bytes: int = 64 * 1024 * 1024   # one answer (page), once decompressed
+    allow_insecure_http: bool = False       # http:// to a host that is not loopback (the token in clear)
     token_rate_limit: int = 500             # requests per window for the token
     account_rate_limit: int = 50            # requests per window per integrated account
     rate_window: float = 10.0               # seconds
@@ -132,6 +137,11 @@ _KEYS: dict[str, str] = {
     "backoff_max": "float",
     "connect_timeout": "float",
     "read_timeout": "float",
+    "request_deadline": "float",
+    "account_deadline": "float",
+    "fetch_deadline": "float",
+    "max_response_bytes": "int",
+    "allow_insecure_http": "bool",
     "token_rate_limit": "int",
     "account_rate_limit": "int",
     "rate_window": "float",

@@ -38,9 +38,10 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from .export import FORMULA_PREFIXES, safe_cell
+from .export import FORMULA_PREFIXES, LINE_END, safe_cell
 
 from .integrations import integration_key, integration_label
+from .normalize import unsafe_character
 
 PRICE_BOOK_COLUMNS = ["integration", "license_id", "license_name", "unit_price", "currency", "billing_period"]
 PRICE_BOOK_DTYPES = {
@@ -275,6 +276,13 @@ def _validate_price_records(records: list[tuple[int, dict[str, Any]]]) -> pd.Dat
         integration = str(rec.get("integration", "")).strip()
         license_id = str(rec.get("license_id", "")).strip()
         license_name = str(rec.get("license_name", "")).strip()
+        for column, text in (("integration", integration), ("license_id", license_id), ("license_name", license_name)):
+            bad = unsafe_character(text)
+            if bad:
+                # A NUL cannot be stored (PostgreSQL), a line break would split the row in a spreadsheet,
+                # a bidi control disguises the text: refuse them here, with where they are.
+                problems.append(f"row {rownum}, column {column}: holds a control character ({bad}: a line break, "
+                                "tab, NUL or text-direction mark); remove it")
         if not integration:
             problems.append(f"row {rownum}, column integration: empty; name the integration, e.g. GitHub")
         if not license_id and not license_name:
@@ -352,7 +360,7 @@ def price_book_to_csv(df: pd.DataFrame | None) -> bytes:
     """The price book as UTF-8 CSV bytes in the exchange format (what :func:`load_price_book` reads)."""
     book = validate_price_book(df) if df is not None else empty_price_book()
     buf = io.StringIO(newline="")
-    writer = csv.writer(buf, lineterminator="\n")
+    writer = csv.writer(buf, lineterminator=LINE_END)
     writer.writerow(PRICE_BOOK_COLUMNS)
     for row in book.itertuples(index=False):
         rec = row._asdict()
@@ -422,7 +430,7 @@ def fx_rates_to_csv(rates: dict[str, float], reporting_currency: str = "USD") ->
     """Rates as CSV ``currency,rate`` (the reporting currency's own rate of 1 left out)."""
     reporting = _reporting_code(reporting_currency)
     buf = io.StringIO(newline="")
-    writer = csv.writer(buf, lineterminator="\n")
+    writer = csv.writer(buf, lineterminator=LINE_END)
     writer.writerow(FX_COLUMNS)
     for code in sorted(rates):
         if code != reporting:

@@ -1,0 +1,266 @@
+"""Hostile input and faults (issue 12): a hostile Truto stand-in on loopback, crafted files, secrets and claims.
+
+The principle: one bad account, record, header, file or claim fails *that* thing with a clear message, never
+the whole fetch, never open access.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import time
+from dataclasses import replace
+
+import pytest
+
+from lib import cli
+from lib.config import Secret, Settings
+from lib.fetch import fetch_all
+from tests.hostile import HostileTruto, Reply, active, seat, timed, truto
+
+TOKEN = "hostile-test-token-0042"
+
+
+def settings(server: HostileTruto, **overrides) -> Settings:
+    base = Settings(api_token=Secret(TOKEN), base_url=server.base_url, backoff_base=0.01, backoff_max=0.05,
+                    connect_timeout=2.0, read_timeout=2.0, max_workers=4)
+    return replace(base, **overrides)
+
+
+def outcome(result, account_id):
+    return next(o for o in result.outcomes if o.account_id == account_id)
+
+
+def read_csv(data: bytes) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
+
+
+@pytest.fixture
+def cli_env(monkeypatch, tmp_path):
+    """Run ``python -m lib`` in-process against a server: ``run(server, *args)`` -> (exit code, stdout, stderr)."""
+    monkeypatch.setattr("lib.config.DEFAULT_SECRETS_PATH", tmp_path / "no-secrets.toml")
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'store.sqlite'}")
+
+    def run(server, *args, capsys=None, **env):
+        monkeypatch.setenv("TRUTO_API_TOKEN", TOKEN)
+        monkeypatch.setenv("TRUTO_BASE_URL", server.base_url)
+        monkeypatch.setenv("TRUTO_READ_TIMEOUT", "2")
+        monkeypatch.setenv("TRUTO_BACKOFF_BASE", "0.01")
+        monkeypatch.setenv("TRUTO_BACKOFF_MAX", "0.05")
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        return cli.main(list(args))
+
+    return run
+
+
+# ------------------------------------------------------------------ 1. CR/LF in CSV exports
+
+HOSTILE_TEXTS = ["Pro\r=cmd|' /C calc'!A0", "Pro\n=cmd|' /C calc'!A0", "Pro\r\n=cmd|' /C calc'!A0",
+                 "\r=cmd|' /C calc'!A0"]
+
+
+def _no_formula_cells(rows: list[list[str]]) -> None:
+    for row in rows:
+        for cell in row:
+            assert not cell.startswith(("=", "+", "@", "\t", "\r", "\n")), (cell, row)
+            assert "\r" not in cell and "\n" not in cell, (cell, row)
+
+
+@pytest.mark.parametrize("text", HOSTILE_TEXTS)
+def test_line_breaks_in_vendor_text_cannot_start_a_row_in_the_export(cli_env, tmp_path, text):
+    accounts = [active(f"acc{text}", "github", tenant=f"ten{text}"), active("plain")]
+    orgs = {f"acc{text}": [{"id": f"org{text}", "name": f"Org{text}"}]}
+    server = HostileTruto(truto(accounts, {f"acc{text}": [seat(f"id{text}", text, 2, 4)],
+                                           "plain": [seat("p", "Plain", 1, 2)]}, organizations=orgs))
+    out = tmp_path / "export.csv"
+    with server:
+        code = cli_env(server, "export", "--out", str(out), "--quiet")
+    assert code == 0
+    rows = read_csv(out.read_bytes())
+    header = rows[0]
+    assert all(len(r) == len(header) for r in rows)           # no cell broke its row
+    assert len(rows) == 3                                     # header + two licenses, nothing more
+    _no_formula_cells(rows)
+    from lib.normalize import clean_text
+
+    hostile = next(r for r in rows[1:] if r[header.index("account_id")] != "plain")
+    shown = clean_text(text).strip()
+    assert hostile[header.index("license_name")] == ("'" + shown if shown.startswith("=") else shown)
+    assert hostile[header.index("license_id")] == clean_text(f"id{text}")
+    assert hostile[header.index("tenant_id")] == clean_text(f"ten{text}")
+    assert hostile[header.index("organization_name")] == clean_text(f"Org{text}")
+    assert hostile[header.index("assigned_seats")] == "2"
+    assert out.read_bytes().count(b"\r\n") == 3               # CRLF line ends, one per row
+
+
+def test_line_breaks_in_the_writer_are_quoted_whatever_the_text():
+    import pandas as pd
+
+    from lib.export import to_csv_bytes
+
+    df = pd.DataFrame({"name": HOSTILE_TEXTS + ["fine"], "seats": [1, 2, 3, 4, 5]})
+    rows = read_csv(to_csv_bytes(df))
+    assert len(rows) == 6 and [r[1] for r in rows[1:]] == ["1", "2", "3", "4", "5"]
+    assert rows[1][0] == HOSTILE_TEXTS[0]                     # one cell, read back whole
+    assert rows[4][0].startswith("'")                         # a cell starting with CR is neutralised
+
+
+def test_error_messages_with_line_breaks_stay_in_their_cell(cli_env, tmp_path):
+    bad = lambda *a: Reply.json({"message": "boom\r=cmd|' /C calc'!A0\nrow"}, 400)  # noqa: E731
+    server = HostileTruto(truto([active("bad"), active("good")], {"good": [seat("g", "G")]}, hostile={"bad": bad}))
+    with server:
+        result = fetch_all(settings(server))
+    from lib.export import to_csv_bytes
+
+    rows = read_csv(to_csv_bytes(result.accounts))
+    assert len(rows) == 3 and all(len(r) == len(rows[0]) for r in rows)
+    _no_formula_cells(rows)
+    assert "boom =cmd" in outcome(result, "bad").message
+
+
+@pytest.mark.parametrize("text", HOSTILE_TEXTS)
+def test_price_book_download_keeps_line_breaks_in_their_cell(text):
+    import pandas as pd
+
+    from lib.pricing import price_book_to_csv
+
+    book = pd.DataFrame({"integration": ["GitHub"], "license_id": [None], "license_name": ["ok"],
+                         "unit_price": [1.0], "currency": ["USD"], "billing_period": ["monthly"]})
+    rows = read_csv(price_book_to_csv(book))
+    assert len(rows) == 2
+    # A name holding a line break cannot be saved at all (point 11: control characters are refused).
+    from lib.pricing import PriceBookError, validate_price_book
+
+    with pytest.raises(PriceBookError, match="row 2, column license_name"):
+        validate_price_book(book.assign(license_name=[f"Name{text}"]))
+
+
+# ------------------------------------------------------------------ 3. Retry-After: nan
+
+@pytest.mark.parametrize("header", ["Retry-After", "ratelimit-reset"])
+@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-5"])
+def test_an_unusable_retry_after_fails_only_that_account(header, value):
+    limited = lambda *a: Reply.json({"message": "slow down"}, 429, **{header: value})  # noqa: E731
+    server = HostileTruto(truto([active("bad"), active("good")], {"good": [seat("g", "G")]},
+                                hostile={"bad": limited}))
+    with server:
+        result = fetch_all(settings(server, max_attempts=3))
+    assert outcome(result, "bad").outcome == "failed" and "gave up after 3 attempts" in outcome(result, "bad").message
+    assert outcome(result, "good").outcome == "ok"
+    assert result.exit_code() == 2
+
+
+def test_retry_after_nan_in_the_export_still_writes_the_csv(cli_env, tmp_path):
+    limited = lambda *a: Reply.json({"message": "slow down"}, 429, **{"Retry-After": "nan"})  # noqa: E731
+    server = HostileTruto(truto([active("bad"), active("good")], {"good": [seat("g", "G")]},
+                                hostile={"bad": limited}))
+    out = tmp_path / "x.csv"
+    with server:
+        code = cli_env(server, "export", "--out", str(out), "--quiet", TRUTO_MAX_ATTEMPTS="2")
+    assert code == 2 and [r[0] for r in read_csv(out.read_bytes())[1:]] == ["good"]
+
+
+# ------------------------------------------------------------------ 4. deeply nested JSON
+
+def test_deeply_nested_json_is_malformed_for_that_account_only():
+    deep = lambda *a: Reply(200, {"Content-Type": "application/json"}, b"[" * 200_000)  # noqa: E731
+    server = HostileTruto(truto([active("deep"), active("good")], {"good": [seat("g", "G")]}, hostile={"deep": deep}))
+    with server:
+        result = fetch_all(settings(server))
+    bad = outcome(result, "deep")
+    assert bad.outcome == "failed" and "not valid JSON" in bad.message and "nested too deeply" in bad.message
+    assert outcome(result, "good").outcome == "ok" and list(result.licenses["license_id"]) == ["g"]
+
+
+def test_deeply_nested_account_list_is_a_clear_fetch_error():
+    from lib.fetch import FetchError
+
+    deep = lambda *a: Reply(200, {"Content-Type": "application/json"}, b'{"result": ' + b"[" * 200_000)  # noqa: E731
+    with HostileTruto(truto([], hostile={"/integrated-account": deep})) as server:
+        with pytest.raises(FetchError, match="not valid JSON"):
+            fetch_all(settings(server))
+
+
+# ------------------------------------------------------------------ 5. unpaired surrogates
+
+def _raw_json(text: str) -> Reply:
+    return Reply(200, {"Content-Type": "application/json"}, text.encode())
+
+
+def test_an_unpaired_surrogate_in_an_error_message_does_not_break_export_or_sync(cli_env, tmp_path):
+    bad = lambda *a: Reply(400, {"Content-Type": "application/json"}, b'{"message": "bad \\ud83d thing"}')  # noqa: E731
+    server = HostileTruto(truto([active("bad"), active("good")], {"good": [seat("g", "G")]}, hostile={"bad": bad}))
+    out = tmp_path / "x.csv"
+    with server:
+        assert cli_env(server, "export", "--out", str(out), "--quiet") == 2
+        assert cli_env(server, "sync", "--quiet") == 2
+    from lib.store import Store
+
+    import os
+
+    latest = Store(os.environ["DATABASE_URL"]).latest(__import__("lib.sync", fromlist=["config_key"]).config_key(
+        settings(server)))
+    msg = latest.accounts.set_index("account_id").loc["bad", "message"]
+    assert "bad \ufffd thing" in msg
+
+
+def test_an_unpaired_surrogate_in_one_name_affects_only_that_value():
+    body = ('{"result": [{"id": "a", "name": "Bad \\ud83d name", "assigned_quantity": 1, "available_quantity": 2},'
+            ' {"id": "b", "name": "Good \\ud83d\\ude00", "assigned_quantity": 3, "available_quantity": 4}],'
+            ' "next_cursor": null}')
+    lic = lambda *a: _raw_json(body)  # noqa: E731
+    server = HostileTruto(truto([active("acc")], hostile={"acc": lambda p, q, h: lic() if p.endswith("licenses")
+                                                           else Reply.json({"result": [], "next_cursor": None})}))
+    with server:
+        result = fetch_all(settings(server))
+    assert outcome(result, "acc").outcome == "ok"
+    names = dict(zip(result.licenses["license_id"], result.licenses["license_name"]))
+    assert names == {"a": "Bad \ufffd name", "b": "Good \U0001F600"}
+
+
+def test_invalid_utf8_bytes_affect_only_that_value():
+    body = b'{"result": [{"id": "a", "name": "Caf\xe9", "assigned_quantity": 1, "available_quantity": 2}]}'
+    server = HostileTruto(truto([active("acc")], hostile={"acc": lambda p, q, h: Reply(200, {}, body)
+                                                           if p.endswith("licenses")
+                                                           else Reply.json({"result": []})}))
+    with server:
+        result = fetch_all(settings(server))
+    assert list(result.licenses["license_name"]) == ["Caf\ufffd"]
+
+
+# ------------------------------------------------------------------ 6. an account listed twice
+
+def test_an_account_listed_twice_is_fetched_and_counted_once(cli_env, tmp_path, capsys):
+    pages = [[active("a1"), active("a2")], [active("a1")]]
+    server = HostileTruto(truto(pages, {"a1": [seat("x", "X", 5, 10)], "a2": [seat("y", "Y", 1, 2)]}))
+    with server:
+        result = fetch_all(settings(server))
+        assert sum(1 for path, params in server.log if path.endswith("licenses") and
+                   params.get("integrated_account_id") == "a1") == 1
+        assert sorted(o.account_id for o in result.outcomes) == ["a1", "a2"]
+        assert int(result.licenses["total_seats"].sum()) == 12
+        assert any("listed more than once" in d for d in result.problems["detail"])
+        capsys.readouterr()
+        assert cli_env(server, "summary", "--json") == 0
+        summary = json.loads(capsys.readouterr().out)
+        assert summary["all_licenses"]["total_seats"] == 12
+        assert cli_env(server, "sync", "--quiet") == 0
+
+
+# ------------------------------------------------------------------ 17. bidi controls and other invisible text
+
+def test_bidi_and_control_characters_are_removed_from_vendor_text():
+    name = "Invoice\u202egpj.exe"
+    accounts = [active("acc\u202e1", tenant="t\u2066x\u2069", integration="github\u200f")]
+    server = HostileTruto(truto(accounts, {"acc\u202e1": [seat("id\u202e", name, 1, 2, status="act\x07ive")]},
+                                organizations={"acc\u202e1": [{"id": "o1", "name": "Org\u202eA"}]}))
+    with server:
+        result = fetch_all(settings(server))
+    row = result.licenses.iloc[0]
+    assert row["license_name"] == "Invoicegpj.exe" and row["license_id"] == "id" and row["status"] == "act ive"
+    assert row["account_id"] == "acc1" and row["tenant_id"] == "tx" and row["organization_name"] == "OrgA"
+    texts = [str(v) for v in result.licenses.to_numpy().ravel().tolist() + result.accounts.to_numpy().ravel().tolist()]
+    assert not any(ch in t for t in texts for ch in "\u202e\u2066\u2069\u200f\x07")
