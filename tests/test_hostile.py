@@ -264,3 +264,68 @@ def test_bidi_and_control_characters_are_removed_from_vendor_text():
     assert row["account_id"] == "acc1" and row["tenant_id"] == "tx" and row["organization_name"] == "OrgA"
     texts = [str(v) for v in result.licenses.to_numpy().ravel().tolist() + result.accounts.to_numpy().ravel().tolist()]
     assert not any(ch in t for t in texts for ch in "\u202e\u2066\u2069\u200f\x07")
+
+
+# ------------------------------------------------------------------ 2. a broken secrets file fails closed
+
+@pytest.fixture
+def secrets_files(tmp_path, monkeypatch):
+    """Point Streamlit's secrets.files at the given files (re-read on the next access), restored afterwards."""
+    import streamlit as st
+    from streamlit import config as st_config
+
+    saved = st_config.get_option("secrets.files")
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'app.sqlite'}")
+
+    def use(*paths):
+        st_config.set_option("secrets.files", [str(p) for p in paths])
+        st.secrets._reset()
+
+    yield use
+    st_config.set_option("secrets.files", saved)
+    st.secrets._reset()
+
+
+VALID_AUTH = """
+[auth]
+redirect_uri = "http://localhost:8501/oauth2callback"
+cookie_secret = "x" 
+client_id = "id"
+client_secret = "secret"
+server_metadata_url = "http://127.0.0.1:9/.well-known/openid-configuration"
+
+[access]
+admins = ["ana@acme.com"]
+"""
+
+
+def _run_app():
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=90)
+    at.run()
+    return at
+
+
+def test_a_broken_secrets_file_beside_a_valid_one_keeps_the_app_closed(secrets_files, tmp_path):
+    broken = tmp_path / "home-secrets.toml"
+    broken.write_text("[auth\nthis is = not toml")
+    valid = tmp_path / "project-secrets.toml"
+    valid.write_text(VALID_AUTH)
+    secrets_files(broken, valid)
+    at = _run_app()
+    assert not at.exception, [e.value for e in at.exception]
+    errors = [e.value for e in at.error]
+    assert any("secrets file could not be read" in e and "stays closed" in e for e in errors), errors
+    shown = " ".join(m.value for m in at.markdown) + " ".join(e.value for e in at.caption)
+    assert "Open access" not in shown
+    assert not at.button and not at.metric and not at.dataframe   # nothing to see, nothing to press
+
+
+def test_no_secrets_file_at_all_still_runs_open(secrets_files, tmp_path):
+    secrets_files(tmp_path / "none-here.toml", tmp_path / "nor-here.toml")
+    at = _run_app()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("Open access" in c.value for c in at.sidebar.caption)
