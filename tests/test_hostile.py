@@ -329,3 +329,48 @@ def test_no_secrets_file_at_all_still_runs_open(secrets_files, tmp_path):
     at = _run_app()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert any("Open access" in c.value for c in at.sidebar.caption)
+
+
+# ------------------------------------------------------------------ 7. look-alike addresses; 10. email_verified
+
+def _access(**access):
+    from lib.auth import load_access_config
+
+    return load_access_config({"auth": {"client_id": "x"}, "access": access})
+
+
+@pytest.mark.parametrize("email, access", [
+    ("eve@straße.de", {"admins": ["strasse.de"]}),
+    ("eve@STRASSE.de", {"admins": ["straße.de"]}),
+    ("\u212aim@acme.com", {"admins": ["kim@acme.com"]}),          # KELVIN SIGN, which casefolds to "k"
+    ("staﬀ@acme.com", {"admins": ["staff@acme.com"]}),            # the "ff" ligature
+    ("staﬀ@acme.com", {"allowed_domains": ["acme.com"]}),         # a non-ASCII local part is refused outright
+    ("ana@\u212acme.com", {"allowed_domains": ["kcme.com"]}),
+])
+def test_look_alike_addresses_do_not_match(email, access):
+    from lib.auth import decide
+
+    d = decide({"is_logged_in": True, "email": email, "email_verified": True}, _access(**access))
+    assert not d.allowed and d.actor is None
+
+
+def test_internationalised_domains_still_match_themselves():
+    from lib.auth import decide, normalize_domain
+
+    assert normalize_domain("Straße.de") == normalize_domain("xn--strae-oqa.de") == "xn--strae-oqa.de"
+    d = decide({"is_logged_in": True, "email": "Eve@straße.de", "email_verified": True},
+               _access(allowed_domains=["straße.de"]))
+    assert d.allowed and d.actor.email == "eve@xn--strae-oqa.de"
+
+
+@pytest.mark.parametrize("claim", ["<missing>", None, "", "unverified", "no", "off", "n", "0", 0, 1, "yes", "verified"])
+def test_only_a_true_email_verified_claim_lets_anyone_in(claim):
+    from lib.auth import decide
+
+    user = {"is_logged_in": True, "email": "ana@acme.com"}
+    if claim != "<missing>":
+        user["email_verified"] = claim
+    d = decide(user, _access(admins=["ana@acme.com"]))
+    assert not d.allowed and "not verified" in d.reason
+    for ok in (True, "true", "True"):
+        assert decide({**user, "email_verified": ok}, _access(admins=["ana@acme.com"])).allowed
