@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import ipaddress
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +29,41 @@ from .integrations import integration_key
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SECRETS_PATH = PROJECT_ROOT / ".streamlit" / "secrets.toml"
 DEFAULT_BASE_URL = "https://api.truto.one"
+
+
+# ------------------------------------------------------------------- URLs
+
+_SECRET_QUERY_KEYS = re.compile(r"(?i)((?:^|[?&;])(?:password|sslpassword|passfile|sslkey)=)[^&;]*")
+
+
+def redact_url(url: Any) -> str:
+    """The URL with every password hidden (safe to print or log).
+
+    Done by hand, not by a URL parser: the credentials are everything before the authority's LAST
+    ``@`` (a password may hold an unencoded ``@``), and query keys such as ``password=`` are masked
+    too. Text that is not a URL at all is not echoed.
+    """
+    text_url = str(url)
+    head, sep, rest = text_url.partition("://")
+    if not sep:
+        return "(not a URL; not shown)"
+    authority, slash, path = rest.partition("/")
+    if "@" in authority:
+        creds, _, host = authority.rpartition("@")
+        user = creds.split(":", 1)[0]
+        authority = f"{user}:***@{host}" if ":" in creds else f"{user}@{host}"
+    return f"{head}://{authority}{slash}{_SECRET_QUERY_KEYS.sub(lambda m: m.group(1) + '***', path)}"
+
+
+def _is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host.lower() in ("localhost", "localhost.") or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class ConfigError(ValueError):
@@ -221,9 +258,17 @@ def _parse(key: str, kind: str, value: Any, where: str) -> Any:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a URL")
         url = value.strip().rstrip("/")
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
-            raise ConfigError(f"{where}: {value!r} is not an http(s) URL such as {DEFAULT_BASE_URL}")
+        shown = redact_url(url)
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018  (raises on a port that is not a number)
+        except ValueError:
+            raise ConfigError(f"{where}: {shown!r} is not an http(s) URL such as {DEFAULT_BASE_URL}") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ConfigError(f"{where}: {shown!r} is not an http(s) URL such as {DEFAULT_BASE_URL}")
+        if "@" in parts.netloc:
+            raise ConfigError(f"{where}: {shown!r} holds a user name or password; give the address only "
+                              "(the API token is the credential)")
         return url
     if kind == "ids":
         ids = _as_list(value, where)
@@ -320,6 +365,12 @@ def load_settings(
         if parsed is not None:
             values[key] = parsed
             sources[key] = where
+    base_url = values.get("base_url", DEFAULT_BASE_URL)
+    if urlsplit(base_url).scheme == "http" and not _is_loopback(urlsplit(base_url).hostname) \
+            and not values.get("allow_insecure_http", False):
+        raise ConfigError(f"{sources.get('base_url', 'base_url')}: {redact_url(base_url)!r} is plain http to a host "
+                          "that is not this machine, so the API token would travel unencrypted; use https, or set "
+                          "allow_insecure_http = true if the network is trusted")
     if values.get("backoff_max", 20.0) < values.get("backoff_base", 0.5):
         raise ConfigError(f"{sources.get('backoff_max', 'backoff_max')}: must not be below backoff_base")
     values["demo"] = "api_token" not in values

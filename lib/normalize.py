@@ -117,6 +117,8 @@ def _text(value: Any) -> str | None:
 
 
 MAX_SEATS = 10**9   # more seats than that is a corrupt value, not a license
+MAX_UNIT_PRICE = 10_000_000.0   # per seat and billing period, in any currency: more is a typo or a corrupt value
+MAX_FX_RATE = 1_000_000.0       # units of the reporting currency per unit of another
 
 
 def _read_quantity(value: Any) -> tuple[int | None, str | None]:
@@ -214,6 +216,10 @@ def _amounts(raw: list, ids: list, report) -> list:
             number = float(v)
         if number is None or not math.isfinite(number):
             report(ids[i], "unit_amount", "non_numeric_amount", f"unit_amount {v!r} is not a number; shown as not reported")
+            out.append(None)
+        elif number > MAX_UNIT_PRICE:
+            report(ids[i], "unit_amount", "implausible_amount", f"unit_amount {v!r} is more than {MAX_UNIT_PRICE:,.0f} "
+                   "per seat, so it cannot be right; shown as not reported")
             out.append(None)
         elif number < 0:
             report(ids[i], "unit_amount", "negative_amount", f"unit_amount {v!r} is negative; shown as not reported")

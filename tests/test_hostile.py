@@ -374,3 +374,217 @@ def test_only_a_true_email_verified_claim_lets_anyone_in(claim):
     assert not d.allowed and "not verified" in d.reason
     for ok in (True, "true", "True"):
         assert decide({**user, "email_verified": ok}, _access(admins=["ana@acme.com"])).allowed
+
+
+# ------------------------------------------------------------------ 11, 12, 14. price-book uploads
+
+PB_HEADER = "integration,license_id,license_name,unit_price,currency,billing_period\n"
+
+
+@pytest.mark.parametrize("name", ["Pro\x00", "Pro\x00Plus", "Pro\tPlus", "Pro\u202eulP", "Pro\x1bPlus"])
+def test_control_characters_in_a_price_book_are_refused_with_row_and_column(name):
+    from lib.pricing import PriceBookError, load_price_book
+
+    data = (PB_HEADER + "GitHub,,Fine,1,USD,monthly\n" + f"GitHub,,{name},1,USD,monthly\n").encode()
+    with pytest.raises(PriceBookError) as err:
+        load_price_book(data)
+    assert err.value.problems == [err.value.problems[0]] and err.value.problems[0].startswith(
+        "row 3, column license_name: holds a control character")
+
+
+def test_a_nul_in_a_price_book_never_reaches_the_store(tmp_path):
+    import pandas as pd
+
+    from lib.auth import OPEN_ACTOR
+    from lib.pricing import PriceBookError, validate_price_book
+    from lib.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'pb.sqlite'}")
+    book = pd.DataFrame({"integration": ["GitHub"], "license_id": ["id\x00"], "license_name": [None],
+                         "unit_price": [1.0], "currency": ["USD"], "billing_period": ["monthly"]})
+    with pytest.raises((PriceBookError, ValueError), match="row 2, column license_id"):
+        store.save_price_book(validate_price_book(book), OPEN_ACTOR)
+    assert store.get_price_book().empty
+
+
+@pytest.mark.parametrize("price", ["1e306", "1e308", "10000001", "1e400"])
+def test_absurd_prices_are_refused(price):
+    from lib.pricing import PriceBookError, load_price_book
+
+    with pytest.raises(PriceBookError, match="row 2, column unit_price"):
+        load_price_book((PB_HEADER + f"GitHub,,Pro,{price},USD,monthly\n").encode())
+
+
+@pytest.mark.parametrize("rate", ["1e306", "1e308", "1000001"])
+def test_absurd_rates_are_refused(rate):
+    from lib.pricing import FxRatesError, load_fx_rates
+
+    with pytest.raises(FxRatesError, match="row 2, column rate"):
+        load_fx_rates(f"currency,rate\nEUR,{rate}\n".encode(), "USD")
+
+
+def test_a_vendor_price_of_1e308_is_reported_not_summed():
+    server = HostileTruto(truto([active("d", "docusign")], {"d": [
+        seat("a", "Envelopes", 1, 2, unit_amount=1e308, currency="USD"),
+        seat("b", "Envelopes 2", 1, 2, unit_amount=10, currency="USD")]}))
+    with server:
+        result = fetch_all(settings(server))
+    amounts = dict(zip(result.licenses["license_id"], result.licenses["vendor_unit_amount"]))
+    assert pd_isna(amounts["a"]) and amounts["b"] == 10
+    assert "implausible_amount" in set(result.problems["kind"])
+
+
+def pd_isna(value) -> bool:
+    import pandas as pd
+
+    return bool(pd.isna(value))
+
+
+def test_summary_json_is_strict_json(cli_env, tmp_path, capsys):
+    # Totals the dashboard cannot know (no prices, nothing paid) are null, never NaN or Infinity.
+    server = HostileTruto(truto([active("a")], {"a": [seat("x", "X", 1, 2, is_paid=None)]}))
+    with server:
+        capsys.readouterr()
+        assert cli_env(server, "summary", "--json") == 0
+    out = capsys.readouterr().out
+    data = json.loads(out, parse_constant=lambda c: pytest.fail(f"{c} in --json output"))
+    assert data["all_licenses"]["annual_spend"] is None
+    assert "NaN" not in out and "Infinity" not in out
+
+
+def test_strict_json_turns_non_finite_numbers_into_null():
+    import numpy as np
+    import pandas as pd
+
+    text = cli.strict_json({"a": float("nan"), "b": float("inf"), "c": np.float64("-inf"), "d": pd.NA, "e": 1.5,
+                            "f": [np.int64(3), None]})
+    assert json.loads(text) == {"a": None, "b": None, "c": None, "d": None, "e": 1.5, "f": [3, None]}
+
+
+@pytest.mark.parametrize("line_end", ["\n", "\r\n"])
+def test_an_unclosed_quote_is_named_as_such(line_end):
+    from lib.pricing import FxRatesError, PriceBookError, load_fx_rates, load_price_book
+
+    rows = ["GitHub,,\"Enterprise,21,USD,monthly", "Zoom,,Pro,10,USD,monthly", "Slack,,Pro,8,USD,monthly"]
+    with pytest.raises(PriceBookError) as err:
+        load_price_book((PB_HEADER + line_end.join(rows) + line_end).encode())
+    assert err.value.problems == [err.value.problems[0]]
+    assert err.value.problems[0].startswith("row 2, column license_name: unclosed quote")
+    with pytest.raises(FxRatesError, match="row 3, column currency: unclosed quote"):
+        load_fx_rates(f"currency,rate{line_end}EUR,1.1{line_end}\"GBP,1.2{line_end}CHF,1.1{line_end}".encode())
+
+
+# ------------------------------------------------------------------ 13. a header-only upload keeps the other tabs
+
+def test_a_header_only_price_book_upload_keeps_the_other_tabs(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'app.sqlite'}")
+    root = Path(__file__).resolve().parent.parent
+    at = AppTest.from_file(str(root / "app.py"), default_timeout=90)
+    at.run()
+    at.switch_page("pages/price_book.py")
+    at.run()
+    at.file_uploader(key="price-upload").set_value(("empty.csv", PB_HEADER.encode(), "text/csv")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("holds no prices" in w.value for w in at.warning)
+    assert at.button(key="save-fx")                                # the Currency tab was drawn
+    assert at.number_input(key="set-buffer")                       # the Thresholds tab was drawn
+    assert not [b for b in at.button if b.key == "apply-upload"]   # nothing to apply
+
+
+# ------------------------------------------------------------------ 15. TRUTO_BASE_URL
+
+@pytest.mark.parametrize("url", ["https://admin:s3cr3t-pw@truto.internal", "https://admin:s3cr3t-pw@bad host/",
+                                 "ftp://admin:s3cr3t-pw@truto.internal", "https://admin:s3cr3t-pw@host:notaport"])
+def test_a_password_in_the_base_url_is_never_echoed(url, cli_env, tmp_path, capsys):
+    from lib.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError) as err:
+        load_settings(env={"TRUTO_BASE_URL": url}, secrets={})
+    assert "s3cr3t-pw" not in str(err.value) and "TRUTO_BASE_URL" in str(err.value) and "***" in str(err.value)
+    with HostileTruto(truto([])) as server:
+        code = cli_env(server, "export", "--out", str(tmp_path / "x.csv"), TRUTO_BASE_URL=url)
+    captured = capsys.readouterr()
+    assert code == 1 and "s3cr3t-pw" not in captured.out + captured.err and "TRUTO_BASE_URL" in captured.err
+
+
+@pytest.mark.parametrize("url", ["http://truto.internal", "http://10.0.0.5:8080", "http://api.truto.one"])
+def test_plain_http_to_another_host_is_refused_unless_allowed(url):
+    from lib.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError, match="unencrypted"):
+        load_settings(env={"TRUTO_BASE_URL": url}, secrets={})
+    assert load_settings(env={"TRUTO_BASE_URL": url, "TRUTO_ALLOW_INSECURE_HTTP": "true"}, secrets={}).base_url == url
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8765", "http://localhost:9000", "http://[::1]:8080",
+                                 "https://truto.internal"])
+def test_loopback_http_and_https_are_accepted(url):
+    from lib.config import load_settings
+
+    assert load_settings(env={"TRUTO_BASE_URL": url}, secrets={}).base_url == url
+
+
+# ------------------------------------------------------------------ 16. sync: --keep-days and a damaged store
+
+def test_keep_days_0_is_refused_before_anything_is_fetched(cli_env, capsys):
+    server = HostileTruto(truto([active("a")], {"a": [seat("x", "X")]}))
+    with server:
+        code = cli_env(server, "sync", "--quiet", "--keep-days", "0")
+    err = capsys.readouterr().err
+    assert code == 1 and "--keep-days" in err and "at least 1" in err and "Traceback" not in err
+    assert server.log == []                                           # nothing was fetched
+
+
+def test_a_database_failure_after_the_snapshot_is_written_is_a_clear_message(cli_env, capsys, monkeypatch):
+    import os
+    import sqlite3
+
+    from lib.store import Store
+    from lib.sync import EXIT_STORE, config_key
+
+    server = HostileTruto(truto([active("a")], {"a": [seat("x", "X")]}))
+    with server:
+        assert cli_env(server, "sync", "--quiet") == 0
+        path = os.environ["DATABASE_URL"].removeprefix("sqlite:///")
+        with sqlite3.connect(path) as db:   # the database itself refuses to delete: retention fails after the write
+            db.execute("CREATE TRIGGER refuse BEFORE DELETE ON license_rows "
+                       "BEGIN SELECT RAISE(ABORT, 'database disk image is malformed'); END")
+        capsys.readouterr()
+        monkeypatch.setattr("lib.sync.datetime", _Later)
+        code = cli_env(server, "sync", "--quiet", "--keep-days", "1")
+    err = capsys.readouterr().err
+    assert code == EXIT_STORE == 3, err
+    assert "Traceback" not in err and "database disk image is malformed" in err and "snapshot 2 was written" in err
+    assert Store(os.environ["DATABASE_URL"]).latest(config_key(settings(server))).snapshot_id == 2
+
+
+class _Later:
+    """datetime whose now() is three days on, so the first sync's snapshot is past --keep-days 1."""
+
+    @staticmethod
+    def now(tz=None):
+        from datetime import datetime, timedelta
+
+        return datetime.now(tz) + timedelta(days=3)
+
+
+def test_a_sqlite_file_with_damaged_pages_is_a_clear_message(cli_env, capsys):
+    import os
+
+    server = HostileTruto(truto([active("a")], {"a": [seat(f"x{i}", f"License {i}") for i in range(2000)]}))
+    with server:
+        assert cli_env(server, "sync", "--quiet") == 0
+        path = os.environ["DATABASE_URL"].removeprefix("sqlite:///")
+        size = os.path.getsize(path)
+        with open(path, "r+b") as fh:           # every page after the first few overwritten with garbage
+            for page in range(8, size // 4096):
+                fh.seek(page * 4096)
+                fh.write(b"\xde\xad" * 2048)
+        capsys.readouterr()
+        code = cli_env(server, "sync", "--quiet")
+    err = capsys.readouterr().err
+    assert code in (1, 3) and "Traceback" not in err and "database" in err.lower(), err
