@@ -33,7 +33,6 @@ import json
 import math
 import os
 import socket
-import re
 import threading
 import time
 import uuid
