@@ -323,7 +323,11 @@ class TrutoClient:
         message = body.get("message") or body.get("error") or reason or "no message"
         if not isinstance(message, str):
             message = str(message)
-        message = clean_text(message)[:_MAX_MESSAGE]
+        message = clean_text(message)
+        token = self.settings.api_token.reveal() if self.settings.api_token else ""
+        if token and token in message:   # a server that echoes the request's Authorization header back
+            message = message.replace(token, "********")
+        message = message[:_MAX_MESSAGE]
         remote = bool(body.get("truto_is_remote_error"))
         insight = body.get("truto_error_insight") if isinstance(body.get("truto_error_insight"), dict) else None
         kind = {

@@ -24,6 +24,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes | list[tuple[bytes, float]] = b""
     raw: bool = False   # True: headers as given (no Content-Length added)
+    close: bool = False  # True: close the connection after the body (e.g. in the middle of it)
 
     @classmethod
     def json(cls, value: Any, status: int = 200, **headers: str) -> "Reply":
@@ -72,6 +73,8 @@ class HostileTruto:
                         return
                     self.wfile.write(data)
                     self.wfile.flush()
+                if reply.close:
+                    self.close_connection = True
 
         self._stop = threading.Event()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -708,3 +708,55 @@ def test_a_plain_answer_over_the_cap_fails_and_one_under_it_is_read():
     assert outcome(capped, "big").outcome == "failed" and "262,144 bytes" in outcome(capped, "big").message
     assert outcome(capped, "good").outcome == "ok"
     assert outcome(roomy, "big").outcome == "ok" and (roomy.licenses["account_id"] == "big").sum() == 3000
+
+
+# ------------------------------------------------------------------ what held, and must keep holding
+
+def test_a_server_echoing_the_token_never_gets_it_into_any_output(cli_env, tmp_path, capsys):
+    echo = lambda p, q, h: Reply.json({"message": f"bad auth: {h.get('Authorization')}"}, 400)  # noqa: E731
+    server = HostileTruto(truto([active("echo"), active("good")], {"good": [seat("g", "G")]}, hostile={"echo": echo}))
+    out = tmp_path / "x.csv"
+    with server:
+        assert cli_env(server, "export", "--out", str(out)) == 2
+        assert cli_env(server, "sync") == 2
+    captured = capsys.readouterr()
+    assert TOKEN not in captured.out + captured.err + out.read_text()
+    assert "bad auth: Bearer ********" in captured.err
+    import os
+
+    assert TOKEN.encode() not in open(os.environ["DATABASE_URL"].removeprefix("sqlite:///"), "rb").read()
+
+
+def test_authorization_is_dropped_on_a_redirect_to_another_host():
+    seen: list[dict] = []
+
+    def other(path, params, headers):
+        seen.append(headers)
+        return Reply.json({"result": [], "next_cursor": None})
+
+    with HostileTruto(other) as elsewhere:
+        port = elsewhere.base_url.rsplit(":", 1)[1]
+        moved = lambda p, q, h: Reply(302, {"Location": f"http://localhost:{port}/integrated-account"})  # noqa: E731
+        with HostileTruto(truto([], hostile={"/integrated-account": moved})) as server:
+            result = fetch_all(settings(server))
+    assert result.outcomes == [] and seen, "the redirect was followed"
+    assert all("Authorization" not in h and TOKEN not in str(h) for h in seen)
+
+
+def test_retry_after_99999_still_fails_fast():
+    limited = lambda *a: Reply.json({"message": "later"}, 429, **{"Retry-After": "99999"})  # noqa: E731
+    server = HostileTruto(truto([active("bad"), active("good")], {"good": [seat("g", "G")]}, hostile={"bad": limited}))
+    with server:
+        result, took = timed(lambda: fetch_all(settings(server)))
+    assert outcome(result, "bad").outcome == "failed" and outcome(result, "good").outcome == "ok" and took < 3
+
+
+def test_a_mid_body_close_fails_only_that_account():
+    cut = lambda *a: Reply(200, {"Content-Type": "application/json", "Content-Length": "1000"},  # noqa: E731
+                           b'{"result": [', raw=True, close=True)
+    server = HostileTruto(truto([active("cut"), active("good")], {"good": [seat("g", "G")]}, hostile={"cut": cut}))
+    with server:
+        result, took = timed(lambda: fetch_all(settings(server, max_attempts=2)))
+    cut_off = outcome(result, "cut")
+    assert cut_off.outcome == "failed" and "Could not reach Truto" in cut_off.message and took < 2
+    assert outcome(result, "good").outcome == "ok"
