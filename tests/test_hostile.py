@@ -760,3 +760,15 @@ def test_a_mid_body_close_fails_only_that_account():
     cut_off = outcome(result, "cut")
     assert cut_off.outcome == "failed" and "Could not reach Truto" in cut_off.message and took < 2
     assert outcome(result, "good").outcome == "ok"
+
+
+def test_an_unpaired_surrogate_in_records_built_without_http_affects_only_that_value():
+    from datetime import datetime, timezone
+
+    from lib.normalize import Listing, build_license_table
+
+    records = [{"id": "a", "name": "Bad \ud83d", "assigned_quantity": 1, "available_quantity": 2},
+               {"id": "b\udc00", "name": "Fine", "assigned_quantity": 1, "available_quantity": 2}]
+    table, problems = build_license_table([Listing("acc", "adobe", "t", records, datetime.now(timezone.utc))])
+    assert list(table["license_name"]) == ["Bad \ufffd", "Fine"] and list(table["license_id"]) == ["a", "b\ufffd"]
+    assert problems == []
