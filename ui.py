@@ -5,6 +5,7 @@ Everything that computes lives in lib/; this module only wires it to widgets.
 
 from __future__ import annotations
 
+import os
 import runpy
 import threading
 from contextlib import contextmanager, nullcontext
@@ -380,11 +381,24 @@ def current_view() -> View:
 # ------------------------------------------------------------------ access
 
 def _secrets() -> dict:
-    """st.secrets as a dict ({} when there is no secrets file)."""
+    """st.secrets as a dict: {} only when no secrets file exists at all.
+
+    A secrets file that exists but cannot be read stops the app (fail closed): it may hold the [auth]
+    section, and reading it as "no secrets" would run the dashboard open. Streamlit's
+    StreamlitSecretNotFoundError is a FileNotFoundError, so the error alone does not tell the two apart.
+    """
+    from streamlit import config as st_config
+
     try:
         return st.secrets.to_dict()
-    except (FileNotFoundError, OSError):
-        return {}
+    except Exception as exc:  # noqa: BLE001 - any failure to read an existing file must stop the app
+        paths = st_config.get_option("secrets.files") or []
+        if isinstance(exc, FileNotFoundError) and not any(os.path.exists(p) for p in paths):
+            return {}
+        problem = f"{type(exc).__name__}: {exc}"
+    st.error("The secrets file could not be read, so sign-in cannot be checked and the dashboard stays closed. "
+             f"Fix the file and reload this page. ({D.md_escape(problem)})", icon=":material/lock:")
+    st.stop()
 
 
 def gate() -> Actor:

@@ -24,8 +24,10 @@ Configuration, in ``.streamlit/secrets.toml``:
   With ``[auth]`` and an empty or missing ``[access]`` nobody gets in: the
   gate fails closed.
 
-A sign-in whose identity provider says ``email_verified = false`` is refused:
-an unverified address proves nothing about who signed in.
+A sign-in is let in only when its identity provider says ``email_verified``
+is true (the boolean or the text "true"); missing, empty, "no", "unverified"
+and every other value are refused: an unverified address proves nothing
+about who signed in.
 """
 
 from __future__ import annotations
@@ -34,13 +36,15 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+import idna
+
 from .config import ConfigError, read_secrets_file
 
 ROLES = ("admin", "viewer", "open")
 ACCESS_KEYS = ("allowed_emails", "allowed_domains", "admins")
 
-# A DNS name: labels of letters, digits and hyphens (IDNs in their xn-- form or as Unicode letters).
-_LABEL = re.compile(r"^(?!-)[\w-]{1,63}(?<!-)$", re.UNICODE)
+# A DNS label in ASCII: letters, digits and hyphens (an IDN in its xn-- form).
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
 
 @dataclass(frozen=True)
@@ -98,8 +102,18 @@ class Decision:
 
 # ------------------------------------------------------------------ parsing
 
+def _ascii_lower(text: str) -> str:
+    """Lower case for A-Z only: ``str.lower``/``casefold`` map other characters onto ASCII ones (the Kelvin
+    sign onto "k", "ß" onto "ss", the "ﬀ" ligature onto "ff"), which would let a look-alike address match."""
+    return text.translate(_ASCII_LOWER)
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
 def normalize_email(value: Any) -> str | None:
-    """The address in lower case, or None when it is not exactly ``local@domain``."""
+    """The address with an ASCII-lower-case local part and an IDNA domain, or None when it is not exactly
+    ``local@domain`` with a printable-ASCII local part."""
     if not isinstance(value, str):
         return None
     text = value.strip()
@@ -107,24 +121,29 @@ def normalize_email(value: Any) -> str | None:
         return None
     local, domain = text.split("@")
     domain = normalize_domain(domain)
-    if not local or domain is None:
+    if not local or domain is None or not all(33 <= ord(c) <= 126 for c in local):
         return None
-    return f"{local.casefold()}@{domain}"
+    return f"{_ascii_lower(local)}@{domain}"
 
 
 def normalize_domain(value: Any) -> str | None:
-    """A domain in lower case (a leading ``@`` and a trailing dot dropped), or None when it is not one."""
+    """A domain as ASCII in lower case (an internationalised one in its IDNA 2008 ``xn--`` form, without
+    Unicode mapping; a leading ``@`` and a trailing dot dropped), or None when it is not one."""
     if not isinstance(value, str):
         return None
-    text = value.strip().casefold()
+    text = _ascii_lower(value.strip())
     if text.startswith("@"):
         text = text[1:]
     if text.endswith("."):
         text = text[:-1]
+    if not text.isascii():
+        try:
+            text = idna.encode(text, uts46=False).decode("ascii")
+        except (idna.IDNAError, UnicodeError, ValueError):
+            return None
     if not text or len(text) > 253:
         return None
-    labels = text.split(".")
-    if not all(_LABEL.match(label) and "_" not in label for label in labels):
+    if not all(_LABEL.match(label) for label in text.split(".")):
         return None
     return text
 
@@ -212,14 +231,12 @@ def _get(user: Any, key: str) -> Any:
     return getattr(user, key, None)
 
 
-def _is_false(value: Any) -> bool:
+def _is_true(value: Any) -> bool:
+    """Only ``true`` (the boolean, or the text "true" in any case) confirms a claim; missing, None, "", "yes",
+    "no", 1, "unverified" and everything else do not."""
     if isinstance(value, bool):
-        return value is False
-    if isinstance(value, str):
-        return value.strip().lower() in ("false", "0", "no")
-    if isinstance(value, (int, float)):
-        return value == 0
-    return False
+        return value
+    return isinstance(value, str) and value.strip().lower() == "true"
 
 
 def decide(user: Mapping[str, Any] | Any, config: AccessConfig) -> Decision:
@@ -237,8 +254,9 @@ def decide(user: Mapping[str, Any] | Any, config: AccessConfig) -> Decision:
     email = normalize_email(raw_email)
     if email is None:
         return Decision(False, None, "your sign-in did not give a usable email address, so access cannot be checked", shown)
-    if _is_false(_get(user, "email_verified")):
-        return Decision(False, None, "your identity provider says this email address is not verified", shown)
+    if not _is_true(_get(user, "email_verified")):
+        return Decision(False, None, "this email address is not verified: your identity provider did not send "
+                        "email_verified = true", shown)
     domain = email.rsplit("@", 1)[1]
     if email in config.admin_emails or domain in config.admin_domains:
         why = "listed as an admin" if email in config.admin_emails else f"an admin by domain {domain}"

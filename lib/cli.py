@@ -105,10 +105,37 @@ def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
     summaries = {"all_licenses": summarize(prep), "paid_licenses": summarize(prep, paid_only=True)}
     code = _report(result)
     if args.json:
-        print(json.dumps({k: s.as_dict() for k, s in summaries.items()}, indent=2, default=str))
+        print(strict_json({k: s.as_dict() for k, s in summaries.items()}))
     else:
         print(format_summary(summaries))
     return code
+
+
+def _json_ready(value):
+    """``value`` with every unknown (None, NA, NaN) and every non-finite number as None: JSON has no NaN."""
+    import math
+
+    import pandas as pd
+
+    if isinstance(value, dict):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, (int, float)) or hasattr(value, "item"):
+        number = value.item() if hasattr(value, "item") else value
+        if isinstance(number, float) and not math.isfinite(number):
+            return None
+        return number
+    if value is pd.NA or value is pd.NaT:
+        return None
+    return str(value)
+
+
+def strict_json(value) -> str:
+    """Valid JSON (no NaN or Infinity: unknown is null), indented."""
+    return json.dumps(_json_ready(value), indent=2, allow_nan=False)
 
 
 def format_summary(summaries: dict) -> str:

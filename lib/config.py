@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import ipaddress
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +29,41 @@ from .integrations import integration_key
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SECRETS_PATH = PROJECT_ROOT / ".streamlit" / "secrets.toml"
 DEFAULT_BASE_URL = "https://api.truto.one"
+
+
+# ------------------------------------------------------------------- URLs
+
+_SECRET_QUERY_KEYS = re.compile(r"(?i)((?:^|[?&;])(?:password|sslpassword|passfile|sslkey)=)[^&;]*")
+
+
+def redact_url(url: Any) -> str:
+    """The URL with every password hidden (safe to print or log).
+
+    Done by hand, not by a URL parser: the credentials are everything before the authority's LAST
+    ``@`` (a password may hold an unencoded ``@``), and query keys such as ``password=`` are masked
+    too. Text that is not a URL at all is not echoed.
+    """
+    text_url = str(url)
+    head, sep, rest = text_url.partition("://")
+    if not sep:
+        return "(not a URL; not shown)"
+    authority, slash, path = rest.partition("/")
+    if "@" in authority:
+        creds, _, host = authority.rpartition("@")
+        user = creds.split(":", 1)[0]
+        authority = f"{user}:***@{host}" if ":" in creds else f"{user}@{host}"
+    return f"{head}://{authority}{slash}{_SECRET_QUERY_KEYS.sub(lambda m: m.group(1) + '***', path)}"
+
+
+def _is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host.lower() in ("localhost", "localhost.") or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class ConfigError(ValueError):
@@ -85,7 +122,12 @@ class Settings:
     backoff_base: float = 0.5
     backoff_max: float = 20.0
     connect_timeout: float = 5.0
-    read_timeout: float = 60.0
+    read_timeout: float = 60.0              # per socket read; the deadlines below bound the whole
+    request_deadline: float = 180.0         # seconds for one HTTP exchange: connect, headers and body
+    account_deadline: float = 900.0         # seconds for all of one account's requests, waits included
+    fetch_deadline: float = 2700.0          # seconds for a whole fetch (fits an hourly sync)
+    max_response_bytes: int = 64 * 1024 * 1024   # one answer (page), once decompressed
+    allow_insecure_http: bool = False       # http:// to a host that is not loopback (the token in clear)
     token_rate_limit: int = 500             # requests per window for the token
     account_rate_limit: int = 50            # requests per window per integrated account
     rate_window: float = 10.0               # seconds
@@ -132,6 +174,11 @@ _KEYS: dict[str, str] = {
     "backoff_max": "float",
     "connect_timeout": "float",
     "read_timeout": "float",
+    "request_deadline": "float",
+    "account_deadline": "float",
+    "fetch_deadline": "float",
+    "max_response_bytes": "int",
+    "allow_insecure_http": "bool",
     "token_rate_limit": "int",
     "account_rate_limit": "int",
     "rate_window": "float",
@@ -211,9 +258,17 @@ def _parse(key: str, kind: str, value: Any, where: str) -> Any:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a URL")
         url = value.strip().rstrip("/")
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
-            raise ConfigError(f"{where}: {value!r} is not an http(s) URL such as {DEFAULT_BASE_URL}")
+        shown = redact_url(url)
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018  (raises on a port that is not a number)
+        except ValueError:
+            raise ConfigError(f"{where}: {shown!r} is not an http(s) URL such as {DEFAULT_BASE_URL}") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ConfigError(f"{where}: {shown!r} is not an http(s) URL such as {DEFAULT_BASE_URL}")
+        if "@" in parts.netloc:
+            raise ConfigError(f"{where}: {shown!r} holds a user name or password; give the address only "
+                              "(the API token is the credential)")
         return url
     if kind == "ids":
         ids = _as_list(value, where)
@@ -310,6 +365,12 @@ def load_settings(
         if parsed is not None:
             values[key] = parsed
             sources[key] = where
+    base_url = values.get("base_url", DEFAULT_BASE_URL)
+    if urlsplit(base_url).scheme == "http" and not _is_loopback(urlsplit(base_url).hostname) \
+            and not values.get("allow_insecure_http", False):
+        raise ConfigError(f"{sources.get('base_url', 'base_url')}: {redact_url(base_url)!r} is plain http to a host "
+                          "that is not this machine, so the API token would travel unencrypted; use https, or set "
+                          "allow_insecure_http = true if the network is trusted")
     if values.get("backoff_max", 20.0) < values.get("backoff_base", 0.5):
         raise ConfigError(f"{sources.get('backoff_max', 'backoff_max')}: must not be below backoff_base")
     values["demo"] = "api_token" not in values

@@ -1,8 +1,10 @@
 """CSV export that is safe to open in a spreadsheet.
 
 Vendor text is untrusted: a text cell that a spreadsheet would run as a
-formula (starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
-return) is prefixed with ``'`` so it shows as text. Numbers stay numbers.
+formula (starting with ``=``, ``+``, ``-``, ``@``, a tab, a carriage
+return or a line feed) is prefixed with ``'`` so it shows as text. Numbers stay numbers.
+Rows end in CRLF and every cell holding a CR or LF is quoted, so a line break
+inside a value can never start a new row (whose first cell could be a formula).
 Missing values ("not reported") are written as empty cells, never 0.
 """
 
@@ -15,7 +17,8 @@ from typing import Sequence
 
 import pandas as pd
 
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n")
+LINE_END = "\r\n"   # csv quotes a cell holding any character of the line end: CR and LF both
 
 
 def safe_cell(value: object) -> object:
@@ -31,7 +34,7 @@ def neutralise(df: pd.DataFrame) -> pd.DataFrame:
         s = out[col]
         if pd.api.types.is_string_dtype(s.dtype) or s.dtype == object:
             text = s.astype("string")
-            risky = text.str.match(r"^[=+\-@\t\r]", na=False)
+            risky = text.str.match(r"^[=+\-@\t\r\n]", na=False)
             if risky.any():
                 out[col] = text.where(~risky, "'" + text)
     return out
@@ -42,7 +45,7 @@ def to_csv_bytes(df: pd.DataFrame, columns: Sequence[str] | None = None) -> byte
     if columns is not None:
         df = df[list(columns)]
     buf = io.StringIO()
-    neutralise(df).to_csv(buf, index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
+    neutralise(df).to_csv(buf, index=False, date_format="%Y-%m-%dT%H:%M:%SZ", lineterminator=LINE_END)
     return b"\xef\xbb\xbf" + buf.getvalue().encode("utf-8")
 
 

@@ -23,7 +23,7 @@ from .integrations import (
     supports_licenses,
     supports_organizations,
 )
-from .normalize import Listing, Problem, build_license_table, empty_license_table, problems_table
+from .normalize import Listing, Problem, build_license_table, clean_text, empty_license_table, problems_table
 from .schema import ACCOUNT_COLUMNS
 from .truto import TrutoClient, TrutoError
 
@@ -47,6 +47,10 @@ ACTIONS = {
     "page_cap": "This account has more pages than max_pages allows; raise max_pages in the settings.",
     "bad_request": "Truto rejected the request; check this integration's required parameters in the settings.",
     "http": "Truto answered with an unexpected error; refresh later.",
+    "deadline": "Truto or the vendor answered too slowly; refresh later, or raise request_deadline, "
+                "account_deadline or fetch_deadline in the settings.",
+    "too_large": "One answer was bigger than max_response_bytes allows; lower page_limit or raise "
+                 "max_response_bytes in the settings.",
 }
 
 INACTIVE_STATUS = {
@@ -80,7 +84,7 @@ class AccountOutcome:
     elapsed_seconds: float = 0.0
     fetched_at: datetime | None = None
     listings: list[Listing] = field(default_factory=list, repr=False)
-    notes: list[str] = field(default_factory=list, repr=False)   # data problems outside the license records
+    notes: list[tuple[str, str]] = field(default_factory=list, repr=False)   # (resource, problem) outside the licenses
 
     @property
     def failed(self) -> bool:
@@ -120,20 +124,20 @@ def _text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, dict):
-        return str(value.get("message") or value.get("error") or value)
-    return str(value)
+        return clean_text(str(value.get("message") or value.get("error") or value))
+    return clean_text(str(value))
 
 
 def _integration_name(account: dict) -> str | None:
     integ = account.get("integration")
     name = integ.get("name") if isinstance(integ, dict) else integ
-    return name if isinstance(name, str) and name.strip() else None
+    return _plain(name) if isinstance(name, str) else None
 
 
 def _plain(value: Any) -> str | None:
-    """Vendor text (a name, a tenant) as text, or None when it is not text."""
+    """Vendor text (a name, a tenant) as safe text (:func:`clean_text`), or None when it is not text."""
     if isinstance(value, (str, int)) and not isinstance(value, bool):
-        return str(value).strip() or None
+        return clean_text(str(value)).strip() or None
     return None
 
 
@@ -148,11 +152,29 @@ def list_accounts(client: TrutoClient, settings: Settings) -> list[dict]:
     return [a for a in accounts if isinstance(a, dict) and a.get("id")]
 
 
+def distinct_accounts(accounts: list[dict]) -> tuple[list[dict], list[str]]:
+    """Each account once, by id compared as text (the first listing kept), and the ids that were repeated:
+    fetching an account twice would count its seats twice."""
+    seen: set[str] = set()
+    out, repeated = [], []
+    for acc in accounts:
+        aid = str(acc["id"])
+        if aid in seen:
+            if clean_text(aid) not in repeated:
+                repeated.append(clean_text(aid))
+            continue
+        seen.add(aid)
+        out.append(acc)
+    return out, repeated
+
+
 def _fetch_account(client: TrutoClient, settings: Settings, account: dict) -> AccountOutcome:
     started = time.monotonic()
-    account_id = str(account["id"])
+    account_id = str(account["id"])   # as Truto spells it, for the requests; shown cleaned
     integration = _integration_name(account)
-    out = AccountOutcome(account_id, integration, _plain(account.get("tenant_id")), _plain(account.get("status")))
+    out = AccountOutcome(clean_text(account_id), integration, _plain(account.get("tenant_id")),
+                         _plain(account.get("status")))
+    client.start_account(account_id)
     try:
         status = account.get("status")
         if status != "active":
@@ -160,13 +182,13 @@ def _fetch_account(client: TrutoClient, settings: Settings, account: dict) -> Ac
                 status, ("inactive", "Check this account in Truto; it is not active.")
             )
             detail = _text(account.get("last_error"))
-            out.message = f"Truto reports the account as {status or 'without a status'}" + (f": {detail}" if detail else ".")
+            out.message = f"Truto reports the account as {out.account_status or 'without a status'}" + (f": {detail}" if detail else ".")
             return out
         _fetch_listings(client, settings, account_id, integration, out.tenant_id, out)
     except TrutoError as exc:
         out.listings = []
         out.outcome = "needs_reauth" if exc.kind == "needs_reauth" else "failed"
-        out.message = str(exc)
+        out.message = clean_text(str(exc))
         out.action = ACTIONS.get(exc.kind, ACTIONS["http"])
     finally:
         st = client.stats(account_id)
@@ -244,7 +266,7 @@ def _fetch_listings(client: TrutoClient, settings: Settings, account_id: str, in
         if not context and single_org is not None:
             # One organization: its licenses are that organization's.
             context = {"organization_id": single_org["id"], "organization_name": single_org["name"]}
-        out.listings.append(Listing(account_id, integration, tenant_id, records, fetched_at,
+        out.listings.append(Listing(out.account_id, integration, tenant_id, records, fetched_at,
                                     remaining_seats=remaining, **context))
     out.outcome = "ok"
 
@@ -263,7 +285,7 @@ def _distinct_organizations(records: list, out: AccountOutcome) -> list[dict]:
         if oid is None:
             continue
         if oid in seen:
-            out.notes.append(f"organization {oid} was listed more than once; counted once")
+            out.notes.append(("organizations", f"organization {oid} was listed more than once; counted once"))
             continue
         seen[oid] = {"id": oid, "name": _plain(rec.get("name"))}
     return list(seen.values())
@@ -278,6 +300,7 @@ def _resolve_accounts(client: TrutoClient, settings: Settings, pool: ThreadPoolE
             raise _fetch_error(exc) from None
 
     def get(account_id: str) -> dict:
+        client.start_account(account_id)
         return client.get(f"/integrated-account/{account_id}", account_id=account_id)
 
     accounts = []
@@ -307,9 +330,10 @@ def fetch_all(settings: Settings, progress: Progress | None = None, client: Trut
     """Fetch every account; raises :class:`FetchError` only when the account list itself fails."""
     started = datetime.now(timezone.utc)
     client = client or TrutoClient(settings)
+    client.start_fetch()
     outcomes: list[AccountOutcome] = []
     with ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="truto-fetch") as pool:
-        accounts = _resolve_accounts(client, settings, pool, outcomes)
+        accounts, repeated = distinct_accounts(_resolve_accounts(client, settings, pool, outcomes))
         total = len(accounts) + len(outcomes)
         done = len(outcomes)
         if progress:
@@ -321,6 +345,10 @@ def fetch_all(settings: Settings, progress: Progress | None = None, client: Trut
             done += 1
             if progress:
                 progress(done, total, outcome.account_id)
+    for outcome in outcomes:
+        if outcome.account_id in repeated:
+            outcome.notes.append(("integrated accounts", f"account {outcome.account_id} was listed more than once by Truto; fetched and "
+                                 "counted once"))
     return assemble(outcomes, started, settings.demo)
 
 
@@ -342,8 +370,8 @@ def assemble(outcomes: list[AccountOutcome], started: datetime, demo: bool = Fal
         listings = [listing for o in outcomes for listing in o.listings]
         licenses, problems = build_license_table(listings) if listings else (empty_license_table(), [])
     for o in outcomes:
-        problems.extend(Problem(o.account_id, integration_label(o.integration), "organizations", None, "id",
-                                "duplicate_id", note) for note in o.notes)
+        problems.extend(Problem(o.account_id, integration_label(o.integration), resource, None, "id",
+                                "duplicate_id", note) for resource, note in o.notes)
     rows_by_account = licenses["account_id"].value_counts().to_dict() if len(licenses) else {}
     problems_by_account: dict[str, int] = {}
     for p in problems:

@@ -73,11 +73,41 @@ _NUM_TEXT = re.compile(r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)\s*$")
 _CURRENCY = re.compile(r"^[A-Za-z]{3}$")
 
 
+# Vendor text is shown in tables and written to CSV files: characters that would break a row (CR, LF), hide
+# text (NUL and other C0/C1 controls) or disguise it (bidi controls such as U+202E, which can make
+# "gpj.exe" read as "exe.jpg") are not kept. A control becomes a space (NUL is dropped: PostgreSQL text cannot
+# hold it); a bidi control is dropped; an unpaired UTF-16 surrogate, which no encoder accepts, becomes U+FFFD.
+_CONTROLS = "\x01-\x1f\x7f-\x9f"
+_BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_UNSAFE_TEXT = re.compile(f"[\x00{_CONTROLS}{_BIDI}\ud800-\udfff]")
+_UNSAFE_RE2 = r"[\x{0}-\x{1f}\x{7f}-\x{9f}\x{61c}\x{200e}\x{200f}\x{202a}-\x{202e}\x{2066}-\x{2069}]"
+
+
+def _safe_char(m: re.Match) -> str:
+    c = m.group()
+    if c == "\x00" or "\u061c" <= c <= "\u2069":
+        return ""
+    if "\ud800" <= c <= "\udfff":
+        return "\ufffd"
+    return " "
+
+
+def clean_text(value: str) -> str:
+    """Vendor text without line breaks, control or bidi characters and unpaired surrogates (see above)."""
+    return _UNSAFE_TEXT.sub(_safe_char, value) if _UNSAFE_TEXT.search(value) else value
+
+
+def unsafe_character(value: str) -> str | None:
+    """The first character :func:`clean_text` would not keep, as U+XXXX, or None."""
+    m = _UNSAFE_TEXT.search(value)
+    return f"U+{ord(m.group()):04X}" if m else None
+
+
 def _text(value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, str):
-        value = value.strip()
+        value = clean_text(value).strip()
         return value or None
     if isinstance(value, bool):
         return str(value).lower()
@@ -87,6 +117,8 @@ def _text(value: Any) -> str | None:
 
 
 MAX_SEATS = 10**9   # more seats than that is a corrupt value, not a license
+MAX_UNIT_PRICE = 10_000_000.0   # per seat and billing period, in any currency: more is a typo or a corrupt value
+MAX_FX_RATE = 1_000_000.0       # units of the reporting currency per unit of another
 
 
 def _read_quantity(value: Any) -> tuple[int | None, str | None]:
@@ -185,6 +217,10 @@ def _amounts(raw: list, ids: list, report) -> list:
         if number is None or not math.isfinite(number):
             report(ids[i], "unit_amount", "non_numeric_amount", f"unit_amount {v!r} is not a number; shown as not reported")
             out.append(None)
+        elif number > MAX_UNIT_PRICE:
+            report(ids[i], "unit_amount", "implausible_amount", f"unit_amount {v!r} is more than {MAX_UNIT_PRICE:,.0f} "
+                   "per seat, so it cannot be right; shown as not reported")
+            out.append(None)
         elif number < 0:
             report(ids[i], "unit_amount", "negative_amount", f"unit_amount {v!r} is negative; shown as not reported")
             out.append(None)
@@ -219,14 +255,17 @@ def _strings(raw: list) -> pa.Array:
     """Text as an arrow array (converted in C when every value is text or None; elementwise otherwise)."""
     try:
         return pa.array(raw, type=pa.large_string())
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return pa.array([_text(v) if not isinstance(v, str) else v for v in raw], type=pa.large_string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeEncodeError):   # the latter: an unpaired surrogate
+        return pa.array([_text(v) if not isinstance(v, str) else clean_text(v) for v in raw], type=pa.large_string())
 
 
 def _trimmed(arr: pa.Array) -> pa.Array:
-    """Whitespace trimmed, empty -> null, NUL characters removed: once per column, after the listings are joined."""
-    if pc.any(pc.match_substring(arr, "\x00")).as_py():
+    """Whitespace trimmed, empty -> null, control and bidi characters as :func:`clean_text`: once per column,
+    after the listings are joined."""
+    if pc.any(pc.match_substring_regex(arr, _UNSAFE_RE2)).as_py():
         arr = pc.replace_substring(arr, "\x00", "")   # PostgreSQL text cannot hold NUL
+        arr = pc.replace_substring_regex(arr, r"[\x{61c}\x{200e}\x{200f}\x{202a}-\x{202e}\x{2066}-\x{2069}]", "")
+        arr = pc.replace_substring_regex(arr, r"[\x{1}-\x{1f}\x{7f}-\x{9f}]", " ")
     if not pc.any(pc.match_substring_regex(arr, r"^\s|\s$|^$")).as_py():
         return arr  # nothing to trim: skip copying the column
     trimmed = pc.utf8_trim_whitespace(arr)

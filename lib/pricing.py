@@ -38,9 +38,10 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from .export import FORMULA_PREFIXES, safe_cell
+from .export import FORMULA_PREFIXES, LINE_END, safe_cell
 
 from .integrations import integration_key, integration_label
+from .normalize import MAX_FX_RATE, MAX_UNIT_PRICE, unsafe_character
 
 PRICE_BOOK_COLUMNS = ["integration", "license_id", "license_name", "unit_price", "currency", "billing_period"]
 PRICE_BOOK_DTYPES = {
@@ -168,6 +169,13 @@ def _csv_records(source: Any, columns: list[str], required: Iterable[str], error
     records = []
     for offset, cells in enumerate(rows[start + 1:]):
         rownum = header_row + 1 + offset
+        broken = next((pos for pos, c in enumerate(cells) if "\n" in c or "\r" in c), None)
+        if broken is not None:
+            # No cell may hold a line break: one that does is a quote left open, which swallows the lines
+            # after it (every later row) into one cell. Say so, instead of whatever else that row now lacks.
+            column = header[broken] if broken < len(header) and header[broken] else f"column {broken + 1}"
+            raise error([f"row {rownum}, column {column}: unclosed quote: the cell's opening \" has no closing \" "
+                         "on the same line, so the lines after it were read into it; close the quote"])
         if not any(c.strip() for c in cells):
             continue
         extra = [c for c in cells[len(header):] if c.strip()]
@@ -246,7 +254,8 @@ def _check_currency(rownum: int, column: str, raw: Any, problems: list[str]) -> 
     return None
 
 
-def _check_amount(rownum: int, column: str, raw: Any, problems: list[str], *, positive: bool) -> float | None:
+def _check_amount(rownum: int, column: str, raw: Any, problems: list[str], *, positive: bool,
+                  maximum: float) -> float | None:
     if raw == "":
         problems.append(f"row {rownum}, column {column}: empty; give a number")
         return None
@@ -260,6 +269,9 @@ def _check_amount(rownum: int, column: str, raw: Any, problems: list[str], *, po
         return None
     if positive and number == 0:
         problems.append(f"row {rownum}, column {column}: {raw!r} is zero; a rate must be greater than 0")
+        return None
+    if number > maximum:
+        problems.append(f"row {rownum}, column {column}: {raw!r} is more than {maximum:,.0f}, so it cannot be right")
         return None
     return number
 
@@ -275,11 +287,19 @@ def _validate_price_records(records: list[tuple[int, dict[str, Any]]]) -> pd.Dat
         integration = str(rec.get("integration", "")).strip()
         license_id = str(rec.get("license_id", "")).strip()
         license_name = str(rec.get("license_name", "")).strip()
+        for column, text in (("integration", integration), ("license_id", license_id), ("license_name", license_name)):
+            bad = unsafe_character(text)
+            if bad:
+                # A NUL cannot be stored (PostgreSQL), a line break would split the row in a spreadsheet,
+                # a bidi control disguises the text: refuse them here, with where they are.
+                problems.append(f"row {rownum}, column {column}: holds a control character ({bad}: a line break, "
+                                "tab, NUL or text-direction mark); remove it")
         if not integration:
             problems.append(f"row {rownum}, column integration: empty; name the integration, e.g. GitHub")
         if not license_id and not license_name:
             problems.append(f"row {rownum}, column license_id: empty, and so is license_name; give one of them")
-        price = _check_amount(rownum, "unit_price", rec.get("unit_price", ""), problems, positive=False)
+        price = _check_amount(rownum, "unit_price", rec.get("unit_price", ""), problems, positive=False,
+                              maximum=MAX_UNIT_PRICE)
         currency = _check_currency(rownum, "currency", rec.get("currency", ""), problems)
         period_raw = str(rec.get("billing_period", "")).strip()
         period = period_raw.lower()
@@ -352,7 +372,7 @@ def price_book_to_csv(df: pd.DataFrame | None) -> bytes:
     """The price book as UTF-8 CSV bytes in the exchange format (what :func:`load_price_book` reads)."""
     book = validate_price_book(df) if df is not None else empty_price_book()
     buf = io.StringIO(newline="")
-    writer = csv.writer(buf, lineterminator="\n")
+    writer = csv.writer(buf, lineterminator=LINE_END)
     writer.writerow(PRICE_BOOK_COLUMNS)
     for row in book.itertuples(index=False):
         rec = row._asdict()
@@ -381,7 +401,7 @@ def _validate_fx_records(records: list[tuple[int, dict[str, Any]]], reporting_cu
         if "__extra__" in rec:
             problems.append(rec["__extra__"])
         code = _check_currency(rownum, "currency", rec.get("currency", ""), problems)
-        rate = _check_amount(rownum, "rate", rec.get("rate", ""), problems, positive=True)
+        rate = _check_amount(rownum, "rate", rec.get("rate", ""), problems, positive=True, maximum=MAX_FX_RATE)
         if code is None:
             continue
         first = first_row.setdefault(code, rownum)
@@ -422,7 +442,7 @@ def fx_rates_to_csv(rates: dict[str, float], reporting_currency: str = "USD") ->
     """Rates as CSV ``currency,rate`` (the reporting currency's own rate of 1 left out)."""
     reporting = _reporting_code(reporting_currency)
     buf = io.StringIO(newline="")
-    writer = csv.writer(buf, lineterminator="\n")
+    writer = csv.writer(buf, lineterminator=LINE_END)
     writer.writerow(FX_COLUMNS)
     for code in sorted(rates):
         if code != reporting:

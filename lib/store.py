@@ -33,7 +33,6 @@ import json
 import math
 import os
 import socket
-import re
 import threading
 import time
 import uuid
@@ -72,7 +71,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.types import DateTime, TypeDecorator
 
-from .config import PROJECT_ROOT, ConfigError, read_secrets_file
+from .config import PROJECT_ROOT, ConfigError, read_secrets_file, redact_url  # noqa: F401  (redact_url: re-exported)
 from .pricing import (
     BILLING_PERIODS,
     CURRENCY_CODES,
@@ -98,28 +97,6 @@ _CHUNK = 900
 
 
 # ------------------------------------------------------------------- URLs
-
-_SECRET_QUERY_KEYS = re.compile(r"(?i)((?:^|[?&;])(?:password|sslpassword|passfile|sslkey)=)[^&;]*")
-
-
-def redact_url(url: Any) -> str:
-    """The URL with every password hidden (safe to print or log).
-
-    Done by hand, not by a URL parser: the credentials are everything before the authority's LAST
-    ``@`` (a password may hold an unencoded ``@``), and query keys such as ``password=`` are masked
-    too. Text that is not a URL at all is not echoed.
-    """
-    text_url = str(url)
-    head, sep, rest = text_url.partition("://")
-    if not sep:
-        return "(not a URL; not shown)"
-    authority, slash, path = rest.partition("/")
-    if "@" in authority:
-        creds, _, host = authority.rpartition("@")
-        user = creds.split(":", 1)[0]
-        authority = f"{user}:***@{host}" if ":" in creds else f"{user}@{host}"
-    return f"{head}://{authority}{slash}{_SECRET_QUERY_KEYS.sub(lambda m: m.group(1) + '***', path)}"
-
 
 def normalize_url(url: str, where: str = "database URL") -> str:
     """``postgres://`` and ``postgresql://`` -> the psycopg driver; only SQLite and PostgreSQL are accepted."""

@@ -6,13 +6,17 @@ so a sync and a user refreshing at the same time fetch once.
 
 Exit codes, as ``export``: 0 every account fetched; 2 some accounts failed
 (their last good snapshot is kept and shown as stale); 1 nothing could be
-fetched (token refused, account list failed) or the configuration is wrong.
+fetched (token refused, account list failed) or the configuration is wrong
+(``--keep-days`` below 1 included, checked before fetching); 3 the database
+failed during the sync (e.g. a damaged SQLite file), the message saying
+whether the snapshot had been written.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import sqlite3
 import sys
 from datetime import datetime, timezone
 from typing import Any, Callable
@@ -21,7 +25,7 @@ from .config import Settings
 from .fetch import FetchError, FetchResult, Progress
 
 DEMO_KEY = "demo"
-EXIT_OK, EXIT_NOTHING, EXIT_PARTIAL = 0, 1, 2
+EXIT_OK, EXIT_NOTHING, EXIT_PARTIAL, EXIT_STORE = 0, 1, 2, 3
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +136,10 @@ def cmd_sync(args: Any, settings: Settings) -> int:
         if total:
             err(f"fetched {done}/{total} accounts")
 
+    keep_days = getattr(args, "keep_days", None)
+    if keep_days is not None and (isinstance(keep_days, bool) or not isinstance(keep_days, int) or keep_days < 1):
+        err(f"--keep-days must be a whole number of days, at least 1 (got {keep_days!r}); nothing fetched")
+        return EXIT_NOTHING
     url = database_url()
     if settings.demo:
         err("No Truto API token configured: using the built-in demo data.")
@@ -142,10 +150,33 @@ def cmd_sync(args: Any, settings: Settings) -> int:
         err(f"Could not open the database {redact_url(url)} ({type(exc).__name__}); check the URL, the server "
             "and the credentials")
         return EXIT_NOTHING
+    said: list[str] = []
+
+    def report(message: str) -> None:
+        said.append(message)
+        err(message)
+
     try:
         err(f"Database: {redact_url(url)} (snapshots under {config_key(settings)})")
         _, code = run_sync(settings, store, progress=None if getattr(args, "quiet", False) else progress,
-                           keep_days=getattr(args, "keep_days", None), report=err)
+                           keep_days=keep_days, report=report)
         return code
+    except (SQLAlchemyError, sqlite3.DatabaseError) as exc:
+        written = next((m.split(":")[0].removeprefix("Wrote ") for m in said if m.startswith("Wrote snapshot")), None)
+        stage = (f"{written} was written, but the sync could not finish (retention not applied)" if written
+                 else "no snapshot was written")
+        err(f"The database {redact_url(url)} failed during the sync: {_database_problem(exc, url)}; {stage}. "
+            "Check the database (for SQLite: PRAGMA integrity_check, or restore it from a backup).")
+        return EXIT_STORE
     finally:
         store.close()
+
+
+def _database_problem(exc: Exception, url: str) -> str:
+    """The driver's first line (e.g. "database disk image is malformed"), never holding the URL's password."""
+    orig = getattr(exc, "orig", None) or exc
+    first = (str(orig).strip().splitlines() or [""])[0][:200]
+    password = url.partition("://")[2].rpartition("@")[0].partition(":")[2]
+    if password and password in first:
+        first = first.replace(password, "***")
+    return f"{type(orig).__name__}: {first}" if first else type(orig).__name__

@@ -9,6 +9,17 @@ Behaviour (``shared/truto-docs/NOTES.md``):
   and 5xx not flagged remote back off exponentially with jitter; network
   errors back off too; 400/401/403/404/422/503 and remote 5xx are final.
   Attempts and total waiting per request are bounded.
+- Deadlines: one HTTP exchange (connect, headers, body) may take at most
+  ``request_deadline`` seconds, one account's calls ``account_deadline`` and a
+  whole fetch ``fetch_deadline``, waits included. A per-read timeout alone
+  lets a server that drips a byte at a time hold a request forever; past a
+  deadline the socket is shut down and only what ran out fails.
+- Size: an answer may expand to at most ``max_response_bytes`` once
+  decompressed (it is read in pieces, so a small gzip bomb cannot fill the
+  memory); a bigger one fails that listing.
+- The body is decoded at the edge: invalid UTF-8 and unpaired surrogates
+  become U+FFFD, JSON nested too deep to parse is "malformed", a
+  ``Retry-After`` that is not a finite, non-negative number is ignored.
 - Errors become :class:`TrutoError` with the status, Truto's message, the
   remote flag and the account.
 - The token is only ever put in the ``Authorization`` header; it is never in
@@ -19,7 +30,13 @@ from __future__ import annotations
 
 import collections
 import email.utils
+import heapq
+import itertools
+import json
+import math
 import random
+import re
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,8 +45,11 @@ from typing import Any, Callable, Iterator
 import requests
 import requests.auth
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from .config import Settings
+from .normalize import clean_text
 
 RETRY_STATUSES_ALWAYS = {429, 502, 504}
 FINAL_STATUSES = {400, 401, 403, 404, 422, 503}
@@ -144,6 +164,8 @@ class TrutoClient:
         self.limiter = RateLimiter(s.token_rate_limit, s.account_rate_limit, s.rate_window, sleep=self.sleep)
         self._stats: dict[str | None, CallStats] = collections.defaultdict(CallStats)
         self._stats_lock = threading.Lock()
+        self._fetch_deadline: float | None = None
+        self._account_deadlines: dict[str, float] = {}
 
     # -- stats ---------------------------------------------------------------------
     def stats(self, account_id: str | None) -> CallStats:
@@ -155,6 +177,35 @@ class TrutoClient:
             st = self._stats[account_id]
             for k, v in delta.items():
                 setattr(st, k, getattr(st, k) + v)
+
+    # -- deadlines ---------------------------------------------------------------------
+    def start_fetch(self) -> None:
+        """Start the ``fetch_deadline`` clock (and forget the accounts' clocks of an earlier fetch)."""
+        with self._stats_lock:
+            self._fetch_deadline = time.monotonic() + self.settings.fetch_deadline
+            self._account_deadlines.clear()
+
+    def start_account(self, account_id: str) -> None:
+        """Start the ``account_deadline`` clock of one account."""
+        with self._stats_lock:
+            self._account_deadlines[account_id] = time.monotonic() + self.settings.account_deadline
+
+    def _deadline(self, account_id: str | None) -> tuple[float, str] | None:
+        """The earliest of the fetch's and the account's deadlines, with the setting's name."""
+        with self._stats_lock:
+            found = []
+            if self._fetch_deadline is not None:
+                found.append((self._fetch_deadline, "fetch_deadline"))
+            if account_id in self._account_deadlines:
+                found.append((self._account_deadlines[account_id], "account_deadline"))
+        return min(found) if found else None
+
+    def _out_of_time(self, name: str, account_id: str | None, path: str) -> TrutoError:
+        seconds = getattr(self.settings, name)
+        what = {"request_deadline": "One request", "account_deadline": "This account's requests",
+                "fetch_deadline": "The whole fetch"}[name]
+        return TrutoError("deadline", f"{what} took longer than the {name} of {seconds:g} s; stopped.",
+                          account_id=account_id, path=path)
 
     # -- one request ---------------------------------------------------------------------
     def get(self, path: str, params: dict[str, Any] | None = None, account_id: str | None = None,
@@ -177,10 +228,20 @@ class TrutoClient:
             attempt += 1
             waited = self.limiter.acquire(paced_account)
             self._count(account_id, requests=1, wait_seconds=waited)
+            outer = self._deadline(account_id)
+            now = time.monotonic()
+            if outer is not None and outer[0] <= now:
+                raise self._out_of_time(outer[1], account_id, path)
+            until, name = now + s.request_deadline, "request_deadline"
+            if outer is not None and outer[0] < until:
+                until, name = outer
+            exchange = _Exchange()
+            _WATCHDOG.watch(exchange, until)
             try:
-                resp = self.session.get(url, params=params, headers=headers, auth=auth,
-                                        timeout=(s.connect_timeout, s.read_timeout))
+                status, reason, resp_headers, body = self._exchange(url, params, headers, auth, exchange)
             except requests.RequestException as exc:
+                if exchange.cut_off:
+                    raise self._out_of_time(name, account_id, path) from None
                 error = TrutoError("network", f"Could not reach Truto: {type(exc).__name__}",
                                    account_id=account_id, path=path)
                 delay = self._backoff(attempt)
@@ -188,35 +249,61 @@ class TrutoClient:
                 # e.g. a header value requests refuses; its message would quote the header (the token)
                 raise TrutoError("http", f"The request could not be sent ({type(exc).__name__}); check the "
                                  "Truto settings", account_id=account_id, path=path) from None
+            except _TooLarge:
+                raise TrutoError("too_large", f"Truto's answer was larger than max_response_bytes "
+                                 f"({s.max_response_bytes:,} bytes once decompressed); stopped reading it.",
+                                 account_id=account_id, path=path) from None
             else:
-                if resp.status_code < 400:
+                if status < 400:
                     try:
-                        return resp.json()
-                    except ValueError:
-                        raise TrutoError("malformed", "Truto answered with a body that is not valid JSON.",
-                                         status=resp.status_code, account_id=account_id, path=path) from None
-                error = self._error(resp, account_id, path)
-                delay = self._retry_delay(resp, error, attempt)
-                if resp.status_code == 429:
+                        return _decode_json(body)
+                    except _Malformed as exc:
+                        raise TrutoError("malformed", f"Truto answered with a body that is not valid JSON{exc}.",
+                                         status=status, account_id=account_id, path=path) from None
+                error = self._error(status, reason, body, account_id, path)
+                delay = self._retry_delay(status, resp_headers, error, attempt)
+                if status == 429:
                     self._count(account_id, rate_limited=1)
+            finally:
+                exchange.finish()
             if delay is None or attempt >= s.max_attempts or delay > budget:
                 if attempt > 1:
                     error.message += f" (gave up after {attempt} attempts)"
                 raise error
+            outer = self._deadline(account_id)
+            if outer is not None and time.monotonic() + delay > outer[0]:
+                error.message += f" (no time left to retry within the {outer[1]})"
+                raise error
             budget -= delay
             self._count(account_id, retries=1, wait_seconds=delay)
             self.sleep(delay)
+
+    def _exchange(self, url: str, params, headers: dict, auth, exchange: "_Exchange"):
+        """One HTTP exchange: (status, reason, headers, body bytes), the body read in pieces up to the cap."""
+        limit = self.settings.max_response_bytes
+        _CURRENT.exchange = exchange
+        try:
+            with self.session.get(url, params=params, headers=headers, auth=auth, stream=True,
+                                  timeout=(self.settings.connect_timeout, self.settings.read_timeout)) as resp:
+                chunks, size = [], 0
+                for chunk in resp.iter_content(_CHUNK):
+                    size += len(chunk)
+                    if size > limit:
+                        raise _TooLarge
+                    chunks.append(chunk)
+                return resp.status_code, resp.reason, resp.headers, b"".join(chunks)
+        finally:
+            _CURRENT.exchange = None
 
     def _backoff(self, attempt: int) -> float:
         s = self.settings
         ceiling = min(s.backoff_max, s.backoff_base * (2 ** (attempt - 1)))
         return ceiling / 2 + self.rng.uniform(0, ceiling / 2)
 
-    def _retry_delay(self, resp: requests.Response, error: TrutoError, attempt: int) -> float | None:
-        status = resp.status_code
+    def _retry_delay(self, status: int, headers, error: TrutoError, attempt: int) -> float | None:
         if status == 429:
             for header in ("Retry-After", "ratelimit-reset"):
-                delay = _seconds(resp.headers.get(header))
+                delay = _seconds(headers.get(header))
                 if delay is not None:
                     return delay
             return self._backoff(attempt)
@@ -226,17 +313,21 @@ class TrutoClient:
             return self._backoff(attempt)
         return None
 
-    def _error(self, resp: requests.Response, account_id: str | None, path: str) -> TrutoError:
-        status = resp.status_code
+    def _error(self, status: int, reason: str | None, raw: bytes, account_id: str | None, path: str) -> TrutoError:
         try:
-            body = resp.json()
-        except ValueError:
+            body = _decode_json(raw)
+        except _Malformed:
             body = {}
         if not isinstance(body, dict):
             body = {}
-        message = body.get("message") or body.get("error") or resp.reason or "no message"
+        message = body.get("message") or body.get("error") or reason or "no message"
         if not isinstance(message, str):
             message = str(message)
+        message = clean_text(message)
+        token = self.settings.api_token.reveal() if self.settings.api_token else ""
+        if token and token in message:   # a server that echoes the request's Authorization header back
+            message = message.replace(token, "********")
+        message = message[:_MAX_MESSAGE]
         remote = bool(body.get("truto_is_remote_error"))
         insight = body.get("truto_error_insight") if isinstance(body.get("truto_error_insight"), dict) else None
         kind = {
@@ -299,9 +390,9 @@ class TrutoClient:
 
 
 def make_session(pool_size: int) -> requests.Session:
-    """One session whose connection pool fits the worker pool."""
+    """One session whose connection pool fits the worker pool (its connections can be cut off at a deadline)."""
     session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(pool_size, 1), max_retries=0)
+    adapter = _DeadlineAdapter(pool_connections=4, pool_maxsize=max(pool_size, 1), max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
@@ -327,11 +418,188 @@ def _seconds(value: str | None) -> float | None:
         return None
     value = value.strip()
     try:
-        return max(float(value), 0.0)
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        # "nan", "inf" or a negative number is no delay at all: treated as a missing header.
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
     return max(when.timestamp() - time.time(), 0.0)
+
+
+# ----------------------------------------------------------------- the edge: body decoding
+
+_CHUNK = 64 * 1024
+_MAX_MESSAGE = 500
+_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _Malformed(Exception):
+    pass
+
+
+def _decode_json(raw: bytes) -> Any:
+    """The JSON value of ``raw``: bad UTF-8 and unpaired surrogates replaced; too deep or invalid -> _Malformed."""
+    encoding = requests.utils.guess_json_utf(raw) or "utf-8"
+    text = raw.decode(encoding, errors="replace")
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise _Malformed(" (nested too deeply to read)") from None
+    except ValueError:
+        raise _Malformed("") from None
+    if _ESCAPED_SURROGATE.search(raw):
+        value = _without_surrogates(value)
+    return value
+
+
+def _fix(text: str) -> str:
+    return _SURROGATE.sub("\ufffd", text)
+
+
+def _without_surrogates(value: Any) -> Any:
+    """``value`` with every unpaired UTF-16 surrogate in its text (keys too) replaced by U+FFFD; no recursion."""
+    if isinstance(value, str):
+        return _fix(value)
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            for i, v in enumerate(item):
+                if isinstance(v, str):
+                    item[i] = _fix(v)
+                elif isinstance(v, (list, dict)):
+                    stack.append(v)
+        elif isinstance(item, dict):
+            for k in list(item):
+                v = item[k]
+                if isinstance(k, str) and _SURROGATE.search(k):
+                    del item[k]
+                    k = _fix(k)
+                if isinstance(v, str):
+                    v = _fix(v)
+                elif isinstance(v, (list, dict)):
+                    stack.append(v)
+                item[k] = v
+    return value
+
+
+# ----------------------------------------------------------------- deadlines: cutting an exchange off
+
+_CURRENT = threading.local()   # the exchange this thread is running, for the connection to register with
+
+
+class _Exchange:
+    """One HTTP exchange that the watchdog may cut off: its socket is shut down, ending any blocked read."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.conn: HTTPConnection | None = None
+        self.cut_off = False
+        self.done = False
+
+    def attach(self, conn: HTTPConnection) -> None:
+        with self.lock:
+            self.conn = conn
+            conn._exchange = self
+
+    def cut(self) -> None:
+        with self.lock:
+            if self.done:
+                return
+            self.cut_off = True
+            conn = self.conn
+            if conn is None or getattr(conn, "_exchange", None) is not self:
+                return
+            sock = getattr(conn, "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def finish(self) -> None:
+        with self.lock:
+            self.done = True
+            if self.conn is not None and getattr(self.conn, "_exchange", None) is self:
+                self.conn._exchange = None
+
+
+class _Watchdog:
+    """One thread that cuts off exchanges past their deadline."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, _Exchange]] = []
+        self._seq = itertools.count()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, exchange: _Exchange, deadline: float) -> None:
+        with self._cond:
+            heapq.heappush(self._heap, (deadline, next(self._seq), exchange))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="truto-deadlines", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._heap and self._heap[0][2].done:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._cond.wait()
+                    continue
+                deadline, _, exchange = self._heap[0]
+                wait = deadline - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                heapq.heappop(self._heap)
+            exchange.cut()
+
+
+_WATCHDOG = _Watchdog()
+
+
+def _attach_current(conn: HTTPConnection) -> None:
+    exchange = getattr(_CURRENT, "exchange", None)
+    if exchange is not None:
+        exchange.attach(conn)
+
+
+class _Conn(HTTPConnection):
+    def request(self, *args, **kwargs):
+        _attach_current(self)
+        return super().request(*args, **kwargs)
+
+
+class _TLSConn(HTTPSConnection):
+    def request(self, *args, **kwargs):
+        _attach_current(self)
+        return super().request(*args, **kwargs)
+
+
+class _Pool(HTTPConnectionPool):
+    ConnectionCls = _Conn
+
+
+class _TLSPool(HTTPSConnectionPool):
+    ConnectionCls = _TLSConn
+
+
+class _DeadlineAdapter(HTTPAdapter):
+    """An adapter whose connections register with the exchange of the thread using them."""
+
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _Pool, "https": _TLSPool}

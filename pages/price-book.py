@@ -83,11 +83,11 @@ with prices_tab:
             else:
                 if new_book.empty:
                     st.warning(f"{upload.name} holds no prices; the price book was left as it is.")
-                    st.stop()
-                st.success(f"{upload.name}: {len(new_book)} prices, all valid.")
-                if st.button(f"Replace the price book with these {len(new_book)} prices", key="apply-upload"):
-                    store.save_price_book(new_book, actor)
-                    saved(f"Replaced the price book with {len(new_book)} prices from {upload.name}.")
+                else:
+                    st.success(f"{upload.name}: {len(new_book)} prices, all valid.")
+                    if st.button(f"Replace the price book with these {len(new_book)} prices", key="apply-upload"):
+                        store.save_price_book(new_book, actor)
+                        saved(f"Replaced the price book with {len(new_book)} prices from {upload.name}.")
     else:
         ui.table(book, key="price-table")
     st.download_button("Download the price book", price_book_to_csv(book), file_name=dated_filename("price-book"),

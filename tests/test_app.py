@@ -184,14 +184,14 @@ def test_signed_out_sees_only_a_sign_in_button(db):
 
 
 def test_not_allowed_sees_who_they_are_and_nothing_more(db):
-    at = signed_in(None, {"is_logged_in": True, "email": "eve@evilacme.com", "name": "Eve"})
+    at = signed_in(None, {"is_logged_in": True, "email": "eve@evilacme.com", "name": "Eve", "email_verified": True})
     no_exception(at)
     assert any("eve@evilacme.com" in w.value.replace("\\", "") for w in at.warning)
     assert not at.metric and not at.dataframe
 
 
 def test_viewer_sees_everything_but_cannot_edit(db):
-    at = signed_in("pages/price-book.py", {"is_logged_in": True, "email": "vic@acme.com", "name": "Vic"})
+    at = signed_in("pages/price-book.py", {"is_logged_in": True, "email": "vic@acme.com", "name": "Vic", "email_verified": True})
     no_exception(at)
     assert any("only admins can change them" in i.value for i in at.info)
     assert not [b for b in at.button if b.key in ("save-prices", "save-fx")]
@@ -202,7 +202,7 @@ def test_viewer_sees_everything_but_cannot_edit(db):
 
 def test_viewer_cannot_change_settings_by_crafting_a_widget_value(db):
     """The controls are disabled for a viewer; a crafted message could still send values and a submit."""
-    at = signed_in("pages/price-book.py", {"is_logged_in": True, "email": "vic@acme.com", "name": "Vic"})
+    at = signed_in("pages/price-book.py", {"is_logged_in": True, "email": "vic@acme.com", "name": "Vic", "email_verified": True})
     before = Store(db).get_settings()
     buffer = at.number_input(key="set-buffer")
     assert buffer.disabled
@@ -220,7 +220,7 @@ def test_viewer_cannot_change_settings_by_crafting_a_widget_value(db):
 
 
 def test_admin_can_edit(db):
-    at = signed_in("pages/price-book.py", {"is_logged_in": True, "email": "ana@acme.com", "name": "Ana"})
+    at = signed_in("pages/price-book.py", {"is_logged_in": True, "email": "ana@acme.com", "name": "Ana", "email_verified": True})
     no_exception(at)
     at.number_input(key="set-buffer").set_value(25.0)
     [b for b in at.button if b.label == "Save settings"][0].click().run()

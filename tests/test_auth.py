@@ -16,7 +16,7 @@ def config(**access) -> AccessConfig:
 
 
 def user(email="ana@acme.com", name="Ana", **extra) -> dict:
-    return {"is_logged_in": True, "email": email, "name": name, **extra}
+    return {"is_logged_in": True, "email": email, "name": name, "email_verified": True, **extra}
 
 
 ACME = config(allowed_domains=["acme.com"], allowed_emails=["guest@partner.io"], admins=["boss@acme.com"])
@@ -94,15 +94,17 @@ def test_case_insensitive_matching():
     assert decide(user("Ana@ACME.com"), ACME).actor.email == "ana@acme.com"
 
 
-@pytest.mark.parametrize("flag", [False, "false", 0])
+@pytest.mark.parametrize("flag", [False, "false", 0, None, "", "unverified", "no", "off", "n", 1, "yes", "True "[:0]])
 def test_unverified_email_is_refused(flag):
     d = decide(user("boss@acme.com", email_verified=flag), ACME)
     assert not d.allowed and "not verified" in d.reason and d.shown_as == "boss@acme.com"
 
 
-def test_verified_or_unreported_verification_is_accepted():
+def test_only_a_true_verification_is_accepted():
     assert decide(user("boss@acme.com", email_verified=True), ACME).actor.role == "admin"
-    assert decide(user("ana@acme.com"), ACME).allowed   # many IdPs do not send email_verified
+    assert decide(user("boss@acme.com", email_verified="TRUE"), ACME).actor.role == "admin"
+    missing = {"is_logged_in": True, "email": "ana@acme.com", "name": "Ana"}
+    assert not decide(missing, ACME).allowed   # an IdP that does not say the address is verified: refused
 
 
 def test_signed_in_without_email_is_refused():
@@ -122,6 +124,7 @@ def test_attribute_style_user_object():
         is_logged_in = True
         email = "ana@acme.com"
         name = "Ana"
+        email_verified = True
 
     assert decide(Proxy(), ACME).actor.role == "viewer"
 

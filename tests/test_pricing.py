@@ -232,7 +232,7 @@ def test_csv_export_round_trips():
     assert out.decode().splitlines()[0] == ",".join(PRICE_BOOK_COLUMNS)
     assert out.decode().splitlines()[2] == "Microsoft 365,c42b9cae,Microsoft 365 E5,684.5,EUR,annual"
     pd.testing.assert_frame_equal(load_price_book(out), book)
-    assert price_book_to_csv(None).decode() == ",".join(PRICE_BOOK_COLUMNS) + "\n"
+    assert price_book_to_csv(None).decode() == ",".join(PRICE_BOOK_COLUMNS) + "\r\n"
 
 
 def test_csv_export_refuses_a_bad_book():
@@ -282,7 +282,7 @@ def test_validate_rates_from_an_editor_and_write_them_back():
     assert rates == {"GBP": 1.0, "EUR": 0.92}
     assert validate_fx_rates(None, "EUR") == {"EUR": 1.0}
     text = fx_rates_to_csv({"GBP": 1.0, "EUR": 0.92, "USD": 0.79}, "GBP").decode()
-    assert text == "currency,rate\nEUR,0.92\nUSD,0.79\n"
+    assert text == "currency,rate\r\nEUR,0.92\r\nUSD,0.79\r\n"
     assert load_fx_rates(text.encode(), "GBP") == {"GBP": 1.0, "EUR": 0.92, "USD": 0.79}
     with pytest.raises(FxRatesError):
         validate_fx_rates(pd.DataFrame({"currency": ["EUR"], "rate": [-1]}), "USD")
