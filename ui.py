@@ -274,6 +274,14 @@ def table(df: pd.DataFrame, column_config: dict | None = None, height: int | str
     return shown
 
 
+def seat_scope(view: View) -> Summary:
+    """The summary the seat tiles lead with: paid licenses, unless the user includes free ones."""
+    with_free = st.toggle("Include free licenses in the seat figures", key="with_free", bind="query-params",
+                          help="Free tiers (thousands of free seats) can hide how well the paid seats are used, "
+                               "so the tiles count paid licenses unless this is on.")
+    return view.summary(paid_only=not with_free)
+
+
 def empty_state(view: View, what: str) -> bool:
     """Say what to do when there is nothing to show; True when the page should stop."""
     if view.accounts.empty:

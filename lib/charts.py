@@ -16,6 +16,7 @@ USED = "#2E7D9A"      # assigned / used
 IDLE = "#E8833A"      # unassigned / idle
 OVER = "#C23B3B"      # over-allocated
 UNKNOWN = "#8C8C8C"   # not reported
+PARTIAL = "#9BC3D3"   # partly reported: a lower bound
 
 
 def _safe(values) -> list[str]:
@@ -69,15 +70,16 @@ def utilization_by_integration(util: pd.DataFrame) -> go.Figure:
 
 def spend_by_integration(spend: pd.DataFrame, currency: str) -> go.Figure:
     """Stacked bars per integration: spend on assigned seats, unassigned seats, and not splittable."""
-    names = {"used": "Assigned seats", "idle": "Unassigned seats (idle)", "not_reported": "Assigned seats not reported"}
-    colours = {"used": USED, "idle": IDLE, "not_reported": UNKNOWN}
+    names = {"used": "Assigned seats", "idle": "Unassigned seats (idle)", "not_reported": "Assigned seats not reported",
+             "at_least": "At least: seats bought not reported, at seats assigned"}
+    colours = {"used": USED, "idle": IDLE, "not_reported": UNKNOWN, "at_least": PARTIAL}
     fig = go.Figure()
-    for part in ("used", "idle", "not_reported"):
+    for part in ("used", "idle", "not_reported", "at_least"):
         rows = spend[spend["part"] == part]
         if rows.empty:
             continue
         fig.add_bar(x=rows["amount"].astype(float), y=_safe(rows["integration_label"]), orientation="h", name=names[part],
-                    marker_color=colours[part],
+                    marker_color=colours[part], marker_pattern_shape="/" if part == "at_least" else "",
                     hovertemplate="%{y}<br>" + names[part] + ": %{x:,.2f} " + currency + "<extra></extra>")
     n = spend["integration_label"].nunique()
     return _layout(fig, max(260, 34 * n + 100), barmode="stack", xaxis=_money_axis(currency))

@@ -14,7 +14,7 @@ st.caption("Seats assigned against seats bought, as each vendor reports them (al
 if ui.empty_state(view, "licenses"):
     st.stop()
 
-s = view.summary()
+s = ui.seat_scope(view)
 ui.tiles([t for t in D.kpi_tiles(s) if t.label in ("Seats bought", "Seats assigned", "Seat utilization",
                                                     "Over-allocated licenses")])
 
