@@ -259,19 +259,61 @@ def download(df: pd.DataFrame, stem: str, label: str = "Download CSV", key: str 
 _MONEY_WORDS = ("cost", "spend", "savings", "exposure", "price", "amount")
 
 
+MISSING = "—"
+MISSING_LEGEND = (f"{MISSING} = not reported by the vendor, or does not apply (a free license has no recommended "
+                  "seats); never counted as 0.")
+
+
 def table(df: pd.DataFrame, column_config: dict | None = None, height: int | str = "auto", key: str | None = None):
-    """A dataframe with IT/finance headers and money formats; the CSV export keeps the column names."""
+    """A dataframe with IT/finance headers, money formats, account names and "—" for empty cells.
+
+    The first column is pinned; machine names and IDs (``D.PLUMBING_COLUMNS``) wait behind "More columns".
+    The CSV export (``download``) keeps the export's own columns, account UUIDs included.
+    """
+    view = st.session_state.get("_view")
+    cur = view.currency if view is not None else None
+    shown = df
+    plumbing = [c for c in df.columns if c in D.PLUMBING_COLUMNS]
+    if "account_id" in df.columns:
+        plumbing.append("account_uuid")
+    more = False
+    if plumbing and key:
+        names = ", ".join(D.headers([c for c in plumbing], cur).values())
+        more = st.toggle("More columns", key=f"{key}-more", help=f"Also show: {names}.")
+    if "account_id" in df.columns and view is not None:
+        ids = df["account_id"]
+        shown = shown.assign(account_id=ids.map(lambda a: view.names.get(a, a) if isinstance(a, str) else a)
+                             .astype("string"))
+        if more:
+            shown = shown.assign(account_uuid=ids.astype("string"))
+    if not more:
+        shown = shown.drop(columns=[c for c in plumbing if c in shown.columns])
+    heads = D.headers(shown.columns, cur)
     config = {}
-    for col, header in D.headers(df.columns).items():
-        if any(w in col for w in _MONEY_WORDS) and pd.api.types.is_numeric_dtype(df[col].dtype):
+    for col, header in heads.items():
+        if any(w in col for w in _MONEY_WORDS) and pd.api.types.is_numeric_dtype(shown[col].dtype):
             config[col] = st.column_config.NumberColumn(header, format="accounting")
         else:
             config[col] = st.column_config.Column(header)
-    config.update(column_config or {})
-    shown = st.dataframe(df, hide_index=True, column_config=config, height=height, width="stretch", key=key)
-    if df.isna().to_numpy().any():
-        st.caption("An empty cell (None) is not reported by the vendor, or does not apply; it is never counted as 0.")
-    return shown
+    if "account_id" in shown.columns:
+        config["account_id"] = st.column_config.TextColumn(
+            "Account", help="Integration · tenant · the start of the account's ID; the full ID is in the CSV "
+                            "and under More columns.")
+    if "account_uuid" in shown.columns:
+        config["account_uuid"] = st.column_config.TextColumn("Account ID (Truto)")
+    extra = dict(column_config or {})
+    config.update({k: v for k, v in extra.items() if k in shown.columns})
+    if len(shown.columns):
+        first = shown.columns[0]
+        pinned = dict(config[first]) if isinstance(config[first], dict) else None
+        if pinned is not None:
+            pinned["pinned"] = True
+            config[first] = pinned
+    out = st.dataframe(shown, hide_index=True, column_config=config, height=height, width="stretch", key=key,
+                       placeholder=MISSING)
+    if shown.isna().to_numpy().any():
+        st.caption(MISSING_LEGEND)
+    return out
 
 
 def seat_scope(view: View) -> Summary:

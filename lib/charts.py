@@ -86,22 +86,37 @@ def spend_by_integration(spend: pd.DataFrame, currency: str) -> go.Figure:
 
 
 def assigned_vs_unassigned(groups: pd.DataFrame, label_col: str, title_col: str = "") -> go.Figure:
-    """Stacked bars of assigned and unassigned seats (over-allocation in red) per group."""
+    """Stacked bars per group: assigned and unassigned seats over the rows reporting both counts (over-allocation
+    in red), and, hatched grey, "partly reported" seats: on rows reporting only seats bought (DocuSign) or only
+    seats assigned (Zoom), which are neither 0 nor 100% used. The page draws paid licenses by default, so a free
+    tier of thousands of seats does not flatten the rest (a log scale would distort the stacked parts)."""
     rows = groups[groups["total_seats"].notna() | groups["assigned_seats"].notna()].iloc[::-1]
     labels = _safe(rows[label_col].astype("string").fillna("(none)"))
-    assigned_within = (rows["assigned_seats"] - rows["over_allocated_seats"].fillna(0)).astype("Float64")
+
+    def num(col):
+        return rows[col].astype("Float64").fillna(0).astype(float)
+
+    over = num("over_allocated_seats")
+    within = num("utilization_assigned_seats") - over
+    partly_bought = num("total_seats") - num("utilization_total_seats")
+    partly_assigned = num("assigned_seats") - num("utilization_assigned_seats")
     fig = go.Figure()
-    fig.add_bar(x=assigned_within.astype(float), y=labels, orientation="h", name="Assigned", marker_color=USED,
+    fig.add_bar(x=within, y=labels, orientation="h", name="Assigned", marker_color=USED,
                 hovertemplate="%{y}<br>Assigned (within seats bought): %{x:,}<extra></extra>")
-    fig.add_bar(x=rows["unassigned_seats"].astype("Float64").astype(float), y=labels, orientation="h",
-                name="Bought, not assigned", marker_color=IDLE,
+    fig.add_bar(x=num("unassigned_seats"), y=labels, orientation="h", name="Bought, not assigned", marker_color=IDLE,
                 hovertemplate="%{y}<br>Bought, not assigned: %{x:,}<extra></extra>")
-    if rows["over_allocated_seats"].fillna(0).gt(0).any():
-        fig.add_bar(x=rows["over_allocated_seats"].astype("Float64").astype(float), y=labels, orientation="h",
-                    name="Assigned beyond seats bought", marker_color=OVER,
+    if over.gt(0).any():
+        fig.add_bar(x=over, y=labels, orientation="h", name="Assigned beyond seats bought", marker_color=OVER,
                     hovertemplate="%{y}<br>Assigned beyond seats bought: %{x:,}<extra></extra>")
-    return _layout(fig, max(260, 30 * len(rows) + 100), barmode="stack",
-                   xaxis=dict(title="Seats", tickformat=",d"))
+    if (partly_bought + partly_assigned).gt(0).any():
+        fig.add_bar(x=partly_bought + partly_assigned, y=labels, orientation="h",
+                    name="Partly reported (only bought or only assigned)", marker_color=UNKNOWN,
+                    marker_pattern_shape="/",
+                    customdata=list(zip(partly_bought, partly_assigned)),
+                    hovertemplate="%{y}<br>Partly reported: %{customdata[0]:,} bought (assigned not reported), "
+                                  "%{customdata[1]:,} assigned (bought not reported)<extra></extra>")
+    axis = dict(title="Seats", tickformat=",d")
+    return _layout(fig, max(260, 30 * len(rows) + 100), barmode="stack", xaxis=axis)
 
 
 def savings_by_license(rows: pd.DataFrame, currency: str) -> go.Figure:

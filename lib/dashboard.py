@@ -498,33 +498,41 @@ def needs_price(df: pd.DataFrame) -> np.ndarray:
 
 # ------------------------------------------------------------------ page tables
 
+# Most important first: name, the bar, the flag, the money, what to do; IDs and machine names last.
 UTILIZATION_COLUMNS = [
-    "integration_label", "tenant_id", "account_id", "organization_name", "product", "license_name",
-    "assigned_seats", "total_seats", "unassigned_seats", "over_allocated_seats", "utilization_pct",
-    "recommended_seats", "flag",
+    "license_name", "integration_label", "utilization_pct", "flag", "idle_annual_cost_reporting",
+    "recommended_seats", "assigned_seats", "total_seats", "unassigned_seats", "over_allocated_seats",
+    "account_id", "organization_name", "tenant_id", "product", "license_id",
 ]
 
+# Columns a person rarely needs to read a table: shown under "More columns" (the CSV always has them).
+PLUMBING_COLUMNS = ("integration", "product", "license_id", "organization_id", "account_uuid", "reporting_currency",
+                    "requests", "retries", "rate_limited", "elapsed_seconds", "account_status", "stale", "data_as_of",
+                    "stale_for")
+
 SPEND_COLUMNS = [
-    "integration_label", "tenant_id", "account_id", "organization_name", "license_name", "price_source",
-    "unit_price", "currency", "billing_period", "total_seats", "assigned_seats", "unassigned_seats",
-    "annual_cost", "idle_annual_cost", "annual_cost_reporting", "idle_annual_cost_reporting",
-    "recommended_seats", "potential_annual_savings_reporting", "true_up_exposure_reporting", "reporting_currency",
+    "license_name", "integration_label", "annual_cost_reporting", "idle_annual_cost_reporting",
+    "potential_annual_savings_reporting", "price_source", "unit_price", "currency", "billing_period",
+    "total_seats", "assigned_seats", "unassigned_seats", "recommended_seats", "true_up_exposure_reporting",
+    "annual_cost", "idle_annual_cost", "account_id", "organization_name", "tenant_id", "reporting_currency",
 ]
 
 ACCOUNT_VIEW_COLUMNS = [
-    "integration_label", "tenant_id", "account_id", "outcome", "account_status", "fetched_at", "license_rows",
-    "organizations", "problems", "requests", "retries", "rate_limited", "elapsed_seconds", "message", "action",
-    "fields_not_reported",
+    "account_id", "integration_label", "outcome", "message", "action", "fetched_at", "last_attempt_at", "tenant_id",
+    "license_rows", "organizations", "problems", "fields_not_reported", "account_status", "requests", "retries",
+    "rate_limited", "elapsed_seconds",
 ]
+FAILED_OUTCOMES = ("failed", "needs_reauth", "inactive")
 
 
 def utilization_table(df: pd.DataFrame) -> pd.DataFrame:
     """One row per license, worst first: over-allocated, then lowest utilization; not reported last."""
-    order = {"over_allocated": 0, "under_used": 1, "at_capacity": 2, "ok": 3, "not_reported": 4}
+    order = {"over_allocated": 0, "under_used": 1, "at_capacity": 2, "ok": 3, "not_reported": 4, "free": 5}
     out = df[UTILIZATION_COLUMNS].copy()
-    out["_o"] = out["flag"].map(order).astype("Int64")
-    out = out.sort_values(["_o", "utilization_pct", "integration_label", "license_name"],
-                          na_position="last", kind="stable")
+    out["_o"] = out["flag"].astype("string").map(order).astype("Int64")
+    out["_c"] = -out["idle_annual_cost_reporting"].astype("Float64")
+    out = out.sort_values(["_o", "_c", "utilization_pct", "integration_label", "license_name"],
+                          na_position="last", kind="stable").drop(columns="_c")
     return out.drop(columns="_o").reset_index(drop=True)
 
 
@@ -538,13 +546,20 @@ def fields_not_reported(integration: str | None) -> str:
 
 
 def accounts_view(accounts: pd.DataFrame) -> pd.DataFrame:
+    """One row per account, failed ones first. ``fetched_at`` is when the data shown was fetched (a failed
+    account's last good fetch; empty if it never had one); ``last_attempt_at`` is the latest attempt."""
     out = accounts.copy()
     out["fields_not_reported"] = pd.array([fields_not_reported(i) for i in out["integration"]], dtype="string")
+    out["last_attempt_at"] = out["fetched_at"]
+    if "data_as_of" in out.columns:
+        out["fetched_at"] = out["data_as_of"]
     for col in ACCOUNT_VIEW_COLUMNS:
         if col not in out.columns:
             out[col] = pd.NA
-    extra = [c for c in ("stale", "data_as_of") if c in out.columns]
-    return out[ACCOUNT_VIEW_COLUMNS + extra]
+    extra = [c for c in ("stale",) if c in out.columns]
+    failed = out["outcome"].isin(FAILED_OUTCOMES).fillna(False).to_numpy(dtype=bool)
+    out = out.assign(_o=np.where(failed, 0, 1)).sort_values(["_o", "integration_label"], kind="stable")
+    return out[ACCOUNT_VIEW_COLUMNS + extra].reset_index(drop=True)
 
 
 def unpriced_paid(df: pd.DataFrame) -> pd.DataFrame:
@@ -584,8 +599,8 @@ def not_converted(df: pd.DataFrame) -> pd.DataFrame:
 
 def savings_by_license(df: pd.DataFrame, n: int = 15) -> pd.DataFrame:
     rows = df[df["potential_annual_savings_reporting"].fillna(0) > 0]
-    cols = ["integration_label", "license_name", "account_id", "organization_name", "total_seats", "assigned_seats",
-            "recommended_seats", "potential_annual_savings_reporting", "reporting_currency"]
+    cols = ["license_name", "integration_label", "potential_annual_savings_reporting", "total_seats",
+            "recommended_seats", "assigned_seats", "account_id", "organization_name", "reporting_currency"]
     return rows.sort_values("potential_annual_savings_reporting", ascending=False)[cols].head(n).reset_index(drop=True)
 
 

@@ -177,6 +177,8 @@ LABELS: dict[str, str] = {
     "flag_not_reported": "Seat counts not reported",
     "flag_ok": "OK",
     "flag_free": "Free licenses (cost nothing: never flagged)",
+    "utilization_assigned_seats": "Seats assigned (rows reporting both counts)",
+    "utilization_total_seats": "Seats bought (rows reporting both counts)",
     "part": "Spend on",
     "amount": "Annual amount",
 }
@@ -1003,6 +1005,7 @@ GROUP_FIGURES = [
     "rows_without_spend", "rows_not_converted", "not_converted",
     "unpriced_licenses", "unpriced_paid_licenses", "over_allocated_licenses",
     "flag_over_allocated", "flag_under_used", "flag_at_capacity", "flag_not_reported", "flag_ok", "flag_free",
+    "utilization_assigned_seats", "utilization_total_seats",
 ]
 
 

@@ -302,3 +302,34 @@ def test_trend_utilization_rounds_half_up_like_everywhere_else():
                          "license_name": ["A"], "license_id": ["a"], "assigned_seats": pd.array([1], dtype="Int64"),
                          "total_seats": pd.array([16], dtype="Int64")})
     assert float(trend_frame(hist)["utilization_pct"].iloc[0]) == 6.3
+
+
+def test_seats_chart_draws_partly_reported_licenses_apart():
+    from lib import charts
+
+    df, options = _partly_reported()
+    groups = M.group_summary(df, ["integration_label"], options)
+    fig = charts.assigned_vs_unassigned(groups, "integration_label")
+    bars = {t.name: dict(zip(t.y, t.x)) for t in fig.data}
+    partly = bars["Partly reported (only bought or only assigned)"]
+    assert partly["DocuSign"] == 25 and partly["Zoom"] == 450        # bought only; assigned only (140 + 310)
+    assert bars["Assigned"]["Zoom"] == 0 and bars["Bought, not assigned"]["DocuSign"] == 0   # not 100%, not 0%
+    assert bars["Assigned"]["Salesforce"] == 328 and bars["Bought, not assigned"]["Salesforce"] == 4792
+    paid = M.group_summary(df, ["integration_label"], options, paid_only=True)
+    assert paid.set_index("integration_label").loc["Salesforce", "total_seats"] == 120   # paid-only default
+
+
+def test_accounts_view_puts_failed_accounts_first_with_their_last_good_fetch():
+    acc = _accounts()
+    acc["data_as_of"] = acc["fetched_at"]
+    acc.loc[acc["account_id"] == "zoom", "data_as_of"] = NOW - timedelta(days=2)
+    view = D.accounts_view(acc)
+    assert view["account_id"].iloc[0] == "zoom"
+    z = view.iloc[0]
+    assert z["fetched_at"] == NOW - timedelta(days=2) and z["last_attempt_at"] == NOW
+    assert list(view.columns[:5]) == ["account_id", "integration_label", "outcome", "message", "action"]
+
+
+def test_headers_name_the_reporting_currency():
+    h = D.headers(["annual_cost_reporting", "at_least"], "EUR")
+    assert h == {"annual_cost_reporting": "Annual cost of seats bought (EUR)", "at_least": "At least (EUR)"}
