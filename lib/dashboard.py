@@ -367,6 +367,18 @@ def priced_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 # ------------------------------------------------------------------ KPI tiles
 
+def tile_value(text: str) -> str:
+    """A figure short enough for a tile: "at least USD 1,234" reads "≥ USD 1,234" (the note and help say
+    "at least" in words)."""
+    return "≥ " + text[len("at least "):] if text.startswith("at least ") else text
+
+
+def tile_note(value_text: str, note: str | None) -> str | None:
+    if not value_text.startswith("at least "):
+        return note
+    return "at least" + (f": {note}" if note else "")
+
+
 @dataclass
 class Tile:
     label: str
@@ -406,15 +418,20 @@ def kpi_tiles(summary: Summary, gaps: SpendGaps | None = None) -> list[Tile]:
         Tile("Seat utilization", fmt_pct(summary.utilization_pct),
              f"{fmt_seats(a)} seats assigned ÷ {fmt_seats(t)} seats bought = {fmt_pct(summary.utilization_pct)}. "
              f"{base}.", f"{'paid' if summary.paid_only else 'all'} licenses"),
-        Tile(f"Annual spend ({cur})", spend_value, spend_help, spend_note),
-        Tile(f"Idle spend ({cur})", amount_words(summary.idle_annual_spend, cur, gaps),
-             "The annual cost of seats bought but not assigned." + left_out, money_note),
-        Tile(f"Potential savings ({cur})", amount_words(summary.potential_annual_savings, cur, gaps),
-             "What dropping to the recommended seat count (assigned + buffer) would save per year. Free licenses "
-             "cost nothing and are never in it.", money_note),
         Tile("Over-allocated licenses", f"{summary.over_allocated_licenses:,}",
              "Paid licenses with more seats assigned than bought: a true-up risk at renewal."),
+        money_tile(f"Annual spend ({cur})", spend_value, spend_help, spend_note),
+        money_tile(f"Idle spend ({cur})", amount_words(summary.idle_annual_spend, cur, gaps),
+                   "The annual cost of seats bought but not assigned." + left_out, money_note),
+        money_tile(f"Potential savings ({cur})", amount_words(summary.potential_annual_savings, cur, gaps),
+                   "What dropping to the recommended seat count (assigned + buffer) would save per year. Free "
+                   "licenses cost nothing and are never in it.", money_note),
     ]
+
+
+def money_tile(label: str, value_text: str, help_text: str, note: str | None) -> Tile:
+    """A money tile: "≥ …" with "at least" in the note when the amount is a lower bound."""
+    return Tile(label, tile_value(value_text), help_text, tile_note(value_text, note))
 
 
 # ------------------------------------------------------------------ attention list

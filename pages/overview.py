@@ -16,7 +16,9 @@ if ui.empty_state(view, "licenses"):
     st.stop()
 
 summary = ui.seat_scope(view)
-ui.tiles(D.kpi_tiles(summary, D.spend_gaps(view.filtered, view.options)))
+tiles = D.kpi_tiles(summary, D.spend_gaps(view.filtered, view.options))
+ui.tiles(tiles[:4])
+ui.tiles(tiles[4:], per_row=3)
 
 left, right = st.columns(2, gap="large")
 with left:

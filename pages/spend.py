@@ -20,13 +20,14 @@ paid = view.summary(paid_only=True)
 gaps = D.spend_gaps(view.filtered, view.options)
 spend_value, spend_note, spend_help = D.spend_words(paid, gaps)
 ui.tiles([
-    D.Tile(f"Annual spend ({cur})", spend_value, spend_help, spend_note),
-    D.Tile(f"Idle spend ({cur})", D.amount_words(paid.idle_annual_spend, cur, gaps), "Spend on seats bought, not assigned."),
-    D.Tile(f"Potential savings ({cur})", D.amount_words(paid.potential_annual_savings, cur, gaps),
-           f"Dropping each license to assigned seats + {view.options.buffer:.0%} buffer."),
-    D.Tile(f"True-up exposure ({cur})", D.amount_words(paid.true_up_exposure, cur, gaps),
-           "The annual price of seats assigned beyond those bought."),
-])
+    D.money_tile(f"Annual spend ({cur})", spend_value, spend_help, spend_note),
+    D.money_tile(f"Idle spend ({cur})", D.amount_words(paid.idle_annual_spend, cur, gaps),
+                 "Spend on seats bought, not assigned.", None),
+    D.money_tile(f"Potential savings ({cur})", D.amount_words(paid.potential_annual_savings, cur, gaps),
+                 f"Dropping each license to assigned seats + {view.options.buffer:.0%} buffer.", None),
+    D.money_tile(f"True-up exposure ({cur})", D.amount_words(paid.true_up_exposure, cur, gaps),
+                 "The annual price of seats assigned beyond those bought.", None),
+], per_row=2)
 
 st.subheader("Spend per integration")
 spend = D.spend_chart_rows(M.spend_by_integration(view.prepared, paid_only=True), gaps)

@@ -86,7 +86,7 @@ def test_overview_kpis_equal_what_lib_computes(db):
     assert shown["Seats bought"] != "not reported"
     # The demo: paid utilization 1,201 / 1,495; spend at least (Zoom counted at seats assigned).
     assert shown["Seat utilization"] == "80.3%" and shown["Seats bought"] == "1,495"
-    assert shown["Annual spend (USD)"] == "at least USD 847,818"
+    assert shown["Annual spend (USD)"] == "≥ USD 847,818"
     at.toggle(key="with_free").set_value(True).run()
     shown = metric_values(at)
     assert shown["Seat utilization"] == "19.7%" and shown["Seats bought"] == "7,510"
@@ -153,7 +153,7 @@ def test_price_book_rejects_a_bad_file_and_accepts_a_good_one(db):
     # vendor price, 40 EUR x 12 x 25 seats x 1.08 = 12,960 USD (its 25 GBP licence has no rate: left out).
     assert expected_summary(db).annual_spend == 73_440.0
     # At least: the rest of the paid licenses have no price now.
-    assert metric_values(at)["Annual spend (USD)"] == "at least USD 73,440"
+    assert metric_values(at)["Annual spend (USD)"] == "≥ USD 73,440"
 
 
 def test_accounts_page_explains_failures_and_unreported_fields(db):
@@ -313,7 +313,7 @@ def test_spend_filtered_to_zoom_says_only_true_things(db):
     at = app("pages/spend.py", query={"integration": ["Zoom"]})
     no_exception(at)
     shown = metric_values(at)
-    assert shown["Annual spend (USD)"] == "at least USD 30,786"      # 140 assigned x 219.90
+    assert shown["Annual spend (USD)"] == "≥ USD 30,786"      # 140 assigned x 219.90
     infos = " ".join(i.value for i in at.info)
     assert "No priced paid licenses" not in infos and "within its buffer" not in infos
     assert "No savings can be computed" in infos

@@ -83,7 +83,7 @@ def test_kpi_tiles_show_summary_figures_and_not_reported():
     assert tiles["Seat utilization"] == "31.3%"         # 36 / 115
     # GitHub Enterprise: 10/month x 12 x 10 seats = 1,200 USD; E3: 100 EUR x 100 x 1.5 = 15,000 USD;
     # the inactive M365 license has no price (paid status not reported), so the total is a lower bound.
-    assert tiles["Annual spend (USD)"] == "at least USD 16,200"
+    assert tiles["Annual spend (USD)"] == "≥ USD 16,200"
     assert tiles["Over-allocated licenses"] == "1"
     empty = summarize(df.iloc[0:0])
     assert {t.label: t.value for t in D.kpi_tiles(empty)}["Seats bought"] == "not reported"
@@ -294,7 +294,7 @@ def test_unpriced_rule_is_the_same_for_attention_table_and_tile():
     gaps = D.spend_gaps(df, MetricOptions(fx_rates={"EUR": 1.5}))
     assert gaps.count("no_price") == count
     tiles = {t.label: t for t in D.kpi_tiles(summarize(df), gaps)}
-    assert tiles["Annual spend (USD)"].note.startswith("1 paid unpriced")
+    assert tiles["Annual spend (USD)"].note.startswith("at least: 1 paid unpriced")
 
 
 def test_trend_utilization_rounds_half_up_like_everywhere_else():
