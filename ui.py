@@ -262,22 +262,71 @@ def download(df: pd.DataFrame, stem: str, label: str = "Download CSV", key: str 
 _MONEY_WORDS = ("cost", "spend", "savings", "exposure", "price", "amount")
 
 
+MISSING = "—"
+MISSING_LEGEND = (f"{MISSING} = not reported by the vendor, or does not apply (a free license has no recommended "
+                  "seats); never counted as 0.")
+
+
 def table(df: pd.DataFrame, column_config: dict | None = None, height: int | str = "auto", key: str | None = None):
-    """A dataframe with IT/finance headers and money formats; the CSV export keeps the column names."""
+    """A dataframe with IT/finance headers, money formats, account names and "—" for empty cells.
+
+    The first column is pinned; machine names and IDs (``D.PLUMBING_COLUMNS``) wait behind "More columns".
+    The CSV export (``download``) keeps the export's own columns, account UUIDs included.
+    """
+    view = st.session_state.get("_view")
+    cur = view.currency if view is not None else None
+    shown = df
+    plumbing = [c for c in df.columns if c in D.PLUMBING_COLUMNS]
+    if "account_id" in df.columns:
+        plumbing.append("account_uuid")
+    more = False
+    if plumbing and key:
+        names = ", ".join(D.headers([c for c in plumbing], cur).values())
+        more = st.toggle("More columns", key=f"{key}-more", help=f"Also show: {names}.")
+    if "account_id" in df.columns and view is not None:
+        ids = df["account_id"]
+        shown = shown.assign(account_id=ids.map(lambda a: view.names.get(a, a) if isinstance(a, str) else a)
+                             .astype("string"))
+        if more:
+            shown = shown.assign(account_uuid=ids.astype("string"))
+    if not more:
+        shown = shown.drop(columns=[c for c in plumbing if c in shown.columns])
+    heads = D.headers(shown.columns, cur)
     config = {}
-    for col, header in D.headers(df.columns).items():
-        if any(w in col for w in _MONEY_WORDS) and pd.api.types.is_numeric_dtype(df[col].dtype):
+    for col, header in heads.items():
+        if any(w in col for w in _MONEY_WORDS) and pd.api.types.is_numeric_dtype(shown[col].dtype):
             config[col] = st.column_config.NumberColumn(header, format="accounting")
         else:
             config[col] = st.column_config.Column(header)
-    config.update(column_config or {})
+    if "account_id" in shown.columns:
+        config["account_id"] = st.column_config.TextColumn(
+            "Account", help="Integration · tenant · the start of the account's ID; the full ID is in the CSV "
+                            "and under More columns.")
+    if "account_uuid" in shown.columns:
+        config["account_uuid"] = st.column_config.TextColumn("Account ID (Truto)")
+    extra = dict(column_config or {})
+    config.update({k: v for k, v in extra.items() if k in shown.columns})
+    if len(shown.columns):
+        first = shown.columns[0]
+        pinned = dict(config[first]) if isinstance(config[first], dict) else None
+        if pinned is not None:
+            pinned["pinned"] = True
+            config[first] = pinned
     # The key names a container around the table (a dataframe without selections carries no key in the page).
     with st.container(key=key) if key else nullcontext():
-        shown = st.dataframe(df, hide_index=True, column_config=config, height=height, width="stretch")
-        if df.isna().to_numpy().any():
-            st.caption("An empty cell (None) is not reported by the vendor, or does not apply; it is never counted "
-                       "as 0.")
-    return shown
+        out = st.dataframe(shown, hide_index=True, column_config=config, height=height, width="stretch",
+                           placeholder=MISSING)
+        if shown.isna().to_numpy().any():
+            st.caption(MISSING_LEGEND)
+    return out
+
+
+def seat_scope(view: View) -> Summary:
+    """The summary the seat tiles lead with: paid licenses, unless the user includes free ones."""
+    with_free = st.toggle("Include free licenses in the seat figures", key="with_free", bind="query-params",
+                          help="Free tiers (thousands of free seats) can hide how well the paid seats are used, "
+                               "so the tiles count paid licenses unless this is on.")
+    return view.summary(paid_only=not with_free)
 
 
 def empty_state(view: View, what: str) -> bool:

@@ -16,6 +16,7 @@ USED = "#2E7D9A"      # assigned / used
 IDLE = "#E8833A"      # unassigned / idle
 OVER = "#C23B3B"      # over-allocated
 UNKNOWN = "#8C8C8C"   # not reported
+PARTIAL = "#9BC3D3"   # partly reported: a lower bound
 
 
 def _safe(values) -> list[str]:
@@ -69,37 +70,53 @@ def utilization_by_integration(util: pd.DataFrame) -> go.Figure:
 
 def spend_by_integration(spend: pd.DataFrame, currency: str) -> go.Figure:
     """Stacked bars per integration: spend on assigned seats, unassigned seats, and not splittable."""
-    names = {"used": "Assigned seats", "idle": "Unassigned seats (idle)", "not_reported": "Assigned seats not reported"}
-    colours = {"used": USED, "idle": IDLE, "not_reported": UNKNOWN}
+    names = {"used": "Assigned seats", "idle": "Unassigned seats (idle)", "not_reported": "Assigned seats not reported",
+             "at_least": "At least: seats bought not reported, at seats assigned"}
+    colours = {"used": USED, "idle": IDLE, "not_reported": UNKNOWN, "at_least": PARTIAL}
     fig = go.Figure()
-    for part in ("used", "idle", "not_reported"):
+    for part in ("used", "idle", "not_reported", "at_least"):
         rows = spend[spend["part"] == part]
         if rows.empty:
             continue
         fig.add_bar(x=rows["amount"].astype(float), y=_safe(rows["integration_label"]), orientation="h", name=names[part],
-                    marker_color=colours[part],
+                    marker_color=colours[part], marker_pattern_shape="/" if part == "at_least" else "",
                     hovertemplate="%{y}<br>" + names[part] + ": %{x:,.2f} " + currency + "<extra></extra>")
     n = spend["integration_label"].nunique()
     return _layout(fig, max(260, 34 * n + 100), barmode="stack", xaxis=_money_axis(currency))
 
 
 def assigned_vs_unassigned(groups: pd.DataFrame, label_col: str, title_col: str = "") -> go.Figure:
-    """Stacked bars of assigned and unassigned seats (over-allocation in red) per group."""
+    """Stacked bars per group: assigned and unassigned seats over the rows reporting both counts (over-allocation
+    in red), and, hatched grey, "partly reported" seats: on rows reporting only seats bought (DocuSign) or only
+    seats assigned (Zoom), which are neither 0 nor 100% used. The page draws paid licenses by default, so a free
+    tier of thousands of seats does not flatten the rest (a log scale would distort the stacked parts)."""
     rows = groups[groups["total_seats"].notna() | groups["assigned_seats"].notna()].iloc[::-1]
     labels = _safe(rows[label_col].astype("string").fillna("(none)"))
-    assigned_within = (rows["assigned_seats"] - rows["over_allocated_seats"].fillna(0)).astype("Float64")
+
+    def num(col):
+        return rows[col].astype("Float64").fillna(0).astype(float)
+
+    over = num("over_allocated_seats")
+    within = num("utilization_assigned_seats") - over
+    partly_bought = num("total_seats") - num("utilization_total_seats")
+    partly_assigned = num("assigned_seats") - num("utilization_assigned_seats")
     fig = go.Figure()
-    fig.add_bar(x=assigned_within.astype(float), y=labels, orientation="h", name="Assigned", marker_color=USED,
+    fig.add_bar(x=within, y=labels, orientation="h", name="Assigned", marker_color=USED,
                 hovertemplate="%{y}<br>Assigned (within seats bought): %{x:,}<extra></extra>")
-    fig.add_bar(x=rows["unassigned_seats"].astype("Float64").astype(float), y=labels, orientation="h",
-                name="Bought, not assigned", marker_color=IDLE,
+    fig.add_bar(x=num("unassigned_seats"), y=labels, orientation="h", name="Bought, not assigned", marker_color=IDLE,
                 hovertemplate="%{y}<br>Bought, not assigned: %{x:,}<extra></extra>")
-    if rows["over_allocated_seats"].fillna(0).gt(0).any():
-        fig.add_bar(x=rows["over_allocated_seats"].astype("Float64").astype(float), y=labels, orientation="h",
-                    name="Assigned beyond seats bought", marker_color=OVER,
+    if over.gt(0).any():
+        fig.add_bar(x=over, y=labels, orientation="h", name="Assigned beyond seats bought", marker_color=OVER,
                     hovertemplate="%{y}<br>Assigned beyond seats bought: %{x:,}<extra></extra>")
-    return _layout(fig, max(260, 30 * len(rows) + 100), barmode="stack",
-                   xaxis=dict(title="Seats", tickformat=",d"))
+    if (partly_bought + partly_assigned).gt(0).any():
+        fig.add_bar(x=partly_bought + partly_assigned, y=labels, orientation="h",
+                    name="Partly reported (only bought or only assigned)", marker_color=UNKNOWN,
+                    marker_pattern_shape="/",
+                    customdata=list(zip(partly_bought, partly_assigned)),
+                    hovertemplate="%{y}<br>Partly reported: %{customdata[0]:,} bought (assigned not reported), "
+                                  "%{customdata[1]:,} assigned (bought not reported)<extra></extra>")
+    axis = dict(title="Seats", tickformat=",d")
+    return _layout(fig, max(260, 30 * len(rows) + 100), barmode="stack", xaxis=axis)
 
 
 def savings_by_license(rows: pd.DataFrame, currency: str) -> go.Figure:

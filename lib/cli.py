@@ -51,21 +51,67 @@ def _report(result: FetchResult) -> int:
     return result.exit_code()
 
 
+def _saved(args: argparse.Namespace):
+    """(price book, exchange rates, settings) saved in the deployment's database, or None (said on stderr).
+
+    The same database the dashboard uses (``DATABASE_URL``, else ``[database] url``, else the default SQLite
+    file); a SQLite file that does not exist is not created.
+    """
+    if getattr(args, "no_saved", False):
+        return None
+    from sqlalchemy.engine import make_url
+
+    from .store import Store, database_url, redact_url
+
+    url = database_url()
+    shown = redact_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:") \
+            and not Path(parsed.database).expanduser().exists():
+        _err(f"No saved price book, rates or settings: {shown} does not exist (the dashboard creates it).")
+        return None
+    try:
+        store = Store(url)
+        try:
+            saved = store.get_price_book(), store.get_fx_rates(), store.get_settings()
+        finally:
+            store.close()
+    except Exception as exc:  # noqa: BLE001  (driver errors can quote the URL: show the type only)
+        _err(f"Could not read the saved price book and settings from {shown} ({type(exc).__name__}); "
+             "using the command-line options only.")
+        return None
+    _err(f"Using the price book ({len(saved[0])} prices), exchange rates and settings saved in {shown}; "
+         "--price-book, --fx, --currency and --buffer override them, --no-saved ignores them.")
+    return saved
+
+
 def _analytics(args: argparse.Namespace):
-    """(price book, metric options) from the command line; raises ConfigError listing every problem."""
+    """(price book, metric options): the deployment's saved ones, overridden by the command line.
+
+    Raises ConfigError listing the problem.
+    """
     from .metrics import MetricOptions
     from .pricing import FxRatesError, PriceBookError, load_fx_rates, load_price_book
 
+    saved = _saved(args)
+    book, rates, stored = saved if saved is not None else (None, {}, {})
+    currency = (args.currency or stored.get("reporting_currency") or "USD").strip().upper()
+    if not args.fx and stored and currency != stored.get("reporting_currency"):
+        _err(f"The saved exchange rates are to {stored.get('reporting_currency')}, not {currency}: amounts in "
+             f"other currencies are left out of the {currency} totals (give --fx).")
+        rates = {}
     try:
-        book = load_price_book(Path(args.price_book)) if args.price_book else None
+        book = load_price_book(Path(args.price_book)) if args.price_book else book
     except (PriceBookError, OSError) as exc:
         raise ConfigError(f"--price-book {args.price_book}: {exc}") from None
     try:
-        rates = load_fx_rates(Path(args.fx), args.currency) if args.fx else {}
+        rates = load_fx_rates(Path(args.fx), currency) if args.fx else rates
     except (FxRatesError, OSError) as exc:
         raise ConfigError(f"--fx {args.fx}: {exc}") from None
+    extra = {k: stored[k] for k in ("under_used_pct", "at_capacity_pct", "vendor_price_period") if k in stored}
     try:
-        options = MetricOptions(reporting_currency=args.currency, fx_rates=rates, buffer=args.buffer)
+        options = MetricOptions(reporting_currency=currency, fx_rates=rates,
+                                buffer=args.buffer if args.buffer is not None else stored.get("buffer", 0.10), **extra)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     return book, options
@@ -101,13 +147,21 @@ def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
 
     book, options = _analytics(args)
     result = _fetch(settings, quiet=True)
-    prep = prepare(add_metrics(result.licenses, book, options), options)
+    from .dashboard import spend_gaps
+
+    table = add_metrics(result.licenses, book, options)
+    prep = prepare(table, options)
     summaries = {"all_licenses": summarize(prep), "paid_licenses": summarize(prep, paid_only=True)}
+    gaps = spend_gaps(table, options)
     code = _report(result)
     if args.json:
-        print(strict_json({k: s.as_dict() for k, s in summaries.items()}))
+        out = {k: s.as_dict() for k, s in summaries.items()}
+        out["spend_left_out"] = {"at_least_from_seats_assigned": gaps.floor,
+                                 "rows": {r: gaps.count(r) for r in ("bought_not_reported", "no_seat_counts",
+                                                                     "no_price", "no_rate")}}
+        print(strict_json(out))
     else:
-        print(format_summary(summaries))
+        print(format_summary(summaries, gaps))
     return code
 
 
@@ -138,25 +192,38 @@ def strict_json(value) -> str:
     return json.dumps(_json_ready(value), indent=2, allow_nan=False)
 
 
-def format_summary(summaries: dict) -> str:
-    """The two summaries side by side, as a plain-text table."""
-    from .dashboard import fmt_money, fmt_pct, fmt_seats
+def format_summary(summaries: dict, gaps=None) -> str:
+    """The two summaries side by side, as a plain-text table (amounts in words: never 0 for unknown)."""
+    from .dashboard import SpendGaps, amount_words, fmt_pct, fmt_seats, spend_words
 
     a, p = summaries["all_licenses"], summaries["paid_licenses"]
     cur = a.reporting_currency
+    if gaps is None:
+        import pandas as pd
+
+        gaps = SpendGaps(0.0, pd.DataFrame({"reason": pd.Series(dtype="string")}), cur)
+
+    def money(s, name):
+        return amount_words(getattr(s, name), cur, gaps)
+
     rows = [
         ("License rows", f"{a.licenses:,}", f"{p.licenses:,}"),
-        ("Seats bought", fmt_seats(a.total_seats), fmt_seats(p.total_seats)),
-        ("Seats assigned", fmt_seats(a.assigned_seats), fmt_seats(p.assigned_seats)),
-        ("Seats bought, not assigned", fmt_seats(a.unassigned_seats), fmt_seats(p.unassigned_seats)),
+        ("Seats bought (rows with both counts)", fmt_seats(a.utilization_total_seats),
+         fmt_seats(p.utilization_total_seats)),
+        ("Seats assigned (rows with both counts)", fmt_seats(a.utilization_assigned_seats),
+         fmt_seats(p.utilization_assigned_seats)),
         ("Seat utilization (assigned ÷ bought)", fmt_pct(a.utilization_pct), fmt_pct(p.utilization_pct)),
         ("  rows without both seat counts", f"{a.rows_without_seat_counts:,}", f"{p.rows_without_seat_counts:,}"),
-        (f"Annual spend ({cur})", fmt_money(a.annual_spend, cur), fmt_money(p.annual_spend, cur)),
-        (f"Idle annual spend ({cur})", fmt_money(a.idle_annual_spend, cur), fmt_money(p.idle_annual_spend, cur)),
-        (f"Potential annual savings ({cur})", fmt_money(a.potential_annual_savings, cur),
-         fmt_money(p.potential_annual_savings, cur)),
-        (f"True-up exposure ({cur})", fmt_money(a.true_up_exposure, cur), fmt_money(p.true_up_exposure, cur)),
-        ("Paid licenses without a price", f"{a.unpriced_paid_licenses:,}", f"{p.unpriced_paid_licenses:,}"),
+        ("Seats bought (every row reporting it)", fmt_seats(a.total_seats), fmt_seats(p.total_seats)),
+        ("Seats assigned (every row reporting it)", fmt_seats(a.assigned_seats), fmt_seats(p.assigned_seats)),
+        ("Seats bought, not assigned", fmt_seats(a.unassigned_seats), fmt_seats(p.unassigned_seats)),
+        (f"Annual spend ({cur})", spend_words(a, gaps)[0], spend_words(p, gaps)[0]),
+        (f"Idle annual spend ({cur})", money(a, "idle_annual_spend"), money(p, "idle_annual_spend")),
+        (f"Potential annual savings ({cur})", money(a, "potential_annual_savings"),
+         money(p, "potential_annual_savings")),
+        (f"True-up exposure ({cur})", money(a, "true_up_exposure"), money(p, "true_up_exposure")),
+        # One rule with the pages (dashboard.needs_price): paid, or paid status not reported, and no price.
+        ("Paid licenses without a price", f"{gaps.count('no_price'):,}", f"{gaps.count('no_price'):,}"),
     ]
     rows += [(f"Flag: {flag.replace('_', ' ')}", f"{a.flag_counts.get(flag, 0):,}", f"{p.flag_counts.get(flag, 0):,}")
              for flag in a.flag_counts]
@@ -164,8 +231,12 @@ def format_summary(summaries: dict) -> str:
         rows.append((f"Left out: no rate for {currency}", f"{currency} {amount:,.2f}",
                      f"{currency} {p.excluded_by_currency.get(currency, 0):,.2f}"))
     width = max(len(r[0]) for r in rows)
-    lines = [f"{'':{width}}  {'All licenses':>16}  {'Paid licenses':>16}"]
-    lines += [f"{label:{width}}  {x:>16}  {y:>16}" for label, x, y in rows]
+    col = max(16, *(len(x) for r in rows for x in r[1:]))
+    lines = [f"{'':{width}}  {'All licenses':>{col}}  {'Paid licenses':>{col}}"]
+    lines += [f"{label:{width}}  {x:>{col}}  {y:>{col}}" for label, x, y in rows]
+    why = spend_words(a, gaps)[2]
+    if "Left out or estimated:" in why:
+        lines.append("Spend: " + why.split("Left out or estimated: ", 1)[1].replace(" The Spend page lists them.", ""))
     lines.append(f"Measured: {a.measure}.")
     return "\n".join(lines)
 
@@ -224,10 +295,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _analytics_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--price-book", metavar="FILE", help="price-book CSV: integration,license_id,license_name,"
-                                                        "unit_price,currency,billing_period")
-    p.add_argument("--fx", metavar="FILE", help="exchange rates CSV: currency,rate (units of --currency per unit)")
-    p.add_argument("--currency", default="USD", help="reporting currency (ISO 4217, default USD)")
-    p.add_argument("--buffer", type=_buffer, default=0.10, help="right-sizing headroom, 0.1 or 10%% (default 10%%)")
+                                                        "unit_price,currency,billing_period (default: the saved one)")
+    p.add_argument("--fx", metavar="FILE", help="exchange rates CSV: currency,rate (units of --currency per unit); "
+                                                "default: the saved rates")
+    p.add_argument("--currency", default=None,
+                   help="reporting currency (ISO 4217; default: the saved one, else USD)")
+    p.add_argument("--buffer", type=_buffer, default=None,
+                   help="right-sizing headroom, 0.1 or 10%% (default: the saved one, else 10%%)")
+    p.add_argument("--no-saved", action="store_true",
+                   help="ignore the price book, exchange rates and settings saved in the dashboard's database")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,9 +15,11 @@ import numpy as np
 import pandas as pd
 
 from .integrations import SEAT_FIELDS, unreported_license_fields
-from .metrics import LABELS, MetricOptions, Summary, paid_mask
+from .metrics import LABELS, PRICE_SOURCE_LABELS, MetricOptions, Summary, paid_mask
 
 NOT_REPORTED = "not reported"
+NOTHING_NEEDS_ATTENTION = ("Nothing needs attention: no failed accounts, no over-allocated, under-used or unpriced "
+                           "paid licenses, and every license reports its seat counts.")
 
 OUTCOME_LABELS = {
     "ok": "OK",
@@ -182,7 +184,200 @@ def freshness(accounts: pd.DataFrame, now: datetime | None = None, names: dict[s
     return Freshness(headline, per, stale)
 
 
+# ------------------------------------------------------------------ spend: what the total leaves out
+
+LEFT_OUT_REASONS = {
+    "bought_not_reported": "seats bought not reported: counted at seats assigned (at least)",
+    "no_seat_counts": "priced, but the vendor reports no seat counts: spend unknown",
+    "no_price": "paid, no price in the price book: spend unknown",
+    "no_rate": "no exchange rate: left out of the total",
+}
+
+
+@dataclass
+class SpendGaps:
+    """What the annual spend total cannot count, and the lower bound it can still give.
+
+    ``floor``: price per seat per year × seats assigned, in the reporting
+    currency, over the priced paid licenses whose seats bought are not
+    reported (Zoom): the vendor bills at least the seats in use.
+    ``left_out``: one row per license row the total does not fully count, with
+    ``reason`` (a key of :data:`LEFT_OUT_REASONS`) and ``at_least`` (the floor
+    counted for it, in the reporting currency; empty when nothing could be).
+    """
+
+    floor: float
+    left_out: pd.DataFrame
+    reporting_currency: str
+
+    @property
+    def complete(self) -> bool:
+        return self.left_out.empty
+
+    def count(self, reason: str) -> int:
+        return int((self.left_out["reason"] == reason).sum())
+
+
+LEFT_OUT_COLUMNS = ["integration_label", "account_id", "license_name", "reason", "assigned_seats", "total_seats",
+                    "annual_unit_price", "currency", "at_least", "reporting_currency"]
+
+
+def spend_gaps(df: pd.DataFrame, options: MetricOptions) -> SpendGaps:
+    """The rows the annual spend total leaves out, and why (see :class:`SpendGaps`); free licenses cost 0."""
+    cur = options.reporting_currency
+    paid = paid_mask(df)
+    priced = df["annual_unit_price"].notna().to_numpy(dtype=bool)
+    spend_na = df["annual_cost"].isna().to_numpy(dtype=bool)
+    total_na = df["total_seats"].isna().to_numpy(dtype=bool)
+    assigned_na = df["assigned_seats"].isna().to_numpy(dtype=bool)
+    converted_na = df["annual_cost_reporting"].isna().to_numpy(dtype=bool)
+    reason = np.full(len(df), "", dtype=object)
+    reason[needs_price(df)] = "no_price"
+    unknown = paid & priced & spend_na & total_na
+    reason[unknown & assigned_na] = "no_seat_counts"
+    floor_rows = unknown & ~assigned_na
+    reason[floor_rows] = "bought_not_reported"
+    reason[paid & priced & ~spend_na & converted_na] = "no_rate"
+    at_least = np.full(len(df), np.nan)
+    if floor_rows.any():
+        rate = np.full(len(df), np.nan)
+        rate[floor_rows] = [options.rate(c) or np.nan if isinstance(c, str) else np.nan
+                            for c in df["currency"].astype("string").to_numpy(dtype=object)[floor_rows]]
+        price = df["annual_unit_price"].to_numpy(dtype=np.float64, na_value=np.nan)
+        assigned = df["assigned_seats"].to_numpy(dtype=np.float64, na_value=np.nan)
+        at_least[floor_rows] = np.round(price[floor_rows] * assigned[floor_rows] * rate[floor_rows], 2)
+    keep = reason != ""
+    rows = df.loc[keep, [c for c in LEFT_OUT_COLUMNS if c in df.columns and c not in ("reason", "at_least")]].copy()
+    rows.insert(3, "reason", pd.array(reason[keep].tolist(), dtype="string"))
+    rows["at_least"] = pd.array(at_least[keep], dtype="Float64")
+    rows["at_least"] = rows["at_least"].where(~np.isnan(at_least[keep]), pd.NA)
+    rows["reporting_currency"] = pd.array([cur] * len(rows), dtype="string")
+    order = {k: i for i, k in enumerate(LEFT_OUT_REASONS)}
+    rows = rows.assign(_o=rows["reason"].map(order)).sort_values(["_o", "integration_label", "license_name"],
+                                                                 kind="stable").drop(columns="_o")
+    counted = at_least[keep & ~np.isnan(at_least)]
+    # A floor in a currency without a rate cannot be added: that row reads "no rate", as its spend would.
+    no_rate_floor = floor_rows & np.isnan(at_least)
+    if no_rate_floor.any():
+        rows.loc[rows.index.isin(df.index[no_rate_floor]), "reason"] = "no_rate"
+    return SpendGaps(round(float(counted.sum()), 2) if len(counted) else 0.0, rows[LEFT_OUT_COLUMNS].reset_index(drop=True), cur)
+
+
+def amount_words(value, currency: str, gaps: SpendGaps) -> str:
+    """An idle-spend, savings or true-up total in words: "not known" when nothing is, or when it is 0 while
+    rows are left out (0 would claim what is not known); "at least …" while rows are left out."""
+    if value is None or pd.isna(value) or (not gaps.complete and float(value) == 0):
+        return "not known"
+    return ("at least " if not gaps.complete else "") + fmt_money(value, currency)
+
+
+def spend_words(summary: Summary, gaps: SpendGaps) -> tuple[str, str | None, str]:
+    """The annual spend figure in words: (value, short note, why).
+
+    The total counts the rows with a spend figure plus ``gaps.floor``; when
+    anything is left out it reads "at least …", and when nothing at all could
+    be counted it reads "not known" (never 0 for an unknown amount).
+    """
+    cur = summary.reporting_currency
+    known = summary.annual_spend
+    total = None if known is None and not gaps.count("bought_not_reported") else (known or 0.0) + gaps.floor
+    parts, why = [], []
+    n = gaps.count("bought_not_reported")
+    if n:
+        parts.append(f"{n} at seats assigned")
+        why.append(f"{n} license(s) report seats assigned but not seats bought: counted at seats assigned × price "
+                   f"({fmt_money(gaps.floor, cur)}), since at least those seats are paid for")
+    n = gaps.count("no_seat_counts")
+    if n:
+        parts.append(f"{n} priced, no seat counts")
+        why.append(f"{n} priced license(s) report no seat counts, so their spend is unknown and left out")
+    n = gaps.count("no_price")
+    if n:
+        parts.append(f"{n} paid unpriced")
+        why.append(f"{n} paid license(s) have no price yet")
+    if summary.excluded_by_currency:
+        parts.append("excl. " + ", ".join(summary.excluded_by_currency))
+        why.append("no exchange rate for " + ", ".join(f"{c} {v:,.2f}" for c, v in summary.excluded_by_currency.items()))
+    incomplete = bool(parts)
+    if total is None or (incomplete and total == 0 and not gaps.count("bought_not_reported")):
+        value = "not known"
+    else:
+        value = ("at least " if incomplete else "") + fmt_money(total, cur)
+    note = "; ".join(parts) or None
+    explain = "Price per seat per year × seats bought, converted to the reporting currency."
+    if why:
+        explain += " Left out or estimated: " + "; ".join(why) + ". The Spend page lists them."
+    return value, note, explain
+
+
+def spend_chart_rows(spend: pd.DataFrame, gaps: SpendGaps) -> pd.DataFrame:
+    """``metrics.spend_by_integration``'s rows plus, per integration, the lower bound counted at seats assigned
+    (part ``at_least``), so an integration whose seats bought are not reported is drawn, not left out."""
+    floor = gaps.left_out[gaps.left_out["at_least"].notna()]
+    if floor.empty:
+        return spend
+    extra = (floor.groupby("integration_label", observed=True)["at_least"].sum().round(2).reset_index()
+             .rename(columns={"at_least": "amount"}))
+    extra.insert(1, "part", pd.array(["at_least"] * len(extra), dtype="string"))
+    extra["reporting_currency"] = pd.array([gaps.reporting_currency] * len(extra), dtype="string")
+    out = pd.concat([spend, extra.astype({"amount": "Float64"})], ignore_index=True)
+    return out.sort_values("integration_label", kind="stable").reset_index(drop=True)
+
+
+def priced_paid(df: pd.DataFrame) -> np.ndarray:
+    """Paid licenses with a price above 0 (price book or vendor)."""
+    price = df["annual_unit_price"].to_numpy(dtype=np.float64, na_value=np.nan)
+    return paid_mask(df) & (np.nan_to_num(price, nan=0.0) > 0)
+
+
+def spend_chart_empty_text(df: pd.DataFrame, gaps: SpendGaps) -> str:
+    """Why the spend chart has nothing to draw, true of ``df`` (its rows and their :func:`spend_gaps`)."""
+    n = int(priced_paid(df).sum())
+    if n == 0:
+        return "No paid license here has a price yet. Add prices in the Price book to see spend."
+    why = [f"{k} report no seat counts" for k in [gaps.count("no_seat_counts")] if k]
+    why += [f"{k} have no exchange rate to {gaps.reporting_currency}" for k in [gaps.count("no_rate")] if k]
+    return (f"{n} paid license(s) here have a price, but no amount can be drawn: {', '.join(why) or 'none has seats'}. "
+            "What the spend total leaves out lists them.")
+
+
+def savings_empty_text(df: pd.DataFrame) -> str:
+    """Why there are no potential savings to list, true of ``df``."""
+    priced = priced_paid(df)
+    unknown = priced & df["potential_annual_savings_reporting"].isna().to_numpy(dtype=bool)
+    known = priced & ~unknown
+    if not priced.any():
+        return "No paid license here has a price, so no savings can be computed."
+    if not known.any():
+        return (f"No savings can be computed: the {int(unknown.sum())} priced paid license(s) here do not report "
+                "both seats assigned and seats bought (or have no exchange rate).")
+    text = f"No savings found: each of the {int(known.sum())} priced paid license(s) with both seat counts is within its buffer."
+    if unknown.any():
+        text += f" {int(unknown.sum())} other priced license(s) do not report both counts, so their savings are unknown."
+    return text
+
+
+def priced_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The Spend page's "All priced rows": rows with a price from the price book or the vendor, with
+    "Price from" in words."""
+    src = df["price_source"].astype("string")
+    rows = df.loc[src.isin(["price_book", "vendor"]).fillna(False).to_numpy(dtype=bool), SPEND_COLUMNS]
+    return rows.assign(price_source=rows["price_source"].astype("string").map(PRICE_SOURCE_LABELS).astype("string"))
+
+
 # ------------------------------------------------------------------ KPI tiles
+
+def tile_value(text: str) -> str:
+    """A figure short enough for a tile: "at least USD 1,234" reads "≥ USD 1,234" (the note and help say
+    "at least" in words)."""
+    return "≥ " + text[len("at least "):] if text.startswith("at least ") else text
+
+
+def tile_note(value_text: str, note: str | None) -> str | None:
+    if not value_text.startswith("at least "):
+        return note
+    return "at least" + (f": {note}" if note else "")
+
 
 @dataclass
 class Tile:
@@ -192,45 +387,51 @@ class Tile:
     note: str | None = None   # shown under the value, e.g. what the figure leaves out
 
 
-def kpi_tiles(summary: Summary, paid: Summary | None = None, unpriced: int | None = None) -> list[Tile]:
-    """The Overview's tiles; with ``paid`` (the paid-only summary), seat tiles also say the paid figure,
-    since free tiers (thousands of free seats) can hide how well the paid seats are used."""
+def kpi_tiles(summary: Summary, gaps: SpendGaps | None = None) -> list[Tile]:
+    """The Overview's tiles over ``summary``'s rows (the paid licenses by default, see ``Summary.paid_only``).
+
+    Seats bought, seats assigned and utilization are over the same rows (those reporting both counts), so
+    assigned ÷ bought on the tiles gives the utilization shown; what is left out is said in the note.
+    """
     cur = summary.reporting_currency
-    seat_notes = {}
-    if paid is not None and paid.licenses != summary.licenses:
-        seat_notes = {"total": f"paid: {fmt_seats(paid.total_seats)}", "assigned": f"paid: {fmt_seats(paid.assigned_seats)}",
-                      "util": f"paid: {fmt_pct(paid.utilization_pct)}"}
-    gaps = []
-    unpriced = summary.unpriced_paid_licenses if unpriced is None else unpriced
-    if unpriced:
-        gaps.append(f"{unpriced} paid unpriced")
-    if summary.excluded_by_currency:
-        gaps.append("excl. " + ", ".join(summary.excluded_by_currency))
-    money_note = "; ".join(gaps) or None
+    scope = "paid license rows" if summary.paid_only else "license rows (paid and free)"
+    a, t = summary.utilization_assigned_seats, summary.utilization_total_seats
+    left = summary.rows_without_seat_counts
+    bought_extra = (summary.total_seats or 0) - (t or 0)
+    assigned_extra = (summary.assigned_seats or 0) - (a or 0)
+    base = (f"Over the {summary.utilization_rows:,} {scope} that report both seats assigned and seats "
+            f"bought; {left:,} row(s) without both are left out")
+    gaps = gaps if gaps is not None else SpendGaps(0.0, pd.DataFrame({"reason": pd.Series(dtype="string")}), cur)
+    spend_value, spend_note, spend_help = spend_words(summary, gaps)
+    money_note = "; ".join(p for p in (spend_note or "").split("; ") if not p.endswith("at seats assigned")) or None
     left_out = ""
     if summary.excluded_by_currency:
         left_out = " Not included (no exchange rate): " + ", ".join(
             f"{c} {v:,.2f}" for c, v in summary.excluded_by_currency.items()) + "."
     return [
-        Tile("Seats bought", fmt_seats(summary.total_seats),
-             "Seats the vendors report as bought (Truto's available_quantity), over licenses that report it.",
-             seat_notes.get("total")),
-        Tile("Seats assigned", fmt_seats(summary.assigned_seats),
-             "Seats given to users, as the vendors report them. Allocation, not activity.", seat_notes.get("assigned")),
+        Tile("Seats bought", fmt_seats(t),
+             f"Seats the vendors report as bought (Truto's available_quantity). {base}.",
+             f"+{bought_extra:,} where seats assigned are not reported" if bought_extra else None),
+        Tile("Seats assigned", fmt_seats(a),
+             f"Seats given to users, as the vendors report them. Allocation, not activity. {base}.",
+             f"+{assigned_extra:,} where seats bought are not reported" if assigned_extra else None),
         Tile("Seat utilization", fmt_pct(summary.utilization_pct),
-             f"Seats assigned ÷ seats bought, weighted by seats, over licenses reporting both "
-             f"({summary.rows_without_seat_counts} license rows without both counts left out).",
-             seat_notes.get("util")),
-        Tile(f"Annual spend ({cur})", fmt_money(summary.annual_spend, cur),
-             "Price per seat per year × seats bought, converted to the reporting currency. Paid licenses without a "
-             "price are not in it until they are priced." + left_out, money_note),
-        Tile(f"Idle spend ({cur})", fmt_money(summary.idle_annual_spend, cur),
-             "The annual cost of seats bought but not assigned." + left_out, money_note),
-        Tile(f"Potential savings ({cur})", fmt_money(summary.potential_annual_savings, cur),
-             "What dropping to the recommended seat count (assigned + buffer) would save per year.", money_note),
+             f"{fmt_seats(a)} seats assigned ÷ {fmt_seats(t)} seats bought = {fmt_pct(summary.utilization_pct)}. "
+             f"{base}.", f"{'paid' if summary.paid_only else 'all'} licenses"),
         Tile("Over-allocated licenses", f"{summary.over_allocated_licenses:,}",
-             "Licenses with more seats assigned than bought: a true-up risk at renewal."),
+             "Paid licenses with more seats assigned than bought: a true-up risk at renewal."),
+        money_tile(f"Annual spend ({cur})", spend_value, spend_help, spend_note),
+        money_tile(f"Idle spend ({cur})", amount_words(summary.idle_annual_spend, cur, gaps),
+                   "The annual cost of seats bought but not assigned." + left_out, money_note),
+        money_tile(f"Potential savings ({cur})", amount_words(summary.potential_annual_savings, cur, gaps),
+                   "What dropping to the recommended seat count (assigned + buffer) would save per year. Free "
+                   "licenses cost nothing and are never in it.", money_note),
     ]
+
+
+def money_tile(label: str, value_text: str, help_text: str, note: str | None) -> Tile:
+    """A money tile: "≥ …" with "at least" in the note when the amount is a lower bound."""
+    return Tile(label, tile_value(value_text), help_text, tile_note(value_text, note))
 
 
 # ------------------------------------------------------------------ attention list
@@ -245,7 +446,11 @@ class Attention:
 
 def attention(df: pd.DataFrame, accounts: pd.DataFrame, problems: pd.DataFrame, summary: Summary,
               options: MetricOptions, names: dict[str, str] | None = None, limit: int = 3) -> list[Attention]:
-    """What needs a person's attention, most urgent first, each pointing at the page that shows it."""
+    """What needs a person's attention, most urgent first, each pointing at the page that shows it.
+
+    Free licenses (flag ``free``) cost nothing: they are never under-used or over-allocated here.
+    Licenses without seat counts are an item of their own: "nothing needs attention" must not hide them.
+    """
     names = names or account_names(accounts)
     items: list[Attention] = []
 
@@ -271,6 +476,13 @@ def attention(df: pd.DataFrame, accounts: pd.DataFrame, problems: pd.DataFrame, 
         items.append(Attention("under_used", f"{len(under)} license(s) have fewer than "
                                f"{options.under_used_pct:g}% of their seats assigned — {sample(under)}.",
                                "utilization", len(under)))
+    silent = df[df["flag"] == "not_reported"]
+    if len(silent):
+        spend = ("their spend is unknown" if silent["annual_cost"].isna().all() else "part of their spend is unknown")
+        items.append(Attention("not_reported", f"{len(silent)} license(s) report no seat counts through Truto — "
+                               f"{sample(silent)}. Their utilization, idle seats and savings cannot be computed and "
+                               f"{spend}; they are not 0. The Accounts page lists which fields each integration "
+                               "does not report.", "accounts", len(silent)))
     unpriced = df[needs_price(df)]
     if len(unpriced):
         items.append(Attention("unpriced", f"{len(unpriced)} paid license(s) have no price, so their spend is "
@@ -303,33 +515,41 @@ def needs_price(df: pd.DataFrame) -> np.ndarray:
 
 # ------------------------------------------------------------------ page tables
 
+# Most important first: name, the bar, the flag, the money, what to do; IDs and machine names last.
 UTILIZATION_COLUMNS = [
-    "integration_label", "tenant_id", "account_id", "organization_name", "product", "license_name",
-    "assigned_seats", "total_seats", "unassigned_seats", "over_allocated_seats", "utilization_pct",
-    "recommended_seats", "flag",
+    "license_name", "integration_label", "utilization_pct", "flag", "idle_annual_cost_reporting",
+    "recommended_seats", "assigned_seats", "total_seats", "unassigned_seats", "over_allocated_seats",
+    "account_id", "organization_name", "tenant_id", "product", "license_id",
 ]
 
+# Columns a person rarely needs to read a table: shown under "More columns" (the CSV always has them).
+PLUMBING_COLUMNS = ("integration", "product", "license_id", "organization_id", "account_uuid", "reporting_currency",
+                    "requests", "retries", "rate_limited", "elapsed_seconds", "account_status", "stale", "data_as_of",
+                    "stale_for")
+
 SPEND_COLUMNS = [
-    "integration_label", "tenant_id", "account_id", "organization_name", "license_name", "price_source",
-    "unit_price", "currency", "billing_period", "total_seats", "assigned_seats", "unassigned_seats",
-    "annual_cost", "idle_annual_cost", "annual_cost_reporting", "idle_annual_cost_reporting",
-    "recommended_seats", "potential_annual_savings_reporting", "true_up_exposure_reporting", "reporting_currency",
+    "license_name", "integration_label", "annual_cost_reporting", "idle_annual_cost_reporting",
+    "potential_annual_savings_reporting", "price_source", "unit_price", "currency", "billing_period",
+    "total_seats", "assigned_seats", "unassigned_seats", "recommended_seats", "true_up_exposure_reporting",
+    "annual_cost", "idle_annual_cost", "account_id", "organization_name", "tenant_id", "reporting_currency",
 ]
 
 ACCOUNT_VIEW_COLUMNS = [
-    "integration_label", "tenant_id", "account_id", "outcome", "account_status", "fetched_at", "license_rows",
-    "organizations", "problems", "requests", "retries", "rate_limited", "elapsed_seconds", "message", "action",
-    "fields_not_reported",
+    "account_id", "integration_label", "outcome", "message", "action", "fetched_at", "last_attempt_at", "tenant_id",
+    "license_rows", "organizations", "problems", "fields_not_reported", "account_status", "requests", "retries",
+    "rate_limited", "elapsed_seconds",
 ]
+FAILED_OUTCOMES = ("failed", "needs_reauth", "inactive")
 
 
 def utilization_table(df: pd.DataFrame) -> pd.DataFrame:
     """One row per license, worst first: over-allocated, then lowest utilization; not reported last."""
-    order = {"over_allocated": 0, "under_used": 1, "at_capacity": 2, "ok": 3, "not_reported": 4}
+    order = {"over_allocated": 0, "under_used": 1, "at_capacity": 2, "ok": 3, "not_reported": 4, "free": 5}
     out = df[UTILIZATION_COLUMNS].copy()
-    out["_o"] = out["flag"].map(order).astype("Int64")
-    out = out.sort_values(["_o", "utilization_pct", "integration_label", "license_name"],
-                          na_position="last", kind="stable")
+    out["_o"] = out["flag"].astype("string").map(order).astype("Int64")
+    out["_c"] = -out["idle_annual_cost_reporting"].astype("Float64")
+    out = out.sort_values(["_o", "_c", "utilization_pct", "integration_label", "license_name"],
+                          na_position="last", kind="stable").drop(columns="_c")
     return out.drop(columns="_o").reset_index(drop=True)
 
 
@@ -343,13 +563,20 @@ def fields_not_reported(integration: str | None) -> str:
 
 
 def accounts_view(accounts: pd.DataFrame) -> pd.DataFrame:
+    """One row per account, failed ones first. ``fetched_at`` is when the data shown was fetched (a failed
+    account's last good fetch; empty if it never had one); ``last_attempt_at`` is the latest attempt."""
     out = accounts.copy()
     out["fields_not_reported"] = pd.array([fields_not_reported(i) for i in out["integration"]], dtype="string")
+    out["last_attempt_at"] = out["fetched_at"]
+    if "data_as_of" in out.columns:
+        out["fetched_at"] = out["data_as_of"]
     for col in ACCOUNT_VIEW_COLUMNS:
         if col not in out.columns:
             out[col] = pd.NA
-    extra = [c for c in ("stale", "data_as_of") if c in out.columns]
-    return out[ACCOUNT_VIEW_COLUMNS + extra]
+    extra = [c for c in ("stale",) if c in out.columns]
+    failed = out["outcome"].isin(FAILED_OUTCOMES).fillna(False).to_numpy(dtype=bool)
+    out = out.assign(_o=np.where(failed, 0, 1)).sort_values(["_o", "integration_label"], kind="stable")
+    return out[ACCOUNT_VIEW_COLUMNS + extra].reset_index(drop=True)
 
 
 def unpriced_paid(df: pd.DataFrame) -> pd.DataFrame:
@@ -389,20 +616,28 @@ def not_converted(df: pd.DataFrame) -> pd.DataFrame:
 
 def savings_by_license(df: pd.DataFrame, n: int = 15) -> pd.DataFrame:
     rows = df[df["potential_annual_savings_reporting"].fillna(0) > 0]
-    cols = ["integration_label", "license_name", "account_id", "organization_name", "total_seats", "assigned_seats",
-            "recommended_seats", "potential_annual_savings_reporting", "reporting_currency"]
+    cols = ["license_name", "integration_label", "potential_annual_savings_reporting", "total_seats",
+            "recommended_seats", "assigned_seats", "account_id", "organization_name", "reporting_currency"]
     return rows.sort_values("potential_annual_savings_reporting", ascending=False)[cols].head(n).reset_index(drop=True)
 
 
-def headers(columns: Iterable[str]) -> dict[str, str]:
-    """Column -> header for display; CSV exports keep the export's own column names."""
+def headers(columns: Iterable[str], currency: str | None = None) -> dict[str, str]:
+    """Column -> header for display; CSV exports keep the export's own column names.
+
+    With ``currency``, "(reporting currency)" in a header reads as its code, e.g. "(USD)".
+    """
     extra = {"fields_not_reported": "License fields this integration does not report", "outcome": "Fetch result",
              "account_status": "Truto account status", "message": "What happened", "action": "What to do",
              "license_rows": "License rows", "organizations": "Organizations", "problems": "Malformed records",
              "requests": "Requests", "retries": "Retries", "rate_limited": "429s received",
              "elapsed_seconds": "Fetch time (s)", "stale": "Showing older data", "data_as_of": "Data as of",
-             "accounts": "Accounts"}
-    return {c: extra.get(c, LABELS.get(c, c)) for c in columns}
+             "accounts": "Accounts", "reason": "Why it is not fully counted",
+             "at_least": "At least (reporting currency)", "account_name": "Account",
+             "last_attempt_at": "Last attempt (UTC)"}
+    out = {c: extra.get(c, LABELS.get(c, c)) for c in columns}
+    if currency:
+        out = {c: h.replace("(reporting currency", f"({currency}") for c, h in out.items()}
+    return out
 
 
 _MD_SPECIAL = set("\\`*_{}[]()#+-.!|<>~$:")
@@ -420,6 +655,7 @@ FLAG_DISPLAY = {
     "at_capacity": "▲ At capacity",
     "not_reported": "? Not reported",
     "ok": "OK",
+    "free": "Free (costs nothing)",
 }
 
 

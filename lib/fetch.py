@@ -182,7 +182,10 @@ def _fetch_account(client: TrutoClient, settings: Settings, account: dict) -> Ac
                 status, ("inactive", "Check this account in Truto; it is not active.")
             )
             detail = _text(account.get("last_error"))
-            out.message = f"Truto reports the account as {out.account_status or 'without a status'}" + (f": {detail}" if detail else ".")
+            status_words = {"needs_reauth": "needing reauthorisation"}.get(
+                out.account_status or "", (out.account_status or "").replace("_", " "))
+            out.message = f"Truto reports the account as {status_words or 'without a status'}" + (
+                f": {detail}" if detail else ".")
             return out
         _fetch_listings(client, settings, account_id, integration, out.tenant_id, out)
     except TrutoError as exc:

@@ -21,10 +21,13 @@ Per row (:func:`add_metrics`, columns :data:`METRIC_COLUMNS`):
   (a zero amount is zero in any currency).
 - ``recommended_seats`` = ceil(assigned x (1 + buffer)), computed exactly;
   ``potential_annual_savings`` = max(total - recommended, 0) x annual unit price.
-- ``flag``: ``not_reported`` (assigned or total seats not reported) >
-  ``over_allocated`` > ``under_used`` (utilization_pct below the threshold) >
-  ``at_capacity`` (utilization_pct at or above the threshold) > ``ok``. The
-  thresholds are compared with the table's ``utilization_pct`` (one decimal).
+- ``flag``: ``free`` (a free license, see :func:`free_mask`: it costs nothing,
+  so it is never under-used, over-allocated or a saving) > ``not_reported``
+  (assigned or total seats not reported) > ``over_allocated`` > ``under_used``
+  (utilization_pct below the threshold) > ``at_capacity`` (utilization_pct at
+  or above the threshold) > ``ok``. The thresholds are compared with the
+  table's ``utilization_pct`` (one decimal). A free license has no
+  ``recommended_seats`` (there is nothing to cut).
 
 Empty, never 0: a figure whose inputs are not known is NA. A free license is
 known to cost 0.
@@ -68,7 +71,7 @@ from .integrations import integration_key
 from .pricing import BILLING_PERIODS, CURRENCY_CODES, PERIODS_PER_YEAR, validate_price_book
 
 PRICE_SOURCES = ("price_book", "vendor", "free", "unpriced")
-FLAGS = ("over_allocated", "under_used", "at_capacity", "not_reported", "ok")
+FLAGS = ("over_allocated", "under_used", "at_capacity", "not_reported", "ok", "free")
 
 METRIC_COLUMNS: list[str] = [
     "unit_price",
@@ -173,6 +176,9 @@ LABELS: dict[str, str] = {
     "flag_at_capacity": "At capacity (nearly all seats bought are assigned)",
     "flag_not_reported": "Seat counts not reported",
     "flag_ok": "OK",
+    "flag_free": "Free licenses (cost nothing: never flagged)",
+    "utilization_assigned_seats": "Seats assigned (rows reporting both counts)",
+    "utilization_total_seats": "Seats bought (rows reporting both counts)",
     "part": "Spend on",
     "amount": "Annual amount",
 }
@@ -183,6 +189,7 @@ FLAG_LABELS = {
     "at_capacity": "At capacity (nearly all seats bought are assigned)",
     "not_reported": "Seat counts not reported by the vendor",
     "ok": "OK",
+    "free": "Free (costs nothing: nothing to act on)",
 }
 
 PRICE_SOURCE_LABELS = {
@@ -564,6 +571,10 @@ def add_metrics(licenses: pd.DataFrame, price_book: pd.DataFrame | None = None,
     flag[~util_na & (util < options.under_used_pct)] = FLAGS.index("under_used")
     flag[over > 0] = FLAGS.index("over_allocated")
     flag[assigned_na | total_na] = FLAGS.index("not_reported")
+    # Free: the vendor says not paid, or it does not say and the price is 0 (the paid rule, _PAID_RULE).
+    is_free = (~paid_na & ~paid) | (paid_na & ~no_price & (annual_unit == 0))
+    flag[is_free] = FLAGS.index("free")
+    recommended_na = assigned_na | is_free
 
     metrics = {
         "unit_price": _float(unit_price, no_price),
@@ -573,7 +584,7 @@ def add_metrics(licenses: pd.DataFrame, price_book: pd.DataFrame | None = None,
         "annual_unit_price": _float(annual_unit, no_price),
         **{name: _float(values, na) for name, (values, na) in money.items()},
         "reporting_currency": _categorical(np.zeros(n, dtype=np.int8), [options.reporting_currency]),
-        "recommended_seats": pd.arrays.IntegerArray(recommended, assigned_na.copy()),
+        "recommended_seats": pd.arrays.IntegerArray(recommended, recommended_na),
         "flag": _categorical(flag, FLAGS),
     }
     columns = {c: df[c] for c in df.columns}
@@ -592,6 +603,16 @@ def paid_mask(df: pd.DataFrame) -> np.ndarray:
     paid, paid_na = _masked(df["is_paid"], "boolean", bool)
     price, price_na = _masked(df["annual_unit_price"], "Float64", np.float64)
     return (~paid_na & paid) | (paid_na & ~price_na & (price > 0))
+
+
+def free_mask(df: pd.DataFrame) -> np.ndarray:
+    """Rows known to be free: the vendor says not paid, or it does not say and the price is 0.
+
+    Neither paid nor free: the vendor does not say and there is no price (its cost is unknown).
+    """
+    paid, paid_na = _masked(df["is_paid"], "boolean", bool)
+    price, price_na = _masked(df["annual_unit_price"], "Float64", np.float64)
+    return (~paid_na & ~paid) | (paid_na & ~price_na & (price == 0))
 
 
 # Row properties counted per group, as bits of one small code per row.
@@ -815,6 +836,10 @@ class PreparedMetrics:
         t_i = a_i + out["unassigned_seats"][0] - out["over_allocated_seats"][0]
         safe_t = np.where(t_i > 0, t_i, 1)
         out["utilization_pct"] = ((2000 * a_i + safe_t) // (2 * safe_t) / 10.0, t_i <= 0)
+        # Its numerator and denominator: the same rows (those reporting both counts).
+        out["utilization_assigned_seats"] = (a_i, both == 0)
+        out["utilization_total_seats"] = (t_i, both == 0)
+        out["utilization_rows"] = both
         out["rows_without_seat_counts"] = out["licenses"] - both
         for name, bit in (("annual_spend", "spend_known"), ("idle_annual_spend", "idle_known"),
                           ("potential_annual_savings", "savings_known"), ("true_up_exposure", "true_up_known")):
@@ -884,6 +909,9 @@ class Summary:
     out too); ``excluded_rows_by_currency`` counts those rows.
     ``used_annual_spend`` + ``idle_annual_spend`` + ``unsplit_annual_spend``
     (rows whose assigned seats are not reported) = ``annual_spend``.
+    ``utilization_assigned_seats`` / ``utilization_total_seats`` are the seats
+    behind ``utilization_pct``: over the ``utilization_rows`` rows that report
+    both counts, so the ratio can be checked from them.
     """
 
     reporting_currency: str
@@ -908,6 +936,10 @@ class Summary:
     unpriced_licenses: int
     unpriced_paid_licenses: int
     over_allocated_licenses: int
+    # Seat utilization's numerator and denominator, over the same rows (those reporting both counts).
+    utilization_assigned_seats: int | None = None
+    utilization_total_seats: int | None = None
+    utilization_rows: int = 0
     measure: str = MEASURE
     paid_rule: str = _PAID_RULE
 
@@ -958,6 +990,9 @@ def summarize(df: pd.DataFrame | PreparedMetrics, options: MetricOptions | None 
             unpriced_licenses=int(agg["unpriced_licenses"][0]),
             unpriced_paid_licenses=int(agg["unpriced_paid_licenses"][0]),
             over_allocated_licenses=int(agg["over_allocated_licenses"][0]),
+            utilization_assigned_seats=opt("utilization_assigned_seats", int),
+            utilization_total_seats=opt("utilization_total_seats", int),
+            utilization_rows=int(agg["utilization_rows"][0]),
         )
     return copy.deepcopy(prep._results[key])
 
@@ -969,7 +1004,8 @@ GROUP_FIGURES = [
     "potential_annual_savings", "true_up_exposure", "reporting_currency",
     "rows_without_spend", "rows_not_converted", "not_converted",
     "unpriced_licenses", "unpriced_paid_licenses", "over_allocated_licenses",
-    "flag_over_allocated", "flag_under_used", "flag_at_capacity", "flag_not_reported", "flag_ok",
+    "flag_over_allocated", "flag_under_used", "flag_at_capacity", "flag_not_reported", "flag_ok", "flag_free",
+    "utilization_assigned_seats", "utilization_total_seats",
 ]
 
 

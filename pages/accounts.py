@@ -32,8 +32,13 @@ for row in failing.itertuples(index=False):
 
 shown = accounts.assign(outcome=accounts["outcome"].map(D.OUTCOME_LABELS).astype("string"))
 ui.table(shown, column_config={
-    "fetched_at": st.column_config.DatetimeColumn("Fetched at (UTC)", format="YYYY-MM-DD HH:mm"),
-    "account_id": st.column_config.TextColumn("Account ID"),
+    "outcome": st.column_config.TextColumn("Fetch result"),
+    "message": st.column_config.TextColumn("What happened", width="large"),
+    "action": st.column_config.TextColumn("What to do", width="large"),
+    "fetched_at": st.column_config.DatetimeColumn(
+        "Data fetched at (UTC)", format="YYYY-MM-DD HH:mm",
+        help="When the data shown was fetched: for a failed account, its last good fetch (— if none)."),
+    "last_attempt_at": st.column_config.DatetimeColumn("Last attempt (UTC)", format="YYYY-MM-DD HH:mm"),
 }, key="accounts-table")
 ui.download(accounts, "integrated-accounts", key="dl-accounts")
 

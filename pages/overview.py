@@ -15,8 +15,10 @@ st.caption(f"Seat allocation and spend across {view.accounts_filtered['account_i
 if ui.empty_state(view, "licenses"):
     st.stop()
 
-summary = view.summary()
-ui.tiles(D.kpi_tiles(summary, view.summary(paid_only=True), int(D.needs_price(view.filtered).sum())))
+summary = ui.seat_scope(view)
+tiles = D.kpi_tiles(summary, D.spend_gaps(view.filtered, view.options))
+ui.tiles(tiles[:4])
+ui.tiles(tiles[4:], per_row=3)
 
 left, right = st.columns(2, gap="large")
 with left:
@@ -42,7 +44,7 @@ with right:
 st.subheader("Needs attention")
 items = D.attention(view.filtered, view.accounts_filtered, view.problems, summary, view.options, view.names)
 if not items:
-    st.success("Nothing needs attention: no failed accounts, over-allocated, under-used or unpriced licenses.")
+    st.success(D.NOTHING_NEEDS_ATTENTION)
 else:
     with st.container(border=True):
         st.markdown("\n".join(f"- {D.md_escape(item.text)} → **{ui.PAGE_TITLES[item.page]}**" for item in items))

@@ -17,19 +17,22 @@ if ui.empty_state(view, "licenses"):
     st.stop()
 
 paid = view.summary(paid_only=True)
+gaps = D.spend_gaps(view.filtered, view.options)
+spend_value, spend_note, spend_help = D.spend_words(paid, gaps)
 ui.tiles([
-    D.Tile(f"Annual spend ({cur})", D.fmt_money(paid.annual_spend, cur), "Paid licenses with a price and a rate."),
-    D.Tile(f"Idle spend ({cur})", D.fmt_money(paid.idle_annual_spend, cur), "Spend on seats bought, not assigned."),
-    D.Tile(f"Potential savings ({cur})", D.fmt_money(paid.potential_annual_savings, cur),
-           f"Dropping each license to assigned seats + {view.options.buffer:.0%} buffer."),
-    D.Tile(f"True-up exposure ({cur})", D.fmt_money(paid.true_up_exposure, cur),
-           "The annual price of seats assigned beyond those bought."),
-])
+    D.money_tile(f"Annual spend ({cur})", spend_value, spend_help, spend_note),
+    D.money_tile(f"Idle spend ({cur})", D.amount_words(paid.idle_annual_spend, cur, gaps),
+                 "Spend on seats bought, not assigned.", None),
+    D.money_tile(f"Potential savings ({cur})", D.amount_words(paid.potential_annual_savings, cur, gaps),
+                 f"Dropping each license to assigned seats + {view.options.buffer:.0%} buffer.", None),
+    D.money_tile(f"True-up exposure ({cur})", D.amount_words(paid.true_up_exposure, cur, gaps),
+                 "The annual price of seats assigned beyond those bought.", None),
+], per_row=2)
 
 st.subheader("Spend per integration")
-spend = M.spend_by_integration(view.prepared, paid_only=True)
+spend = D.spend_chart_rows(M.spend_by_integration(view.prepared, paid_only=True), gaps)
 if spend.empty:
-    st.info("No priced paid licenses here yet. Add prices in the Price book to see spend.")
+    st.info(D.spend_chart_empty_text(view.filtered, gaps))
 else:
     st.plotly_chart(charts.spend_by_integration(spend, cur), key="chart-spend")
     ui.download(spend, "spend-by-integration", key="dl-spend-integration")
@@ -38,11 +41,21 @@ st.subheader("Potential savings by license")
 st.caption(f"Seats bought beyond assigned + {view.options.buffer:.0%} buffer, at the license's annual price.")
 savings = D.savings_by_license(view.filtered)
 if savings.empty:
-    st.info("No savings found: every priced license is within its buffer.")
+    st.info(D.savings_empty_text(view.filtered))
 else:
     st.plotly_chart(charts.savings_by_license(savings, cur), key="chart-savings")
     ui.table(savings, key="savings-table")
     ui.download(savings, "potential-savings", key="dl-savings")
+
+st.subheader("What the spend total leaves out")
+if gaps.complete:
+    st.caption(f"Nothing: every paid license has a price, seat counts and a rate to {cur}.")
+else:
+    st.caption(f"Rows the annual spend cannot fully count. Where seats bought are not reported, spend is at least "
+               f"seats assigned × price, and that lower bound is counted (“At least ({cur})”).")
+    ui.table(gaps.left_out.assign(reason=gaps.left_out["reason"].map(D.LEFT_OUT_REASONS).astype("string")),
+             key="left-out-table")
+    ui.download(gaps.left_out, "spend-left-out", key="dl-left-out")
 
 missing = D.not_converted(view.filtered)
 st.subheader("Not converted")
@@ -67,6 +80,6 @@ else:
     st.page_link(ui.page_path("price_book"), label="Open the Price book", icon=":material/sell:")
 
 st.subheader("All priced rows")
-rows = view.filtered[D.SPEND_COLUMNS]
+rows = D.priced_rows(view.filtered)
 ui.table(rows, key="spend-table")
 ui.download(rows, "license-spend", key="dl-spend")

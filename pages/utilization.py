@@ -14,7 +14,8 @@ st.caption("Seats assigned against seats bought, as each vendor reports them (al
 if ui.empty_state(view, "licenses"):
     st.stop()
 
-s = view.summary()
+s = ui.seat_scope(view)
+paid_only = s.paid_only
 ui.tiles([t for t in D.kpi_tiles(s) if t.label in ("Seats bought", "Seats assigned", "Seat utilization",
                                                     "Over-allocated licenses")])
 
@@ -22,22 +23,32 @@ st.subheader("Licenses")
 rows = D.utilization_table(view.filtered)
 shown = rows.assign(flag=rows["flag"].map(D.FLAG_DISPLAY).astype("string"))
 ui.table(shown, column_config={
-    "utilization_pct": st.column_config.ProgressColumn(D.headers(["utilization_pct"])["utilization_pct"],
-                                                       min_value=0, max_value=100, format="%.1f%%"),
-    "account_id": st.column_config.TextColumn("Account"),
+    "license_name": st.column_config.TextColumn("License", pinned=True),
+    "utilization_pct": st.column_config.ProgressColumn("Seat utilization (assigned ÷ bought)",
+                                                       min_value=0, max_value=100, format="%.1f%%",
+                                                       help=D.headers(["utilization_pct"])["utilization_pct"]),
+    "idle_annual_cost_reporting": st.column_config.NumberColumn(
+        f"Idle annual cost ({view.currency})", format="accounting",
+        help="The annual cost of seats bought but not assigned: rank cuts by it."),
 }, key="utilization-table")
 ui.download(rows, "license-utilization", key="dl-utilization")
 
 st.subheader("Assigned and unassigned seats")
 level = st.segmented_control("Per", ["Integration", "License"], default="Integration", key="seats-per")
 by = ["integration_label"] if level != "License" else ["integration_label", "license_name"]
-groups = M.group_summary(view.prepared, by)
+st.caption(("Paid licenses" if paid_only else "Paid and free licenses") + " (see the toggle above). Hatched grey: "
+           "seats on licenses that report only seats bought or only seats assigned — neither 0 nor 100% used.")
+groups = M.group_summary(view.prepared, by, paid_only=paid_only)
 if level == "License":
     groups = groups.assign(label=groups["license_name"].fillna("(no name)") + " (" + groups["integration_label"] + ")")
     groups = groups.sort_values("total_seats", ascending=False, na_position="last").head(25)
 label_col = "label" if level == "License" else "integration_label"
 if groups["total_seats"].notna().any() or groups["assigned_seats"].notna().any():
     st.plotly_chart(charts.assigned_vs_unassigned(groups, label_col), key="chart-seats")
+    ui.download(groups[[c for c in (*by, "licenses", "utilization_assigned_seats", "utilization_total_seats",
+                                    "unassigned_seats", "over_allocated_seats", "assigned_seats", "total_seats",
+                                    "utilization_pct", "rows_without_seat_counts") if c in groups.columns]],
+                f"seats-by-{level.lower()}", label="Download the chart's data (CSV)", key="dl-seats")
 else:
     st.info("No seat counts reported for these licenses.")
 

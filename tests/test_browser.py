@@ -115,14 +115,14 @@ def test_filter_changes_url_and_figures(server, page):
     page.wait_for_function(
         "(b) => [...document.querySelectorAll(\"[data-testid='stMetric']\")].some("
         "m => m.innerText.includes('Seats bought') && !m.innerText.includes(b))", arg=before, timeout=30_000)
-    assert metric(page, "Seats bought") == "349" != before
+    assert metric(page, "Seats bought") == "340" != before      # paid by default: not GitHub Free's 9 seats
     assert parse_qs(urlsplit(page.url).query)["integration"] == ["GitHub"]
     screenshot(page, "utilization-github")
 
     # A copied link opens the same view.
     page.goto(page.url)
     wait_idle(page)
-    assert metric(page, "Seats bought") == "349"
+    assert metric(page, "Seats bought") == "340"
 
 
 def test_csv_download_equals_the_filtered_table(server, page):

@@ -15,6 +15,8 @@ SECRET = "sk-test-DO-NOT-LEAK-4242"
 
 def run(args, env_extra, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRUTO_")}
+    # Its own database (none yet, unless the test makes one): never the developer's data/dashboard.sqlite.
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'cli-none.sqlite'}"
     env.update(env_extra)
     return subprocess.run([sys.executable, "-m", "lib", *args], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=120)
@@ -163,3 +165,37 @@ def test_a_malformed_token_is_refused_and_never_echoed(tmp_path):
                tmp_path)
     assert proc.returncode == 1 and "TRUTO_API_TOKEN" in proc.stderr
     assert "SECRET" not in proc.stdout + proc.stderr and "PART2" not in proc.stdout + proc.stderr
+
+
+def test_summary_reads_the_saved_price_book_rates_and_settings_and_flags_override(tmp_path):
+    from lib.auth import Actor
+    from lib.demo import seed_demo_pricing
+    from lib.store import Store
+
+    db = f"sqlite:///{tmp_path / 'saved.sqlite'}"
+    store = Store(db)
+    seed_demo_pricing(store)
+    store.save_settings({"buffer": 0.5}, Actor("ana@acme.com", "Ana", "admin"))
+    store.close()
+    proc = run(["summary", "--json"], {"DATABASE_URL": db}, tmp_path)
+    import json
+
+    data = json.loads(proc.stdout)
+    paid = data["paid_licenses"]
+    assert "Using the price book (18 prices)" in proc.stderr
+    # The demo book and EUR rate: the same totals the dashboard shows (GBP has no rate).
+    assert paid["annual_spend"] == 817_032.33 and paid["excluded_by_currency"] == {"GBP": 3000.0}
+    assert data["spend_left_out"]["at_least_from_seats_assigned"] == 30_786.0      # Zoom: 140 x 219.90
+    with_saved_buffer = paid["potential_annual_savings"]
+    proc = run(["summary", "--json", "--buffer", "10%"], {"DATABASE_URL": db}, tmp_path)
+    assert json.loads(proc.stdout)["paid_licenses"]["potential_annual_savings"] > with_saved_buffer
+    table = run(["summary"], {"DATABASE_URL": db}, tmp_path).stdout
+    assert "at least USD 847,818" in table and "USD 0.00" not in table
+
+
+def test_summary_without_prices_says_not_known_never_0(tmp_path):
+    proc = run(["summary"], {}, tmp_path)
+    assert "does not exist" in proc.stderr
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("Annual spend (USD)"))
+    assert "not known" in line and "0.00" not in line
+    assert "USD 0.00" not in proc.stdout

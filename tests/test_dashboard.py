@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from lib import dashboard as D
+from lib import metrics as M
 from lib.metrics import MetricOptions, add_metrics, summarize
 from lib.normalize import Listing, build_license_table
 from lib.schema import LICENSE_COLUMNS
@@ -76,12 +77,13 @@ def test_humanize_age(seconds, text):
 def test_kpi_tiles_show_summary_figures_and_not_reported():
     df = _table()
     s = summarize(df)
-    tiles = {t.label: t.value for t in D.kpi_tiles(s)}
+    tiles = {t.label: t.value for t in D.kpi_tiles(s, D.spend_gaps(df, MetricOptions(fx_rates={"EUR": 1.5})))}
     assert tiles["Seats bought"] == f"{s.total_seats:,}" == "115"
     assert tiles["Seats assigned"] == "36"
     assert tiles["Seat utilization"] == "31.3%"         # 36 / 115
-    # GitHub Enterprise: 10/month x 12 x 10 seats = 1,200 USD; E3: 100 EUR x 100 x 1.5 = 15,000 USD
-    assert tiles["Annual spend (USD)"] == "USD 16,200"
+    # GitHub Enterprise: 10/month x 12 x 10 seats = 1,200 USD; E3: 100 EUR x 100 x 1.5 = 15,000 USD;
+    # the inactive M365 license has no price (paid status not reported), so the total is a lower bound.
+    assert tiles["Annual spend (USD)"] == "≥ USD 16,200"
     assert tiles["Over-allocated licenses"] == "1"
     empty = summarize(df.iloc[0:0])
     assert {t.label: t.value for t in D.kpi_tiles(empty)}["Seats bought"] == "not reported"
@@ -149,14 +151,112 @@ def test_trend_frame_sums_and_weights_utilization():
                                                                           "assigned_seats"])
 
 
-def test_seat_tiles_also_give_the_paid_figure():
+def test_seat_tiles_lead_with_paid_licenses_and_divide_to_their_utilization():
     df = _table()
-    tiles = {t.label: t for t in D.kpi_tiles(summarize(df), summarize(df, paid_only=True))}
+    tiles = {t.label: t for t in D.kpi_tiles(summarize(df, paid_only=True))}
     # paid: GitHub Enterprise (12 of 10) and E3 (20 of 100) -> 32 of 110 = 29.1%
-    assert tiles["Seat utilization"].note == "paid: 29.1%"
-    assert tiles["Seats bought"].note == "paid: 110"
-    only_paid = summarize(D.apply_filters(df, D.Filters(paid_only=True)), paid_only=True)
-    assert all(t.note is None for t in D.kpi_tiles(only_paid, only_paid)[:3])   # nothing to add when all are paid
+    assert (tiles["Seats assigned"].value, tiles["Seats bought"].value) == ("32", "110")
+    assert tiles["Seat utilization"].value == "29.1%" and tiles["Seat utilization"].note == "paid licenses"
+    assert "32 seats assigned ÷ 110 seats bought = 29.1%" in tiles["Seat utilization"].help
+    assert "Over the 2 paid license rows that report both" in tiles["Seat utilization"].help
+    every = {t.label: t for t in D.kpi_tiles(summarize(df))}
+    assert every["Seat utilization"].value == "31.3%" and every["Seat utilization"].note == "all licenses"
+
+
+def _partly_reported():
+    """Zoom: 140 assigned, seats bought not reported, 219.90 a year; Atlassian: priced, no counts; DocuSign:
+    25 bought, assigned not reported, 40 EUR a month from the vendor."""
+    listings = [
+        Listing("zm", "zoom", "t1", [{"id": "zb", "name": "Zoom Workplace Business", "assigned_quantity": 140,
+                                      "is_paid": True},
+                                     {"id": "zf", "name": "Zoom Basic", "assigned_quantity": 310, "is_paid": False}],
+                NOW),
+        Listing("at", "atlassian", "t1", [{"id": "j", "name": "Jira", "is_paid": True}], NOW),
+        Listing("ds", "docusign", "t1", [{"id": "d", "name": "Business Pro", "available_quantity": 25,
+                                          "is_paid": True, "unit_amount": 40, "currency": "EUR"}], NOW),
+        Listing("sf", "salesforce", "t1", [
+            {"id": "c", "name": "Chatter Free", "assigned_quantity": 240, "available_quantity": 5000, "is_paid": False},
+            {"id": "s", "name": "Sales Cloud", "assigned_quantity": 88, "available_quantity": 120, "is_paid": True}],
+                NOW),
+    ]
+    df, _ = build_license_table(listings)
+    book = pd.DataFrame({"integration": ["Zoom", "Atlassian", "Salesforce"], "license_id": [pd.NA] * 3,
+                         "license_name": ["Zoom Workplace Business", "Jira", "Sales Cloud"],
+                         "unit_price": [219.90, 90.36, 165.0], "currency": ["USD"] * 3,
+                         "billing_period": ["annual", "annual", "monthly"]})
+    options = MetricOptions(fx_rates={"EUR": 1.08})
+    return add_metrics(df, book, options), options
+
+
+def test_spend_counts_seats_assigned_as_a_lower_bound_where_seats_bought_are_not_reported():
+    df, options = _partly_reported()
+    gaps = D.spend_gaps(df, options)
+    assert gaps.floor == 30_786.0                                   # 140 x 219.90
+    by_reason = dict(zip(gaps.left_out["license_name"], gaps.left_out["reason"]))
+    assert by_reason == {"Zoom Workplace Business": "bought_not_reported", "Jira": "no_seat_counts"}
+    s = summarize(df, paid_only=True)
+    # Sales Cloud 165 x 12 x 120 = 237,600; DocuSign 40 x 12 x 25 x 1.08 = 12,960; + Zoom's 30,786 at least
+    assert s.annual_spend == 250_560.0
+    value, note, why = D.spend_words(s, gaps)
+    assert value == "at least USD 281,346"
+    assert note == "1 at seats assigned; 1 priced, no seat counts"
+    assert "counted at seats assigned × price (USD 30,786)" in why and "report no seat counts" in why
+    chart = D.spend_chart_rows(M.spend_by_integration(df, options, paid_only=True), gaps)
+    zoom = chart[chart["integration_label"] == "Zoom"]
+    assert list(zoom["part"]) == ["at_least"] and list(zoom["amount"]) == [30_786.0]
+
+
+def test_an_unknown_amount_never_reads_0():
+    df, options = _partly_reported()
+    atl = D.apply_filters(df, D.Filters(integrations=("Atlassian",)))
+    gaps = D.spend_gaps(atl, options)
+    s = summarize(atl, paid_only=True)
+    assert D.spend_words(s, gaps)[0] == "not known"
+    assert D.amount_words(s.idle_annual_spend, "USD", gaps) == "not known"
+    # Free licenses alone: known to cost nothing.
+    free = D.apply_filters(df, D.Filters(search="Chatter"))
+    assert D.spend_words(summarize(free), D.spend_gaps(free, options))[0] == "USD 0.00"
+
+
+def test_free_licenses_are_shown_as_free_and_not_in_attention_or_savings():
+    df, options = _partly_reported()
+    chatter = df[df["license_name"] == "Chatter Free"].iloc[0]
+    assert chatter["flag"] == "free" and pd.isna(chatter["recommended_seats"])
+    items = D.attention(df, _accounts().iloc[0:0], pd.DataFrame({"account_id": []}), summarize(df), options)
+    assert all("Chatter" not in i.text and "Zoom Basic" not in i.text for i in items)
+    assert "Chatter Free" not in set(D.savings_by_license(df)["license_name"])
+    assert D.FLAG_DISPLAY["free"].startswith("Free")
+
+
+def test_licenses_without_seat_counts_are_never_nothing_to_attend_to():
+    df, options = _partly_reported()
+    atl = D.apply_filters(df, D.Filters(integrations=("Atlassian",)))
+    items = D.attention(atl, _accounts().iloc[0:0], pd.DataFrame({"account_id": []}), summarize(atl), options)
+    assert [i.kind for i in items] == ["not_reported"]
+    assert "1 license(s) report no seat counts" in items[0].text and "Jira (Atlassian)" in items[0].text
+    assert "their spend is unknown" in items[0].text
+
+
+def test_zoom_empty_states_are_true_of_zoom():
+    df, options = _partly_reported()
+    zoom = D.apply_filters(df, D.Filters(integrations=("Zoom",)))
+    gaps = D.spend_gaps(zoom, options)
+    assert not D.spend_chart_rows(M.spend_by_integration(zoom, options, paid_only=True), gaps).empty
+    text = D.savings_empty_text(zoom)
+    assert text.startswith("No savings can be computed") and "within its buffer" not in text
+    atl = D.apply_filters(df, D.Filters(integrations=("Atlassian",)))
+    assert "1 report no seat counts" in D.spend_chart_empty_text(atl, D.spend_gaps(atl, options))
+    nothing = D.apply_filters(df, D.Filters(search="Zoom Basic"))
+    assert D.spend_chart_empty_text(nothing, D.spend_gaps(nothing, options)).startswith("No paid license here has a price")
+    sales = D.apply_filters(df, D.Filters(integrations=("Salesforce",)))
+    assert D.savings_by_license(sales).empty is False
+
+
+def test_all_priced_rows_lists_only_priced_rows_with_price_from_in_words():
+    df, _ = _partly_reported()
+    rows = D.priced_rows(df)
+    assert set(rows["license_name"]) == {"Zoom Workplace Business", "Jira", "Business Pro", "Sales Cloud"}
+    assert set(rows["price_source"]) == {"Price book", "Vendor price"}
 
 
 def test_charts_escape_vendor_text():
@@ -191,8 +291,10 @@ def test_unpriced_rule_is_the_same_for_attention_table_and_tile():
     df = _table()
     count = int(D.needs_price(df).sum())
     assert count == len(D.unpriced_paid(df)) == 1
-    tiles = {t.label: t for t in D.kpi_tiles(summarize(df), None, count)}
-    assert tiles["Annual spend (USD)"].note.startswith("1 paid unpriced")
+    gaps = D.spend_gaps(df, MetricOptions(fx_rates={"EUR": 1.5}))
+    assert gaps.count("no_price") == count
+    tiles = {t.label: t for t in D.kpi_tiles(summarize(df), gaps)}
+    assert tiles["Annual spend (USD)"].note.startswith("at least: 1 paid unpriced")
 
 
 def test_trend_utilization_rounds_half_up_like_everywhere_else():
@@ -200,3 +302,34 @@ def test_trend_utilization_rounds_half_up_like_everywhere_else():
                          "license_name": ["A"], "license_id": ["a"], "assigned_seats": pd.array([1], dtype="Int64"),
                          "total_seats": pd.array([16], dtype="Int64")})
     assert float(trend_frame(hist)["utilization_pct"].iloc[0]) == 6.3
+
+
+def test_seats_chart_draws_partly_reported_licenses_apart():
+    from lib import charts
+
+    df, options = _partly_reported()
+    groups = M.group_summary(df, ["integration_label"], options)
+    fig = charts.assigned_vs_unassigned(groups, "integration_label")
+    bars = {t.name: dict(zip(t.y, t.x)) for t in fig.data}
+    partly = bars["Partly reported (only bought or only assigned)"]
+    assert partly["DocuSign"] == 25 and partly["Zoom"] == 450        # bought only; assigned only (140 + 310)
+    assert bars["Assigned"]["Zoom"] == 0 and bars["Bought, not assigned"]["DocuSign"] == 0   # not 100%, not 0%
+    assert bars["Assigned"]["Salesforce"] == 328 and bars["Bought, not assigned"]["Salesforce"] == 4792
+    paid = M.group_summary(df, ["integration_label"], options, paid_only=True)
+    assert paid.set_index("integration_label").loc["Salesforce", "total_seats"] == 120   # paid-only default
+
+
+def test_accounts_view_puts_failed_accounts_first_with_their_last_good_fetch():
+    acc = _accounts()
+    acc["data_as_of"] = acc["fetched_at"]
+    acc.loc[acc["account_id"] == "zoom", "data_as_of"] = NOW - timedelta(days=2)
+    view = D.accounts_view(acc)
+    assert view["account_id"].iloc[0] == "zoom"
+    z = view.iloc[0]
+    assert z["fetched_at"] == NOW - timedelta(days=2) and z["last_attempt_at"] == NOW
+    assert list(view.columns[:5]) == ["account_id", "integration_label", "outcome", "message", "action"]
+
+
+def test_headers_name_the_reporting_currency():
+    h = D.headers(["annual_cost_reporting", "at_least"], "EUR")
+    assert h == {"annual_cost_reporting": "Annual cost of seats bought (EUR)", "at_least": "At least (EUR)"}

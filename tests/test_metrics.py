@@ -137,8 +137,28 @@ def test_a_free_license_costs_zero_in_every_figure(estate):
                 "idle_annual_cost_reporting", "true_up_exposure_reporting", "potential_annual_savings",
                 "potential_annual_savings_reporting"):
         assert r[col] == 0.0, col
-    assert r["recommended_seats"] == 4                              # ceil(3 x 1.1 = 3.3)
-    assert r["flag"] == "under_used"                                # 60% < 70%
+    # 60% assigned, but free: nothing to cut and not under-used.
+    assert na(r["recommended_seats"])
+    assert r["flag"] == "free"
+
+
+def test_a_license_priced_at_zero_with_no_paid_status_is_free_and_not_flagged():
+    df = add_metrics(table(("microsoft365", [lic("x", "Teams Exploratory", 25, 1000),
+                                             lic("e", "E3", 25, 1000)], "a", "t")),
+                     book("Microsoft 365,,Teams Exploratory,0,USD,monthly", "Microsoft 365,,E3,36,USD,monthly"))
+    assert row(df, "x")["flag"] == "free" and na(row(df, "x")["recommended_seats"])
+    assert row(df, "e")["flag"] == "under_used" and row(df, "e")["recommended_seats"] == 28   # ceil(27.5)
+    s = summarize(df)
+    assert s.flag_counts["free"] == 1 and s.flag_counts["under_used"] == 1
+    assert s.potential_annual_savings == 419_904.0       # (1000 - 28) x 36 x 12, the free license adds nothing
+
+
+def test_utilization_numerator_and_denominator_come_from_the_same_rows(estate):
+    s = summarize(estate)
+    # Rows reporting both: E1 8/10, C1 12/10, F1 3/5; DocuSign (bought only) and Jira (neither) left out.
+    assert (s.utilization_assigned_seats, s.utilization_total_seats, s.utilization_rows) == (23, 25, 3)
+    assert s.utilization_pct == round(100 * 23 / 25, 1) == 92.0
+    assert s.total_seats == 45 and s.assigned_seats == 23          # all rows reporting each: not the ratio's rows
 
 
 def test_a_paid_license_without_a_price_or_seat_counts_is_empty_everywhere(estate):
@@ -365,7 +385,8 @@ def test_summary_of_all_licenses(estate):
     assert s.excluded_by_currency == {"GBP": 1000.0}
     assert s.excluded_rows_by_currency == {"GBP": 1}
     assert s.rows_without_spend == 2           # Copilot (no rate) and Jira (no price)
-    assert s.flag_counts == {"over_allocated": 1, "under_used": 1, "at_capacity": 0, "not_reported": 2, "ok": 1}
+    assert s.flag_counts == {"over_allocated": 1, "under_used": 0, "at_capacity": 0, "not_reported": 2, "ok": 1,
+                             "free": 1}                  # GitHub Free: free, not under-used
     assert s.unpriced_licenses == 1 and s.unpriced_paid_licenses == 1
     assert s.over_allocated_licenses == 1
     assert s.reporting_currency == "USD" and not s.paid_only
@@ -452,7 +473,7 @@ def test_group_summary_by_integration(estate):
     assert (gh["licenses"], gh["total_seats"], gh["assigned_seats"], gh["utilization_pct"]) == (3, 25, 23, 92.0)
     assert (gh["annual_spend"], gh["idle_annual_spend"], gh["used_annual_spend"]) == (2520.0, 504.0, 2016.0)
     assert gh["not_converted"] == "GBP 1000.00" and gh["rows_not_converted"] == 1
-    assert (gh["flag_over_allocated"], gh["flag_under_used"], gh["flag_ok"]) == (1, 1, 1)
+    assert (gh["flag_over_allocated"], gh["flag_under_used"], gh["flag_ok"], gh["flag_free"]) == (1, 0, 1, 1)
     assert ds["total_seats"] == 20 and na(ds["assigned_seats"]) and na(ds["utilization_pct"])
     assert ds["annual_spend"] == 10560.0 and ds["unsplit_annual_spend"] == 10560.0 and na(ds["used_annual_spend"])
     assert na(at["total_seats"]) and na(at["annual_spend"]) and at["unpriced_paid_licenses"] == 1

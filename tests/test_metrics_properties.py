@@ -130,8 +130,10 @@ def test_empty_inputs_give_empty_figures_never_zero(case):
     assert (df["annual_cost"].isna() == (~priced | total_na)).all()
     assert (df["idle_annual_cost"].isna() == (~priced | df["unassigned_seats"].isna())).all()
     assert (df["potential_annual_savings"].isna() == (~priced | total_na | assigned_na)).all()
-    assert (df["recommended_seats"].isna() == assigned_na).all()
-    assert ((df["flag"] == "not_reported") == (total_na | assigned_na)).all()
+    free = pd.Series(M.free_mask(df), index=df.index)
+    assert (df["recommended_seats"].isna() == (assigned_na | free)).all()
+    assert ((df["flag"] == "free") == free).all()
+    assert ((df["flag"] == "not_reported") == ((total_na | assigned_na) & ~free)).all()
     # A converted figure is empty exactly when its own figure is, or it is not 0 and has no rate.
     has_rate = df["currency"].astype("string").map(lambda c: pd.notna(c) and c in options.fx_rates).astype(bool)
     for m in MONEY:
@@ -144,8 +146,9 @@ def test_empty_inputs_give_empty_figures_never_zero(case):
 def test_recommended_seats_are_the_exact_ceiling(case):
     df, options = case
     factor = 1 + Fraction(str(options.buffer))
-    for assigned, recommended in zip(values(df["assigned_seats"]), values(df["recommended_seats"])):
-        if assigned is None:
+    free = M.free_mask(df)
+    for assigned, recommended, is_free in zip(values(df["assigned_seats"]), values(df["recommended_seats"]), free):
+        if assigned is None or is_free:
             assert recommended is None
         else:
             assert recommended == math.ceil(assigned * factor)
@@ -156,7 +159,7 @@ def test_recommended_seats_are_the_exact_ceiling(case):
 def test_flags_follow_their_precedence(case):
     df, options = case
     for flag, util, over in zip(df["flag"], values(df["utilization_pct"]), values(df["over_allocated_seats"])):
-        if flag == "not_reported":
+        if flag in ("not_reported", "free"):      # pinned by test_empty_inputs_give_empty_figures_never_zero
             continue
         if over:
             assert flag == "over_allocated"
