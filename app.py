@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-import ui
+from lib import ui
 
 st.set_page_config(page_title="License utilization", page_icon="📊", layout="wide")  # local icon: no font fetch
 

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from lib.config import load_settings  # noqa: E402
-from lib.demo import synthetic_result  # noqa: E402
+from lib.truto.demo import synthetic_result  # noqa: E402
 
 LICENSES_PER_ACCOUNT = 100
 
@@ -44,7 +44,7 @@ def server_side(licenses: int, reruns: int = 5) -> dict:
 
     from lib.auth import Actor
     from lib.store import Store
-    from lib.sync import config_key
+    from lib.jobs.sync import config_key
 
     tmp = Path(tempfile.mkdtemp())
     env = {"DATABASE_URL": f"sqlite:///{tmp / 'bench.sqlite'}", "TRUTO_API_TOKEN": "bench-token",

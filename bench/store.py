@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lib.demo import synthetic_result as _synthetic_result  # noqa: E402
+from lib.truto.demo import synthetic_result as _synthetic_result  # noqa: E402
 from lib.store import Store, redact_url  # noqa: E402
 
 LICENSES_PER_ACCOUNT = 20

@@ -38,7 +38,7 @@ from typing import Any, Mapping
 
 import idna
 
-from .config import ConfigError, read_secrets_file
+from lib.config import ConfigError, read_secrets_file
 
 ROLES = ("admin", "viewer", "open")
 ACCESS_KEYS = ("allowed_emails", "allowed_domains", "admins")

@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-import ui
-from lib import dashboard as D
+from lib import ui
+from lib.analytics import views as D
 
 view = ui.current_view()
 st.title("Accounts")

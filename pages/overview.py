@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-import ui
-from lib import charts
-from lib import dashboard as D
-from lib import metrics as M
+from lib import ui
+from lib.ui import charts
+from lib.analytics import views as D
+from lib.analytics import metrics as M
 
 view = ui.current_view()
 st.title("Overview")

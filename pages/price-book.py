@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-import ui
-from lib import dashboard as D
+from lib import ui
+from lib.analytics import views as D
 from lib.export import dated_filename
-from lib.pricing import (
+from lib.analytics.pricing import (
     BILLING_PERIODS,
     CURRENCY_CODES,
     FxRatesError,

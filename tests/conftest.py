@@ -15,7 +15,7 @@ for _name in list(os.environ):
 
 import pytest  # noqa: E402
 
-from lib.emulator import Emulator  # noqa: E402
+from lib.truto.emulator import Emulator  # noqa: E402
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lib import dashboard as D
+from lib.analytics import views as D
 from lib.auth import Actor
-from lib.metrics import add_metrics, summarize
+from lib.analytics.metrics import add_metrics, summarize
 from lib.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,7 +50,7 @@ def metric_values(at: AppTest) -> dict[str, str]:
 
 def expected_rows(db_url: str, **filters):
     """The rows lib computes for the data the app shows (its stored snapshot, price book and options)."""
-    from lib.sync import config_key
+    from lib.jobs.sync import config_key
     from lib.config import load_settings
 
     store = Store(db_url)

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-import ui
+from lib import ui
 from tests.browser import CHROMIUM_ARGS, Server, by_key, download, require_chromium, screenshot, wait_idle
 
 pytestmark = pytest.mark.browser
@@ -144,8 +144,8 @@ def test_uploading_a_price_changes_spend(server, page, tmp_path):
     before = metric(page, "Annual spend (USD)")
     page.goto(f"{server.url}/price-book")
     wait_idle(page)
-    from lib.demo import demo_price_book
-    from lib.pricing import price_book_to_csv
+    from lib.jobs.demo import demo_price_book
+    from lib.analytics.pricing import price_book_to_csv
 
     book = demo_price_book()
     book.loc[book["license_name"] == "Sales Cloud Enterprise", "unit_price"] = 200.0   # was 165 a month
@@ -174,9 +174,9 @@ def synced_server(tmp_path_factory):
     from datetime import datetime, timedelta, timezone
 
     from lib.config import load_settings
-    from lib.source import fetch
+    from lib.truto.source import fetch
     from lib.store import Store
-    from lib.sync import config_key
+    from lib.jobs.sync import config_key
 
     tmp = tmp_path_factory.mktemp("synced")
     settings = load_settings(env={}, secrets={})

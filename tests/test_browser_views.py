@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-import ui
+from lib import ui
 from tests.browser import CHROMIUM_ARGS, Server, require_chromium, screenshot, wait_idle
 
 pytestmark = pytest.mark.browser

@@ -169,7 +169,7 @@ def test_a_malformed_token_is_refused_and_never_echoed(tmp_path):
 
 def test_summary_reads_the_saved_price_book_rates_and_settings_and_flags_override(tmp_path):
     from lib.auth import Actor
-    from lib.demo import seed_demo_pricing
+    from lib.jobs.demo import seed_demo_pricing
     from lib.store import Store
 
     db = f"sqlite:///{tmp_path / 'saved.sqlite'}"

@@ -5,12 +5,12 @@ from datetime import datetime, timedelta, timezone
 import pandas as pd
 import pytest
 
-from lib import dashboard as D
-from lib import metrics as M
-from lib.metrics import MetricOptions, add_metrics, summarize
-from lib.normalize import Listing, build_license_table
+from lib.analytics import views as D
+from lib.analytics import metrics as M
+from lib.analytics.metrics import MetricOptions, add_metrics, summarize
+from lib.truto.normalize import Listing, build_license_table
 from lib.schema import LICENSE_COLUMNS
-from lib.trends import trend_frame
+from lib.analytics.trends import trend_frame
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
 
@@ -260,8 +260,8 @@ def test_all_priced_rows_lists_only_priced_rows_with_price_from_in_words():
 
 
 def test_charts_escape_vendor_text():
-    from lib import charts
-    from lib.metrics import top_idle_spend
+    from lib.ui import charts
+    from lib.analytics.metrics import top_idle_spend
 
     df = _table()
     df.loc[df["license_id"] == "e3", "license_name"] = "<a href=\"http://evil.example\">Renew</a>"
@@ -305,7 +305,7 @@ def test_trend_utilization_rounds_half_up_like_everywhere_else():
 
 
 def test_seats_chart_draws_partly_reported_licenses_apart():
-    from lib import charts
+    from lib.ui import charts
 
     df, options = _partly_reported()
     groups = M.group_summary(df, ["integration_label"], options)

@@ -1,10 +1,11 @@
 """The demo data set keeps the promises of issue 2, and the demo price seeding runs once."""
 
-from lib import demo
+from lib.jobs import demo as demo_seed
+from lib.truto import demo
 from lib.auth import Actor
-from lib.integrations import integration_label, supported_license_fields, supports_licenses
-from lib.metrics import add_metrics
-from lib.source import fetch
+from lib.truto.integrations import integration_label, supported_license_fields, supports_licenses
+from lib.analytics.metrics import add_metrics
+from lib.truto.source import fetch
 from lib.config import load_settings
 from lib.store import Store
 
@@ -40,7 +41,7 @@ def test_demo_covers_the_cases_a_dashboard_must_show():
 
 def test_demo_mix_of_flags_and_free_and_paid():
     result = fetch(load_settings(env={}, secrets={}))
-    df = add_metrics(result.licenses, demo.demo_price_book())
+    df = add_metrics(result.licenses, demo_seed.demo_price_book())
     flags = set(df["flag"].astype(str))
     assert {"over_allocated", "under_used", "at_capacity", "not_reported", "ok"} <= flags
     assert set(df["is_paid"].dropna()) == {True, False}
@@ -48,9 +49,9 @@ def test_demo_mix_of_flags_and_free_and_paid():
 
 def test_demo_pricing_is_seeded_once_and_never_over_an_admins_choice(tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'd.sqlite'}")
-    assert demo.seed_demo_pricing(store) is True
-    assert len(store.get_price_book()) == len(demo.DEMO_PRICES)
+    assert demo_seed.seed_demo_pricing(store) is True
+    assert len(store.get_price_book()) == len(demo_seed.DEMO_PRICES)
     assert store.get_fx_rates().get("EUR") == 1.08
     store.save_price_book(store.get_price_book().iloc[:0], Actor("ana@acme.com", "Ana", "admin"))
-    assert demo.seed_demo_pricing(store) is False
+    assert demo_seed.seed_demo_pricing(store) is False
     assert store.get_price_book().empty

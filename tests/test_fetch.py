@@ -7,8 +7,8 @@ import time
 import pandas as pd
 import pytest
 
-from lib.fetch import FetchError, fetch_all
-from lib.truto import TrutoClient, make_session
+from lib.truto.fetch import FetchError, fetch_all
+from lib.truto.client import TrutoClient, make_session
 from tests.factories import account, dataset, lic, settings_for
 
 
@@ -389,7 +389,7 @@ def test_vendor_values_of_the_wrong_type_do_not_break_the_fetch(emulator):
 
 def test_next_cursor_false_ends_and_an_object_is_an_error(emulator):
     from lib.config import Secret  # noqa: F401  (settings_for builds the token)
-    from lib.truto import TrutoClient
+    from lib.truto.client import TrutoClient
 
     emu = emulator(dataset([account("a", "adobe")], {"a": [lic("x", "X", 1, 2)]}))
     client = TrutoClient(settings_for(emu))

@@ -14,9 +14,9 @@ from dataclasses import replace
 
 import pytest
 
-from lib import cli
+from lib.jobs import cli
 from lib.config import Secret, Settings
-from lib.fetch import fetch_all
+from lib.truto.fetch import fetch_all
 from tests.hostile import HostileTruto, Reply, active, seat, timed, truto
 
 TOKEN = "hostile-test-token-0042"
@@ -83,7 +83,7 @@ def test_line_breaks_in_vendor_text_cannot_start_a_row_in_the_export(cli_env, tm
     assert all(len(r) == len(header) for r in rows)           # no cell broke its row
     assert len(rows) == 3                                     # header + two licenses, nothing more
     _no_formula_cells(rows)
-    from lib.normalize import clean_text
+    from lib.truto.normalize import clean_text
 
     hostile = next(r for r in rows[1:] if r[header.index("account_id")] != "plain")
     shown = clean_text(text).strip()
@@ -124,14 +124,14 @@ def test_error_messages_with_line_breaks_stay_in_their_cell(cli_env, tmp_path):
 def test_price_book_download_keeps_line_breaks_in_their_cell(text):
     import pandas as pd
 
-    from lib.pricing import price_book_to_csv
+    from lib.analytics.pricing import price_book_to_csv
 
     book = pd.DataFrame({"integration": ["GitHub"], "license_id": [None], "license_name": ["ok"],
                          "unit_price": [1.0], "currency": ["USD"], "billing_period": ["monthly"]})
     rows = read_csv(price_book_to_csv(book))
     assert len(rows) == 2
     # A name holding a line break cannot be saved at all (point 11: control characters are refused).
-    from lib.pricing import PriceBookError, validate_price_book
+    from lib.analytics.pricing import PriceBookError, validate_price_book
 
     with pytest.raises(PriceBookError, match="row 2, column license_name"):
         validate_price_book(book.assign(license_name=[f"Name{text}"]))
@@ -175,7 +175,7 @@ def test_deeply_nested_json_is_malformed_for_that_account_only():
 
 
 def test_deeply_nested_account_list_is_a_clear_fetch_error():
-    from lib.fetch import FetchError
+    from lib.truto.fetch import FetchError
 
     deep = lambda *a: Reply(200, {"Content-Type": "application/json"}, b'{"result": ' + b"[" * 200_000)  # noqa: E731
     with HostileTruto(truto([], hostile={"/integrated-account": deep})) as server:
@@ -200,7 +200,7 @@ def test_an_unpaired_surrogate_in_an_error_message_does_not_break_export_or_sync
 
     import os
 
-    latest = Store(os.environ["DATABASE_URL"]).latest(__import__("lib.sync", fromlist=["config_key"]).config_key(
+    latest = Store(os.environ["DATABASE_URL"]).latest(__import__("lib.jobs.sync", fromlist=["config_key"]).config_key(
         settings(server)))
     msg = latest.accounts.set_index("account_id").loc["bad", "message"]
     assert "bad \ufffd thing" in msg
@@ -382,7 +382,7 @@ PB_HEADER = "integration,license_id,license_name,unit_price,currency,billing_per
 
 @pytest.mark.parametrize("name", ["Pro\x00", "Pro\x00Plus", "Pro\tPlus", "Pro\u202eulP", "Pro\x1bPlus"])
 def test_control_characters_in_a_price_book_are_refused_with_row_and_column(name):
-    from lib.pricing import PriceBookError, load_price_book
+    from lib.analytics.pricing import PriceBookError, load_price_book
 
     data = (PB_HEADER + "GitHub,,Fine,1,USD,monthly\n" + f"GitHub,,{name},1,USD,monthly\n").encode()
     with pytest.raises(PriceBookError) as err:
@@ -395,7 +395,7 @@ def test_a_nul_in_a_price_book_never_reaches_the_store(tmp_path):
     import pandas as pd
 
     from lib.auth import OPEN_ACTOR
-    from lib.pricing import PriceBookError, validate_price_book
+    from lib.analytics.pricing import PriceBookError, validate_price_book
     from lib.store import Store
 
     store = Store(f"sqlite:///{tmp_path / 'pb.sqlite'}")
@@ -408,7 +408,7 @@ def test_a_nul_in_a_price_book_never_reaches_the_store(tmp_path):
 
 @pytest.mark.parametrize("price", ["1e306", "1e308", "10000001", "1e400"])
 def test_absurd_prices_are_refused(price):
-    from lib.pricing import PriceBookError, load_price_book
+    from lib.analytics.pricing import PriceBookError, load_price_book
 
     with pytest.raises(PriceBookError, match="row 2, column unit_price"):
         load_price_book((PB_HEADER + f"GitHub,,Pro,{price},USD,monthly\n").encode())
@@ -416,7 +416,7 @@ def test_absurd_prices_are_refused(price):
 
 @pytest.mark.parametrize("rate", ["1e306", "1e308", "1000001"])
 def test_absurd_rates_are_refused(rate):
-    from lib.pricing import FxRatesError, load_fx_rates
+    from lib.analytics.pricing import FxRatesError, load_fx_rates
 
     with pytest.raises(FxRatesError, match="row 2, column rate"):
         load_fx_rates(f"currency,rate\nEUR,{rate}\n".encode(), "USD")
@@ -467,7 +467,7 @@ def test_strict_json_turns_non_finite_numbers_into_null():
 
 @pytest.mark.parametrize("line_end", ["\n", "\r\n"])
 def test_an_unclosed_quote_is_named_as_such(line_end):
-    from lib.pricing import FxRatesError, PriceBookError, load_fx_rates, load_price_book
+    from lib.analytics.pricing import FxRatesError, PriceBookError, load_fx_rates, load_price_book
 
     rows = ["GitHub,,\"Enterprise,21,USD,monthly", "Zoom,,Pro,10,USD,monthly", "Slack,,Pro,8,USD,monthly"]
     with pytest.raises(PriceBookError) as err:
@@ -548,7 +548,7 @@ def test_a_database_failure_after_the_snapshot_is_written_is_a_clear_message(cli
     import sqlite3
 
     from lib.store import Store
-    from lib.sync import EXIT_STORE, config_key
+    from lib.jobs.sync import EXIT_STORE, config_key
 
     server = HostileTruto(truto([active("a")], {"a": [seat("x", "X")]}))
     with server:
@@ -558,7 +558,7 @@ def test_a_database_failure_after_the_snapshot_is_written_is_a_clear_message(cli
             db.execute("CREATE TRIGGER refuse BEFORE DELETE ON license_rows "
                        "BEGIN SELECT RAISE(ABORT, 'database disk image is malformed'); END")
         capsys.readouterr()
-        monkeypatch.setattr("lib.sync.datetime", _Later)
+        monkeypatch.setattr("lib.jobs.sync.datetime", _Later)
         code = cli_env(server, "sync", "--quiet", "--keep-days", "1")
     err = capsys.readouterr().err
     assert code == EXIT_STORE == 3, err
@@ -765,7 +765,7 @@ def test_a_mid_body_close_fails_only_that_account():
 def test_an_unpaired_surrogate_in_records_built_without_http_affects_only_that_value():
     from datetime import datetime, timezone
 
-    from lib.normalize import Listing, build_license_table
+    from lib.truto.normalize import Listing, build_license_table
 
     records = [{"id": "a", "name": "Bad \ud83d", "assigned_quantity": 1, "available_quantity": 2},
                {"id": "b\udc00", "name": "Fine", "assigned_quantity": 1, "available_quantity": 2}]

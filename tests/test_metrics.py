@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lib import metrics as M
-from lib.metrics import METRIC_COLUMNS, MetricOptions, add_metrics, group_summary, summarize
-from lib.normalize import Listing, build_license_table
-from lib.pricing import PriceBookError, load_price_book
+from lib.analytics import metrics as M
+from lib.analytics.metrics import METRIC_COLUMNS, MetricOptions, add_metrics, group_summary, summarize
+from lib.truto.normalize import Listing, build_license_table
+from lib.analytics.pricing import PriceBookError, load_price_book
 from tests.factories import lic
 from lib.schema import LICENSE_COLUMNS
 

@@ -11,10 +11,10 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lib import metrics as M
-from lib.metrics import MetricOptions, add_metrics, group_summary, summarize
-from lib.normalize import Listing, build_license_table
-from lib.pricing import validate_price_book
+from lib.analytics import metrics as M
+from lib.analytics.metrics import MetricOptions, add_metrics, group_summary, summarize
+from lib.truto.normalize import Listing, build_license_table
+from lib.analytics.pricing import validate_price_book
 
 settings.register_profile("metrics", max_examples=40, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -3,7 +3,7 @@ from datetime import datetime, timezone
 import pandas as pd
 import pytest
 
-from lib.normalize import Listing, build_license_table, seat_arithmetic
+from lib.truto.normalize import Listing, build_license_table, seat_arithmetic
 from lib.schema import LICENSE_COLUMNS
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)

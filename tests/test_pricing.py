@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lib.pricing import (
+from lib.analytics.pricing import (
     CURRENCY_CODES,
     ISO_4217_LIST_ONE,
     PRICE_BOOK_COLUMNS,
@@ -301,7 +301,7 @@ def test_an_unreadable_csv_is_a_listed_problem_not_a_crash():
 
 def test_our_formula_safe_download_loads_back_unchanged():
     import pandas as pd
-    from lib.pricing import price_book_to_csv
+    from lib.analytics.pricing import price_book_to_csv
 
     book = pd.DataFrame({"integration": ["Zoom"], "license_id": [pd.NA], "license_name": ["+Large Meetings"],
                          "unit_price": [5.0], "currency": ["USD"], "billing_period": ["monthly"]})

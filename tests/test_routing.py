@@ -11,7 +11,7 @@ from streamlit.runtime.pages_manager import PagesManager
 from streamlit.source_util import page_icon_and_name
 from streamlit.testing.v1 import AppTest
 
-import ui
+from lib import ui
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,7 +36,7 @@ def _navigation_script():
 
     import streamlit as st
 
-    import ui
+    from lib import ui
 
     st.text(json.dumps([{"default": p._default, "url_path": p.url_path, "file": str(p._page),
                          "hidden": p._visibility == "hidden"} for p in ui.navigation_pages()]))

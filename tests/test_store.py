@@ -17,10 +17,10 @@ from sqlalchemy import func, inspect, insert, select
 
 from lib.auth import OPEN_ACTOR, Actor
 from lib.config import ConfigError
-from lib.fetch import AccountOutcome, FetchError, assemble
-from lib.metrics import MetricOptions
-from lib.normalize import Listing
-from lib.pricing import PRICE_BOOK_DTYPES, FxRatesError, PriceBookError
+from lib.truto.fetch import AccountOutcome, FetchError, assemble
+from lib.analytics.metrics import MetricOptions
+from lib.truto.normalize import Listing
+from lib.analytics.pricing import PRICE_BOOK_DTYPES, FxRatesError, PriceBookError
 from lib.schema import ACCOUNT_COLUMNS, LICENSE_COLUMNS, PROBLEM_COLUMNS
 from lib.store import (
     LATEST_VERSION,

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from lib.config import Secret, Settings
-from lib.demo_history import MONTHS, demo_history, seed_demo_history
-from lib.source import fetch
+from lib.jobs.demo_history import MONTHS, demo_history, seed_demo_history
+from lib.truto.source import fetch
 from lib.store import LICENSE_ROWS, Store
-from lib.sync import DEMO_KEY, cmd_sync, config_key, run_sync
+from lib.jobs.sync import DEMO_KEY, cmd_sync, config_key, run_sync
 from tests.factories import account, dataset, lic, settings_for
 
 NOW = datetime(2026, 11, 20, 8, 0, tzinfo=timezone.utc)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .normalize import seat_arithmetic
+from lib.truto.normalize import seat_arithmetic
 
 MEASURES = {
     "utilization_pct": "Seat utilization (assigned ÷ bought, %)",

@@ -67,8 +67,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .integrations import integration_key
-from .pricing import BILLING_PERIODS, CURRENCY_CODES, PERIODS_PER_YEAR, validate_price_book
+from lib.truto.integrations import integration_key
+from lib.analytics.pricing import BILLING_PERIODS, CURRENCY_CODES, PERIODS_PER_YEAR, validate_price_book
 
 PRICE_SOURCES = ("price_book", "vendor", "free", "unpriced")
 FLAGS = ("over_allocated", "under_used", "at_capacity", "not_reported", "ok", "free")

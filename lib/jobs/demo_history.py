@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .fetch import FetchResult
-from .normalize import seat_arithmetic
+from lib.truto.fetch import FetchResult
+from lib.truto.normalize import seat_arithmetic
 
 MONTHS = 12
 
@@ -100,8 +100,8 @@ def seed_demo_history(store, config_key: str, now: datetime | None = None, *, re
         if store.has_snapshots(config_key):
             return 0
         if result is None:
-            from .config import Settings
-            from .source import fetch
+            from lib.config import Settings
+            from lib.truto.source import fetch
 
             result = fetch(settings if settings is not None else Settings(demo=True))
         ids = store.write_snapshots(demo_history(result, now, months), config_key)

@@ -14,8 +14,8 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from .integrations import SEAT_FIELDS, unreported_license_fields
-from .metrics import LABELS, PRICE_SOURCE_LABELS, MetricOptions, Summary, paid_mask
+from lib.truto.integrations import SEAT_FIELDS, unreported_license_fields
+from lib.analytics.metrics import LABELS, PRICE_SOURCE_LABELS, MetricOptions, Summary, paid_mask
 
 NOT_REPORTED = "not reported"
 NOTHING_NEEDS_ATTENTION = ("Nothing needs attention: no failed accounts, no over-allocated, under-used or unpriced "

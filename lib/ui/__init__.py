@@ -17,12 +17,12 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from lib import dashboard as D
+from lib.analytics import views as D
 from lib.auth import Actor
 from lib.config import ConfigError, Settings, cache_ttl_seconds, load_settings
 from lib.export import dated_filename, to_csv_bytes
-from lib.fetch import FetchError
-from lib.metrics import MetricOptions, Summary, add_metrics, prepare, summarize
+from lib.truto.fetch import FetchError
+from lib.analytics.metrics import MetricOptions, Summary, add_metrics, prepare, summarize
 from lib.schema import LICENSE_COLUMNS
 from lib.store import Store, database_url
 
@@ -103,7 +103,7 @@ def _generation() -> int:
 
 def refresh(view_store: Store, settings: Settings, config_key: str) -> None:
     """Fetch anew from Truto (one fetch across users and replicas), showing accounts done out of total."""
-    from lib.source import fetch
+    from lib.truto.source import fetch
 
     bar = st.progress(0.0, text="Fetching from Truto…")
 
@@ -155,7 +155,7 @@ def open_store_or_stop() -> tuple[Store, str]:
 
 
 def config_key(settings: Settings) -> str:
-    from lib.sync import config_key as key
+    from lib.jobs.sync import config_key as key
 
     return key(settings)
 
@@ -186,8 +186,8 @@ def load_view(actor: Actor) -> View:
 @st.cache_resource(show_spinner=False)
 def _seed_demo(store_url: str, key: str) -> bool:
     """On a new database: the demo price book and rates, and a year of monthly demo snapshots."""
-    from lib.demo import seed_demo_pricing
-    from lib.demo_history import seed_demo_history
+    from lib.jobs.demo import seed_demo_pricing
+    from lib.jobs.demo_history import seed_demo_history
 
     store = get_store(store_url)
     seed_demo_pricing(store)
@@ -370,7 +370,7 @@ PAGES: tuple[PageSpec, ...] = (
 PAGE_BY_KEY = {p.key: p for p in PAGES}
 PAGE_TITLES = {p.key: p.title for p in PAGES}
 HOME = "overview"   # what the bare address shows
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[2]   # the project: app.py and pages/
 
 
 def page_path(name: str) -> str:

@@ -21,8 +21,8 @@ import sys
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from .config import Settings
-from .fetch import FetchError, FetchResult, Progress
+from lib.config import Settings
+from lib.truto.fetch import FetchError, FetchResult, Progress
 
 DEMO_KEY = "demo"
 EXIT_OK, EXIT_NOTHING, EXIT_PARTIAL, EXIT_STORE = 0, 1, 2, 3
@@ -75,11 +75,11 @@ def run_sync(settings: Settings, store, progress: Progress | None = None, *, kee
     With demo settings and an empty store, a year of monthly demo snapshots
     is seeded first. ``report`` receives the human-readable messages.
     """
-    from .source import fetch
+    from lib.truto.source import fetch
 
     key = config_key(settings)
     if settings.demo and seed_demo and not store.has_snapshots(key):
-        from .demo_history import seed_demo_history
+        from lib.jobs.demo_history import seed_demo_history
 
         written = seed_demo_history(store, key, settings=settings)
         if written:
@@ -127,7 +127,7 @@ def cmd_sync(args: Any, settings: Settings) -> int:
     """``python -m lib sync``: args may carry ``quiet`` (bool) and ``keep_days`` (int or None)."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from .store import Store, database_url, redact_url
+    from lib.store import Store, database_url, redact_url
 
     def err(message: str) -> None:
         print(message, file=sys.stderr, flush=True)

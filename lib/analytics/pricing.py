@@ -38,10 +38,10 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from .export import FORMULA_PREFIXES, LINE_END, safe_cell
+from lib.export import FORMULA_PREFIXES, LINE_END, safe_cell
 
-from .integrations import integration_key, integration_label
-from .normalize import MAX_FX_RATE, MAX_UNIT_PRICE, unsafe_character
+from lib.truto.integrations import integration_key, integration_label
+from lib.truto.normalize import MAX_FX_RATE, MAX_UNIT_PRICE, unsafe_character
 
 PRICE_BOOK_COLUMNS = ["integration", "license_id", "license_name", "unit_price", "currency", "billing_period"]
 PRICE_BOOK_DTYPES = {

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from .config import Settings
-from .fetch import FetchResult, Progress, fetch_all
+from lib.config import Settings
+from lib.truto.fetch import FetchResult, Progress, fetch_all
 
 
 def effective_settings(settings: Settings) -> Settings:
     """Demo settings point the same client at the local demo emulator."""
     if settings.demo:
-        from .demo import demo_settings
+        from lib.truto.demo import demo_settings
 
         return demo_settings(settings)
     return settings

@@ -15,8 +15,8 @@ import sys
 import threading
 from pathlib import Path
 
-from .config import ConfigError, Settings, load_settings
-from .fetch import FetchError, FetchResult
+from lib.config import ConfigError, Settings, load_settings
+from lib.truto.fetch import FetchError, FetchResult
 
 EXIT_OK, EXIT_NOTHING, EXIT_PARTIAL = 0, 1, 2
 
@@ -31,7 +31,7 @@ def _progress(done: int, total: int, account_id: str) -> None:
 
 
 def _fetch(settings: Settings, quiet: bool = False) -> FetchResult:
-    from .source import fetch
+    from lib.truto.source import fetch
 
     if settings.demo:
         _err("No Truto API token configured: using the built-in demo data.")
@@ -61,7 +61,7 @@ def _saved(args: argparse.Namespace):
         return None
     from sqlalchemy.engine import make_url
 
-    from .store import Store, database_url, redact_url
+    from lib.store import Store, database_url, redact_url
 
     url = database_url()
     shown = redact_url(url)
@@ -90,8 +90,8 @@ def _analytics(args: argparse.Namespace):
 
     Raises ConfigError listing the problem.
     """
-    from .metrics import MetricOptions
-    from .pricing import FxRatesError, PriceBookError, load_fx_rates, load_price_book
+    from lib.analytics.metrics import MetricOptions
+    from lib.analytics.pricing import FxRatesError, PriceBookError, load_fx_rates, load_price_book
 
     saved = _saved(args)
     book, rates, stored = saved if saved is not None else (None, {}, {})
@@ -129,8 +129,8 @@ def _buffer(text: str) -> float:
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
-    from .export import write_csv
-    from .metrics import add_metrics
+    from lib.export import write_csv
+    from lib.analytics.metrics import add_metrics
 
     book, options = _analytics(args)
     result = _fetch(settings, args.quiet)
@@ -143,11 +143,11 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
-    from .metrics import add_metrics, prepare, summarize
+    from lib.analytics.metrics import add_metrics, prepare, summarize
 
     book, options = _analytics(args)
     result = _fetch(settings, quiet=True)
-    from .dashboard import spend_gaps
+    from lib.analytics.views import spend_gaps
 
     table = add_metrics(result.licenses, book, options)
     prep = prepare(table, options)
@@ -194,7 +194,7 @@ def strict_json(value) -> str:
 
 def format_summary(summaries: dict, gaps=None) -> str:
     """The two summaries side by side, as a plain-text table (amounts in words: never 0 for unknown)."""
-    from .dashboard import SpendGaps, amount_words, fmt_pct, fmt_seats, spend_words
+    from lib.analytics.views import SpendGaps, amount_words, fmt_pct, fmt_seats, spend_words
 
     a, p = summaries["all_licenses"], summaries["paid_licenses"]
     cur = a.reporting_currency
@@ -242,8 +242,8 @@ def format_summary(summaries: dict, gaps=None) -> str:
 
 
 def cmd_emulator(args: argparse.Namespace) -> int:
-    from .demo import DEMO_TOKEN, demo_dataset, synthetic_dataset
-    from .emulator import Emulator
+    from lib.truto.demo import DEMO_TOKEN, demo_dataset, synthetic_dataset
+    from lib.truto.emulator import Emulator
 
     if args.data:
         dataset = json.loads(Path(args.data).read_text())
@@ -322,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "summary":
             return cmd_summary(args, settings)
         if args.command == "sync":
-            from .sync import cmd_sync
+            from lib.jobs.sync import cmd_sync
 
             return cmd_sync(args, settings)
     except FetchError as exc:

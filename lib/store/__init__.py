@@ -71,8 +71,8 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.types import DateTime, TypeDecorator
 
-from .config import PROJECT_ROOT, ConfigError, read_secrets_file, redact_url  # noqa: F401  (redact_url: re-exported)
-from .pricing import (
+from lib.config import PROJECT_ROOT, ConfigError, read_secrets_file, redact_url  # noqa: F401  (redact_url: re-exported)
+from lib.analytics.pricing import (
     BILLING_PERIODS,
     CURRENCY_CODES,
     PRICE_BOOK_COLUMNS,
@@ -81,7 +81,7 @@ from .pricing import (
     validate_fx_rates,
     validate_price_book,
 )
-from .schema import ACCOUNT_COLUMNS, LICENSE_COLUMNS, OUTCOMES, PROBLEM_COLUMNS
+from lib.schema import ACCOUNT_COLUMNS, LICENSE_COLUMNS, OUTCOMES, PROBLEM_COLUMNS
 
 DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
 DEFAULT_SQLITE_NAME = "dashboard.sqlite"
@@ -722,7 +722,7 @@ class Store:
 
     @staticmethod
     def _require_editor(actor: Any) -> None:
-        from .auth import Actor
+        from lib.auth import Actor
 
         if not isinstance(actor, Actor) or not actor.can_edit:
             who = getattr(actor, "label", None) or "this user"
@@ -840,7 +840,7 @@ class Store:
 
     def metric_options(self):
         """:class:`lib.metrics.MetricOptions` from the stored settings and exchange rates."""
-        from .metrics import MetricOptions
+        from lib.analytics.metrics import MetricOptions
 
         s = self.get_settings()
         rates = self.get_fx_rates()
@@ -1372,7 +1372,7 @@ class Store:
         except BaseException as exc:
             # Only Truto's own error (FetchError: written for people, no secrets) is kept verbatim; any other
             # exception's text could carry a header or URL, so only its type is stored and shown to others.
-            from .fetch import FetchError
+            from lib.truto.fetch import FetchError
 
             if isinstance(exc, FetchError):
                 message = f"FetchError: {exc}"

@@ -15,17 +15,17 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from .config import Settings
-from .integrations import (
+from lib.config import Settings
+from lib.truto.integrations import (
     integration_label,
     requires_organization,
     requires_product,
     supports_licenses,
     supports_organizations,
 )
-from .normalize import Listing, Problem, build_license_table, clean_text, empty_license_table, problems_table
-from .schema import ACCOUNT_COLUMNS
-from .truto import TrutoClient, TrutoError
+from lib.truto.normalize import Listing, Problem, build_license_table, clean_text, empty_license_table, problems_table
+from lib.schema import ACCOUNT_COLUMNS
+from lib.truto.client import TrutoClient, TrutoError
 
 ORGANIZATIONS = "/unified/user-directory/organizations"
 LICENSES = "/unified/user-directory/licenses"

@@ -17,9 +17,9 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
-from .config import Secret, Settings
-from .emulator import Emulator
-from .integrations import supported_license_fields
+from lib.config import Secret, Settings
+from lib.truto.emulator import Emulator
+from lib.truto.integrations import supported_license_fields
 
 DEMO_TOKEN = "demo-token-not-a-secret"
 _NS = uuid.UUID("6f1d3c52-2f43-4b8e-9a7e-1d5b0c7e4a10")
@@ -197,8 +197,8 @@ def synthetic_result(licenses: int, licenses_per_account: int = 20, seed: int = 
     builds it (one listing per organization or product) but without HTTP: for benchmarks."""
     from datetime import datetime, timezone
 
-    from .fetch import AccountOutcome, assemble
-    from .normalize import Listing
+    from lib.truto.fetch import AccountOutcome, assemble
+    from lib.truto.normalize import Listing
 
     data = synthetic_dataset(max(1, licenses // licenses_per_account), licenses_per_account, seed)
     fetched = datetime.now(timezone.utc)
@@ -238,54 +238,3 @@ def demo_settings(settings: Settings) -> Settings:
     emu = demo_emulator()
     return replace(settings, api_token=Secret(DEMO_TOKEN), base_url=emu.base_url,
                    integrated_account_ids=(), tenant_id=settings.tenant_id, demo=True)
-
-
-# List prices for the demo's paid licenses, as a finance team would keep them. There is an EUR rate
-# but deliberately no GBP rate, so the demo shows how unconverted spend is kept apart.
-DEMO_PRICES = [
-    ("GitHub", "GitHub Enterprise", 21.0, "USD", "monthly"),
-    ("GitHub", "GitHub Copilot Business", 19.0, "USD", "monthly"),
-    ("Microsoft 365", "Microsoft 365 E3", 36.0, "USD", "monthly"),
-    ("Microsoft 365", "Microsoft 365 E5", 57.0, "USD", "monthly"),
-    ("Microsoft 365", "Power BI Pro", 14.0, "USD", "monthly"),
-    ("Microsoft 365", "Visio Plan 2", 15.0, "USD", "monthly"),
-    ("Microsoft 365", "Microsoft Teams Exploratory", 0.0, "USD", "monthly"),
-    ("Atlassian", "Jira Software Cloud Standard", 7.53, "USD", "monthly"),
-    ("Atlassian", "Confluence Cloud Standard", 6.05, "USD", "monthly"),
-    ("Zoom", "Zoom Workplace Business", 219.9, "USD", "annual"),
-    ("Salesforce", "Sales Cloud Enterprise", 165.0, "USD", "monthly"),
-    ("Salesforce", "Salesforce Platform", 25.0, "USD", "monthly"),
-    ("Salesforce", "Service Cloud Enterprise", 165.0, "USD", "monthly"),
-    ("ClickUp", "ClickUp Business", 12.0, "EUR", "monthly"),
-    ("Dropbox - Business", "Dropbox Business Advanced", 24.0, "EUR", "monthly"),
-    ("Adobe", "Creative Cloud All Apps", 89.99, "EUR", "monthly"),
-    ("Adobe", "Acrobat Pro", 239.88, "EUR", "annual"),
-    ("PagerDuty", "PagerDuty Business", 41.0, "USD", "monthly"),
-]
-DEMO_FX_RATES = {"EUR": 1.08}
-
-
-def demo_price_book():
-    import pandas as pd
-
-    from .pricing import validate_price_book
-
-    return validate_price_book(pd.DataFrame(
-        [(i, None, n, p, c, b) for i, n, p, c, b in DEMO_PRICES],
-        columns=["integration", "license_id", "license_name", "unit_price", "currency", "billing_period"]))
-
-
-def seed_demo_pricing(store) -> bool:
-    """Give a demo database its price book and rates, unless anyone ever saved prices in it.
-
-    Returns True when it wrote them. An admin can change or clear them afterwards; they stay as left.
-    """
-    from .auth import Actor
-
-    log = store.audit_log(limit=10_000)
-    if (log["action"] == "price_book").any():
-        return False
-    seeder = Actor(None, "demo data", "admin")
-    store.save_price_book(demo_price_book(), seeder)
-    store.save_fx_rates(DEMO_FX_RATES, "USD", seeder)
-    return True

@@ -48,8 +48,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from .config import Settings
-from .normalize import clean_text
+from lib.config import Settings
+from lib.truto.normalize import clean_text
 
 RETRY_STATUSES_ALWAYS = {429, 502, 504}
 FINAL_STATUSES = {400, 401, 403, 404, 422, 503}

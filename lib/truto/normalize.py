@@ -26,8 +26,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .integrations import integration_label
-from .schema import LICENSE_COLUMNS, PROBLEM_COLUMNS
+from lib.truto.integrations import integration_label
+from lib.schema import LICENSE_COLUMNS, PROBLEM_COLUMNS
 
 
 @dataclass

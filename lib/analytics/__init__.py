@@ -1,0 +1,1 @@
+"""Analytics: pure pandas functions from the tidy tables to every figure the dashboard shows."""

@@ -1,0 +1,1 @@
+"""Jobs: refresh, the scheduled sync, demo seeding and the command line."""
