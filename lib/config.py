@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
+from lib.errors import DashboardError
 from lib.truto.integrations import integration_key
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -66,7 +67,7 @@ def _is_loopback(host: str | None) -> bool:
         return False
 
 
-class ConfigError(ValueError):
+class ConfigError(DashboardError, ValueError):
     """A setting has a value the dashboard cannot use; the message names the setting."""
 
 

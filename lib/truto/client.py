@@ -49,13 +49,14 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from lib.config import Settings
+from lib.errors import DashboardError
 from lib.truto.normalize import clean_text
 
 RETRY_STATUSES_ALWAYS = {429, 502, 504}
 FINAL_STATUSES = {400, 401, 403, 404, 422, 503}
 
 
-class TrutoError(Exception):
+class TrutoError(DashboardError):
     """A failed Truto call, in words a person can act on."""
 
     def __init__(

@@ -16,6 +16,9 @@ from typing import Any, Callable
 import pandas as pd
 
 from lib.config import Settings
+from lib.errors import DashboardError
+from lib.schema import ACCOUNT_COLUMNS
+from lib.truto.client import TrutoClient, TrutoError
 from lib.truto.integrations import (
     integration_label,
     requires_organization,
@@ -23,9 +26,14 @@ from lib.truto.integrations import (
     supports_licenses,
     supports_organizations,
 )
-from lib.truto.normalize import Listing, Problem, build_license_table, clean_text, empty_license_table, problems_table
-from lib.schema import ACCOUNT_COLUMNS
-from lib.truto.client import TrutoClient, TrutoError
+from lib.truto.normalize import (
+    Listing,
+    Problem,
+    build_license_table,
+    clean_text,
+    empty_license_table,
+    problems_table,
+)
 
 ORGANIZATIONS = "/unified/user-directory/organizations"
 LICENSES = "/unified/user-directory/licenses"
@@ -61,7 +69,7 @@ INACTIVE_STATUS = {
 }
 
 
-class FetchError(Exception):
+class FetchError(DashboardError):
     """Nothing could be fetched (the account list itself failed)."""
 
 
