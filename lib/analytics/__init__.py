@@ -1,0 +1,1 @@
+"""Analytics built on the license table: contracts, renewals and alerts."""

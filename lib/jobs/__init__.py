@@ -1,0 +1,1 @@
+"""Jobs run outside the pages: delivering alerts and digests."""
