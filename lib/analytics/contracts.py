@@ -241,7 +241,7 @@ def _check_record(rownum: int, rec: Mapping[str, Any], default_source: str) -> t
                                     MAX_SEATS, "seats")
     if end and out["notice_days"] is not None:
         deadline = end - timedelta(days=out["notice_days"])
-        if start and deadline < start:
+        if start and start <= end and deadline < start:
             problems.append(f"row {rownum}, column notice_days: {out['notice_days']} days before "
                             f"{end.isoformat()} is before contract_start {start.isoformat()}")
 
