@@ -10,25 +10,45 @@ from lib.schema import ACCOUNT_COLUMNS, LICENSE_COLUMNS
 FETCHED = pd.Timestamp("2026-12-01T06:00:00Z")
 
 
-def license_row(integration: str, license_id: str, name: str, assigned: int | None, total: int | None,
-                account_id: str = "acct-1", is_paid: bool | None = True, organization: str | None = None,
-                label: str | None = None) -> dict:
+def license_row(
+    integration: str,
+    license_id: str,
+    name: str,
+    assigned: int | None,
+    total: int | None,
+    account_id: str = "acct-1",
+    is_paid: bool | None = True,
+    organization: str | None = None,
+    label: str | None = None,
+) -> dict:
     both = assigned is not None and total is not None
     return {
-        "account_id": account_id, "integration": integration,
-        "integration_label": label or integration.capitalize(), "tenant_id": "t1",
-        "organization_id": organization, "organization_name": organization, "product": None,
-        "license_id": license_id, "license_name": name, "is_paid": is_paid, "status": None,
-        "assigned_seats": assigned, "total_seats": total,
+        "account_id": account_id,
+        "integration": integration,
+        "integration_label": label or integration.capitalize(),
+        "tenant_id": "t1",
+        "organization_id": organization,
+        "organization_name": organization,
+        "product": None,
+        "license_id": license_id,
+        "license_name": name,
+        "is_paid": is_paid,
+        "status": None,
+        "assigned_seats": assigned,
+        "total_seats": total,
         "unassigned_seats": max(total - assigned, 0) if both else None,
         "utilization_pct": round(100 * assigned / total, 1) if both and total else None,
         "over_allocated_seats": max(assigned - total, 0) if both else None,
-        "vendor_unit_amount": None, "vendor_currency": None, "fetched_at": FETCHED,
+        "vendor_unit_amount": None,
+        "vendor_currency": None,
+        "fetched_at": FETCHED,
     }
 
 
 def license_table(rows: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series([r[c] for r in rows], dtype=t) for c, t in LICENSE_COLUMNS.items()})
+    return pd.DataFrame(
+        {c: pd.Series([r[c] for r in rows], dtype=t) for c, t in LICENSE_COLUMNS.items()}
+    )
 
 
 def price_book(rows: list[tuple]) -> pd.DataFrame:
@@ -43,4 +63,6 @@ def with_metrics(rows: list[dict], book: list[tuple], **options) -> pd.DataFrame
 
 def account_table(rows: list[dict]) -> pd.DataFrame:
     full = [{c: r.get(c) for c in ACCOUNT_COLUMNS} for r in rows]
-    return pd.DataFrame({c: pd.Series([r[c] for r in full], dtype=t) for c, t in ACCOUNT_COLUMNS.items()})
+    return pd.DataFrame(
+        {c: pd.Series([r[c] for r in full], dtype=t) for c, t in ACCOUNT_COLUMNS.items()}
+    )

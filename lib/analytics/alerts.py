@@ -36,8 +36,14 @@ from ..fetch import AccountOutcome
 from ..metrics import paid_mask, top_idle_spend
 from .contracts import clean_text, renewal_row_label
 
-KINDS = ("under_used", "free_seats_below", "over_allocated", "deadline_within",
-         "account_failed", "idle_cost_above")
+KINDS = (
+    "under_used",
+    "free_seats_below",
+    "over_allocated",
+    "deadline_within",
+    "account_failed",
+    "idle_cost_above",
+)
 CHANNELS = ("email", "webhook")
 SEVERITIES = ("critical", "warning", "info")
 
@@ -79,8 +85,11 @@ class AlertRule:
     def describe(self) -> str:
         label = KIND_LABELS.get(self.kind, self.kind)
         if self.kind == "under_used":
-            what = "the dashboard's under-used threshold" if self.threshold is None else \
-                f"below {_num(self.threshold)}%"
+            what = (
+                "the dashboard's under-used threshold"
+                if self.threshold is None
+                else f"below {_num(self.threshold)}%"
+            )
             return f"{label}: {what}"
         if self.threshold is not None:
             return f"{label}: N = {_num(self.threshold)}"
@@ -101,8 +110,10 @@ class AlertRulesError(ConfigError):
     def __init__(self, problems: list[str]):
         self.problems = list(problems)
         count = len(self.problems)
-        super().__init__(f"The alert rules were not applied: {count} problem{'s' if count != 1 else ''}:\n"
-                         + "\n".join(f"- {p}" for p in self.problems))
+        super().__init__(
+            f"The alert rules were not applied: {count} problem{'s' if count != 1 else ''}:\n"
+            + "\n".join(f"- {p}" for p in self.problems)
+        )
 
 
 def _num(x: Any) -> str:
@@ -114,12 +125,18 @@ def _bool(value: Any) -> bool | None:
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
-    return True if text in ("true", "yes", "1", "on") else False if text in ("false", "no", "0", "off") \
+    return (
+        True
+        if text in ("true", "yes", "1", "on")
+        else False
+        if text in ("false", "no", "0", "off")
         else None
+    )
 
 
 def validate_rules(rules: Iterable[AlertRule | Mapping[str, Any]]) -> list[AlertRule]:
-    """Checked rules from AlertRule objects or dicts (as stored); every problem listed by rule number.
+    """Checked rules from AlertRule objects or dicts (as stored); every problem listed by rule
+    number.
 
     Raises :class:`AlertRulesError`; nothing is half applied.
     """
@@ -138,8 +155,10 @@ def validate_rules(rules: Iterable[AlertRule | Mapping[str, Any]]) -> list[Alert
             problems.append(f"{where}: unknown setting {unknown[0]!r}")
         rid = rec.get("id")
         if not isinstance(rid, str) or not _RULE_ID.match(rid):
-            problems.append(f"{where}, id: {rid!r} is not a rule id (lower-case letters, digits, - and _, "
-                            "up to 64)")
+            problems.append(
+                f"{where}, id: {rid!r} is not a rule id (lower-case letters, digits, - and _, "
+                "up to 64)"
+            )
             rid = None
         else:
             where = f"rule {pos} ({rid})"
@@ -172,10 +191,14 @@ def validate_rules(rules: Iterable[AlertRule | Mapping[str, Any]]) -> list[Alert
                 if number is None or not math.isfinite(number):
                     problems.append(f"{where}, threshold: {threshold!r} is not a number")
                 elif whole and not number.is_integer():
-                    problems.append(f"{where}, threshold: {threshold!r} is not a whole number of {unit}")
+                    problems.append(
+                        f"{where}, threshold: {threshold!r} is not a whole number of {unit}"
+                    )
                 elif not low <= number <= high:
-                    problems.append(f"{where}, threshold: {threshold!r} is outside {_num(low)} to "
-                                    f"{_num(high)} {unit}")
+                    problems.append(
+                        f"{where}, threshold: {threshold!r} is outside {_num(low)} to "
+                        f"{_num(high)} {unit}"
+                    )
                 else:
                     threshold = int(number) if whole else number
         enabled = _bool(rec.get("enabled", True))
@@ -191,8 +214,16 @@ def validate_rules(rules: Iterable[AlertRule | Mapping[str, Any]]) -> list[Alert
             problems.append(f"{where}, channels: {channels!r}: use any of {', '.join(CHANNELS)}")
             channels = ()
         if rid and kind and not problems:
-            out.append(AlertRule(rid, kind, threshold, bool(enabled), tuple(dict.fromkeys(channels)),
-                                 bool(paid_only)))
+            out.append(
+                AlertRule(
+                    rid,
+                    kind,
+                    threshold,
+                    bool(enabled),
+                    tuple(dict.fromkeys(channels)),
+                    bool(paid_only),
+                )
+            )
     if problems:
         raise AlertRulesError(problems)
     return out
@@ -200,9 +231,11 @@ def validate_rules(rules: Iterable[AlertRule | Mapping[str, Any]]) -> list[Alert
 
 # ------------------------------------------------------------------ alerts
 
+
 @dataclass(frozen=True)
 class Alert:
-    """One condition that holds now. ``key`` is stable across syncs: the rule id and what it is about."""
+    """One condition that holds now. ``key`` is stable across syncs: the rule id and what it is
+    about."""
 
     key: str
     rule_id: str
@@ -220,7 +253,9 @@ class Alert:
 
 
 def alert_key(rule_id: str, *parts: Any) -> str:
-    """``rule id`` + what the alert is about, each part percent-escaped so no two subjects share a key."""
+    """``rule id`` + what the alert is about, each part percent-escaped so no two subjects share
+    a key."""
+
     def text(x: Any) -> str:
         return "" if x is None or x is pd.NA or (isinstance(x, float) and math.isnan(x)) else str(x)
 
@@ -261,8 +296,13 @@ def _license_name(r: Mapping[str, Any]) -> str:
 
 
 def _license_subject(r: Mapping[str, Any]) -> tuple:
-    return (_opt(r.get("integration")), _opt(r.get("account_id")), _opt(r.get("organization_id")),
-            _opt(r.get("product")), _opt(r.get("license_id")) or _opt(r.get("license_name")))
+    return (
+        _opt(r.get("integration")),
+        _opt(r.get("account_id")),
+        _opt(r.get("organization_id")),
+        _opt(r.get("product")),
+        _opt(r.get("license_id")) or _opt(r.get("license_name")),
+    )
 
 
 def _failed(outcome: Any) -> bool:
@@ -270,17 +310,26 @@ def _failed(outcome: Any) -> bool:
     return isinstance(outcome, str) and AccountOutcome(account_id="", outcome=outcome).failed
 
 
-def evaluate(rules: Sequence[AlertRule], licenses_with_metrics: pd.DataFrame | None,
-             accounts: pd.DataFrame | None, renewals: pd.DataFrame | None,
-             today: date) -> list[Alert]:
-    """The alerts whose condition holds now, one per rule and subject (first row wins), in rule order.
+def evaluate(
+    rules: Sequence[AlertRule],
+    licenses_with_metrics: pd.DataFrame | None,
+    accounts: pd.DataFrame | None,
+    renewals: pd.DataFrame | None,
+    today: date,
+) -> list[Alert]:
+    """The alerts whose condition holds now, one per rule and subject (first row wins), in rule
+    order.
 
     ``licenses_with_metrics``: from :func:`lib.metrics.add_metrics`; ``accounts``: the fetch's
     account table (:data:`lib.schema.ACCOUNT_COLUMNS`); ``renewals``: from
-    :func:`lib.analytics.contracts.renewals` with a horizon at least the largest ``deadline_within``.
+    :func:`lib.analytics.contracts.renewals`, with a horizon at least the largest
+    ``deadline_within``.
     """
-    lic = licenses_with_metrics.reset_index(drop=True) if licenses_with_metrics is not None \
+    lic = (
+        licenses_with_metrics.reset_index(drop=True)
+        if licenses_with_metrics is not None
         else pd.DataFrame()
+    )
     paid = paid_mask(lic) if len(lic) else np.zeros(0, dtype=bool)
     records = lic.to_dict("records") if len(lic) else []
     out: dict[str, Alert] = {}
@@ -306,13 +355,28 @@ def evaluate(rules: Sequence[AlertRule], licenses_with_metrics: pd.DataFrame | N
                     continue
                 integ = _opt(r.get("integration_label")) or _opt(r.get("integration")) or "Account"
                 needs_reauth = r.get("outcome") == "needs_reauth"
-                title = clean_text(f"{integ} account {r.get('account_id')} "
-                                   f"{'needs reauthorization' if needs_reauth else 'failed'}")
-                detail = clean_text(" ".join(x for x in (_opt(r.get("message")), _opt(r.get("action")))
-                                             if x) or f"The last sync of this account ended: {r.get('outcome')}.")
-                add(Alert(alert_key(rule.id, _opt(r.get("integration")), _opt(r.get("account_id"))),
-                          rule.id, kind, "critical", title, detail, _opt(r.get("integration")),
-                          _opt(r.get("account_id")), None, rule.channels))
+                title = clean_text(
+                    f"{integ} account {r.get('account_id')} "
+                    f"{'needs reauthorization' if needs_reauth else 'failed'}"
+                )
+                detail = clean_text(
+                    " ".join(x for x in (_opt(r.get("message")), _opt(r.get("action"))) if x)
+                    or f"The last sync of this account ended: {r.get('outcome')}."
+                )
+                add(
+                    Alert(
+                        alert_key(rule.id, _opt(r.get("integration")), _opt(r.get("account_id"))),
+                        rule.id,
+                        kind,
+                        "critical",
+                        title,
+                        detail,
+                        _opt(r.get("integration")),
+                        _opt(r.get("account_id")),
+                        None,
+                        rule.channels,
+                    )
+                )
         elif kind == "deadline_within" and renewals is not None and len(renewals):
             for alert in _deadline_alerts(rule, renewals, today):
                 add(alert)
@@ -339,29 +403,36 @@ def _license_alert(rule: AlertRule, r: Mapping[str, Any]) -> Alert | None:
             limit = f"{_num(rule.threshold)}%"
         title = f"Under-used: {name}"
         rec = _opt(r.get("recommended_seats"))
-        detail = (f"{assigned} of {_seats(total)} assigned ({util:.1f}%), below {limit}. "
-                  f"Annual cost of unassigned seats: {_money(r.get('idle_annual_cost_reporting'), cur)}. "
-                  f"Potential annual savings at {_seats(rec) if rec is not None else 'the recommended seats'}: "
-                  f"{_money(r.get('potential_annual_savings_reporting'), cur)}.")
+        detail = (
+            f"{assigned} of {_seats(total)} assigned ({util:.1f}%), below {limit}. "
+            f"Annual cost of unassigned seats: {_money(r.get('idle_annual_cost_reporting'), cur)}. "
+            f"Potential annual savings at "
+            f"{_seats(rec) if rec is not None else 'the recommended seats'}: "
+            f"{_money(r.get('potential_annual_savings_reporting'), cur)}."
+        )
         severity = "info"
     elif kind == "free_seats_below":
         free = _opt(r.get("unassigned_seats"))
         over = _opt(r.get("over_allocated_seats"))
         if free is None or total is None or assigned is None or over:
-            return None     # over-allocated is its own rule
+            return None  # over-allocated is its own rule
         if not free < int(rule.threshold):
             return None
         title = f"Few unassigned seats: {name}"
-        detail = (f"{_seats(free)} of {total} not assigned ({assigned} assigned), "
-                  f"fewer than {_num(rule.threshold)}.")
+        detail = (
+            f"{_seats(free)} of {total} not assigned ({assigned} assigned), "
+            f"fewer than {_num(rule.threshold)}."
+        )
         severity = "warning"
     elif kind == "over_allocated":
         over = _opt(r.get("over_allocated_seats"))
         if over is None or not over > 0:
             return None
         title = f"Over-allocated: {name}"
-        detail = (f"{assigned} seats assigned, {total} bought: {_seats(over)} beyond those bought. "
-                  f"Annual true-up exposure: {_money(r.get('true_up_exposure_reporting'), cur)}.")
+        detail = (
+            f"{assigned} seats assigned, {total} bought: {_seats(over)} beyond those bought. "
+            f"Annual true-up exposure: {_money(r.get('true_up_exposure_reporting'), cur)}."
+        )
         severity = "warning"
     elif kind == "idle_cost_above":
         idle = _opt(r.get("idle_annual_cost_reporting"))
@@ -369,23 +440,37 @@ def _license_alert(rule: AlertRule, r: Mapping[str, Any]) -> Alert | None:
             return None
         free = _opt(r.get("unassigned_seats"))
         title = f"Idle spend: {name}"
-        detail = (f"Annual cost of unassigned seats {_money(idle, cur)} "
-                  f"({_seats(free) if free is not None else 'unassigned seats'} of {total}), "
-                  f"above {float(rule.threshold):,.2f} {cur or ''}.".replace(" .", "."))
+        detail = (
+            f"Annual cost of unassigned seats {_money(idle, cur)} "
+            f"({_seats(free) if free is not None else 'unassigned seats'} of {total}), "
+            f"above {float(rule.threshold):,.2f} {cur or ''}.".replace(" .", ".")
+        )
         severity = "warning"
     else:
         return None
-    return Alert(alert_key(rule.id, *subject), rule.id, kind, severity, clean_text(title),
-                 clean_text(detail), _opt(r.get("integration")), _opt(r.get("account_id")),
-                 _opt(r.get("license_id")), rule.channels)
+    return Alert(
+        alert_key(rule.id, *subject),
+        rule.id,
+        kind,
+        severity,
+        clean_text(title),
+        clean_text(detail),
+        _opt(r.get("integration")),
+        _opt(r.get("account_id")),
+        _opt(r.get("license_id")),
+        rule.channels,
+    )
 
 
 def _as_date(value: Any) -> date | None:
     value = _opt(value)
     if value is None:
         return None
-    return value if isinstance(value, date) and not isinstance(value, pd.Timestamp) \
+    return (
+        value
+        if isinstance(value, date) and not isinstance(value, pd.Timestamp)
         else pd.Timestamp(value).date()
+    )
 
 
 def _deadline_alerts(rule: AlertRule, renewals: pd.DataFrame, today: date) -> list[Alert]:
@@ -405,32 +490,49 @@ def _deadline_alerts(rule: AlertRule, renewals: pd.DataFrame, today: date) -> li
         if not 0 <= days <= within:
             continue
         integ = _opt(first.get("integration_label")) or _opt(first.get("integration")) or "Contract"
-        names = sorted({str(_opt(r.get("license_name")) or _opt(r.get("license_id")) or "") for r in rows}
-                       - {""})
+        names = sorted(
+            {str(_opt(r.get("license_name")) or _opt(r.get("license_id")) or "") for r in rows}
+            - {""}
+        )
         scope = f"{integ}: {', '.join(names)}" if names else integ
         if _opt(first.get("account_id")):
             scope += f" (account {first['account_id']})"
         when = "today" if days == 0 else f"in {days} day{'s' if days != 1 else ''}"
         if which == "opt_out":
             title = f"Opt-out deadline {day.isoformat()} ({when}): {scope}"
-            lead = f"Give notice by {day.isoformat()}; the contract renews on {renewal.isoformat()}."
+            lead = (
+                f"Give notice by {day.isoformat()}; the contract renews on {renewal.isoformat()}."
+            )
             severity = "critical" if days <= 14 else "warning"
         else:
             title = f"Renewal {day.isoformat()} ({when}): {scope}"
-            lead = (f"Renews on {renewal.isoformat()}; "
-                    + ("the opt-out deadline passed on " + deadline.isoformat() + "."
-                       if deadline is not None else "notice period not entered."))
+            lead = f"Renews on {renewal.isoformat()}; " + (
+                "the opt-out deadline passed on " + deadline.isoformat() + "."
+                if deadline is not None
+                else "notice period not entered."
+            )
             severity = "warning"
         advice = " ".join(f"{renewal_row_label(r)}: {r['what_to_do']}." for r in rows)
-        alerts.append(Alert(alert_key(rule.id, key, which, day.isoformat()), rule.id, "deadline_within",
-                            severity, clean_text(title), clean_text(f"{lead} {advice}"),
-                            _opt(first.get("integration")), _opt(first.get("account_id")), None,
-                            rule.channels))
+        alerts.append(
+            Alert(
+                alert_key(rule.id, key, which, day.isoformat()),
+                rule.id,
+                "deadline_within",
+                severity,
+                clean_text(title),
+                clean_text(f"{lead} {advice}"),
+                _opt(first.get("integration")),
+                _opt(first.get("account_id")),
+                None,
+                rule.channels,
+            )
+        )
     return alerts
 
 
-def transition(previous_open: set[str] | Iterable[str], current: Sequence[Alert]
-               ) -> tuple[list[Alert], list[Alert], list[str]]:
+def transition(
+    previous_open: set[str] | Iterable[str], current: Sequence[Alert]
+) -> tuple[list[Alert], list[Alert], list[str]]:
     """(fired, still_open, cleared): alerts whose condition started since the last sync, those that
     held already (not sent again), and the keys of those that cleared (sorted). The open set after
     this sync is the keys of ``fired`` + ``still_open``."""
@@ -444,16 +546,18 @@ def transition(previous_open: set[str] | Iterable[str], current: Sequence[Alert]
 
 # ------------------------------------------------------------------ digest
 
+
 @dataclass(frozen=True)
 class Section:
     heading: str
-    items: tuple[tuple[str, str], ...]     # (headline, detail), plain text
+    items: tuple[tuple[str, str], ...]  # (headline, detail), plain text
     empty: str = "Nothing."
 
 
 @dataclass(frozen=True)
 class Notice:
-    """A message in plain text parts; each channel renders and escapes it (:mod:`lib.jobs.notify`)."""
+    """A message in plain text parts; each channel renders and escapes it
+    (:mod:`lib.jobs.notify`)."""
 
     title: str
     sections: tuple[Section, ...] = field(default_factory=tuple)
@@ -471,9 +575,14 @@ def alerts_notice(alerts: Sequence[Alert], title: str | None = None) -> Notice:
     return Notice(title, (Section("New alerts", items, "No new alerts."),))
 
 
-def digest(licenses_with_metrics: pd.DataFrame, renewals: pd.DataFrame | None,
-           open_alerts: Sequence[Alert], today: date, top_n: int = 5,
-           deadline_days: int = 30) -> Notice:
+def digest(
+    licenses_with_metrics: pd.DataFrame,
+    renewals: pd.DataFrame | None,
+    open_alerts: Sequence[Alert],
+    today: date,
+    top_n: int = 5,
+    deadline_days: int = 30,
+) -> Notice:
     """The weekly message: the top idle spend (paid licenses), the renewals and opt-out deadlines in
     the next ``deadline_days`` days, and the alerts open now."""
     sections = []
@@ -484,10 +593,20 @@ def digest(licenses_with_metrics: pd.DataFrame, renewals: pd.DataFrame | None,
             head = clean_text(f"{r['integration_label']}: {r['license_name']}")
             seats = _opt(r.get("unassigned_seats"))
             seats_text = _seats(seats) if seats is not None else "unassigned seats"
-            items.append((head, f"{_money(r['idle_annual_spend'], r['reporting_currency'])} a year on "
-                                + f"{seats_text} not assigned"))
-    sections.append(Section(f"Top {top_n} idle spend (paid licenses)", tuple(items),
-                            "No idle spend on paid licenses with a price."))
+            items.append(
+                (
+                    head,
+                    f"{_money(r['idle_annual_spend'], r['reporting_currency'])} a year on "
+                    + f"{seats_text} not assigned",
+                )
+            )
+    sections.append(
+        Section(
+            f"Top {top_n} idle spend (paid licenses)",
+            tuple(items),
+            "No idle spend on paid licenses with a price.",
+        )
+    )
     items = []
     if renewals is not None and len(renewals):
         seen = set()
@@ -497,17 +616,34 @@ def digest(licenses_with_metrics: pd.DataFrame, renewals: pd.DataFrame | None,
             first = deadline if deadline is not None and deadline >= today else renewal
             if (first - today).days > deadline_days:
                 continue
-            name = clean_text(f"{r['integration_label'] or r['integration']}: {renewal_row_label(r)}")
+            name = clean_text(
+                f"{r['integration_label'] or r['integration']}: {renewal_row_label(r)}"
+            )
             if (name, renewal) in seen:
                 continue
             seen.add((name, renewal))
-            when = (f"opt-out deadline {deadline.isoformat()}, " if deadline is not None and deadline >= today
-                    else "")
-            items.append((f"{name}", clean_text(f"{when}renews {renewal.isoformat()}: {r['what_to_do']}")))
-    sections.append(Section(f"Deadlines in the next {deadline_days} days", tuple(items),
-                            "No renewals or opt-out deadlines."))
+            when = (
+                f"opt-out deadline {deadline.isoformat()}, "
+                if deadline is not None and deadline >= today
+                else ""
+            )
+            items.append(
+                (f"{name}", clean_text(f"{when}renews {renewal.isoformat()}: {r['what_to_do']}"))
+            )
+    sections.append(
+        Section(
+            f"Deadlines in the next {deadline_days} days",
+            tuple(items),
+            "No renewals or opt-out deadlines.",
+        )
+    )
     order = {s: i for i, s in enumerate(SEVERITIES)}
     ranked = sorted(open_alerts, key=lambda a: order.get(a.severity, len(order)))
-    sections.append(Section("Open alerts", tuple((f"[{a.severity.upper()}] {a.title}", a.detail)
-                                                 for a in ranked), "No open alerts."))
+    sections.append(
+        Section(
+            "Open alerts",
+            tuple((f"[{a.severity.upper()}] {a.title}", a.detail) for a in ranked),
+            "No open alerts.",
+        )
+    )
     return Notice(f"Weekly license digest, {today.isoformat()}", tuple(sections))

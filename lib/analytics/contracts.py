@@ -58,9 +58,20 @@ from ..pricing import (
 )
 
 CONTRACT_COLUMNS = [
-    "integration", "account_id", "license_id", "license_name",
-    "contract_start", "contract_end", "term", "auto_renew", "notice_days",
-    "committed_seats", "true_up_date", "contract_value", "currency", "source",
+    "integration",
+    "account_id",
+    "license_id",
+    "license_name",
+    "contract_start",
+    "contract_end",
+    "term",
+    "auto_renew",
+    "notice_days",
+    "committed_seats",
+    "true_up_date",
+    "contract_value",
+    "currency",
+    "source",
 ]
 CONTRACT_DTYPES: dict[str, str] = {
     "integration": "string",
@@ -90,9 +101,15 @@ MAX_NOTICE_DAYS = 730
 MAX_CONTRACT_VALUE = 1e12
 
 _TERM_ALIASES = {
-    "monthly": "monthly", "month": "monthly",
-    "annual": "annual", "yearly": "annual", "annually": "annual", "year": "annual",
-    "multi_year": "multi_year", "multi-year": "multi_year", "multiyear": "multi_year",
+    "monthly": "monthly",
+    "month": "monthly",
+    "annual": "annual",
+    "yearly": "annual",
+    "annually": "annual",
+    "year": "annual",
+    "multi_year": "multi_year",
+    "multi-year": "multi_year",
+    "multiyear": "multi_year",
     "multi year": "multi_year",
 }
 _TRUE = ("true", "yes", "y", "1")
@@ -108,23 +125,27 @@ class ContractsError(_ListedProblems):
 
 
 def has_control_characters(text: str) -> bool:
-    """True when ``text`` holds a control character (line breaks, tabs, NUL...) or a bidi override."""
+    """True when ``text`` holds a control character (line breaks, tabs, NUL...) or a bidi
+    override."""
     return any(unicodedata.category(ch) == "Cc" or ch in _BIDI for ch in text)
 
 
 def clean_text(text: Any) -> str:
     """Vendor text for a message: control characters and bidi overrides become spaces."""
-    return "".join(" " if (unicodedata.category(ch) == "Cc" or ch in _BIDI) else ch for ch in str(text))
+    return "".join(
+        " " if (unicodedata.category(ch) == "Cc" or ch in _BIDI) else ch for ch in str(text)
+    )
 
 
 # ---------------------------------------------------------------- reading CSV
+
 
 def _check_csv_syntax(data: bytes) -> None:
     """Raise ContractsError for an unclosed quote (the lenient reader would swallow the rest)."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        return   # _csv_records reports it
+        return  # _csv_records reports it
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     row = 0
     try:
@@ -132,10 +153,17 @@ def _check_csv_syntax(data: bytes) -> None:
             row += 1
     except csv.Error as exc:
         if "unexpected end of data" in str(exc):
-            raise ContractsError([(f"row {row + 1}: a quote (\") opened in this row is never closed, "
-                                   "so the rest of the file would be read as one cell; close it")]) from None
-        raise ContractsError([(f"row {row + 1}: not readable as CSV ({exc}); "
-                               "check the quotes in this row")]) from None
+            raise ContractsError(
+                [
+                    (
+                        f'row {row + 1}: a quote (") opened in this row is never closed, '
+                        "so the rest of the file would be read as one cell; close it"
+                    )
+                ]
+            ) from None
+        raise ContractsError(
+            [(f"row {row + 1}: not readable as CSV ({exc}); check the quotes in this row")]
+        ) from None
 
 
 def _date(rownum: int, column: str, raw: Any, problems: list[str]) -> date | None:
@@ -154,17 +182,23 @@ def _date(rownum: int, column: str, raw: Any, problems: list[str]) -> date | Non
                 raise ValueError
             value = date.fromisoformat(text)
         except ValueError:
-            problems.append(f"row {rownum}, column {column}: {text!r} is not a date; "
-                            "write it as YYYY-MM-DD, e.g. 2027-01-31")
+            problems.append(
+                f"row {rownum}, column {column}: {text!r} is not a date; "
+                "write it as YYYY-MM-DD, e.g. 2027-01-31"
+            )
             return None
     if not MIN_DATE <= value <= MAX_DATE:
-        problems.append(f"row {rownum}, column {column}: {value.isoformat()} is not a plausible "
-                        f"contract date (expected {MIN_DATE.year} to {MAX_DATE.year})")
+        problems.append(
+            f"row {rownum}, column {column}: {value.isoformat()} is not a plausible "
+            f"contract date (expected {MIN_DATE.year} to {MAX_DATE.year})"
+        )
         return None
     return value
 
 
-def _whole(rownum: int, column: str, raw: Any, problems: list[str], limit: int, unit: str) -> int | None:
+def _whole(
+    rownum: int, column: str, raw: Any, problems: list[str], limit: int, unit: str
+) -> int | None:
     if raw == "":
         return None
     number = _number(raw)
@@ -178,13 +212,17 @@ def _whole(rownum: int, column: str, raw: Any, problems: list[str], limit: int, 
         problems.append(f"row {rownum}, column {column}: {raw!r} is not a whole number of {unit}")
         return None
     if number > limit:
-        problems.append(f"row {rownum}, column {column}: {raw!r} is more than {limit:,} {unit}, "
-                        "so it cannot be right")
+        problems.append(
+            f"row {rownum}, column {column}: {raw!r} is more than {limit:,} {unit}, "
+            "so it cannot be right"
+        )
         return None
     return int(number)
 
 
-def _check_record(rownum: int, rec: Mapping[str, Any], default_source: str) -> tuple[dict, list[str]]:
+def _check_record(
+    rownum: int, rec: Mapping[str, Any], default_source: str
+) -> tuple[dict, list[str]]:
     """One contract's values (None for not entered) and its problems."""
     problems: list[str] = []
     if "__extra__" in rec:
@@ -192,10 +230,14 @@ def _check_record(rownum: int, rec: Mapping[str, Any], default_source: str) -> t
     for column in CONTRACT_COLUMNS:
         raw = rec.get(column, "")
         if isinstance(raw, str) and has_control_characters(raw):
-            problems.append(f"row {rownum}, column {column}: holds a control character "
-                            "(line break, tab or similar); remove it")
-    text = {c: (str(rec.get(c, "")).strip() if isinstance(rec.get(c, ""), str) else rec.get(c, ""))
-            for c in CONTRACT_COLUMNS}
+            problems.append(
+                f"row {rownum}, column {column}: holds a control character "
+                "(line break, tab or similar); remove it"
+            )
+    text = {
+        c: (str(rec.get(c, "")).strip() if isinstance(rec.get(c, ""), str) else rec.get(c, ""))
+        for c in CONTRACT_COLUMNS
+    }
     out: dict[str, Any] = {c: None for c in CONTRACT_COLUMNS}
     for c in ("integration", "account_id", "license_id", "license_name"):
         value = text[c]
@@ -203,28 +245,38 @@ def _check_record(rownum: int, rec: Mapping[str, Any], default_source: str) -> t
             value = str(int(value)) if float(value).is_integer() else str(value)
         out[c] = (str(value).strip() or None) if value != "" else None
     if not out["integration"]:
-        problems.append(f"row {rownum}, column integration: empty; name the integration, e.g. GitHub")
+        problems.append(
+            f"row {rownum}, column integration: empty; name the integration, e.g. GitHub"
+        )
 
     start = _date(rownum, "contract_start", text["contract_start"], problems)
     end = _date(rownum, "contract_end", text["contract_end"], problems)
     true_up = _date(rownum, "true_up_date", text["true_up_date"], problems)
     if text["contract_end"] == "":
-        problems.append(f"row {rownum}, column contract_end: empty; give the date the contract "
-                        "ends or renews, e.g. 2027-01-31")
+        problems.append(
+            f"row {rownum}, column contract_end: empty; give the date the contract "
+            "ends or renews, e.g. 2027-01-31"
+        )
     if start and end and end < start:
-        problems.append(f"row {rownum}, column contract_end: {end.isoformat()} is before "
-                        f"contract_start {start.isoformat()}")
+        problems.append(
+            f"row {rownum}, column contract_end: {end.isoformat()} is before "
+            f"contract_start {start.isoformat()}"
+        )
     if start and true_up and true_up < start:
-        problems.append(f"row {rownum}, column true_up_date: {true_up.isoformat()} is before "
-                        f"contract_start {start.isoformat()}")
+        problems.append(
+            f"row {rownum}, column true_up_date: {true_up.isoformat()} is before "
+            f"contract_start {start.isoformat()}"
+        )
     out.update(contract_start=start, contract_end=end, true_up_date=true_up)
 
     term_raw = str(text["term"]).strip()
     if term_raw:
         term = _TERM_ALIASES.get(term_raw.lower())
         if term is None:
-            problems.append(f"row {rownum}, column term: {term_raw!r} is not a term; "
-                            "use monthly, annual or multi_year")
+            problems.append(
+                f"row {rownum}, column term: {term_raw!r} is not a term; "
+                "use monthly, annual or multi_year"
+            )
         out["term"] = term
 
     renew_raw = str(text["auto_renew"]).strip().lower()
@@ -233,53 +285,77 @@ def _check_record(rownum: int, rec: Mapping[str, Any], default_source: str) -> t
     elif renew_raw in _FALSE:
         out["auto_renew"] = False
     elif renew_raw:
-        problems.append(f"row {rownum}, column auto_renew: {text['auto_renew']!r} is not true or false")
+        problems.append(
+            f"row {rownum}, column auto_renew: {text['auto_renew']!r} is not true or false"
+        )
 
-    out["notice_days"] = _whole(rownum, "notice_days", text["notice_days"], problems,
-                                MAX_NOTICE_DAYS, "days")
-    out["committed_seats"] = _whole(rownum, "committed_seats", text["committed_seats"], problems,
-                                    MAX_SEATS, "seats")
+    out["notice_days"] = _whole(
+        rownum, "notice_days", text["notice_days"], problems, MAX_NOTICE_DAYS, "days"
+    )
+    out["committed_seats"] = _whole(
+        rownum, "committed_seats", text["committed_seats"], problems, MAX_SEATS, "seats"
+    )
     if end and out["notice_days"] is not None:
         deadline = end - timedelta(days=out["notice_days"])
         if start and start <= end and deadline < start:
-            problems.append(f"row {rownum}, column notice_days: {out['notice_days']} days before "
-                            f"{end.isoformat()} is before contract_start {start.isoformat()}")
+            problems.append(
+                f"row {rownum}, column notice_days: {out['notice_days']} days before "
+                f"{end.isoformat()} is before contract_start {start.isoformat()}"
+            )
 
     value_raw = text["contract_value"]
     if value_raw != "":
         number = _number(value_raw)
         if number is None or not math.isfinite(number):
-            hint = " (use a dot for decimals and no thousands separator)" if "," in str(value_raw) else ""
-            problems.append(f"row {rownum}, column contract_value: {value_raw!r} is not a number{hint}")
+            hint = (
+                " (use a dot for decimals and no thousands separator)"
+                if "," in str(value_raw)
+                else ""
+            )
+            problems.append(
+                f"row {rownum}, column contract_value: {value_raw!r} is not a number{hint}"
+            )
         elif number < 0:
             problems.append(f"row {rownum}, column contract_value: {value_raw!r} is negative")
         elif number > MAX_CONTRACT_VALUE:
-            problems.append(f"row {rownum}, column contract_value: {value_raw!r} is more than "
-                            f"{MAX_CONTRACT_VALUE:,.0f}, so it cannot be right")
+            problems.append(
+                f"row {rownum}, column contract_value: {value_raw!r} is more than "
+                f"{MAX_CONTRACT_VALUE:,.0f}, so it cannot be right"
+            )
         else:
             out["contract_value"] = number
     if text["currency"] != "":
         out["currency"] = _check_currency(rownum, "currency", text["currency"], problems)
     elif out["contract_value"] is not None:
-        problems.append(f"row {rownum}, column currency: empty; a contract value needs its "
-                        "ISO 4217 currency code, e.g. USD")
+        problems.append(
+            f"row {rownum}, column currency: empty; a contract value needs its "
+            "ISO 4217 currency code, e.g. USD"
+        )
 
     source = str(text["source"]).strip().lower() or default_source
     if source not in SOURCES:
-        problems.append(f"row {rownum}, column source: {text['source']!r} is not a source; "
-                        "use vendor or edited (or leave it empty)")
+        problems.append(
+            f"row {rownum}, column source: {text['source']!r} is not a source; "
+            "use vendor or edited (or leave it empty)"
+        )
     out["source"] = source
     return out, problems
 
 
-def contract_key(integration: Any, account_id: Any = None, license_id: Any = None,
-                 license_name: Any = None) -> str:
-    """The key one contract is known by: integration, account (or all), license id, else name ignoring case."""
+def contract_key(
+    integration: Any, account_id: Any = None, license_id: Any = None, license_name: Any = None
+) -> str:
+    """The key one contract is known by: integration, account (or all), license id, else name
+    ignoring case."""
+
     def part(x: Any) -> str:
         return "" if x is None or x is pd.NA or (isinstance(x, float) and math.isnan(x)) else str(x)
 
-    lic = f"id:{part(license_id)}" if part(license_id) else (
-        f"name:{part(license_name).casefold()}" if part(license_name) else "")
+    lic = (
+        f"id:{part(license_id)}"
+        if part(license_id)
+        else (f"name:{part(license_name).casefold()}" if part(license_name) else "")
+    )
     return "|".join((integration_key(part(integration)), part(account_id), lic))
 
 
@@ -288,8 +364,10 @@ def _frame(rows: list[dict]) -> pd.DataFrame:
     for c in CONTRACT_COLUMNS:
         values = [r[c] for r in rows]
         if CONTRACT_DTYPES[c].startswith("datetime"):
-            data[c] = pd.Series([pd.Timestamp(v) if v is not None else pd.NaT for v in values],
-                                dtype=CONTRACT_DTYPES[c])
+            data[c] = pd.Series(
+                [pd.Timestamp(v) if v is not None else pd.NaT for v in values],
+                dtype=CONTRACT_DTYPES[c],
+            )
         else:
             data[c] = pd.Series(pd.array(values, dtype=CONTRACT_DTYPES[c]))
     return pd.DataFrame(data)
@@ -307,17 +385,24 @@ def _validate_records(records: list[tuple[int, dict]]) -> pd.DataFrame:
         out, found = _check_record(rownum, rec, "edited")
         problems.extend(found)
         if out["integration"]:
-            key = contract_key(out["integration"], out["account_id"], out["license_id"],
-                               out["license_name"])
+            key = contract_key(
+                out["integration"], out["account_id"], out["license_id"], out["license_name"]
+            )
             seen = first.setdefault(key, rownum)
             if seen != rownum:
-                what = (f"license id {out['license_id']!r}" if out["license_id"] else
-                        f"license name {out['license_name']!r} (ignoring case)" if out["license_name"]
-                        else "all licenses")
+                what = (
+                    f"license id {out['license_id']!r}"
+                    if out["license_id"]
+                    else f"license name {out['license_name']!r} (ignoring case)"
+                    if out["license_name"]
+                    else "all licenses"
+                )
                 scope = f"account {out['account_id']!r}" if out["account_id"] else "all accounts"
-                problems.append(f"row {rownum}, column integration: duplicate contract: "
-                                f"{integration_label(out['integration'])} {what}, {scope} "
-                                f"is already on row {seen}")
+                problems.append(
+                    f"row {rownum}, column integration: duplicate contract: "
+                    f"{integration_label(out['integration'])} {what}, {scope} "
+                    f"is already on row {seen}"
+                )
         rows.append(out)
     if problems:
         raise ContractsError(problems)
@@ -348,8 +433,9 @@ def validate_contracts(df: pd.DataFrame | None) -> pd.DataFrame:
     for c in df.columns:
         # Dates held as date-times (our own table, a data editor) are read as their day.
         if str(c).strip().lower() in _DATE_COLUMNS and pd.api.types.is_datetime64_any_dtype(df[c]):
-            df[c] = pd.Series([None if pd.isna(v) else _day_text(v) for v in df[c]],
-                              index=df.index, dtype=object)
+            df[c] = pd.Series(
+                [None if pd.isna(v) else _day_text(v) for v in df[c]], index=df.index, dtype=object
+            )
     records = _frame_records(df, CONTRACT_COLUMNS, _REQUIRED, ContractsError)
     return _validate_records(records)
 
@@ -364,7 +450,12 @@ def _day_text(value: pd.Timestamp) -> str:
 def _csv_value(value: Any, column: str) -> str:
     from ..export import safe_cell
 
-    if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
+    if (
+        value is None
+        or value is pd.NA
+        or value is pd.NaT
+        or (isinstance(value, float) and math.isnan(value))
+    ):
         return ""
     if column in _DATE_COLUMNS:
         return pd.Timestamp(value).date().isoformat()
@@ -391,27 +482,45 @@ def contracts_to_csv(df: pd.DataFrame | None) -> bytes:
 
 # ------------------------------------------------------------ vendor billing
 
+
 @dataclass
 class BillingPrefill:
-    """Contracts prefilled from Truto's ``billing`` records, and the records that could not be used."""
+    """Contracts prefilled from Truto's ``billing`` records, and the records that could not be
+    used."""
 
     contracts: pd.DataFrame
     skipped: list[str] = field(default_factory=list)
 
 
-_FREQUENCIES = {"monthly": "monthly", "month": "monthly", "yearly": "annual", "annual": "annual",
-                "annually": "annual", "year": "annual"}
+_FREQUENCIES = {
+    "monthly": "monthly",
+    "month": "monthly",
+    "yearly": "annual",
+    "annual": "annual",
+    "annually": "annual",
+    "year": "annual",
+}
 
 
 def _vendor_date(value: Any) -> str:
-    """A billing date (ISO date or date-time text) as YYYY-MM-DD text, or the raw value to be reported."""
-    if isinstance(value, str) and len(value) >= 10 and value[4:5] == "-" and value[10:11] in ("", "T", " "):
+    """A billing date (ISO date or date-time text) as YYYY-MM-DD text, or the raw value to be
+    reported."""
+    if (
+        isinstance(value, str)
+        and len(value) >= 10
+        and value[4:5] == "-"
+        and value[10:11] in ("", "T", " ")
+    ):
         return value[:10]
     return "" if value is None else value
 
 
-def contracts_from_billing(billing_records: Iterable[Mapping[str, Any]], *, integration: str | None = None,
-                           account_id: str | None = None) -> BillingPrefill:
+def contracts_from_billing(
+    billing_records: Iterable[Mapping[str, Any]],
+    *,
+    integration: str | None = None,
+    account_id: str | None = None,
+) -> BillingPrefill:
     """Contracts (source ``vendor``) from Truto ``GET /unified/user-directory/billing`` records.
 
     Only ClickUp, DocuSign and Zoom report billing. A record has ``billing_frequency``
@@ -432,19 +541,37 @@ def contracts_from_billing(billing_records: Iterable[Mapping[str, Any]], *, inte
             continue
         integ = record.get("integration") or integration
         acct = record.get("account_id") or record.get("integrated_account_id") or account_id
-        if not isinstance(integ, str) or not isinstance(acct, str) or not integ.strip() or not acct.strip():
+        if (
+            not isinstance(integ, str)
+            or not isinstance(acct, str)
+            or not integ.strip()
+            or not acct.strip()
+        ):
             skipped.append(f"billing record {pos}: no integration or integrated account")
             continue
         frequency = record.get("billing_frequency")
         term = _FREQUENCIES.get(frequency.strip().lower()) if isinstance(frequency, str) else None
-        start_text, end_text = _vendor_date(record.get("start_date")), _vendor_date(record.get("end_date"))
+        start_text, end_text = (
+            _vendor_date(record.get("start_date")),
+            _vendor_date(record.get("end_date")),
+        )
         amount = record.get("total_amount")
         currency = record.get("currency")
         rec = {
-            "integration": integ, "account_id": acct, "license_id": "", "license_name": "",
-            "contract_start": start_text, "contract_end": end_text, "term": term or "",
-            "auto_renew": "", "notice_days": "", "committed_seats": "", "true_up_date": "",
-            "contract_value": amount if isinstance(amount, (int, float, str)) and amount != "" else "",
+            "integration": integ,
+            "account_id": acct,
+            "license_id": "",
+            "license_name": "",
+            "contract_start": start_text,
+            "contract_end": end_text,
+            "term": term or "",
+            "auto_renew": "",
+            "notice_days": "",
+            "committed_seats": "",
+            "true_up_date": "",
+            "contract_value": amount
+            if isinstance(amount, (int, float, str)) and amount != ""
+            else "",
             "currency": currency if isinstance(currency, str) and amount not in (None, "") else "",
             "source": "vendor",
         }
@@ -453,13 +580,21 @@ def contracts_from_billing(billing_records: Iterable[Mapping[str, Any]], *, inte
         out, problems = _check_record(pos, rec, "vendor")
         if problems:
             what = "; ".join(p.split(", column ", 1)[-1] for p in problems)
-            skipped.append(f"{integration_label(integ)} account {clean_text(acct)}, billing record {pos}: {what}")
+            skipped.append(
+                f"{integration_label(integ)} account {clean_text(acct)}, billing record {pos}: "
+                f"{what}"
+            )
             continue
         start, end = out["contract_start"], out["contract_end"]
         if out["term"] is None and start is not None:
             span = (end - start).days
-            out["term"] = "monthly" if span <= 31 else "annual" if 334 <= span <= 400 else (
-                "multi_year" if span > 400 else None)
+            out["term"] = (
+                "monthly"
+                if span <= 31
+                else "annual"
+                if 334 <= span <= 400
+                else ("multi_year" if span > 400 else None)
+            )
         elif out["term"] == "annual" and start is not None and (end - start).days > 400:
             out["term"] = "multi_year"
         key = (integration_key(integ), acct)
@@ -470,12 +605,20 @@ def contracts_from_billing(billing_records: Iterable[Mapping[str, Any]], *, inte
 
 
 def _keys(df: pd.DataFrame) -> list[str]:
-    return [contract_key(*t) for t in zip(df["integration"].tolist(), df["account_id"].tolist(),
-                                          df["license_id"].tolist(), df["license_name"].tolist())]
+    return [
+        contract_key(*t)
+        for t in zip(
+            df["integration"].tolist(),
+            df["account_id"].tolist(),
+            df["license_id"].tolist(),
+            df["license_name"].tolist(),
+        )
+    ]
 
 
 def merge_contracts(vendor: pd.DataFrame | None, edited: pd.DataFrame | None) -> pd.DataFrame:
-    """One table: every edited contract, and the vendor contracts no edited contract has the key of."""
+    """One table: every edited contract, and the vendor contracts no edited contract has the key
+    of."""
     vendor = vendor if vendor is not None else empty_contracts()
     edited = edited if edited is not None else empty_contracts()
     taken = set(_keys(edited))
@@ -489,6 +632,7 @@ def merge_contracts(vendor: pd.DataFrame | None, edited: pd.DataFrame | None) ->
 
 
 # ------------------------------------------------------------------ renewals
+
 
 def opt_out_deadline(contract_end: date | None, notice_days: int | None) -> date | None:
     """The last day to give notice: contract_end - notice_days (None when either is not known)."""
@@ -509,12 +653,19 @@ def _period_months(term: str | None, start: date | None, end: date) -> int | Non
         return {"monthly": 1, "annual": 12}[term]
     if start is None:
         return None
-    months = (end.year - start.year) * 12 + end.month - start.month + (1 if end.day >= start.day else 0)
+    months = (
+        (end.year - start.year) * 12 + end.month - start.month + (1 if end.day >= start.day else 0)
+    )
     return months if months >= 1 else None
 
 
-def next_renewal(contract_end: date, today: date, term: str | None, auto_renew: bool | None,
-                 contract_start: date | None = None) -> date | None:
+def next_renewal(
+    contract_end: date,
+    today: date,
+    term: str | None,
+    auto_renew: bool | None,
+    contract_start: date | None = None,
+) -> date | None:
     """The next renewal on or after ``today``: the end date, else (auto-renewing) the end rolled on
     by whole terms; None for a contract that has ended (or whose term is not known)."""
     if contract_end >= today:
@@ -533,12 +684,33 @@ def next_renewal(contract_end: date, today: date, term: str | None, auto_renew: 
 
 
 RENEWAL_COLUMNS = [
-    "contract_key", "integration", "integration_label", "account_id", "license_id", "license_name",
-    "organization_name", "term", "auto_renew", "renewal_date", "opt_out_deadline",
-    "days_to_renewal", "days_to_opt_out", "notice_days",
-    "total_seats", "assigned_seats", "recommended_seats", "seat_change", "committed_seats",
-    "potential_annual_savings_reporting", "true_up_exposure_reporting", "true_up_date",
-    "reporting_currency", "contract_value", "currency", "source", "what_to_do",
+    "contract_key",
+    "integration",
+    "integration_label",
+    "account_id",
+    "license_id",
+    "license_name",
+    "organization_name",
+    "term",
+    "auto_renew",
+    "renewal_date",
+    "opt_out_deadline",
+    "days_to_renewal",
+    "days_to_opt_out",
+    "notice_days",
+    "total_seats",
+    "assigned_seats",
+    "recommended_seats",
+    "seat_change",
+    "committed_seats",
+    "potential_annual_savings_reporting",
+    "true_up_exposure_reporting",
+    "true_up_date",
+    "reporting_currency",
+    "contract_value",
+    "currency",
+    "source",
+    "what_to_do",
 ]
 RENEWAL_LABELS = {
     "renewal_date": "Renews on",
@@ -583,9 +755,17 @@ def _seats(n: int) -> str:
     return f"{n} seat" if n == 1 else f"{n} seats"
 
 
-def what_to_do(*, renewal: date, deadline: date | None, today: date, auto_renew: bool | None,
-               total: int | None, recommended: int | None, matched: bool = True,
-               paid: bool = True) -> str:
+def what_to_do(
+    *,
+    renewal: date,
+    deadline: date | None,
+    today: date,
+    auto_renew: bool | None,
+    total: int | None,
+    recommended: int | None,
+    matched: bool = True,
+    paid: bool = True,
+) -> str:
     """The one-line advice for one license at one renewal."""
     if deadline is None:
         before = f"before the renewal on {renewal.isoformat()} (notice period not entered)"
@@ -603,14 +783,24 @@ def what_to_do(*, renewal: date, deadline: date | None, today: date, auto_renew:
         return f"Seat counts not reported by the vendor: count the seats in use {when}"
     change = recommended - total
     if auto_renew is False:
-        size = (f"{_seats(-change)} fewer than now" if change < 0 else
-                f"{_seats(change)} more than now" if change > 0 else "as now")
-        return (f"Does not auto-renew: renew with {_seats(recommended)} ({size}) "
-                f"by {renewal.isoformat()} or let it end")
+        size = (
+            f"{_seats(-change)} fewer than now"
+            if change < 0
+            else f"{_seats(change)} more than now"
+            if change > 0
+            else "as now"
+        )
+        return (
+            f"Does not auto-renew: renew with {_seats(recommended)} ({size}) "
+            f"by {renewal.isoformat()} or let it end"
+        )
     if change < 0:
         if before is None:
-            return (f"Opt-out deadline passed on {deadline.isoformat()}: renews on {renewal.isoformat()} "
-                    f"with {_seats(-change)} more than recommended")
+            return (
+                f"Opt-out deadline passed on {deadline.isoformat()}: renews on "
+                f"{renewal.isoformat()} "
+                f"with {_seats(-change)} more than recommended"
+            )
         return f"Cut {_seats(-change)} {before}"
     if change > 0:
         return f"Buy {_seats(change)} at the renewal on {renewal.isoformat()}"
@@ -618,7 +808,8 @@ def what_to_do(*, renewal: date, deadline: date | None, today: date, auto_renew:
 
 
 def _contract_matches(licenses: pd.DataFrame, contracts: pd.DataFrame) -> list[tuple[int, int]]:
-    """(license row position, contract position) pairs: each license gets its most specific contract.
+    """(license row position, contract position) pairs: each license gets its most specific
+    contract.
 
     Most specific first: this account and this license; all accounts and this license; this
     account, all licenses; all accounts, all licenses. Licenses are matched by
@@ -631,7 +822,9 @@ def _contract_matches(licenses: pd.DataFrame, contracts: pd.DataFrame) -> list[t
     acct = ~contracts["account_id"].isna().to_numpy(dtype=bool)
     has_lic = (contracts["license_id"].notna() | contracts["license_name"].notna()).to_numpy()
     lic_accounts = licenses["account_id"].astype("string").fillna("").to_numpy(dtype=object)
-    lic_ikeys = [integration_key(x if isinstance(x, str) else "") for x in licenses["integration"].tolist()]
+    lic_ikeys = [
+        integration_key(x if isinstance(x, str) else "") for x in licenses["integration"].tolist()
+    ]
     book_cols = ["integration", "license_id", "license_name"]
 
     def by_license(rows: np.ndarray, subset: np.ndarray) -> None:
@@ -671,8 +864,12 @@ def _contract_matches(licenses: pd.DataFrame, contracts: pd.DataFrame) -> list[t
     return [(row, int(best[row])) for row in np.flatnonzero(best >= 0).tolist()]
 
 
-def renewals(licenses_with_metrics: pd.DataFrame, contracts: pd.DataFrame, today: date,
-             horizon_days: int = 120) -> pd.DataFrame:
+def renewals(
+    licenses_with_metrics: pd.DataFrame,
+    contracts: pd.DataFrame,
+    today: date,
+    horizon_days: int = 120,
+) -> pd.DataFrame:
     """One row per license at each contract renewal whose renewal or opt-out deadline is within
     ``horizon_days`` of ``today`` (columns :data:`RENEWAL_COLUMNS`), soonest deadline first.
 
@@ -725,50 +922,88 @@ def renewals(licenses_with_metrics: pd.DataFrame, contracts: pd.DataFrame, today
             rec = {
                 "contract_key": key,
                 "integration": integ,
-                "integration_label": get("integration_label") or integration_label(c["integration"]),
+                "integration_label": get("integration_label")
+                or integration_label(c["integration"]),
                 "account_id": get("account_id") or _opt(c["account_id"]),
                 "license_id": get("license_id") if r is not None else _opt(c["license_id"]),
                 "license_name": get("license_name") if r is not None else _opt(c["license_name"]),
                 "organization_name": get("organization_name"),
-                "term": term, "auto_renew": auto,
-                "renewal_date": renewal, "opt_out_deadline": deadline,
+                "term": term,
+                "auto_renew": auto,
+                "renewal_date": renewal,
+                "opt_out_deadline": deadline,
                 "days_to_renewal": (renewal - today).days,
                 "days_to_opt_out": (deadline - today).days if deadline is not None else None,
                 "notice_days": notice,
-                "total_seats": total, "assigned_seats": get("assigned_seats"),
+                "total_seats": total,
+                "assigned_seats": get("assigned_seats"),
                 "recommended_seats": recommended,
-                "seat_change": (recommended - total) if total is not None and recommended is not None
+                "seat_change": (recommended - total)
+                if total is not None and recommended is not None
                 else None,
                 "committed_seats": _opt(c["committed_seats"]),
                 "potential_annual_savings_reporting": get("potential_annual_savings_reporting"),
                 "true_up_exposure_reporting": get("true_up_exposure_reporting"),
                 "true_up_date": _as_date(c["true_up_date"]),
                 "reporting_currency": reporting,
-                "contract_value": _opt(c["contract_value"]), "currency": _opt(c["currency"]),
+                "contract_value": _opt(c["contract_value"]),
+                "currency": _opt(c["currency"]),
                 "source": _opt(c["source"]),
-                "what_to_do": what_to_do(renewal=renewal, deadline=deadline, today=today,
-                                         auto_renew=auto, total=total, recommended=recommended,
-                                         matched=r is not None,
-                                         paid=bool(paid[row]) if row is not None else True),
+                "what_to_do": what_to_do(
+                    renewal=renewal,
+                    deadline=deadline,
+                    today=today,
+                    auto_renew=auto,
+                    total=total,
+                    recommended=recommended,
+                    matched=r is not None,
+                    paid=bool(paid[row]) if row is not None else True,
+                ),
             }
             out.append(rec)
-    out.sort(key=lambda x: ((x["opt_out_deadline"] if x["opt_out_deadline"] is not None
-                             and x["opt_out_deadline"] >= today else x["renewal_date"]),
-                            x["renewal_date"], x["contract_key"], str(x["license_id"] or "")))
+    out.sort(
+        key=lambda x: (
+            (
+                x["opt_out_deadline"]
+                if x["opt_out_deadline"] is not None and x["opt_out_deadline"] >= today
+                else x["renewal_date"]
+            ),
+            x["renewal_date"],
+            x["contract_key"],
+            str(x["license_id"] or ""),
+        )
+    )
     return _renewal_frame(out)
 
 
 _RENEWAL_DTYPES = {
-    "contract_key": "string", "integration": "string", "integration_label": "string",
-    "account_id": "string", "license_id": "string", "license_name": "string",
-    "organization_name": "string", "term": "string", "auto_renew": "boolean",
-    "renewal_date": "datetime64[s]", "opt_out_deadline": "datetime64[s]",
-    "days_to_renewal": "Int64", "days_to_opt_out": "Int64", "notice_days": "Int64",
-    "total_seats": "Int64", "assigned_seats": "Int64", "recommended_seats": "Int64",
-    "seat_change": "Int64", "committed_seats": "Int64",
-    "potential_annual_savings_reporting": "Float64", "true_up_exposure_reporting": "Float64",
-    "true_up_date": "datetime64[s]", "reporting_currency": "string",
-    "contract_value": "Float64", "currency": "string", "source": "string", "what_to_do": "string",
+    "contract_key": "string",
+    "integration": "string",
+    "integration_label": "string",
+    "account_id": "string",
+    "license_id": "string",
+    "license_name": "string",
+    "organization_name": "string",
+    "term": "string",
+    "auto_renew": "boolean",
+    "renewal_date": "datetime64[s]",
+    "opt_out_deadline": "datetime64[s]",
+    "days_to_renewal": "Int64",
+    "days_to_opt_out": "Int64",
+    "notice_days": "Int64",
+    "total_seats": "Int64",
+    "assigned_seats": "Int64",
+    "recommended_seats": "Int64",
+    "seat_change": "Int64",
+    "committed_seats": "Int64",
+    "potential_annual_savings_reporting": "Float64",
+    "true_up_exposure_reporting": "Float64",
+    "true_up_date": "datetime64[s]",
+    "reporting_currency": "string",
+    "contract_value": "Float64",
+    "currency": "string",
+    "source": "string",
+    "what_to_do": "string",
 }
 
 
@@ -778,13 +1013,16 @@ def _renewal_frame(rows: list[dict]) -> pd.DataFrame:
         values = [r[c] for r in rows]
         dtype = _RENEWAL_DTYPES[c]
         if dtype.startswith("datetime"):
-            data[c] = pd.Series([pd.Timestamp(v) if v is not None else pd.NaT for v in values], dtype=dtype)
+            data[c] = pd.Series(
+                [pd.Timestamp(v) if v is not None else pd.NaT for v in values], dtype=dtype
+            )
         else:
             data[c] = pd.Series(pd.array(values, dtype=dtype))
     return pd.DataFrame(data)
 
 
 # -------------------------------------------------------------------- iCal
+
 
 def renewal_row_label(r: Mapping[str, Any]) -> str:
     """A renewal row's license for people: its name (else id), and its organization when known."""
@@ -820,8 +1058,9 @@ def _uid(kind: str, key: str, day: date) -> str:
     return f"{kind}-{digest}-{day:%Y%m%d}@license-dashboard"
 
 
-def to_ics(renewals_df: pd.DataFrame, calendar_name: str = "License renewals",
-           now: datetime | None = None) -> str:
+def to_ics(
+    renewals_df: pd.DataFrame, calendar_name: str = "License renewals", now: datetime | None = None
+) -> str:
     """An RFC 5545 calendar: one all-day event per contract renewal and one per opt-out deadline.
 
     A contract covering several licenses is one event listing each license's advice. UIDs
@@ -830,15 +1069,23 @@ def to_ics(renewals_df: pd.DataFrame, calendar_name: str = "License renewals",
     """
     now = (now or datetime.now(UTC)).astimezone(UTC)
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
-    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//License utilization dashboard//Renewals//EN",
-             "CALSCALE:GREGORIAN", "METHOD:PUBLISH", f"X-WR-CALNAME:{_ics_text(calendar_name)}"]
+    lines = [
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        "PRODID:-//License utilization dashboard//Renewals//EN",
+        "CALSCALE:GREGORIAN",
+        "METHOD:PUBLISH",
+        f"X-WR-CALNAME:{_ics_text(calendar_name)}",
+    ]
     groups: dict[tuple[str, date], list[dict]] = {}
     for rec in renewals_df.to_dict("records"):
         groups.setdefault((rec["contract_key"], _as_date(rec["renewal_date"])), []).append(rec)
     for (key, renewal), recs in groups.items():
         first = recs[0]
         scope = first["integration_label"] or first["integration"]
-        names = sorted({str(_opt(r["license_name"]) or _opt(r["license_id"]) or "") for r in recs} - {""})
+        names = sorted(
+            {str(_opt(r["license_name"]) or _opt(r["license_id"]) or "") for r in recs} - {""}
+        )
         what = f"{scope}: {', '.join(names)}" if names else f"{scope}"
         if _opt(first["account_id"]):
             what += f" (account {first['account_id']})"

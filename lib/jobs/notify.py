@@ -52,6 +52,7 @@ PRODUCT = "License utilization dashboard"
 
 # ---------------------------------------------------------------- settings
 
+
 @dataclass(frozen=True)
 class EmailSettings:
     host: str
@@ -86,7 +87,16 @@ class AlertChannels:
     webhook: WebhookSettings | None = None
 
 
-_EMAIL_KEYS = ("host", "port", "starttls", "sender", "recipients", "username", "password", "timeout")
+_EMAIL_KEYS = (
+    "host",
+    "port",
+    "starttls",
+    "sender",
+    "recipients",
+    "username",
+    "password",
+    "timeout",
+)
 _WEBHOOK_KEYS = ("url", "timeout")
 
 
@@ -99,8 +109,15 @@ def _address(value: Any, where: str) -> str:
         raise ConfigError(f"{where}: expected an email address such as alerts@example.org")
     text = value.strip()
     local, _, domain = text.rpartition("@")
-    if (_has_control(text) or any(ch in text for ch in " ,;<>\"()[]\\") or not local or not domain
-            or "." not in domain or domain.startswith(".") or domain.endswith(".")):
+    if (
+        _has_control(text)
+        or any(ch in text for ch in ' ,;<>"()[]\\')
+        or not local
+        or not domain
+        or "." not in domain
+        or domain.startswith(".")
+        or domain.endswith(".")
+    ):
         raise ConfigError(f"{where}: {text!r} is not an email address such as alerts@example.org")
     return text
 
@@ -118,7 +135,9 @@ def _timeout(section: Mapping[str, Any], where: str) -> float:
     return number
 
 
-def _section(secrets: Mapping[str, Any], name: str, keys: Sequence[str]) -> Mapping[str, Any] | None:
+def _section(
+    secrets: Mapping[str, Any], name: str, keys: Sequence[str]
+) -> Mapping[str, Any] | None:
     alerts = secrets.get("alerts") if isinstance(secrets, Mapping) else None
     if alerts is None:
         return None
@@ -131,20 +150,24 @@ def _section(secrets: Mapping[str, Any], name: str, keys: Sequence[str]) -> Mapp
         raise ConfigError(f"secrets.toml: [alerts.{name}] must be a table")
     unknown = sorted(set(section) - set(keys))
     if unknown:
-        raise ConfigError(f"secrets.toml [alerts.{name}]: unknown key {unknown[0]!r} "
-                          f"(known: {', '.join(keys)})")
+        raise ConfigError(
+            f"secrets.toml [alerts.{name}]: unknown key {unknown[0]!r} (known: {', '.join(keys)})"
+        )
     return section
 
 
 def email_settings(secrets: Mapping[str, Any]) -> EmailSettings | None:
-    """``[alerts.email]`` checked (None when the section is absent). Raises ConfigError naming the key."""
+    """``[alerts.email]`` checked (None when the section is absent). Raises ConfigError naming
+    the key."""
     section = _section(secrets, "email", _EMAIL_KEYS)
     if section is None:
         return None
     where = "secrets.toml [alerts.email]"
     host = section.get("host")
     if not isinstance(host, str) or not host.strip() or _has_control(host) or " " in host.strip():
-        raise ConfigError(f"{where} host: expected the SMTP server's host name, e.g. smtp.example.org")
+        raise ConfigError(
+            f"{where} host: expected the SMTP server's host name, e.g. smtp.example.org"
+        )
     starttls = section.get("starttls", True)
     if not isinstance(starttls, bool):
         raise ConfigError(f"{where} starttls: {starttls!r} is not true or false")
@@ -166,20 +189,30 @@ def email_settings(secrets: Mapping[str, Any]) -> EmailSettings | None:
             raise ConfigError(f"{where} recipients entry {i}: {address!r} is listed twice")
         recipients.append(address)
     username = section.get("username")
-    if username is not None and (not isinstance(username, str) or not username.strip()
-                                 or _has_control(username)):
+    if username is not None and (
+        not isinstance(username, str) or not username.strip() or _has_control(username)
+    ):
         raise ConfigError(f"{where} username: expected text")
     password = section.get("password")
     if password is not None:
         if not isinstance(password, str):
             raise ConfigError(f"{where} password: expected text (value not shown)")
         if _has_control(password):
-            raise ConfigError(f"{where} password: holds a line break or control character "
-                              "(value not shown); paste it again")
+            raise ConfigError(
+                f"{where} password: holds a line break or control character "
+                "(value not shown); paste it again"
+            )
         password = Secret(password) if password else None
-    return EmailSettings(host=host.strip(), sender=sender, recipients=tuple(recipients), port=port,
-                         starttls=starttls, username=username.strip() if username else None,
-                         password=password, timeout=_timeout(section, where))
+    return EmailSettings(
+        host=host.strip(),
+        sender=sender,
+        recipients=tuple(recipients),
+        port=port,
+        starttls=starttls,
+        username=username.strip() if username else None,
+        password=password,
+        timeout=_timeout(section, where),
+    )
 
 
 def webhook_settings(secrets: Mapping[str, Any]) -> WebhookSettings | None:
@@ -194,8 +227,12 @@ def webhook_settings(secrets: Mapping[str, Any]) -> WebhookSettings | None:
     url = url.strip()
     try:
         parts = urlsplit(url)
-        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and not _has_control(url) \
+        ok = (
+            parts.scheme in ("http", "https")
+            and bool(parts.hostname)
+            and not _has_control(url)
             and " " not in url
+        )
         parts.port  # noqa: B018  (raises for a bad port)
     except ValueError:
         ok = False
@@ -211,12 +248,14 @@ def alert_channels(secrets: Mapping[str, Any]) -> AlertChannels:
 
 # --------------------------------------------------------------- messages
 
+
 def _as_notice(content: Notice | Sequence[Alert]) -> Notice:
     return content if isinstance(content, Notice) else alerts_notice(list(content))
 
 
 def plain_text(notice: Notice) -> str:
-    """The message as plain text (the email's text part and the webhook's fallback before escaping)."""
+    """The message as plain text (the email's text part and the webhook's fallback before
+    escaping)."""
     lines = [notice.title, "=" * min(len(notice.title), 72), ""]
     if notice.summary:
         lines += [notice.summary, ""]
@@ -246,17 +285,20 @@ def html_text(notice: Notice) -> str:
             continue
         parts.append("<ul>")
         for head, detail in section.items:
-            parts.append(f"<li><strong>{e(head)}</strong>" + (f"<br>{e(detail)}" if detail else "")
-                         + "</li>")
+            parts.append(
+                f"<li><strong>{e(head)}</strong>" + (f"<br>{e(detail)}" if detail else "") + "</li>"
+            )
         parts.append("</ul>")
     parts.append(f"<p>Sent by the {e(PRODUCT)}.</p>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
 
-def email_message(content: Notice | Sequence[Alert], settings: EmailSettings,
-                  now: datetime | None = None) -> EmailMessage:
-    """A multipart/alternative message: plain text and HTML, from ``settings.sender`` to its recipients."""
+def email_message(
+    content: Notice | Sequence[Alert], settings: EmailSettings, now: datetime | None = None
+) -> EmailMessage:
+    """A multipart/alternative message: plain text and HTML, from ``settings.sender`` to its
+    recipients."""
     notice = _as_notice(content)
     msg = EmailMessage()
     msg["Subject"] = _header_safe(notice.title)
@@ -275,14 +317,15 @@ def _header_safe(text: str) -> str:
 
 
 def slack_escape(text: str) -> str:
-    """Text for Slack: ``&``, ``<``, ``>`` as ``&amp;``, ``&lt;``, ``&gt;`` (Slack's own rule), so no
+    """Text for Slack: ``&``, ``<``, ``>`` as ``&amp;``, ``&lt;``, ``&gt;`` (Slack's own rule),
+    so no
     mention, channel ping or link can be formed."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-_SLACK_SECTION_LIMIT = 2900     # Slack allows 3000 characters per section text
+_SLACK_SECTION_LIMIT = 2900  # Slack allows 3000 characters per section text
 _SLACK_HEADER_LIMIT = 150
-_SLACK_MAX_ITEMS = 40           # 50 blocks per message, some for headers and dividers
+_SLACK_MAX_ITEMS = 40  # 50 blocks per message, some for headers and dividers
 
 
 def _cut(text: str, limit: int) -> str:
@@ -305,21 +348,38 @@ def _cut_escaped(text: str, limit: int) -> str:
 
 
 def slack_payload(content: Notice | Sequence[Alert]) -> dict[str, Any]:
-    """Slack-compatible JSON: ``text`` (the plain-text fallback, escaped) and ``blocks`` in mrkdwn."""
+    """Slack-compatible JSON: ``text`` (the plain-text fallback, escaped) and ``blocks`` in
+    mrkdwn."""
     notice = _as_notice(content)
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": _cut(notice.title, _SLACK_HEADER_LIMIT)}}]
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": _cut(notice.title, _SLACK_HEADER_LIMIT)},
+        }
+    ]
     if notice.summary:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn",
-                                                   "text": _cut_escaped(notice.summary, _SLACK_SECTION_LIMIT)}})
+        blocks.append(
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": _cut_escaped(notice.summary, _SLACK_SECTION_LIMIT),
+                },
+            }
+        )
     shown = 0
     left = sum(len(s.items) for s in notice.sections)
     for section in notice.sections:
-        blocks.append({"type": "section", "text": {
-            "type": "mrkdwn", "text": f"*{_cut_escaped(section.heading, 200)}*"}})
+        blocks.append(
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": f"*{_cut_escaped(section.heading, 200)}*"},
+            }
+        )
         if not section.items:
-            blocks.append({"type": "section", "text": {"type": "mrkdwn",
-                                                       "text": slack_escape(section.empty)}})
+            blocks.append(
+                {"type": "section", "text": {"type": "mrkdwn", "text": slack_escape(section.empty)}}
+            )
         for head, detail in section.items:
             if shown >= _SLACK_MAX_ITEMS:
                 break
@@ -330,8 +390,12 @@ def slack_payload(content: Notice | Sequence[Alert]) -> dict[str, Any]:
             shown += 1
             left -= 1
     if left > 0:
-        blocks.append({"type": "context", "elements": [
-            {"type": "mrkdwn", "text": f"…and {left} more; see the Alerts page."}]})
+        blocks.append(
+            {
+                "type": "context",
+                "elements": [{"type": "mrkdwn", "text": f"…and {left} more; see the Alerts page."}],
+            }
+        )
     return {
         "text": _cut_escaped(plain_text(notice), 3000),
         "blocks": blocks,
@@ -341,6 +405,7 @@ def slack_payload(content: Notice | Sequence[Alert]) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------- delivery
+
 
 @dataclass(frozen=True)
 class DeliveryResult:
@@ -362,8 +427,9 @@ def _scrub(text: str, *secrets: str | None) -> str:
     return text
 
 
-def send_email(msg: EmailMessage, settings: EmailSettings,
-               ssl_context: ssl.SSLContext | None = None) -> DeliveryResult:
+def send_email(
+    msg: EmailMessage, settings: EmailSettings, ssl_context: ssl.SSLContext | None = None
+) -> DeliveryResult:
     """Send over SMTP: STARTTLS when configured (certificate checked), login when a password is
     configured. Returns a DeliveryResult; never raises for a network, TLS or server failure."""
     when = datetime.now(UTC)
@@ -377,21 +443,33 @@ def send_email(msg: EmailMessage, settings: EmailSettings,
                 smtp.ehlo()
             if password:
                 smtp.login(settings.login, password)
-            refused = smtp.send_message(msg, from_addr=settings.sender, to_addrs=list(settings.recipients))
+            refused = smtp.send_message(
+                msg, from_addr=settings.sender, to_addrs=list(settings.recipients)
+            )
         if refused:
             who = ", ".join(sorted(refused))
-            return DeliveryResult("email", False, f"the SMTP server {server} refused recipients: {who}", when)
+            return DeliveryResult(
+                "email", False, f"the SMTP server {server} refused recipients: {who}", when
+            )
         return DeliveryResult("email", True, "", when)
     except smtplib.SMTPAuthenticationError as exc:
-        error = f"the SMTP server {server} refused the login for {settings.login} (code {exc.smtp_code})"
+        error = (
+            f"the SMTP server {server} refused the login for {settings.login} "
+            f"(code {exc.smtp_code})"
+        )
     except smtplib.SMTPNotSupportedError:
         error = f"the SMTP server {server} does not offer STARTTLS or AUTH as configured"
     except smtplib.SMTPResponseException as exc:
-        reply = exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) \
+        reply = (
+            exc.smtp_error.decode("utf-8", "replace")
+            if isinstance(exc.smtp_error, bytes)
             else str(exc.smtp_error)
+        )
         error = f"the SMTP server {server} answered {exc.smtp_code}: {_header_safe(reply)[:200]}"
     except smtplib.SMTPRecipientsRefused as exc:
-        error = f"the SMTP server {server} refused every recipient: {', '.join(sorted(exc.recipients))}"
+        error = (
+            f"the SMTP server {server} refused every recipient: {', '.join(sorted(exc.recipients))}"
+        )
     except ssl.SSLError as exc:
         error = f"TLS with the SMTP server {server} failed ({exc.reason or type(exc).__name__})"
     except TimeoutError:
@@ -403,8 +481,9 @@ def send_email(msg: EmailMessage, settings: EmailSettings,
     return DeliveryResult("email", False, _scrub(error, password), when)
 
 
-def post_webhook(payload: Mapping[str, Any], url: str | Secret | WebhookSettings,
-                 timeout: float | None = None) -> DeliveryResult:
+def post_webhook(
+    payload: Mapping[str, Any], url: str | Secret | WebhookSettings, timeout: float | None = None
+) -> DeliveryResult:
     """POST the JSON payload. 2xx is delivered; anything else is a failed DeliveryResult whose error
     names the host, never the URL's path (a webhook URL is its own credential)."""
     when = datetime.now(UTC)
@@ -415,19 +494,38 @@ def post_webhook(payload: Mapping[str, Any], url: str | Secret | WebhookSettings
     where = WebhookSettings(Secret(secret)).where if secret else "the webhook"
     timeout = DEFAULT_TIMEOUT if timeout is None else timeout
     try:
-        response = requests.post(secret, json=dict(payload), timeout=timeout, allow_redirects=False,
-                                 headers={"User-Agent": PRODUCT})
+        response = requests.post(
+            secret,
+            json=dict(payload),
+            timeout=timeout,
+            allow_redirects=False,
+            headers={"User-Agent": PRODUCT},
+        )
     except requests.exceptions.Timeout:
-        return DeliveryResult("webhook", False, f"the webhook at {where} did not answer within "
-                                                f"{timeout:g} seconds", when)
+        return DeliveryResult(
+            "webhook",
+            False,
+            f"the webhook at {where} did not answer within {timeout:g} seconds",
+            when,
+        )
     except requests.exceptions.ConnectionError:
-        return DeliveryResult("webhook", False, f"could not connect to the webhook at {where}", when)
+        return DeliveryResult(
+            "webhook", False, f"could not connect to the webhook at {where}", when
+        )
     except (requests.exceptions.RequestException, ValueError) as exc:
-        return DeliveryResult("webhook", False, f"posting to the webhook at {where} failed "
-                                                f"({type(exc).__name__})", when)
+        return DeliveryResult(
+            "webhook",
+            False,
+            f"posting to the webhook at {where} failed ({type(exc).__name__})",
+            when,
+        )
     if 200 <= response.status_code < 300:
         return DeliveryResult("webhook", True, "", when)
     body = _header_safe(response.text[:200]) if response.text else ""
-    error = f"the webhook at {where} answered HTTP {response.status_code}" + (f": {body}" if body else "")
+    error = f"the webhook at {where} answered HTTP {response.status_code}" + (
+        f": {body}" if body else ""
+    )
     path = urlsplit(secret).path
-    return DeliveryResult("webhook", False, _scrub(error, secret, path if len(path) > 8 else None), when)
+    return DeliveryResult(
+        "webhook", False, _scrub(error, secret, path if len(path) > 8 else None), when
+    )
