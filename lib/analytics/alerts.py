@@ -1,0 +1,649 @@
+"""Alert rules, their evaluation after a sync, and the fire-once state machine.
+
+An admin keeps a list of :class:`AlertRule`; after every sync :func:`evaluate`
+turns the license table (with metrics), the account outcomes and the renewals
+into :class:`Alert` objects, each with a stable ``key``. :func:`transition`
+compares them with the keys open after the previous sync: an alert *fires*
+when its condition starts, stays open (silent) while it holds, and can fire
+again only after it has cleared.
+
+Rules of the house kept here:
+
+- Free licenses never alert on cost or under-use: the paid rule is
+  :func:`lib.metrics.paid_mask`, the one the totals use.
+- A figure the vendor does not report never triggers a numeric rule (NA is
+  not 0), and a cost without an exchange rate never passes a threshold.
+- Vendor text in titles and details is cleaned of control characters and
+  bidi overrides; it is still untrusted, and each channel escapes it
+  (:mod:`lib.jobs.notify`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import date
+from typing import Any
+from urllib.parse import quote
+
+import numpy as np
+import pandas as pd
+
+from lib.config import ConfigError
+from lib.truto.fetch import AccountOutcome
+from lib.analytics.metrics import paid_mask, top_idle_spend
+from lib.analytics.contracts import clean_text, renewal_row_label
+
+KINDS = (
+    "under_used",
+    "free_seats_below",
+    "over_allocated",
+    "deadline_within",
+    "account_failed",
+    "idle_cost_above",
+)
+CHANNELS = ("email", "webhook")
+SEVERITIES = ("critical", "warning", "info")
+
+KIND_LABELS = {
+    "under_used": "Paid license under-used (utilization below the threshold)",
+    "free_seats_below": "Fewer unassigned seats than N",
+    "over_allocated": "Over-allocated (more seats assigned than bought)",
+    "deadline_within": "Renewal or opt-out deadline within N days",
+    "account_failed": "Integrated account failed or needs reauthorization",
+    "idle_cost_above": "Annual cost of unassigned seats above an amount",
+}
+
+# What the threshold of each kind is: (required, whole number, lowest, highest, unit).
+_THRESHOLDS: dict[str, tuple[bool, bool, float, float, str] | None] = {
+    "under_used": (False, False, 0.0, 100.0, "% utilization"),
+    "free_seats_below": (True, True, 1, 10**9, "seats"),
+    "over_allocated": None,
+    "deadline_within": (True, True, 0, 3650, "days"),
+    "account_failed": None,
+    "idle_cost_above": (True, False, 0.0, 1e12, "in the reporting currency"),
+}
+_RULE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    """One rule. ``threshold``: the number the kind compares with (see :data:`KIND_LABELS`);
+    for ``under_used`` None means the dashboard's own under-used threshold (the ``flag``).
+    ``paid_only``: only paid licenses (cost and under-use rules are paid-only whatever it says).
+    ``channels``: where a firing alert is sent; empty = listed on the Alerts page only."""
+
+    id: str
+    kind: str
+    threshold: float | int | None = None
+    enabled: bool = True
+    channels: tuple[str, ...] = CHANNELS
+    paid_only: bool = True
+
+    def describe(self) -> str:
+        label = KIND_LABELS.get(self.kind, self.kind)
+        if self.kind == "under_used":
+            what = (
+                "the dashboard's under-used threshold"
+                if self.threshold is None
+                else f"below {_num(self.threshold)}%"
+            )
+            return f"{label}: {what}"
+        if self.threshold is not None:
+            return f"{label}: N = {_num(self.threshold)}"
+        return label
+
+
+DEFAULT_RULES: tuple[AlertRule, ...] = (
+    AlertRule("over-allocated-paid", "over_allocated"),
+    AlertRule("account-failed", "account_failed", paid_only=False),
+    AlertRule("deadline-60-days", "deadline_within", 60, paid_only=False),
+    AlertRule("under-used-paid", "under_used"),
+)
+
+
+class AlertRulesError(ConfigError):
+    """Alert rules with problems; ``.problems`` lists them all."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        count = len(self.problems)
+        super().__init__(
+            f"The alert rules were not applied: {count} problem{'s' if count != 1 else ''}:\n"
+            + "\n".join(f"- {p}" for p in self.problems)
+        )
+
+
+def _num(x: Any) -> str:
+    x = float(x)
+    return str(int(x)) if x.is_integer() else f"{x:g}"
+
+
+def _bool(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    return (
+        True
+        if text in ("true", "yes", "1", "on")
+        else False
+        if text in ("false", "no", "0", "off")
+        else None
+    )
+
+
+def validate_rules(rules: Iterable[AlertRule | Mapping[str, Any]]) -> list[AlertRule]:
+    """Checked rules from AlertRule objects or dicts (as stored); every problem listed by rule
+    number.
+
+    Raises :class:`AlertRulesError`; nothing is half applied.
+    """
+    names = {f.name for f in fields(AlertRule)}
+    problems: list[str] = []
+    out: list[AlertRule] = []
+    seen: dict[str, int] = {}
+    for pos, raw in enumerate(rules, 1):
+        rec = {f: getattr(raw, f) for f in names} if isinstance(raw, AlertRule) else raw
+        where = f"rule {pos}"
+        if not isinstance(rec, Mapping):
+            problems.append(f"{where}: not a rule")
+            continue
+        unknown = sorted(set(rec) - names)
+        if unknown:
+            problems.append(f"{where}: unknown setting {unknown[0]!r}")
+        rid = rec.get("id")
+        if not isinstance(rid, str) or not _RULE_ID.match(rid):
+            problems.append(
+                f"{where}, id: {rid!r} is not a rule id (lower-case letters, digits, - and _, "
+                "up to 64)"
+            )
+            rid = None
+        else:
+            where = f"rule {pos} ({rid})"
+            first = seen.setdefault(rid, pos)
+            if first != pos:
+                problems.append(f"{where}, id: already used by rule {first}")
+        kind = rec.get("kind")
+        if kind not in KINDS:
+            problems.append(f"{where}, kind: {kind!r} is not one of {', '.join(KINDS)}")
+            kind = None
+        threshold = rec.get("threshold")
+        if threshold == "":
+            threshold = None
+        if kind is not None:
+            spec = _THRESHOLDS[kind]
+            if spec is None:
+                if threshold is not None:
+                    problems.append(f"{where}, threshold: {kind} takes no threshold")
+            elif threshold is None:
+                if spec[0]:
+                    problems.append(f"{where}, threshold: {kind} needs a number ({spec[4]})")
+            else:
+                _, whole, low, high, unit = spec
+                number = None
+                if not isinstance(threshold, bool):
+                    try:
+                        number = float(threshold)
+                    except (TypeError, ValueError):
+                        number = None
+                if number is None or not math.isfinite(number):
+                    problems.append(f"{where}, threshold: {threshold!r} is not a number")
+                elif whole and not number.is_integer():
+                    problems.append(
+                        f"{where}, threshold: {threshold!r} is not a whole number of {unit}"
+                    )
+                elif not low <= number <= high:
+                    problems.append(
+                        f"{where}, threshold: {threshold!r} is outside {_num(low)} to "
+                        f"{_num(high)} {unit}"
+                    )
+                else:
+                    threshold = int(number) if whole else number
+        enabled = _bool(rec.get("enabled", True))
+        if enabled is None:
+            problems.append(f"{where}, enabled: {rec.get('enabled')!r} is not true or false")
+        paid_only = _bool(rec.get("paid_only", True))
+        if paid_only is None:
+            problems.append(f"{where}, paid_only: {rec.get('paid_only')!r} is not true or false")
+        channels = rec.get("channels", CHANNELS)
+        if isinstance(channels, str):
+            channels = [c.strip() for c in channels.split(",") if c.strip()]
+        if not isinstance(channels, (list, tuple)) or not all(c in CHANNELS for c in channels):
+            problems.append(f"{where}, channels: {channels!r}: use any of {', '.join(CHANNELS)}")
+            channels = ()
+        if rid and kind and not problems:
+            out.append(
+                AlertRule(
+                    rid,
+                    kind,
+                    threshold,
+                    bool(enabled),
+                    tuple(dict.fromkeys(channels)),
+                    bool(paid_only),
+                )
+            )
+    if problems:
+        raise AlertRulesError(problems)
+    return out
+
+
+# ------------------------------------------------------------------ alerts
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One condition that holds now. ``key`` is stable across syncs: the rule id and what it is
+    about."""
+
+    key: str
+    rule_id: str
+    kind: str
+    severity: str
+    title: str
+    detail: str
+    integration: str | None = None
+    account_id: str | None = None
+    license_id: str | None = None
+    channels: tuple[str, ...] = CHANNELS
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def alert_key(rule_id: str, *parts: Any) -> str:
+    """``rule id`` + what the alert is about, each part percent-escaped so no two subjects share
+    a key."""
+
+    def text(x: Any) -> str:
+        return "" if x is None or x is pd.NA or (isinstance(x, float) and math.isnan(x)) else str(x)
+
+    return ":".join([quote(rule_id, safe="")] + [quote(text(p), safe="") for p in parts])
+
+
+def _opt(value: Any) -> Any:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _money(value: Any, currency: str | None) -> str:
+    value = _opt(value)
+    if value is None:
+        return "not known (no price or no exchange rate)"
+    return f"{float(value):,.2f} {currency or ''}".strip()
+
+
+def _seats(n: int) -> str:
+    return f"{n} seat" if n == 1 else f"{n} seats"
+
+
+def _license_name(r: Mapping[str, Any]) -> str:
+    integ = _opt(r.get("integration_label")) or _opt(r.get("integration")) or "Unknown integration"
+    name = _opt(r.get("license_name")) or _opt(r.get("license_id")) or "unnamed license"
+    where = []
+    if _opt(r.get("organization_name")):
+        where.append(f"organization {r['organization_name']}")
+    if _opt(r.get("account_id")):
+        where.append(f"account {r['account_id']}")
+    suffix = f" ({', '.join(where)})" if where else ""
+    return clean_text(f"{integ}: {name}{suffix}")
+
+
+def _license_subject(r: Mapping[str, Any]) -> tuple:
+    return (
+        _opt(r.get("integration")),
+        _opt(r.get("account_id")),
+        _opt(r.get("organization_id")),
+        _opt(r.get("product")),
+        _opt(r.get("license_id")) or _opt(r.get("license_name")),
+    )
+
+
+def _failed(outcome: Any) -> bool:
+    """The fetch layer's own rule (AccountOutcome.failed) for one outcome value."""
+    return isinstance(outcome, str) and AccountOutcome(account_id="", outcome=outcome).failed
+
+
+def evaluate(
+    rules: Sequence[AlertRule],
+    licenses_with_metrics: pd.DataFrame | None,
+    accounts: pd.DataFrame | None,
+    renewals: pd.DataFrame | None,
+    today: date,
+) -> list[Alert]:
+    """The alerts whose condition holds now, one per rule and subject (first row wins), in rule
+    order.
+
+    ``licenses_with_metrics``: from :func:`lib.metrics.add_metrics`; ``accounts``: the fetch's
+    account table (:data:`lib.schema.ACCOUNT_COLUMNS`); ``renewals``: from
+    :func:`lib.analytics.contracts.renewals`, with a horizon at least the largest
+    ``deadline_within``.
+    """
+    lic = (
+        licenses_with_metrics.reset_index(drop=True)
+        if licenses_with_metrics is not None
+        else pd.DataFrame()
+    )
+    paid = paid_mask(lic) if len(lic) else np.zeros(0, dtype=bool)
+    records = lic.to_dict("records") if len(lic) else []
+    out: dict[str, Alert] = {}
+
+    def add(alert: Alert) -> None:
+        out.setdefault(alert.key, alert)
+
+    for rule in rules:
+        if not rule.enabled:
+            continue
+        kind = rule.kind
+        if kind in ("under_used", "free_seats_below", "over_allocated", "idle_cost_above"):
+            paid_only = rule.paid_only or kind in ("under_used", "idle_cost_above")
+            for pos, r in enumerate(records):
+                if paid_only and not paid[pos]:
+                    continue
+                alert = _license_alert(rule, r)
+                if alert is not None:
+                    add(alert)
+        elif kind == "account_failed" and accounts is not None:
+            for r in accounts.to_dict("records"):
+                if not _failed(_opt(r.get("outcome"))):
+                    continue
+                integ = _opt(r.get("integration_label")) or _opt(r.get("integration")) or "Account"
+                needs_reauth = r.get("outcome") == "needs_reauth"
+                title = clean_text(
+                    f"{integ} account {r.get('account_id')} "
+                    f"{'needs reauthorization' if needs_reauth else 'failed'}"
+                )
+                detail = clean_text(
+                    " ".join(x for x in (_opt(r.get("message")), _opt(r.get("action"))) if x)
+                    or f"The last sync of this account ended: {r.get('outcome')}."
+                )
+                add(
+                    Alert(
+                        alert_key(rule.id, _opt(r.get("integration")), _opt(r.get("account_id"))),
+                        rule.id,
+                        kind,
+                        "critical",
+                        title,
+                        detail,
+                        _opt(r.get("integration")),
+                        _opt(r.get("account_id")),
+                        None,
+                        rule.channels,
+                    )
+                )
+        elif kind == "deadline_within" and renewals is not None and len(renewals):
+            for alert in _deadline_alerts(rule, renewals, today):
+                add(alert)
+    return list(out.values())
+
+
+def _license_alert(rule: AlertRule, r: Mapping[str, Any]) -> Alert | None:
+    kind = rule.kind
+    assigned, total = _opt(r.get("assigned_seats")), _opt(r.get("total_seats"))
+    cur = _opt(r.get("reporting_currency"))
+    name = _license_name(r)
+    subject = _license_subject(r)
+    if kind == "under_used":
+        util = _opt(r.get("utilization_pct"))
+        if util is None or assigned is None or total is None:
+            return None
+        if rule.threshold is None:
+            if _opt(r.get("flag")) != "under_used":
+                return None
+            limit = "the under-used threshold"
+        else:
+            if not util < float(rule.threshold):
+                return None
+            limit = f"{_num(rule.threshold)}%"
+        title = f"Under-used: {name}"
+        rec = _opt(r.get("recommended_seats"))
+        detail = (
+            f"{assigned} of {_seats(total)} assigned ({util:.1f}%), below {limit}. "
+            f"Annual cost of unassigned seats: {_money(r.get('idle_annual_cost_reporting'), cur)}. "
+            f"Potential annual savings at "
+            f"{_seats(rec) if rec is not None else 'the recommended seats'}: "
+            f"{_money(r.get('potential_annual_savings_reporting'), cur)}."
+        )
+        severity = "info"
+    elif kind == "free_seats_below":
+        free = _opt(r.get("unassigned_seats"))
+        over = _opt(r.get("over_allocated_seats"))
+        if free is None or total is None or assigned is None or over:
+            return None  # over-allocated is its own rule
+        if not free < int(rule.threshold):
+            return None
+        title = f"Few unassigned seats: {name}"
+        detail = (
+            f"{_seats(free)} of {total} not assigned ({assigned} assigned), "
+            f"fewer than {_num(rule.threshold)}."
+        )
+        severity = "warning"
+    elif kind == "over_allocated":
+        over = _opt(r.get("over_allocated_seats"))
+        if over is None or not over > 0:
+            return None
+        title = f"Over-allocated: {name}"
+        detail = (
+            f"{assigned} seats assigned, {total} bought: {_seats(over)} beyond those bought. "
+            f"Annual true-up exposure: {_money(r.get('true_up_exposure_reporting'), cur)}."
+        )
+        severity = "warning"
+    elif kind == "idle_cost_above":
+        idle = _opt(r.get("idle_annual_cost_reporting"))
+        if idle is None or not float(idle) > float(rule.threshold):
+            return None
+        free = _opt(r.get("unassigned_seats"))
+        title = f"Idle spend: {name}"
+        detail = (
+            f"Annual cost of unassigned seats {_money(idle, cur)} "
+            f"({_seats(free) if free is not None else 'unassigned seats'} of {total}), "
+            f"above {float(rule.threshold):,.2f} {cur or ''}.".replace(" .", ".")
+        )
+        severity = "warning"
+    else:
+        return None
+    return Alert(
+        alert_key(rule.id, *subject),
+        rule.id,
+        kind,
+        severity,
+        clean_text(title),
+        clean_text(detail),
+        _opt(r.get("integration")),
+        _opt(r.get("account_id")),
+        _opt(r.get("license_id")),
+        rule.channels,
+    )
+
+
+def _as_date(value: Any) -> date | None:
+    value = _opt(value)
+    if value is None:
+        return None
+    return (
+        value
+        if isinstance(value, date) and not isinstance(value, pd.Timestamp)
+        else pd.Timestamp(value).date()
+    )
+
+
+def _deadline_alerts(rule: AlertRule, renewals: pd.DataFrame, today: date) -> list[Alert]:
+    within = int(rule.threshold)
+    groups: dict[tuple[str, date], list[dict]] = {}
+    for r in renewals.to_dict("records"):
+        groups.setdefault((r["contract_key"], _as_date(r["renewal_date"])), []).append(r)
+    alerts = []
+    for (key, renewal), rows in groups.items():
+        first = rows[0]
+        deadline = _as_date(first.get("opt_out_deadline"))
+        if deadline is not None and deadline >= today:
+            which, day = "opt_out", deadline
+        else:
+            which, day = "renewal", renewal
+        days = (day - today).days
+        if not 0 <= days <= within:
+            continue
+        integ = _opt(first.get("integration_label")) or _opt(first.get("integration")) or "Contract"
+        names = sorted(
+            {str(_opt(r.get("license_name")) or _opt(r.get("license_id")) or "") for r in rows}
+            - {""}
+        )
+        scope = f"{integ}: {', '.join(names)}" if names else integ
+        if _opt(first.get("account_id")):
+            scope += f" (account {first['account_id']})"
+        when = "today" if days == 0 else f"in {days} day{'s' if days != 1 else ''}"
+        if which == "opt_out":
+            title = f"Opt-out deadline {day.isoformat()} ({when}): {scope}"
+            lead = (
+                f"Give notice by {day.isoformat()}; the contract renews on {renewal.isoformat()}."
+            )
+            severity = "critical" if days <= 14 else "warning"
+        else:
+            title = f"Renewal {day.isoformat()} ({when}): {scope}"
+            lead = f"Renews on {renewal.isoformat()}; " + (
+                "the opt-out deadline passed on " + deadline.isoformat() + "."
+                if deadline is not None
+                else "notice period not entered."
+            )
+            severity = "warning"
+        advice = " ".join(f"{renewal_row_label(r)}: {r['what_to_do']}." for r in rows)
+        alerts.append(
+            Alert(
+                alert_key(rule.id, key, which, day.isoformat()),
+                rule.id,
+                "deadline_within",
+                severity,
+                clean_text(title),
+                clean_text(f"{lead} {advice}"),
+                _opt(first.get("integration")),
+                _opt(first.get("account_id")),
+                None,
+                rule.channels,
+            )
+        )
+    return alerts
+
+
+def transition(
+    previous_open: set[str] | Iterable[str], current: Sequence[Alert]
+) -> tuple[list[Alert], list[Alert], list[str]]:
+    """(fired, still_open, cleared): alerts whose condition started since the last sync, those that
+    held already (not sent again), and the keys of those that cleared (sorted). The open set after
+    this sync is the keys of ``fired`` + ``still_open``."""
+    previous = set(previous_open)
+    fired = [a for a in current if a.key not in previous]
+    still_open = [a for a in current if a.key in previous]
+    now = {a.key for a in current}
+    cleared = sorted(previous - now)
+    return fired, still_open, cleared
+
+
+# ------------------------------------------------------------------ digest
+
+
+@dataclass(frozen=True)
+class Section:
+    heading: str
+    items: tuple[tuple[str, str], ...]  # (headline, detail), plain text
+    empty: str = "Nothing."
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A message in plain text parts; each channel renders and escapes it
+    (:mod:`lib.jobs.notify`)."""
+
+    title: str
+    sections: tuple[Section, ...] = field(default_factory=tuple)
+    summary: str = ""
+
+
+def alerts_notice(alerts: Sequence[Alert], title: str | None = None) -> Notice:
+    """The message for alerts that fired: one section, critical first."""
+    order = {s: i for i, s in enumerate(SEVERITIES)}
+    ranked = sorted(alerts, key=lambda a: order.get(a.severity, len(order)))
+    critical = sum(a.severity == "critical" for a in alerts)
+    n = len(alerts)
+    title = title or (f"License alerts: {n} new" + (f" ({critical} critical)" if critical else ""))
+    items = tuple((f"[{a.severity.upper()}] {a.title}", a.detail) for a in ranked)
+    return Notice(title, (Section("New alerts", items, "No new alerts."),))
+
+
+def digest(
+    licenses_with_metrics: pd.DataFrame,
+    renewals: pd.DataFrame | None,
+    open_alerts: Sequence[Alert],
+    today: date,
+    top_n: int = 5,
+    deadline_days: int = 30,
+) -> Notice:
+    """The weekly message: the top idle spend (paid licenses), the renewals and opt-out deadlines in
+    the next ``deadline_days`` days, and the alerts open now."""
+    sections = []
+    items = []
+    if licenses_with_metrics is not None and len(licenses_with_metrics):
+        top = top_idle_spend(licenses_with_metrics, n=top_n, paid_only=True)
+        for r in top.to_dict("records"):
+            head = clean_text(f"{r['integration_label']}: {r['license_name']}")
+            seats = _opt(r.get("unassigned_seats"))
+            seats_text = _seats(seats) if seats is not None else "unassigned seats"
+            items.append(
+                (
+                    head,
+                    f"{_money(r['idle_annual_spend'], r['reporting_currency'])} a year on "
+                    + f"{seats_text} not assigned",
+                )
+            )
+    sections.append(
+        Section(
+            f"Top {top_n} idle spend (paid licenses)",
+            tuple(items),
+            "No idle spend on paid licenses with a price.",
+        )
+    )
+    items = []
+    if renewals is not None and len(renewals):
+        seen = set()
+        for r in renewals.to_dict("records"):
+            renewal = _as_date(r["renewal_date"])
+            deadline = _as_date(r.get("opt_out_deadline"))
+            first = deadline if deadline is not None and deadline >= today else renewal
+            if (first - today).days > deadline_days:
+                continue
+            name = clean_text(
+                f"{r['integration_label'] or r['integration']}: {renewal_row_label(r)}"
+            )
+            if (name, renewal) in seen:
+                continue
+            seen.add((name, renewal))
+            when = (
+                f"opt-out deadline {deadline.isoformat()}, "
+                if deadline is not None and deadline >= today
+                else ""
+            )
+            items.append(
+                (f"{name}", clean_text(f"{when}renews {renewal.isoformat()}: {r['what_to_do']}"))
+            )
+    sections.append(
+        Section(
+            f"Deadlines in the next {deadline_days} days",
+            tuple(items),
+            "No renewals or opt-out deadlines.",
+        )
+    )
+    order = {s: i for i, s in enumerate(SEVERITIES)}
+    ranked = sorted(open_alerts, key=lambda a: order.get(a.severity, len(order)))
+    sections.append(
+        Section(
+            "Open alerts",
+            tuple((f"[{a.severity.upper()}] {a.title}", a.detail) for a in ranked),
+            "No open alerts.",
+        )
+    )
+    return Notice(f"Weekly license digest, {today.isoformat()}", tuple(sections))
