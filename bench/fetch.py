@@ -27,7 +27,7 @@ from lib.config import Secret, Settings  # noqa: E402
 from lib.truto.demo import synthetic_dataset  # noqa: E402
 from lib.truto.emulator import Emulator  # noqa: E402
 from lib.truto.fetch import fetch_all  # noqa: E402
-from lib.truto.integrations import requires_organization, requires_product, supports_organizations  # noqa: E402
+from lib.integrations import requires_organization, requires_product, supports_organizations  # noqa: E402
 
 LATENCY = 0.3
 TOKEN_LIMIT, ACCOUNT_LIMIT, WINDOW = 500, 50, 10.0

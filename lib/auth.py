@@ -268,15 +268,3 @@ def decide(user: Mapping[str, Any] | Any, config: AccessConfig) -> Decision:
         return Decision(False, None, "no one is allowed yet: the [access] section of secrets.toml is empty", shown)
     return Decision(False, None, "this account is not on the dashboard's allow-list; ask an admin for access", shown)
 
-
-def streamlit_user() -> dict[str, Any]:
-    """What ``st.user`` holds, as a plain dict (imports Streamlit on call)."""
-    import streamlit as st
-
-    user = st.user
-    try:
-        data = dict(user.to_dict())
-    except AttributeError:
-        data = {k: user[k] for k in user}
-    data.setdefault("is_logged_in", bool(getattr(user, "is_logged_in", False)))
-    return data

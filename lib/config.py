@@ -25,7 +25,7 @@ from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 from lib.errors import DashboardError
-from lib.truto.integrations import integration_key
+from lib.integrations import integration_key
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SECRETS_PATH = PROJECT_ROOT / ".streamlit" / "secrets.toml"
@@ -283,7 +283,7 @@ def _parse(key: str, kind: str, value: Any, where: str) -> Any:
         return tuple(_as_list(value, where)) if value not in ("", None) else ()
     if kind == "products":
         products = _as_list(value, where)
-        from lib.truto.integrations import MICROSOFT_365_PRODUCTS
+        from lib.integrations import MICROSOFT_365_PRODUCTS
 
         for p in products:
             if p not in MICROSOFT_365_PRODUCTS:

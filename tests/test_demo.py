@@ -3,7 +3,7 @@
 from lib.jobs import demo as demo_seed
 from lib.truto import demo
 from lib.auth import Actor
-from lib.truto.integrations import integration_label, supported_license_fields, supports_licenses
+from lib.integrations import integration_label, supported_license_fields, supports_licenses
 from lib.analytics.metrics import add_metrics
 from lib.truto.source import fetch
 from lib.config import load_settings

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from lib.truto import integrations as I
+from lib import integrations as I
 
 DOCS = Path(__file__).resolve().parents[2] / "shared" / "truto-docs"
 

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lib.truto.integrations import integration_key, integration_label
+from lib.integrations import integration_key, integration_label
 from lib.analytics.metrics import match_price_book, paid_mask
 from lib.truto.normalize import MAX_SEATS
 from lib.analytics.pricing import (

@@ -67,7 +67,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lib.truto.integrations import integration_key
+from lib.integrations import integration_key
 from lib.analytics.pricing import BILLING_PERIODS, CURRENCY_CODES, PERIODS_PER_YEAR, validate_price_book
 
 PRICE_SOURCES = ("price_book", "vendor", "free", "unpriced")

@@ -40,7 +40,7 @@ import pandas as pd
 
 from lib.export import FORMULA_PREFIXES, LINE_END, safe_cell
 
-from lib.truto.integrations import integration_key, integration_label
+from lib.integrations import integration_key, integration_label
 from lib.truto.normalize import MAX_FX_RATE, MAX_UNIT_PRICE, unsafe_character
 
 PRICE_BOOK_COLUMNS = ["integration", "license_id", "license_name", "unit_price", "currency", "billing_period"]

@@ -14,7 +14,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from lib.truto.integrations import SEAT_FIELDS, unreported_license_fields
+from lib.integrations import SEAT_FIELDS, unreported_license_fields
 from lib.analytics.metrics import LABELS, PRICE_SOURCE_LABELS, MetricOptions, Summary, paid_mask
 
 NOT_REPORTED = "not reported"

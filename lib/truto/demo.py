@@ -19,7 +19,7 @@ from typing import Any
 
 from lib.config import Secret, Settings
 from lib.truto.emulator import Emulator
-from lib.truto.integrations import supported_license_fields
+from lib.integrations import supported_license_fields
 
 DEMO_TOKEN = "demo-token-not-a-secret"
 _NS = uuid.UUID("6f1d3c52-2f43-4b8e-9a7e-1d5b0c7e4a10")

@@ -36,7 +36,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from lib.truto.integrations import (
+from lib.integrations import (
     LICENSES_ACCEPT_ORGANIZATION,
     MICROSOFT_365_PRODUCTS,
     integration_key,

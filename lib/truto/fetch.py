@@ -19,7 +19,7 @@ from lib.config import Settings
 from lib.errors import DashboardError
 from lib.schema import ACCOUNT_COLUMNS
 from lib.truto.client import TrutoClient, TrutoError
-from lib.truto.integrations import (
+from lib.integrations import (
     integration_label,
     requires_organization,
     requires_product,

@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lib.truto.integrations import integration_label
+from lib.integrations import integration_label
 from lib.schema import LICENSE_COLUMNS, PROBLEM_COLUMNS
 
 

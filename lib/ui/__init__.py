@@ -450,9 +450,20 @@ def _secrets() -> dict:
     st.stop()
 
 
+def streamlit_user() -> dict:
+    """What ``st.user`` holds, as a plain dict (the input of lib.auth.decide)."""
+    user = st.user
+    try:
+        data = dict(user.to_dict())
+    except AttributeError:
+        data = {k: user[k] for k in user}
+    data.setdefault("is_logged_in", bool(getattr(user, "is_logged_in", False)))
+    return data
+
+
 def gate() -> Actor:
     """Sign-in and the allow-list when [auth] is configured; open for local use otherwise."""
-    from lib.auth import decide, load_access_config, streamlit_user
+    from lib.auth import decide, load_access_config
 
     try:
         config = load_access_config(_secrets())
