@@ -414,3 +414,24 @@ def test_next_cursor_false_ends_and_an_object_is_an_error(emulator):
         mp.setattr(requests.Session, "get", answer({"page": 2}))
         with _pytest.raises(Exception, match="not text"):
             client.list_all("/unified/user-directory/licenses", {"integrated_account_id": "a"}, "a")
+
+
+# -- logging ------------------------------------------------------------------------------
+
+def test_retries_and_429_waits_are_logged_without_the_token(emulator, caplog):
+    import logging
+
+    emu = emulator(dataset([account("a1", "adobe"), account("a2", "adobe")],
+                           {"a1": [lic("x", "X", 1, 2)], "a2": [lic("y", "Y", 1, 2)]}),
+                   faults={"a1": {"transient_502": 1}, "a2": {"remote_429": 1}})
+    settings = settings_for(emu)
+    with caplog.at_level(logging.INFO, logger="lib.truto"):
+        result = fetch_all(settings)
+    assert _outcome(result, "a1").outcome == "ok" and _outcome(result, "a2").outcome == "ok"
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("account a1" in m and "502, retrying in" in m for m in lines), lines
+    assert any("account a2" in m and "429, waiting" in m for m in lines), lines
+    assert any(m.startswith("account a1 (adobe): ok after 2 requests") for m in lines), lines
+    assert any(m.startswith("fetch done: 2 accounts (0 failed)") for m in lines), lines
+    token = settings.api_token.reveal()
+    assert token and all(token not in m for m in lines)

@@ -29,6 +29,7 @@ Behaviour (``shared/truto-docs/NOTES.md``):
 from __future__ import annotations
 
 import collections
+import logging
 import email.utils
 import heapq
 import itertools
@@ -52,6 +53,7 @@ from lib.config import Settings
 from lib.errors import DashboardError
 from lib.truto.normalize import clean_text
 
+log = logging.getLogger(__name__)
 RETRY_STATUSES_ALWAYS = {429, 502, 504}
 FINAL_STATUSES = {400, 401, 403, 404, 422, 503}
 
@@ -139,6 +141,7 @@ class RateLimiter:
                     if q is not None:
                         q.append(now)
                     return waited
+            log.debug("rate limiter: waiting %.3f s for a slot (account %s)", wait, account)
             self.sleep(wait)
             waited += wait
 
@@ -270,6 +273,8 @@ class TrutoClient:
             if delay is None or attempt >= s.max_attempts or delay > budget:
                 if attempt > 1:
                     error.message += f" (gave up after {attempt} attempts)"
+                    log.warning("GET %s (account %s) gave up after %d attempts: %s", path, account_id,
+                                attempt, error.code)
                 raise error
             outer = self._deadline(account_id)
             if outer is not None and time.monotonic() + delay > outer[0]:
@@ -277,6 +282,12 @@ class TrutoClient:
                 raise error
             budget -= delay
             self._count(account_id, retries=1, wait_seconds=delay)
+            if error.status == 429:
+                log.info("GET %s (account %s): 429, waiting %.2f s before attempt %d", path, account_id,
+                         delay, attempt + 1)
+            else:
+                log.info("GET %s (account %s): %s, retrying in %.2f s (attempt %d)", path, account_id,
+                         error.status or error.code, delay, attempt + 1)
             self.sleep(delay)
 
     def _exchange(self, url: str, params, headers: dict, auth, exchange: "_Exchange"):

@@ -7,6 +7,7 @@ do about it, request counts and timings.
 
 from __future__ import annotations
 
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -68,6 +69,8 @@ INACTIVE_STATUS = {
     "validation_error": ("inactive", "Truto could not validate this account's credentials; reconnect it in Truto."),
 }
 
+
+log = logging.getLogger(__name__)
 
 class FetchError(DashboardError):
     """Nothing could be fetched (the account list itself failed)."""
@@ -354,13 +357,19 @@ def fetch_all(settings: Settings, progress: Progress | None = None, client: Trut
             outcome = fut.result()
             outcomes.append(outcome)
             done += 1
+            log.info("account %s (%s): %s after %d requests; %d of %d accounts done", outcome.account_id,
+                     outcome.integration, outcome.outcome, client.stats(outcome.account_id).requests, done, total)
             if progress:
                 progress(done, total, outcome.account_id)
     for outcome in outcomes:
         if outcome.account_id in repeated:
             outcome.notes.append(("integrated accounts", f"account {outcome.account_id} was listed more than once by Truto; fetched and "
                                  "counted once"))
-    return assemble(outcomes, started, settings.demo)
+    result = assemble(outcomes, started, settings.demo)
+    log.info("fetch done: %d accounts (%d failed), %d license rows, %d requests in %.1f s", len(outcomes),
+             len(result.failures), len(result.licenses), result.requests,
+             (datetime.now(timezone.utc) - started).total_seconds())
+    return result
 
 
 def assemble(outcomes: list[AccountOutcome], started: datetime, demo: bool = False) -> FetchResult:
