@@ -274,7 +274,7 @@ class TrutoClient:
                 if attempt > 1:
                     error.message += f" (gave up after {attempt} attempts)"
                     log.warning("GET %s (account %s) gave up after %d attempts: %s", path, account_id,
-                                attempt, error.code)
+                                attempt, error.kind)
                 raise error
             outer = self._deadline(account_id)
             if outer is not None and time.monotonic() + delay > outer[0]:
@@ -287,7 +287,7 @@ class TrutoClient:
                          delay, attempt + 1)
             else:
                 log.info("GET %s (account %s): %s, retrying in %.2f s (attempt %d)", path, account_id,
-                         error.status or error.code, delay, attempt + 1)
+                         error.status or error.kind, delay, attempt + 1)
             self.sleep(delay)
 
     def _exchange(self, url: str, params, headers: dict, auth, exchange: "_Exchange"):
