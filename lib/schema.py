@@ -58,3 +58,49 @@ PROBLEM_COLUMNS: dict[str, str] = {
 }
 
 OUTCOMES = ("ok", "failed", "needs_reauth", "inactive", "not_supported")
+
+# The price book as the analytics and the store both hold it.
+PRICE_BOOK_DTYPES: dict[str, str] = {
+    "integration": "string",
+    "license_id": "string",
+    "license_name": "string",
+    "unit_price": "Float64",
+    "currency": "string",
+    "billing_period": "string",
+}
+PRICE_BOOK_COLUMNS = list(PRICE_BOOK_DTYPES)
+BILLING_PERIODS = ("monthly", "annual")
+
+# ISO 4217 List One (currencies and funds) as published by the maintenance
+# agency (SIX) for 1 January 2026. Shipped here so validation needs no network;
+# update it when a new list is published.
+ISO_4217_LIST_ONE = frozenset("""
+AED AFN ALL AMD AOA ARS AUD AWG AZN BAM BBD BDT BHD BIF BMD BND BOB BOV BRL BSD
+BTN BWP BYN BZD CAD CDF CHE CHF CHW CLF CLP CNY COP COU CRC CUP CVE CZK DJF DKK
+DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF
+IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP
+LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MXV MYR MZN NAD
+NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD
+SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD
+TWD TZS UAH UGX USD USN UYI UYU UYW UZS VED VES VND VUV WST XAD XAF XAG XAU XBA
+XBB XBC XBD XCD XCG XDR XOF XPD XPF XPT XSU XTS XUA XXX YER ZAR ZMW ZWG
+""".split())
+
+# In the list, but not something a price can be in.
+NOT_MONEY = {"XTS": "the ISO 4217 code reserved for testing", "XXX": "the ISO 4217 code for 'no currency'"}
+
+# The codes the dashboard accepts for prices and rates.
+CURRENCY_CODES = frozenset(ISO_4217_LIST_ONE - set(NOT_MONEY))
+
+DEFAULT_KEEP_DAYS = 730
+
+# The dashboard's settings and their defaults: the one place (the store's settings and
+# lib.analytics.metrics.MetricOptions both take them from here).
+SETTINGS_DEFAULTS: dict[str, object] = {
+    "reporting_currency": "USD",
+    "buffer": 0.10,
+    "under_used_pct": 70.0,
+    "at_capacity_pct": 95.0,
+    "vendor_price_period": "monthly",
+    "retention_days": DEFAULT_KEEP_DAYS,
+}

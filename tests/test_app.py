@@ -12,6 +12,7 @@ from lib.analytics import views as D
 from lib.auth import Actor
 from lib.analytics.metrics import add_metrics, summarize
 from lib.store import Store
+from lib.jobs.refresh import metric_options
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = ["pages/overview.py", "pages/utilization.py", "pages/spend.py", "pages/trends.py", "pages/accounts.py",
@@ -55,7 +56,7 @@ def expected_rows(db_url: str, **filters):
 
     store = Store(db_url)
     latest = store.latest(config_key(load_settings(env={}, secrets={})))
-    options = store.metric_options()
+    options = metric_options(store)
     df = add_metrics(latest.licenses, store.get_price_book(), options)
     return D.apply_filters(df, D.Filters(**filters)), options
 
@@ -262,7 +263,7 @@ def test_admin_changes_the_reporting_currency_with_its_rates(db):
     store = Store(db)
     assert store.get_settings()["reporting_currency"] == "EUR"
     assert store.get_fx_rates() == {"EUR": 1.0, "USD": 0.9, "GBP": 1.15}
-    assert store.metric_options().reporting_currency == "EUR"
+    assert metric_options(store).reporting_currency == "EUR"
 
 
 # -- empty states against a real (emulated) Truto --------------------------------------------

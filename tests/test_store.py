@@ -8,7 +8,6 @@ TEST_POSTGRES_URL and are skipped with a message without it (failed under CI=tru
 from __future__ import annotations
 
 import threading
-import time
 from datetime import datetime, timedelta, timezone
 
 import pandas as pd
@@ -17,10 +16,17 @@ from sqlalchemy import func, inspect, insert, select
 
 from lib.auth import OPEN_ACTOR, Actor
 from lib.config import ConfigError
-from lib.truto.fetch import AccountOutcome, FetchError, assemble
+from lib.truto.fetch import AccountOutcome, assemble
 from lib.analytics.metrics import MetricOptions
 from lib.truto.normalize import Listing
-from lib.analytics.pricing import PRICE_BOOK_DTYPES, FxRatesError, PriceBookError
+from lib.analytics.pricing import (
+    PRICE_BOOK_DTYPES,
+    FxRatesError,
+    PriceBookError,
+    validate_fx_rates,
+    validate_price_book,
+)
+from lib.jobs.refresh import metric_options
 from lib.schema import ACCOUNT_COLUMNS, LICENSE_COLUMNS, PROBLEM_COLUMNS
 from lib.store import (
     LATEST_VERSION,
@@ -74,6 +80,12 @@ def failed_b(assigned_a: int, outcome: str = "failed") -> dict:
     return spec
 
 
+def fx(rates: dict, reporting: str) -> dict:
+    """Rates as the price-book page validates them before saving."""
+    frame = pd.DataFrame({"currency": list(rates), "rate": list(rates.values())}, dtype=object)
+    return validate_fx_rates(frame, reporting)
+
+
 def rows_of(latest, account_id: str) -> pd.DataFrame:
     return latest.licenses[latest.licenses["account_id"] == account_id]
 
@@ -96,7 +108,7 @@ def store_table(name: str):
 # ---------------------------------------------------------------------- URLs
 
 def test_database_url_sources(tmp_path, monkeypatch):
-    monkeypatch.setattr("lib.store.DEFAULT_DATA_DIR", tmp_path / "data")
+    monkeypatch.setattr("lib.store.engine.DEFAULT_DATA_DIR", tmp_path / "data")
     secrets = {"database": {"url": "postgres://u:pw@db.internal:5432/dash"}}
     assert database_url(env={"DATABASE_URL": "postgresql://u:envpw@h/db"}, secrets=secrets) == \
         "postgresql+psycopg://u:envpw@h/db"
@@ -239,34 +251,42 @@ BOOK = pd.DataFrame({
 
 def test_price_book_round_trip(store):
     assert store.get_price_book().empty
-    saved = store.save_price_book(BOOK, ADMIN)
+    saved = store.save_price_book(validate_price_book(BOOK), ADMIN)
     got = store.get_price_book()
     pd.testing.assert_frame_equal(got, saved)
     assert got.dtypes.astype(str).to_dict() == {c: str(pd.Series(dtype=t).dtype) for c, t in PRICE_BOOK_DTYPES.items()}
     assert got["license_id"].isna().tolist() == [True, False]     # empty stays empty
     assert got["currency"].tolist() == ["USD", "EUR"] and got["unit_price"].tolist() == [21.0, 684.5]
-    store.save_price_book(BOOK.iloc[:1], ADMIN)
+    store.save_price_book(validate_price_book(BOOK.iloc[:1]), ADMIN)
     assert len(store.get_price_book()) == 1
 
 
 def test_a_bad_price_book_changes_nothing(store):
-    store.save_price_book(BOOK, ADMIN)
+    store.save_price_book(validate_price_book(BOOK), ADMIN)
     bad = BOOK.copy()
     bad.loc[1, "currency"] = "XYZ"
     bad.loc[0, "unit_price"] = -1
     with pytest.raises(PriceBookError) as exc:
-        store.save_price_book(bad, ADMIN)
+        store.save_price_book(validate_price_book(bad), ADMIN)
     assert len(exc.value.problems) == 2
-    pd.testing.assert_frame_equal(store.get_price_book(), store.save_price_book(BOOK, ADMIN))
+    # The store itself refuses what was not validated, before writing anything.
+    for unchecked in (bad, BOOK.drop(columns=["billing_period"]), BOOK.assign(unit_price=float("nan")), "x"):
+        with pytest.raises(ValueError, match="validate"):
+            store.save_price_book(unchecked, ADMIN)
+    pd.testing.assert_frame_equal(store.get_price_book(), store.save_price_book(validate_price_book(BOOK), ADMIN))
     assert [r for r in store.audit_log()["action"]] == ["price_book", "price_book"]   # the failed save left no trace
 
 
 def test_fx_rates_round_trip_and_reporting_currency(store):
-    rates = store.save_fx_rates({"EUR": 1.08, "gbp": "1.27"}, "USD", ADMIN)
+    rates = store.save_fx_rates(fx({"EUR": 1.08, "gbp": "1.27"}, "USD"), "USD", ADMIN)
     assert rates == {"USD": 1.0, "EUR": 1.08, "GBP": 1.27}
     assert store.get_fx_rates() == rates
     with pytest.raises(FxRatesError):
-        store.save_fx_rates({"EUR": 0}, "USD", ADMIN)
+        store.save_fx_rates(fx({"EUR": 0}, "USD"), "USD", ADMIN)
+    # The store itself refuses rates that were not validated, before writing anything.
+    for unchecked in ({"EUR": 0}, {"gbp": 1.27}, {"EUR": "1.1"}, {"USD": 2.0}, {"EUR": float("inf")}, [1.0]):
+        with pytest.raises(ValueError, match="validate"):
+            store.save_fx_rates(unchecked, "USD", ADMIN)
     assert store.get_fx_rates() == rates
     store.save_fx_rates({"USD": 0.93}, "EUR", ADMIN)
     assert store.get_settings()["reporting_currency"] == "EUR"
@@ -292,17 +312,17 @@ def test_settings_defaults_validation_and_metric_options(store):
     store.save_fx_rates({"EUR": 1.1}, "USD", ADMIN)
     with pytest.raises(SettingsError, match="save_fx_rates"):
         store.save_settings({"reporting_currency": "EUR"}, ADMIN)   # the stored rates are to USD
-    opts = store.metric_options()
+    opts = metric_options(store)
     assert opts == MetricOptions(reporting_currency="USD", fx_rates={"EUR": 1.1}, buffer=0.2, under_used_pct=60.0,
                                  at_capacity_pct=95.0, vendor_price_period="annual")
 
 
 def test_viewers_cannot_change_anything(store):
-    store.save_price_book(BOOK, ADMIN)
+    store.save_price_book(validate_price_book(BOOK), ADMIN)
     before = (store.get_price_book(), store.get_fx_rates(), store.get_settings())
     for actor in (VIEWER, None, {"role": "admin"}, "admin"):
         with pytest.raises(PermissionError):
-            store.save_price_book(BOOK.iloc[:1], actor)
+            store.save_price_book(validate_price_book(BOOK.iloc[:1]), actor)
         with pytest.raises(PermissionError):
             store.save_fx_rates({"EUR": 2.0}, "USD", actor)
         with pytest.raises(PermissionError):
@@ -439,97 +459,6 @@ def test_history_one_set_per_account_per_day_with_failures_carried(store):
                                     "assigned_seats"]
     assert sorted(recent["day"].unique()) == [pd.Timestamp(days[2].date(), tz="UTC"),
                                               pd.Timestamp(days[3].date(), tz="UTC")]
-
-
-# ------------------------------------------------------------------ refresh
-
-class CountingFetch:
-    def __init__(self, delay: float = 0.4, fail: Exception | None = None):
-        self.calls = 0
-        self.delay = delay
-        self.fail = fail
-        self.lock = threading.Lock()
-
-    def __call__(self):
-        with self.lock:
-            self.calls += 1
-        time.sleep(self.delay)
-        if self.fail is not None:
-            raise self.fail
-        return make_result(seats(5), datetime.now(timezone.utc))
-
-
-def run_together(n: int, target) -> list:
-    barrier = threading.Barrier(n)
-    results: list = [None] * n
-
-    def work(i):
-        barrier.wait()
-        try:
-            results[i] = target(i)
-        except Exception as exc:  # noqa: BLE001
-            results[i] = exc
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(n)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join(timeout=30)
-    return results
-
-
-def test_concurrent_refreshes_fetch_once(store):
-    replica = Store(store.url)        # a second replica: its own engine and connections
-    try:
-        fetch = CountingFetch()
-        requested = datetime.now(timezone.utc)
-        stores = [store, replica]
-        outcomes = run_together(4, lambda i: stores[i % 2].refresh(KEY, fetch, requested, poll_interval=0.05))
-        assert fetch.calls == 1, outcomes
-        assert sorted(o.reason for o in outcomes)[0] == "fetched"
-        assert all(o.reason in ("joined", "fresh") for o in outcomes if not o.fetched)
-        assert all(o.note for o in outcomes if not o.fetched) and [o.note for o in outcomes if o.fetched] == [None]
-        assert sum(o.waited for o in outcomes) >= 1          # someone found the lease taken and waited
-        assert len({o.snapshot_id for o in outcomes}) == 1 and all(o.exit_code == 0 for o in outcomes)
-        assert store.lease_holder(KEY) is None
-        assert len(store.snapshots(KEY)) == 1
-        # A later request fetches anew; one made before the snapshot was written does not.
-        assert store.refresh(KEY, fetch, requested).reason == "fresh"
-        assert store.refresh(KEY, fetch, datetime.now(timezone.utc)).reason == "fetched" and fetch.calls == 2
-    finally:
-        replica.close()
-
-
-def test_a_crashed_holder_does_not_block_forever(store):
-    past = datetime.now(timezone.utc) - timedelta(minutes=1)
-    with store.engine.begin() as conn:
-        conn.execute(insert(store_table("refresh_leases")).values(
-            config_key=KEY, holder="dead-replica", acquired_at=past - timedelta(minutes=5), expires_at=past))
-    fetch = CountingFetch(delay=0)
-    outcome = store.refresh(KEY, fetch, poll_interval=0.05, wait_timeout=5)
-    assert outcome.reason == "fetched" and fetch.calls == 1
-
-
-def test_a_live_holder_is_waited_for_then_given_up_on(store):
-    with store.lease(KEY):
-        fetch = CountingFetch(delay=0)
-        outcome = store.refresh(KEY, fetch, poll_interval=0.05, wait_timeout=0.3)
-        assert outcome.reason == "timeout" and outcome.waited and fetch.calls == 0
-        assert store.lease_holder(KEY) is not None
-    assert store.lease_holder(KEY) is None
-
-
-def test_a_failed_fetch_is_reported_to_those_waiting_without_fetching_again(store):
-    fetch = CountingFetch(delay=0.4, fail=FetchError("Truto refused the API token"))
-    requested = datetime.now(timezone.utc)
-    outcomes = run_together(3, lambda i: store.refresh(KEY, fetch, requested, poll_interval=0.05))
-    assert fetch.calls == 1
-    raised = [o for o in outcomes if isinstance(o, FetchError)]
-    waited = [o for o in outcomes if not isinstance(o, Exception)]
-    assert len(raised) == 1 and len(waited) == 2
-    assert all(o.reason == "failed" and "refused the API token" in o.error for o in waited)
-    assert all("refused the API token" in o.note for o in waited)
-    assert store.latest(KEY).is_empty and store.lease_holder(KEY) is None
 
 
 # ---------------------------------------------------------------- retention

@@ -69,6 +69,7 @@ import pyarrow.compute as pc
 
 from lib.integrations import integration_key
 from lib.analytics.pricing import BILLING_PERIODS, CURRENCY_CODES, PERIODS_PER_YEAR, validate_price_book
+from lib.schema import SETTINGS_DEFAULTS
 
 PRICE_SOURCES = ("price_book", "vendor", "free", "unpriced")
 FLAGS = ("over_allocated", "under_used", "at_capacity", "not_reported", "ok", "free")
@@ -269,12 +270,12 @@ class MetricOptions:
     ``vendor_price_period``: the period a vendor's ``unit_amount`` is taken to cover.
     """
 
-    reporting_currency: str = "USD"
+    reporting_currency: str = str(SETTINGS_DEFAULTS["reporting_currency"])
     fx_rates: Mapping[str, float] = field(default_factory=FrozenRates)
-    buffer: float = 0.10
-    under_used_pct: float = 70.0
-    at_capacity_pct: float = 95.0
-    vendor_price_period: str = "monthly"
+    buffer: float = float(SETTINGS_DEFAULTS["buffer"])  # type: ignore[arg-type]
+    under_used_pct: float = float(SETTINGS_DEFAULTS["under_used_pct"])  # type: ignore[arg-type]
+    at_capacity_pct: float = float(SETTINGS_DEFAULTS["at_capacity_pct"])  # type: ignore[arg-type]
+    vendor_price_period: str = str(SETTINGS_DEFAULTS["vendor_price_period"])
 
     def __post_init__(self):
         code = str(self.reporting_currency or "").strip().upper()

@@ -1,7 +1,7 @@
 """The scheduled job: fetch every account, write a snapshot, apply retention.
 
 ``python -m lib sync`` (cron or a Kubernetes CronJob) calls :func:`cmd_sync`;
-the app's refresh button goes through the same :meth:`lib.store.Store.refresh`,
+the app's refresh button goes through the same :func:`lib.jobs.refresh.refresh`,
 so a sync and a user refreshing at the same time fetch once.
 
 Exit codes, as ``export``: 0 every account fetched; 2 some accounts failed
@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 from lib.config import Settings
 from lib.truto.fetch import FetchError, FetchResult, Progress
+from lib.jobs.refresh import refresh
 
 DEMO_KEY = "demo"
 EXIT_OK, EXIT_NOTHING, EXIT_PARTIAL, EXIT_STORE = 0, 1, 2, 3
@@ -87,8 +88,8 @@ def run_sync(settings: Settings, store, progress: Progress | None = None, *, kee
     # Taken after seeding: the seeded snapshots must not count as a fresh fetch for this sync.
     requested_at = now or datetime.now(timezone.utc)
     try:
-        outcome = store.refresh(key, lambda: fetch(settings, progress=progress), requested_at=requested_at,
-                                wait_timeout=wait_timeout)
+        outcome = refresh(store, key, lambda: fetch(settings, progress=progress), requested_at=requested_at,
+                          wait_timeout=wait_timeout)
     except FetchError as exc:
         _say(report, f"Nothing fetched: {exc}")
         return None, EXIT_NOTHING

@@ -25,6 +25,7 @@ from lib.truto.fetch import FetchError
 from lib.analytics.metrics import MetricOptions, Summary, add_metrics, prepare, summarize
 from lib.schema import LICENSE_COLUMNS
 from lib.store import Store, database_url
+from lib.jobs.refresh import metric_options, refresh as refresh_snapshot
 
 try:
     CACHE_TTL_SECONDS = cache_ttl_seconds()
@@ -111,8 +112,8 @@ def refresh(view_store: Store, settings: Settings, config_key: str) -> None:
         bar.progress(done / total if total else 1.0, text=f"Fetched {done} of {total} accounts")
 
     try:
-        outcome = view_store.refresh(config_key, lambda: fetch(settings, progress=progress),
-                                     requested_at=datetime.now(timezone.utc))
+        outcome = refresh_snapshot(view_store, config_key, lambda: fetch(settings, progress=progress),
+                                   requested_at=datetime.now(timezone.utc))
     except FetchError as exc:
         bar.empty()
         st.error(f"Nothing could be fetched: {D.md_escape(exc)}")
@@ -170,7 +171,7 @@ def load_view(actor: Actor) -> View:
     if latest.is_empty:
         refresh(store, settings, key)
         latest = _latest(url, key, _generation())
-    options = store.metric_options()
+    options = metric_options(store)
     book = store.get_price_book()
     book_token = str(pd.util.hash_pandas_object(book, index=False).sum()) if len(book) else "empty"
     metrics = _metrics(latest.licenses, book, options, f"{key}:{latest.taken_at}", book_token)

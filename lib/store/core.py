@@ -1,0 +1,31 @@
+""":class:`Store`: the dashboard's database, composed of the store's parts."""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import make_url
+
+from lib.store.engine import database_url, make_engine, normalize_url
+from lib.store.history import HistoryMixin
+from lib.store.leases import LeaseMixin
+from lib.store.migrations import SchemaMixin
+from lib.store.settings import SettingsMixin
+from lib.store.snapshots import SnapshotMixin
+
+
+class Store(SchemaMixin, SnapshotMixin, HistoryMixin, SettingsMixin, LeaseMixin):
+    """The dashboard's database. Thread-safe: share one per process (e.g. ``st.cache_resource``).
+
+    Schema and upgrades: :class:`~lib.store.migrations.SchemaMixin`; settings, price book,
+    rates, audit log: :class:`~lib.store.settings.SettingsMixin`; snapshots and the latest
+    view: :class:`~lib.store.snapshots.SnapshotMixin`; history and retention:
+    :class:`~lib.store.history.HistoryMixin`; refresh leases: :class:`~lib.store.leases.LeaseMixin`.
+    """
+
+    def __init__(self, url: str | None = None, *, upgrade: bool = True, echo: bool = False):
+        self.url = normalize_url(url if url is not None else database_url())
+        self.dialect = make_url(self.url).get_backend_name()
+        self.engine = make_engine(self.url, echo)
+        self._writer = self.engine.execution_options(store_write=True)
+        self._ph = "?" if self.dialect == "sqlite" else "%s"
+        if upgrade:
+            self.upgrade()

@@ -1,0 +1,80 @@
+"""Schema versions: the ordered :data:`MIGRATIONS` and :class:`SchemaMixin` (``schema_version``, ``upgrade``)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable
+
+from sqlalchemy import func, insert, select, text, update
+from sqlalchemy.engine import Connection
+
+from lib.store.base import StoreBase
+from lib.store.tables import _GOOD_INDEX, ACCOUNT_SNAPSHOTS, GOOD_OUTCOMES, SCHEMA_VERSION, V1, T, utcnow
+
+log = logging.getLogger(__name__)
+
+
+def _migrate_1(conn: Connection) -> None:
+    for name in ("settings", "price_book", "fx_rates", "snapshots", "account_snapshots", "license_rows"):
+        V1.tables[name].create(conn)
+
+
+def _migrate_2(conn: Connection) -> None:
+    false = "false" if conn.dialect.name == "postgresql" else "0"
+    conn.execute(text(f"ALTER TABLE account_snapshots ADD COLUMN good BOOLEAN NOT NULL DEFAULT {false}"))
+    conn.execute(update(ACCOUNT_SNAPSHOTS).values(good=ACCOUNT_SNAPSHOTS.c.outcome.in_(GOOD_OUTCOMES)))
+    _GOOD_INDEX.create(conn)
+    for name in ("problem_rows", "refresh_leases", "audit_log"):
+        T[name].create(conn)
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    apply: Callable[[Connection], None]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "settings, price book, exchange rates, snapshots", _migrate_1),
+    Migration(2, "good flag on account snapshots, problem rows, refresh leases, audit log", _migrate_2),
+)
+LATEST_VERSION = MIGRATIONS[-1].version
+_PG_LOCK_KEY = 0x7465_7275  # the advisory lock that serializes upgrades
+
+
+class SchemaError(RuntimeError):
+    """The database holds a schema this code cannot use."""
+
+
+
+class SchemaMixin(StoreBase):
+    def schema_version(self) -> int:
+        with self._read() as conn:
+            if not self.engine.dialect.has_table(conn, "schema_version"):
+                return 0
+            return int(conn.execute(select(func.max(SCHEMA_VERSION.c.version))).scalar() or 0)
+
+    def upgrade(self, target: int | None = None) -> int:
+        """Apply the migrations this database lacks (up to ``target``); returns the version it is at."""
+        target = LATEST_VERSION if target is None else target
+        if not 0 <= target <= LATEST_VERSION:
+            raise ValueError(f"target version must be between 0 and {LATEST_VERSION}")
+        with self._write() as conn:
+            if self.dialect == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+            SCHEMA_VERSION.create(conn, checkfirst=True)
+            current = int(conn.execute(select(func.max(SCHEMA_VERSION.c.version))).scalar() or 0)
+            if current > LATEST_VERSION:
+                raise SchemaError(f"the database is at schema version {current}, newer than this code knows "
+                                  f"({LATEST_VERSION}); run a newer version of the dashboard")
+            for migration in MIGRATIONS:
+                if current < migration.version <= target:
+                    migration.apply(conn)
+                    conn.execute(insert(SCHEMA_VERSION).values(version=migration.version,
+                                                               description=migration.description,
+                                                               applied_at=utcnow()))
+                    current = migration.version
+        return current
+
