@@ -42,6 +42,14 @@ from lib.export import FORMULA_PREFIXES, LINE_END, safe_cell
 
 from lib.truto.integrations import integration_key, integration_label
 from lib.truto.normalize import MAX_FX_RATE, MAX_UNIT_PRICE, unsafe_character
+from lib.analytics.rules import (  # noqa: F401  (the currency rule; re-exported for other packages)
+    _NOT_MONEY,
+    CURRENCY_CODES,
+    ISO_4217_LIST_ONE,
+    WITHDRAWN_CODES,
+    currency_code,
+    is_currency_code,
+)
 
 PRICE_BOOK_COLUMNS = ["integration", "license_id", "license_name", "unit_price", "currency", "billing_period"]
 PRICE_BOOK_DTYPES = {
@@ -56,37 +64,6 @@ FX_COLUMNS = ["currency", "rate"]
 BILLING_PERIODS = ("monthly", "annual")
 PERIODS_PER_YEAR = {"monthly": 12, "annual": 1}
 
-# ISO 4217 List One (currencies and funds) as published by the maintenance
-# agency (SIX) for 1 January 2026. Shipped here so validation needs no network;
-# update it when a new list is published.
-ISO_4217_LIST_ONE = frozenset("""
-AED AFN ALL AMD AOA ARS AUD AWG AZN BAM BBD BDT BHD BIF BMD BND BOB BOV BRL BSD
-BTN BWP BYN BZD CAD CDF CHE CHF CHW CLF CLP CNY COP COU CRC CUP CVE CZK DJF DKK
-DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF
-IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP
-LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MXV MYR MZN NAD
-NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD
-SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD
-TWD TZS UAH UGX USD USN UYI UYU UYW UZS VED VES VND VUV WST XAD XAF XAG XAU XBA
-XBB XBC XBD XCD XCG XDR XOF XPD XPF XPT XSU XTS XUA XXX YER ZAR ZMW ZWG
-""".split())
-
-# In the list, but not something a price can be in.
-_NOT_MONEY = {"XTS": "the ISO 4217 code reserved for testing", "XXX": "the ISO 4217 code for 'no currency'"}
-
-# The codes the dashboard accepts for prices and rates.
-CURRENCY_CODES = frozenset(ISO_4217_LIST_ONE - set(_NOT_MONEY))
-
-# Withdrawn codes people still type, and what replaced them.
-WITHDRAWN_CODES = {
-    "ANG": "XCG", "BGN": "EUR", "CUC": "CUP", "EEK": "EUR", "HRK": "EUR", "LTL": "EUR",
-    "LVL": "EUR", "MRO": "MRU", "SKK": "EUR", "SLL": "SLE", "STD": "STN", "VEF": "VES",
-    "ZWL": "ZWG", "BYR": "BYN",
-}
-
-
-def is_currency_code(code: Any) -> bool:
-    return isinstance(code, str) and code.strip().upper() in CURRENCY_CODES
 
 
 class _ListedProblems(ValueError):

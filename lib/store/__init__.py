@@ -81,12 +81,10 @@ from lib.analytics.pricing import (
     validate_fx_rates,
     validate_price_book,
 )
-from lib.schema import ACCOUNT_COLUMNS, LICENSE_COLUMNS, OUTCOMES, PROBLEM_COLUMNS
+from lib.schema import ACCOUNT_COLUMNS, FAILED_OUTCOMES, GOOD_OUTCOMES, LICENSE_COLUMNS, OUTCOMES, PROBLEM_COLUMNS  # noqa: F401
 
 DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
 DEFAULT_SQLITE_NAME = "dashboard.sqlite"
-GOOD_OUTCOMES = ("ok", "not_supported")
-FAILED_OUTCOMES = ("failed", "needs_reauth", "inactive")
 DEFAULT_KEEP_DAYS = 730
 
 _ID = BigInteger().with_variant(Integer, "sqlite")
