@@ -12,7 +12,7 @@ import pandas as pd
 
 if TYPE_CHECKING:  # types only: labels sit below the modules that compute
     from lib.analytics.totals import Summary
-    from lib.analytics.views import SpendGaps
+    from lib.analytics.spend_gaps import SpendGaps
 
 NOT_REPORTED = "not reported"
 NOTHING_NEEDS_ATTENTION = ("Nothing needs attention: no failed accounts, no over-allocated, under-used or unpriced "

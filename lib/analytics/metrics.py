@@ -72,13 +72,6 @@ METRIC_DTYPES: dict[str, str] = {
     "flag": "category",              # FLAGS
 }
 
-# Money amounts, rounded to cents per row.
-MONEY_COLUMNS = (
-    "annual_cost", "idle_annual_cost", "true_up_exposure",
-    "annual_cost_reporting", "idle_annual_cost_reporting", "true_up_exposure_reporting",
-    "potential_annual_savings", "potential_annual_savings_reporting",
-)
-
 
 class FrozenRates(Mapping[str, float]):
     """An immutable, hashable {currency: rate to the reporting currency}."""

@@ -26,7 +26,6 @@ from lib.analytics.rules import (
     utilization_tenths,
 )
 
-# Ready-made group-bys: name -> columns.
 GROUPINGS: dict[str, list[str]] = {
     "integration": ["integration_label"],
     "account": ["integration_label", "account_id"],
@@ -443,8 +442,7 @@ def all_group_summaries(df: pd.DataFrame | PreparedMetrics, options: MetricOptio
     return {name: group_summary(prep, cols, paid_only=paid_only) for name, cols in GROUPINGS.items()}
 
 
-# -------------------------------------------------------------- chart data
-
+# Chart data.
 def top_idle_spend(df: pd.DataFrame | PreparedMetrics, n: int = 10, options: MetricOptions | None = None,
                    by: str | Sequence[str] = "license", paid_only: bool = False) -> pd.DataFrame:
     """The ``n`` licenses (integration + license name, over all accounts) with the most idle annual spend.
