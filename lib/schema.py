@@ -58,6 +58,9 @@ PROBLEM_COLUMNS: dict[str, str] = {
 }
 
 OUTCOMES = ("ok", "failed", "needs_reauth", "inactive", "not_supported")
+# Fetch outcomes that leave the account's data good (current) or failed (showing older data, or none).
+GOOD_OUTCOMES = ("ok", "not_supported")
+FAILED_OUTCOMES = ("failed", "needs_reauth", "inactive")
 
 # The price book as the analytics and the store both hold it.
 PRICE_BOOK_DTYPES: dict[str, str] = {

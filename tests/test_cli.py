@@ -41,7 +41,7 @@ def test_export_all_ok_exits_0_and_writes_the_table(emulator, tmp_path):
     assert {r["account_id"] for r in table} == {"good", "bad"}
     good = next(r for r in table if r["account_id"] == "good")
     assert good["license_name"].startswith("'=")  # a formula from a vendor is shown as text
-    assert good["assigned_seats"] == "3" and good["utilization_pct"] == "75.0"
+    assert good["seats_assigned"] == "3" and good["utilization_pct"] == "75.0"
     assert "fetched 2/2 accounts" in proc.stderr
     for text in (proc.stdout, proc.stderr, out.read_text()):
         assert SECRET not in text
@@ -93,7 +93,7 @@ def test_export_on_demo_data_without_token(tmp_path):
     github = [r for r in table if r["integration_label"] == "GitHub"]
     assert {r["organization_name"] for r in github} == {"acme-platform", "acme-labs"}
     atlassian = [r for r in table if r["integration_label"] == "Atlassian"]
-    assert atlassian and all(r["assigned_seats"] == "" and r["total_seats"] == "" for r in atlassian)
+    assert atlassian and all(r["seats_assigned"] == "" and r["seats_bought"] == "" for r in atlassian)
 
 
 PRICE_BOOK = ("integration,license_id,license_name,unit_price,currency,billing_period\n"
@@ -112,12 +112,15 @@ def test_export_with_price_book_fx_and_buffer_writes_metric_columns(emulator, tm
     good = next(r for r in rows(out) if r["account_id"] == "good")
     # 10 EUR/month x 12 = 120 EUR per seat-year; 4 seats bought, 3 assigned
     assert good["price_source"] == "price_book" and float(good["annual_unit_price"]) == 120.0
-    assert float(good["annual_cost"]) == 480.0 and float(good["idle_annual_cost"]) == 120.0
-    assert float(good["annual_cost_reporting"]) == 600.0 and good["reporting_currency"] == "USD"
-    assert good["recommended_seats"] == "5"             # ceil(3 x 1.5)
-    assert good["potential_annual_savings"] == "0.0"    # max(4 - 5, 0) x 120: known to be nothing
+    assert float(good["annual_cost_price_currency"]) == 480.0
+    assert float(good["idle_annual_cost_price_currency"]) == 120.0
+    assert float(good["annual_cost_usd"]) == 600.0 and good["reporting_currency"] == "USD"
+    assert good["seats_recommended"] == "5"             # ceil(3 x 1.5)
+    assert good["potential_annual_savings_price_currency"] == "0.0"    # max(4 - 5, 0) x 120: known to be nothing
+    # Exported names as finance says them: no internal name, no "_reporting" suffix.
+    assert not [c for c in good if c.endswith("_reporting") or c in ("total_seats", "assigned_seats")]
     bad = next(r for r in rows(out) if r["account_id"] == "bad")
-    assert bad["price_source"] == "unpriced" and bad["annual_cost"] == ""
+    assert bad["price_source"] == "unpriced" and bad["annual_cost_price_currency"] == ""
 
 
 def test_export_rejects_a_bad_price_book_listing_every_problem(tmp_path):

@@ -91,7 +91,7 @@ def test_line_breaks_in_vendor_text_cannot_start_a_row_in_the_export(cli_env, tm
     assert hostile[header.index("license_id")] == clean_text(f"id{text}")
     assert hostile[header.index("tenant_id")] == clean_text(f"ten{text}")
     assert hostile[header.index("organization_name")] == clean_text(f"Org{text}")
-    assert hostile[header.index("assigned_seats")] == "2"
+    assert hostile[header.index("seats_assigned")] == "2"
     assert out.read_bytes().count(b"\r\n") == 3               # CRLF line ends, one per row
 
 

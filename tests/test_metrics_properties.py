@@ -277,3 +277,71 @@ def test_paid_only_is_part_of_all(case):
     assert (paid.annual_spend or 0) <= (everything.annual_spend or 0) + 1e-9
     assert sum(paid.flag_counts.values()) == paid.licenses
     assert sum(everything.flag_counts.values()) == everything.licenses
+
+
+# ---------------------------------------------------------------- a plain pandas reference for the engine
+
+def _reference_groups(df: pd.DataFrame, by: list[str], paid_only: bool) -> pd.DataFrame:
+    """group_summary's main figures with a plain pandas groupby (no bits, codes or bincounts)."""
+    from lib.analytics.rules import needs_price, paid_mask
+
+    df = df.loc[paid_mask(df)] if paid_only else df
+    work = pd.DataFrame({c: df[c].astype("object").where(df[c].notna(), None) for c in by})
+    both = (df["assigned_seats"].notna() & df["total_seats"].notna()).to_numpy()
+    work["total"] = df["total_seats"].astype("Float64")
+    work["assigned"] = df["assigned_seats"].astype("Float64")
+    work["both_assigned"] = df["assigned_seats"].astype("Float64").where(both)
+    work["both_total"] = df["total_seats"].astype("Float64").where(both)
+    work["spend"] = np.rint(df["annual_cost_reporting"].astype("Float64") * 100)
+    work["idle"] = np.rint(df["idle_annual_cost_reporting"].astype("Float64") * 100)
+    work["needs_price"] = needs_price(df)
+    work["over"] = (df["flag"] == "over_allocated").to_numpy(dtype=bool)
+    work["free"] = (df["flag"] == "free").to_numpy(dtype=bool)
+    out = (work.fillna({c: "\0none" for c in by}).groupby(by, sort=True)
+           .agg(licenses=("total", "size"),
+                total_seats=("total", lambda s: s.sum(min_count=1)),
+                assigned_seats=("assigned", lambda s: s.sum(min_count=1)),
+                ua=("both_assigned", lambda s: s.sum(min_count=1)),
+                ut=("both_total", lambda s: s.sum(min_count=1)),
+                annual_spend=("spend", lambda s: s.sum(min_count=1)),
+                idle_annual_spend=("idle", lambda s: s.sum(min_count=1)),
+                unpriced_paid_licenses=("needs_price", "sum"),
+                flag_over_allocated=("over", "sum"), flag_free=("free", "sum"))
+           .reset_index())
+    return out
+
+
+def _na(v) -> bool:
+    return v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
+
+
+@PROFILE
+@given(estates(), st.sampled_from([["integration_label"], ["integration_label", "license_name"], ["tenant_id"]]),
+       st.booleans())
+def test_the_fast_engine_agrees_with_a_pandas_groupby(case, by, paid_only):
+    df, options = case
+    got = group_summary(df, by, options, paid_only=paid_only)
+    want = _reference_groups(df, by, paid_only)
+    assert len(got) == len(want)
+    key = lambda row: tuple("\0none" if _na(row[c]) else row[c] for c in by)  # noqa: E731
+    got_rows = {key(r): r for r in got.to_dict("records")}
+    for w in want.to_dict("records"):
+        g = got_rows[key(w)]
+        assert g["licenses"] == w["licenses"]
+        for name in ("total_seats", "assigned_seats"):
+            assert (_na(g[name]) and _na(w[name])) or g[name] == w[name], name
+        for name, col in (("utilization_assigned_seats", "ua"), ("utilization_total_seats", "ut")):
+            assert (_na(g[name]) and _na(w[col])) or g[name] == w[col], name
+        if not _na(w["ut"]) and w["ut"] > 0:
+            a, t = int(w["ua"]), int(w["ut"])
+            assert g["utilization_pct"] == math.floor(Fraction(1000 * a, t) + Fraction(1, 2)) / 10
+        for name in ("annual_spend", "idle_annual_spend"):
+            assert (_na(g[name]) and _na(w[name])) or round(g[name] * 100) == w[name], name
+        assert g["unpriced_paid_licenses"] == w["unpriced_paid_licenses"]
+        assert g["flag_over_allocated"] == w["flag_over_allocated"] and g["flag_free"] == w["flag_free"]
+    # The one-group summary is the same engine over all rows: it agrees with the sum of the reference.
+    s = summarize(df, options, paid_only=paid_only)
+    assert s.licenses == int(want["licenses"].sum())
+    assert s.unpriced_paid_licenses == int(want["unpriced_paid_licenses"].sum())
+    spend = want["annual_spend"].dropna()
+    assert (s.annual_spend is None and spend.empty) or round(s.annual_spend * 100) == int(spend.sum())

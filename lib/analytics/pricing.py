@@ -42,12 +42,17 @@ from lib.export import FORMULA_PREFIXES, LINE_END, safe_cell
 
 from lib.integrations import integration_key, integration_label
 from lib.truto.normalize import MAX_FX_RATE, MAX_UNIT_PRICE, unsafe_character
-
-from lib.schema import (  # noqa: F401  (the contracts live in the base layer; re-exported here)
-    BILLING_PERIODS,
+from lib.analytics.rules import (  # noqa: F401  (the currency rule; re-exported for other packages)
+    _NOT_MONEY,
     CURRENCY_CODES,
     ISO_4217_LIST_ONE,
-    NOT_MONEY as _NOT_MONEY,
+    WITHDRAWN_CODES,
+    currency_code,
+    is_currency_code,
+)
+
+from lib.schema import (  # noqa: F401  (the price book's columns live in the base layer; re-exported here)
+    BILLING_PERIODS,
     PRICE_BOOK_COLUMNS,
     PRICE_BOOK_DTYPES,
 )
@@ -55,16 +60,6 @@ from lib.schema import (  # noqa: F401  (the contracts live in the base layer; r
 FX_COLUMNS = ["currency", "rate"]
 PERIODS_PER_YEAR = {"monthly": 12, "annual": 1}
 
-# Withdrawn codes people still type, and what replaced them.
-WITHDRAWN_CODES = {
-    "ANG": "XCG", "BGN": "EUR", "CUC": "CUP", "EEK": "EUR", "HRK": "EUR", "LTL": "EUR",
-    "LVL": "EUR", "MRO": "MRU", "SKK": "EUR", "SLL": "SLE", "STD": "STN", "VEF": "VES",
-    "ZWL": "ZWG", "BYR": "BYN",
-}
-
-
-def is_currency_code(code: Any) -> bool:
-    return isinstance(code, str) and code.strip().upper() in CURRENCY_CODES
 
 
 class _ListedProblems(ValueError):

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 
+from lib.analytics.labels import TREND_MEASURES
 from lib.truto.normalize import seat_arithmetic
 
-MEASURES = {
-    "utilization_pct": "Seat utilization (assigned ÷ bought, %)",
-    "assigned_seats": "Seats assigned",
-    "total_seats": "Seats bought",
-    "annual_cost_reporting": "Annual spend (reporting currency, at today's prices)",
-}
+MEASURES = TREND_MEASURES   # the words live in lib.analytics.labels
 
 GROUPS = {"integration": ["integration_label"], "license": ["integration_label", "license_name"]}
 

@@ -9,59 +9,44 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Iterable
 
 import numpy as np
 import pandas as pd
 
 from lib.integrations import SEAT_FIELDS, unreported_license_fields
-from lib.analytics.metrics import LABELS, PRICE_SOURCE_LABELS, MetricOptions, Summary, paid_mask
-
-NOT_REPORTED = "not reported"
-NOTHING_NEEDS_ATTENTION = ("Nothing needs attention: no failed accounts, no over-allocated, under-used or unpriced "
-                           "paid licenses, and every license reports its seat counts.")
-
-OUTCOME_LABELS = {
-    "ok": "OK",
-    "failed": "Failed",
-    "needs_reauth": "Needs reauthorisation",
-    "inactive": "Not active",
-    "not_supported": "Licenses not supported",
-}
-
-
-# ------------------------------------------------------------------ formatting
-
-def fmt_seats(value) -> str:
-    return NOT_REPORTED if value is None or pd.isna(value) else f"{int(value):,}"
-
-
-def fmt_pct(value) -> str:
-    return NOT_REPORTED if value is None or pd.isna(value) else f"{float(value):.1f}%"
-
-
-def fmt_money(value, currency: str, empty: str = NOT_REPORTED) -> str:
-    if value is None or pd.isna(value):
-        return empty
-    return f"{currency} {float(value):,.0f}" if abs(float(value)) >= 1000 else f"{currency} {float(value):,.2f}"
-
-
-def humanize_age(seconds: float) -> str:
-    if seconds < 0:
-        seconds = 0
-    if seconds < 60:
-        return "just now"
-    minutes = seconds / 60
-    if minutes < 60:
-        n = int(minutes)
-        return f"{n} minute{'s' if n != 1 else ''} ago"
-    hours = minutes / 60
-    if hours < 48:
-        n = int(hours)
-        return f"{n} hour{'s' if n != 1 else ''} ago"
-    n = int(hours / 24)
-    return f"{n} days ago"
-
+from lib.analytics.labels import (  # noqa: F401  (the words: re-exported for the pages, D.headers(...))
+    FLAG_DISPLAY,
+    LABELS,
+    LEFT_OUT_REASONS,
+    NOT_REPORTED,
+    NOTHING_NEEDS_ATTENTION,
+    OUTCOME_LABELS,
+    PRICE_SOURCE_LABELS,
+    amount_words,
+    fmt_money,
+    fmt_pct,
+    fmt_seats,
+    headers,
+    humanize_age,
+    spend_words,
+)
+from lib.analytics.metrics import MetricOptions
+from lib.analytics.rules import (  # noqa: F401  (the rules: re-exported, D.needs_price(...))
+    FAILED_OUTCOMES,
+    FLAG_SEVERITY,
+    needs_price,
+    paid_mask,
+    priced_paid,
+)
+from lib.analytics.spend_gaps import (  # noqa: F401  (re-exported: D.spend_gaps(...))
+    LEFT_OUT_COLUMNS,
+    SpendGaps,
+    savings_empty_text,
+    spend_chart_empty_text,
+    spend_chart_rows,
+    spend_gaps,
+)
+from lib.analytics.totals import Summary
 
 # ------------------------------------------------------------------ filters
 
@@ -184,179 +169,6 @@ def freshness(accounts: pd.DataFrame, now: datetime | None = None, names: dict[s
     return Freshness(headline, per, stale)
 
 
-# ------------------------------------------------------------------ spend: what the total leaves out
-
-LEFT_OUT_REASONS = {
-    "bought_not_reported": "seats bought not reported: counted at seats assigned (at least)",
-    "no_seat_counts": "priced, but the vendor reports no seat counts: spend unknown",
-    "no_price": "paid, no price in the price book: spend unknown",
-    "no_rate": "no exchange rate: left out of the total",
-}
-
-
-@dataclass
-class SpendGaps:
-    """What the annual spend total cannot count, and the lower bound it can still give.
-
-    ``floor``: price per seat per year × seats assigned, in the reporting
-    currency, over the priced paid licenses whose seats bought are not
-    reported (Zoom): the vendor bills at least the seats in use.
-    ``left_out``: one row per license row the total does not fully count, with
-    ``reason`` (a key of :data:`LEFT_OUT_REASONS`) and ``at_least`` (the floor
-    counted for it, in the reporting currency; empty when nothing could be).
-    """
-
-    floor: float
-    left_out: pd.DataFrame
-    reporting_currency: str
-
-    @property
-    def complete(self) -> bool:
-        return self.left_out.empty
-
-    def count(self, reason: str) -> int:
-        return int((self.left_out["reason"] == reason).sum())
-
-
-LEFT_OUT_COLUMNS = ["integration_label", "account_id", "license_name", "reason", "assigned_seats", "total_seats",
-                    "annual_unit_price", "currency", "at_least", "reporting_currency"]
-
-
-def spend_gaps(df: pd.DataFrame, options: MetricOptions) -> SpendGaps:
-    """The rows the annual spend total leaves out, and why (see :class:`SpendGaps`); free licenses cost 0."""
-    cur = options.reporting_currency
-    paid = paid_mask(df)
-    priced = df["annual_unit_price"].notna().to_numpy(dtype=bool)
-    spend_na = df["annual_cost"].isna().to_numpy(dtype=bool)
-    total_na = df["total_seats"].isna().to_numpy(dtype=bool)
-    assigned_na = df["assigned_seats"].isna().to_numpy(dtype=bool)
-    converted_na = df["annual_cost_reporting"].isna().to_numpy(dtype=bool)
-    reason = np.full(len(df), "", dtype=object)
-    reason[needs_price(df)] = "no_price"
-    unknown = paid & priced & spend_na & total_na
-    reason[unknown & assigned_na] = "no_seat_counts"
-    floor_rows = unknown & ~assigned_na
-    reason[floor_rows] = "bought_not_reported"
-    reason[paid & priced & ~spend_na & converted_na] = "no_rate"
-    at_least = np.full(len(df), np.nan)
-    if floor_rows.any():
-        rate = np.full(len(df), np.nan)
-        rate[floor_rows] = [options.rate(c) or np.nan if isinstance(c, str) else np.nan
-                            for c in df["currency"].astype("string").to_numpy(dtype=object)[floor_rows]]
-        price = df["annual_unit_price"].to_numpy(dtype=np.float64, na_value=np.nan)
-        assigned = df["assigned_seats"].to_numpy(dtype=np.float64, na_value=np.nan)
-        at_least[floor_rows] = np.round(price[floor_rows] * assigned[floor_rows] * rate[floor_rows], 2)
-    keep = reason != ""
-    rows = df.loc[keep, [c for c in LEFT_OUT_COLUMNS if c in df.columns and c not in ("reason", "at_least")]].copy()
-    rows.insert(3, "reason", pd.array(reason[keep].tolist(), dtype="string"))
-    rows["at_least"] = pd.array(at_least[keep], dtype="Float64")
-    rows["at_least"] = rows["at_least"].where(~np.isnan(at_least[keep]), pd.NA)
-    rows["reporting_currency"] = pd.array([cur] * len(rows), dtype="string")
-    order = {k: i for i, k in enumerate(LEFT_OUT_REASONS)}
-    rows = rows.assign(_o=rows["reason"].map(order)).sort_values(["_o", "integration_label", "license_name"],
-                                                                 kind="stable").drop(columns="_o")
-    counted = at_least[keep & ~np.isnan(at_least)]
-    # A floor in a currency without a rate cannot be added: that row reads "no rate", as its spend would.
-    no_rate_floor = floor_rows & np.isnan(at_least)
-    if no_rate_floor.any():
-        rows.loc[rows.index.isin(df.index[no_rate_floor]), "reason"] = "no_rate"
-    return SpendGaps(round(float(counted.sum()), 2) if len(counted) else 0.0, rows[LEFT_OUT_COLUMNS].reset_index(drop=True), cur)
-
-
-def amount_words(value, currency: str, gaps: SpendGaps) -> str:
-    """An idle-spend, savings or true-up total in words: "not known" when nothing is, or when it is 0 while
-    rows are left out (0 would claim what is not known); "at least …" while rows are left out."""
-    if value is None or pd.isna(value) or (not gaps.complete and float(value) == 0):
-        return "not known"
-    return ("at least " if not gaps.complete else "") + fmt_money(value, currency)
-
-
-def spend_words(summary: Summary, gaps: SpendGaps) -> tuple[str, str | None, str]:
-    """The annual spend figure in words: (value, short note, why).
-
-    The total counts the rows with a spend figure plus ``gaps.floor``; when
-    anything is left out it reads "at least …", and when nothing at all could
-    be counted it reads "not known" (never 0 for an unknown amount).
-    """
-    cur = summary.reporting_currency
-    known = summary.annual_spend
-    total = None if known is None and not gaps.count("bought_not_reported") else (known or 0.0) + gaps.floor
-    parts, why = [], []
-    n = gaps.count("bought_not_reported")
-    if n:
-        parts.append(f"{n} at seats assigned")
-        why.append(f"{n} license(s) report seats assigned but not seats bought: counted at seats assigned × price "
-                   f"({fmt_money(gaps.floor, cur)}), since at least those seats are paid for")
-    n = gaps.count("no_seat_counts")
-    if n:
-        parts.append(f"{n} priced, no seat counts")
-        why.append(f"{n} priced license(s) report no seat counts, so their spend is unknown and left out")
-    n = gaps.count("no_price")
-    if n:
-        parts.append(f"{n} paid unpriced")
-        why.append(f"{n} paid license(s) have no price yet")
-    if summary.excluded_by_currency:
-        parts.append("excl. " + ", ".join(summary.excluded_by_currency))
-        why.append("no exchange rate for " + ", ".join(f"{c} {v:,.2f}" for c, v in summary.excluded_by_currency.items()))
-    incomplete = bool(parts)
-    if total is None or (incomplete and total == 0 and not gaps.count("bought_not_reported")):
-        value = "not known"
-    else:
-        value = ("at least " if incomplete else "") + fmt_money(total, cur)
-    note = "; ".join(parts) or None
-    explain = "Price per seat per year × seats bought, converted to the reporting currency."
-    if why:
-        explain += " Left out or estimated: " + "; ".join(why) + ". The Spend page lists them."
-    return value, note, explain
-
-
-def spend_chart_rows(spend: pd.DataFrame, gaps: SpendGaps) -> pd.DataFrame:
-    """``metrics.spend_by_integration``'s rows plus, per integration, the lower bound counted at seats assigned
-    (part ``at_least``), so an integration whose seats bought are not reported is drawn, not left out."""
-    floor = gaps.left_out[gaps.left_out["at_least"].notna()]
-    if floor.empty:
-        return spend
-    extra = (floor.groupby("integration_label", observed=True)["at_least"].sum().round(2).reset_index()
-             .rename(columns={"at_least": "amount"}))
-    extra.insert(1, "part", pd.array(["at_least"] * len(extra), dtype="string"))
-    extra["reporting_currency"] = pd.array([gaps.reporting_currency] * len(extra), dtype="string")
-    out = pd.concat([spend, extra.astype({"amount": "Float64"})], ignore_index=True)
-    return out.sort_values("integration_label", kind="stable").reset_index(drop=True)
-
-
-def priced_paid(df: pd.DataFrame) -> np.ndarray:
-    """Paid licenses with a price above 0 (price book or vendor)."""
-    price = df["annual_unit_price"].to_numpy(dtype=np.float64, na_value=np.nan)
-    return paid_mask(df) & (np.nan_to_num(price, nan=0.0) > 0)
-
-
-def spend_chart_empty_text(df: pd.DataFrame, gaps: SpendGaps) -> str:
-    """Why the spend chart has nothing to draw, true of ``df`` (its rows and their :func:`spend_gaps`)."""
-    n = int(priced_paid(df).sum())
-    if n == 0:
-        return "No paid license here has a price yet. Add prices in the Price book to see spend."
-    why = [f"{k} report no seat counts" for k in [gaps.count("no_seat_counts")] if k]
-    why += [f"{k} have no exchange rate to {gaps.reporting_currency}" for k in [gaps.count("no_rate")] if k]
-    return (f"{n} paid license(s) here have a price, but no amount can be drawn: {', '.join(why) or 'none has seats'}. "
-            "What the spend total leaves out lists them.")
-
-
-def savings_empty_text(df: pd.DataFrame) -> str:
-    """Why there are no potential savings to list, true of ``df``."""
-    priced = priced_paid(df)
-    unknown = priced & df["potential_annual_savings_reporting"].isna().to_numpy(dtype=bool)
-    known = priced & ~unknown
-    if not priced.any():
-        return "No paid license here has a price, so no savings can be computed."
-    if not known.any():
-        return (f"No savings can be computed: the {int(unknown.sum())} priced paid license(s) here do not report "
-                "both seats assigned and seats bought (or have no exchange rate).")
-    text = f"No savings found: each of the {int(known.sum())} priced paid license(s) with both seat counts is within its buffer."
-    if unknown.any():
-        text += f" {int(unknown.sum())} other priced license(s) do not report both counts, so their savings are unknown."
-    return text
-
-
 def priced_rows(df: pd.DataFrame) -> pd.DataFrame:
     """The Spend page's "All priced rows": rows with a price from the price book or the vendor, with
     "Price from" in words."""
@@ -459,7 +271,7 @@ def attention(df: pd.DataFrame, accounts: pd.DataFrame, problems: pd.DataFrame, 
         more = len(rows) - limit
         return ", ".join(labels) + (f" and {more} more" if more > 0 else "")
 
-    failed = accounts[accounts["outcome"].isin(["failed", "needs_reauth", "inactive"])]
+    failed = accounts[accounts["outcome"].isin(FAILED_OUTCOMES)]
     if len(failed):
         who = ", ".join(f"{names.get(a, a)}: {OUTCOME_LABELS.get(o, o).lower()}"
                         for a, o in zip(failed["account_id"].head(limit), failed["outcome"].head(limit)))
@@ -506,13 +318,6 @@ def _name(name, license_id) -> str:
     return "(unnamed license)"
 
 
-def needs_price(df: pd.DataFrame) -> np.ndarray:
-    """Licenses without a price that are paid or whose paid status is not reported (Microsoft 365, Cisco
-    Meraki never say): the one rule for "paid licenses without a price" on every page."""
-    unpriced = (df["price_source"] == "unpriced").to_numpy(dtype=bool)
-    return unpriced & df["is_paid"].fillna(True).to_numpy(dtype=bool)
-
-
 # ------------------------------------------------------------------ page tables
 
 # Most important first: name, the bar, the flag, the money, what to do; IDs and machine names last.
@@ -539,12 +344,11 @@ ACCOUNT_VIEW_COLUMNS = [
     "license_rows", "organizations", "problems", "fields_not_reported", "account_status", "requests", "retries",
     "rate_limited", "elapsed_seconds",
 ]
-FAILED_OUTCOMES = ("failed", "needs_reauth", "inactive")
 
 
 def utilization_table(df: pd.DataFrame) -> pd.DataFrame:
     """One row per license, worst first: over-allocated, then lowest utilization; not reported last."""
-    order = {"over_allocated": 0, "under_used": 1, "at_capacity": 2, "ok": 3, "not_reported": 4, "free": 5}
+    order = {flag: i for i, flag in enumerate(FLAG_SEVERITY)}
     out = df[UTILIZATION_COLUMNS].copy()
     out["_o"] = out["flag"].astype("string").map(order).astype("Int64")
     out["_c"] = -out["idle_annual_cost_reporting"].astype("Float64")
@@ -621,42 +425,12 @@ def savings_by_license(df: pd.DataFrame, n: int = 15) -> pd.DataFrame:
     return rows.sort_values("potential_annual_savings_reporting", ascending=False)[cols].head(n).reset_index(drop=True)
 
 
-def headers(columns: Iterable[str], currency: str | None = None) -> dict[str, str]:
-    """Column -> header for display; CSV exports keep the export's own column names.
-
-    With ``currency``, "(reporting currency)" in a header reads as its code, e.g. "(USD)".
-    """
-    extra = {"fields_not_reported": "License fields this integration does not report", "outcome": "Fetch result",
-             "account_status": "Truto account status", "message": "What happened", "action": "What to do",
-             "license_rows": "License rows", "organizations": "Organizations", "problems": "Malformed records",
-             "requests": "Requests", "retries": "Retries", "rate_limited": "429s received",
-             "elapsed_seconds": "Fetch time (s)", "stale": "Showing older data", "data_as_of": "Data as of",
-             "accounts": "Accounts", "reason": "Why it is not fully counted",
-             "at_least": "At least (reporting currency)", "account_name": "Account",
-             "last_attempt_at": "Last attempt (UTC)"}
-    out = {c: extra.get(c, LABELS.get(c, c)) for c in columns}
-    if currency:
-        out = {c: h.replace("(reporting currency", f"({currency}") for c, h in out.items()}
-    return out
-
-
 _MD_SPECIAL = set("\\`*_{}[]()#+-.!|<>~$:")
 
 
 def md_escape(text: str) -> str:
     """Vendor text made inert for st.markdown: no links, images, emphasis or HTML from it."""
     return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in str(text))
-
-
-# How a flag reads in a table; over-allocation leads with a mark so it stands out in a scan.
-FLAG_DISPLAY = {
-    "over_allocated": "⚠ Over-allocated",
-    "under_used": "▽ Under-used",
-    "at_capacity": "▲ At capacity",
-    "not_reported": "? Not reported",
-    "ok": "OK",
-    "free": "Free (costs nothing)",
-}
 
 
 def fx_table(rates: dict[str, float], reporting_currency: str) -> pd.DataFrame:

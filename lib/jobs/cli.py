@@ -129,14 +129,15 @@ def _buffer(text: str) -> float:
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
-    from lib.export import write_csv
+    from lib.analytics.labels import export_frame
     from lib.analytics.metrics import add_metrics
+    from lib.export import write_csv
 
     book, options = _analytics(args)
     result = _fetch(settings, args.quiet)
     table = add_metrics(result.licenses, book, options)
     out = Path(args.out)
-    write_csv(table, out)
+    write_csv(export_frame(table, options.reporting_currency), out)   # the exported column names
     code = _report(result)
     _err(f"wrote {len(table)} license rows to {out}")
     return code
@@ -222,7 +223,7 @@ def format_summary(summaries: dict, gaps=None) -> str:
         (f"Potential annual savings ({cur})", money(a, "potential_annual_savings"),
          money(p, "potential_annual_savings")),
         (f"True-up exposure ({cur})", money(a, "true_up_exposure"), money(p, "true_up_exposure")),
-        # One rule with the pages (dashboard.needs_price): paid, or paid status not reported, and no price.
+        # One rule with the pages (rules.needs_price): paid, or paid status not reported, and no price.
         ("Paid licenses without a price", f"{gaps.count('no_price'):,}", f"{gaps.count('no_price'):,}"),
     ]
     rows += [(f"Flag: {flag.replace('_', ' ')}", f"{a.flag_counts.get(flag, 0):,}", f"{p.flag_counts.get(flag, 0):,}")

@@ -1,0 +1,301 @@
+"""Every user-facing word of the analytics: column headers, flag and source names, outcome names,
+the money / percent / seat formatters, and the column names of CSV exports.
+
+Rules live in :mod:`lib.analytics.rules`; this module only says them in words.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterable
+
+import pandas as pd
+
+if TYPE_CHECKING:  # types only: labels sit below the modules that compute
+    from lib.analytics.totals import Summary
+    from lib.analytics.spend_gaps import SpendGaps
+
+NOT_REPORTED = "not reported"
+NOTHING_NEEDS_ATTENTION = ("Nothing needs attention: no failed accounts, no over-allocated, under-used or unpriced "
+                           "paid licenses, and every license reports its seat counts.")
+
+MEASURE = "allocation: seats assigned against seats bought, as the vendor reports them; not activity"
+
+# Column headers for people in IT and finance.
+LABELS: dict[str, str] = {
+    "account_id": "Integrated account",
+    "integration": "Integration (machine name)",
+    "integration_label": "Integration",
+    "tenant_id": "Tenant",
+    "organization_id": "Organization ID",
+    "organization_name": "Organization",
+    "product": "Product",
+    "license_id": "License ID",
+    "license_name": "License",
+    "is_paid": "Paid (as the vendor reports)",
+    "status": "License status",
+    "assigned_seats": "Seats assigned",
+    "total_seats": "Seats bought",
+    "unassigned_seats": "Seats bought, not assigned",
+    "utilization_pct": "Seat utilization (assigned ÷ bought, %)",
+    "over_allocated_seats": "Seats assigned beyond those bought",
+    "vendor_unit_amount": "Vendor price per seat",
+    "vendor_currency": "Vendor price currency",
+    "fetched_at": "Fetched at (UTC)",
+    "unit_price": "Price per seat per billing period",
+    "currency": "Price currency",
+    "billing_period": "Billing period",
+    "price_source": "Price from",
+    "annual_unit_price": "Price per seat per year",
+    "annual_cost": "Annual cost of seats bought (price currency)",
+    "idle_annual_cost": "Annual cost of unassigned seats (price currency)",
+    "true_up_exposure": "Annual true-up exposure: seats assigned beyond those bought (price currency)",
+    "annual_cost_reporting": "Annual cost of seats bought (reporting currency)",
+    "idle_annual_cost_reporting": "Annual cost of unassigned seats (reporting currency)",
+    "true_up_exposure_reporting": "Annual true-up exposure (reporting currency)",
+    "reporting_currency": "Reporting currency",
+    "recommended_seats": "Recommended seats (assigned + buffer)",
+    "potential_annual_savings": "Potential annual savings at recommended seats (price currency)",
+    "potential_annual_savings_reporting": "Potential annual savings at recommended seats (reporting currency)",
+    "flag": "Allocation flag",
+    # Summary and group figures.
+    "licenses": "License rows",
+    "rows_without_seat_counts": "Rows without assigned or bought seat counts",
+    "annual_spend": "Annual spend on seats bought",
+    "used_annual_spend": "Annual spend on assigned seats",
+    "idle_annual_spend": "Annual spend on unassigned seats",
+    "unsplit_annual_spend": "Annual spend, assigned seats not reported",
+    "potential_annual_savings_total": "Potential annual savings",
+    "rows_without_spend": "Rows without a spend figure",
+    "rows_not_converted": "Rows left out of totals: no exchange rate",
+    "not_converted": "Left out of totals (no exchange rate)",
+    "unpriced_licenses": "Licenses without a price",
+    "unpriced_paid_licenses": "Paid licenses without a price",
+    "over_allocated_licenses": "Licenses with more seats assigned than bought",
+    "flag_over_allocated": "Over-allocated (assigned > bought)",
+    "flag_under_used": "Under-used (few of the seats bought are assigned)",
+    "flag_at_capacity": "At capacity (nearly all seats bought are assigned)",
+    "flag_not_reported": "Seat counts not reported",
+    "flag_ok": "OK",
+    "flag_free": "Free licenses (cost nothing: never flagged)",
+    "utilization_assigned_seats": "Seats assigned (rows reporting both counts)",
+    "utilization_total_seats": "Seats bought (rows reporting both counts)",
+    "part": "Spend on",
+    "amount": "Annual amount",
+}
+
+FLAG_LABELS = {
+    "over_allocated": "Over-allocated (more seats assigned than bought)",
+    "under_used": "Under-used (few of the seats bought are assigned)",
+    "at_capacity": "At capacity (nearly all seats bought are assigned)",
+    "not_reported": "Seat counts not reported by the vendor",
+    "ok": "OK",
+    "free": "Free (costs nothing: nothing to act on)",
+}
+
+PRICE_SOURCE_LABELS = {
+    "price_book": "Price book",
+    "vendor": "Vendor price",
+    "free": "Free (vendor says not paid)",
+    "unpriced": "No price",
+}
+
+SPEND_PART_LABELS = {
+    "used": "Assigned seats",
+    "idle": "Unassigned seats",
+    "not_reported": "Assigned seats not reported",
+}
+
+OUTCOME_LABELS = {
+    "ok": "OK",
+    "failed": "Failed",
+    "needs_reauth": "Needs reauthorisation",
+    "inactive": "Not active",
+    "not_supported": "Licenses not supported",
+}
+
+# How a flag reads in a table; over-allocation leads with a mark so it stands out in a scan.
+FLAG_DISPLAY = {
+    "over_allocated": "⚠ Over-allocated",
+    "under_used": "▽ Under-used",
+    "at_capacity": "▲ At capacity",
+    "not_reported": "? Not reported",
+    "ok": "OK",
+    "free": "Free (costs nothing)",
+}
+
+LEFT_OUT_REASONS = {
+    "bought_not_reported": "seats bought not reported: counted at seats assigned (at least)",
+    "no_seat_counts": "priced, but the vendor reports no seat counts: spend unknown",
+    "no_price": "paid, no price in the price book: spend unknown",
+    "no_rate": "no exchange rate: left out of the total",
+}
+
+# The measures drawn over time (Trends page).
+TREND_MEASURES = {
+    "utilization_pct": LABELS["utilization_pct"],
+    "assigned_seats": LABELS["assigned_seats"],
+    "total_seats": LABELS["total_seats"],
+    "annual_cost_reporting": "Annual spend (reporting currency, at today's prices)",
+}
+
+# Headers of the page tables' own columns (accounts, spend gaps).
+EXTRA_HEADERS = {
+    "fields_not_reported": "License fields this integration does not report", "outcome": "Fetch result",
+    "account_status": "Truto account status", "message": "What happened", "action": "What to do",
+    "license_rows": "License rows", "organizations": "Organizations", "problems": "Malformed records",
+    "requests": "Requests", "retries": "Retries", "rate_limited": "429s received",
+    "elapsed_seconds": "Fetch time (s)", "stale": "Showing older data", "data_as_of": "Data as of",
+    "accounts": "Accounts", "reason": "Why it is not fully counted",
+    "at_least": "At least (reporting currency)", "account_name": "Account",
+    "last_attempt_at": "Last attempt (UTC)",
+}
+
+
+def headers(columns: Iterable[str], currency: str | None = None) -> dict[str, str]:
+    """Column -> header for display; CSV exports use :func:`export_frame`'s names.
+
+    With ``currency``, "(reporting currency)" in a header reads as its code, e.g. "(USD)".
+    """
+    out = {c: EXTRA_HEADERS.get(c, LABELS.get(c, c)) for c in columns}
+    if currency:
+        out = {c: h.replace("(reporting currency", f"({currency}") for c, h in out.items()}
+    return out
+
+
+# ------------------------------------------------------------------ formatting
+
+def fmt_seats(value) -> str:
+    return NOT_REPORTED if value is None or pd.isna(value) else f"{int(value):,}"
+
+
+def fmt_pct(value) -> str:
+    return NOT_REPORTED if value is None or pd.isna(value) else f"{float(value):.1f}%"
+
+
+def fmt_money(value, currency: str, empty: str = NOT_REPORTED) -> str:
+    if value is None or pd.isna(value):
+        return empty
+    return f"{currency} {float(value):,.0f}" if abs(float(value)) >= 1000 else f"{currency} {float(value):,.2f}"
+
+
+def humanize_age(seconds: float) -> str:
+    if seconds < 0:
+        seconds = 0
+    if seconds < 60:
+        return "just now"
+    minutes = seconds / 60
+    if minutes < 60:
+        n = int(minutes)
+        return f"{n} minute{'s' if n != 1 else ''} ago"
+    hours = minutes / 60
+    if hours < 48:
+        n = int(hours)
+        return f"{n} hour{'s' if n != 1 else ''} ago"
+    n = int(hours / 24)
+    return f"{n} days ago"
+
+
+def amount_words(value, currency: str, gaps: SpendGaps) -> str:
+    """An idle-spend, savings or true-up total in words: "not known" when nothing is, or when it is 0 while
+    rows are left out (0 would claim what is not known); "at least …" while rows are left out."""
+    if value is None or pd.isna(value) or (not gaps.complete and float(value) == 0):
+        return "not known"
+    return ("at least " if not gaps.complete else "") + fmt_money(value, currency)
+
+
+def spend_words(summary: Summary, gaps: SpendGaps) -> tuple[str, str | None, str]:
+    """The annual spend figure in words: (value, short note, why).
+
+    The total counts the rows with a spend figure plus ``gaps.floor``; when
+    anything is left out it reads "at least …", and when nothing at all could
+    be counted it reads "not known" (never 0 for an unknown amount).
+    """
+    cur = summary.reporting_currency
+    known = summary.annual_spend
+    total = None if known is None and not gaps.count("bought_not_reported") else (known or 0.0) + gaps.floor
+    parts, why = [], []
+    n = gaps.count("bought_not_reported")
+    if n:
+        parts.append(f"{n} at seats assigned")
+        why.append(f"{n} license(s) report seats assigned but not seats bought: counted at seats assigned × price "
+                   f"({fmt_money(gaps.floor, cur)}), since at least those seats are paid for")
+    n = gaps.count("no_seat_counts")
+    if n:
+        parts.append(f"{n} priced, no seat counts")
+        why.append(f"{n} priced license(s) report no seat counts, so their spend is unknown and left out")
+    n = gaps.count("no_price")
+    if n:
+        parts.append(f"{n} paid unpriced")
+        why.append(f"{n} paid license(s) have no price yet")
+    if summary.excluded_by_currency:
+        parts.append("excl. " + ", ".join(summary.excluded_by_currency))
+        why.append("no exchange rate for " + ", ".join(f"{c} {v:,.2f}" for c, v in summary.excluded_by_currency.items()))
+    incomplete = bool(parts)
+    if total is None or (incomplete and total == 0 and not gaps.count("bought_not_reported")):
+        value = "not known"
+    else:
+        value = ("at least " if incomplete else "") + fmt_money(total, cur)
+    note = "; ".join(parts) or None
+    explain = "Price per seat per year × seats bought, converted to the reporting currency."
+    if why:
+        explain += " Left out or estimated: " + "; ".join(why) + ". The Spend page lists them."
+    return value, note, explain
+
+
+# ------------------------------------------------------------------ export column names
+
+# Exported CSV columns as finance people say them (the internal names stay as they are).
+# Seats: seats_bought / seats_assigned; one word for idle money: idle_annual_cost.
+EXPORT_SEATS = {
+    "total_seats": "seats_bought",
+    "assigned_seats": "seats_assigned",
+    "unassigned_seats": "seats_not_assigned",
+    "over_allocated_seats": "seats_assigned_beyond_bought",
+    "recommended_seats": "seats_recommended",
+    "utilization_total_seats": "utilization_seats_bought",
+    "utilization_assigned_seats": "utilization_seats_assigned",
+}
+# Amounts in the reporting currency: named with its code, e.g. annual_cost_usd.
+EXPORT_REPORTING_MONEY = {
+    "annual_cost_reporting": "annual_cost",
+    "idle_annual_cost_reporting": "idle_annual_cost",
+    "true_up_exposure_reporting": "true_up_exposure",
+    "potential_annual_savings_reporting": "potential_annual_savings",
+    "annual_spend": "annual_cost",
+    "used_annual_spend": "used_annual_cost",
+    "idle_annual_spend": "idle_annual_cost",
+    "unsplit_annual_spend": "unsplit_annual_cost",
+    "at_least": "at_least",
+    "amount": "annual_cost",
+}
+# Amounts in each row's own price currency (the ``currency`` column beside them).
+EXPORT_PRICE_CURRENCY_MONEY = ("annual_cost", "idle_annual_cost", "true_up_exposure", "potential_annual_savings")
+
+
+def export_columns(columns: Iterable[str], currency: str) -> dict[str, str]:
+    """Internal column -> exported column name, for a table whose reporting currency is ``currency``.
+
+    An amount is in the reporting currency (``annual_cost_usd``) unless the table has a ``currency``
+    column and the amount is one of the row's own-currency figures (``annual_cost_price_currency``).
+    """
+    columns = list(columns)
+    code = currency.strip().lower()
+    own = "currency" in columns
+    out = {}
+    for c in columns:
+        if c in EXPORT_SEATS:
+            out[c] = EXPORT_SEATS[c]
+        elif own and c in EXPORT_PRICE_CURRENCY_MONEY:
+            out[c] = f"{c}_price_currency"
+        elif c in EXPORT_REPORTING_MONEY:
+            out[c] = f"{EXPORT_REPORTING_MONEY[c]}_{code}"
+        elif c in ("potential_annual_savings", "true_up_exposure"):      # group totals: reporting currency
+            out[c] = f"{c}_{code}"
+        else:
+            out[c] = c
+    return out
+
+
+def export_frame(df: pd.DataFrame, currency: str) -> pd.DataFrame:
+    """``df`` with its columns named for a CSV export (:func:`export_columns`); the values are unchanged."""
+    return df.rename(columns=export_columns(df.columns, currency))
