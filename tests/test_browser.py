@@ -135,7 +135,7 @@ def test_csv_download_equals_the_filtered_table(server, page):
     assert sorted((r["organization_name"], r["license_name"]) for r in rows) == sorted([
         ("acme-platform", "GitHub Enterprise"), ("acme-platform", "GitHub Copilot Business"),
         ("acme-labs", "GitHub Enterprise"), ("acme-labs", "GitHub Free")])
-    assert sum(int(r["total_seats"]) for r in rows) == 349
+    assert sum(int(r["seats_bought"]) for r in rows) == 349
 
 
 def test_uploading_a_price_changes_spend(server, page, tmp_path):
@@ -205,8 +205,8 @@ def test_trends_after_two_syncs_show_the_change(synced_server, page):
     rows = list(csv.DictReader(io.StringIO(Path(got.path()).read_text(encoding="utf-8-sig"))))
     by_day = {r["taken_at"][:10]: r for r in rows if r["integration_label"] == "GitHub"}
     assert sorted(by_day) == [str(day1), str(day2)]
-    assert int(by_day[str(day2)]["assigned_seats"]) - int(by_day[str(day1)]["assigned_seats"]) == 50
-    assert by_day[str(day1)]["total_seats"] == by_day[str(day2)]["total_seats"] == "349"
+    assert int(by_day[str(day2)]["seats_assigned"]) - int(by_day[str(day1)]["seats_assigned"]) == 50
+    assert by_day[str(day1)]["seats_bought"] == by_day[str(day2)]["seats_bought"] == "349"
     assert float(by_day[str(day2)]["utilization_pct"]) > float(by_day[str(day1)]["utilization_pct"])
 
 

@@ -20,6 +20,7 @@ import streamlit as st
 from lib.analytics import views as D
 from lib.auth import Actor
 from lib.config import ConfigError, Settings, cache_ttl_seconds, load_settings
+from lib.analytics.labels import export_frame
 from lib.export import dated_filename, to_csv_bytes
 from lib.truto.fetch import FetchError
 from lib.analytics.metrics import MetricOptions, Summary, add_metrics, prepare, summarize
@@ -254,10 +255,15 @@ def tiles(items: list[D.Tile], per_row: int = 4) -> None:
 
 
 def download(df: pd.DataFrame, stem: str, label: str = "Download CSV", key: str | None = None) -> None:
-    """A CSV of exactly the rows shown, with a dated file name, safe to open in a spreadsheet."""
+    """A CSV of exactly the rows shown, with a dated file name, safe to open in a spreadsheet.
+
+    Its columns carry the export's names (``seats_bought``, ``idle_annual_cost_usd``: labels.export_frame).
+    """
+    view = st.session_state.get("_view")
+    currency = view.currency if view is not None else "USD"
     # Generated on click: a page with several tables does not build CSVs nobody asked for on every rerun.
-    st.download_button(label, lambda: to_csv_bytes(df), file_name=dated_filename(stem), mime="text/csv",
-                       icon=":material/download:", key=key or f"dl-{stem}", on_click="ignore")
+    st.download_button(label, lambda: to_csv_bytes(export_frame(df, currency)), file_name=dated_filename(stem),
+                       mime="text/csv", icon=":material/download:", key=key or f"dl-{stem}", on_click="ignore")
 
 
 _MONEY_WORDS = ("cost", "spend", "savings", "exposure", "price", "amount")
