@@ -296,6 +296,8 @@ def table(df: pd.DataFrame, column_config: dict | None = None, height: int | str
     for col, header in heads.items():
         if any(w in col for w in _MONEY_WORDS) and pd.api.types.is_numeric_dtype(shown[col].dtype):
             config[col] = st.column_config.NumberColumn(header, format="accounting")
+        elif col.endswith("_pct") and pd.api.types.is_numeric_dtype(shown[col].dtype):
+            config[col] = st.column_config.NumberColumn(header, format="%.1f%%")   # one decimal, like the charts
         else:
             config[col] = st.column_config.Column(header)
     if "account_id" in shown.columns:

@@ -636,8 +636,13 @@ def headers(columns: Iterable[str], currency: str | None = None) -> dict[str, st
              "last_attempt_at": "Last attempt (UTC)"}
     out = {c: extra.get(c, LABELS.get(c, c)) for c in columns}
     if currency:
-        out = {c: h.replace("(reporting currency", f"({currency}") for c, h in out.items()}
+        out = {c: in_currency(h, currency) for c, h in out.items()}
     return out
+
+
+def in_currency(label: str, currency: str | None) -> str:
+    """A label's "(reporting currency" read as the currency's code: "Annual spend (USD, at today's prices)"."""
+    return label.replace("(reporting currency", f"({currency}") if currency else label
 
 
 _MD_SPECIAL = set("\\`*_{}[]()#+-.!|<>~$:")

@@ -13,6 +13,14 @@ MEASURES = {
     "annual_cost_reporting": "Annual spend (reporting currency, at today's prices)",
 }
 
+
+def measure_labels(currency: str | None) -> dict[str, str]:
+    """:data:`MEASURES` with the reporting currency's code, for the picker, the axis and the messages."""
+    from .dashboard import in_currency
+
+    return {k: in_currency(v, currency) for k, v in MEASURES.items()}
+
+
 GROUPS = {"integration": ["integration_label"], "license": ["integration_label", "license_name"]}
 
 
