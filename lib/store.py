@@ -15,6 +15,9 @@ it never drops or rewrites rows.
 - version 2: ``account_snapshots.good`` (backfilled from the outcome, indexed
   for the latest-good lookup), ``problem_rows``, ``refresh_leases``,
   ``audit_log``.
+- version 3: ``fx_rates.saved_at`` and ``saved_by``: when and by whom each
+  rate was saved (backfilled from the latest exchange-rate entry in the
+  audit log; empty when there is none).
 
 Snapshots. Each fetch writes one *run* (``snapshots``) and, per account, one
 *account snapshot* with its outcome; accounts that ended ``ok`` or
@@ -274,6 +277,8 @@ METADATA = MetaData()
 SCHEMA_VERSION = _schema_version_table(METADATA)
 _GOOD_INDEX = Index("ix_account_snapshots_good", "config_key", "account_id", "good", "taken_at")
 _v1_tables(METADATA, account_extra=[Column("good", Boolean, nullable=False)], account_indexes=[_GOOD_INDEX])
+METADATA.tables["fx_rates"].append_column(Column("saved_at", UtcTimestamp()))    # version 3
+METADATA.tables["fx_rates"].append_column(Column("saved_by", Text))
 Table("problem_rows", METADATA,
       Column("account_snapshot_id", _ID, ForeignKey("account_snapshots.id"), primary_key=True, autoincrement=False),
       Column("position", Integer, primary_key=True, autoincrement=False),
@@ -316,6 +321,19 @@ def _migrate_2(conn: Connection) -> None:
         T[name].create(conn)
 
 
+def _migrate_3(conn: Connection) -> None:
+    ts = "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "BIGINT"
+    conn.execute(text(f"ALTER TABLE fx_rates ADD COLUMN saved_at {ts}"))
+    conn.execute(text("ALTER TABLE fx_rates ADD COLUMN saved_by TEXT"))
+    # Until now every save replaced all rates: the latest exchange-rate save is when each stored rate was saved.
+    last = conn.execute(select(AUDIT_LOG.c.at, AUDIT_LOG.c.actor_email, AUDIT_LOG.c.actor_name, AUDIT_LOG.c.actor_role)
+                        .where(AUDIT_LOG.c.action == "fx_rates")
+                        .order_by(AUDIT_LOG.c.at.desc(), AUDIT_LOG.c.id.desc()).limit(1)).first()
+    if last is not None:
+        who = "open access (no sign-in)" if last.actor_role == "open" else last.actor_email or last.actor_name
+        conn.execute(update(FX_RATES).values(saved_at=last.at, saved_by=who or "unknown"))
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -326,6 +344,7 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "settings, price book, exchange rates, snapshots", _migrate_1),
     Migration(2, "good flag on account snapshots, problem rows, refresh leases, audit log", _migrate_2),
+    Migration(3, "when and by whom each exchange rate was saved", _migrate_3),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 _PG_LOCK_KEY = 0x7465_7275  # the advisory lock that serializes upgrades
@@ -818,6 +837,15 @@ class Store:
             return {c: float(r) for c, r in conn.execute(select(FX_RATES.c.currency, FX_RATES.c.rate)
                                                          .order_by(FX_RATES.c.currency)).all()}
 
+    def fx_rates_saved(self) -> pd.DataFrame:
+        """The rates with when (UTC) and by whom each was saved: currency, rate, saved_at, saved_by."""
+        with self._read() as conn:
+            rows = conn.execute(select(FX_RATES.c.currency, FX_RATES.c.rate, FX_RATES.c.saved_at, FX_RATES.c.saved_by)
+                                .order_by(FX_RATES.c.currency)).all()
+        df = pd.DataFrame([tuple(r) for r in rows], columns=["currency", "rate", "saved_at", "saved_by"])
+        df["saved_at"] = pd.to_datetime(df["saved_at"], utc=True).astype("datetime64[us, UTC]")
+        return df.astype({"currency": "string", "rate": "Float64", "saved_by": "string"})
+
     def save_fx_rates(self, rates: Mapping[str, float] | pd.DataFrame | None, reporting_currency: str | None,
                       actor) -> dict[str, float]:
         """Replace the exchange rates (to ``reporting_currency``, which is saved with them); all or nothing."""
@@ -831,9 +859,21 @@ class Store:
         clean = validate_fx_rates(frame, reporting_currency)
         reporting = validate_settings({"reporting_currency": reporting_currency})["reporting_currency"]
         with self._write() as conn:
-            before = dict(conn.execute(select(FX_RATES.c.currency, FX_RATES.c.rate)).all())
+            old = {r.currency: r for r in conn.execute(select(FX_RATES.c.currency, FX_RATES.c.rate,
+                                                              FX_RATES.c.saved_at, FX_RATES.c.saved_by)).all()}
+            before = {c: r.rate for c, r in old.items()}
+            same_target = {**SETTINGS_DEFAULTS, **self._stored_settings(conn)}["reporting_currency"] == reporting
+            now = utcnow()
+
+            def stamp(c: str, r: float) -> dict[str, Any]:
+                # A rate saved again unchanged (the editor saves the whole table) keeps the date it was set.
+                kept = same_target and c in old and float(old[c].rate) == float(r)
+                return {"saved_at": old[c].saved_at, "saved_by": old[c].saved_by} if kept else \
+                    {"saved_at": now, "saved_by": actor.label}
+
             conn.execute(delete(FX_RATES))
-            conn.execute(insert(FX_RATES), [{"currency": c, "rate": float(r)} for c, r in sorted(clean.items())])
+            conn.execute(insert(FX_RATES), [{"currency": c, "rate": float(r), **stamp(c, r)}
+                                            for c, r in sorted(clean.items())])
             self._put_settings(conn, {"reporting_currency": reporting}, actor)
             self._audit(conn, actor, "fx_rates", {"reporting_currency": reporting, "before": before, "after": clean})
         return clean
