@@ -44,6 +44,14 @@ from .integrations import integration_key, integration_label
 from .normalize import MAX_FX_RATE, MAX_UNIT_PRICE, unsafe_character
 
 PRICE_BOOK_COLUMNS = ["integration", "license_id", "license_name", "unit_price", "currency", "billing_period"]
+
+
+def price_row_label(integration, license_id, license_name) -> str:
+    """How a price-book row is named in the audit log: integration · name (ID)."""
+    name = license_name if isinstance(license_name, str) and license_name else "(no name)"
+    return f"{integration} · {name}" + (f" ({license_id})" if isinstance(license_id, str) and license_id else "")
+
+
 PRICE_BOOK_DTYPES = {
     "integration": "string",
     "license_id": "string",

@@ -81,6 +81,7 @@ from .pricing import (
     PRICE_BOOK_COLUMNS,
     PRICE_BOOK_DTYPES,
     empty_price_book,
+    price_row_label,
     validate_fx_rates,
     validate_price_book,
 )
@@ -822,12 +823,23 @@ class Store:
         records = pa.Table.from_pandas(book, preserve_index=False).to_pylist()
         for i, rec in enumerate(records):
             rec["position"] = i
+        cols = [c for c in PRICE_BOOK_COLUMNS if c != "position"]
         with self._write() as conn:
-            before = conn.execute(select(func.count()).select_from(PRICE_BOOK)).scalar()
+            old = [dict(r._mapping) for r in conn.execute(select(*(PRICE_BOOK.c[c] for c in cols))).all()]
+            before = len(old)
             conn.execute(delete(PRICE_BOOK))
             if records:
                 conn.execute(insert(PRICE_BOOK), records)
-            self._audit(conn, actor, "price_book", {"entries_before": before, "entries_after": len(records)})
+
+            def rows(recs) -> dict[str, tuple]:
+                return {price_row_label(r["integration"], r["license_id"], r["license_name"]):
+                        tuple(r[c] for c in cols) for r in recs}
+
+            was, now = rows(old), rows(records)
+            # the rows added, changed or removed, by name: each price-book row's last change is in the audit log
+            changed = sorted(k for k in set(was) | set(now) if was.get(k) != now.get(k))
+            self._audit(conn, actor, "price_book", {"entries_before": before, "entries_after": len(records),
+                                                    "changed": changed})
         return book
 
     # ------------------------------------------------------------------ FX
