@@ -759,7 +759,9 @@ def change_history(audit: pd.DataFrame) -> pd.DataFrame:
                 what += "; changed " + ", ".join(shown) + (f" and {len(d['changed']) - 5} more"
                                                           if len(d["changed"]) > 5 else "")
         elif action == "fx_rates":
-            before, after = d.get("before") or {}, d.get("after") or {}
+            own = d.get("reporting_currency")        # its own rate of 1 is not a change anyone made
+            before = {c: r for c, r in (d.get("before") or {}).items() if c != own}
+            after = {c: r for c, r in (d.get("after") or {}).items() if c != own}
             moved = [f"{c} {_fmt_num(before[c])} → {_fmt_num(after[c])}" if c in before else
                      f"{c} {_fmt_num(after[c])} (new)" for c in sorted(after) if before.get(c) != after[c]]
             moved += [f"{c} removed" for c in sorted(set(before) - set(after))]

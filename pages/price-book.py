@@ -50,11 +50,12 @@ with prices_tab:
     # Empty license IDs filled from the licenses this dashboard knows (unique per name): saved with the next save.
     book = D.price_book_with_ids(view.price_book, view.metrics)
     audit = store.audit_log(limit=1000)
+    with_changes = D.price_book_with_ids(D.price_book_changes(view.price_book, audit), view.metrics)
     st.caption("One row per license: match by license ID, else by exact name, else by name ignoring case, "
                "within the integration. `billing_period` is monthly or annual.")
     if can_edit:
         edited = st.data_editor(
-            D.price_book_changes(book, audit), num_rows="dynamic", hide_index=True, width="stretch",
+            with_changes, num_rows="dynamic", hide_index=True, width="stretch",
             key="price-editor", disabled=["changed_at", "changed_by"],
             column_config={
                 "integration": st.column_config.TextColumn("Integration", required=True),
@@ -96,7 +97,7 @@ with prices_tab:
                         store.save_price_book(new_book, actor)
                         saved(f"Replaced the price book with {len(new_book)} prices from {upload.name}.")
     else:
-        ui.table(D.price_book_changes(book, audit), key="price-table", show=("integration", "license_id"),
+        ui.table(with_changes, key="price-table", show=("integration", "license_id"),
                  column_config={"changed_at": st.column_config.DatetimeColumn(
                      D.headers(["changed_at"])["changed_at"], format="YYYY-MM-DD HH:mm", timezone="UTC")})
     st.download_button("Download the price book", price_book_to_csv(book), file_name=dated_filename("price-book"),
