@@ -56,7 +56,7 @@ with prices_tab:
     if can_edit:
         edited = st.data_editor(
             with_changes, num_rows="dynamic", hide_index=True, width="stretch",
-            key="price-editor", disabled=["changed_at", "changed_by"],
+            key="price-editor", disabled=["changed_at", "changed_by"], placeholder=ui.MISSING,
             column_config={
                 "integration": st.column_config.TextColumn("Integration", required=True),
                 "license_id": st.column_config.TextColumn("License ID"),
@@ -119,7 +119,7 @@ with fx_tab:
     st.caption(f"How many {target} one unit of each currency buys. Amounts in a currency without a rate are shown "
                f"in their own currency and left out of the {target} totals.")
     if can_edit:
-        fx_edited = st.data_editor(frame, num_rows="dynamic", hide_index=True, key="fx-editor",
+        fx_edited = st.data_editor(frame, num_rows="dynamic", hide_index=True, key="fx-editor", placeholder=ui.MISSING,
                                    disabled=["saved_at", "saved_by"],
                                    column_config={
                                        "saved_at": st.column_config.DatetimeColumn(
