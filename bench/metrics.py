@@ -50,7 +50,7 @@ if str(ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from lib import metrics as M  # noqa: E402
+from lib.analytics import metrics as M  # noqa: E402
 from lib.integrations import LICENSE_INTEGRATIONS, integration_key, supported_license_fields  # noqa: E402
 from lib.truto.normalize import Listing, build_license_table  # noqa: E402
 from lib.analytics.pricing import validate_price_book  # noqa: E402

@@ -72,6 +72,13 @@ PRICE_BOOK_DTYPES: dict[str, str] = {
     "billing_period": "string",
 }
 PRICE_BOOK_COLUMNS = list(PRICE_BOOK_DTYPES)
+
+
+def price_row_label(integration, license_id, license_name) -> str:
+    """How a price-book row is named in the audit log: integration · name (ID)."""
+    name = license_name if isinstance(license_name, str) and license_name else "(no name)"
+    return f"{integration} · {name}" + (f" ({license_id})" if isinstance(license_id, str) and license_id else "")
+
 BILLING_PERIODS = ("monthly", "annual")
 
 # ISO 4217 List One (currencies and funds) as published by the maintenance

@@ -47,12 +47,16 @@ if note:
 prices_tab, fx_tab, settings_tab = st.tabs(["Prices", "Currency and exchange rates", "Thresholds and buffer"])
 
 with prices_tab:
-    book = view.price_book
+    # Empty license IDs filled from the licenses this dashboard knows (unique per name): saved with the next save.
+    book = D.price_book_with_ids(view.price_book, view.metrics)
+    audit = store.audit_log(limit=1000)
+    with_changes = D.price_book_with_ids(D.price_book_changes(view.price_book, audit), view.metrics)
     st.caption("One row per license: match by license ID, else by exact name, else by name ignoring case, "
                "within the integration. `billing_period` is monthly or annual.")
     if can_edit:
         edited = st.data_editor(
-            book, num_rows="dynamic", hide_index=True, width="stretch", key="price-editor",
+            with_changes, num_rows="dynamic", hide_index=True, width="stretch",
+            key="price-editor", disabled=["changed_at", "changed_by"], placeholder=ui.MISSING,
             column_config={
                 "integration": st.column_config.TextColumn("Integration", required=True),
                 "license_id": st.column_config.TextColumn("License ID"),
@@ -63,8 +67,12 @@ with prices_tab:
                                                              required=True),
                 "billing_period": st.column_config.SelectboxColumn("Billing period", options=list(BILLING_PERIODS),
                                                                    required=True),
+                "changed_at": st.column_config.DatetimeColumn(D.headers(["changed_at"])["changed_at"],
+                                                              format="YYYY-MM-DD HH:mm", timezone="UTC"),
+                "changed_by": st.column_config.TextColumn(D.headers(["changed_by"])["changed_by"]),
             },
         )
+        edited = edited[book.columns]
         if st.button("Save prices", type="primary", key="save-prices"):
             try:
                 store.save_price_book(validate_price_book(edited), actor)
@@ -89,17 +97,20 @@ with prices_tab:
                         store.save_price_book(new_book, actor)
                         saved(f"Replaced the price book with {len(new_book)} prices from {upload.name}.")
     else:
-        ui.table(book, key="price-table")
+        ui.table(with_changes, key="price-table", show=("integration", "license_id"),
+                 column_config={"changed_at": st.column_config.DatetimeColumn(
+                     D.headers(["changed_at"])["changed_at"], format="YYYY-MM-DD HH:mm", timezone="UTC")})
     st.download_button("Download the price book", price_book_to_csv(book), file_name=dated_filename("price-book"),
                        mime="text/csv", icon=":material/download:", key="dl-price-book", on_click="ignore")
 
 with fx_tab:
     cur = view.options.reporting_currency
     rates = store.get_fx_rates()
+    rates_saved = store.fx_rates_saved()
     codes = sorted(CURRENCY_CODES)
     target = st.selectbox("Reporting currency", codes, index=codes.index(cur), disabled=not can_edit,
                           key="fx-currency", help="Every total is converted to this currency.")
-    frame = D.fx_table(rates, cur)
+    frame = D.fx_table(rates, cur, rates_saved)
     if target != cur:
         frame = frame.iloc[0:0]   # rates to the old currency are wrong for the new one: start empty
         st.info(f"Enter how many {target} one unit of each currency buys, then save: the currency and its rates "
@@ -108,15 +119,20 @@ with fx_tab:
     st.caption(f"How many {target} one unit of each currency buys. Amounts in a currency without a rate are shown "
                f"in their own currency and left out of the {target} totals.")
     if can_edit:
-        fx_edited = st.data_editor(frame, num_rows="dynamic", hide_index=True, key="fx-editor",
+        fx_edited = st.data_editor(frame, num_rows="dynamic", hide_index=True, key="fx-editor", placeholder=ui.MISSING,
+                                   disabled=["saved_at", "saved_by"],
                                    column_config={
+                                       "saved_at": st.column_config.DatetimeColumn(
+                                           D.headers(["saved_at"])["saved_at"], format="YYYY-MM-DD HH:mm",
+                                           timezone="UTC"),
+                                       "saved_by": st.column_config.TextColumn(D.headers(["saved_by"])["saved_by"]),
                                        "currency": st.column_config.SelectboxColumn(
                                            "Currency", options=codes, required=True),
                                        "rate": st.column_config.NumberColumn(f"{target} per unit", min_value=0.0,
                                                                              format="%.6f", required=True)})
         if st.button("Save exchange rates", type="primary", key="save-fx"):
             try:
-                store.save_fx_rates(validate_fx_rates(fx_edited, target), target, actor)
+                store.save_fx_rates(validate_fx_rates(fx_edited[["currency", "rate"]], target), target, actor)
             except (FxRatesError, ValueError) as exc:
                 show_problems("The exchange rates have problems.", getattr(exc, "problems", [str(exc)]))
             else:
@@ -134,7 +150,8 @@ with fx_tab:
                     store.save_fx_rates(new_rates, target, actor)
                     saved(f"Replaced the exchange rates from {fx_upload.name}.")
     else:
-        ui.table(frame, key="fx-table")
+        ui.table(frame, key="fx-table", column_config={"saved_at": st.column_config.DatetimeColumn(
+            D.headers(["saved_at"])["saved_at"], format="YYYY-MM-DD HH:mm", timezone="UTC")})
     st.download_button("Download exchange rates", fx_rates_to_csv(rates, cur), file_name=dated_filename("fx-rates"),
                        mime="text/csv", icon=":material/download:", key="dl-fx", on_click="ignore")
 
@@ -161,3 +178,11 @@ with settings_tab:
             st.error(f"Not saved: {exc}")
         else:
             saved("Saved the settings.")
+
+st.subheader("Change history")
+st.caption("Who changed the prices, exchange rates and settings, and when; newest first.")
+if audit.empty:
+    st.info("Nothing has been changed yet.")
+else:
+    ui.table(D.change_history(audit), key="change-history", column_config={"at": st.column_config.DatetimeColumn(
+        D.headers(["at"])["at"], format="YYYY-MM-DD HH:mm", timezone="UTC")})

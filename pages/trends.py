@@ -21,7 +21,8 @@ if not dates:
     st.stop()
 
 cols = st.columns(2)
-measure = cols[0].selectbox("Measure", list(T.MEASURES), format_func=T.MEASURES.get, key="trend-measure")
+labels = T.measure_labels(view.currency)
+measure = cols[0].selectbox("Measure", list(labels), format_func=labels.get, key="trend-measure")
 group = cols[1].segmented_control("Per", list(T.GROUPS), default="integration", key="trend-group",
                                   format_func=str.capitalize) or "integration"
 frame = T.trend_frame(history, group)
@@ -35,9 +36,9 @@ if len(dates) == 1:
     st.info(f"Only one snapshot so far ({dates[0]:%Y-%m-%d}); the lines start with the next sync.")
 plotted = frame[frame[measure].notna()]
 if plotted.empty:
-    st.info(f"{T.MEASURES[measure]} is not reported for these licenses.")
+    st.info(f"{labels[measure]} is not reported for these licenses.")
 else:
-    st.plotly_chart(charts.trend_lines(plotted, "taken_at", measure, "label", T.MEASURES[measure],
+    st.plotly_chart(charts.trend_lines(plotted, "taken_at", measure, "label", labels[measure],
                                        percent=measure == "utilization_pct",
                                        currency=view.currency if measure == "annual_cost_reporting" else None),
                     key="chart-trend")

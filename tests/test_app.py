@@ -157,6 +157,53 @@ def test_price_book_rejects_a_bad_file_and_accepts_a_good_one(db):
     assert metric_values(at)["Annual spend (USD)"] == "≥ USD 73,440"
 
 
+def _frame_with(at: AppTest, column: str) -> pd.DataFrame:
+    found = [d.value for d in at.dataframe if column in d.value.columns]
+    assert len(found) == 1, column
+    return found[0]
+
+
+def test_price_book_shows_license_ids_who_changed_what_and_when_each_rate_was_saved(db):
+    at = app("pages/price-book.py")
+    no_exception(at)
+    book = _frame_with(at, "unit_price")
+    rows = book.set_index("license_name")
+    # the demo price book names licenses only; the IDs come from the licenses the dashboard knows
+    assert Store(db).get_price_book()["license_id"].isna().all()
+    assert rows.loc["Microsoft 365 E3", "license_id"] == "lic-01-000"
+    assert book["license_id"].notna().sum() >= len(book) - 2
+    assert set(book["changed_by"]) == {"demo data"} and book["changed_at"].notna().all()
+    rates = _frame_with(at, "saved_at")
+    assert rates["currency"].tolist() == ["EUR"] and rates["saved_by"].tolist() == ["demo data"]
+    assert "Change history" in [h.value for h in at.subheader]
+    history = _frame_with(at, "what")
+    assert history["what"].iloc[0] == "Exchange rates to USD: EUR 1.08 (new)"
+    assert history["what"].iloc[1].startswith("Prices: 0 → 18 rows; changed Adobe · Acrobat Pro")
+
+    Store(db).save_fx_rates({"EUR": 1.1}, "USD", ADMIN)
+    at.run()
+    no_exception(at)
+    assert _frame_with(at, "saved_at")["saved_by"].tolist() == ["ana@acme.com"]
+    assert _frame_with(at, "what")["what"].iloc[0] == "Exchange rates to USD: EUR 1.08 → 1.1"
+
+
+def test_trends_name_the_currency_and_show_percentages_with_one_decimal(db):
+    import json
+
+    at = app("pages/trends.py")
+    no_exception(at)
+    options = at.selectbox(key="trend-measure").options
+    assert "Annual spend (USD, at today's prices)" in options
+    assert not any("reporting currency" in o for o in options)
+    columns = json.loads(at.dataframe[0].proto.columns)
+    assert columns["utilization_pct"]["type_config"]["format"] == "%.1f%%"
+    assert columns["annual_cost_reporting"]["label"] == "Annual cost of seats bought (USD)"
+    at.selectbox(key="trend-measure").set_value("annual_cost_reporting").run()
+    no_exception(at)
+    fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert fig["layout"]["yaxis"]["title"]["text"] == "Annual spend (USD, at today's prices)"
+
+
 def test_accounts_page_explains_failures_and_unreported_fields(db):
     at = app("pages/accounts.py")
     no_exception(at)

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from lib import ui
-from tests.browser import CHROMIUM_ARGS, Server, require_chromium, screenshot, wait_idle
+from tests.browser import CHROMIUM_ARGS, Server, by_key, require_chromium, screenshot, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -122,3 +122,78 @@ def test_atlassian_overview_does_not_say_nothing_needs_attention(server, wide):
     wide.get_by_text("report no seat counts through Truto", exact=False).wait_for(timeout=30_000)
     assert wide.get_by_text("Nothing needs attention", exact=False).count() == 0
     screenshot(wide, "overview-atlassian-1440")
+
+
+@pytest.fixture(params=["light", "dark"])
+def themed(browser, request):
+    """Phone and desktop, with the browser asking for a light or a dark colour scheme."""
+    pages = []
+    for width, height in ((1440, 900), (390, 844)):
+        context = browser.new_context(viewport={"width": width, "height": height}, color_scheme=request.param)
+        pg = context.new_page()
+        pg.viewport_name = f"{width}-{request.param}"
+        pages.append((context, pg))
+    yield request.param, [pg for _, pg in pages]
+    for context, _ in pages:
+        context.close()
+
+
+def luminance(css_colour: str) -> float:
+    r, g, b = (int(v) for v in re.findall(r"\d+", css_colour)[:3])
+    return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255
+
+
+def boxes_overlap(a: dict, b: dict) -> bool:
+    return not (a["x"] + a["width"] <= b["x"] or b["x"] + b["width"] <= a["x"]
+                or a["y"] + a["height"] <= b["y"] or b["y"] + b["height"] <= a["y"])
+
+
+def check_chart(page, key: str) -> None:
+    """Axis titles inside the chart, the legend clear of the toolbar, and the text readable on the background."""
+    chart = page.locator(f".st-key-{key} [data-testid='stPlotlyChart']")
+    chart.wait_for(timeout=60_000)
+    chart.locator(".main-svg .legend").wait_for(timeout=30_000)
+    svg = chart.locator(".main-svg").first.bounding_box()
+    for title in (".xtitle", ".ytitle"):
+        box = chart.locator(title).bounding_box()
+        assert box and box["x"] >= svg["x"] - 1 and box["y"] >= svg["y"] - 1, title
+        assert box["x"] + box["width"] <= svg["x"] + svg["width"] + 1, title
+        assert box["y"] + box["height"] <= svg["y"] + svg["height"] + 1, title
+    chart.hover()                                                     # the modebar shows on hover
+    modebar = chart.locator(".modebar-container .modebar")
+    modebar.wait_for(state="visible", timeout=30_000)
+    assert not boxes_overlap(modebar.bounding_box(), chart.locator(".main-svg .legend").bounding_box())
+
+
+@pytest.mark.parametrize("path", ["trends", "price-book"])
+def test_trends_and_price_book_in_light_and_dark_on_desktop_and_phone(server, themed, path):
+    scheme, pages = themed
+    for pg in pages:
+        open_page(pg, f"{server.url}/{path}", path)
+        background = pg.locator("[data-testid='stApp']").evaluate("e => getComputedStyle(e).backgroundColor")
+        # the app follows the browser's colour scheme (no forced light base)
+        assert (luminance(background) < 0.3) if scheme == "dark" else (luminance(background) > 0.8), background
+        if path == "trends":
+            check_chart(pg, "chart-trend")
+            fill = pg.locator(".st-key-chart-trend .xtitle").evaluate("e => getComputedStyle(e).fill")
+            assert abs(luminance(fill) - luminance(background)) > 0.4, (fill, background)   # readable axis title
+        else:
+            heading = pg.get_by_role("heading", name="Change history", exact=True)
+            heading.wait_for(timeout=30_000)
+            by_key(pg, "change-history").locator("[data-testid='stDataFrame']").wait_for(timeout=30_000)
+        screenshot(pg, f"{path}-{pg.viewport_name}")
+        if path == "price-book":
+            heading.scroll_into_view_if_needed()
+            screenshot(pg, f"{path}-history-{pg.viewport_name}")
+
+
+def test_trends_per_license_draw_distinct_lines_on_a_phone(server, page):
+    open_page(page, f"{server.url}/trends", "trends")
+    by_key(page, "trend-group").get_by_role("radio", name="License", exact=True).click()
+    wait_idle(page)
+    page.get_by_text("The 12 licenses with the most seats bought", exact=False).wait_for(timeout=60_000)
+    check_chart(page, "chart-trend")
+    lines = page.locator(".st-key-chart-trend .scatterlayer .trace .js-line")
+    colours = lines.evaluate_all("ls => ls.map(l => getComputedStyle(l).stroke)")
+    assert len(colours) == 12 and len(set(colours)) == 12, colours
+    screenshot(page, f"trends-per-license-{page.viewport_name}")

@@ -333,3 +333,119 @@ def test_accounts_view_puts_failed_accounts_first_with_their_last_good_fetch():
 def test_headers_name_the_reporting_currency():
     h = D.headers(["annual_cost_reporting", "at_least"], "EUR")
     assert h == {"annual_cost_reporting": "Annual cost of seats bought (EUR)", "at_least": "At least (EUR)"}
+
+
+# ------------------------------------------------------------------ issue 9: trends, price book, phone, dark theme
+
+def _history(groups: int) -> pd.DataFrame:
+    dates = pd.to_datetime(["2026-09-01", "2026-10-01"], utc=True)
+    return pd.DataFrame({"taken_at": [d for _ in range(groups) for d in dates],
+                         "label": [f"License {g:02d}" for g in range(groups) for _ in dates],
+                         "utilization_pct": pd.array([50.25 + g for g in range(groups) for _ in dates],
+                                                     dtype="Float64")})
+
+
+def test_trend_lines_give_every_line_its_own_colour_and_marker():
+    from lib.ui import charts
+
+    fig = charts.trend_lines(_history(14), "taken_at", "utilization_pct", "label", "Utilization (%)", percent=True)
+    styles = [(t.line.color, t.marker.symbol) for t in fig.data]
+    assert len(set(styles)) == 14                                   # no two lines look alike
+    assert len({c for c, _ in styles[:12]}) == 12                   # the 12 lines the page draws: 12 colours
+    assert fig.layout.yaxis.tickformat == ".1f" and fig.layout.yaxis.ticksuffix == "%"
+    assert ":,.1f}%" in fig.data[0].hovertemplate
+
+
+def test_percent_axes_show_one_decimal():
+    from lib.ui import charts
+
+    util = pd.DataFrame({"integration_label": ["A"], "utilization_pct": [80.25], "assigned_seats": [1],
+                         "total_seats": [2]})
+    assert charts.utilization_by_integration(util).layout.xaxis.tickformat == ".1f"
+
+
+def test_chart_legend_sits_below_the_plot_and_axis_titles_get_room():
+    from lib.ui import charts
+
+    fig = charts.trend_lines(_history(3), "taken_at", "utilization_pct", "label", "Utilization (%)", percent=True)
+    legend = fig.layout.legend
+    # the toolbar (modebar) is at the top right: a legend at the container's bottom is never under it
+    assert (legend.orientation, legend.yref, legend.yanchor, legend.y) == ("h", "container", "bottom", 0)
+    assert fig.layout.xaxis.automargin and fig.layout.yaxis.automargin
+    assert charts.trend_lines(_history(12), "taken_at", "utilization_pct", "label", "U").layout.height > \
+        fig.layout.height                                           # more legend rows, more room
+
+
+def test_charts_read_on_the_dark_theme_too():
+    from lib.ui import charts
+
+    fig = charts.trend_lines(_history(2), "taken_at", "utilization_pct", "label", "U")
+    # transparent backgrounds, no template or font colour of their own: Streamlit's theme colours the text
+    assert fig.layout.paper_bgcolor == fig.layout.plot_bgcolor == "rgba(0,0,0,0)"
+    import plotly.io as pio
+
+    assert fig.layout.font.color is None and fig.layout.template == pio.templates[pio.templates.default]
+    # (Streamlit makes its own template the default and recolours it for the light or dark theme)
+
+
+def test_trend_measures_name_the_reporting_currency():
+    from lib.analytics.trends import MEASURES, measure_labels
+
+    labels = measure_labels("EUR")
+    assert labels["annual_cost_reporting"] == "Annual spend (EUR, at today's prices)"
+    assert "reporting currency" not in " ".join(labels.values()) and labels.keys() == MEASURES.keys()
+
+
+def _book(rows):
+    return pd.DataFrame(rows, columns=["integration", "license_id", "license_name", "unit_price", "currency",
+                                       "billing_period"]).astype({"license_id": "string"})
+
+
+def test_price_book_license_ids_are_filled_only_where_the_name_has_one_id():
+    lic = pd.DataFrame({"integration": ["github", "github", "github", "microsoft365", "microsoft365", "zoom"],
+                        "license_name": ["Enterprise", "Enterprise", "Copilot", "E3", "E3", "Pro"],
+                        "license_id": pd.array(["ent", "ent", "cop", "e3-a", "e3-b", None], dtype="string")})
+    book = _book([("GitHub", None, "enterprise", 21.0, "USD", "monthly"),      # case ignored: one id
+                  ("GitHub", "kept", "Copilot", 19.0, "USD", "monthly"),       # an id already there stays
+                  ("Microsoft 365", None, "E3", 36.0, "USD", "monthly"),       # two ids: stays by name
+                  ("Zoom", None, "Pro", 15.0, "USD", "monthly"),               # no id known
+                  ("Microsoft 365", None, "Enterprise", 5.0, "USD", "monthly")])  # another integration's name
+    ids = D.price_book_with_ids(book, lic)["license_id"].tolist()
+    assert ids[:2] == ["ent", "kept"] and all(pd.isna(v) for v in ids[2:])
+
+
+def test_each_price_book_row_shows_its_last_change_and_the_history_reads(tmp_path):
+    from lib.auth import Actor
+    from lib.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'x.sqlite'}")
+    boss, cfo = Actor("boss@acme.com", "Boss", "admin"), Actor("cfo@acme.com", "CFO", "admin")
+    book = _book([("GitHub", None, "Enterprise", 21.0, "USD", "monthly"), ("Zoom", "z1", "Pro", 15.0, "USD", "annual")])
+    store.save_price_book(book, boss)
+    book.loc[1, "unit_price"] = 16.0
+    store.save_price_book(book, cfo)
+    store.save_fx_rates({"EUR": 1.08}, "USD", cfo)
+    audit = store.audit_log()
+    rows = D.price_book_changes(store.get_price_book(), audit)
+    assert rows["changed_by"].tolist() == ["boss@acme.com", "cfo@acme.com"]
+    assert rows["changed_at"].iloc[1] > rows["changed_at"].iloc[0]
+    history = D.change_history(audit)
+    assert history["who"].tolist() == ["cfo@acme.com", "cfo@acme.com", "boss@acme.com"]
+    assert history["what"].tolist() == ["Exchange rates to USD: EUR 1.08 (new)",
+                                        "Prices: 2 → 2 rows; changed Zoom · Pro (z1)",
+                                        "Prices: 0 → 2 rows; changed GitHub · Enterprise, Zoom · Pro (z1)"]
+    fx = D.fx_table(store.get_fx_rates(), "USD", store.fx_rates_saved())
+    assert fx.columns.tolist() == ["currency", "rate", "saved_at", "saved_by"]
+    assert fx["saved_by"].tolist() == ["cfo@acme.com"] and fx["saved_at"].notna().all()
+    assert D.headers(["saved_at", "changed_by"]) == {"saved_at": "Rate saved (UTC)", "changed_by": "Changed by"}
+    store.close()
+
+
+def test_the_theme_follows_the_system_with_a_light_and_a_dark_variant():
+    import tomllib
+    from pathlib import Path
+
+    theme = tomllib.loads((Path(__file__).parent.parent / ".streamlit" / "config.toml").read_text())["theme"]
+    # A forced base pins one theme; with both [theme.light] and [theme.dark] Streamlit starts on "System"
+    # (prefers-color-scheme) and offers Light / Dark in its menu.
+    assert "base" not in theme and theme["light"] and theme["dark"]

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 import pytest
-from sqlalchemy import func, inspect, insert, select
+from sqlalchemy import func, inspect, insert, select, text
 
 from lib.auth import OPEN_ACTOR, Actor
 from lib.config import ConfigError
@@ -144,13 +144,13 @@ def test_store_repr_hides_the_password(store):
 # -------------------------------------------------------------------- schema
 
 def test_fresh_store_is_at_the_latest_version(store):
-    assert store.schema_version() == LATEST_VERSION == 2
+    assert store.schema_version() == LATEST_VERSION == 3
     tables = set(inspect(store.engine).get_table_names())
     assert {"schema_version", "settings", "price_book", "fx_rates", "snapshots", "account_snapshots",
             "license_rows", "problem_rows", "refresh_leases", "audit_log"} <= tables
     Store(store.url).close()   # opening again changes nothing
     with store.engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(store_table("schema_version"))).scalar() == 2
+        assert conn.execute(select(func.count()).select_from(store_table("schema_version"))).scalar() == 3
 
 
 def test_upgrade_from_version_1_keeps_every_row(store_url):
@@ -186,7 +186,7 @@ def test_upgrade_from_version_1_keeps_every_row(store_url):
 
     store = Store(store_url)   # upgrades in place
     try:
-        assert store.schema_version() == 2
+        assert store.schema_version() == LATEST_VERSION
         assert store.get_settings()["buffer"] == 0.25
         assert store.get_price_book()["license_name"].tolist() == ["GitHub Enterprise"]
         assert store.get_fx_rates() == {"EUR": 1.08, "USD": 1.0}
@@ -210,7 +210,8 @@ def test_upgrade_from_version_1_keeps_every_row(store_url):
 
 def test_a_newer_schema_is_refused(store):
     with store.engine.begin() as conn:
-        conn.execute(insert(store_table("schema_version")).values(version=3, description="future", applied_at=T0))
+        conn.execute(insert(store_table("schema_version")).values(version=LATEST_VERSION + 1, description="future",
+                                                                   applied_at=T0))
     with pytest.raises(SchemaError, match="newer"):
         Store(store.url).close()
 
@@ -232,7 +233,7 @@ def test_replicas_starting_together_migrate_once(store_url):
     assert not errors
     with stores[0].engine.connect() as conn:
         versions = conn.execute(select(store_table("schema_version").c.version)).scalars().all()
-    assert sorted(versions) == [1, 2]
+    assert sorted(versions) == [1, 2, 3]
     for s in stores:
         s.close()
 
@@ -291,6 +292,59 @@ def test_fx_rates_round_trip_and_reporting_currency(store):
     store.save_fx_rates({"USD": 0.93}, "EUR", ADMIN)
     assert store.get_settings()["reporting_currency"] == "EUR"
     assert store.get_fx_rates() == {"EUR": 1.0, "USD": 0.93}
+
+
+def test_each_exchange_rate_keeps_when_and_by_whom_it_was_saved(store):
+    other = Actor("cfo@acme.com", "CFO", "admin")
+    store.save_fx_rates({"EUR": 1.08, "GBP": 1.27}, "USD", ADMIN)
+    first = store.fx_rates_saved().set_index("currency")
+    assert first.loc["EUR", "saved_by"] == "boss@acme.com" and first["saved_at"].notna().all()
+    store.save_fx_rates({"EUR": 1.10, "GBP": 1.27}, "USD", other)        # the whole table again, GBP unchanged
+    second = store.fx_rates_saved().set_index("currency")
+    assert second.loc["EUR", "saved_by"] == "cfo@acme.com" and second.loc["EUR", "saved_at"] > first.loc["EUR", "saved_at"]
+    assert second.loc["GBP", "saved_by"] == "boss@acme.com"
+    assert second.loc["GBP", "saved_at"] == first.loc["GBP", "saved_at"]
+    store.save_fx_rates({"USD": 0.93, "GBP": 1.17}, "EUR", other)       # a new target currency: every rate is new
+    third = store.fx_rates_saved().set_index("currency")
+    assert set(third["saved_by"]) == {"cfo@acme.com"} and str(third["saved_at"].dtype) == "datetime64[us, UTC]"
+
+
+def test_upgrade_from_version_2_dates_the_rates_from_the_audit_log(store_url):
+    old = Store(store_url, upgrade=False)
+    assert old.upgrade(target=2) == 2
+    assert "saved_at" not in {c["name"] for c in inspect(old.engine).get_columns("fx_rates")}
+    with old.engine.begin() as conn:      # as version 2 wrote them: rates, and the save in the audit log
+        conn.execute(text("INSERT INTO fx_rates (currency, rate) VALUES ('USD', 1.0), ('EUR', 1.08)"))
+        conn.execute(insert(store_table("audit_log")), [
+            {"at": T0, "actor_email": "old@acme.com", "actor_name": "Old", "actor_role": "admin",
+             "action": "fx_rates", "detail": "{}"},
+            {"at": T0 + timedelta(days=2), "actor_email": "boss@acme.com", "actor_name": "Boss", "actor_role": "admin",
+             "action": "fx_rates", "detail": "{}"},
+            {"at": T0 + timedelta(days=3), "actor_email": "x@acme.com", "actor_name": "X", "actor_role": "admin",
+             "action": "settings", "detail": "{}"}])
+    old.close()
+    store = Store(store_url)
+    try:
+        assert store.schema_version() == 3
+        saved = store.fx_rates_saved().set_index("currency")
+        assert saved["rate"].to_dict() == {"EUR": 1.08, "USD": 1.0}
+        assert (saved["saved_at"] == T0 + timedelta(days=2)).all() and set(saved["saved_by"]) == {"boss@acme.com"}
+    finally:
+        store.close()
+
+
+def test_upgrade_from_version_2_without_a_saved_rate_leaves_the_date_empty(store_url):
+    old = Store(store_url, upgrade=False)
+    old.upgrade(target=2)
+    with old.engine.begin() as conn:
+        conn.execute(text("INSERT INTO fx_rates (currency, rate) VALUES ('EUR', 1.08)"))
+    old.close()
+    store = Store(store_url)
+    try:
+        saved = store.fx_rates_saved()
+        assert saved["saved_at"].isna().all() and saved["saved_by"].isna().all()   # not known, not "now"
+    finally:
+        store.close()
 
 
 def test_settings_defaults_validation_and_metric_options(store):

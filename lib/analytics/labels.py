@@ -147,7 +147,9 @@ EXTRA_HEADERS = {
     "elapsed_seconds": "Fetch time (s)", "stale": "Showing older data", "data_as_of": "Data as of",
     "accounts": "Accounts", "reason": "Why it is not fully counted",
     "at_least": "At least (reporting currency)", "account_name": "Account",
-    "last_attempt_at": "Last attempt (UTC)",
+    "last_attempt_at": "Last attempt (UTC)", "saved_at": "Rate saved (UTC)", "saved_by": "Saved by",
+    "changed_at": "Last changed (UTC)", "changed_by": "Changed by", "at": "When (UTC)", "who": "Who",
+    "what": "What changed",
 }
 
 
@@ -158,8 +160,13 @@ def headers(columns: Iterable[str], currency: str | None = None) -> dict[str, st
     """
     out = {c: EXTRA_HEADERS.get(c, LABELS.get(c, c)) for c in columns}
     if currency:
-        out = {c: h.replace("(reporting currency", f"({currency}") for c, h in out.items()}
+        out = {c: in_currency(h, currency) for c, h in out.items()}
     return out
+
+
+def in_currency(label: str, currency: str | None) -> str:
+    """A label's "(reporting currency" read as the currency's code: "Annual spend (USD, at today's prices)"."""
+    return label.replace("(reporting currency", f"({currency}") if currency else label
 
 
 # ------------------------------------------------------------------ formatting

@@ -55,6 +55,7 @@ from lib.schema import (  # noqa: F401  (the price book's columns live in the ba
     BILLING_PERIODS,
     PRICE_BOOK_COLUMNS,
     PRICE_BOOK_DTYPES,
+    price_row_label,
 )
 
 FX_COLUMNS = ["currency", "rate"]

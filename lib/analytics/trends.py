@@ -9,6 +9,14 @@ from lib.truto.normalize import seat_arithmetic
 
 MEASURES = TREND_MEASURES   # the words live in lib.analytics.labels
 
+
+def measure_labels(currency: str | None) -> dict[str, str]:
+    """:data:`MEASURES` with the reporting currency's code, for the picker, the axis and the messages."""
+    from lib.analytics.labels import in_currency
+
+    return {k: in_currency(v, currency) for k, v in MEASURES.items()}
+
+
 GROUPS = {"integration": ["integration_label"], "license": ["integration_label", "license_name"]}
 
 

@@ -10,7 +10,17 @@ from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.engine import Connection
 
 from lib.store.base import StoreBase
-from lib.store.tables import _GOOD_INDEX, ACCOUNT_SNAPSHOTS, GOOD_OUTCOMES, SCHEMA_VERSION, V1, T, utcnow
+from lib.store.tables import (
+    _GOOD_INDEX,
+    ACCOUNT_SNAPSHOTS,
+    AUDIT_LOG,
+    FX_RATES,
+    GOOD_OUTCOMES,
+    SCHEMA_VERSION,
+    V1,
+    T,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +39,19 @@ def _migrate_2(conn: Connection) -> None:
         T[name].create(conn)
 
 
+def _migrate_3(conn: Connection) -> None:
+    ts = "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "BIGINT"
+    conn.execute(text(f"ALTER TABLE fx_rates ADD COLUMN saved_at {ts}"))
+    conn.execute(text("ALTER TABLE fx_rates ADD COLUMN saved_by TEXT"))
+    # Until now every save replaced all rates: the latest exchange-rate save is when each stored rate was saved.
+    last = conn.execute(select(AUDIT_LOG.c.at, AUDIT_LOG.c.actor_email, AUDIT_LOG.c.actor_name, AUDIT_LOG.c.actor_role)
+                        .where(AUDIT_LOG.c.action == "fx_rates")
+                        .order_by(AUDIT_LOG.c.at.desc(), AUDIT_LOG.c.id.desc()).limit(1)).first()
+    if last is not None:
+        who = "open access (no sign-in)" if last.actor_role == "open" else last.actor_email or last.actor_name
+        conn.execute(update(FX_RATES).values(saved_at=last.at, saved_by=who or "unknown"))
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -39,6 +62,7 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "settings, price book, exchange rates, snapshots", _migrate_1),
     Migration(2, "good flag on account snapshots, problem rows, refresh leases, audit log", _migrate_2),
+    Migration(3, "when and by whom each exchange rate was saved", _migrate_3),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 _PG_LOCK_KEY = 0x7465_7275  # the advisory lock that serializes upgrades

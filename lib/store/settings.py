@@ -20,7 +20,14 @@ import pyarrow as pa
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import Connection
 
-from lib.schema import BILLING_PERIODS, CURRENCY_CODES, PRICE_BOOK_COLUMNS, PRICE_BOOK_DTYPES, SETTINGS_DEFAULTS
+from lib.schema import (
+    BILLING_PERIODS,
+    CURRENCY_CODES,
+    PRICE_BOOK_COLUMNS,
+    PRICE_BOOK_DTYPES,
+    SETTINGS_DEFAULTS,
+    price_row_label,
+)
 from lib.store.base import StoreBase
 from lib.store.tables import AUDIT_LOG, FX_RATES, PRICE_BOOK, SETTINGS, utcnow
 
@@ -230,12 +237,23 @@ class SettingsMixin(StoreBase):
         records = pa.Table.from_pandas(book, preserve_index=False).to_pylist()
         for i, rec in enumerate(records):
             rec["position"] = i
+        cols = [c for c in PRICE_BOOK_COLUMNS if c != "position"]
         with self._write() as conn:
-            before = conn.execute(select(func.count()).select_from(PRICE_BOOK)).scalar()
+            old = [dict(r._mapping) for r in conn.execute(select(*(PRICE_BOOK.c[c] for c in cols))).all()]
+            before = len(old)
             conn.execute(delete(PRICE_BOOK))
             if records:
                 conn.execute(insert(PRICE_BOOK), records)
-            self._audit(conn, actor, "price_book", {"entries_before": before, "entries_after": len(records)})
+
+            def rows(recs) -> dict[str, tuple]:
+                return {price_row_label(r["integration"], r["license_id"], r["license_name"]):
+                        tuple(r[c] for c in cols) for r in recs}
+
+            was, now = rows(old), rows(records)
+            # the rows added, changed or removed, by name: each price-book row's last change is in the audit log
+            changed = sorted(k for k in set(was) | set(now) if was.get(k) != now.get(k))
+            self._audit(conn, actor, "price_book", {"entries_before": before, "entries_after": len(records),
+                                                    "changed": changed})
         log.info("price book saved by %s: %d entries (was %d)", actor.label, len(records), before)
         return book
 
@@ -245,6 +263,15 @@ class SettingsMixin(StoreBase):
         with self._read() as conn:
             return {c: float(r) for c, r in conn.execute(select(FX_RATES.c.currency, FX_RATES.c.rate)
                                                          .order_by(FX_RATES.c.currency)).all()}
+
+    def fx_rates_saved(self) -> pd.DataFrame:
+        """The rates with when (UTC) and by whom each was saved: currency, rate, saved_at, saved_by."""
+        with self._read() as conn:
+            rows = conn.execute(select(FX_RATES.c.currency, FX_RATES.c.rate, FX_RATES.c.saved_at, FX_RATES.c.saved_by)
+                                .order_by(FX_RATES.c.currency)).all()
+        df = pd.DataFrame([tuple(r) for r in rows], columns=["currency", "rate", "saved_at", "saved_by"])
+        df["saved_at"] = pd.to_datetime(df["saved_at"], utc=True).astype("datetime64[us, UTC]")
+        return df.astype({"currency": "string", "rate": "Float64", "saved_by": "string"})
 
     def save_fx_rates(self, rates: Mapping[str, float] | None, reporting_currency: str | None,
                       actor) -> dict[str, float]:
@@ -259,9 +286,21 @@ class SettingsMixin(StoreBase):
         reporting = validate_settings({"reporting_currency": reporting_currency})["reporting_currency"]
         clean = checked_fx_rates(rates, reporting)
         with self._write() as conn:
-            before = dict(conn.execute(select(FX_RATES.c.currency, FX_RATES.c.rate)).all())
+            old = {r.currency: r for r in conn.execute(select(FX_RATES.c.currency, FX_RATES.c.rate,
+                                                              FX_RATES.c.saved_at, FX_RATES.c.saved_by)).all()}
+            before = {c: r.rate for c, r in old.items()}
+            same_target = {**SETTINGS_DEFAULTS, **self._stored_settings(conn)}["reporting_currency"] == reporting
+            now = utcnow()
+
+            def stamp(c: str, r: float) -> dict[str, Any]:
+                # A rate saved again unchanged (the editor saves the whole table) keeps the date it was set.
+                kept = same_target and c in old and float(old[c].rate) == float(r)
+                return ({"saved_at": old[c].saved_at, "saved_by": old[c].saved_by} if kept
+                        else {"saved_at": now, "saved_by": actor.label})
+
             conn.execute(delete(FX_RATES))
-            conn.execute(insert(FX_RATES), [{"currency": c, "rate": float(r)} for c, r in sorted(clean.items())])
+            conn.execute(insert(FX_RATES), [{"currency": c, "rate": float(r), **stamp(c, r)}
+                                            for c, r in sorted(clean.items())])
             self._put_settings(conn, {"reporting_currency": reporting}, actor)
             self._audit(conn, actor, "fx_rates", {"reporting_currency": reporting, "before": before, "after": clean})
         log.info("exchange rates saved by %s: %d rates to %s", actor.label, len(clean), reporting)

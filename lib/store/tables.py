@@ -144,6 +144,8 @@ METADATA = MetaData()
 SCHEMA_VERSION = _schema_version_table(METADATA)
 _GOOD_INDEX = Index("ix_account_snapshots_good", "config_key", "account_id", "good", "taken_at")
 _v1_tables(METADATA, account_extra=[Column("good", Boolean, nullable=False)], account_indexes=[_GOOD_INDEX])
+METADATA.tables["fx_rates"].append_column(Column("saved_at", UtcTimestamp()))    # version 3
+METADATA.tables["fx_rates"].append_column(Column("saved_by", Text))
 Table("problem_rows", METADATA,
       Column("account_snapshot_id", _ID, ForeignKey("account_snapshots.id"), primary_key=True, autoincrement=False),
       Column("position", Integer, primary_key=True, autoincrement=False),

@@ -274,7 +274,8 @@ MISSING_LEGEND = (f"{MISSING} = not reported by the vendor, or does not apply (a
                   "seats); never counted as 0.")
 
 
-def table(df: pd.DataFrame, column_config: dict | None = None, height: int | str = "auto", key: str | None = None):
+def table(df: pd.DataFrame, column_config: dict | None = None, height: int | str = "auto", key: str | None = None,
+          show: tuple[str, ...] = ()):
     """A dataframe with IT/finance headers, money formats, account names and "—" for empty cells.
 
     The first column is pinned; machine names and IDs (``D.PLUMBING_COLUMNS``) wait behind "More columns".
@@ -283,7 +284,7 @@ def table(df: pd.DataFrame, column_config: dict | None = None, height: int | str
     view = st.session_state.get("_view")
     cur = view.currency if view is not None else None
     shown = df
-    plumbing = [c for c in df.columns if c in D.PLUMBING_COLUMNS]
+    plumbing = [c for c in df.columns if c in D.PLUMBING_COLUMNS and c not in show]   # ``show``: these stay
     if "account_id" in df.columns:
         plumbing.append("account_uuid")
     more = False
@@ -303,6 +304,8 @@ def table(df: pd.DataFrame, column_config: dict | None = None, height: int | str
     for col, header in heads.items():
         if any(w in col for w in _MONEY_WORDS) and pd.api.types.is_numeric_dtype(shown[col].dtype):
             config[col] = st.column_config.NumberColumn(header, format="accounting")
+        elif col.endswith("_pct") and pd.api.types.is_numeric_dtype(shown[col].dtype):
+            config[col] = st.column_config.NumberColumn(header, format="%.1f%%")   # one decimal, like the charts
         else:
             config[col] = st.column_config.Column(header)
     if "account_id" in shown.columns:

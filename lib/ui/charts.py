@@ -17,6 +17,11 @@ IDLE = "#E8833A"      # unassigned / idle
 OVER = "#C23B3B"      # over-allocated
 UNKNOWN = "#8C8C8C"   # not reported
 PARTIAL = "#9BC3D3"   # partly reported: a lower bound
+# One colour per line (mid-luminance: readable on the light and the dark theme), and a marker shape per round of
+# colours, so up to len(SERIES) x len(SYMBOLS) lines never share both.
+SERIES = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#EECA3B", "#B279A2", "#FF9DA6", "#9D755D",
+          "#17BECF", "#A0CB41", "#BAB0AC")
+SYMBOLS = ("circle", "square", "diamond", "triangle-up", "x", "star")
 
 
 def _safe(values) -> list[str]:
@@ -27,10 +32,12 @@ def _safe(values) -> list[str]:
 def _layout(fig: go.Figure, height: int, **kw) -> go.Figure:
     fig.update_layout(
         height=height, margin=dict(l=10, r=10, t=30, b=10), paper_bgcolor="rgba(0,0,0,0)",
-        plot_bgcolor="rgba(0,0,0,0)", legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+        plot_bgcolor="rgba(0,0,0,0)",
+        # below the plot (container bottom, margins grow to fit): never under the toolbar at the top right
+        legend=dict(orientation="h", yref="container", yanchor="bottom", y=0, x=0, xanchor="left"),
         hoverlabel=dict(namelength=-1), **kw,
     )
-    fig.update_xaxes(gridcolor="rgba(128,128,128,0.25)", zerolinecolor="rgba(128,128,128,0.4)")
+    fig.update_xaxes(gridcolor="rgba(128,128,128,0.25)", zerolinecolor="rgba(128,128,128,0.4)", automargin=True)
     fig.update_yaxes(gridcolor="rgba(128,128,128,0.25)", automargin=True)
     return fig
 
@@ -65,7 +72,8 @@ def utilization_by_integration(util: pd.DataFrame) -> go.Figure:
     ))
     fig.add_vline(x=100, line_dash="dot", line_color=UNKNOWN)
     return _layout(fig, max(240, 32 * len(rows) + 80),
-                   xaxis=dict(title="Seats assigned ÷ seats bought (%)", ticksuffix="%", rangemode="tozero"))
+                   xaxis=dict(title="Seats assigned ÷ seats bought (%)", ticksuffix="%", tickformat=".1f",
+                              rangemode="tozero"))
 
 
 def spend_by_integration(spend: pd.DataFrame, currency: str) -> go.Figure:
@@ -135,11 +143,12 @@ def trend_lines(history: pd.DataFrame, x: str, y: str, colour: str, y_title: str
                 currency: str | None = None) -> go.Figure:
     """One line per group over time."""
     fig = go.Figure()
-    for name, rows in history.groupby(colour, observed=True, sort=True):
+    for i, (name, rows) in enumerate(history.groupby(colour, observed=True, sort=True)):
         rows = rows.sort_values(x)
         name = _safe([name])[0]
         fig.add_scatter(x=rows[x], y=rows[y].astype("Float64").astype(float), mode="lines+markers", name=name,
-                        connectgaps=False,
+                        connectgaps=False, line_color=SERIES[i % len(SERIES)],
+                        marker=dict(symbol=SYMBOLS[i // len(SERIES) % len(SYMBOLS)], size=7),
                         hovertemplate="%{fullData.name}<br>%{x|%Y-%m-%d}: %{y:,.1f}" + ("%" if percent else "") +
                                       (f" {currency}" if currency else "") + "<extra></extra>")
     dates = sorted(history[x].unique())
@@ -148,7 +157,8 @@ def trend_lines(history: pd.DataFrame, x: str, y: str, colour: str, y_title: str
         xaxis["tickvals"] = dates      # a few snapshots: mark each, not the hours between them
     axis = dict(title=y_title)
     if percent:
-        axis.update(ticksuffix="%")
+        axis.update(ticksuffix="%", tickformat=".1f")
     if currency:
         axis.update(tickformat="~s")
-    return _layout(fig, 360, yaxis=axis, xaxis=xaxis)
+    # the legend sits below the plot: room for it, so many lines do not squash the plot on a phone
+    return _layout(fig, 340 + 22 * len(fig.data), yaxis=axis, xaxis=xaxis)
