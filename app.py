@@ -4,7 +4,9 @@ import streamlit as st
 
 from lib import ui
 
-st.set_page_config(page_title="License utilization", page_icon="📊", layout="wide")  # local icon: no font fetch
+st.set_page_config(
+    page_title="License utilization", page_icon="📊", layout="wide"
+)  # local icon: no font fetch
 
 actor = ui.gate()
 

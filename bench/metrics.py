@@ -40,7 +40,7 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,20 +51,22 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from lib.analytics import metrics as M  # noqa: E402
+from lib.analytics.pricing import validate_price_book  # noqa: E402
 from lib.integrations import LICENSE_INTEGRATIONS, integration_key, supported_license_fields  # noqa: E402
 from lib.truto.normalize import Listing, build_license_table  # noqa: E402
-from lib.analytics.pricing import validate_price_book  # noqa: E402
 
 SEED = 20240601
 TIERS = ("Free", "Standard", "Pro", "Business", "Enterprise", "Premium", "Team", "Plus")
 EDITIONS = 5
-FX = {"EUR": 1.08}                      # GBP deliberately has no rate
-FETCHED_AT = datetime(2024, 6, 1, tzinfo=timezone.utc)
+FX = {"EUR": 1.08}  # GBP deliberately has no rate
+FETCHED_AT = datetime(2024, 6, 1, tzinfo=UTC)
 
 
 def _catalog() -> dict[str, list[str]]:
-    return {label: [f"{label} {tier} {k}" for tier in TIERS for k in range(1, EDITIONS + 1)]
-            for label in LICENSE_INTEGRATIONS}
+    return {
+        label: [f"{label} {tier} {k}" for tier in TIERS for k in range(1, EDITIONS + 1)]
+        for label in LICENSE_INTEGRATIONS
+    }
 
 
 def make_listings(rows: int, seed: int = SEED) -> list[Listing]:
@@ -80,7 +82,7 @@ def make_listings(rows: int, seed: int = SEED) -> list[Listing]:
         label = labels[int(rng.integers(0, len(labels)))]
         fields = set(supported_license_fields(label) or ())
         machine = integration_key(label)
-        account = f"acct-{n_listing // 3:05d}"          # a few listings (orgs/products) per account
+        account = f"acct-{n_listing // 3:05d}"  # a few listings (orgs/products) per account
         tenant = f"tenant-{n_listing % 40:02d}" if n_listing % 13 else None
         org_id = f"org-{n_listing:05d}"
         names = catalog[label]
@@ -117,11 +119,18 @@ def make_listings(rows: int, seed: int = SEED) -> list[Listing]:
                 rec["unit_amount"] = float(amounts[i])
                 rec["currency"] = str(vendor_cur[i])
             records.append(rec)
-        listings.append(Listing(
-            account_id=account, integration=machine, tenant_id=tenant, records=records,
-            fetched_at=FETCHED_AT, organization_id=org_id, organization_name=f"Org {n_listing % 500}",
-            product="azure_active_directory" if label == "Microsoft 365" else None,
-        ))
+        listings.append(
+            Listing(
+                account_id=account,
+                integration=machine,
+                tenant_id=tenant,
+                records=records,
+                fetched_at=FETCHED_AT,
+                organization_id=org_id,
+                organization_name=f"Org {n_listing % 500}",
+                product="azure_active_directory" if label == "Microsoft 365" else None,
+            )
+        )
         made += size
         n_listing += 1
     return listings
@@ -133,19 +142,34 @@ def make_price_book(seed: int = SEED) -> pd.DataFrame:
     rows = []
     for label, names in _catalog().items():
         if label == "DocuSign":
-            continue                                  # priced by the vendor
+            continue  # priced by the vendor
         for name in names:
             if rng.random() < 0.10:
                 continue
             cur = str(rng.choice(["USD", "EUR", "GBP"], p=[0.6, 0.25, 0.15]))
             period = "monthly" if rng.random() < 0.7 else "annual"
             price = float(rng.choice([0, 4, 8, 12.5, 21, 35, 57.75, 99]))
-            rows.append({"integration": label, "license_id": None, "license_name": name,
-                         "unit_price": price * (12 if period == "annual" else 1), "currency": cur,
-                         "billing_period": period})
-    for i in range(20):                               # a negotiated price for single licenses
-        rows.append({"integration": "GitHub", "license_id": f"lic-{i:05d}-{i}", "license_name": None,
-                     "unit_price": 19.0, "currency": "USD", "billing_period": "monthly"})
+            rows.append(
+                {
+                    "integration": label,
+                    "license_id": None,
+                    "license_name": name,
+                    "unit_price": price * (12 if period == "annual" else 1),
+                    "currency": cur,
+                    "billing_period": period,
+                }
+            )
+    for i in range(20):  # a negotiated price for single licenses
+        rows.append(
+            {
+                "integration": "GitHub",
+                "license_id": f"lic-{i:05d}-{i}",
+                "license_name": None,
+                "unit_price": 19.0,
+                "currency": "USD",
+                "billing_period": "monthly",
+            }
+        )
     return validate_price_book(pd.DataFrame(rows))
 
 
@@ -155,11 +179,14 @@ def _rss_now_mb() -> float:
 
 
 def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # KiB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def _summaries(prepared: M.PreparedMetrics) -> dict:
-    return {"all": M.summarize(prepared, paid_only=False), "paid": M.summarize(prepared, paid_only=True)}
+    return {
+        "all": M.summarize(prepared, paid_only=False),
+        "paid": M.summarize(prepared, paid_only=True),
+    }
 
 
 def _groups(prepared: M.PreparedMetrics) -> dict:
@@ -186,7 +213,7 @@ def run_one(rows: int, repeat: int) -> dict:
 
     listings = make_listings(rows)
     gc.collect()
-    gc.freeze()     # the raw records stay alive for the repeats; in the app they are gone after the build
+    gc.freeze()  # the raw records stay alive for the repeats; in the app they are gone after the build
     input_mb = _rss_now_mb() - base
 
     build, metric, total = [], [], []
@@ -237,34 +264,51 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_one(args.child, args.repeat)))
         return 0
 
-    print(f"python {sys.version.split()[0]}, pandas {pd.__version__}, numpy {np.__version__}, "
-          f"{os.cpu_count()} CPUs; each size in a fresh process")
+    print(
+        f"python {sys.version.split()[0]}, pandas {pd.__version__}, numpy {np.__version__}, "
+        f"{os.cpu_count()} CPUs; each size in a fresh process"
+    )
     print("cold: the first run in the process (fresh memory); warm: median of the later runs")
-    print("per-row ratios: time per row divided by that at the smallest size (<= 1: no worse than linear)")
-    head = (f"{'rows':>9} {'run':>4} {'build s':>8} {'metrics s':>9} {'group-bys s':>11} {'total s':>8} "
-            f"{'ratio all':>9} {'ratio metrics+groups':>20} {'peak MB':>8} {'input MB':>8}")
+    print(
+        "per-row ratios: time per row divided by that at the smallest size (<= 1: no worse than linear)"
+    )
+    head = (
+        f"{'rows':>9} {'run':>4} {'build s':>8} {'metrics s':>9} {'group-bys s':>11} {'total s':>8} "
+        f"{'ratio all':>9} {'ratio metrics+groups':>20} {'peak MB':>8} {'input MB':>8}"
+    )
     print(head)
     first: dict[str, tuple[float, float]] = {}
     results = []
     for size in args.sizes:
-        proc = subprocess.run([sys.executable, __file__, "--child", str(size), "--repeat", str(args.repeat)],
-                              capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            [sys.executable, __file__, "--child", str(size), "--repeat", str(args.repeat)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if proc.returncode != 0:
             print(proc.stderr, file=sys.stderr)
             return proc.returncode
         r = json.loads(proc.stdout.strip().splitlines()[-1])
         results.append(r)
-        for kind, (b, m, t) in (("cold", r["cold"]), ("warm", (r["build_s"], r["metrics_s"], r["totals_s"]))):
+        for kind, (b, m, t) in (
+            ("cold", r["cold"]),
+            ("warm", (r["build_s"], r["metrics_s"], r["totals_s"])),
+        ):
             if kind == "warm" and args.repeat < 2:
                 continue
             all_s = b + m + t
             per_row = (all_s / r["rows"], (m + t) / r["rows"])
             base = first.setdefault(kind, per_row)
-            print(f"{r['rows']:>9,} {kind:>4} {b:>8.3f} {m:>9.3f} {t:>11.3f} {all_s:>8.3f} "
-                  f"{per_row[0] / base[0]:>9.2f} {per_row[1] / base[1]:>20.2f} {r['peak_mb']:>8.0f} {r['input_mb']:>8.0f}")
+            print(
+                f"{r['rows']:>9,} {kind:>4} {b:>8.3f} {m:>9.3f} {t:>11.3f} {all_s:>8.3f} "
+                f"{per_row[0] / base[0]:>9.2f} {per_row[1] / base[1]:>20.2f} {r['peak_mb']:>8.0f} {r['input_mb']:>8.0f}"
+            )
     last = results[-1]
-    print(f"\nlargest run: annual spend {last['annual_spend']:,.2f} USD; left out (no rate): "
-          + ", ".join(f"{c} {v:,.2f}" for c, v in last["excluded"].items()))
+    print(
+        f"\nlargest run: annual spend {last['annual_spend']:,.2f} USD; left out (no rate): "
+        + ", ".join(f"{c} {v:,.2f}" for c, v in last["excluded"].items())
+    )
     print("flags:", last["flags"])
     print("price sources:", last["price_sources"])
     return 0

@@ -34,21 +34,31 @@ def price_book_for(result):
     import pandas as pd
 
     names = result.licenses[["integration_label", "license_name"]].drop_duplicates().head(400)
-    return pd.DataFrame({"integration": names["integration_label"], "license_id": pd.NA,
-                         "license_name": names["license_name"], "unit_price": 12.5, "currency": "USD",
-                         "billing_period": "monthly"})
+    return pd.DataFrame(
+        {
+            "integration": names["integration_label"],
+            "license_id": pd.NA,
+            "license_name": names["license_name"],
+            "unit_price": 12.5,
+            "currency": "USD",
+            "billing_period": "monthly",
+        }
+    )
 
 
 def server_side(licenses: int, reruns: int = 5) -> dict:
     from streamlit.testing.v1 import AppTest
 
     from lib.auth import Actor
-    from lib.store import Store
     from lib.jobs.sync import config_key
+    from lib.store import Store
 
     tmp = Path(tempfile.mkdtemp())
-    env = {"DATABASE_URL": f"sqlite:///{tmp / 'bench.sqlite'}", "TRUTO_API_TOKEN": "bench-token",
-           "TRUTO_BASE_URL": "http://127.0.0.1:9"}
+    env = {
+        "DATABASE_URL": f"sqlite:///{tmp / 'bench.sqlite'}",
+        "TRUTO_API_TOKEN": "bench-token",
+        "TRUTO_BASE_URL": "http://127.0.0.1:9",
+    }
     os.environ.update(env)
     settings = load_settings()
     store = Store(env["DATABASE_URL"])
@@ -69,10 +79,17 @@ def server_side(licenses: int, reruns: int = 5) -> dict:
         times.append(time.perf_counter() - t0)
     for k in env:
         os.environ.pop(k, None)
-    return {"licenses": len(result.licenses), "first": cold, "median": statistics.median(times), "min": min(times)}
+    return {
+        "licenses": len(result.licenses),
+        "first": cold,
+        "median": statistics.median(times),
+        "min": min(times),
+    }
 
 
-CHARTS_DRAWN = "() => document.querySelectorAll(\"[data-testid='stPlotlyChart'] .main-svg\").length >= 2"
+CHARTS_DRAWN = (
+    "() => document.querySelectorAll(\"[data-testid='stPlotlyChart'] .main-svg\").length >= 2"
+)
 
 
 def browser() -> dict | None:
@@ -90,7 +107,7 @@ def browser() -> dict | None:
         with sync_playwright() as p:
             b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             page = b.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(srv.url + "/overview")          # first visit: seeds the demo store and fetches
+            page.goto(srv.url + "/overview")  # first visit: seeds the demo store and fetches
             wait_idle(page)
             page.close()
             loads, clicks = [], []
@@ -119,7 +136,9 @@ def main() -> None:
     print(f"{'licenses':>9} {'first run s':>12} {'rerun median ms':>16} {'rerun min ms':>13}")
     for n in (1_000, 10_000, 100_000):
         r = server_side(n)
-        print(f"{r['licenses']:>9,} {r['first']:12.2f} {r['median'] * 1000:16.0f} {r['min'] * 1000:13.0f}")
+        print(
+            f"{r['licenses']:>9,} {r['first']:12.2f} {r['median'] * 1000:16.0f} {r['min'] * 1000:13.0f}"
+        )
     t = browser()
     if t is not None:
         print("browser, demo data, navigation to the Overview's charts drawn (median of 5):")

@@ -26,8 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lib.truto.demo import synthetic_result as _synthetic_result  # noqa: E402
 from lib.store import Store, redact_url  # noqa: E402
+from lib.truto.demo import synthetic_result as _synthetic_result  # noqa: E402
 
 LICENSES_PER_ACCOUNT = 20
 
@@ -47,9 +47,17 @@ def bench(url: str, result, reads: int) -> dict:
             started = time.perf_counter()
             latest = store.latest("bench")
             times.append(time.perf_counter() - started)
-        assert len(latest.licenses) == len(result.licenses), (len(latest.licenses), len(result.licenses))
-        return {"write": write, "read_best": min(times), "read_median": statistics.median(times),
-                "rows": len(latest.licenses), "accounts": len(latest.accounts)}
+        assert len(latest.licenses) == len(result.licenses), (
+            len(latest.licenses),
+            len(result.licenses),
+        )
+        return {
+            "write": write,
+            "read_best": min(times),
+            "read_median": statistics.median(times),
+            "rows": len(latest.licenses),
+            "accounts": len(latest.accounts),
+        }
     finally:
         store.close()
 
@@ -81,8 +89,10 @@ def main() -> int:
 
     started = time.perf_counter()
     result = synthetic_result(args.rows)
-    print(f"synthetic snapshot: {len(result.licenses):,} license rows, {len(result.accounts):,} accounts "
-          f"(built in {time.perf_counter() - started:.1f} s)")
+    print(
+        f"synthetic snapshot: {len(result.licenses):,} license rows, {len(result.accounts):,} accounts "
+        f"(built in {time.perf_counter() - started:.1f} s)"
+    )
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -97,11 +107,15 @@ def main() -> int:
     else:
         print("PostgreSQL skipped: set BENCH_POSTGRES_URL or TEST_POSTGRES_URL")
 
-    print(f"{'database':<60} {'write':>8} {'latest() best':>14} {'median':>8} {'rows':>9} {'accounts':>9}")
+    print(
+        f"{'database':<60} {'write':>8} {'latest() best':>14} {'median':>8} {'rows':>9} {'accounts':>9}"
+    )
     ok = True
     for name, r in rows:
-        print(f"{name:<60} {r['write']:>7.2f}s {r['read_best']:>13.3f}s {r['read_median']:>7.3f}s "
-              f"{r['rows']:>9,} {r['accounts']:>9,}")
+        print(
+            f"{name:<60} {r['write']:>7.2f}s {r['read_best']:>13.3f}s {r['read_median']:>7.3f}s "
+            f"{r['rows']:>9,} {r['accounts']:>9,}"
+        )
         ok &= r["read_median"] < 1.0
     print("target (latest() under 1 s):", "met" if ok else "NOT met")
     return 0 if ok else 1

@@ -33,8 +33,9 @@ about who signed in.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import idna
 
@@ -89,7 +90,9 @@ class AccessConfig:
 
     @property
     def has_allow_list(self) -> bool:
-        return bool(self.allowed_emails or self.allowed_domains or self.admin_emails or self.admin_domains)
+        return bool(
+            self.allowed_emails or self.allowed_domains or self.admin_emails or self.admin_domains
+        )
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,7 @@ class Decision:
 
 
 # ------------------------------------------------------------------ parsing
+
 
 def _ascii_lower(text: str) -> str:
     """Lower case for A-Z only: ``str.lower``/``casefold`` map other characters onto ASCII ones (the Kelvin
@@ -168,7 +172,9 @@ def _emails(items: list[str], where: str) -> frozenset[str]:
     for i, item in enumerate(items, 1):
         email = normalize_email(item)
         if email is None:
-            raise ConfigError(f"{where}: entry {i} ({item!r}) is not an email address like ana@acme.com")
+            raise ConfigError(
+                f"{where}: entry {i} ({item!r}) is not an email address like ana@acme.com"
+            )
         out.add(email)
     return frozenset(out)
 
@@ -177,8 +183,10 @@ def _domains(items: list[str], where: str) -> frozenset[str]:
     out = set()
     for i, item in enumerate(items, 1):
         if "*" in item:
-            raise ConfigError(f"{where}: entry {i} ({item!r}): wildcards are not supported; "
-                              "list each domain exactly, e.g. acme.com and eu.acme.com")
+            raise ConfigError(
+                f"{where}: entry {i} ({item!r}): wildcards are not supported; "
+                "list each domain exactly, e.g. acme.com and eu.acme.com"
+            )
         domain = normalize_domain(item)
         if domain is None:
             raise ConfigError(f"{where}: entry {i} ({item!r}) is not a domain like acme.com")
@@ -199,7 +207,9 @@ def load_access_config(secrets: Mapping[str, Any] | None = None) -> AccessConfig
         raise ConfigError("secrets.toml: [access] must be a table")
     unknown = sorted(set(section) - set(ACCESS_KEYS))
     if unknown:
-        raise ConfigError(f"secrets.toml [access]: unknown key {unknown[0]!r} (known: {', '.join(ACCESS_KEYS)})")
+        raise ConfigError(
+            f"secrets.toml [access]: unknown key {unknown[0]!r} (known: {', '.join(ACCESS_KEYS)})"
+        )
     emails = _emails(_list(section, "allowed_emails"), "secrets.toml [access] allowed_emails")
     domains = _domains(_list(section, "allowed_domains"), "secrets.toml [access] allowed_domains")
     admin_emails, admin_domains = set(), set()
@@ -207,15 +217,20 @@ def load_access_config(secrets: Mapping[str, Any] | None = None) -> AccessConfig
         if "@" in item.lstrip("@"):
             email = normalize_email(item)
             if email is None:
-                raise ConfigError(f"secrets.toml [access] admins: entry {i} ({item!r}) is not an email address "
-                                  "like ana@acme.com")
+                raise ConfigError(
+                    f"secrets.toml [access] admins: entry {i} ({item!r}) is not an email address "
+                    "like ana@acme.com"
+                )
             admin_emails.add(email)
         else:
             admin_domains |= _domains([item], f"secrets.toml [access] admins (entry {i})")
-    return AccessConfig(auth_enabled, emails, domains, frozenset(admin_emails), frozenset(admin_domains))
+    return AccessConfig(
+        auth_enabled, emails, domains, frozenset(admin_emails), frozenset(admin_domains)
+    )
 
 
 # ----------------------------------------------------------------- deciding
+
 
 def _get(user: Any, key: str) -> Any:
     if user is None:
@@ -242,29 +257,59 @@ def _is_true(value: Any) -> bool:
 def decide(user: Mapping[str, Any] | Any, config: AccessConfig) -> Decision:
     """Whether the person ``st.user`` describes may see the dashboard, and in which role."""
     if not config.auth_enabled:
-        return Decision(True, OPEN_ACTOR,
-                        "open: no [auth] section in secrets.toml, so anyone who can reach the app may use and edit it",
-                        "")
+        return Decision(
+            True,
+            OPEN_ACTOR,
+            "open: no [auth] section in secrets.toml, so anyone who can reach the app may use and edit it",
+            "",
+        )
     if not _get(user, "is_logged_in"):
         return Decision(False, None, "sign in", "")
     raw_email = _get(user, "email")
     name = _get(user, "name")
     name = str(name) if name not in (None, "") else None
-    shown = str(raw_email).strip() if isinstance(raw_email, str) and raw_email.strip() else (name or "an account without an email address")
+    shown = (
+        str(raw_email).strip()
+        if isinstance(raw_email, str) and raw_email.strip()
+        else (name or "an account without an email address")
+    )
     email = normalize_email(raw_email)
     if email is None:
-        return Decision(False, None, "your sign-in did not give a usable email address, so access cannot be checked", shown)
+        return Decision(
+            False,
+            None,
+            "your sign-in did not give a usable email address, so access cannot be checked",
+            shown,
+        )
     if not _is_true(_get(user, "email_verified")):
-        return Decision(False, None, "this email address is not verified: your identity provider did not send "
-                        "email_verified = true", shown)
+        return Decision(
+            False,
+            None,
+            "this email address is not verified: your identity provider did not send "
+            "email_verified = true",
+            shown,
+        )
     domain = email.rsplit("@", 1)[1]
     if email in config.admin_emails or domain in config.admin_domains:
-        why = "listed as an admin" if email in config.admin_emails else f"an admin by domain {domain}"
+        why = (
+            "listed as an admin" if email in config.admin_emails else f"an admin by domain {domain}"
+        )
         return Decision(True, Actor(email, name, "admin"), why, shown)
     if email in config.allowed_emails or domain in config.allowed_domains:
-        why = "on the allow-list" if email in config.allowed_emails else f"allowed by domain {domain}"
+        why = (
+            "on the allow-list" if email in config.allowed_emails else f"allowed by domain {domain}"
+        )
         return Decision(True, Actor(email, name, "viewer"), why, shown)
     if not config.has_allow_list:
-        return Decision(False, None, "no one is allowed yet: the [access] section of secrets.toml is empty", shown)
-    return Decision(False, None, "this account is not on the dashboard's allow-list; ask an admin for access", shown)
-
+        return Decision(
+            False,
+            None,
+            "no one is allowed yet: the [access] section of secrets.toml is empty",
+            shown,
+        )
+    return Decision(
+        False,
+        None,
+        "this account is not on the dashboard's allow-list; ask an admin for access",
+        shown,
+    )

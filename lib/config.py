@@ -19,9 +19,10 @@ import ipaddress
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from lib.errors import DashboardError
@@ -53,7 +54,9 @@ def redact_url(url: Any) -> str:
         creds, _, host = authority.rpartition("@")
         user = creds.split(":", 1)[0]
         authority = f"{user}:***@{host}" if ":" in creds else f"{user}@{host}"
-    return f"{head}://{authority}{slash}{_SECRET_QUERY_KEYS.sub(lambda m: m.group(1) + '***', path)}"
+    return (
+        f"{head}://{authority}{slash}{_SECRET_QUERY_KEYS.sub(lambda m: m.group(1) + '***', path)}"
+    )
 
 
 def _is_loopback(host: str | None) -> bool:
@@ -116,26 +119,26 @@ class Settings:
     # Microsoft 365 lists licenses per product; which ones to ask for.
     products: tuple[str, ...] = ("azure_active_directory",)
     ignore_remote_data: bool = True
-    page_limit: int | None = None           # `limit` sent with each list call; None: Truto's default
-    max_pages: int = 1000                   # per listing; more is an error for that account
-    max_attempts: int = 5                   # per request, first try included
-    max_total_wait: float = 120.0           # seconds of retry waiting per request
+    page_limit: int | None = None  # `limit` sent with each list call; None: Truto's default
+    max_pages: int = 1000  # per listing; more is an error for that account
+    max_attempts: int = 5  # per request, first try included
+    max_total_wait: float = 120.0  # seconds of retry waiting per request
     backoff_base: float = 0.5
     backoff_max: float = 20.0
     connect_timeout: float = 5.0
-    read_timeout: float = 60.0              # per socket read; the deadlines below bound the whole
-    request_deadline: float = 180.0         # seconds for one HTTP exchange: connect, headers and body
-    account_deadline: float = 900.0         # seconds for all of one account's requests, waits included
-    fetch_deadline: float = 2700.0          # seconds for a whole fetch (fits an hourly sync)
-    max_response_bytes: int = 64 * 1024 * 1024   # one answer (page), once decompressed
-    allow_insecure_http: bool = False       # http:// to a host that is not loopback (the token in clear)
-    token_rate_limit: int = 500             # requests per window for the token
-    account_rate_limit: int = 50            # requests per window per integrated account
-    rate_window: float = 10.0               # seconds
-    max_workers: int = 48                   # accounts fetched at once
+    read_timeout: float = 60.0  # per socket read; the deadlines below bound the whole
+    request_deadline: float = 180.0  # seconds for one HTTP exchange: connect, headers and body
+    account_deadline: float = 900.0  # seconds for all of one account's requests, waits included
+    fetch_deadline: float = 2700.0  # seconds for a whole fetch (fits an hourly sync)
+    max_response_bytes: int = 64 * 1024 * 1024  # one answer (page), once decompressed
+    allow_insecure_http: bool = False  # http:// to a host that is not loopback (the token in clear)
+    token_rate_limit: int = 500  # requests per window for the token
+    account_rate_limit: int = 50  # requests per window per integrated account
+    rate_window: float = 10.0  # seconds
+    max_workers: int = 48  # accounts fetched at once
     # Integrations whose available_quantity means seats *remaining*, not bought.
     remaining_seats_integrations: tuple[str, ...] = ()
-    demo: bool = False                      # True: no token configured, served by the emulator
+    demo: bool = False  # True: no token configured, served by the emulator
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -191,7 +194,9 @@ _KEYS: dict[str, str] = {
 DEFAULT_CACHE_TTL_MINUTES = 15.0
 
 
-def cache_ttl_seconds(env: Mapping[str, str] | None = None, secrets: Mapping[str, Any] | None = None) -> float:
+def cache_ttl_seconds(
+    env: Mapping[str, str] | None = None, secrets: Mapping[str, Any] | None = None
+) -> float:
     """How long a dashboard process keeps what it read before reading the store again.
 
     ``DASHBOARD_CACHE_TTL_MINUTES`` (environment) or ``[dashboard] cache_ttl_minutes`` (secrets.toml);
@@ -252,8 +257,10 @@ def _parse(key: str, kind: str, value: Any, where: str) -> Any:
         if value and not all(33 <= ord(ch) <= 126 for ch in value):
             # It goes into an HTTP header: a line break or non-ASCII character would fail there, and the
             # failure would quote it. Say what is wrong without showing the value.
-            raise ConfigError(f"{where}: the token holds spaces, line breaks or non-ASCII characters "
-                              "(value not shown); paste it again")
+            raise ConfigError(
+                f"{where}: the token holds spaces, line breaks or non-ASCII characters "
+                "(value not shown); paste it again"
+            )
         return Secret(value) if value else None
     if kind == "url":
         if not isinstance(value, str):
@@ -264,12 +271,23 @@ def _parse(key: str, kind: str, value: Any, where: str) -> Any:
             parts = urlsplit(url)
             parts.port  # noqa: B018  (raises on a port that is not a number)
         except ValueError:
-            raise ConfigError(f"{where}: {shown!r} is not an http(s) URL such as {DEFAULT_BASE_URL}") from None
-        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
-            raise ConfigError(f"{where}: {shown!r} is not an http(s) URL such as {DEFAULT_BASE_URL}")
+            raise ConfigError(
+                f"{where}: {shown!r} is not an http(s) URL such as {DEFAULT_BASE_URL}"
+            ) from None
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.query
+            or parts.fragment
+        ):
+            raise ConfigError(
+                f"{where}: {shown!r} is not an http(s) URL such as {DEFAULT_BASE_URL}"
+            )
         if "@" in parts.netloc:
-            raise ConfigError(f"{where}: {shown!r} holds a user name or password; give the address only "
-                              "(the API token is the credential)")
+            raise ConfigError(
+                f"{where}: {shown!r} holds a user name or password; give the address only "
+                "(the API token is the credential)"
+            )
         return url
     if kind == "ids":
         ids = _as_list(value, where)
@@ -367,12 +385,19 @@ def load_settings(
             values[key] = parsed
             sources[key] = where
     base_url = values.get("base_url", DEFAULT_BASE_URL)
-    if urlsplit(base_url).scheme == "http" and not _is_loopback(urlsplit(base_url).hostname) \
-            and not values.get("allow_insecure_http", False):
-        raise ConfigError(f"{sources.get('base_url', 'base_url')}: {redact_url(base_url)!r} is plain http to a host "
-                          "that is not this machine, so the API token would travel unencrypted; use https, or set "
-                          "allow_insecure_http = true if the network is trusted")
+    if (
+        urlsplit(base_url).scheme == "http"
+        and not _is_loopback(urlsplit(base_url).hostname)
+        and not values.get("allow_insecure_http", False)
+    ):
+        raise ConfigError(
+            f"{sources.get('base_url', 'base_url')}: {redact_url(base_url)!r} is plain http to a host "
+            "that is not this machine, so the API token would travel unencrypted; use https, or set "
+            "allow_insecure_http = true if the network is trusted"
+        )
     if values.get("backoff_max", 20.0) < values.get("backoff_base", 0.5):
-        raise ConfigError(f"{sources.get('backoff_max', 'backoff_max')}: must not be below backoff_base")
+        raise ConfigError(
+            f"{sources.get('backoff_max', 'backoff_max')}: must not be below backoff_base"
+        )
     values["demo"] = "api_token" not in values
     return Settings(**values, sources=sources)

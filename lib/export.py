@@ -11,14 +11,14 @@ Missing values ("not reported") are written as empty cells, never 0.
 from __future__ import annotations
 
 import io
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Sequence
 
 import pandas as pd
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n")
-LINE_END = "\r\n"   # csv quotes a cell holding any character of the line end: CR and LF both
+LINE_END = "\r\n"  # csv quotes a cell holding any character of the line end: CR and LF both
 
 
 def safe_cell(value: object) -> object:
@@ -45,7 +45,9 @@ def to_csv_bytes(df: pd.DataFrame, columns: Sequence[str] | None = None) -> byte
     if columns is not None:
         df = df[list(columns)]
     buf = io.StringIO()
-    neutralise(df).to_csv(buf, index=False, date_format="%Y-%m-%dT%H:%M:%SZ", lineterminator=LINE_END)
+    neutralise(df).to_csv(
+        buf, index=False, date_format="%Y-%m-%dT%H:%M:%SZ", lineterminator=LINE_END
+    )
     return b"\xef\xbb\xbf" + buf.getvalue().encode("utf-8")
 
 
@@ -54,5 +56,5 @@ def write_csv(df: pd.DataFrame, path: str | Path, columns: Sequence[str] | None 
 
 
 def dated_filename(stem: str, when: datetime | None = None, ext: str = "csv") -> str:
-    when = when or datetime.now(timezone.utc)
+    when = when or datetime.now(UTC)
     return f"{stem}-{when:%Y-%m-%d}.{ext}"

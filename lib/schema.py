@@ -5,12 +5,12 @@ from __future__ import annotations
 # One row per license per organization/product per integrated account.
 LICENSE_COLUMNS: dict[str, str] = {
     "account_id": "string",
-    "integration": "string",          # Truto's machine name, as sent in integration.name
-    "integration_label": "string",    # display name ("GitHub", "Microsoft 365")
+    "integration": "string",  # Truto's machine name, as sent in integration.name
+    "integration_label": "string",  # display name ("GitHub", "Microsoft 365")
     "tenant_id": "string",
     "organization_id": "string",
     "organization_name": "string",
-    "product": "string",              # Microsoft 365 product the listing was asked for
+    "product": "string",  # Microsoft 365 product the listing was asked for
     "license_id": "string",
     "license_name": "string",
     "is_paid": "boolean",
@@ -21,7 +21,7 @@ LICENSE_COLUMNS: dict[str, str] = {
     "utilization_pct": "Float64",
     "over_allocated_seats": "Int64",
     "vendor_unit_amount": "Float64",  # DocuSign only
-    "vendor_currency": "string",      # DocuSign only
+    "vendor_currency": "string",  # DocuSign only
     "fetched_at": "datetime64[us, UTC]",
 }
 
@@ -31,16 +31,16 @@ ACCOUNT_COLUMNS: dict[str, str] = {
     "integration": "string",
     "integration_label": "string",
     "tenant_id": "string",
-    "account_status": "string",       # Truto's status: active, needs_reauth, ...
-    "outcome": "string",              # ok, failed, needs_reauth, inactive, not_supported
-    "message": "string",              # what went wrong, in words
-    "action": "string",               # what a person should do about it
+    "account_status": "string",  # Truto's status: active, needs_reauth, ...
+    "outcome": "string",  # ok, failed, needs_reauth, inactive, not_supported
+    "message": "string",  # what went wrong, in words
+    "action": "string",  # what a person should do about it
     "organizations": "Int64",
     "license_rows": "Int64",
     "problems": "Int64",
     "requests": "Int64",
     "retries": "Int64",
-    "rate_limited": "Int64",          # 429 answers received
+    "rate_limited": "Int64",  # 429 answers received
     "wait_seconds": "Float64",
     "elapsed_seconds": "Float64",
     "fetched_at": "datetime64[us, UTC]",
@@ -53,7 +53,7 @@ PROBLEM_COLUMNS: dict[str, str] = {
     "resource": "string",
     "record_id": "string",
     "field": "string",
-    "kind": "string",                 # missing_id, duplicate_id, negative_quantity, ...
+    "kind": "string",  # missing_id, duplicate_id, negative_quantity, ...
     "detail": "string",
 }
 
@@ -77,14 +77,18 @@ PRICE_BOOK_COLUMNS = list(PRICE_BOOK_DTYPES)
 def price_row_label(integration, license_id, license_name) -> str:
     """How a price-book row is named in the audit log: integration · name (ID)."""
     name = license_name if isinstance(license_name, str) and license_name else "(no name)"
-    return f"{integration} · {name}" + (f" ({license_id})" if isinstance(license_id, str) and license_id else "")
+    return f"{integration} · {name}" + (
+        f" ({license_id})" if isinstance(license_id, str) and license_id else ""
+    )
+
 
 BILLING_PERIODS = ("monthly", "annual")
 
 # ISO 4217 List One (currencies and funds) as published by the maintenance
 # agency (SIX) for 1 January 2026. Shipped here so validation needs no network;
 # update it when a new list is published.
-ISO_4217_LIST_ONE = frozenset("""
+ISO_4217_LIST_ONE = frozenset(
+    """
 AED AFN ALL AMD AOA ARS AUD AWG AZN BAM BBD BDT BHD BIF BMD BND BOB BOV BRL BSD
 BTN BWP BYN BZD CAD CDF CHE CHF CHW CLF CLP CNY COP COU CRC CUP CVE CZK DJF DKK
 DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF
@@ -94,10 +98,14 @@ NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD
 SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD
 TWD TZS UAH UGX USD USN UYI UYU UYW UZS VED VES VND VUV WST XAD XAF XAG XAU XBA
 XBB XBC XBD XCD XCG XDR XOF XPD XPF XPT XSU XTS XUA XXX YER ZAR ZMW ZWG
-""".split())
+""".split()
+)
 
 # In the list, but not something a price can be in.
-NOT_MONEY = {"XTS": "the ISO 4217 code reserved for testing", "XXX": "the ISO 4217 code for 'no currency'"}
+NOT_MONEY = {
+    "XTS": "the ISO 4217 code reserved for testing",
+    "XXX": "the ISO 4217 code for 'no currency'",
+}
 
 # The codes the dashboard accepts for prices and rates.
 CURRENCY_CODES = frozenset(ISO_4217_LIST_ONE - set(NOT_MONEY))

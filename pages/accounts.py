@@ -7,8 +7,10 @@ from lib.analytics import views as D
 
 view = ui.current_view()
 st.title("Accounts")
-st.caption("Each integrated account, what its last fetch returned, and which license fields its integration "
-           "does not report (why a cell reads “not reported”).")
+st.caption(
+    "Each integrated account, what its last fetch returned, and which license fields its integration "
+    "does not report (why a cell reads “not reported”)."
+)
 if view.accounts.empty:
     ui.empty_state(view, "accounts")
     st.stop()
@@ -19,27 +21,39 @@ if accounts.empty:
     st.stop()
 
 counts = accounts["outcome"].value_counts()
-order = ["failed", "needs_reauth", "inactive", "ok", "not_supported"]   # what needs fixing first
+order = ["failed", "needs_reauth", "inactive", "ok", "not_supported"]  # what needs fixing first
 cols = st.columns(len(order))
 for col, outcome in zip(cols, order):
     col.metric(D.OUTCOME_LABELS[outcome], int(counts.get(outcome, 0)), border=True)
 
 failing = accounts[accounts["outcome"].isin(["failed", "needs_reauth", "inactive"])]
 for row in failing.itertuples(index=False):
-    st.error(D.md_escape(f"{view.names.get(row.account_id, row.account_id)} — "
-                         f"{D.OUTCOME_LABELS.get(row.outcome, row.outcome)}: {row.message} {row.action}"),
-             icon=":material/error:")
+    st.error(
+        D.md_escape(
+            f"{view.names.get(row.account_id, row.account_id)} — "
+            f"{D.OUTCOME_LABELS.get(row.outcome, row.outcome)}: {row.message} {row.action}"
+        ),
+        icon=":material/error:",
+    )
 
 shown = accounts.assign(outcome=accounts["outcome"].map(D.OUTCOME_LABELS).astype("string"))
-ui.table(shown, column_config={
-    "outcome": st.column_config.TextColumn("Fetch result"),
-    "message": st.column_config.TextColumn("What happened", width="large"),
-    "action": st.column_config.TextColumn("What to do", width="large"),
-    "fetched_at": st.column_config.DatetimeColumn(
-        "Data fetched at (UTC)", format="YYYY-MM-DD HH:mm",
-        help="When the data shown was fetched: for a failed account, its last good fetch (— if none)."),
-    "last_attempt_at": st.column_config.DatetimeColumn("Last attempt (UTC)", format="YYYY-MM-DD HH:mm"),
-}, key="accounts-table")
+ui.table(
+    shown,
+    column_config={
+        "outcome": st.column_config.TextColumn("Fetch result"),
+        "message": st.column_config.TextColumn("What happened", width="large"),
+        "action": st.column_config.TextColumn("What to do", width="large"),
+        "fetched_at": st.column_config.DatetimeColumn(
+            "Data fetched at (UTC)",
+            format="YYYY-MM-DD HH:mm",
+            help="When the data shown was fetched: for a failed account, its last good fetch (— if none).",
+        ),
+        "last_attempt_at": st.column_config.DatetimeColumn(
+            "Last attempt (UTC)", format="YYYY-MM-DD HH:mm"
+        ),
+    },
+    key="accounts-table",
+)
 ui.download(accounts, "integrated-accounts", key="dl-accounts")
 
 st.subheader("Malformed records")
@@ -49,7 +63,9 @@ if len(view.accounts_filtered) != len(view.accounts):
 if problems.empty:
     st.caption("Every record arrived readable.")
 else:
-    st.caption("Records a vendor sent that could not be read as they were. The row is kept; the unreadable "
-               "field shows as not reported.")
+    st.caption(
+        "Records a vendor sent that could not be read as they were. The row is kept; the unreadable "
+        "field shows as not reported."
+    )
     ui.table(problems, key="problems-table")
     ui.download(problems, "record-problems", key="dl-problems")

@@ -3,15 +3,17 @@
 import streamlit as st
 
 from lib import ui
-from lib.ui import charts
-from lib.analytics import views as D
 from lib.analytics import metrics as M
+from lib.analytics import views as D
+from lib.ui import charts
 
 view = ui.current_view()
 st.title("Overview")
-st.caption(f"Seat allocation and spend across {view.accounts_filtered['account_id'].nunique()} integrated accounts "
-           f"({view.filters.describe()}). Utilization is allocation — seats assigned ÷ seats bought — not activity. "
-           f"Money in {view.currency} per year.")
+st.caption(
+    f"Seat allocation and spend across {view.accounts_filtered['account_id'].nunique()} integrated accounts "
+    f"({view.filters.describe()}). Utilization is allocation — seats assigned ÷ seats bought — not activity. "
+    f"Money in {view.currency} per year."
+)
 if ui.empty_state(view, "licenses"):
     st.stop()
 
@@ -26,8 +28,10 @@ with left:
     st.caption("Licenses whose bought-but-unassigned seats cost the most per year.")
     top = M.top_idle_spend(view.prepared, 10)
     if top.empty:
-        st.info("No idle spend to show: either every seat bought is assigned, or the licenses with idle seats "
-                "have no price yet (see Price book).")
+        st.info(
+            "No idle spend to show: either every seat bought is assigned, or the licenses with idle seats "
+            "have no price yet (see Price book)."
+        )
     else:
         st.plotly_chart(charts.top_idle_spend(top, view.currency), key="chart-top-idle")
         ui.download(top, "top-idle-spend", key="dl-top-idle")
@@ -42,13 +46,22 @@ with right:
     ui.download(util, "utilization-by-integration", key="dl-util-integration")
 
 st.subheader("Needs attention")
-items = D.attention(view.filtered, view.accounts_filtered, view.problems, summary, view.options, view.names)
+items = D.attention(
+    view.filtered, view.accounts_filtered, view.problems, summary, view.options, view.names
+)
 if not items:
     st.success(D.NOTHING_NEEDS_ATTENTION)
 else:
     with st.container(border=True):
-        st.markdown("\n".join(f"- {D.md_escape(item.text)} → **{ui.PAGE_TITLES[item.page]}**" for item in items))
+        st.markdown(
+            "\n".join(
+                f"- {D.md_escape(item.text)} → **{ui.PAGE_TITLES[item.page]}**" for item in items
+            )
+        )
         targets = list(dict.fromkeys(item.page for item in items))
         for col, target in zip(st.columns(len(targets)), targets):
-            col.page_link(ui.page_path(target), label=f"Open {ui.PAGE_TITLES[target]}",
-                          icon=":material/arrow_forward:")
+            col.page_link(
+                ui.page_path(target),
+                label=f"Open {ui.PAGE_TITLES[target]}",
+                icon=":material/arrow_forward:",
+            )

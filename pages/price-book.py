@@ -4,7 +4,6 @@ import streamlit as st
 
 from lib import ui
 from lib.analytics import views as D
-from lib.export import dated_filename
 from lib.analytics.pricing import (
     BILLING_PERIODS,
     CURRENCY_CODES,
@@ -17,14 +16,17 @@ from lib.analytics.pricing import (
     validate_fx_rates,
     validate_price_book,
 )
+from lib.export import dated_filename
 
 view = ui.current_view()
 store, actor = view.store, view.actor
 can_edit = actor.can_edit
 st.title("Price book")
-st.caption("What each license costs, how currencies convert, and when a license counts as under-used. "
-           "Saved for every user of this dashboard. Truto sends prices only for DocuSign; everything else is priced "
-           "here.")
+st.caption(
+    "What each license costs, how currencies convert, and when a license counts as under-used. "
+    "Saved for every user of this dashboard. Truto sends prices only for DocuSign; everything else is priced "
+    "here."
+)
 if not can_edit:
     st.info("You can see the prices; only admins can change them.", icon=":material/lock:")
 
@@ -44,31 +46,46 @@ note = st.session_state.pop("_saved", None)
 if note:
     st.success(note, icon=":material/check:")
 
-prices_tab, fx_tab, settings_tab = st.tabs(["Prices", "Currency and exchange rates", "Thresholds and buffer"])
+prices_tab, fx_tab, settings_tab = st.tabs(
+    ["Prices", "Currency and exchange rates", "Thresholds and buffer"]
+)
 
 with prices_tab:
     # Empty license IDs filled from the licenses this dashboard knows (unique per name): saved with the next save.
     book = D.price_book_with_ids(view.price_book, view.metrics)
     audit = store.audit_log(limit=1000)
     with_changes = D.price_book_with_ids(D.price_book_changes(view.price_book, audit), view.metrics)
-    st.caption("One row per license: match by license ID, else by exact name, else by name ignoring case, "
-               "within the integration. `billing_period` is monthly or annual.")
+    st.caption(
+        "One row per license: match by license ID, else by exact name, else by name ignoring case, "
+        "within the integration. `billing_period` is monthly or annual."
+    )
     if can_edit:
         edited = st.data_editor(
-            with_changes, num_rows="dynamic", hide_index=True, width="stretch",
-            key="price-editor", disabled=["changed_at", "changed_by"], placeholder=ui.MISSING,
+            with_changes,
+            num_rows="dynamic",
+            hide_index=True,
+            width="stretch",
+            key="price-editor",
+            disabled=["changed_at", "changed_by"],
+            placeholder=ui.MISSING,
             column_config={
                 "integration": st.column_config.TextColumn("Integration", required=True),
                 "license_id": st.column_config.TextColumn("License ID"),
                 "license_name": st.column_config.TextColumn("License name"),
-                "unit_price": st.column_config.NumberColumn("Price per seat", min_value=0.0, format="%.2f",
-                                                            required=True),
-                "currency": st.column_config.SelectboxColumn("Currency", options=sorted(CURRENCY_CODES),
-                                                             required=True),
-                "billing_period": st.column_config.SelectboxColumn("Billing period", options=list(BILLING_PERIODS),
-                                                                   required=True),
-                "changed_at": st.column_config.DatetimeColumn(D.headers(["changed_at"])["changed_at"],
-                                                              format="YYYY-MM-DD HH:mm", timezone="UTC"),
+                "unit_price": st.column_config.NumberColumn(
+                    "Price per seat", min_value=0.0, format="%.2f", required=True
+                ),
+                "currency": st.column_config.SelectboxColumn(
+                    "Currency", options=sorted(CURRENCY_CODES), required=True
+                ),
+                "billing_period": st.column_config.SelectboxColumn(
+                    "Billing period", options=list(BILLING_PERIODS), required=True
+                ),
+                "changed_at": st.column_config.DatetimeColumn(
+                    D.headers(["changed_at"])["changed_at"],
+                    format="YYYY-MM-DD HH:mm",
+                    timezone="UTC",
+                ),
                 "changed_by": st.column_config.TextColumn(D.headers(["changed_by"])["changed_by"]),
             },
         )
@@ -81,7 +98,9 @@ with prices_tab:
             else:
                 saved(f"Saved {len(edited)} prices.")
 
-        st.markdown("**Replace from a CSV file** — columns: " + ", ".join(f"`{c}`" for c in book.columns))
+        st.markdown(
+            "**Replace from a CSV file** — columns: " + ", ".join(f"`{c}`" for c in book.columns)
+        )
         upload = st.file_uploader("Price-book CSV", type=["csv"], key="price-upload")
         if upload is not None:
             try:
@@ -93,87 +112,178 @@ with prices_tab:
                     st.warning(f"{upload.name} holds no prices; the price book was left as it is.")
                 else:
                     st.success(f"{upload.name}: {len(new_book)} prices, all valid.")
-                    if st.button(f"Replace the price book with these {len(new_book)} prices", key="apply-upload"):
+                    if st.button(
+                        f"Replace the price book with these {len(new_book)} prices",
+                        key="apply-upload",
+                    ):
                         store.save_price_book(new_book, actor)
-                        saved(f"Replaced the price book with {len(new_book)} prices from {upload.name}.")
+                        saved(
+                            f"Replaced the price book with {len(new_book)} prices from {upload.name}."
+                        )
     else:
-        ui.table(with_changes, key="price-table", show=("integration", "license_id"),
-                 column_config={"changed_at": st.column_config.DatetimeColumn(
-                     D.headers(["changed_at"])["changed_at"], format="YYYY-MM-DD HH:mm", timezone="UTC")})
-    st.download_button("Download the price book", price_book_to_csv(book), file_name=dated_filename("price-book"),
-                       mime="text/csv", icon=":material/download:", key="dl-price-book", on_click="ignore")
+        ui.table(
+            with_changes,
+            key="price-table",
+            show=("integration", "license_id"),
+            column_config={
+                "changed_at": st.column_config.DatetimeColumn(
+                    D.headers(["changed_at"])["changed_at"],
+                    format="YYYY-MM-DD HH:mm",
+                    timezone="UTC",
+                )
+            },
+        )
+    st.download_button(
+        "Download the price book",
+        price_book_to_csv(book),
+        file_name=dated_filename("price-book"),
+        mime="text/csv",
+        icon=":material/download:",
+        key="dl-price-book",
+        on_click="ignore",
+    )
 
 with fx_tab:
     cur = view.options.reporting_currency
     rates = store.get_fx_rates()
     rates_saved = store.fx_rates_saved()
     codes = sorted(CURRENCY_CODES)
-    target = st.selectbox("Reporting currency", codes, index=codes.index(cur), disabled=not can_edit,
-                          key="fx-currency", help="Every total is converted to this currency.")
+    target = st.selectbox(
+        "Reporting currency",
+        codes,
+        index=codes.index(cur),
+        disabled=not can_edit,
+        key="fx-currency",
+        help="Every total is converted to this currency.",
+    )
     frame = D.fx_table(rates, cur, rates_saved)
     if target != cur:
-        frame = frame.iloc[0:0]   # rates to the old currency are wrong for the new one: start empty
-        st.info(f"Enter how many {target} one unit of each currency buys, then save: the currency and its rates "
-                f"change together. Currencies left without a rate stay out of the {target} totals.",
-                icon=":material/info:")
-    st.caption(f"How many {target} one unit of each currency buys. Amounts in a currency without a rate are shown "
-               f"in their own currency and left out of the {target} totals.")
+        frame = frame.iloc[0:0]  # rates to the old currency are wrong for the new one: start empty
+        st.info(
+            f"Enter how many {target} one unit of each currency buys, then save: the currency and its rates "
+            f"change together. Currencies left without a rate stay out of the {target} totals.",
+            icon=":material/info:",
+        )
+    st.caption(
+        f"How many {target} one unit of each currency buys. Amounts in a currency without a rate are shown "
+        f"in their own currency and left out of the {target} totals."
+    )
     if can_edit:
-        fx_edited = st.data_editor(frame, num_rows="dynamic", hide_index=True, key="fx-editor", placeholder=ui.MISSING,
-                                   disabled=["saved_at", "saved_by"],
-                                   column_config={
-                                       "saved_at": st.column_config.DatetimeColumn(
-                                           D.headers(["saved_at"])["saved_at"], format="YYYY-MM-DD HH:mm",
-                                           timezone="UTC"),
-                                       "saved_by": st.column_config.TextColumn(D.headers(["saved_by"])["saved_by"]),
-                                       "currency": st.column_config.SelectboxColumn(
-                                           "Currency", options=codes, required=True),
-                                       "rate": st.column_config.NumberColumn(f"{target} per unit", min_value=0.0,
-                                                                             format="%.6f", required=True)})
+        fx_edited = st.data_editor(
+            frame,
+            num_rows="dynamic",
+            hide_index=True,
+            key="fx-editor",
+            placeholder=ui.MISSING,
+            disabled=["saved_at", "saved_by"],
+            column_config={
+                "saved_at": st.column_config.DatetimeColumn(
+                    D.headers(["saved_at"])["saved_at"], format="YYYY-MM-DD HH:mm", timezone="UTC"
+                ),
+                "saved_by": st.column_config.TextColumn(D.headers(["saved_by"])["saved_by"]),
+                "currency": st.column_config.SelectboxColumn(
+                    "Currency", options=codes, required=True
+                ),
+                "rate": st.column_config.NumberColumn(
+                    f"{target} per unit", min_value=0.0, format="%.6f", required=True
+                ),
+            },
+        )
         if st.button("Save exchange rates", type="primary", key="save-fx"):
             try:
-                store.save_fx_rates(validate_fx_rates(fx_edited[["currency", "rate"]], target), target, actor)
+                store.save_fx_rates(
+                    validate_fx_rates(fx_edited[["currency", "rate"]], target), target, actor
+                )
             except (FxRatesError, ValueError) as exc:
-                show_problems("The exchange rates have problems.", getattr(exc, "problems", [str(exc)]))
+                show_problems(
+                    "The exchange rates have problems.", getattr(exc, "problems", [str(exc)])
+                )
             else:
                 saved(f"Saved {len(fx_edited)} exchange rates to {target}.")
-        fx_upload = st.file_uploader(f"Exchange-rate CSV (currency,rate: {target} per unit)", type=["csv"],
-                                     key="fx-upload")
+        fx_upload = st.file_uploader(
+            f"Exchange-rate CSV (currency,rate: {target} per unit)", type=["csv"], key="fx-upload"
+        )
         if fx_upload is not None:
             try:
                 new_rates = load_fx_rates(fx_upload.getvalue(), target)
             except FxRatesError as exc:
                 show_problems(f"{fx_upload.name} was rejected.", exc.problems)
             else:
-                if st.button(f"Replace the exchange rates with these {len(new_rates) - 1} rates to {target}",
-                             key="apply-fx"):
+                if st.button(
+                    f"Replace the exchange rates with these {len(new_rates) - 1} rates to {target}",
+                    key="apply-fx",
+                ):
                     store.save_fx_rates(new_rates, target, actor)
                     saved(f"Replaced the exchange rates from {fx_upload.name}.")
     else:
-        ui.table(frame, key="fx-table", column_config={"saved_at": st.column_config.DatetimeColumn(
-            D.headers(["saved_at"])["saved_at"], format="YYYY-MM-DD HH:mm", timezone="UTC")})
-    st.download_button("Download exchange rates", fx_rates_to_csv(rates, cur), file_name=dated_filename("fx-rates"),
-                       mime="text/csv", icon=":material/download:", key="dl-fx", on_click="ignore")
+        ui.table(
+            frame,
+            key="fx-table",
+            column_config={
+                "saved_at": st.column_config.DatetimeColumn(
+                    D.headers(["saved_at"])["saved_at"], format="YYYY-MM-DD HH:mm", timezone="UTC"
+                )
+            },
+        )
+    st.download_button(
+        "Download exchange rates",
+        fx_rates_to_csv(rates, cur),
+        file_name=dated_filename("fx-rates"),
+        mime="text/csv",
+        icon=":material/download:",
+        key="dl-fx",
+        on_click="ignore",
+    )
 
 with settings_tab:
     current = store.get_settings()
     with st.form("settings-form", border=True):
-        buffer = st.number_input("Right-sizing buffer (%)", min_value=0.0, max_value=500.0, step=5.0,
-                                 value=float(current["buffer"]) * 100, disabled=not can_edit, key="set-buffer",
-                                 help="Recommended seats = seats assigned × (1 + buffer), rounded up.")
-        under = st.number_input("Under-used below (% of seats bought assigned)", min_value=0.0, max_value=100.0,
-                                value=float(current["under_used_pct"]), disabled=not can_edit, key="set-under")
-        capacity = st.number_input("At capacity from (% of seats bought assigned)", min_value=0.0, max_value=100.0,
-                                   value=float(current["at_capacity_pct"]), disabled=not can_edit, key="set-capacity")
-        period = st.selectbox("Vendor prices are per", list(BILLING_PERIODS),
-                              index=list(BILLING_PERIODS).index(current["vendor_price_period"]),
-                              disabled=not can_edit, key="set-period",
-                              help="Truto's unit_amount (DocuSign) carries no billing period.")
+        buffer = st.number_input(
+            "Right-sizing buffer (%)",
+            min_value=0.0,
+            max_value=500.0,
+            step=5.0,
+            value=float(current["buffer"]) * 100,
+            disabled=not can_edit,
+            key="set-buffer",
+            help="Recommended seats = seats assigned × (1 + buffer), rounded up.",
+        )
+        under = st.number_input(
+            "Under-used below (% of seats bought assigned)",
+            min_value=0.0,
+            max_value=100.0,
+            value=float(current["under_used_pct"]),
+            disabled=not can_edit,
+            key="set-under",
+        )
+        capacity = st.number_input(
+            "At capacity from (% of seats bought assigned)",
+            min_value=0.0,
+            max_value=100.0,
+            value=float(current["at_capacity_pct"]),
+            disabled=not can_edit,
+            key="set-capacity",
+        )
+        period = st.selectbox(
+            "Vendor prices are per",
+            list(BILLING_PERIODS),
+            index=list(BILLING_PERIODS).index(current["vendor_price_period"]),
+            disabled=not can_edit,
+            key="set-period",
+            help="Truto's unit_amount (DocuSign) carries no billing period.",
+        )
         submitted = st.form_submit_button("Save settings", type="primary", disabled=not can_edit)
     if submitted:
         try:
-            store.save_settings({"buffer": buffer / 100, "under_used_pct": under,
-                                 "at_capacity_pct": capacity, "vendor_price_period": period}, actor)
+            store.save_settings(
+                {
+                    "buffer": buffer / 100,
+                    "under_used_pct": under,
+                    "at_capacity_pct": capacity,
+                    "vendor_price_period": period,
+                },
+                actor,
+            )
         except (ValueError, PermissionError) as exc:
             st.error(f"Not saved: {exc}")
         else:
@@ -184,5 +294,12 @@ st.caption("Who changed the prices, exchange rates and settings, and when; newes
 if audit.empty:
     st.info("Nothing has been changed yet.")
 else:
-    ui.table(D.change_history(audit), key="change-history", column_config={"at": st.column_config.DatetimeColumn(
-        D.headers(["at"])["at"], format="YYYY-MM-DD HH:mm", timezone="UTC")})
+    ui.table(
+        D.change_history(audit),
+        key="change-history",
+        column_config={
+            "at": st.column_config.DatetimeColumn(
+                D.headers(["at"])["at"], format="YYYY-MM-DD HH:mm", timezone="UTC"
+            )
+        },
+    )

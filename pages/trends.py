@@ -3,32 +3,48 @@
 import streamlit as st
 
 from lib import ui
-from lib.ui import charts
-from lib.analytics import views as D
 from lib.analytics import trends as T
+from lib.analytics import views as D
+from lib.ui import charts
 
 view = ui.current_view()
 st.title("Trends")
-st.caption("How seat allocation and spend moved, from the snapshots each sync keeps (one per account per day). "
-           "Spend is at today's prices and exchange rates.")
+st.caption(
+    "How seat allocation and spend moved, from the snapshots each sync keeps (one per account per day). "
+    "Spend is at today's prices and exchange rates."
+)
 
 PERIODS = {"Last 3 months": 92, "Last 12 months": 365, "Last 2 years": 731, "Everything kept": None}
-period = st.segmented_control("Period", list(PERIODS), default="Last 12 months", key="trend-period") or "Last 12 months"
+period = (
+    st.segmented_control("Period", list(PERIODS), default="Last 12 months", key="trend-period")
+    or "Last 12 months"
+)
 history = ui.history(view, PERIODS[period])
 dates = T.snapshot_dates(history)
 if not dates:
-    st.info("No snapshots yet. Each refresh or `python -m lib sync` adds one; trends appear after the second.")
+    st.info(
+        "No snapshots yet. Each refresh or `python -m lib sync` adds one; trends appear after the second."
+    )
     st.stop()
 
 cols = st.columns(2)
 labels = T.measure_labels(view.currency)
 measure = cols[0].selectbox("Measure", list(labels), format_func=labels.get, key="trend-measure")
-group = cols[1].segmented_control("Per", list(T.GROUPS), default="integration", key="trend-group",
-                                  format_func=str.capitalize) or "integration"
+group = (
+    cols[1].segmented_control(
+        "Per", list(T.GROUPS), default="integration", key="trend-group", format_func=str.capitalize
+    )
+    or "integration"
+)
 frame = T.trend_frame(history, group)
 if group == "license":
-    top = (frame.sort_values("taken_at").groupby("label").tail(1)
-           .sort_values("total_seats", ascending=False, na_position="last").head(12)["label"])
+    top = (
+        frame.sort_values("taken_at")
+        .groupby("label")
+        .tail(1)
+        .sort_values("total_seats", ascending=False, na_position="last")
+        .head(12)["label"]
+    )
     frame = frame[frame["label"].isin(top)]
     st.caption("The 12 licenses with the most seats bought at the latest snapshot.")
 
@@ -38,12 +54,25 @@ plotted = frame[frame[measure].notna()]
 if plotted.empty:
     st.info(f"{labels[measure]} is not reported for these licenses.")
 else:
-    st.plotly_chart(charts.trend_lines(plotted, "taken_at", measure, "label", labels[measure],
-                                       percent=measure == "utilization_pct",
-                                       currency=view.currency if measure == "annual_cost_reporting" else None),
-                    key="chart-trend")
-ui.table(frame.drop(columns="label"), column_config={
-    "taken_at": st.column_config.DateColumn("Snapshot date", format="YYYY-MM-DD")}, key="trend-table")
+    st.plotly_chart(
+        charts.trend_lines(
+            plotted,
+            "taken_at",
+            measure,
+            "label",
+            labels[measure],
+            percent=measure == "utilization_pct",
+            currency=view.currency if measure == "annual_cost_reporting" else None,
+        ),
+        key="chart-trend",
+    )
+ui.table(
+    frame.drop(columns="label"),
+    column_config={"taken_at": st.column_config.DateColumn("Snapshot date", format="YYYY-MM-DD")},
+    key="trend-table",
+)
 ui.download(frame.drop(columns="label"), f"trends-by-{group}", key="dl-trends")
-st.caption(f"{len(dates)} snapshot dates, {dates[0]:%Y-%m-%d} to {dates[-1]:%Y-%m-%d}. {D.NOT_REPORTED.capitalize()} "
-           "counts are left out of the sums, not counted as 0.")
+st.caption(
+    f"{len(dates)} snapshot dates, {dates[0]:%Y-%m-%d} to {dates[-1]:%Y-%m-%d}. {D.NOT_REPORTED.capitalize()} "
+    "counts are left out of the sums, not counted as 0."
+)

@@ -16,8 +16,15 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts" / "screenshots"
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--disable-quic", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--no-first-run",
+]
 
 
 def require_chromium() -> str:
@@ -25,8 +32,12 @@ def require_chromium() -> str:
     if path:
         return path
     if os.environ.get("CI") == "true":
-        pytest.fail(f"Chromium is required under CI=true but {CHROMIUM} is missing (apt-get install chromium)")
-    pytest.skip(f"browser tests skipped: Chromium not found at {CHROMIUM} (apt-get install chromium to run them)")
+        pytest.fail(
+            f"Chromium is required under CI=true but {CHROMIUM} is missing (apt-get install chromium)"
+        )
+    pytest.skip(
+        f"browser tests skipped: Chromium not found at {CHROMIUM} (apt-get install chromium to run them)"
+    )
 
 
 def free_port() -> int:
@@ -43,17 +54,39 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.db = tmp / "dashboard.sqlite"
         clean = {k: v for k, v in os.environ.items() if not k.startswith("TRUTO_")}
-        clean.update({"DATABASE_URL": f"sqlite:///{self.db}", "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"})
+        clean.update(
+            {
+                "DATABASE_URL": f"sqlite:///{self.db}",
+                "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+            }
+        )
         clean.update(env or {})
         self.log = open(tmp / "streamlit.log", "w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(self.port),
-             "--server.headless", "true", "--server.address", "127.0.0.1"],
-            cwd=ROOT, env=clean, stdout=self.log, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                "app.py",
+                "--server.port",
+                str(self.port),
+                "--server.headless",
+                "true",
+                "--server.address",
+                "127.0.0.1",
+            ],
+            cwd=ROOT,
+            env=clean,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"streamlit exited: {(tmp / 'streamlit.log').read_text()[-2000:]}")
+                raise RuntimeError(
+                    f"streamlit exited: {(tmp / 'streamlit.log').read_text()[-2000:]}"
+                )
             try:
                 if requests.get(self.url + "/_stcore/health", timeout=1).text == "ok":
                     return
@@ -84,7 +117,7 @@ def wait_idle(page, timeout: float = 60_000) -> None:
     """
     page.wait_for_selector(IDLE, timeout=timeout)
     page.wait_for_selector("[data-testid='stMain']", timeout=timeout)
-    page.wait_for_function(f"() => !document.querySelector(\"{SKELETON}\")", timeout=timeout)
+    page.wait_for_function(f'() => !document.querySelector("{SKELETON}")', timeout=timeout)
     page.wait_for_selector(IDLE, timeout=timeout)
     assert page.get_by_text("Page not found").count() == 0, f"Streamlit could not route {page.url}"
 

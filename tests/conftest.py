@@ -51,9 +51,13 @@ def postgres_base_url() -> str | None:
     if url:
         return url
     if os.environ.get("CI") == "true":
-        pytest.fail(f"{POSTGRES_URL_ENV} is not set: under CI=true the store tests must run against PostgreSQL "
-                    "(.ci/run starts Debian's postgresql and exports it)")
-    pytest.skip(f"PostgreSQL store tests skipped: set {POSTGRES_URL_ENV}=postgresql://user:password@host:5432/db")
+        pytest.fail(
+            f"{POSTGRES_URL_ENV} is not set: under CI=true the store tests must run against PostgreSQL "
+            "(.ci/run starts Debian's postgresql and exports it)"
+        )
+    pytest.skip(
+        f"PostgreSQL store tests skipped: set {POSTGRES_URL_ENV}=postgresql://user:password@host:5432/db"
+    )
     return None
 
 
@@ -76,7 +80,9 @@ def postgres_schema_url():
         with psycopg.connect(conninfo, autocommit=True) as conn:
             conn.execute(f'CREATE SCHEMA "{schema}"')
         created.append(schema)
-        return base.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
+        return base.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+            hide_password=False
+        )
 
     yield make
     with psycopg.connect(conninfo, autocommit=True) as conn:

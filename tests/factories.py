@@ -9,9 +9,22 @@ from lib.config import Secret, Settings
 TOKEN = "test-token-9f8e7d6c5b4a"
 
 
-def account(account_id: str, integration: str, tenant: str = "t1", status: str = "active", **extra) -> dict:
-    return {"id": account_id, "tenant_id": tenant, "integration": {"id": f"i-{integration}", "name": integration,
-            "category": "user-directory"}, "status": status, "is_sandbox": False, "last_error": None, **extra}
+def account(
+    account_id: str, integration: str, tenant: str = "t1", status: str = "active", **extra
+) -> dict:
+    return {
+        "id": account_id,
+        "tenant_id": tenant,
+        "integration": {
+            "id": f"i-{integration}",
+            "name": integration,
+            "category": "user-directory",
+        },
+        "status": status,
+        "is_sandbox": False,
+        "last_error": None,
+        **extra,
+    }
 
 
 def lic(lid, name, assigned=None, available=None, is_paid=None, **extra) -> dict:
@@ -26,12 +39,21 @@ def lic(lid, name, assigned=None, available=None, is_paid=None, **extra) -> dict
     return rec
 
 
-def dataset(accounts: list[dict], licenses: dict | None = None, organizations: dict | None = None) -> dict:
+def dataset(
+    accounts: list[dict], licenses: dict | None = None, organizations: dict | None = None
+) -> dict:
     return {"accounts": accounts, "licenses": licenses or {}, "organizations": organizations or {}}
 
 
 def settings_for(emu, **overrides) -> Settings:
     """Client settings pointed at a running emulator, fast retry timings for tests."""
-    base = Settings(api_token=Secret(emu.token), base_url=emu.base_url, backoff_base=0.01, backoff_max=0.05,
-                    connect_timeout=2.0, read_timeout=5.0, max_workers=4)
+    base = Settings(
+        api_token=Secret(emu.token),
+        base_url=emu.base_url,
+        backoff_base=0.01,
+        backoff_max=0.05,
+        connect_timeout=2.0,
+        read_timeout=5.0,
+        max_workers=4,
+    )
     return replace(base, **overrides)

@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 
@@ -23,12 +24,14 @@ class Reply:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes | list[tuple[bytes, float]] = b""
-    raw: bool = False   # True: headers as given (no Content-Length added)
+    raw: bool = False  # True: headers as given (no Content-Length added)
     close: bool = False  # True: close the connection after the body (e.g. in the middle of it)
 
     @classmethod
-    def json(cls, value: Any, status: int = 200, **headers: str) -> "Reply":
-        return cls(status, {"Content-Type": "application/json", **headers}, json.dumps(value).encode())
+    def json(cls, value: Any, status: int = 200, **headers: str) -> Reply:
+        return cls(
+            status, {"Content-Type": "application/json", **headers}, json.dumps(value).encode()
+        )
 
 
 Answer = Callable[[str, dict, dict], Reply]
@@ -82,7 +85,7 @@ class HostileTruto:
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> "HostileTruto":
+    def __enter__(self) -> HostileTruto:
         self._thread.start()
         return self
 
@@ -93,17 +96,32 @@ class HostileTruto:
 
 
 def active(account_id: str, integration: str = "adobe", tenant: str = "t1", **extra) -> dict:
-    return {"id": account_id, "tenant_id": tenant, "status": "active",
-            "integration": {"name": integration}, **extra}
+    return {
+        "id": account_id,
+        "tenant_id": tenant,
+        "status": "active",
+        "integration": {"name": integration},
+        **extra,
+    }
 
 
 def seat(lid: str, name: str, assigned: int = 1, available: int = 10, **extra) -> dict:
-    return {"id": lid, "name": name, "assigned_quantity": assigned, "available_quantity": available,
-            "is_paid": True, **extra}
+    return {
+        "id": lid,
+        "name": name,
+        "assigned_quantity": assigned,
+        "available_quantity": available,
+        "is_paid": True,
+        **extra,
+    }
 
 
-def truto(accounts: list[dict] | list[list[dict]], licenses: dict[str, list] | None = None,
-          hostile: dict[str, Answer] | None = None, organizations: dict[str, list] | None = None) -> Answer:
+def truto(
+    accounts: list[dict] | list[list[dict]],
+    licenses: dict[str, list] | None = None,
+    hostile: dict[str, Answer] | None = None,
+    organizations: dict[str, list] | None = None,
+) -> Answer:
     """Truto for ``accounts`` (a list, or a list of pages) and their licenses; ``hostile`` maps an
     account id (or a path) to an answer that replaces the normal one for it."""
     pages = accounts if accounts and isinstance(accounts[0], list) else [accounts]

@@ -9,14 +9,20 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from lib.analytics import views as D
-from lib.auth import Actor
 from lib.analytics.metrics import add_metrics, summarize
-from lib.store import Store
+from lib.auth import Actor
 from lib.jobs.refresh import metric_options
+from lib.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = ["pages/overview.py", "pages/utilization.py", "pages/spend.py", "pages/trends.py", "pages/accounts.py",
-         "pages/price-book.py"]
+PAGES = [
+    "pages/overview.py",
+    "pages/utilization.py",
+    "pages/spend.py",
+    "pages/trends.py",
+    "pages/accounts.py",
+    "pages/price-book.py",
+]
 ADMIN = Actor("ana@acme.com", "Ana", "admin")
 
 
@@ -51,8 +57,8 @@ def metric_values(at: AppTest) -> dict[str, str]:
 
 def expected_rows(db_url: str, **filters):
     """The rows lib computes for the data the app shows (its stored snapshot, price book and options)."""
-    from lib.jobs.sync import config_key
     from lib.config import load_settings
+    from lib.jobs.sync import config_key
 
     store = Store(db_url)
     latest = store.latest(config_key(load_settings(env={}, secrets={})))
@@ -80,7 +86,7 @@ def test_every_page_runs_without_exception(db, page):
 def test_overview_kpis_equal_what_lib_computes(db):
     at = app()
     no_exception(at)
-    tiles = {t.label: t.value for t in expected_tiles(db)}     # paid licenses by default
+    tiles = {t.label: t.value for t in expected_tiles(db)}  # paid licenses by default
     shown = metric_values(at)
     for label, value in tiles.items():
         assert shown[label] == value, label
@@ -109,7 +115,9 @@ def test_a_filter_changes_the_figures_and_the_table(db):
     assert metric_values(before)["Seats bought"] != metric_values(after)["Seats bought"]
     want = expected_summary(db, paid_only=True, integrations=("GitHub",))
     assert metric_values(after)["Seats bought"] == D.fmt_seats(want.utilization_total_seats)
-    assert metric_values(after)["Seats bought"] == "340"       # paid by default: 200 + 100 + 40, not GitHub Free's 9
+    assert (
+        metric_values(after)["Seats bought"] == "340"
+    )  # paid by default: 200 + 100 + 40, not GitHub Free's 9
     assert set(after.dataframe[0].value["integration_label"]) == {"GitHub"}
     assert len(before.dataframe[0].value) > len(after.dataframe[0].value)
 
@@ -131,24 +139,31 @@ def test_filter_that_matches_nothing_says_what_to_do(db):
 def test_price_book_rejects_a_bad_file_and_accepts_a_good_one(db):
     at = app("pages/price-book.py")
     seeded = Store(db).get_price_book()
-    assert len(seeded) > 0   # the demo starts with list prices
-    bad = (b"integration,license_id,license_name,unit_price,currency,billing_period\n"
-           b"GitHub,,GitHub Enterprise,-5,USD,monthly\nAdobe,,Acrobat Pro,20,EURO,weekly\n")
+    assert len(seeded) > 0  # the demo starts with list prices
+    bad = (
+        b"integration,license_id,license_name,unit_price,currency,billing_period\n"
+        b"GitHub,,GitHub Enterprise,-5,USD,monthly\nAdobe,,Acrobat Pro,20,EURO,weekly\n"
+    )
     at.file_uploader(key="price-upload").set_value(("bad.csv", bad, "text/csv")).run()
     no_exception(at)
     shown = " ".join(m.value for m in at.markdown)
     for words in ("row 2", "unit\\_price", "row 3", "currency", "billing\\_period"):
         assert words in shown, words
-    pd.testing.assert_frame_equal(Store(db).get_price_book(), seeded)   # nothing half applied
+    pd.testing.assert_frame_equal(Store(db).get_price_book(), seeded)  # nothing half applied
 
-    good = (b"integration,license_id,license_name,unit_price,currency,billing_period\n"
-            b"GitHub,,GitHub Enterprise,21,USD,monthly\n")
+    good = (
+        b"integration,license_id,license_name,unit_price,currency,billing_period\n"
+        b"GitHub,,GitHub Enterprise,21,USD,monthly\n"
+    )
     at.file_uploader(key="price-upload").set_value(("good.csv", good, "text/csv")).run()
     no_exception(at)
     at.button(key="apply-upload").click().run()
     no_exception(at)
     book = Store(db).get_price_book()
-    assert list(book["license_name"]) == ["GitHub Enterprise"] and float(book["unit_price"].iloc[0]) == 21.0
+    assert (
+        list(book["license_name"]) == ["GitHub Enterprise"]
+        and float(book["unit_price"].iloc[0]) == 21.0
+    )
     at.switch_page("pages/overview.py").run()
     # Priced now: GitHub Enterprise from the book, 21 x 12 x (200 + 40 seats) = 60,480 USD, and DocuSign's own
     # vendor price, 40 EUR x 12 x 25 seats x 1.08 = 12,960 USD (its 25 GBP licence has no rate: left out).
@@ -211,7 +226,10 @@ def test_accounts_page_explains_failures_and_unreported_fields(db):
     assert "Needs reauthorisation" in errors and "Reconnect this account in Truto" in errors
     table = at.dataframe[0].value
     atlassian = table[table["integration_label"] == "Atlassian"].iloc[0]
-    assert "assigned seats" in atlassian["fields_not_reported"] and "total seats" in atlassian["fields_not_reported"]
+    assert (
+        "assigned seats" in atlassian["fields_not_reported"]
+        and "total seats" in atlassian["fields_not_reported"]
+    )
 
 
 def test_spend_page_lists_unpriced_and_unconverted(db):
@@ -225,10 +243,16 @@ def test_spend_page_lists_unpriced_and_unconverted(db):
 
 # -- sign-in and roles -------------------------------------------------------------------
 
-AUTH = {"auth": {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x" * 32,
-                 "client_id": "id", "client_secret": "secret",
-                 "server_metadata_url": "https://idp.example/.well-known/openid-configuration"},
-        "access": {"allowed_domains": ["acme.com"], "admins": ["ana@acme.com"]}}
+AUTH = {
+    "auth": {
+        "redirect_uri": "http://localhost:8501/oauth2callback",
+        "cookie_secret": "x" * 32,
+        "client_id": "id",
+        "client_secret": "secret",
+        "server_metadata_url": "https://idp.example/.well-known/openid-configuration",
+    },
+    "access": {"allowed_domains": ["acme.com"], "admins": ["ana@acme.com"]},
+}
 
 
 def signed_in(page: str | None, user: dict | None) -> AppTest:
@@ -251,14 +275,20 @@ def test_signed_out_sees_only_a_sign_in_button(db):
 
 
 def test_not_allowed_sees_who_they_are_and_nothing_more(db):
-    at = signed_in(None, {"is_logged_in": True, "email": "eve@evilacme.com", "name": "Eve", "email_verified": True})
+    at = signed_in(
+        None,
+        {"is_logged_in": True, "email": "eve@evilacme.com", "name": "Eve", "email_verified": True},
+    )
     no_exception(at)
     assert any("eve@evilacme.com" in w.value.replace("\\", "") for w in at.warning)
     assert not at.metric and not at.dataframe
 
 
 def test_viewer_sees_everything_but_cannot_edit(db):
-    at = signed_in("pages/price-book.py", {"is_logged_in": True, "email": "vic@acme.com", "name": "Vic", "email_verified": True})
+    at = signed_in(
+        "pages/price-book.py",
+        {"is_logged_in": True, "email": "vic@acme.com", "name": "Vic", "email_verified": True},
+    )
     no_exception(at)
     assert any("only admins can change them" in i.value for i in at.info)
     assert not [b for b in at.button if b.key in ("save-prices", "save-fx")]
@@ -269,11 +299,14 @@ def test_viewer_sees_everything_but_cannot_edit(db):
 
 def test_viewer_cannot_change_settings_by_crafting_a_widget_value(db):
     """The controls are disabled for a viewer; a crafted message could still send values and a submit."""
-    at = signed_in("pages/price-book.py", {"is_logged_in": True, "email": "vic@acme.com", "name": "Vic", "email_verified": True})
+    at = signed_in(
+        "pages/price-book.py",
+        {"is_logged_in": True, "email": "vic@acme.com", "name": "Vic", "email_verified": True},
+    )
     before = Store(db).get_settings()
     buffer = at.number_input(key="set-buffer")
     assert buffer.disabled
-    buffer._value = 55.0                      # what a crafted widget value does: bypass the disabled control
+    buffer._value = 55.0  # what a crafted widget value does: bypass the disabled control
     submit = [b for b in at.button if b.label == "Save settings"][0]
     submit._value = True
     at.run()
@@ -287,7 +320,10 @@ def test_viewer_cannot_change_settings_by_crafting_a_widget_value(db):
 
 
 def test_admin_can_edit(db):
-    at = signed_in("pages/price-book.py", {"is_logged_in": True, "email": "ana@acme.com", "name": "Ana", "email_verified": True})
+    at = signed_in(
+        "pages/price-book.py",
+        {"is_logged_in": True, "email": "ana@acme.com", "name": "Ana", "email_verified": True},
+    )
     no_exception(at)
     at.number_input(key="set-buffer").set_value(25.0)
     [b for b in at.button if b.label == "Save settings"][0].click().run()
@@ -302,7 +338,9 @@ def test_open_mode_says_so(db):
 
 def test_admin_changes_the_reporting_currency_with_its_rates(db):
     at = app("pages/price-book.py")
-    at.file_uploader(key="fx-upload").set_value(("eur.csv", b"currency,rate\nUSD,0.9\nGBP,1.15\n", "text/csv"))
+    at.file_uploader(key="fx-upload").set_value(
+        ("eur.csv", b"currency,rate\nUSD,0.9\nGBP,1.15\n", "text/csv")
+    )
     at.selectbox(key="fx-currency").set_value("EUR").run()
     no_exception(at)
     at.button(key="apply-fx").click().run()
@@ -314,6 +352,7 @@ def test_admin_changes_the_reporting_currency_with_its_rates(db):
 
 
 # -- empty states against a real (emulated) Truto --------------------------------------------
+
 
 def _against(emulator_fixture, monkeypatch, data, faults=None):
     from tests.factories import TOKEN
@@ -337,9 +376,15 @@ def test_no_accounts_says_what_to_do(db, emulator, monkeypatch):
 def test_every_account_failed_says_so_and_points_to_accounts(db, emulator, monkeypatch):
     from tests.factories import account, dataset, lic
 
-    _against(emulator, monkeypatch, dataset([account("a", "adobe"), account("b", "zoom")],
-                                            {"a": [lic("x", "X", 1, 2)], "b": [lic("y", "Y", 1)]}),
-             faults={"a": {"needs_reauth": True}, "b": {"blocked_503": True}})
+    _against(
+        emulator,
+        monkeypatch,
+        dataset(
+            [account("a", "adobe"), account("b", "zoom")],
+            {"a": [lic("x", "X", 1, 2)], "b": [lic("y", "Y", 1)]},
+        ),
+        faults={"a": {"needs_reauth": True}, "b": {"blocked_503": True}},
+    )
     at = app()
     no_exception(at)
     assert any("Every account failed to fetch" in e.value for e in at.error)
@@ -351,7 +396,7 @@ def test_every_account_failed_says_so_and_points_to_accounts(db, emulator, monke
 def test_overview_filtered_to_atlassian_says_its_licenses_report_no_seat_counts(db):
     at = app(query={"integration": ["Atlassian"]})
     no_exception(at)
-    assert not at.success, [s.value for s in at.success]          # not "Nothing needs attention"
+    assert not at.success, [s.value for s in at.success]  # not "Nothing needs attention"
     text = " ".join(m.value for m in at.markdown)
     assert "report no seat counts through Truto" in text and "Jira Software Cloud Standard" in text
     assert metric_values(at)["Annual spend (USD)"] == "not known"
@@ -361,12 +406,18 @@ def test_spend_filtered_to_zoom_says_only_true_things(db):
     at = app("pages/spend.py", query={"integration": ["Zoom"]})
     no_exception(at)
     shown = metric_values(at)
-    assert shown["Annual spend (USD)"] == "≥ USD 30,786"      # 140 assigned x 219.90
+    assert shown["Annual spend (USD)"] == "≥ USD 30,786"  # 140 assigned x 219.90
     infos = " ".join(i.value for i in at.info)
     assert "No priced paid licenses" not in infos and "within its buffer" not in infos
     assert "No savings can be computed" in infos
-    assert len(at.get("plotly_chart")) >= 1                           # the lower bound is drawn
+    assert len(at.get("plotly_chart")) >= 1  # the lower bound is drawn
     left_out = next(d.value for d in at.dataframe if "reason" in d.value.columns)
     assert list(left_out["license_name"]) == ["Zoom Workplace Business"]
-    priced = next(d.value for d in at.dataframe if "price_source" in d.value.columns and "unit_price" in d.value.columns)
-    assert set(priced["price_source"]) == {"Price book"} and "Zoom Basic" not in set(priced["license_name"])
+    priced = next(
+        d.value
+        for d in at.dataframe
+        if "price_source" in d.value.columns and "unit_price" in d.value.columns
+    )
+    assert set(priced["price_source"]) == {"Price book"} and "Zoom Basic" not in set(
+        priced["license_name"]
+    )

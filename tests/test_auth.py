@@ -7,8 +7,13 @@ import pytest
 from lib.auth import OPEN_ACTOR, AccessConfig, Actor, decide, load_access_config
 from lib.config import ConfigError
 
-AUTH = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x", "client_id": "id",
-        "client_secret": "secret", "server_metadata_url": "https://accounts.example.com/.well-known/openid-configuration"}
+AUTH = {
+    "redirect_uri": "http://localhost:8501/oauth2callback",
+    "cookie_secret": "x",
+    "client_id": "id",
+    "client_secret": "secret",
+    "server_metadata_url": "https://accounts.example.com/.well-known/openid-configuration",
+}
 
 
 def config(**access) -> AccessConfig:
@@ -19,11 +24,15 @@ def user(email="ana@acme.com", name="Ana", **extra) -> dict:
     return {"is_logged_in": True, "email": email, "name": name, "email_verified": True, **extra}
 
 
-ACME = config(allowed_domains=["acme.com"], allowed_emails=["guest@partner.io"], admins=["boss@acme.com"])
+ACME = config(
+    allowed_domains=["acme.com"], allowed_emails=["guest@partner.io"], admins=["boss@acme.com"]
+)
 
 
 def test_open_mode_without_auth_section_lets_everyone_edit():
-    cfg = load_access_config({"truto": {"api_token": "t"}, "access": {"allowed_domains": ["acme.com"]}})
+    cfg = load_access_config(
+        {"truto": {"api_token": "t"}, "access": {"allowed_domains": ["acme.com"]}}
+    )
     assert cfg.open and not cfg.auth_enabled
     d = decide({"is_logged_in": False}, cfg)
     assert d.allowed and d.actor == OPEN_ACTOR and d.actor.role == "open" and d.actor.can_edit
@@ -59,23 +68,30 @@ def test_admin_by_email_and_by_domain():
     cfg = config(admins=["@finance.acme.com", "it.acme.com"])
     assert decide(user("x@finance.acme.com"), cfg).actor.role == "admin"
     assert decide(user("y@it.acme.com"), cfg).actor.role == "admin"
-    assert not decide(user("z@acme.com"), cfg).allowed   # admins by domain do not open the parent domain
+    assert not decide(
+        user("z@acme.com"), cfg
+    ).allowed  # admins by domain do not open the parent domain
 
 
-@pytest.mark.parametrize("email", [
-    "eve@evilacme.com",          # suffix without the dot
-    "eve@acme.com.evil.io",      # the allowed domain as a prefix
-    "eve@sub.acme.com",          # subdomains are not the domain
-    "eve@acme.co",
-    "eve@acme.com@evil.io",      # two @: malformed, refused
-    "eve@evil.io@acme.com",
-    "acme.com",                  # no @ at all
-    "eve@acme.com.",             # the fully qualified form (trailing dot): the same domain, allowed
-])
+@pytest.mark.parametrize(
+    "email",
+    [
+        "eve@evilacme.com",  # suffix without the dot
+        "eve@acme.com.evil.io",  # the allowed domain as a prefix
+        "eve@sub.acme.com",  # subdomains are not the domain
+        "eve@acme.co",
+        "eve@acme.com@evil.io",  # two @: malformed, refused
+        "eve@evil.io@acme.com",
+        "acme.com",  # no @ at all
+        "eve@acme.com.",  # the fully qualified form (trailing dot): the same domain, allowed
+    ],
+)
 def test_domain_suffix_and_format_attacks(email):
     d = decide(user(email), ACME)
     if email == "eve@acme.com.":
-        assert d.allowed and d.actor.email == "eve@acme.com"   # the fully qualified form is the same domain
+        assert (
+            d.allowed and d.actor.email == "eve@acme.com"
+        )  # the fully qualified form is the same domain
     else:
         assert not d.allowed and d.actor is None, email
 
@@ -94,7 +110,9 @@ def test_case_insensitive_matching():
     assert decide(user("Ana@ACME.com"), ACME).actor.email == "ana@acme.com"
 
 
-@pytest.mark.parametrize("flag", [False, "false", 0, None, "", "unverified", "no", "off", "n", 1, "yes", "True "[:0]])
+@pytest.mark.parametrize(
+    "flag", [False, "false", 0, None, "", "unverified", "no", "off", "n", 1, "yes", "True "[:0]]
+)
 def test_unverified_email_is_refused(flag):
     d = decide(user("boss@acme.com", email_verified=flag), ACME)
     assert not d.allowed and "not verified" in d.reason and d.shown_as == "boss@acme.com"
@@ -104,7 +122,9 @@ def test_only_a_true_verification_is_accepted():
     assert decide(user("boss@acme.com", email_verified=True), ACME).actor.role == "admin"
     assert decide(user("boss@acme.com", email_verified="TRUE"), ACME).actor.role == "admin"
     missing = {"is_logged_in": True, "email": "ana@acme.com", "name": "Ana"}
-    assert not decide(missing, ACME).allowed   # an IdP that does not say the address is verified: refused
+    assert not decide(
+        missing, ACME
+    ).allowed  # an IdP that does not say the address is verified: refused
 
 
 def test_signed_in_without_email_is_refused():
@@ -120,7 +140,7 @@ def test_auth_without_allow_list_fails_closed():
 
 
 def test_attribute_style_user_object():
-    class Proxy:   # st.user also answers attributes
+    class Proxy:  # st.user also answers attributes
         is_logged_in = True
         email = "ana@acme.com"
         name = "Ana"
@@ -129,14 +149,17 @@ def test_attribute_style_user_object():
     assert decide(Proxy(), ACME).actor.role == "viewer"
 
 
-@pytest.mark.parametrize("access, needle", [
-    ({"allowed_domains": ["*.acme.com"]}, "wildcards"),
-    ({"allowed_domains": ["acme..com"]}, "not a domain"),
-    ({"allowed_emails": ["not-an-email"]}, "not an email"),
-    ({"admins": ["a@b@c.com"]}, "not an email"),
-    ({"allowed_domains": "acme.com", "viewers": ["x"]}, "unknown key"),
-    ({"allowed_emails": [3]}, "not text"),
-])
+@pytest.mark.parametrize(
+    "access, needle",
+    [
+        ({"allowed_domains": ["*.acme.com"]}, "wildcards"),
+        ({"allowed_domains": ["acme..com"]}, "not a domain"),
+        ({"allowed_emails": ["not-an-email"]}, "not an email"),
+        ({"admins": ["a@b@c.com"]}, "not an email"),
+        ({"allowed_domains": "acme.com", "viewers": ["x"]}, "unknown key"),
+        ({"allowed_emails": [3]}, "not text"),
+    ],
+)
 def test_bad_access_config_names_the_key(access, needle):
     with pytest.raises(ConfigError, match=needle):
         load_access_config({"auth": AUTH, "access": access})

@@ -4,20 +4,37 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import UTC
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from lib import ui
-from tests.browser import CHROMIUM_ARGS, Server, by_key, download, require_chromium, screenshot, wait_idle
+from tests.browser import (
+    CHROMIUM_ARGS,
+    Server,
+    by_key,
+    download,
+    require_chromium,
+    screenshot,
+    wait_idle,
+)
 
 pytestmark = pytest.mark.browser
 
-CHARTS = {"overview": ["chart-top-idle", "chart-util-integration"], "utilization": ["chart-seats"],
-          "spend": ["chart-spend"], "trends": ["chart-trend"]}          # page key -> keys of its charts
-GRIDS = {"utilization": "utilization-table", "spend": "spend-table", "accounts": "accounts-table",
-         "trends": "trend-table"}                                         # page key -> key of its main table
+CHARTS = {
+    "overview": ["chart-top-idle", "chart-util-integration"],
+    "utilization": ["chart-seats"],
+    "spend": ["chart-spend"],
+    "trends": ["chart-trend"],
+}  # page key -> keys of its charts
+GRIDS = {
+    "utilization": "utilization-table",
+    "spend": "spend-table",
+    "accounts": "accounts-table",
+    "trends": "trend-table",
+}  # page key -> key of its main table
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +66,8 @@ def page(browser):
 
 def metric(page, label: str) -> str:
     tile = page.locator("[data-testid='stMetric']").filter(
-        has=page.locator("[data-testid='stMetricLabel']", has_text=label))
+        has=page.locator("[data-testid='stMetricLabel']", has_text=label)
+    )
     tile.wait_for(timeout=30_000)
     return tile.locator("[data-testid='stMetricValue']").inner_text().strip()
 
@@ -90,7 +108,9 @@ def test_first_deep_link_after_a_start_is_routed(tmp_path, browser, first):
         assert parse_qs(urlsplit(pg.url).query) == {"paid": ["true"]}
         assert pg.get_by_role("dialog").count() == 0
         # The router ran too: the sidebar's filters are there.
-        pg.locator("[data-testid='stSidebar']").get_by_text("Paid licenses only").wait_for(timeout=30_000)
+        pg.locator("[data-testid='stSidebar']").get_by_text("Paid licenses only").wait_for(
+            timeout=30_000
+        )
         context.close()
     finally:
         srv.stop()
@@ -106,7 +126,9 @@ def test_filter_changes_url_and_figures(server, page):
     page.goto(f"{server.url}/utilization")
     wait_idle(page)
     before = metric(page, "Seats bought")
-    box = page.locator("[data-testid='stSidebar'] [data-testid='stMultiSelect']", has_text="Integration")
+    box = page.locator(
+        "[data-testid='stSidebar'] [data-testid='stMultiSelect']", has_text="Integration"
+    )
     box.locator("input").click()
     page.get_by_role("option", name="GitHub", exact=True).click()
     page.keyboard.press("Escape")
@@ -114,8 +136,13 @@ def test_filter_changes_url_and_figures(server, page):
     wait_idle(page)
     page.wait_for_function(
         "(b) => [...document.querySelectorAll(\"[data-testid='stMetric']\")].some("
-        "m => m.innerText.includes('Seats bought') && !m.innerText.includes(b))", arg=before, timeout=30_000)
-    assert metric(page, "Seats bought") == "340" != before      # paid by default: not GitHub Free's 9 seats
+        "m => m.innerText.includes('Seats bought') && !m.innerText.includes(b))",
+        arg=before,
+        timeout=30_000,
+    )
+    assert (
+        metric(page, "Seats bought") == "340" != before
+    )  # paid by default: not GitHub Free's 9 seats
     assert parse_qs(urlsplit(page.url).query)["integration"] == ["GitHub"]
     screenshot(page, "utilization-github")
 
@@ -129,12 +156,19 @@ def test_csv_download_equals_the_filtered_table(server, page):
     page.goto(f"{server.url}/utilization?integration=GitHub")
     wait_idle(page)
     got = download(page, "dl-utilization")
-    assert got.suggested_filename.startswith("license-utilization-") and got.suggested_filename.endswith(".csv")
+    assert got.suggested_filename.startswith(
+        "license-utilization-"
+    ) and got.suggested_filename.endswith(".csv")
     rows = list(csv.DictReader(io.StringIO(Path(got.path()).read_text(encoding="utf-8-sig"))))
     assert {r["integration_label"] for r in rows} == {"GitHub"}
-    assert sorted((r["organization_name"], r["license_name"]) for r in rows) == sorted([
-        ("acme-platform", "GitHub Enterprise"), ("acme-platform", "GitHub Copilot Business"),
-        ("acme-labs", "GitHub Enterprise"), ("acme-labs", "GitHub Free")])
+    assert sorted((r["organization_name"], r["license_name"]) for r in rows) == sorted(
+        [
+            ("acme-platform", "GitHub Enterprise"),
+            ("acme-platform", "GitHub Copilot Business"),
+            ("acme-labs", "GitHub Enterprise"),
+            ("acme-labs", "GitHub Free"),
+        ]
+    )
     assert sum(int(r["seats_bought"]) for r in rows) == 349
 
 
@@ -144,11 +178,13 @@ def test_uploading_a_price_changes_spend(server, page, tmp_path):
     before = metric(page, "Annual spend (USD)")
     page.goto(f"{server.url}/price-book")
     wait_idle(page)
-    from lib.jobs.demo import demo_price_book
     from lib.analytics.pricing import price_book_to_csv
+    from lib.jobs.demo import demo_price_book
 
     book = demo_price_book()
-    book.loc[book["license_name"] == "Sales Cloud Enterprise", "unit_price"] = 200.0   # was 165 a month
+    book.loc[book["license_name"] == "Sales Cloud Enterprise", "unit_price"] = (
+        200.0  # was 165 a month
+    )
     price_file = tmp_path / "prices.csv"
     price_file.write_bytes(price_book_to_csv(book))
     by_key(page, "price-upload").locator("input[type=file]").set_input_files(str(price_file))
@@ -171,24 +207,30 @@ def synced_server(tmp_path_factory):
     """A server whose database holds two syncs of the demo data, a day apart, with GitHub seats changed."""
     require_chromium()
     from dataclasses import replace
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from lib.config import load_settings
-    from lib.truto.source import fetch
-    from lib.store import Store
     from lib.jobs.sync import config_key
+    from lib.store import Store
+    from lib.truto.source import fetch
 
     tmp = tmp_path_factory.mktemp("synced")
     settings = load_settings(env={}, secrets={})
     store = Store(f"sqlite:///{tmp / 'dashboard.sqlite'}")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     first = fetch(settings)
     store.write_snapshot(first, config_key(settings), taken_at=now - timedelta(days=2))
     second = fetch(settings)
     rows = second.licenses
-    enterprise = (rows["integration_label"] == "GitHub") & (rows["license_name"] == "GitHub Enterprise")
-    rows.loc[enterprise, "assigned_seats"] = rows.loc[enterprise, "assigned_seats"] + 25   # 2 orgs: +50 in all
-    store.write_snapshot(replace(second, licenses=rows), config_key(settings), taken_at=now - timedelta(days=1))
+    enterprise = (rows["integration_label"] == "GitHub") & (
+        rows["license_name"] == "GitHub Enterprise"
+    )
+    rows.loc[enterprise, "assigned_seats"] = (
+        rows.loc[enterprise, "assigned_seats"] + 25
+    )  # 2 orgs: +50 in all
+    store.write_snapshot(
+        replace(second, licenses=rows), config_key(settings), taken_at=now - timedelta(days=1)
+    )
     store.close()
     srv = Server(tmp)
     yield srv, (now - timedelta(days=2)).date(), (now - timedelta(days=1)).date()
@@ -216,19 +258,23 @@ def test_editing_a_price_in_the_table_changes_spend(server, page):
     before = metric(page, "Annual spend (USD)")
     page.goto(f"{server.url}/price-book")
     wait_idle(page)
-    grid = by_key(page, "price-editor").locator("[data-testid='stDataFrame']")   # the price table (st.data_editor)
+    grid = by_key(page, "price-editor").locator(
+        "[data-testid='stDataFrame']"
+    )  # the price table (st.data_editor)
     grid.wait_for(timeout=30_000)
-    grid.click(position={"x": 80, "y": 52})                       # first row: GitHub · GitHub Enterprise
-    for _ in range(3):                                            # Integration -> License ID -> name -> price
+    grid.click(position={"x": 80, "y": 52})  # first row: GitHub · GitHub Enterprise
+    for _ in range(3):  # Integration -> License ID -> name -> price
         page.keyboard.press("ArrowRight")
-    page.keyboard.press("Enter")                                  # open the cell editor
+    page.keyboard.press("Enter")  # open the cell editor
     editor = page.locator("#portal input, .gdg-input").first
     editor.wait_for(timeout=10_000)
     editor.fill("30")
     page.keyboard.press("Enter")
     # The edit reaches the server and reruns the script; Save before that would store the table as it was.
     try:
-        page.wait_for_selector("[data-testid='stApp'][data-test-script-state='running']", timeout=5_000)
+        page.wait_for_selector(
+            "[data-testid='stApp'][data-test-script-state='running']", timeout=5_000
+        )
     except Exception:  # noqa: BLE001  (a fast rerun may finish before we look)
         pass
     wait_idle(page)

@@ -13,8 +13,14 @@ pytestmark = pytest.mark.browser
 
 PAGES = {p.url_path: p.title for p in ui.PAGES}
 # What each page draws last-ish, to wait for (never a fixed sleep).
-READY = {"overview": "Needs attention", "utilization": "Drill down", "spend": "All priced rows",
-         "trends": "Measure", "accounts": "Malformed records", "price-book": "Download the price book"}
+READY = {
+    "overview": "Needs attention",
+    "utilization": "Drill down",
+    "spend": "All priced rows",
+    "trends": "Measure",
+    "accounts": "Malformed records",
+    "price-book": "Download the price book",
+}
 LEAKS = re.compile(r"(?<![\w-])(None|nan|NaN|<NA>|NaT)(?![\w-])")
 
 
@@ -40,7 +46,9 @@ def browser():
 @pytest.fixture(params=[(1440, 900), (390, 844)], ids=["1440", "390"])
 def page(browser, request):
     width, height = request.param
-    context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
+    context = browser.new_context(
+        viewport={"width": width, "height": height}, accept_downloads=True
+    )
     pg = context.new_page()
     pg.viewport_name = str(width)
     yield pg
@@ -65,14 +73,19 @@ def open_page(page, url: str, path: str) -> None:
 
 def metric_value(page, label: str) -> str:
     tile = page.locator("[data-testid='stMetric']").filter(
-        has=page.locator("[data-testid='stMetricLabel']", has_text=re.compile(f"^{re.escape(label)}$")))
+        has=page.locator(
+            "[data-testid='stMetricLabel']", has_text=re.compile(f"^{re.escape(label)}$")
+        )
+    )
     tile.wait_for(timeout=30_000)
     return tile.locator("[data-testid='stMetricValue']").inner_text().strip()
 
 
 def grid_text(page) -> str:
     """The text the grids put in the DOM (their accessible table), if any."""
-    cells = page.locator("[data-testid='stDataFrame'] table td, [data-testid='stDataFrame'] table th")
+    cells = page.locator(
+        "[data-testid='stDataFrame'] table td, [data-testid='stDataFrame'] table th"
+    )
     return " ".join(cells.all_inner_texts())
 
 
@@ -89,17 +102,21 @@ def test_no_none_nan_or_na_on_any_page(server, page, path):
 
 def test_accounts_show_names_and_the_failed_account_first(server, wide):
     open_page(wide, f"{server.url}/accounts", "accounts")
-    banner = wide.locator("[data-testid='stAlertContentError']").filter(has_text="Zoom · acme-europe · 7d383c7a")
+    banner = wide.locator("[data-testid='stAlertContentError']").filter(
+        has_text="Zoom · acme-europe · 7d383c7a"
+    )
     banner.wait_for(timeout=30_000)
     text = banner.inner_text()
     assert "needs_reauth" not in text and "needing reauthorisation" in text
     main = wide.locator("[data-testid='stMain']").inner_text()
-    assert "7d383c7a-068a-505e-bab4-623667e26571" not in main         # the UUID only in the CSV / More columns
+    assert (
+        "7d383c7a-068a-505e-bab4-623667e26571" not in main
+    )  # the UUID only in the CSV / More columns
 
 
 def test_overview_and_spend_say_at_least_for_the_spend_lower_bound(server, wide):
     open_page(wide, f"{server.url}/overview", "overview")
-    assert metric_value(wide, "Seat utilization") == "80.3%"           # paid licenses by default
+    assert metric_value(wide, "Seat utilization") == "80.3%"  # paid licenses by default
     assert metric_value(wide, "Annual spend (USD)") == "≥ USD 847,818"
     open_page(wide, f"{server.url}/spend", "spend")
     assert metric_value(wide, "Annual spend (USD)") == "≥ USD 847,818"
@@ -129,7 +146,9 @@ def themed(browser, request):
     """Phone and desktop, with the browser asking for a light or a dark colour scheme."""
     pages = []
     for width, height in ((1440, 900), (390, 844)):
-        context = browser.new_context(viewport={"width": width, "height": height}, color_scheme=request.param)
+        context = browser.new_context(
+            viewport={"width": width, "height": height}, color_scheme=request.param
+        )
         pg = context.new_page()
         pg.viewport_name = f"{width}-{request.param}"
         pages.append((context, pg))
@@ -144,8 +163,12 @@ def luminance(css_colour: str) -> float:
 
 
 def boxes_overlap(a: dict, b: dict) -> bool:
-    return not (a["x"] + a["width"] <= b["x"] or b["x"] + b["width"] <= a["x"]
-                or a["y"] + a["height"] <= b["y"] or b["y"] + b["height"] <= a["y"])
+    return not (
+        a["x"] + a["width"] <= b["x"]
+        or b["x"] + b["width"] <= a["x"]
+        or a["y"] + a["height"] <= b["y"]
+        or b["y"] + b["height"] <= a["y"]
+    )
 
 
 def check_chart(page, key: str) -> None:
@@ -159,10 +182,12 @@ def check_chart(page, key: str) -> None:
         assert box and box["x"] >= svg["x"] - 1 and box["y"] >= svg["y"] - 1, title
         assert box["x"] + box["width"] <= svg["x"] + svg["width"] + 1, title
         assert box["y"] + box["height"] <= svg["y"] + svg["height"] + 1, title
-    chart.hover()                                                     # the modebar shows on hover
+    chart.hover()  # the modebar shows on hover
     modebar = chart.locator(".modebar-container .modebar")
     modebar.wait_for(state="visible", timeout=30_000)
-    assert not boxes_overlap(modebar.bounding_box(), chart.locator(".main-svg .legend").bounding_box())
+    assert not boxes_overlap(
+        modebar.bounding_box(), chart.locator(".main-svg .legend").bounding_box()
+    )
 
 
 @pytest.mark.parametrize("path", ["trends", "price-book"])
@@ -170,17 +195,28 @@ def test_trends_and_price_book_in_light_and_dark_on_desktop_and_phone(server, th
     scheme, pages = themed
     for pg in pages:
         open_page(pg, f"{server.url}/{path}", path)
-        background = pg.locator("[data-testid='stApp']").evaluate("e => getComputedStyle(e).backgroundColor")
+        background = pg.locator("[data-testid='stApp']").evaluate(
+            "e => getComputedStyle(e).backgroundColor"
+        )
         # the app follows the browser's colour scheme (no forced light base)
-        assert (luminance(background) < 0.3) if scheme == "dark" else (luminance(background) > 0.8), background
+        assert (
+            (luminance(background) < 0.3) if scheme == "dark" else (luminance(background) > 0.8)
+        ), background
         if path == "trends":
             check_chart(pg, "chart-trend")
-            fill = pg.locator(".st-key-chart-trend .xtitle").evaluate("e => getComputedStyle(e).fill")
-            assert abs(luminance(fill) - luminance(background)) > 0.4, (fill, background)   # readable axis title
+            fill = pg.locator(".st-key-chart-trend .xtitle").evaluate(
+                "e => getComputedStyle(e).fill"
+            )
+            assert abs(luminance(fill) - luminance(background)) > 0.4, (
+                fill,
+                background,
+            )  # readable axis title
         else:
             heading = pg.get_by_role("heading", name="Change history", exact=True)
             heading.wait_for(timeout=30_000)
-            by_key(pg, "change-history").locator("[data-testid='stDataFrame']").wait_for(timeout=30_000)
+            by_key(pg, "change-history").locator("[data-testid='stDataFrame']").wait_for(
+                timeout=30_000
+            )
         screenshot(pg, f"{path}-{pg.viewport_name}")
         if path == "price-book":
             heading.scroll_into_view_if_needed()
@@ -191,7 +227,9 @@ def test_trends_per_license_draw_distinct_lines_on_a_phone(server, page):
     open_page(page, f"{server.url}/trends", "trends")
     by_key(page, "trend-group").get_by_role("radio", name="License", exact=True).click()
     wait_idle(page)
-    page.get_by_text("The 12 licenses with the most seats bought", exact=False).wait_for(timeout=60_000)
+    page.get_by_text("The 12 licenses with the most seats bought", exact=False).wait_for(
+        timeout=60_000
+    )
     check_chart(page, "chart-trend")
     lines = page.locator(".st-key-chart-trend .scatterlayer .trace .js-line")
     colours = lines.evaluate_all("ls => ls.map(l => getComputedStyle(l).stroke)")

@@ -18,8 +18,14 @@ def run(args, env_extra, tmp_path):
     # Its own database (none yet, unless the test makes one): never the developer's data/dashboard.sqlite.
     env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'cli-none.sqlite'}"
     env.update(env_extra)
-    return subprocess.run([sys.executable, "-m", "lib", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "lib", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def rows(path):
@@ -27,15 +33,21 @@ def rows(path):
 
 
 def _two_accounts(emulator, faults=None):
-    data = dataset([account("good", "adobe"), account("bad", "adobe")],
-                   {"good": [lic("x", "=cmd|' /C calc'!A0", 3, 4, True)], "bad": [lic("y", "Y", 1, 2)]})
+    data = dataset(
+        [account("good", "adobe"), account("bad", "adobe")],
+        {"good": [lic("x", "=cmd|' /C calc'!A0", 3, 4, True)], "bad": [lic("y", "Y", 1, 2)]},
+    )
     return emulator(data, token=SECRET, faults=faults or {})
 
 
 def test_export_all_ok_exits_0_and_writes_the_table(emulator, tmp_path):
     emu = _two_accounts(emulator)
     out = tmp_path / "licenses.csv"
-    proc = run(["export", "--out", str(out)], {"TRUTO_API_TOKEN": SECRET, "TRUTO_BASE_URL": emu.base_url}, tmp_path)
+    proc = run(
+        ["export", "--out", str(out)],
+        {"TRUTO_API_TOKEN": SECRET, "TRUTO_BASE_URL": emu.base_url},
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     table = rows(out)
     assert {r["account_id"] for r in table} == {"good", "bad"}
@@ -50,18 +62,29 @@ def test_export_all_ok_exits_0_and_writes_the_table(emulator, tmp_path):
 def test_export_partial_failure_exits_2_keeps_the_rest(emulator, tmp_path):
     emu = _two_accounts(emulator, faults={"bad": {"needs_reauth": True}})
     out = tmp_path / "licenses.csv"
-    proc = run(["export", "--out", str(out)], {"TRUTO_API_TOKEN": SECRET, "TRUTO_BASE_URL": emu.base_url}, tmp_path)
+    proc = run(
+        ["export", "--out", str(out)],
+        {"TRUTO_API_TOKEN": SECRET, "TRUTO_BASE_URL": emu.base_url},
+        tmp_path,
+    )
     assert proc.returncode == 2, proc.stderr
     assert [r["account_id"] for r in rows(out)] == ["good"]
     failed = [line for line in proc.stderr.splitlines() if line.startswith("FAILED")]
-    assert len(failed) == 1 and "bad" in failed[0] and "Reconnect this account in Truto" in failed[0]
+    assert (
+        len(failed) == 1 and "bad" in failed[0] and "Reconnect this account in Truto" in failed[0]
+    )
     assert SECRET not in proc.stdout + proc.stderr
 
 
 def test_export_nothing_fetched_exits_1(emulator, tmp_path):
-    emu = _two_accounts(emulator, faults={"good": {"blocked_503": True}, "bad": {"blocked_503": True}})
-    proc = run(["export", "--out", str(tmp_path / "x.csv")],
-               {"TRUTO_API_TOKEN": SECRET, "TRUTO_BASE_URL": emu.base_url}, tmp_path)
+    emu = _two_accounts(
+        emulator, faults={"good": {"blocked_503": True}, "bad": {"blocked_503": True}}
+    )
+    proc = run(
+        ["export", "--out", str(tmp_path / "x.csv")],
+        {"TRUTO_API_TOKEN": SECRET, "TRUTO_BASE_URL": emu.base_url},
+        tmp_path,
+    )
     assert proc.returncode == 1
     assert proc.stderr.count("FAILED") == 2
 
@@ -69,15 +92,22 @@ def test_export_nothing_fetched_exits_1(emulator, tmp_path):
 def test_export_bad_token_exits_1_without_echoing_it(emulator, tmp_path):
     emu = _two_accounts(emulator)
     wrong = "sk-wrong-token-777"
-    proc = run(["export", "--out", str(tmp_path / "x.csv")], {"TRUTO_API_TOKEN": wrong, "TRUTO_BASE_URL": emu.base_url},
-               tmp_path)
+    proc = run(
+        ["export", "--out", str(tmp_path / "x.csv")],
+        {"TRUTO_API_TOKEN": wrong, "TRUTO_BASE_URL": emu.base_url},
+        tmp_path,
+    )
     assert proc.returncode == 1
     assert "refused the API token" in proc.stderr
     assert wrong not in proc.stdout + proc.stderr and SECRET not in proc.stdout + proc.stderr
 
 
 def test_export_bad_configuration_exits_1_naming_the_setting(tmp_path):
-    proc = run(["export", "--out", str(tmp_path / "x.csv")], {"TRUTO_INTEGRATED_ACCOUNT_IDS": "a,,b"}, tmp_path)
+    proc = run(
+        ["export", "--out", str(tmp_path / "x.csv")],
+        {"TRUTO_INTEGRATED_ACCOUNT_IDS": "a,,b"},
+        tmp_path,
+    )
     assert proc.returncode == 1
     assert "TRUTO_INTEGRATED_ACCOUNT_IDS: entry 2 is empty" in proc.stderr
     assert not (tmp_path / "x.csv").exists()
@@ -93,11 +123,15 @@ def test_export_on_demo_data_without_token(tmp_path):
     github = [r for r in table if r["integration_label"] == "GitHub"]
     assert {r["organization_name"] for r in github} == {"acme-platform", "acme-labs"}
     atlassian = [r for r in table if r["integration_label"] == "Atlassian"]
-    assert atlassian and all(r["seats_assigned"] == "" and r["seats_bought"] == "" for r in atlassian)
+    assert atlassian and all(
+        r["seats_assigned"] == "" and r["seats_bought"] == "" for r in atlassian
+    )
 
 
-PRICE_BOOK = ("integration,license_id,license_name,unit_price,currency,billing_period\n"
-              "Adobe,x,,10,EUR,monthly\n")
+PRICE_BOOK = (
+    "integration,license_id,license_name,unit_price,currency,billing_period\n"
+    "Adobe,x,,10,EUR,monthly\n"
+)
 
 
 def test_export_with_price_book_fx_and_buffer_writes_metric_columns(emulator, tmp_path):
@@ -105,9 +139,21 @@ def test_export_with_price_book_fx_and_buffer_writes_metric_columns(emulator, tm
     (tmp_path / "book.csv").write_text(PRICE_BOOK)
     (tmp_path / "fx.csv").write_text("currency,rate\nEUR,1.25\n")
     out = tmp_path / "licenses.csv"
-    proc = run(["export", "--out", str(out), "--price-book", str(tmp_path / "book.csv"), "--fx",
-                str(tmp_path / "fx.csv"), "--buffer", "50%"],
-               {"TRUTO_API_TOKEN": SECRET, "TRUTO_BASE_URL": emu.base_url}, tmp_path)
+    proc = run(
+        [
+            "export",
+            "--out",
+            str(out),
+            "--price-book",
+            str(tmp_path / "book.csv"),
+            "--fx",
+            str(tmp_path / "fx.csv"),
+            "--buffer",
+            "50%",
+        ],
+        {"TRUTO_API_TOKEN": SECRET, "TRUTO_BASE_URL": emu.base_url},
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     good = next(r for r in rows(out) if r["account_id"] == "good")
     # 10 EUR/month x 12 = 120 EUR per seat-year; 4 seats bought, 3 assigned
@@ -115,20 +161,35 @@ def test_export_with_price_book_fx_and_buffer_writes_metric_columns(emulator, tm
     assert float(good["annual_cost_price_currency"]) == 480.0
     assert float(good["idle_annual_cost_price_currency"]) == 120.0
     assert float(good["annual_cost_usd"]) == 600.0 and good["reporting_currency"] == "USD"
-    assert good["seats_recommended"] == "5"             # ceil(3 x 1.5)
-    assert good["potential_annual_savings_price_currency"] == "0.0"    # max(4 - 5, 0) x 120: known to be nothing
+    assert good["seats_recommended"] == "5"  # ceil(3 x 1.5)
+    assert (
+        good["potential_annual_savings_price_currency"] == "0.0"
+    )  # max(4 - 5, 0) x 120: known to be nothing
     # Exported names as finance says them: no internal name, no "_reporting" suffix.
-    assert not [c for c in good if c.endswith("_reporting") or c in ("total_seats", "assigned_seats")]
+    assert not [
+        c for c in good if c.endswith("_reporting") or c in ("total_seats", "assigned_seats")
+    ]
     bad = next(r for r in rows(out) if r["account_id"] == "bad")
     assert bad["price_source"] == "unpriced" and bad["annual_cost_price_currency"] == ""
 
 
 def test_export_rejects_a_bad_price_book_listing_every_problem(tmp_path):
-    (tmp_path / "book.csv").write_text("integration,license_id,license_name,unit_price,currency,billing_period\n"
-                                       "Adobe,x,,-1,EURO,weekly\nAdobe,x,,5,USD,annual\n")
-    proc = run(["export", "--out", str(tmp_path / "x.csv"), "--price-book", str(tmp_path / "book.csv")], {}, tmp_path)
+    (tmp_path / "book.csv").write_text(
+        "integration,license_id,license_name,unit_price,currency,billing_period\n"
+        "Adobe,x,,-1,EURO,weekly\nAdobe,x,,5,USD,annual\n"
+    )
+    proc = run(
+        ["export", "--out", str(tmp_path / "x.csv"), "--price-book", str(tmp_path / "book.csv")],
+        {},
+        tmp_path,
+    )
     assert proc.returncode == 1
-    for words in ("row 2, column unit_price", "row 2, column currency", "row 2, column billing_period", "row 3"):
+    for words in (
+        "row 2, column unit_price",
+        "row 2, column currency",
+        "row 2, column billing_period",
+        "row 3",
+    ):
         assert words in proc.stderr
     assert not (tmp_path / "x.csv").exists()
 
@@ -146,7 +207,7 @@ def test_summary_prints_a_table_and_json(emulator, tmp_path):
     data = json.loads(proc.stdout)
     assert data["all_licenses"]["total_seats"] == 6 and data["all_licenses"]["assigned_seats"] == 4
     assert data["all_licenses"]["excluded_by_currency"] == {"EUR": 480.0}
-    assert data["all_licenses"]["annual_spend"] is None   # nothing convertible: not reported, not 0
+    assert data["all_licenses"]["annual_spend"] is None  # nothing convertible: not reported, not 0
     assert SECRET not in proc.stdout + proc.stderr
 
 
@@ -155,7 +216,7 @@ def test_sync_writes_a_snapshot_with_the_export_exit_codes(tmp_path):
 
     db = f"sqlite:///{tmp_path / 'sync.sqlite'}"
     proc = run(["sync", "--quiet"], {"DATABASE_URL": db}, tmp_path)
-    assert proc.returncode == 2, proc.stderr          # the demo's Zoom EU account needs reauthorisation
+    assert proc.returncode == 2, proc.stderr  # the demo's Zoom EU account needs reauthorisation
     assert "FAILED Zoom account" in proc.stderr
     latest = Store(db).latest("demo")
     assert len(latest.licenses) == 28 and not latest.is_empty
@@ -164,8 +225,14 @@ def test_sync_writes_a_snapshot_with_the_export_exit_codes(tmp_path):
 
 
 def test_a_malformed_token_is_refused_and_never_echoed(tmp_path):
-    proc = run(["sync"], {"TRUTO_API_TOKEN": "tok-SECRET\nPART2", "DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite'}"},
-               tmp_path)
+    proc = run(
+        ["sync"],
+        {
+            "TRUTO_API_TOKEN": "tok-SECRET\nPART2",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite'}",
+        },
+        tmp_path,
+    )
     assert proc.returncode == 1 and "TRUTO_API_TOKEN" in proc.stderr
     assert "SECRET" not in proc.stdout + proc.stderr and "PART2" not in proc.stdout + proc.stderr
 
@@ -188,7 +255,7 @@ def test_summary_reads_the_saved_price_book_rates_and_settings_and_flags_overrid
     assert "Using the price book (18 prices)" in proc.stderr
     # The demo book and EUR rate: the same totals the dashboard shows (GBP has no rate).
     assert paid["annual_spend"] == 817_032.33 and paid["excluded_by_currency"] == {"GBP": 3000.0}
-    assert data["spend_left_out"]["at_least_from_seats_assigned"] == 30_786.0      # Zoom: 140 x 219.90
+    assert data["spend_left_out"]["at_least_from_seats_assigned"] == 30_786.0  # Zoom: 140 x 219.90
     with_saved_buffer = paid["potential_annual_savings"]
     proc = run(["summary", "--json", "--buffer", "10%"], {"DATABASE_URL": db}, tmp_path)
     assert json.loads(proc.stdout)["paid_licenses"]["potential_annual_savings"] > with_saved_buffer

@@ -15,26 +15,47 @@ def test_defaults_without_anything_mean_demo():
 
 
 def test_secrets_section_is_read_and_environment_wins():
-    secrets = {"truto": {"api_token": "from-file", "base_url": "https://a.example/", "tenant_id": "t-file",
-                         "integrated_account_ids": ["a", "b"]}}
-    s = load_settings(env={"TRUTO_API_TOKEN": "from-env", "TRUTO_INTEGRATED_ACCOUNT_IDS": "x, y ,z"}, secrets=secrets)
+    secrets = {
+        "truto": {
+            "api_token": "from-file",
+            "base_url": "https://a.example/",
+            "tenant_id": "t-file",
+            "integrated_account_ids": ["a", "b"],
+        }
+    }
+    s = load_settings(
+        env={"TRUTO_API_TOKEN": "from-env", "TRUTO_INTEGRATED_ACCOUNT_IDS": "x, y ,z"},
+        secrets=secrets,
+    )
     assert s.api_token.reveal() == "from-env" and not s.demo
     assert s.base_url == "https://a.example" and s.tenant_id == "t-file"
     assert s.integrated_account_ids == ("x", "y", "z")
-    assert s.sources["api_token"] == "TRUTO_API_TOKEN" and s.sources["tenant_id"] == "secrets.toml [truto] tenant_id"
+    assert (
+        s.sources["api_token"] == "TRUTO_API_TOKEN"
+        and s.sources["tenant_id"] == "secrets.toml [truto] tenant_id"
+    )
 
 
-@pytest.mark.parametrize("env, words", [
-    ({"TRUTO_BASE_URL": "api.truto.one"}, "TRUTO_BASE_URL"),
-    ({"TRUTO_BASE_URL": "ftp://api.truto.one"}, "not an http(s) URL"),
-    ({"TRUTO_INTEGRATED_ACCOUNT_IDS": "a,,b"}, "TRUTO_INTEGRATED_ACCOUNT_IDS: entry 2 is empty"),
-    ({"TRUTO_INTEGRATED_ACCOUNT_IDS": "a,a"}, "listed twice"),
-    ({"TRUTO_MAX_WORKERS": "0"}, "TRUTO_MAX_WORKERS: must be at least 1"),
-    ({"TRUTO_MAX_WORKERS": "many"}, "TRUTO_MAX_WORKERS"),
-    ({"TRUTO_PRODUCTS": "exchange"}, "TRUTO_PRODUCTS: 'exchange' is not a Microsoft 365 product"),
-    ({"TRUTO_IGNORE_REMOTE_DATA": "perhaps"}, "TRUTO_IGNORE_REMOTE_DATA"),
-    ({"TRUTO_READ_TIMEOUT": "-1"}, "TRUTO_READ_TIMEOUT"),
-])
+@pytest.mark.parametrize(
+    "env, words",
+    [
+        ({"TRUTO_BASE_URL": "api.truto.one"}, "TRUTO_BASE_URL"),
+        ({"TRUTO_BASE_URL": "ftp://api.truto.one"}, "not an http(s) URL"),
+        (
+            {"TRUTO_INTEGRATED_ACCOUNT_IDS": "a,,b"},
+            "TRUTO_INTEGRATED_ACCOUNT_IDS: entry 2 is empty",
+        ),
+        ({"TRUTO_INTEGRATED_ACCOUNT_IDS": "a,a"}, "listed twice"),
+        ({"TRUTO_MAX_WORKERS": "0"}, "TRUTO_MAX_WORKERS: must be at least 1"),
+        ({"TRUTO_MAX_WORKERS": "many"}, "TRUTO_MAX_WORKERS"),
+        (
+            {"TRUTO_PRODUCTS": "exchange"},
+            "TRUTO_PRODUCTS: 'exchange' is not a Microsoft 365 product",
+        ),
+        ({"TRUTO_IGNORE_REMOTE_DATA": "perhaps"}, "TRUTO_IGNORE_REMOTE_DATA"),
+        ({"TRUTO_READ_TIMEOUT": "-1"}, "TRUTO_READ_TIMEOUT"),
+    ],
+)
 def test_bad_values_name_the_setting(env, words):
     with pytest.raises(ConfigError) as info:
         load_settings(env=env, secrets={})
@@ -42,7 +63,9 @@ def test_bad_values_name_the_setting(env, words):
 
 
 def test_bad_secrets_value_names_the_key():
-    with pytest.raises(ConfigError, match=r"secrets.toml \[truto\] integrated_account_ids: entry 1 is empty"):
+    with pytest.raises(
+        ConfigError, match=r"secrets.toml \[truto\] integrated_account_ids: entry 1 is empty"
+    ):
         load_settings(env={}, secrets={"truto": {"integrated_account_ids": [" "]}})
     with pytest.raises(ConfigError, match="unknown key 'token'"):
         load_settings(env={}, secrets={"truto": {"token": "x"}})
@@ -89,8 +112,13 @@ def test_cache_ttl_is_configurable_and_checked():
 
     assert cache_ttl_seconds(env={}, secrets={}) == 15 * 60
     assert cache_ttl_seconds(env={}, secrets={"dashboard": {"cache_ttl_minutes": 5}}) == 300
-    assert cache_ttl_seconds(env={"DASHBOARD_CACHE_TTL_MINUTES": "0.5"},
-                             secrets={"dashboard": {"cache_ttl_minutes": 5}}) == 30
+    assert (
+        cache_ttl_seconds(
+            env={"DASHBOARD_CACHE_TTL_MINUTES": "0.5"},
+            secrets={"dashboard": {"cache_ttl_minutes": 5}},
+        )
+        == 30
+    )
     with pytest.raises(ConfigError, match="DASHBOARD_CACHE_TTL_MINUTES"):
         cache_ttl_seconds(env={"DASHBOARD_CACHE_TTL_MINUTES": "soon"}, secrets={})
 
@@ -103,12 +131,15 @@ def test_a_token_with_a_line_break_is_refused_without_showing_it():
         load_settings(env={"TRUTO_API_TOKEN": "tok-é"}, secrets={})
 
 
-@pytest.mark.parametrize("url, secret", [
-    ("postgresql://dash:p@ssw0rd-TAIL@127.0.0.1:1/db", "ssw0rd-TAIL"),
-    ("postgresql://dash@host/db?password=TOPSECRET&x=1", "TOPSECRET"),
-    ("postgresql:/dash:TOPSECRET@db/x", "TOPSECRET"),
-    ("postgresql://dash:pw-SECRET@h:5432/db", "pw-SECRET"),
-])
+@pytest.mark.parametrize(
+    "url, secret",
+    [
+        ("postgresql://dash:p@ssw0rd-TAIL@127.0.0.1:1/db", "ssw0rd-TAIL"),
+        ("postgresql://dash@host/db?password=TOPSECRET&x=1", "TOPSECRET"),
+        ("postgresql:/dash:TOPSECRET@db/x", "TOPSECRET"),
+        ("postgresql://dash:pw-SECRET@h:5432/db", "pw-SECRET"),
+    ],
+)
 def test_database_passwords_never_show(url, secret):
     from lib.store import database_url, redact_url
 

@@ -187,7 +187,9 @@ def test_control_characters_are_rejected(name):
 def test_a_line_break_inside_a_cell_is_refused_as_the_price_book_refuses_it():
     """The shared CSV reader cannot tell a quoted line break from an unclosed quote: both are refused."""
     problems = problems_of(csv('GitHub,,,"Two\nlines",,2027-01-31,annual,true,30,,,,,'))
-    assert len(problems) == 1 and problems[0].startswith("row 2, column license_name: unclosed quote")
+    assert len(problems) == 1 and problems[0].startswith(
+        "row 2, column license_name: unclosed quote"
+    )
 
 
 def test_missing_required_columns_and_an_empty_file():
@@ -584,9 +586,9 @@ def test_a_contract_no_license_matches_says_so_and_passed_deadlines_say_so():
 
 
 def test_renewals_from_the_demo_data():
+    from lib.analytics.metrics import MetricOptions, add_metrics
     from lib.config import load_settings
     from lib.jobs.demo import demo_price_book
-    from lib.analytics.metrics import MetricOptions, add_metrics
     from lib.truto.source import fetch
 
     result = fetch(load_settings(env={}, secrets={}))

@@ -1,58 +1,117 @@
 """The view layer: filters, freshness, tiles, attention and page tables, on hand-made rows."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
 
-from lib.analytics import views as D
 from lib.analytics import metrics as M
+from lib.analytics import views as D
 from lib.analytics.metrics import MetricOptions, add_metrics, summarize
-from lib.truto.normalize import Listing, build_license_table
-from lib.schema import LICENSE_COLUMNS
 from lib.analytics.trends import trend_frame
+from lib.schema import LICENSE_COLUMNS
+from lib.truto.normalize import Listing, build_license_table
 
-NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
 def _table():
     listings = [
-        Listing("gh", "github", "t1", [
-            {"id": "ent", "name": "Enterprise", "assigned_quantity": 12, "available_quantity": 10, "is_paid": True},
-            {"id": "free", "name": "Free", "assigned_quantity": 3, "available_quantity": 3, "is_paid": False},
-        ], NOW - timedelta(minutes=12), "o1", "platform"),
-        Listing("m365", "microsoft365", "t2", [
-            {"id": "e3", "name": "E3", "assigned_quantity": 20, "available_quantity": 100, "status": "active"},
-            {"id": "old", "name": "=HYPERLINK(\"x\")", "assigned_quantity": 1, "available_quantity": 2,
-             "status": "inactive"},
-        ], NOW - timedelta(hours=3), product="azure_active_directory"),
+        Listing(
+            "gh",
+            "github",
+            "t1",
+            [
+                {
+                    "id": "ent",
+                    "name": "Enterprise",
+                    "assigned_quantity": 12,
+                    "available_quantity": 10,
+                    "is_paid": True,
+                },
+                {
+                    "id": "free",
+                    "name": "Free",
+                    "assigned_quantity": 3,
+                    "available_quantity": 3,
+                    "is_paid": False,
+                },
+            ],
+            NOW - timedelta(minutes=12),
+            "o1",
+            "platform",
+        ),
+        Listing(
+            "m365",
+            "microsoft365",
+            "t2",
+            [
+                {
+                    "id": "e3",
+                    "name": "E3",
+                    "assigned_quantity": 20,
+                    "available_quantity": 100,
+                    "status": "active",
+                },
+                {
+                    "id": "old",
+                    "name": '=HYPERLINK("x")',
+                    "assigned_quantity": 1,
+                    "available_quantity": 2,
+                    "status": "inactive",
+                },
+            ],
+            NOW - timedelta(hours=3),
+            product="azure_active_directory",
+        ),
     ]
     df, _ = build_license_table(listings)
-    book = pd.DataFrame({"integration": ["GitHub", "Microsoft 365"], "license_id": ["ent", pd.NA],
-                         "license_name": [pd.NA, "E3"], "unit_price": [10.0, 100.0], "currency": ["USD", "EUR"],
-                         "billing_period": ["monthly", "annual"]})
+    book = pd.DataFrame(
+        {
+            "integration": ["GitHub", "Microsoft 365"],
+            "license_id": ["ent", pd.NA],
+            "license_name": [pd.NA, "E3"],
+            "unit_price": [10.0, 100.0],
+            "currency": ["USD", "EUR"],
+            "billing_period": ["monthly", "annual"],
+        }
+    )
     return add_metrics(df, book, MetricOptions(fx_rates={"EUR": 1.5}))
 
 
 def _accounts():
-    return pd.DataFrame({
-        "account_id": ["gh", "m365", "zoom"], "integration": ["github", "microsoft365", "zoom"],
-        "integration_label": ["GitHub", "Microsoft 365", "Zoom"], "tenant_id": ["t1", "t2", "t2"],
-        "outcome": ["ok", "ok", "needs_reauth"], "message": ["", "", "token revoked"],
-        "action": ["", "", "Reconnect this account in Truto."],
-        "fetched_at": pd.to_datetime([NOW - timedelta(minutes=12), NOW - timedelta(hours=3), NOW], utc=True),
-    })
+    return pd.DataFrame(
+        {
+            "account_id": ["gh", "m365", "zoom"],
+            "integration": ["github", "microsoft365", "zoom"],
+            "integration_label": ["GitHub", "Microsoft 365", "Zoom"],
+            "tenant_id": ["t1", "t2", "t2"],
+            "outcome": ["ok", "ok", "needs_reauth"],
+            "message": ["", "", "token revoked"],
+            "action": ["", "", "Reconnect this account in Truto."],
+            "fetched_at": pd.to_datetime(
+                [NOW - timedelta(minutes=12), NOW - timedelta(hours=3), NOW], utc=True
+            ),
+        }
+    )
 
 
 def test_filters_each_narrow_the_rows():
     df = _table()
     assert len(D.apply_filters(df, D.Filters())) == 4
     assert set(D.apply_filters(df, D.Filters(tenants=("t1",)))["license_id"]) == {"ent", "free"}
-    assert set(D.apply_filters(df, D.Filters(integrations=("Microsoft 365",)))["license_id"]) == {"e3", "old"}
+    assert set(D.apply_filters(df, D.Filters(integrations=("Microsoft 365",)))["license_id"]) == {
+        "e3",
+        "old",
+    }
     assert set(D.apply_filters(df, D.Filters(accounts=("gh",)))["account_id"]) == {"gh"}
     # paid: GitHub Enterprise (vendor says paid) and E3 (vendor silent, priced); not Free, not the unpriced one
     assert set(D.apply_filters(df, D.Filters(paid_only=True))["license_id"]) == {"ent", "e3"}
-    assert set(D.apply_filters(df, D.Filters(active_only=True))["license_id"]) == {"ent", "free", "e3"}
+    assert set(D.apply_filters(df, D.Filters(active_only=True))["license_id"]) == {
+        "ent",
+        "free",
+        "e3",
+    }
     assert set(D.apply_filters(df, D.Filters(search="ENTER"))["license_id"]) == {"ent"}
     assert set(D.apply_filters(df, D.Filters(search="platform"))["license_id"]) == {"ent", "free"}
     assert D.apply_filters(df, D.Filters(search="nothing like this")).empty
@@ -63,13 +122,25 @@ def test_freshness_headline_and_per_account():
     acc = _accounts()
     fresh = D.freshness(acc, now=NOW)
     assert fresh.headline == "fetched 3 hours ago to just now"
-    assert [t for _, t in fresh.per_account] == ["fetched 3 hours ago", "fetched 12 minutes ago", "fetched just now"]
+    assert [t for _, t in fresh.per_account] == [
+        "fetched 3 hours ago",
+        "fetched 12 minutes ago",
+        "fetched just now",
+    ]
     same = D.freshness(acc.iloc[:1], now=NOW)
     assert same.headline == "fetched 12 minutes ago" and same.per_account == []
 
 
-@pytest.mark.parametrize("seconds, text", [(5, "just now"), (60, "1 minute ago"), (3599, "59 minutes ago"),
-                                           (7200, "2 hours ago"), (3 * 86400, "3 days ago")])
+@pytest.mark.parametrize(
+    "seconds, text",
+    [
+        (5, "just now"),
+        (60, "1 minute ago"),
+        (3599, "59 minutes ago"),
+        (7200, "2 hours ago"),
+        (3 * 86400, "3 days ago"),
+    ],
+)
 def test_humanize_age(seconds, text):
     assert D.humanize_age(seconds) == text
 
@@ -77,10 +148,13 @@ def test_humanize_age(seconds, text):
 def test_kpi_tiles_show_summary_figures_and_not_reported():
     df = _table()
     s = summarize(df)
-    tiles = {t.label: t.value for t in D.kpi_tiles(s, D.spend_gaps(df, MetricOptions(fx_rates={"EUR": 1.5})))}
+    tiles = {
+        t.label: t.value
+        for t in D.kpi_tiles(s, D.spend_gaps(df, MetricOptions(fx_rates={"EUR": 1.5})))
+    }
     assert tiles["Seats bought"] == f"{s.total_seats:,}" == "115"
     assert tiles["Seats assigned"] == "36"
-    assert tiles["Seat utilization"] == "31.3%"         # 36 / 115
+    assert tiles["Seat utilization"] == "31.3%"  # 36 / 115
     # GitHub Enterprise: 10/month x 12 x 10 seats = 1,200 USD; E3: 100 EUR x 100 x 1.5 = 15,000 USD;
     # the inactive M365 license has no price (paid status not reported), so the total is a lower bound.
     assert tiles["Annual spend (USD)"] == "≥ USD 16,200"
@@ -91,12 +165,19 @@ def test_kpi_tiles_show_summary_figures_and_not_reported():
 
 def test_attention_lists_failures_over_allocation_and_unpriced():
     df = _table()
-    items = D.attention(df, _accounts(), pd.DataFrame({"account_id": []}), summarize(df), MetricOptions())
+    items = D.attention(
+        df, _accounts(), pd.DataFrame({"account_id": []}), summarize(df), MetricOptions()
+    )
     kinds = [i.kind for i in items]
     assert kinds[0] == "failed_accounts" and "needs reauthorisation" in items[0].text
-    assert "over_allocated" in kinds and "Enterprise (GitHub)" in items[kinds.index("over_allocated")].text
+    assert (
+        "over_allocated" in kinds
+        and "Enterprise (GitHub)" in items[kinds.index("over_allocated")].text
+    )
     unpriced = items[kinds.index("unpriced")]
-    assert unpriced.count == 1 and unpriced.page == "price_book"  # the inactive M365 license: paid status unknown
+    assert (
+        unpriced.count == 1 and unpriced.page == "price_book"
+    )  # the inactive M365 license: paid status unknown
     assert items[kinds.index("under_used")].page == "utilization"
 
 
@@ -108,15 +189,30 @@ def test_utilization_table_puts_over_allocation_first():
 def test_unpriced_paid_gives_a_price_book_template():
     unpriced = D.unpriced_paid(_table())
     tpl = D.price_book_rows_for(unpriced, "USD")
-    assert list(tpl.columns) == ["integration", "license_id", "license_name", "unit_price", "currency", "billing_period"]
+    assert list(tpl.columns) == [
+        "integration",
+        "license_id",
+        "license_name",
+        "unit_price",
+        "currency",
+        "billing_period",
+    ]
     assert tpl["unit_price"].isna().all() and list(tpl["integration"]) == ["Microsoft 365"]
 
 
 def test_not_converted_lists_currencies_without_a_rate():
     df = _table()
     assert D.not_converted(df).empty
-    book = pd.DataFrame({"integration": ["GitHub"], "license_id": ["ent"], "license_name": [pd.NA],
-                         "unit_price": [5.0], "currency": ["CHF"], "billing_period": ["annual"]})
+    book = pd.DataFrame(
+        {
+            "integration": ["GitHub"],
+            "license_id": ["ent"],
+            "license_name": [pd.NA],
+            "unit_price": [5.0],
+            "currency": ["CHF"],
+            "billing_period": ["annual"],
+        }
+    )
     df2 = add_metrics(df[list(LICENSE_COLUMNS)], book, MetricOptions())
     nc = D.not_converted(df2)
     assert list(nc["currency"]) == ["CHF"] and float(nc["annual_cost"].iloc[0]) == 50.0
@@ -135,20 +231,28 @@ def test_markdown_escape_makes_vendor_text_inert():
 
 
 def test_trend_frame_sums_and_weights_utilization():
-    hist = pd.DataFrame({
-        "taken_at": pd.to_datetime(["2026-10-01", "2026-10-01", "2026-11-01", "2026-11-01"], utc=True),
-        "integration_label": ["GitHub", "GitHub", "GitHub", "GitHub"],
-        "license_name": ["A", "B", "A", "B"], "license_id": ["a", "b", "a", "b"],
-        "assigned_seats": pd.array([5, 3, 8, None], dtype="Int64"),
-        "total_seats": pd.array([10, 10, 10, 10], dtype="Int64"),
-        "annual_cost_reporting": pd.array([100.0, None, 100.0, None], dtype="Float64"),
-    })
+    hist = pd.DataFrame(
+        {
+            "taken_at": pd.to_datetime(
+                ["2026-10-01", "2026-10-01", "2026-11-01", "2026-11-01"], utc=True
+            ),
+            "integration_label": ["GitHub", "GitHub", "GitHub", "GitHub"],
+            "license_name": ["A", "B", "A", "B"],
+            "license_id": ["a", "b", "a", "b"],
+            "assigned_seats": pd.array([5, 3, 8, None], dtype="Int64"),
+            "total_seats": pd.array([10, 10, 10, 10], dtype="Int64"),
+            "annual_cost_reporting": pd.array([100.0, None, 100.0, None], dtype="Float64"),
+        }
+    )
     t = trend_frame(hist, "integration")
     assert list(t["assigned_seats"]) == [8, 8] and list(t["total_seats"]) == [20, 20]
-    assert list(t["utilization_pct"]) == [40.0, 80.0]   # November: only A reports both (8/10)
+    assert list(t["utilization_pct"]) == [40.0, 80.0]  # November: only A reports both (8/10)
     per_license = trend_frame(hist, "license")
-    assert pd.isna(per_license.set_index(["taken_at", "license_name"]).loc[(pd.Timestamp("2026-11-01", tz="UTC"), "B"),
-                                                                          "assigned_seats"])
+    assert pd.isna(
+        per_license.set_index(["taken_at", "license_name"]).loc[
+            (pd.Timestamp("2026-11-01", tz="UTC"), "B"), "assigned_seats"
+        ]
+    )
 
 
 def test_seat_tiles_lead_with_paid_licenses_and_divide_to_their_utilization():
@@ -156,34 +260,89 @@ def test_seat_tiles_lead_with_paid_licenses_and_divide_to_their_utilization():
     tiles = {t.label: t for t in D.kpi_tiles(summarize(df, paid_only=True))}
     # paid: GitHub Enterprise (12 of 10) and E3 (20 of 100) -> 32 of 110 = 29.1%
     assert (tiles["Seats assigned"].value, tiles["Seats bought"].value) == ("32", "110")
-    assert tiles["Seat utilization"].value == "29.1%" and tiles["Seat utilization"].note == "paid licenses"
+    assert (
+        tiles["Seat utilization"].value == "29.1%"
+        and tiles["Seat utilization"].note == "paid licenses"
+    )
     assert "32 seats assigned ÷ 110 seats bought = 29.1%" in tiles["Seat utilization"].help
     assert "Over the 2 paid license rows that report both" in tiles["Seat utilization"].help
     every = {t.label: t for t in D.kpi_tiles(summarize(df))}
-    assert every["Seat utilization"].value == "31.3%" and every["Seat utilization"].note == "all licenses"
+    assert (
+        every["Seat utilization"].value == "31.3%"
+        and every["Seat utilization"].note == "all licenses"
+    )
 
 
 def _partly_reported():
     """Zoom: 140 assigned, seats bought not reported, 219.90 a year; Atlassian: priced, no counts; DocuSign:
     25 bought, assigned not reported, 40 EUR a month from the vendor."""
     listings = [
-        Listing("zm", "zoom", "t1", [{"id": "zb", "name": "Zoom Workplace Business", "assigned_quantity": 140,
-                                      "is_paid": True},
-                                     {"id": "zf", "name": "Zoom Basic", "assigned_quantity": 310, "is_paid": False}],
-                NOW),
+        Listing(
+            "zm",
+            "zoom",
+            "t1",
+            [
+                {
+                    "id": "zb",
+                    "name": "Zoom Workplace Business",
+                    "assigned_quantity": 140,
+                    "is_paid": True,
+                },
+                {"id": "zf", "name": "Zoom Basic", "assigned_quantity": 310, "is_paid": False},
+            ],
+            NOW,
+        ),
         Listing("at", "atlassian", "t1", [{"id": "j", "name": "Jira", "is_paid": True}], NOW),
-        Listing("ds", "docusign", "t1", [{"id": "d", "name": "Business Pro", "available_quantity": 25,
-                                          "is_paid": True, "unit_amount": 40, "currency": "EUR"}], NOW),
-        Listing("sf", "salesforce", "t1", [
-            {"id": "c", "name": "Chatter Free", "assigned_quantity": 240, "available_quantity": 5000, "is_paid": False},
-            {"id": "s", "name": "Sales Cloud", "assigned_quantity": 88, "available_quantity": 120, "is_paid": True}],
-                NOW),
+        Listing(
+            "ds",
+            "docusign",
+            "t1",
+            [
+                {
+                    "id": "d",
+                    "name": "Business Pro",
+                    "available_quantity": 25,
+                    "is_paid": True,
+                    "unit_amount": 40,
+                    "currency": "EUR",
+                }
+            ],
+            NOW,
+        ),
+        Listing(
+            "sf",
+            "salesforce",
+            "t1",
+            [
+                {
+                    "id": "c",
+                    "name": "Chatter Free",
+                    "assigned_quantity": 240,
+                    "available_quantity": 5000,
+                    "is_paid": False,
+                },
+                {
+                    "id": "s",
+                    "name": "Sales Cloud",
+                    "assigned_quantity": 88,
+                    "available_quantity": 120,
+                    "is_paid": True,
+                },
+            ],
+            NOW,
+        ),
     ]
     df, _ = build_license_table(listings)
-    book = pd.DataFrame({"integration": ["Zoom", "Atlassian", "Salesforce"], "license_id": [pd.NA] * 3,
-                         "license_name": ["Zoom Workplace Business", "Jira", "Sales Cloud"],
-                         "unit_price": [219.90, 90.36, 165.0], "currency": ["USD"] * 3,
-                         "billing_period": ["annual", "annual", "monthly"]})
+    book = pd.DataFrame(
+        {
+            "integration": ["Zoom", "Atlassian", "Salesforce"],
+            "license_id": [pd.NA] * 3,
+            "license_name": ["Zoom Workplace Business", "Jira", "Sales Cloud"],
+            "unit_price": [219.90, 90.36, 165.0],
+            "currency": ["USD"] * 3,
+            "billing_period": ["annual", "annual", "monthly"],
+        }
+    )
     options = MetricOptions(fx_rates={"EUR": 1.08})
     return add_metrics(df, book, options), options
 
@@ -191,7 +350,7 @@ def _partly_reported():
 def test_spend_counts_seats_assigned_as_a_lower_bound_where_seats_bought_are_not_reported():
     df, options = _partly_reported()
     gaps = D.spend_gaps(df, options)
-    assert gaps.floor == 30_786.0                                   # 140 x 219.90
+    assert gaps.floor == 30_786.0  # 140 x 219.90
     by_reason = dict(zip(gaps.left_out["license_name"], gaps.left_out["reason"]))
     assert by_reason == {"Zoom Workplace Business": "bought_not_reported", "Jira": "no_seat_counts"}
     s = summarize(df, paid_only=True)
@@ -200,7 +359,9 @@ def test_spend_counts_seats_assigned_as_a_lower_bound_where_seats_bought_are_not
     value, note, why = D.spend_words(s, gaps)
     assert value == "at least USD 281,346"
     assert note == "1 at seats assigned; 1 priced, no seat counts"
-    assert "counted at seats assigned × price (USD 30,786)" in why and "report no seat counts" in why
+    assert (
+        "counted at seats assigned × price (USD 30,786)" in why and "report no seat counts" in why
+    )
     chart = D.spend_chart_rows(M.spend_by_integration(df, options, paid_only=True), gaps)
     zoom = chart[chart["integration_label"] == "Zoom"]
     assert list(zoom["part"]) == ["at_least"] and list(zoom["amount"]) == [30_786.0]
@@ -222,7 +383,9 @@ def test_free_licenses_are_shown_as_free_and_not_in_attention_or_savings():
     df, options = _partly_reported()
     chatter = df[df["license_name"] == "Chatter Free"].iloc[0]
     assert chatter["flag"] == "free" and pd.isna(chatter["recommended_seats"])
-    items = D.attention(df, _accounts().iloc[0:0], pd.DataFrame({"account_id": []}), summarize(df), options)
+    items = D.attention(
+        df, _accounts().iloc[0:0], pd.DataFrame({"account_id": []}), summarize(df), options
+    )
     assert all("Chatter" not in i.text and "Zoom Basic" not in i.text for i in items)
     assert "Chatter Free" not in set(D.savings_by_license(df)["license_name"])
     assert D.FLAG_DISPLAY["free"].startswith("Free")
@@ -231,9 +394,14 @@ def test_free_licenses_are_shown_as_free_and_not_in_attention_or_savings():
 def test_licenses_without_seat_counts_are_never_nothing_to_attend_to():
     df, options = _partly_reported()
     atl = D.apply_filters(df, D.Filters(integrations=("Atlassian",)))
-    items = D.attention(atl, _accounts().iloc[0:0], pd.DataFrame({"account_id": []}), summarize(atl), options)
+    items = D.attention(
+        atl, _accounts().iloc[0:0], pd.DataFrame({"account_id": []}), summarize(atl), options
+    )
     assert [i.kind for i in items] == ["not_reported"]
-    assert "1 license(s) report no seat counts" in items[0].text and "Jira (Atlassian)" in items[0].text
+    assert (
+        "1 license(s) report no seat counts" in items[0].text
+        and "Jira (Atlassian)" in items[0].text
+    )
     assert "their spend is unknown" in items[0].text
 
 
@@ -247,7 +415,9 @@ def test_zoom_empty_states_are_true_of_zoom():
     atl = D.apply_filters(df, D.Filters(integrations=("Atlassian",)))
     assert "1 report no seat counts" in D.spend_chart_empty_text(atl, D.spend_gaps(atl, options))
     nothing = D.apply_filters(df, D.Filters(search="Zoom Basic"))
-    assert D.spend_chart_empty_text(nothing, D.spend_gaps(nothing, options)).startswith("No paid license here has a price")
+    assert D.spend_chart_empty_text(nothing, D.spend_gaps(nothing, options)).startswith(
+        "No paid license here has a price"
+    )
     sales = D.apply_filters(df, D.Filters(integrations=("Salesforce",)))
     assert D.savings_by_license(sales).empty is False
 
@@ -255,16 +425,21 @@ def test_zoom_empty_states_are_true_of_zoom():
 def test_all_priced_rows_lists_only_priced_rows_with_price_from_in_words():
     df, _ = _partly_reported()
     rows = D.priced_rows(df)
-    assert set(rows["license_name"]) == {"Zoom Workplace Business", "Jira", "Business Pro", "Sales Cloud"}
+    assert set(rows["license_name"]) == {
+        "Zoom Workplace Business",
+        "Jira",
+        "Business Pro",
+        "Sales Cloud",
+    }
     assert set(rows["price_source"]) == {"Price book", "Vendor price"}
 
 
 def test_charts_escape_vendor_text():
-    from lib.ui import charts
     from lib.analytics.metrics import top_idle_spend
+    from lib.ui import charts
 
     df = _table()
-    df.loc[df["license_id"] == "e3", "license_name"] = "<a href=\"http://evil.example\">Renew</a>"
+    df.loc[df["license_id"] == "e3", "license_name"] = '<a href="http://evil.example">Renew</a>'
     fig = charts.top_idle_spend(top_idle_spend(df, 5), "USD")
     labels = " ".join(map(str, fig.data[0].y))
     assert "<a " not in labels and "&lt;a href" in labels
@@ -274,17 +449,21 @@ def test_attention_names_a_license_without_a_name_by_its_id():
     df = _table()
     df["license_name"] = df["license_name"].astype("string")
     df.loc[df["license_id"] == "ent", "license_name"] = pd.NA
-    items = D.attention(df, _accounts(), pd.DataFrame({"account_id": []}), summarize(df), MetricOptions())
+    items = D.attention(
+        df, _accounts(), pd.DataFrame({"account_id": []}), summarize(df), MetricOptions()
+    )
     over = next(i for i in items if i.kind == "over_allocated")
     assert "ent (GitHub)" in over.text
 
 
 def test_not_reported_stays_not_reported_in_page_tables():
-    listings = [Listing("at", "atlassian", "t1", [{"id": "j", "name": "Jira", "is_paid": True}], NOW)]
+    listings = [
+        Listing("at", "atlassian", "t1", [{"id": "j", "name": "Jira", "is_paid": True}], NOW)
+    ]
     df, _ = build_license_table(listings)
     df = add_metrics(df, None, MetricOptions())
     rows = D.unpriced_paid(df)
-    assert len(rows) == 1 and pd.isna(rows.loc[0, "total_seats"])        # not 0
+    assert len(rows) == 1 and pd.isna(rows.loc[0, "total_seats"])  # not 0
 
 
 def test_unpriced_rule_is_the_same_for_attention_table_and_tile():
@@ -298,9 +477,16 @@ def test_unpriced_rule_is_the_same_for_attention_table_and_tile():
 
 
 def test_trend_utilization_rounds_half_up_like_everywhere_else():
-    hist = pd.DataFrame({"taken_at": pd.to_datetime(["2026-11-01"], utc=True), "integration_label": ["X"],
-                         "license_name": ["A"], "license_id": ["a"], "assigned_seats": pd.array([1], dtype="Int64"),
-                         "total_seats": pd.array([16], dtype="Int64")})
+    hist = pd.DataFrame(
+        {
+            "taken_at": pd.to_datetime(["2026-11-01"], utc=True),
+            "integration_label": ["X"],
+            "license_name": ["A"],
+            "license_id": ["a"],
+            "assigned_seats": pd.array([1], dtype="Int64"),
+            "total_seats": pd.array([16], dtype="Int64"),
+        }
+    )
     assert float(trend_frame(hist)["utilization_pct"].iloc[0]) == 6.3
 
 
@@ -312,11 +498,19 @@ def test_seats_chart_draws_partly_reported_licenses_apart():
     fig = charts.assigned_vs_unassigned(groups, "integration_label")
     bars = {t.name: dict(zip(t.y, t.x)) for t in fig.data}
     partly = bars["Partly reported (only bought or only assigned)"]
-    assert partly["DocuSign"] == 25 and partly["Zoom"] == 450        # bought only; assigned only (140 + 310)
-    assert bars["Assigned"]["Zoom"] == 0 and bars["Bought, not assigned"]["DocuSign"] == 0   # not 100%, not 0%
-    assert bars["Assigned"]["Salesforce"] == 328 and bars["Bought, not assigned"]["Salesforce"] == 4792
+    assert (
+        partly["DocuSign"] == 25 and partly["Zoom"] == 450
+    )  # bought only; assigned only (140 + 310)
+    assert (
+        bars["Assigned"]["Zoom"] == 0 and bars["Bought, not assigned"]["DocuSign"] == 0
+    )  # not 100%, not 0%
+    assert (
+        bars["Assigned"]["Salesforce"] == 328 and bars["Bought, not assigned"]["Salesforce"] == 4792
+    )
     paid = M.group_summary(df, ["integration_label"], options, paid_only=True)
-    assert paid.set_index("integration_label").loc["Salesforce", "total_seats"] == 120   # paid-only default
+    assert (
+        paid.set_index("integration_label").loc["Salesforce", "total_seats"] == 120
+    )  # paid-only default
 
 
 def test_accounts_view_puts_failed_accounts_first_with_their_last_good_fetch():
@@ -327,31 +521,48 @@ def test_accounts_view_puts_failed_accounts_first_with_their_last_good_fetch():
     assert view["account_id"].iloc[0] == "zoom"
     z = view.iloc[0]
     assert z["fetched_at"] == NOW - timedelta(days=2) and z["last_attempt_at"] == NOW
-    assert list(view.columns[:5]) == ["account_id", "integration_label", "outcome", "message", "action"]
+    assert list(view.columns[:5]) == [
+        "account_id",
+        "integration_label",
+        "outcome",
+        "message",
+        "action",
+    ]
 
 
 def test_headers_name_the_reporting_currency():
     h = D.headers(["annual_cost_reporting", "at_least"], "EUR")
-    assert h == {"annual_cost_reporting": "Annual cost of seats bought (EUR)", "at_least": "At least (EUR)"}
+    assert h == {
+        "annual_cost_reporting": "Annual cost of seats bought (EUR)",
+        "at_least": "At least (EUR)",
+    }
 
 
 # ------------------------------------------------------------------ issue 9: trends, price book, phone, dark theme
 
+
 def _history(groups: int) -> pd.DataFrame:
     dates = pd.to_datetime(["2026-09-01", "2026-10-01"], utc=True)
-    return pd.DataFrame({"taken_at": [d for _ in range(groups) for d in dates],
-                         "label": [f"License {g:02d}" for g in range(groups) for _ in dates],
-                         "utilization_pct": pd.array([50.25 + g for g in range(groups) for _ in dates],
-                                                     dtype="Float64")})
+    return pd.DataFrame(
+        {
+            "taken_at": [d for _ in range(groups) for d in dates],
+            "label": [f"License {g:02d}" for g in range(groups) for _ in dates],
+            "utilization_pct": pd.array(
+                [50.25 + g for g in range(groups) for _ in dates], dtype="Float64"
+            ),
+        }
+    )
 
 
 def test_trend_lines_give_every_line_its_own_colour_and_marker():
     from lib.ui import charts
 
-    fig = charts.trend_lines(_history(14), "taken_at", "utilization_pct", "label", "Utilization (%)", percent=True)
+    fig = charts.trend_lines(
+        _history(14), "taken_at", "utilization_pct", "label", "Utilization (%)", percent=True
+    )
     styles = [(t.line.color, t.marker.symbol) for t in fig.data]
-    assert len(set(styles)) == 14                                   # no two lines look alike
-    assert len({c for c, _ in styles[:12]}) == 12                   # the 12 lines the page draws: 12 colours
+    assert len(set(styles)) == 14  # no two lines look alike
+    assert len({c for c, _ in styles[:12]}) == 12  # the 12 lines the page draws: 12 colours
     assert fig.layout.yaxis.tickformat == ".1f" and fig.layout.yaxis.ticksuffix == "%"
     assert ":,.1f}%" in fig.data[0].hovertemplate
 
@@ -359,21 +570,36 @@ def test_trend_lines_give_every_line_its_own_colour_and_marker():
 def test_percent_axes_show_one_decimal():
     from lib.ui import charts
 
-    util = pd.DataFrame({"integration_label": ["A"], "utilization_pct": [80.25], "assigned_seats": [1],
-                         "total_seats": [2]})
+    util = pd.DataFrame(
+        {
+            "integration_label": ["A"],
+            "utilization_pct": [80.25],
+            "assigned_seats": [1],
+            "total_seats": [2],
+        }
+    )
     assert charts.utilization_by_integration(util).layout.xaxis.tickformat == ".1f"
 
 
 def test_chart_legend_sits_below_the_plot_and_axis_titles_get_room():
     from lib.ui import charts
 
-    fig = charts.trend_lines(_history(3), "taken_at", "utilization_pct", "label", "Utilization (%)", percent=True)
+    fig = charts.trend_lines(
+        _history(3), "taken_at", "utilization_pct", "label", "Utilization (%)", percent=True
+    )
     legend = fig.layout.legend
     # the toolbar (modebar) is at the top right: a legend at the container's bottom is never under it
-    assert (legend.orientation, legend.yref, legend.yanchor, legend.y) == ("h", "container", "bottom", 0)
+    assert (legend.orientation, legend.yref, legend.yanchor, legend.y) == (
+        "h",
+        "container",
+        "bottom",
+        0,
+    )
     assert fig.layout.xaxis.automargin and fig.layout.yaxis.automargin
-    assert charts.trend_lines(_history(12), "taken_at", "utilization_pct", "label", "U").layout.height > \
-        fig.layout.height                                           # more legend rows, more room
+    assert (
+        charts.trend_lines(_history(12), "taken_at", "utilization_pct", "label", "U").layout.height
+        > fig.layout.height
+    )  # more legend rows, more room
 
 
 def test_charts_read_on_the_dark_theme_too():
@@ -384,7 +610,10 @@ def test_charts_read_on_the_dark_theme_too():
     assert fig.layout.paper_bgcolor == fig.layout.plot_bgcolor == "rgba(0,0,0,0)"
     import plotly.io as pio
 
-    assert fig.layout.font.color is None and fig.layout.template == pio.templates[pio.templates.default]
+    assert (
+        fig.layout.font.color is None
+        and fig.layout.template == pio.templates[pio.templates.default]
+    )
     # (Streamlit makes its own template the default and recolours it for the light or dark theme)
 
 
@@ -393,23 +622,42 @@ def test_trend_measures_name_the_reporting_currency():
 
     labels = measure_labels("EUR")
     assert labels["annual_cost_reporting"] == "Annual spend (EUR, at today's prices)"
-    assert "reporting currency" not in " ".join(labels.values()) and labels.keys() == MEASURES.keys()
+    assert (
+        "reporting currency" not in " ".join(labels.values()) and labels.keys() == MEASURES.keys()
+    )
 
 
 def _book(rows):
-    return pd.DataFrame(rows, columns=["integration", "license_id", "license_name", "unit_price", "currency",
-                                       "billing_period"]).astype({"license_id": "string"})
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "integration",
+            "license_id",
+            "license_name",
+            "unit_price",
+            "currency",
+            "billing_period",
+        ],
+    ).astype({"license_id": "string"})
 
 
 def test_price_book_license_ids_are_filled_only_where_the_name_has_one_id():
-    lic = pd.DataFrame({"integration": ["github", "github", "github", "microsoft365", "microsoft365", "zoom"],
-                        "license_name": ["Enterprise", "Enterprise", "Copilot", "E3", "E3", "Pro"],
-                        "license_id": pd.array(["ent", "ent", "cop", "e3-a", "e3-b", None], dtype="string")})
-    book = _book([("GitHub", None, "enterprise", 21.0, "USD", "monthly"),      # case ignored: one id
-                  ("GitHub", "kept", "Copilot", 19.0, "USD", "monthly"),       # an id already there stays
-                  ("Microsoft 365", None, "E3", 36.0, "USD", "monthly"),       # two ids: stays by name
-                  ("Zoom", None, "Pro", 15.0, "USD", "monthly"),               # no id known
-                  ("Microsoft 365", None, "Enterprise", 5.0, "USD", "monthly")])  # another integration's name
+    lic = pd.DataFrame(
+        {
+            "integration": ["github", "github", "github", "microsoft365", "microsoft365", "zoom"],
+            "license_name": ["Enterprise", "Enterprise", "Copilot", "E3", "E3", "Pro"],
+            "license_id": pd.array(["ent", "ent", "cop", "e3-a", "e3-b", None], dtype="string"),
+        }
+    )
+    book = _book(
+        [
+            ("GitHub", None, "enterprise", 21.0, "USD", "monthly"),  # case ignored: one id
+            ("GitHub", "kept", "Copilot", 19.0, "USD", "monthly"),  # an id already there stays
+            ("Microsoft 365", None, "E3", 36.0, "USD", "monthly"),  # two ids: stays by name
+            ("Zoom", None, "Pro", 15.0, "USD", "monthly"),  # no id known
+            ("Microsoft 365", None, "Enterprise", 5.0, "USD", "monthly"),
+        ]
+    )  # another integration's name
     ids = D.price_book_with_ids(book, lic)["license_id"].tolist()
     assert ids[:2] == ["ent", "kept"] and all(pd.isna(v) for v in ids[2:])
 
@@ -420,7 +668,12 @@ def test_each_price_book_row_shows_its_last_change_and_the_history_reads(tmp_pat
 
     store = Store(f"sqlite:///{tmp_path / 'x.sqlite'}")
     boss, cfo = Actor("boss@acme.com", "Boss", "admin"), Actor("cfo@acme.com", "CFO", "admin")
-    book = _book([("GitHub", None, "Enterprise", 21.0, "USD", "monthly"), ("Zoom", "z1", "Pro", 15.0, "USD", "annual")])
+    book = _book(
+        [
+            ("GitHub", None, "Enterprise", 21.0, "USD", "monthly"),
+            ("Zoom", "z1", "Pro", 15.0, "USD", "annual"),
+        ]
+    )
     store.save_price_book(book, boss)
     book.loc[1, "unit_price"] = 16.0
     store.save_price_book(book, cfo)
@@ -431,13 +684,18 @@ def test_each_price_book_row_shows_its_last_change_and_the_history_reads(tmp_pat
     assert rows["changed_at"].iloc[1] > rows["changed_at"].iloc[0]
     history = D.change_history(audit)
     assert history["who"].tolist() == ["cfo@acme.com", "cfo@acme.com", "boss@acme.com"]
-    assert history["what"].tolist() == ["Exchange rates to USD: EUR 1.08 (new)",
-                                        "Prices: 2 → 2 rows; changed Zoom · Pro (z1)",
-                                        "Prices: 0 → 2 rows; changed GitHub · Enterprise, Zoom · Pro (z1)"]
+    assert history["what"].tolist() == [
+        "Exchange rates to USD: EUR 1.08 (new)",
+        "Prices: 2 → 2 rows; changed Zoom · Pro (z1)",
+        "Prices: 0 → 2 rows; changed GitHub · Enterprise, Zoom · Pro (z1)",
+    ]
     fx = D.fx_table(store.get_fx_rates(), "USD", store.fx_rates_saved())
     assert fx.columns.tolist() == ["currency", "rate", "saved_at", "saved_by"]
     assert fx["saved_by"].tolist() == ["cfo@acme.com"] and fx["saved_at"].notna().all()
-    assert D.headers(["saved_at", "changed_by"]) == {"saved_at": "Rate saved (UTC)", "changed_by": "Changed by"}
+    assert D.headers(["saved_at", "changed_by"]) == {
+        "saved_at": "Rate saved (UTC)",
+        "changed_by": "Changed by",
+    }
     store.close()
 
 
@@ -445,7 +703,9 @@ def test_the_theme_follows_the_system_with_a_light_and_a_dark_variant():
     import tomllib
     from pathlib import Path
 
-    theme = tomllib.loads((Path(__file__).parent.parent / ".streamlit" / "config.toml").read_text())["theme"]
+    theme = tomllib.loads(
+        (Path(__file__).parent.parent / ".streamlit" / "config.toml").read_text()
+    )["theme"]
     # A forced base pins one theme; with both [theme.light] and [theme.dark] Streamlit starts on "System"
     # (prefers-color-scheme) and offers Light / Dark in its menu.
     assert "base" not in theme and theme["light"] and theme["dark"]

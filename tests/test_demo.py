@@ -1,13 +1,13 @@
 """The demo data set keeps the promises of issue 2, and the demo price seeding runs once."""
 
-from lib.jobs import demo as demo_seed
-from lib.truto import demo
-from lib.auth import Actor
-from lib.integrations import integration_label, supported_license_fields, supports_licenses
 from lib.analytics.metrics import add_metrics
-from lib.truto.source import fetch
+from lib.auth import Actor
 from lib.config import load_settings
+from lib.integrations import integration_label, supported_license_fields, supports_licenses
+from lib.jobs import demo as demo_seed
 from lib.store import Store
+from lib.truto import demo
+from lib.truto.source import fetch
 
 
 def test_demo_uses_only_license_integrations_and_their_fields():
@@ -31,12 +31,15 @@ def test_demo_covers_the_cases_a_dashboard_must_show():
     github = by_label["GitHub"][0]
     assert len(data["organizations"][github["id"]]) == 2
     m365 = by_label["Microsoft 365"][0]
-    assert {r["_product"] for r in data["licenses"][m365["id"]]} == {"azure_active_directory", "onedrive"}
+    assert {r["_product"] for r in data["licenses"][m365["id"]]} == {
+        "azure_active_directory",
+        "onedrive",
+    }
     assert [a["status"] for a in data["accounts"]].count("needs_reauth") == 1
     atlassian = data["licenses"][by_label["Atlassian"][0]["id"]]
     assert all("assigned_quantity" not in r and "available_quantity" not in r for r in atlassian)
     priced = [r for recs in data["licenses"].values() for r in recs if "unit_amount" in r]
-    assert priced and all(r["id"].startswith("lic-05") for r in priced)   # DocuSign only
+    assert priced and all(r["id"].startswith("lic-05") for r in priced)  # DocuSign only
 
 
 def test_demo_mix_of_flags_and_free_and_paid():

@@ -12,60 +12,109 @@ def test_bad_token_is_401_with_truto_error_body(emulator):
     r = requests.get(emu.base_url + "/integrated-account", headers={"Authorization": "Bearer nope"})
     assert r.status_code == 401
     body = r.json()
-    assert body["statusCode"] == 401 and body["error"] == "Unauthorized" and "truto_is_remote_error" not in body
+    assert (
+        body["statusCode"] == 401
+        and body["error"] == "Unauthorized"
+        and "truto_is_remote_error" not in body
+    )
 
 
 def test_unknown_account_is_404(emulator):
     emu = emulator(dataset([account("a", "adobe")]))
-    r = requests.get(emu.base_url + "/unified/user-directory/licenses", params={"integrated_account_id": "zz"}, headers=AUTH)
+    r = requests.get(
+        emu.base_url + "/unified/user-directory/licenses",
+        params={"integrated_account_id": "zz"},
+        headers=AUTH,
+    )
     assert r.status_code == 404 and r.json()["message"]
     assert requests.get(emu.base_url + "/integrated-account/zz", headers=AUTH).status_code == 404
 
 
 def test_missing_required_parameter_is_400_with_insight(emulator):
-    emu = emulator(dataset([account("g", "github")], {"g": [lic("x", "X", 1, 2, _organization_id="o")]}))
-    r = requests.get(emu.base_url + "/unified/user-directory/licenses", params={"integrated_account_id": "g"}, headers=AUTH)
+    emu = emulator(
+        dataset([account("g", "github")], {"g": [lic("x", "X", 1, 2, _organization_id="o")]})
+    )
+    r = requests.get(
+        emu.base_url + "/unified/user-directory/licenses",
+        params={"integrated_account_id": "g"},
+        headers=AUTH,
+    )
     assert r.status_code == 400
-    assert r.json()["truto_error_insight"]["missing_required_query_parameters"]["value"] == ["organization_id"]
-    ok = requests.get(emu.base_url + "/unified/user-directory/licenses",
-                      params={"integrated_account_id": "g", "organization_id": "o"}, headers=AUTH)
-    assert ok.status_code == 200 and ok.json()["result"] == [{"id": "x", "name": "X", "assigned_quantity": 1,
-                                                               "available_quantity": 2}]
+    assert r.json()["truto_error_insight"]["missing_required_query_parameters"]["value"] == [
+        "organization_id"
+    ]
+    ok = requests.get(
+        emu.base_url + "/unified/user-directory/licenses",
+        params={"integrated_account_id": "g", "organization_id": "o"},
+        headers=AUTH,
+    )
+    assert ok.status_code == 200 and ok.json()["result"] == [
+        {"id": "x", "name": "X", "assigned_quantity": 1, "available_quantity": 2}
+    ]
 
 
 def test_rate_limit_headers_and_429_at_the_account_limit(emulator):
-    emu = emulator(dataset([account("a", "adobe")], {"a": [lic("x", "X", 1, 2)]}), account_limit=3, window=10.0)
-    answers = [requests.get(emu.base_url + "/unified/user-directory/licenses",
-                            params={"integrated_account_id": "a"}, headers=AUTH) for _ in range(4)]
+    emu = emulator(
+        dataset([account("a", "adobe")], {"a": [lic("x", "X", 1, 2)]}), account_limit=3, window=10.0
+    )
+    answers = [
+        requests.get(
+            emu.base_url + "/unified/user-directory/licenses",
+            params={"integrated_account_id": "a"},
+            headers=AUTH,
+        )
+        for _ in range(4)
+    ]
     assert [r.status_code for r in answers] == [200, 200, 200, 429]
     assert [r.headers["ratelimit-remaining"] for r in answers[:3]] == ["2", "1", "0"]
-    assert answers[0].headers["ratelimit-limit"] == "3" and int(answers[0].headers["ratelimit-reset"]) <= 10
+    assert (
+        answers[0].headers["ratelimit-limit"] == "3"
+        and int(answers[0].headers["ratelimit-reset"]) <= 10
+    )
     assert 9 <= int(answers[3].headers["Retry-After"]) <= 10
     assert "truto_is_remote_error" not in answers[3].json()
 
 
 def test_token_limit_applies_across_accounts(emulator):
-    emu = emulator(dataset([account("a", "adobe"), account("b", "adobe")]), token_limit=2, window=10.0)
-    codes = [requests.get(emu.base_url + "/unified/user-directory/licenses",
-                          params={"integrated_account_id": i}, headers=AUTH).status_code for i in "aba"]
+    emu = emulator(
+        dataset([account("a", "adobe"), account("b", "adobe")]), token_limit=2, window=10.0
+    )
+    codes = [
+        requests.get(
+            emu.base_url + "/unified/user-directory/licenses",
+            params={"integrated_account_id": i},
+            headers=AUTH,
+        ).status_code
+        for i in "aba"
+    ]
     assert codes == [200, 200, 429]
 
 
 def test_limit_pages_and_cursor(emulator):
     emu = emulator(dataset([account("a", "adobe")], {"a": [lic(str(i), str(i)) for i in range(5)]}))
     params = {"integrated_account_id": "a", "limit": 2}
-    first = requests.get(emu.base_url + "/unified/user-directory/licenses", params=params, headers=AUTH).json()
+    first = requests.get(
+        emu.base_url + "/unified/user-directory/licenses", params=params, headers=AUTH
+    ).json()
     assert [r["id"] for r in first["result"]] == ["0", "1"] and first["next_cursor"]
-    second = requests.get(emu.base_url + "/unified/user-directory/licenses",
-                          params={**params, "next_cursor": first["next_cursor"]}, headers=AUTH).json()
+    second = requests.get(
+        emu.base_url + "/unified/user-directory/licenses",
+        params={**params, "next_cursor": first["next_cursor"]},
+        headers=AUTH,
+    ).json()
     assert [r["id"] for r in second["result"]] == ["2", "3"]
 
 
 def test_faults_can_be_switched_per_account(emulator):
-    emu = emulator(dataset([account("a", "adobe"), account("b", "adobe")], {"a": [], "b": []}),
-                   faults={"a": {"needs_reauth": True}})
-    get = lambda i: requests.get(emu.base_url + "/unified/user-directory/licenses",  # noqa: E731
-                                 params={"integrated_account_id": i}, headers=AUTH)
+    emu = emulator(
+        dataset([account("a", "adobe"), account("b", "adobe")], {"a": [], "b": []}),
+        faults={"a": {"needs_reauth": True}},
+    )
+    get = lambda i: requests.get(
+        emu.base_url + "/unified/user-directory/licenses",  # noqa: E731
+        params={"integrated_account_id": i},
+        headers=AUTH,
+    )
     r = get("a")
     assert r.status_code == 401 and r.json()["truto_is_remote_error"] is True
     assert get("b").status_code == 200

@@ -7,8 +7,8 @@ import time
 import pandas as pd
 import pytest
 
-from lib.truto.fetch import FetchError, fetch_all
 from lib.truto.client import TrutoClient, make_session
+from lib.truto.fetch import FetchError, fetch_all
 from tests.factories import account, dataset, lic, settings_for
 
 
@@ -21,6 +21,7 @@ def _unified_log(emu, path_end="licenses"):
 
 
 # -- pagination ---------------------------------------------------------------------------
+
 
 def test_pagination_follows_cursor_with_same_parameters(emulator):
     recs = [lic(f"L{i}", f"License {i}", assigned=i, available=10, is_paid=True) for i in range(7)]
@@ -39,7 +40,9 @@ def test_pagination_follows_cursor_with_same_parameters(emulator):
 @pytest.mark.parametrize("ending", ["null", "empty", "absent"])
 def test_last_page_marked_by_null_empty_or_absent_cursor(emulator, ending):
     recs = [lic(f"L{i}", f"License {i}", assigned=1, available=2) for i in range(3)]
-    emu = emulator(dataset([account("a1", "adobe")], {"a1": recs}), faults={"a1": {"last_cursor": ending}})
+    emu = emulator(
+        dataset([account("a1", "adobe")], {"a1": recs}), faults={"a1": {"last_cursor": ending}}
+    )
     result = fetch_all(settings_for(emu, page_limit=2))
     assert _outcome(result, "a1").outcome == "ok"
     assert len(result.licenses) == 3
@@ -78,6 +81,7 @@ def test_remote_data_flag_can_be_turned_off(emulator):
 
 # -- accounts -----------------------------------------------------------------------------
 
+
 def test_lists_all_pages_of_accounts_and_filters_by_tenant(emulator):
     accounts = [account(f"a{i}", "adobe", tenant="t1" if i % 2 else "t2") for i in range(250)]
     emu = emulator(dataset(accounts, {a["id"]: [lic("x", "X", 1, 2)] for a in accounts}))
@@ -88,8 +92,12 @@ def test_lists_all_pages_of_accounts_and_filters_by_tenant(emulator):
 
 
 def test_configured_ids_are_read_one_by_one(emulator):
-    emu = emulator(dataset([account("a1", "adobe"), account("a2", "adobe"), account("a3", "adobe")],
-                           {"a1": [lic("x", "X", 1, 2)], "a2": [lic("y", "Y", 1, 2)]}))
+    emu = emulator(
+        dataset(
+            [account("a1", "adobe"), account("a2", "adobe"), account("a3", "adobe")],
+            {"a1": [lic("x", "X", 1, 2)], "a2": [lic("y", "Y", 1, 2)]},
+        )
+    )
     result = fetch_all(settings_for(emu, integrated_account_ids=("a2", "nope")))
     assert emu.counters.by_path["/integrated-account"] == 0
     assert emu.counters.by_path["/integrated-account/a2"] == 1
@@ -108,7 +116,10 @@ def test_inactive_accounts_are_reported_not_fetched(emulator):
     result = fetch_all(settings_for(emu))
     reauth = _outcome(result, "reauth")
     assert reauth.outcome == "needs_reauth"
-    assert "token revoked by admin" in reauth.message and "Reconnect this account in Truto" in reauth.action
+    assert (
+        "token revoked by admin" in reauth.message
+        and "Reconnect this account in Truto" in reauth.action
+    )
     assert _outcome(result, "conn").outcome == "inactive"
     assert emu.counters.by_account["reauth"] == 0 and emu.counters.by_account["conn"] == 0
     assert result.accounts.set_index("account_id").loc["reauth", "account_status"] == "needs_reauth"
@@ -129,10 +140,13 @@ def test_bad_token_is_a_fetch_error(emulator):
 
 # -- required parameters ------------------------------------------------------------------
 
+
 def test_github_licenses_are_listed_per_organization(emulator):
     orgs = [{"id": "o1", "name": "platform"}, {"id": "o2", "name": "labs"}]
-    recs = [lic("ent", "Enterprise", 10, 20, True, _organization_id="o1"),
-            lic("ent", "Enterprise", 3, 5, True, _organization_id="o2")]
+    recs = [
+        lic("ent", "Enterprise", 10, 20, True, _organization_id="o1"),
+        lic("ent", "Enterprise", 3, 5, True, _organization_id="o2"),
+    ]
     emu = emulator(dataset([account("g", "github")], {"g": recs}, {"g": orgs}))
     result = fetch_all(settings_for(emu))
     calls = _unified_log(emu)
@@ -143,7 +157,10 @@ def test_github_licenses_are_listed_per_organization(emulator):
 
 
 def test_microsoft_365_licenses_are_listed_per_configured_product(emulator):
-    recs = [lic("e3", "E3", 5, 10, _product="azure_active_directory"), lic("od", "OneDrive", 1, 2, _product="onedrive")]
+    recs = [
+        lic("e3", "E3", 5, 10, _product="azure_active_directory"),
+        lic("od", "OneDrive", 1, 2, _product="onedrive"),
+    ]
     emu = emulator(dataset([account("m", "microsoft365")], {"m": recs}))
     result = fetch_all(settings_for(emu))
     assert [c["product"] for c in _unified_log(emu)] == ["azure_active_directory"]
@@ -158,34 +175,54 @@ def test_microsoft_365_licenses_are_listed_per_configured_product(emulator):
 def test_client_reacts_to_missing_parameter_insight_for_unknown_names(emulator):
     orgs = [{"id": "w1", "name": "Workspace 1"}]
     recs = [lic("b", "Business", 4, 5, True, _organization_id="w1")]
-    emu = emulator(dataset([account("c", "click_up_v2", _requires=["organization_id"]),
-                            account("p", "m365-business", _requires=["product"])],
-                           {"c": recs, "p": [lic("e", "E1", 1, 1, _product="azure_active_directory")]},
-                           {"c": orgs}))
+    emu = emulator(
+        dataset(
+            [
+                account("c", "click_up_v2", _requires=["organization_id"]),
+                account("p", "m365-business", _requires=["product"]),
+            ],
+            {"c": recs, "p": [lic("e", "E1", 1, 1, _product="azure_active_directory")]},
+            {"c": orgs},
+        )
+    )
     result = fetch_all(settings_for(emu))
     assert _outcome(result, "c").outcome == "ok" and _outcome(result, "p").outcome == "ok"
     rows = result.licenses.set_index("account_id")
     assert rows.loc["c", "organization_id"] == "w1"
     assert rows.loc["p", "product"] == "azure_active_directory"
     calls = _unified_log(emu)
-    assert {c["integrated_account_id"] for c in calls if "organization_id" not in c and "product" not in c} == {"c", "p"}
+    assert {
+        c["integrated_account_id"]
+        for c in calls
+        if "organization_id" not in c and "product" not in c
+    } == {"c", "p"}
 
 
 def test_unsupported_resources_are_not_failures(emulator):
-    emu = emulator(dataset([account("asana", "asana"), account("odd", "mystery_tool"), account("ok", "adobe")],
-                           {"ok": [lic("x", "X", 1, 2)]}, {"asana": [{"id": "o", "name": "Org"}]}))
+    emu = emulator(
+        dataset(
+            [account("asana", "asana"), account("odd", "mystery_tool"), account("ok", "adobe")],
+            {"ok": [lic("x", "X", 1, 2)]},
+            {"asana": [{"id": "o", "name": "Org"}]},
+        )
+    )
     result = fetch_all(settings_for(emu))
     assert _outcome(result, "asana").outcome == "not_supported"
-    assert _unified_log(emu) and all(p["integrated_account_id"] != "asana" for p in _unified_log(emu))
+    assert _unified_log(emu) and all(
+        p["integrated_account_id"] != "asana" for p in _unified_log(emu)
+    )
     assert _outcome(result, "odd").outcome == "not_supported"  # tried, answered 404
     assert result.exit_code() == 0
 
 
 # -- retries and errors ---------------------------------------------------------------------
 
+
 def test_transient_502_and_504_are_retried(emulator):
-    emu = emulator(dataset([account("a1", "adobe")], {"a1": [lic("x", "X", 1, 2)]}),
-                   faults={"a1": {"transient_502": 2, "transient_504": 1}})
+    emu = emulator(
+        dataset([account("a1", "adobe")], {"a1": [lic("x", "X", 1, 2)]}),
+        faults={"a1": {"transient_502": 2, "transient_504": 1}},
+    )
     result = fetch_all(settings_for(emu))
     out = _outcome(result, "a1")
     assert out.outcome == "ok" and out.retries == 3 and out.requests == 4
@@ -193,21 +230,30 @@ def test_transient_502_and_504_are_retried(emulator):
 
 
 def test_server_500_is_retried_but_remote_500_is_not(emulator):
-    emu = emulator(dataset([account("a", "adobe"), account("b", "adobe")],
-                           {"a": [lic("x", "X", 1, 2)], "b": [lic("y", "Y", 1, 2)]}),
-                   faults={"a": {"server_500": 1}, "b": {"remote_500": 1}})
+    emu = emulator(
+        dataset(
+            [account("a", "adobe"), account("b", "adobe")],
+            {"a": [lic("x", "X", 1, 2)], "b": [lic("y", "Y", 1, 2)]},
+        ),
+        faults={"a": {"server_500": 1}, "b": {"remote_500": 1}},
+    )
     result = fetch_all(settings_for(emu))
     assert _outcome(result, "a").outcome == "ok" and _outcome(result, "a").retries == 1
     b = _outcome(result, "b")
     assert b.outcome == "failed" and b.requests == 1 and "from the vendor" in b.message
 
 
-@pytest.mark.parametrize("fault, outcome, words", [
-    ({"needs_reauth": True}, "needs_reauth", "Reconnect this account in Truto"),
-    ({"blocked_503": True}, "failed", "blocked"),
-])
+@pytest.mark.parametrize(
+    "fault, outcome, words",
+    [
+        ({"needs_reauth": True}, "needs_reauth", "Reconnect this account in Truto"),
+        ({"blocked_503": True}, "failed", "blocked"),
+    ],
+)
 def test_final_errors_are_not_retried(emulator, fault, outcome, words):
-    emu = emulator(dataset([account("a1", "zoom")], {"a1": [lic("x", "X", 1)]}), faults={"a1": fault})
+    emu = emulator(
+        dataset([account("a1", "zoom")], {"a1": [lic("x", "X", 1)]}), faults={"a1": fault}
+    )
     result = fetch_all(settings_for(emu))
     out = _outcome(result, "a1")
     assert out.outcome == outcome and out.requests == 1 and out.retries == 0
@@ -215,24 +261,37 @@ def test_final_errors_are_not_retried(emulator, fault, outcome, words):
 
 
 def test_attempts_are_bounded(emulator):
-    emu = emulator(dataset([account("a1", "adobe")], {"a1": [lic("x", "X", 1, 2)]}), faults={"a1": {"transient_502": 50}})
+    emu = emulator(
+        dataset([account("a1", "adobe")], {"a1": [lic("x", "X", 1, 2)]}),
+        faults={"a1": {"transient_502": 50}},
+    )
     result = fetch_all(settings_for(emu, max_attempts=3))
     out = _outcome(result, "a1")
-    assert out.outcome == "failed" and out.requests == 3 and "gave up after 3 attempts" in out.message
+    assert (
+        out.outcome == "failed" and out.requests == 3 and "gave up after 3 attempts" in out.message
+    )
 
 
 def test_total_retry_wait_is_bounded(emulator):
-    emu = emulator(dataset([account("a1", "adobe")], {"a1": [lic("x", "X", 1, 2)]}), faults={"a1": {"remote_429": 5}})
+    emu = emulator(
+        dataset([account("a1", "adobe")], {"a1": [lic("x", "X", 1, 2)]}),
+        faults={"a1": {"remote_429": 5}},
+    )
     started = time.monotonic()
     result = fetch_all(settings_for(emu, max_attempts=10, max_total_wait=1.5))
     elapsed = time.monotonic() - started
     out = _outcome(result, "a1")
-    assert out.outcome == "failed" and out.rate_limited == 2  # waited 1 s once; a second wait would pass 1.5 s
+    assert (
+        out.outcome == "failed" and out.rate_limited == 2
+    )  # waited 1 s once; a second wait would pass 1.5 s
     assert 1.0 <= elapsed < 3.0
 
 
 def test_read_timeout_is_bounded(emulator):
-    emu = emulator(dataset([account("a1", "adobe")], {"a1": [lic("x", "X", 1, 2)]}), faults={"a1": {"slow": 1.0}})
+    emu = emulator(
+        dataset([account("a1", "adobe")], {"a1": [lic("x", "X", 1, 2)]}),
+        faults={"a1": {"slow": 1.0}},
+    )
     started = time.monotonic()
     result = fetch_all(settings_for(emu, read_timeout=0.2, max_attempts=2))
     out = _outcome(result, "a1")
@@ -241,7 +300,10 @@ def test_read_timeout_is_bounded(emulator):
 
 
 def test_vendor_429_waits_for_retry_after(emulator):
-    emu = emulator(dataset([account("a1", "adobe")], {"a1": [lic("x", "X", 1, 2)]}), faults={"a1": {"remote_429": 1}})
+    emu = emulator(
+        dataset([account("a1", "adobe")], {"a1": [lic("x", "X", 1, 2)]}),
+        faults={"a1": {"remote_429": 1}},
+    )
     started = time.monotonic()
     result = fetch_all(settings_for(emu))
     assert time.monotonic() - started >= 1.0  # the vendor's Retry-After: 1
@@ -251,8 +313,13 @@ def test_vendor_429_waits_for_retry_after(emulator):
 
 @pytest.mark.parametrize("fault", [{"malformed_json": True}, {"missing_result": True}])
 def test_malformed_answers_fail_only_that_account(emulator, fault):
-    emu = emulator(dataset([account("bad", "adobe"), account("ok", "adobe")],
-                           {"bad": [lic("x", "X", 1, 2)], "ok": [lic("y", "Y", 1, 2)]}), faults={"bad": fault})
+    emu = emulator(
+        dataset(
+            [account("bad", "adobe"), account("ok", "adobe")],
+            {"bad": [lic("x", "X", 1, 2)], "ok": [lic("y", "Y", 1, 2)]},
+        ),
+        faults={"bad": fault},
+    )
     result = fetch_all(settings_for(emu))
     assert _outcome(result, "bad").outcome == "failed"
     assert "could not read" in _outcome(result, "bad").action
@@ -261,14 +328,28 @@ def test_malformed_answers_fail_only_that_account(emulator, fault):
 
 # -- pacing, rate limits, concurrency -------------------------------------------------------
 
+
 def test_pacing_never_provokes_a_429(emulator):
     """Client and emulator share limits small enough that pacing has to hold requests back."""
     accounts = [account(f"a{i}", "adobe") for i in range(6)]
     recs = [lic(f"L{i}", f"L{i}", 1, 2) for i in range(6)]
-    emu = emulator(dataset(accounts, {a["id"]: recs for a in accounts}), token_limit=8, account_limit=3, window=1.0)
+    emu = emulator(
+        dataset(accounts, {a["id"]: recs for a in accounts}),
+        token_limit=8,
+        account_limit=3,
+        window=1.0,
+    )
     started = time.monotonic()
-    result = fetch_all(settings_for(emu, page_limit=2, token_rate_limit=8, account_rate_limit=3, rate_window=1.0,
-                                    max_workers=6))
+    result = fetch_all(
+        settings_for(
+            emu,
+            page_limit=2,
+            token_rate_limit=8,
+            account_rate_limit=3,
+            rate_window=1.0,
+            max_workers=6,
+        )
+    )
     elapsed = time.monotonic() - started
     assert emu.counters.rate_limited == 0
     assert all(o.rate_limited == 0 for o in result.outcomes) and result.exit_code() == 0
@@ -281,8 +362,12 @@ def test_pacing_never_provokes_a_429(emulator):
 def test_emulator_answers_429_with_retry_after_and_client_recovers(emulator):
     """A client configured above the real limit gets 429s, waits Retry-After, and still finishes."""
     accounts = [account(f"a{i}", "adobe") for i in range(4)]
-    emu = emulator(dataset(accounts, {a["id"]: [lic("x", "X", 1, 2)] for a in accounts}),
-                   account_limit=50, token_limit=3, window=1.0)
+    emu = emulator(
+        dataset(accounts, {a["id"]: [lic("x", "X", 1, 2)] for a in accounts}),
+        account_limit=50,
+        token_limit=3,
+        window=1.0,
+    )
     result = fetch_all(settings_for(emu, token_rate_limit=100, max_workers=4, max_attempts=6))
     assert emu.counters.rate_limited > 0
     assert sum(o.rate_limited for o in result.outcomes) > 0
@@ -291,7 +376,9 @@ def test_emulator_answers_429_with_retry_after_and_client_recovers(emulator):
 
 def test_accounts_are_fetched_concurrently_within_the_pool(emulator):
     accounts = [account(f"a{i}", "adobe") for i in range(12)]
-    emu = emulator(dataset(accounts, {a["id"]: [lic("x", "X", 1, 2)] for a in accounts}), latency=0.2)
+    emu = emulator(
+        dataset(accounts, {a["id"]: [lic("x", "X", 1, 2)] for a in accounts}), latency=0.2
+    )
     started = time.monotonic()
     fetch_all(settings_for(emu, max_workers=4))
     elapsed = time.monotonic() - started
@@ -315,6 +402,7 @@ def test_progress_reports_accounts_done_out_of_total(emulator):
 
 # -- validation through the wire -------------------------------------------------------------
 
+
 def test_records_are_validated_and_problems_reported_per_account(emulator):
     recs = [
         lic("s", "Text numbers", "12", " 20 "),
@@ -324,11 +412,17 @@ def test_records_are_validated_and_problems_reported_per_account(emulator):
         lic("dup", "First", 1, 2),
         lic("dup", "Again", 5, 6),
     ]
-    emu = emulator(dataset([account("a1", "adobe"), account("a2", "adobe")],
-                           {"a1": recs, "a2": [lic("x", "X", 1, 2)]}))
+    emu = emulator(
+        dataset(
+            [account("a1", "adobe"), account("a2", "adobe")],
+            {"a1": recs, "a2": [lic("x", "X", 1, 2)]},
+        )
+    )
     result = fetch_all(settings_for(emu, page_limit=2))  # the duplicate arrives on another page
     t = result.licenses.set_index("license_name")
-    assert t.loc["Text numbers", "assigned_seats"] == 12 and t.loc["Text numbers", "total_seats"] == 20
+    assert (
+        t.loc["Text numbers", "assigned_seats"] == 12 and t.loc["Text numbers", "total_seats"] == 20
+    )
     assert pd.isna(t.loc["Negative", "assigned_seats"]) and t.loc["Negative", "total_seats"] == 10
     assert pd.isna(t.loc["Not a number", "assigned_seats"])
     assert pd.isna(t.loc["No id", "license_id"])
@@ -340,7 +434,9 @@ def test_records_are_validated_and_problems_reported_per_account(emulator):
 
 
 def test_unreported_fields_stay_empty_not_zero(emulator):
-    emu = emulator(dataset([account("z", "zoom")], {"z": [lic("w", "Workplace", assigned=140, is_paid=True)]}))
+    emu = emulator(
+        dataset([account("z", "zoom")], {"z": [lic("w", "Workplace", assigned=140, is_paid=True)]})
+    )
     row = fetch_all(settings_for(emu)).licenses.iloc[0]
     assert row["assigned_seats"] == 140
     for col in ("total_seats", "unassigned_seats", "utilization_pct", "over_allocated_seats"):
@@ -348,10 +444,14 @@ def test_unreported_fields_stay_empty_not_zero(emulator):
 
 
 def test_remaining_seats_setting_adds_assigned_to_available(emulator):
-    emu = emulator(dataset([account("m", "adobe")], {"m": [lic("x", "X", assigned=30, available=10)]}))
+    emu = emulator(
+        dataset([account("m", "adobe")], {"m": [lic("x", "X", assigned=30, available=10)]})
+    )
     plain = fetch_all(settings_for(emu)).licenses.iloc[0]
     assert plain["total_seats"] == 10 and plain["over_allocated_seats"] == 20
-    remaining = fetch_all(settings_for(emu, remaining_seats_integrations=("Adobe",))).licenses.iloc[0]
+    remaining = fetch_all(settings_for(emu, remaining_seats_integrations=("Adobe",))).licenses.iloc[
+        0
+    ]
     assert remaining["total_seats"] == 40 and remaining["unassigned_seats"] == 10
     assert remaining["utilization_pct"] == 75.0
 
@@ -364,11 +464,17 @@ def test_client_stats_count_requests_per_account(emulator):
 
 
 def test_a_repeated_organization_is_counted_once_and_reported(emulator):
-    orgs = [{"id": "o1", "name": "platform"}, {"id": "o1", "name": "platform"}, {"id": "o2", "name": "labs"}]
-    recs = [lic("ent", "Enterprise", 10, 50, True, _organization_id="o1"), lic("ent", "Enterprise", 1, 5, True,
-                                                                            _organization_id="o2")]
+    orgs = [
+        {"id": "o1", "name": "platform"},
+        {"id": "o1", "name": "platform"},
+        {"id": "o2", "name": "labs"},
+    ]
+    recs = [
+        lic("ent", "Enterprise", 10, 50, True, _organization_id="o1"),
+        lic("ent", "Enterprise", 1, 5, True, _organization_id="o2"),
+    ]
     emu = emulator(dataset([account("g", "github")], {"g": recs}, {"g": orgs}))
-    result = fetch_all(settings_for(emu, page_limit=1))     # the repeat arrives on its own page
+    result = fetch_all(settings_for(emu, page_limit=1))  # the repeat arrives on its own page
     assert int(result.licenses["total_seats"].sum()) == 55
     assert sorted(c["organization_id"] for c in _unified_log(emu)) == ["o1", "o2"]
     assert "listed more than once" in " ".join(result.problems["detail"])
@@ -377,9 +483,13 @@ def test_a_repeated_organization_is_counted_once_and_reported(emulator):
 def test_vendor_values_of_the_wrong_type_do_not_break_the_fetch(emulator):
     odd = account("odd", "github", tenant={"nested": "tenant"})
     odd["integration"]["name"] = 42
-    emu = emulator(dataset([account("g", "github", tenant=7), odd, account("ok", "adobe")],
-                           {"g": [lic("e", "E", 1, 2, _organization_id="o1")], "ok": [lic("x", "X", 1, 2)]},
-                           {"g": [{"id": "o1", "name": {"display": "x"}}]}))
+    emu = emulator(
+        dataset(
+            [account("g", "github", tenant=7), odd, account("ok", "adobe")],
+            {"g": [lic("e", "E", 1, 2, _organization_id="o1")], "ok": [lic("x", "X", 1, 2)]},
+            {"g": [{"id": "o1", "name": {"display": "x"}}]},
+        )
+    )
     result = fetch_all(settings_for(emu))
     assert _outcome(result, "g").outcome == "ok" and _outcome(result, "ok").outcome == "ok"
     rows = result.licenses.set_index("account_id")
@@ -404,13 +514,21 @@ def test_next_cursor_false_ends_and_an_object_is_an_error(emulator):
             body["next_cursor"] = cursor
             resp._content = __import__("json").dumps(body).encode()
             return resp
+
         return fake
 
     import pytest as _pytest
 
     with _pytest.MonkeyPatch.context() as mp:
         mp.setattr(requests.Session, "get", answer(False))
-        assert len(client.list_all("/unified/user-directory/licenses", {"integrated_account_id": "a"}, "a")) == 1
+        assert (
+            len(
+                client.list_all(
+                    "/unified/user-directory/licenses", {"integrated_account_id": "a"}, "a"
+                )
+            )
+            == 1
+        )
         mp.setattr(requests.Session, "get", answer({"page": 2}))
         with _pytest.raises(Exception, match="not text"):
             client.list_all("/unified/user-directory/licenses", {"integrated_account_id": "a"}, "a")
@@ -418,12 +536,17 @@ def test_next_cursor_false_ends_and_an_object_is_an_error(emulator):
 
 # -- logging ------------------------------------------------------------------------------
 
+
 def test_retries_and_429_waits_are_logged_without_the_token(emulator, caplog):
     import logging
 
-    emu = emulator(dataset([account("a1", "adobe"), account("a2", "adobe")],
-                           {"a1": [lic("x", "X", 1, 2)], "a2": [lic("y", "Y", 1, 2)]}),
-                   faults={"a1": {"transient_502": 1}, "a2": {"remote_429": 1}})
+    emu = emulator(
+        dataset(
+            [account("a1", "adobe"), account("a2", "adobe")],
+            {"a1": [lic("x", "X", 1, 2)], "a2": [lic("y", "Y", 1, 2)]},
+        ),
+        faults={"a1": {"transient_502": 1}, "a2": {"remote_429": 1}},
+    )
     settings = settings_for(emu)
     with caplog.at_level(logging.INFO, logger="lib.truto"):
         result = fetch_all(settings)

@@ -11,11 +11,12 @@ import gzip
 import io
 import json
 from dataclasses import replace
+from datetime import UTC
 
 import pytest
 
-from lib.jobs import cli
 from lib.config import Secret, Settings
+from lib.jobs import cli
 from lib.truto.fetch import fetch_all
 from tests.hostile import HostileTruto, Reply, active, seat, timed, truto
 
@@ -23,8 +24,15 @@ TOKEN = "hostile-test-token-0042"
 
 
 def settings(server: HostileTruto, **overrides) -> Settings:
-    base = Settings(api_token=Secret(TOKEN), base_url=server.base_url, backoff_base=0.01, backoff_max=0.05,
-                    connect_timeout=2.0, read_timeout=2.0, max_workers=4)
+    base = Settings(
+        api_token=Secret(TOKEN),
+        base_url=server.base_url,
+        backoff_base=0.01,
+        backoff_max=0.05,
+        connect_timeout=2.0,
+        read_timeout=2.0,
+        max_workers=4,
+    )
     return replace(base, **overrides)
 
 
@@ -57,8 +65,12 @@ def cli_env(monkeypatch, tmp_path):
 
 # ------------------------------------------------------------------ 1. CR/LF in CSV exports
 
-HOSTILE_TEXTS = ["Pro\r=cmd|' /C calc'!A0", "Pro\n=cmd|' /C calc'!A0", "Pro\r\n=cmd|' /C calc'!A0",
-                 "\r=cmd|' /C calc'!A0"]
+HOSTILE_TEXTS = [
+    "Pro\r=cmd|' /C calc'!A0",
+    "Pro\n=cmd|' /C calc'!A0",
+    "Pro\r\n=cmd|' /C calc'!A0",
+    "\r=cmd|' /C calc'!A0",
+]
 
 
 def _no_formula_cells(rows: list[list[str]]) -> None:
@@ -72,27 +84,34 @@ def _no_formula_cells(rows: list[list[str]]) -> None:
 def test_line_breaks_in_vendor_text_cannot_start_a_row_in_the_export(cli_env, tmp_path, text):
     accounts = [active(f"acc{text}", "github", tenant=f"ten{text}"), active("plain")]
     orgs = {f"acc{text}": [{"id": f"org{text}", "name": f"Org{text}"}]}
-    server = HostileTruto(truto(accounts, {f"acc{text}": [seat(f"id{text}", text, 2, 4)],
-                                           "plain": [seat("p", "Plain", 1, 2)]}, organizations=orgs))
+    server = HostileTruto(
+        truto(
+            accounts,
+            {f"acc{text}": [seat(f"id{text}", text, 2, 4)], "plain": [seat("p", "Plain", 1, 2)]},
+            organizations=orgs,
+        )
+    )
     out = tmp_path / "export.csv"
     with server:
         code = cli_env(server, "export", "--out", str(out), "--quiet")
     assert code == 0
     rows = read_csv(out.read_bytes())
     header = rows[0]
-    assert all(len(r) == len(header) for r in rows)           # no cell broke its row
-    assert len(rows) == 3                                     # header + two licenses, nothing more
+    assert all(len(r) == len(header) for r in rows)  # no cell broke its row
+    assert len(rows) == 3  # header + two licenses, nothing more
     _no_formula_cells(rows)
     from lib.truto.normalize import clean_text
 
     hostile = next(r for r in rows[1:] if r[header.index("account_id")] != "plain")
     shown = clean_text(text).strip()
-    assert hostile[header.index("license_name")] == ("'" + shown if shown.startswith("=") else shown)
+    assert hostile[header.index("license_name")] == (
+        "'" + shown if shown.startswith("=") else shown
+    )
     assert hostile[header.index("license_id")] == clean_text(f"id{text}")
     assert hostile[header.index("tenant_id")] == clean_text(f"ten{text}")
     assert hostile[header.index("organization_name")] == clean_text(f"Org{text}")
     assert hostile[header.index("seats_assigned")] == "2"
-    assert out.read_bytes().count(b"\r\n") == 3               # CRLF line ends, one per row
+    assert out.read_bytes().count(b"\r\n") == 3  # CRLF line ends, one per row
 
 
 def test_line_breaks_in_the_writer_are_quoted_whatever_the_text():
@@ -103,13 +122,15 @@ def test_line_breaks_in_the_writer_are_quoted_whatever_the_text():
     df = pd.DataFrame({"name": HOSTILE_TEXTS + ["fine"], "seats": [1, 2, 3, 4, 5]})
     rows = read_csv(to_csv_bytes(df))
     assert len(rows) == 6 and [r[1] for r in rows[1:]] == ["1", "2", "3", "4", "5"]
-    assert rows[1][0] == HOSTILE_TEXTS[0]                     # one cell, read back whole
-    assert rows[4][0].startswith("'")                         # a cell starting with CR is neutralised
+    assert rows[1][0] == HOSTILE_TEXTS[0]  # one cell, read back whole
+    assert rows[4][0].startswith("'")  # a cell starting with CR is neutralised
 
 
 def test_error_messages_with_line_breaks_stay_in_their_cell(cli_env, tmp_path):
     bad = lambda *a: Reply.json({"message": "boom\r=cmd|' /C calc'!A0\nrow"}, 400)  # noqa: E731
-    server = HostileTruto(truto([active("bad"), active("good")], {"good": [seat("g", "G")]}, hostile={"bad": bad}))
+    server = HostileTruto(
+        truto([active("bad"), active("good")], {"good": [seat("g", "G")]}, hostile={"bad": bad})
+    )
     with server:
         result = fetch_all(settings(server))
     from lib.export import to_csv_bytes
@@ -126,8 +147,16 @@ def test_price_book_download_keeps_line_breaks_in_their_cell(text):
 
     from lib.analytics.pricing import price_book_to_csv
 
-    book = pd.DataFrame({"integration": ["GitHub"], "license_id": [None], "license_name": ["ok"],
-                         "unit_price": [1.0], "currency": ["USD"], "billing_period": ["monthly"]})
+    book = pd.DataFrame(
+        {
+            "integration": ["GitHub"],
+            "license_id": [None],
+            "license_name": ["ok"],
+            "unit_price": [1.0],
+            "currency": ["USD"],
+            "billing_period": ["monthly"],
+        }
+    )
     rows = read_csv(price_book_to_csv(book))
     assert len(rows) == 2
     # A name holding a line break cannot be saved at all (point 11: control characters are refused).
@@ -139,23 +168,29 @@ def test_price_book_download_keeps_line_breaks_in_their_cell(text):
 
 # ------------------------------------------------------------------ 3. Retry-After: nan
 
+
 @pytest.mark.parametrize("header", ["Retry-After", "ratelimit-reset"])
 @pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-5"])
 def test_an_unusable_retry_after_fails_only_that_account(header, value):
     limited = lambda *a: Reply.json({"message": "slow down"}, 429, **{header: value})  # noqa: E731
-    server = HostileTruto(truto([active("bad"), active("good")], {"good": [seat("g", "G")]},
-                                hostile={"bad": limited}))
+    server = HostileTruto(
+        truto([active("bad"), active("good")], {"good": [seat("g", "G")]}, hostile={"bad": limited})
+    )
     with server:
         result = fetch_all(settings(server, max_attempts=3))
-    assert outcome(result, "bad").outcome == "failed" and "gave up after 3 attempts" in outcome(result, "bad").message
+    assert (
+        outcome(result, "bad").outcome == "failed"
+        and "gave up after 3 attempts" in outcome(result, "bad").message
+    )
     assert outcome(result, "good").outcome == "ok"
     assert result.exit_code() == 2
 
 
 def test_retry_after_nan_in_the_export_still_writes_the_csv(cli_env, tmp_path):
     limited = lambda *a: Reply.json({"message": "slow down"}, 429, **{"Retry-After": "nan"})  # noqa: E731
-    server = HostileTruto(truto([active("bad"), active("good")], {"good": [seat("g", "G")]},
-                                hostile={"bad": limited}))
+    server = HostileTruto(
+        truto([active("bad"), active("good")], {"good": [seat("g", "G")]}, hostile={"bad": limited})
+    )
     out = tmp_path / "x.csv"
     with server:
         code = cli_env(server, "export", "--out", str(out), "--quiet", TRUTO_MAX_ATTEMPTS="2")
@@ -164,20 +199,29 @@ def test_retry_after_nan_in_the_export_still_writes_the_csv(cli_env, tmp_path):
 
 # ------------------------------------------------------------------ 4. deeply nested JSON
 
+
 def test_deeply_nested_json_is_malformed_for_that_account_only():
     deep = lambda *a: Reply(200, {"Content-Type": "application/json"}, b"[" * 200_000)  # noqa: E731
-    server = HostileTruto(truto([active("deep"), active("good")], {"good": [seat("g", "G")]}, hostile={"deep": deep}))
+    server = HostileTruto(
+        truto([active("deep"), active("good")], {"good": [seat("g", "G")]}, hostile={"deep": deep})
+    )
     with server:
         result = fetch_all(settings(server))
     bad = outcome(result, "deep")
-    assert bad.outcome == "failed" and "not valid JSON" in bad.message and "nested too deeply" in bad.message
+    assert (
+        bad.outcome == "failed"
+        and "not valid JSON" in bad.message
+        and "nested too deeply" in bad.message
+    )
     assert outcome(result, "good").outcome == "ok" and list(result.licenses["license_id"]) == ["g"]
 
 
 def test_deeply_nested_account_list_is_a_clear_fetch_error():
     from lib.truto.fetch import FetchError
 
-    deep = lambda *a: Reply(200, {"Content-Type": "application/json"}, b'{"result": ' + b"[" * 200_000)  # noqa: E731
+    deep = lambda *a: Reply(
+        200, {"Content-Type": "application/json"}, b'{"result": ' + b"[" * 200_000
+    )  # noqa: E731
     with HostileTruto(truto([], hostile={"/integrated-account": deep})) as server:
         with pytest.raises(FetchError, match="not valid JSON"):
             fetch_all(settings(server))
@@ -185,46 +229,71 @@ def test_deeply_nested_account_list_is_a_clear_fetch_error():
 
 # ------------------------------------------------------------------ 5. unpaired surrogates
 
+
 def _raw_json(text: str) -> Reply:
     return Reply(200, {"Content-Type": "application/json"}, text.encode())
 
 
 def test_an_unpaired_surrogate_in_an_error_message_does_not_break_export_or_sync(cli_env, tmp_path):
-    bad = lambda *a: Reply(400, {"Content-Type": "application/json"}, b'{"message": "bad \\ud83d thing"}')  # noqa: E731
-    server = HostileTruto(truto([active("bad"), active("good")], {"good": [seat("g", "G")]}, hostile={"bad": bad}))
+    bad = lambda *a: Reply(
+        400, {"Content-Type": "application/json"}, b'{"message": "bad \\ud83d thing"}'
+    )  # noqa: E731
+    server = HostileTruto(
+        truto([active("bad"), active("good")], {"good": [seat("g", "G")]}, hostile={"bad": bad})
+    )
     out = tmp_path / "x.csv"
     with server:
         assert cli_env(server, "export", "--out", str(out), "--quiet") == 2
         assert cli_env(server, "sync", "--quiet") == 2
-    from lib.store import Store
-
     import os
 
-    latest = Store(os.environ["DATABASE_URL"]).latest(__import__("lib.jobs.sync", fromlist=["config_key"]).config_key(
-        settings(server)))
+    from lib.store import Store
+
+    latest = Store(os.environ["DATABASE_URL"]).latest(
+        __import__("lib.jobs.sync", fromlist=["config_key"]).config_key(settings(server))
+    )
     msg = latest.accounts.set_index("account_id").loc["bad", "message"]
     assert "bad \ufffd thing" in msg
 
 
 def test_an_unpaired_surrogate_in_one_name_affects_only_that_value():
-    body = ('{"result": [{"id": "a", "name": "Bad \\ud83d name", "assigned_quantity": 1, "available_quantity": 2},'
-            ' {"id": "b", "name": "Good \\ud83d\\ude00", "assigned_quantity": 3, "available_quantity": 4}],'
-            ' "next_cursor": null}')
+    body = (
+        '{"result": [{"id": "a", "name": "Bad \\ud83d name", "assigned_quantity": 1, "available_quantity": 2},'
+        ' {"id": "b", "name": "Good \\ud83d\\ude00", "assigned_quantity": 3, "available_quantity": 4}],'
+        ' "next_cursor": null}'
+    )
     lic = lambda *a: _raw_json(body)  # noqa: E731
-    server = HostileTruto(truto([active("acc")], hostile={"acc": lambda p, q, h: lic() if p.endswith("licenses")
-                                                           else Reply.json({"result": [], "next_cursor": None})}))
+    server = HostileTruto(
+        truto(
+            [active("acc")],
+            hostile={
+                "acc": lambda p, q, h: (
+                    lic()
+                    if p.endswith("licenses")
+                    else Reply.json({"result": [], "next_cursor": None})
+                )
+            },
+        )
+    )
     with server:
         result = fetch_all(settings(server))
     assert outcome(result, "acc").outcome == "ok"
     names = dict(zip(result.licenses["license_id"], result.licenses["license_name"]))
-    assert names == {"a": "Bad \ufffd name", "b": "Good \U0001F600"}
+    assert names == {"a": "Bad \ufffd name", "b": "Good \U0001f600"}
 
 
 def test_invalid_utf8_bytes_affect_only_that_value():
     body = b'{"result": [{"id": "a", "name": "Caf\xe9", "assigned_quantity": 1, "available_quantity": 2}]}'
-    server = HostileTruto(truto([active("acc")], hostile={"acc": lambda p, q, h: Reply(200, {}, body)
-                                                           if p.endswith("licenses")
-                                                           else Reply.json({"result": []})}))
+    server = HostileTruto(
+        truto(
+            [active("acc")],
+            hostile={
+                "acc": lambda p, q, h: (
+                    Reply(200, {}, body) if p.endswith("licenses") else Reply.json({"result": []})
+                )
+            },
+        )
+    )
     with server:
         result = fetch_all(settings(server))
     assert list(result.licenses["license_name"]) == ["Caf\ufffd"]
@@ -232,13 +301,22 @@ def test_invalid_utf8_bytes_affect_only_that_value():
 
 # ------------------------------------------------------------------ 6. an account listed twice
 
+
 def test_an_account_listed_twice_is_fetched_and_counted_once(cli_env, tmp_path, capsys):
     pages = [[active("a1"), active("a2")], [active("a1")]]
-    server = HostileTruto(truto(pages, {"a1": [seat("x", "X", 5, 10)], "a2": [seat("y", "Y", 1, 2)]}))
+    server = HostileTruto(
+        truto(pages, {"a1": [seat("x", "X", 5, 10)], "a2": [seat("y", "Y", 1, 2)]})
+    )
     with server:
         result = fetch_all(settings(server))
-        assert sum(1 for path, params in server.log if path.endswith("licenses") and
-                   params.get("integrated_account_id") == "a1") == 1
+        assert (
+            sum(
+                1
+                for path, params in server.log
+                if path.endswith("licenses") and params.get("integrated_account_id") == "a1"
+            )
+            == 1
+        )
         assert sorted(o.account_id for o in result.outcomes) == ["a1", "a2"]
         assert int(result.licenses["total_seats"].sum()) == 12
         assert any("listed more than once" in d for d in result.problems["detail"])
@@ -251,21 +329,40 @@ def test_an_account_listed_twice_is_fetched_and_counted_once(cli_env, tmp_path, 
 
 # ------------------------------------------------------------------ 17. bidi controls and other invisible text
 
+
 def test_bidi_and_control_characters_are_removed_from_vendor_text():
     name = "Invoice\u202egpj.exe"
     accounts = [active("acc\u202e1", tenant="t\u2066x\u2069", integration="github\u200f")]
-    server = HostileTruto(truto(accounts, {"acc\u202e1": [seat("id\u202e", name, 1, 2, status="act\x07ive")]},
-                                organizations={"acc\u202e1": [{"id": "o1", "name": "Org\u202eA"}]}))
+    server = HostileTruto(
+        truto(
+            accounts,
+            {"acc\u202e1": [seat("id\u202e", name, 1, 2, status="act\x07ive")]},
+            organizations={"acc\u202e1": [{"id": "o1", "name": "Org\u202eA"}]},
+        )
+    )
     with server:
         result = fetch_all(settings(server))
     row = result.licenses.iloc[0]
-    assert row["license_name"] == "Invoicegpj.exe" and row["license_id"] == "id" and row["status"] == "act ive"
-    assert row["account_id"] == "acc1" and row["tenant_id"] == "tx" and row["organization_name"] == "OrgA"
-    texts = [str(v) for v in result.licenses.to_numpy().ravel().tolist() + result.accounts.to_numpy().ravel().tolist()]
+    assert (
+        row["license_name"] == "Invoicegpj.exe"
+        and row["license_id"] == "id"
+        and row["status"] == "act ive"
+    )
+    assert (
+        row["account_id"] == "acc1"
+        and row["tenant_id"] == "tx"
+        and row["organization_name"] == "OrgA"
+    )
+    texts = [
+        str(v)
+        for v in result.licenses.to_numpy().ravel().tolist()
+        + result.accounts.to_numpy().ravel().tolist()
+    ]
     assert not any(ch in t for t in texts for ch in "\u202e\u2066\u2069\u200f\x07")
 
 
 # ------------------------------------------------------------------ 2. a broken secrets file fails closed
+
 
 @pytest.fixture
 def secrets_files(tmp_path, monkeypatch):
@@ -288,7 +385,7 @@ def secrets_files(tmp_path, monkeypatch):
 VALID_AUTH = """
 [auth]
 redirect_uri = "http://localhost:8501/oauth2callback"
-cookie_secret = "x" 
+cookie_secret = "x"
 client_id = "id"
 client_secret = "secret"
 server_metadata_url = "http://127.0.0.1:9/.well-known/openid-configuration"
@@ -303,7 +400,9 @@ def _run_app():
 
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=90)
+    at = AppTest.from_file(
+        str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=90
+    )
     at.run()
     return at
 
@@ -317,10 +416,12 @@ def test_a_broken_secrets_file_beside_a_valid_one_keeps_the_app_closed(secrets_f
     at = _run_app()
     assert not at.exception, [e.value for e in at.exception]
     errors = [e.value for e in at.error]
-    assert any("secrets file could not be read" in e and "stays closed" in e for e in errors), errors
+    assert any("secrets file could not be read" in e and "stays closed" in e for e in errors), (
+        errors
+    )
     shown = " ".join(m.value for m in at.markdown) + " ".join(e.value for e in at.caption)
     assert "Open access" not in shown
-    assert not at.button and not at.metric and not at.dataframe   # nothing to see, nothing to press
+    assert not at.button and not at.metric and not at.dataframe  # nothing to see, nothing to press
 
 
 def test_no_secrets_file_at_all_still_runs_open(secrets_files, tmp_path):
@@ -332,20 +433,27 @@ def test_no_secrets_file_at_all_still_runs_open(secrets_files, tmp_path):
 
 # ------------------------------------------------------------------ 7. look-alike addresses; 10. email_verified
 
+
 def _access(**access):
     from lib.auth import load_access_config
 
     return load_access_config({"auth": {"client_id": "x"}, "access": access})
 
 
-@pytest.mark.parametrize("email, access", [
-    ("eve@straße.de", {"admins": ["strasse.de"]}),
-    ("eve@STRASSE.de", {"admins": ["straße.de"]}),
-    ("\u212aim@acme.com", {"admins": ["kim@acme.com"]}),          # KELVIN SIGN, which casefolds to "k"
-    ("staﬀ@acme.com", {"admins": ["staff@acme.com"]}),            # the "ff" ligature
-    ("staﬀ@acme.com", {"allowed_domains": ["acme.com"]}),         # a non-ASCII local part is refused outright
-    ("ana@\u212acme.com", {"allowed_domains": ["kcme.com"]}),
-])
+@pytest.mark.parametrize(
+    "email, access",
+    [
+        ("eve@straße.de", {"admins": ["strasse.de"]}),
+        ("eve@STRASSE.de", {"admins": ["straße.de"]}),
+        ("\u212aim@acme.com", {"admins": ["kim@acme.com"]}),  # KELVIN SIGN, which casefolds to "k"
+        ("staﬀ@acme.com", {"admins": ["staff@acme.com"]}),  # the "ff" ligature
+        (
+            "staﬀ@acme.com",
+            {"allowed_domains": ["acme.com"]},
+        ),  # a non-ASCII local part is refused outright
+        ("ana@\u212acme.com", {"allowed_domains": ["kcme.com"]}),
+    ],
+)
 def test_look_alike_addresses_do_not_match(email, access):
     from lib.auth import decide
 
@@ -356,13 +464,19 @@ def test_look_alike_addresses_do_not_match(email, access):
 def test_internationalised_domains_still_match_themselves():
     from lib.auth import decide, normalize_domain
 
-    assert normalize_domain("Straße.de") == normalize_domain("xn--strae-oqa.de") == "xn--strae-oqa.de"
-    d = decide({"is_logged_in": True, "email": "Eve@straße.de", "email_verified": True},
-               _access(allowed_domains=["straße.de"]))
+    assert (
+        normalize_domain("Straße.de") == normalize_domain("xn--strae-oqa.de") == "xn--strae-oqa.de"
+    )
+    d = decide(
+        {"is_logged_in": True, "email": "Eve@straße.de", "email_verified": True},
+        _access(allowed_domains=["straße.de"]),
+    )
     assert d.allowed and d.actor.email == "eve@xn--strae-oqa.de"
 
 
-@pytest.mark.parametrize("claim", ["<missing>", None, "", "unverified", "no", "off", "n", "0", 0, 1, "yes", "verified"])
+@pytest.mark.parametrize(
+    "claim", ["<missing>", None, "", "unverified", "no", "off", "n", "0", 0, 1, "yes", "verified"]
+)
 def test_only_a_true_email_verified_claim_lets_anyone_in(claim):
     from lib.auth import decide
 
@@ -380,7 +494,9 @@ def test_only_a_true_email_verified_claim_lets_anyone_in(claim):
 PB_HEADER = "integration,license_id,license_name,unit_price,currency,billing_period\n"
 
 
-@pytest.mark.parametrize("name", ["Pro\x00", "Pro\x00Plus", "Pro\tPlus", "Pro\u202eulP", "Pro\x1bPlus"])
+@pytest.mark.parametrize(
+    "name", ["Pro\x00", "Pro\x00Plus", "Pro\tPlus", "Pro\u202eulP", "Pro\x1bPlus"]
+)
 def test_control_characters_in_a_price_book_are_refused_with_row_and_column(name):
     from lib.analytics.pricing import PriceBookError, load_price_book
 
@@ -388,19 +504,28 @@ def test_control_characters_in_a_price_book_are_refused_with_row_and_column(name
     with pytest.raises(PriceBookError) as err:
         load_price_book(data)
     assert err.value.problems == [err.value.problems[0]] and err.value.problems[0].startswith(
-        "row 3, column license_name: holds a control character")
+        "row 3, column license_name: holds a control character"
+    )
 
 
 def test_a_nul_in_a_price_book_never_reaches_the_store(tmp_path):
     import pandas as pd
 
-    from lib.auth import OPEN_ACTOR
     from lib.analytics.pricing import PriceBookError, validate_price_book
+    from lib.auth import OPEN_ACTOR
     from lib.store import Store
 
     store = Store(f"sqlite:///{tmp_path / 'pb.sqlite'}")
-    book = pd.DataFrame({"integration": ["GitHub"], "license_id": ["id\x00"], "license_name": [None],
-                         "unit_price": [1.0], "currency": ["USD"], "billing_period": ["monthly"]})
+    book = pd.DataFrame(
+        {
+            "integration": ["GitHub"],
+            "license_id": ["id\x00"],
+            "license_name": [None],
+            "unit_price": [1.0],
+            "currency": ["USD"],
+            "billing_period": ["monthly"],
+        }
+    )
     with pytest.raises((PriceBookError, ValueError), match="row 2, column license_id"):
         store.save_price_book(validate_price_book(book), OPEN_ACTOR)
     assert store.get_price_book().empty
@@ -423,9 +548,17 @@ def test_absurd_rates_are_refused(rate):
 
 
 def test_a_vendor_price_of_1e308_is_reported_not_summed():
-    server = HostileTruto(truto([active("d", "docusign")], {"d": [
-        seat("a", "Envelopes", 1, 2, unit_amount=1e308, currency="USD"),
-        seat("b", "Envelopes 2", 1, 2, unit_amount=10, currency="USD")]}))
+    server = HostileTruto(
+        truto(
+            [active("d", "docusign")],
+            {
+                "d": [
+                    seat("a", "Envelopes", 1, 2, unit_amount=1e308, currency="USD"),
+                    seat("b", "Envelopes 2", 1, 2, unit_amount=10, currency="USD"),
+                ]
+            },
+        )
+    )
     with server:
         result = fetch_all(settings(server))
     amounts = dict(zip(result.licenses["license_id"], result.licenses["vendor_unit_amount"]))
@@ -460,25 +593,47 @@ def test_strict_json_turns_non_finite_numbers_into_null():
     import numpy as np
     import pandas as pd
 
-    text = cli.strict_json({"a": float("nan"), "b": float("inf"), "c": np.float64("-inf"), "d": pd.NA, "e": 1.5,
-                            "f": [np.int64(3), None]})
-    assert json.loads(text) == {"a": None, "b": None, "c": None, "d": None, "e": 1.5, "f": [3, None]}
+    text = cli.strict_json(
+        {
+            "a": float("nan"),
+            "b": float("inf"),
+            "c": np.float64("-inf"),
+            "d": pd.NA,
+            "e": 1.5,
+            "f": [np.int64(3), None],
+        }
+    )
+    assert json.loads(text) == {
+        "a": None,
+        "b": None,
+        "c": None,
+        "d": None,
+        "e": 1.5,
+        "f": [3, None],
+    }
 
 
 @pytest.mark.parametrize("line_end", ["\n", "\r\n"])
 def test_an_unclosed_quote_is_named_as_such(line_end):
     from lib.analytics.pricing import FxRatesError, PriceBookError, load_fx_rates, load_price_book
 
-    rows = ["GitHub,,\"Enterprise,21,USD,monthly", "Zoom,,Pro,10,USD,monthly", "Slack,,Pro,8,USD,monthly"]
+    rows = [
+        'GitHub,,"Enterprise,21,USD,monthly',
+        "Zoom,,Pro,10,USD,monthly",
+        "Slack,,Pro,8,USD,monthly",
+    ]
     with pytest.raises(PriceBookError) as err:
         load_price_book((PB_HEADER + line_end.join(rows) + line_end).encode())
     assert err.value.problems == [err.value.problems[0]]
     assert err.value.problems[0].startswith("row 2, column license_name: unclosed quote")
     with pytest.raises(FxRatesError, match="row 3, column currency: unclosed quote"):
-        load_fx_rates(f"currency,rate{line_end}EUR,1.1{line_end}\"GBP,1.2{line_end}CHF,1.1{line_end}".encode())
+        load_fx_rates(
+            f'currency,rate{line_end}EUR,1.1{line_end}"GBP,1.2{line_end}CHF,1.1{line_end}'.encode()
+        )
 
 
 # ------------------------------------------------------------------ 13. a header-only upload keeps the other tabs
+
 
 def test_a_header_only_price_book_upload_keeps_the_other_tabs(tmp_path, monkeypatch):
     from pathlib import Path
@@ -491,41 +646,73 @@ def test_a_header_only_price_book_upload_keeps_the_other_tabs(tmp_path, monkeypa
     at.run()
     at.switch_page("pages/price-book.py")
     at.run()
-    at.file_uploader(key="price-upload").set_value(("empty.csv", PB_HEADER.encode(), "text/csv")).run()
+    at.file_uploader(key="price-upload").set_value(
+        ("empty.csv", PB_HEADER.encode(), "text/csv")
+    ).run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("holds no prices" in w.value for w in at.warning)
-    assert at.button(key="save-fx")                                # the Currency tab was drawn
-    assert at.number_input(key="set-buffer")                       # the Thresholds tab was drawn
-    assert not [b for b in at.button if b.key == "apply-upload"]   # nothing to apply
+    assert at.button(key="save-fx")  # the Currency tab was drawn
+    assert at.number_input(key="set-buffer")  # the Thresholds tab was drawn
+    assert not [b for b in at.button if b.key == "apply-upload"]  # nothing to apply
 
 
 # ------------------------------------------------------------------ 15. TRUTO_BASE_URL
 
-@pytest.mark.parametrize("url", ["https://admin:s3cr3t-pw@truto.internal", "https://admin:s3cr3t-pw@bad host/",
-                                 "ftp://admin:s3cr3t-pw@truto.internal", "https://admin:s3cr3t-pw@host:notaport"])
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://admin:s3cr3t-pw@truto.internal",
+        "https://admin:s3cr3t-pw@bad host/",
+        "ftp://admin:s3cr3t-pw@truto.internal",
+        "https://admin:s3cr3t-pw@host:notaport",
+    ],
+)
 def test_a_password_in_the_base_url_is_never_echoed(url, cli_env, tmp_path, capsys):
     from lib.config import ConfigError, load_settings
 
     with pytest.raises(ConfigError) as err:
         load_settings(env={"TRUTO_BASE_URL": url}, secrets={})
-    assert "s3cr3t-pw" not in str(err.value) and "TRUTO_BASE_URL" in str(err.value) and "***" in str(err.value)
+    assert (
+        "s3cr3t-pw" not in str(err.value)
+        and "TRUTO_BASE_URL" in str(err.value)
+        and "***" in str(err.value)
+    )
     with HostileTruto(truto([])) as server:
         code = cli_env(server, "export", "--out", str(tmp_path / "x.csv"), TRUTO_BASE_URL=url)
     captured = capsys.readouterr()
-    assert code == 1 and "s3cr3t-pw" not in captured.out + captured.err and "TRUTO_BASE_URL" in captured.err
+    assert (
+        code == 1
+        and "s3cr3t-pw" not in captured.out + captured.err
+        and "TRUTO_BASE_URL" in captured.err
+    )
 
 
-@pytest.mark.parametrize("url", ["http://truto.internal", "http://10.0.0.5:8080", "http://api.truto.one"])
+@pytest.mark.parametrize(
+    "url", ["http://truto.internal", "http://10.0.0.5:8080", "http://api.truto.one"]
+)
 def test_plain_http_to_another_host_is_refused_unless_allowed(url):
     from lib.config import ConfigError, load_settings
 
     with pytest.raises(ConfigError, match="unencrypted"):
         load_settings(env={"TRUTO_BASE_URL": url}, secrets={})
-    assert load_settings(env={"TRUTO_BASE_URL": url, "TRUTO_ALLOW_INSECURE_HTTP": "true"}, secrets={}).base_url == url
+    assert (
+        load_settings(
+            env={"TRUTO_BASE_URL": url, "TRUTO_ALLOW_INSECURE_HTTP": "true"}, secrets={}
+        ).base_url
+        == url
+    )
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:8765", "http://localhost:9000", "http://[::1]:8080",
-                                 "https://truto.internal"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8765",
+        "http://localhost:9000",
+        "http://[::1]:8080",
+        "https://truto.internal",
+    ],
+)
 def test_loopback_http_and_https_are_accepted(url):
     from lib.config import load_settings
 
@@ -534,35 +721,46 @@ def test_loopback_http_and_https_are_accepted(url):
 
 # ------------------------------------------------------------------ 16. sync: --keep-days and a damaged store
 
+
 def test_keep_days_0_is_refused_before_anything_is_fetched(cli_env, capsys):
     server = HostileTruto(truto([active("a")], {"a": [seat("x", "X")]}))
     with server:
         code = cli_env(server, "sync", "--quiet", "--keep-days", "0")
     err = capsys.readouterr().err
     assert code == 1 and "--keep-days" in err and "at least 1" in err and "Traceback" not in err
-    assert server.log == []                                           # nothing was fetched
+    assert server.log == []  # nothing was fetched
 
 
-def test_a_database_failure_after_the_snapshot_is_written_is_a_clear_message(cli_env, capsys, monkeypatch):
+def test_a_database_failure_after_the_snapshot_is_written_is_a_clear_message(
+    cli_env, capsys, monkeypatch
+):
     import os
     import sqlite3
 
-    from lib.store import Store
     from lib.jobs.sync import EXIT_STORE, config_key
+    from lib.store import Store
 
     server = HostileTruto(truto([active("a")], {"a": [seat("x", "X")]}))
     with server:
         assert cli_env(server, "sync", "--quiet") == 0
         path = os.environ["DATABASE_URL"].removeprefix("sqlite:///")
-        with sqlite3.connect(path) as db:   # the database itself refuses to delete: retention fails after the write
-            db.execute("CREATE TRIGGER refuse BEFORE DELETE ON license_rows "
-                       "BEGIN SELECT RAISE(ABORT, 'database disk image is malformed'); END")
+        with sqlite3.connect(
+            path
+        ) as db:  # the database itself refuses to delete: retention fails after the write
+            db.execute(
+                "CREATE TRIGGER refuse BEFORE DELETE ON license_rows "
+                "BEGIN SELECT RAISE(ABORT, 'database disk image is malformed'); END"
+            )
         capsys.readouterr()
         monkeypatch.setattr("lib.jobs.sync.datetime", _Later)
         code = cli_env(server, "sync", "--quiet", "--keep-days", "1")
     err = capsys.readouterr().err
     assert code == EXIT_STORE == 3, err
-    assert "Traceback" not in err and "database disk image is malformed" in err and "snapshot 2 was written" in err
+    assert (
+        "Traceback" not in err
+        and "database disk image is malformed" in err
+        and "snapshot 2 was written" in err
+    )
     assert Store(os.environ["DATABASE_URL"]).latest(config_key(settings(server))).snapshot_id == 2
 
 
@@ -579,12 +777,14 @@ class _Later:
 def test_a_sqlite_file_with_damaged_pages_is_a_clear_message(cli_env, capsys):
     import os
 
-    server = HostileTruto(truto([active("a")], {"a": [seat(f"x{i}", f"License {i}") for i in range(2000)]}))
+    server = HostileTruto(
+        truto([active("a")], {"a": [seat(f"x{i}", f"License {i}") for i in range(2000)]})
+    )
     with server:
         assert cli_env(server, "sync", "--quiet") == 0
         path = os.environ["DATABASE_URL"].removeprefix("sqlite:///")
         size = os.path.getsize(path)
-        with open(path, "r+b") as fh:           # every page after the first few overwritten with garbage
+        with open(path, "r+b") as fh:  # every page after the first few overwritten with garbage
             for page in range(size // 4096 // 2, size // 4096):
                 fh.seek(page * 4096)
                 fh.write(b"\xde\xad" * 2048)
@@ -596,16 +796,26 @@ def test_a_sqlite_file_with_damaged_pages_is_a_clear_message(cli_env, capsys):
 
 # ------------------------------------------------------------------ 8. deadlines
 
+
 def _drip(seconds_per_byte: float, body: bytes = b'{"result": [], "next_cursor": null}'):
-    return lambda *a: Reply(200, {"Content-Type": "application/json"}, [(bytes([b]), seconds_per_byte) for b in body])
+    return lambda *a: Reply(
+        200, {"Content-Type": "application/json"}, [(bytes([b]), seconds_per_byte) for b in body]
+    )
 
 
 def test_a_server_dripping_bytes_is_cut_off_at_the_request_deadline():
     # A byte every 0.2 s never trips a 2 s read timeout; the request deadline stops it.
-    server = HostileTruto(truto([active("drip"), active("good")], {"good": [seat("g", "G")]},
-                                hostile={"drip": _drip(0.2)}))
+    server = HostileTruto(
+        truto(
+            [active("drip"), active("good")],
+            {"good": [seat("g", "G")]},
+            hostile={"drip": _drip(0.2)},
+        )
+    )
     with server:
-        result, took = timed(lambda: fetch_all(settings(server, request_deadline=1.5, read_timeout=2.0)))
+        result, took = timed(
+            lambda: fetch_all(settings(server, request_deadline=1.5, read_timeout=2.0))
+        )
     bad = outcome(result, "drip")
     assert bad.outcome == "failed" and "request_deadline of 1.5 s" in bad.message
     assert "deadline" in bad.action
@@ -614,12 +824,24 @@ def test_a_server_dripping_bytes_is_cut_off_at_the_request_deadline():
 
 
 def test_a_server_that_sends_headers_then_nothing_is_cut_off_at_the_request_deadline():
-    silent = lambda *a: Reply(200, {"Content-Type": "application/json"}, [(b"{", 0.0), (b"}", 59.0)])  # noqa: E731
-    server = HostileTruto(truto([active("silent"), active("good")], {"good": [seat("g", "G")]},
-                                hostile={"silent": silent}))
+    silent = lambda *a: Reply(
+        200, {"Content-Type": "application/json"}, [(b"{", 0.0), (b"}", 59.0)]
+    )  # noqa: E731
+    server = HostileTruto(
+        truto(
+            [active("silent"), active("good")],
+            {"good": [seat("g", "G")]},
+            hostile={"silent": silent},
+        )
+    )
     with server:
-        result, took = timed(lambda: fetch_all(settings(server, request_deadline=1.0, read_timeout=60.0)))
-    assert "request_deadline" in outcome(result, "silent").message and outcome(result, "good").outcome == "ok"
+        result, took = timed(
+            lambda: fetch_all(settings(server, request_deadline=1.0, read_timeout=60.0))
+        )
+    assert (
+        "request_deadline" in outcome(result, "silent").message
+        and outcome(result, "good").outcome == "ok"
+    )
     assert took < 5, took
 
 
@@ -640,21 +862,37 @@ def _rate_limited_pages(pages: int, retry_after: str):
 
 
 def test_an_account_that_keeps_being_rate_limited_stops_at_the_account_deadline():
-    server = HostileTruto(truto([active("slow"), active("good")], {"good": [seat("g", "G")]},
-                                hostile={"slow": _rate_limited_pages(10, "1.0")}))
+    server = HostileTruto(
+        truto(
+            [active("slow"), active("good")],
+            {"good": [seat("g", "G")]},
+            hostile={"slow": _rate_limited_pages(10, "1.0")},
+        )
+    )
     with server:
-        result, took = timed(lambda: fetch_all(settings(server, max_total_wait=3.0, account_deadline=2.5)))
+        result, took = timed(
+            lambda: fetch_all(settings(server, max_total_wait=3.0, account_deadline=2.5))
+        )
     slow = outcome(result, "slow")
     assert slow.outcome == "failed" and "account_deadline" in slow.message and slow.retries <= 3
-    assert outcome(result, "good").outcome == "ok" and set(result.licenses["account_id"]) == {"good"}
+    assert outcome(result, "good").outcome == "ok" and set(result.licenses["account_id"]) == {
+        "good"
+    }
     assert took < 5, took
 
 
 def test_a_slow_fetch_stops_at_the_fetch_deadline_keeping_what_finished():
-    server = HostileTruto(truto([active("s1"), active("s2"), active("good")], {"good": [seat("g", "G")]},
-                                hostile={"s1": _drip(0.2), "s2": _drip(0.2)}))
+    server = HostileTruto(
+        truto(
+            [active("s1"), active("s2"), active("good")],
+            {"good": [seat("g", "G")]},
+            hostile={"s1": _drip(0.2), "s2": _drip(0.2)},
+        )
+    )
     with server:
-        result, took = timed(lambda: fetch_all(settings(server, fetch_deadline=1.5, request_deadline=30.0)))
+        result, took = timed(
+            lambda: fetch_all(settings(server, fetch_deadline=1.5, request_deadline=30.0))
+        )
     for aid in ("s1", "s2"):
         assert "fetch_deadline of 1.5 s" in outcome(result, aid).message
     assert outcome(result, "good").outcome == "ok" and result.exit_code() == 2
@@ -664,9 +902,21 @@ def test_a_slow_fetch_stops_at_the_fetch_deadline_keeping_what_finished():
 def test_deadline_settings_are_read_and_checked():
     from lib.config import ConfigError, load_settings
 
-    s = load_settings(env={"TRUTO_REQUEST_DEADLINE": "30", "TRUTO_ACCOUNT_DEADLINE": "120",
-                           "TRUTO_FETCH_DEADLINE": "600", "TRUTO_MAX_RESPONSE_BYTES": "1048576"}, secrets={})
-    assert (s.request_deadline, s.account_deadline, s.fetch_deadline, s.max_response_bytes) == (30, 120, 600, 1048576)
+    s = load_settings(
+        env={
+            "TRUTO_REQUEST_DEADLINE": "30",
+            "TRUTO_ACCOUNT_DEADLINE": "120",
+            "TRUTO_FETCH_DEADLINE": "600",
+            "TRUTO_MAX_RESPONSE_BYTES": "1048576",
+        },
+        secrets={},
+    )
+    assert (s.request_deadline, s.account_deadline, s.fetch_deadline, s.max_response_bytes) == (
+        30,
+        120,
+        600,
+        1048576,
+    )
     defaults = load_settings(env={}, secrets={})
     assert defaults.fetch_deadline < 3600 and defaults.request_deadline <= defaults.account_deadline
     for key in ("TRUTO_REQUEST_DEADLINE", "TRUTO_MAX_RESPONSE_BYTES"):
@@ -676,16 +926,22 @@ def test_deadline_settings_are_read_and_checked():
 
 # ------------------------------------------------------------------ 9. answer size
 
+
 def test_a_gzip_bomb_fails_that_listing_without_filling_the_memory():
     import tracemalloc
 
-    inner = b'{"result": [' + b" " * (100 * 1024 * 1024) + b"]}"     # 100 MB of JSON
+    inner = b'{"result": [' + b" " * (100 * 1024 * 1024) + b"]}"  # 100 MB of JSON
     bomb = gzip.compress(inner, compresslevel=9)
     del inner
     assert len(bomb) < 200 * 1024
-    answer = lambda *a: Reply(200, {"Content-Type": "application/json", "Content-Encoding": "gzip"}, bomb)  # noqa: E731
-    server = HostileTruto(truto([active("bomb"), active("good")], {"good": [seat("g", "G")]},
-                                hostile={"bomb": answer}))
+    answer = lambda *a: Reply(
+        200, {"Content-Type": "application/json", "Content-Encoding": "gzip"}, bomb
+    )  # noqa: E731
+    server = HostileTruto(
+        truto(
+            [active("bomb"), active("good")], {"good": [seat("g", "G")]}, hostile={"bomb": answer}
+        )
+    )
     tracemalloc.start()
     try:
         with server:
@@ -694,27 +950,42 @@ def test_a_gzip_bomb_fails_that_listing_without_filling_the_memory():
     finally:
         tracemalloc.stop()
     bad = outcome(result, "bomb")
-    assert bad.outcome == "failed" and "max_response_bytes" in bad.message and "max_response_bytes" in bad.action
+    assert (
+        bad.outcome == "failed"
+        and "max_response_bytes" in bad.message
+        and "max_response_bytes" in bad.action
+    )
     assert outcome(result, "good").outcome == "ok"
     assert peak < 64 * 1024 * 1024, peak
 
 
 def test_a_plain_answer_over_the_cap_fails_and_one_under_it_is_read():
-    big = [seat(f"id{i}", "x" * 200) for i in range(3000)]              # ~ 800 KB
-    server = HostileTruto(truto([active("big"), active("good")], {"big": big, "good": [seat("g", "G")]}))
+    big = [seat(f"id{i}", "x" * 200) for i in range(3000)]  # ~ 800 KB
+    server = HostileTruto(
+        truto([active("big"), active("good")], {"big": big, "good": [seat("g", "G")]})
+    )
     with server:
         capped = fetch_all(settings(server, max_response_bytes=256 * 1024))
         roomy = fetch_all(settings(server, max_response_bytes=4 * 1024 * 1024))
-    assert outcome(capped, "big").outcome == "failed" and "262,144 bytes" in outcome(capped, "big").message
+    assert (
+        outcome(capped, "big").outcome == "failed"
+        and "262,144 bytes" in outcome(capped, "big").message
+    )
     assert outcome(capped, "good").outcome == "ok"
-    assert outcome(roomy, "big").outcome == "ok" and (roomy.licenses["account_id"] == "big").sum() == 3000
+    assert (
+        outcome(roomy, "big").outcome == "ok"
+        and (roomy.licenses["account_id"] == "big").sum() == 3000
+    )
 
 
 # ------------------------------------------------------------------ what held, and must keep holding
 
+
 def test_a_server_echoing_the_token_never_gets_it_into_any_output(cli_env, tmp_path, capsys):
     echo = lambda p, q, h: Reply.json({"message": f"bad auth: {h.get('Authorization')}"}, 400)  # noqa: E731
-    server = HostileTruto(truto([active("echo"), active("good")], {"good": [seat("g", "G")]}, hostile={"echo": echo}))
+    server = HostileTruto(
+        truto([active("echo"), active("good")], {"good": [seat("g", "G")]}, hostile={"echo": echo})
+    )
     out = tmp_path / "x.csv"
     with server:
         assert cli_env(server, "export", "--out", str(out)) == 2
@@ -724,7 +995,10 @@ def test_a_server_echoing_the_token_never_gets_it_into_any_output(cli_env, tmp_p
     assert "bad auth: Bearer ********" in captured.err
     import os
 
-    assert TOKEN.encode() not in open(os.environ["DATABASE_URL"].removeprefix("sqlite:///"), "rb").read()
+    assert (
+        TOKEN.encode()
+        not in open(os.environ["DATABASE_URL"].removeprefix("sqlite:///"), "rb").read()
+    )
 
 
 def test_authorization_is_dropped_on_a_redirect_to_another_host():
@@ -736,7 +1010,9 @@ def test_authorization_is_dropped_on_a_redirect_to_another_host():
 
     with HostileTruto(other) as elsewhere:
         port = elsewhere.base_url.rsplit(":", 1)[1]
-        moved = lambda p, q, h: Reply(302, {"Location": f"http://localhost:{port}/integrated-account"})  # noqa: E731
+        moved = lambda p, q, h: Reply(
+            302, {"Location": f"http://localhost:{port}/integrated-account"}
+        )  # noqa: E731
         with HostileTruto(truto([], hostile={"/integrated-account": moved})) as server:
             result = fetch_all(settings(server))
     assert result.outcomes == [] and seen, "the redirect was followed"
@@ -745,16 +1021,29 @@ def test_authorization_is_dropped_on_a_redirect_to_another_host():
 
 def test_retry_after_99999_still_fails_fast():
     limited = lambda *a: Reply.json({"message": "later"}, 429, **{"Retry-After": "99999"})  # noqa: E731
-    server = HostileTruto(truto([active("bad"), active("good")], {"good": [seat("g", "G")]}, hostile={"bad": limited}))
+    server = HostileTruto(
+        truto([active("bad"), active("good")], {"good": [seat("g", "G")]}, hostile={"bad": limited})
+    )
     with server:
         result, took = timed(lambda: fetch_all(settings(server)))
-    assert outcome(result, "bad").outcome == "failed" and outcome(result, "good").outcome == "ok" and took < 3
+    assert (
+        outcome(result, "bad").outcome == "failed"
+        and outcome(result, "good").outcome == "ok"
+        and took < 3
+    )
 
 
 def test_a_mid_body_close_fails_only_that_account():
-    cut = lambda *a: Reply(200, {"Content-Type": "application/json", "Content-Length": "1000"},  # noqa: E731
-                           b'{"result": [', raw=True, close=True)
-    server = HostileTruto(truto([active("cut"), active("good")], {"good": [seat("g", "G")]}, hostile={"cut": cut}))
+    cut = lambda *a: Reply(
+        200,
+        {"Content-Type": "application/json", "Content-Length": "1000"},  # noqa: E731
+        b'{"result": [',
+        raw=True,
+        close=True,
+    )
+    server = HostileTruto(
+        truto([active("cut"), active("good")], {"good": [seat("g", "G")]}, hostile={"cut": cut})
+    )
     with server:
         result, took = timed(lambda: fetch_all(settings(server, max_attempts=2)))
     cut_off = outcome(result, "cut")
@@ -763,12 +1052,19 @@ def test_a_mid_body_close_fails_only_that_account():
 
 
 def test_an_unpaired_surrogate_in_records_built_without_http_affects_only_that_value():
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from lib.truto.normalize import Listing, build_license_table
 
-    records = [{"id": "a", "name": "Bad \ud83d", "assigned_quantity": 1, "available_quantity": 2},
-               {"id": "b\udc00", "name": "Fine", "assigned_quantity": 1, "available_quantity": 2}]
-    table, problems = build_license_table([Listing("acc", "adobe", "t", records, datetime.now(timezone.utc))])
-    assert list(table["license_name"]) == ["Bad \ufffd", "Fine"] and list(table["license_id"]) == ["a", "b\ufffd"]
+    records = [
+        {"id": "a", "name": "Bad \ud83d", "assigned_quantity": 1, "available_quantity": 2},
+        {"id": "b\udc00", "name": "Fine", "assigned_quantity": 1, "available_quantity": 2},
+    ]
+    table, problems = build_license_table(
+        [Listing("acc", "adobe", "t", records, datetime.now(UTC))]
+    )
+    assert list(table["license_name"]) == ["Bad \ufffd", "Fine"] and list(table["license_id"]) == [
+        "a",
+        "b\ufffd",
+    ]
     assert problems == []

@@ -15,7 +15,10 @@ def _support_lists(path: Path) -> dict[str, list[tuple[str, str]]]:
     lines = [line.strip() for line in path.read_text().splitlines()]
     out: dict[str, list[tuple[str, str]]] = {}
     for i, line in enumerate(lines):
-        m = re.match(r"^([a-z_]+)(string|number|boolean|object\[\]|string\[\]|string · date-time|string · uuid|Record<.*>)$", line)
+        m = re.match(
+            r"^([a-z_]+)(string|number|boolean|object\[\]|string\[\]|string · date-time|string · uuid|Record<.*>)$",
+            line,
+        )
         if not m or m.group(1) in out:
             continue
         # the support count follows within a few lines, before the next field starts
@@ -32,8 +35,10 @@ def _support_lists(path: Path) -> dict[str, list[tuple[str, str]]]:
     return out
 
 
-needs_docs = pytest.mark.skipif(not (DOCS / "user-directory-licenses-list.txt").is_file(),
-                                reason="../shared/truto-docs is not beside this checkout")
+needs_docs = pytest.mark.skipif(
+    not (DOCS / "user-directory-licenses-list.txt").is_file(),
+    reason="../shared/truto-docs is not beside this checkout",
+)
 
 
 @needs_docs
@@ -41,8 +46,12 @@ def test_license_field_support_matches_vendor_page():
     lists = _support_lists(DOCS / "user-directory-licenses-list.txt")
     for fieldname, names in I.LICENSE_FIELD_SUPPORT.items():
         assert sorted(n for n, _ in lists[fieldname]) == sorted(names), fieldname
-    assert sorted(n for n, r in lists["organization_id"] if r == "required") == sorted(I.LICENSES_REQUIRE_ORGANIZATION)
-    assert sorted(n for n, r in lists["organization_id"] if r == "supported") == sorted(I.LICENSES_ACCEPT_ORGANIZATION)
+    assert sorted(n for n, r in lists["organization_id"] if r == "required") == sorted(
+        I.LICENSES_REQUIRE_ORGANIZATION
+    )
+    assert sorted(n for n, r in lists["organization_id"] if r == "supported") == sorted(
+        I.LICENSES_ACCEPT_ORGANIZATION
+    )
     assert [n for n, r in lists["product"] if r == "required"] == list(I.LICENSES_REQUIRE_PRODUCT)
 
 
@@ -61,6 +70,10 @@ def test_support_questions():
     assert I.requires_product("microsoft365") and not I.requires_product("github")
     assert I.supports_licenses("zoom") is True and I.supports_licenses("asana") is False
     assert I.supports_licenses("never-heard-of-it") is None
-    assert I.unreported_license_fields("atlassian") == ("assigned_quantity", "available_quantity", "unit_amount")
+    assert I.unreported_license_fields("atlassian") == (
+        "assigned_quantity",
+        "available_quantity",
+        "unit_amount",
+    )
     assert I.unreported_license_fields("docusign") == ("assigned_quantity", "status")
     assert I.unreported_license_fields("nope") is None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from fractions import Fraction
 
 import numpy as np
@@ -13,33 +13,53 @@ from hypothesis import strategies as st
 
 from lib.analytics import metrics as M
 from lib.analytics.metrics import MetricOptions, add_metrics, group_summary, summarize
-from lib.truto.normalize import Listing, build_license_table
 from lib.analytics.pricing import validate_price_book
+from lib.truto.normalize import Listing, build_license_table
 
-settings.register_profile("metrics", max_examples=40, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile(
+    "metrics",
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 PROFILE = settings.get_profile("metrics")
 
-T = datetime(2024, 6, 1, tzinfo=timezone.utc)
+T = datetime(2024, 6, 1, tzinfo=UTC)
 INTEGRATIONS = ("github", "zoom", "docusign", "microsoft365")
-LABELS = {"github": "GitHub", "zoom": "Zoom", "docusign": "DocuSign", "microsoft365": "Microsoft 365"}
+LABELS = {
+    "github": "GitHub",
+    "zoom": "Zoom",
+    "docusign": "DocuSign",
+    "microsoft365": "Microsoft 365",
+}
 NAMES = ("Pro", "pro", "Team", "Enterprise", "E5")
 CURRENCIES = ("USD", "EUR", "GBP", "JPY")
 MONEY = ("annual_cost", "idle_annual_cost", "true_up_exposure", "potential_annual_savings")
 SEATS = st.none() | st.integers(0, 5000)
 PRICE = st.integers(0, 100_000).map(lambda cents: cents / 100)
 
-record = st.fixed_dictionaries({
-    "assigned": SEATS,
-    "total": SEATS,
-    "paid": st.none() | st.booleans(),
-    "name": st.sampled_from(NAMES),
-    "vendor": st.none() | st.tuples(PRICE, st.sampled_from(CURRENCIES)),
-})
-listing = st.tuples(st.sampled_from(INTEGRATIONS), st.lists(record, max_size=8),
-                    st.sampled_from(("acc-1", "acc-2", "acc-3")), st.sampled_from(("t1", "t2", None)))
-book_entry = st.tuples(st.sampled_from(INTEGRATIONS), st.sampled_from(NAMES), PRICE,
-                       st.sampled_from(CURRENCIES), st.sampled_from(("monthly", "annual")))
+record = st.fixed_dictionaries(
+    {
+        "assigned": SEATS,
+        "total": SEATS,
+        "paid": st.none() | st.booleans(),
+        "name": st.sampled_from(NAMES),
+        "vendor": st.none() | st.tuples(PRICE, st.sampled_from(CURRENCIES)),
+    }
+)
+listing = st.tuples(
+    st.sampled_from(INTEGRATIONS),
+    st.lists(record, max_size=8),
+    st.sampled_from(("acc-1", "acc-2", "acc-3")),
+    st.sampled_from(("t1", "t2", None)),
+)
+book_entry = st.tuples(
+    st.sampled_from(INTEGRATIONS),
+    st.sampled_from(NAMES),
+    PRICE,
+    st.sampled_from(CURRENCIES),
+    st.sampled_from(("monthly", "annual")),
+)
 
 
 def make_table(listings) -> pd.DataFrame:
@@ -70,8 +90,16 @@ def make_book(entries) -> pd.DataFrame:
         if key in seen:
             continue
         seen.add(key)
-        rows.append({"integration": LABELS[integration], "license_id": None, "license_name": name,
-                     "unit_price": price, "currency": currency, "billing_period": period})
+        rows.append(
+            {
+                "integration": LABELS[integration],
+                "license_id": None,
+                "license_name": name,
+                "unit_price": price,
+                "currency": currency,
+                "billing_period": period,
+            }
+        )
     return validate_price_book(pd.DataFrame(rows) if rows else None)
 
 
@@ -80,7 +108,11 @@ def estates(draw, options=None):
     df = make_table(draw(st.lists(listing, min_size=1, max_size=5)))
     book = make_book(draw(st.lists(book_entry, max_size=12)))
     if options is None:
-        rates = draw(st.dictionaries(st.sampled_from(CURRENCIES[1:]), st.integers(1, 50_000).map(lambda r: r / 1000)))
+        rates = draw(
+            st.dictionaries(
+                st.sampled_from(CURRENCIES[1:]), st.integers(1, 50_000).map(lambda r: r / 1000)
+            )
+        )
         buffer = draw(st.integers(0, 100).map(lambda b: b / 100))
         options = MetricOptions(fx_rates=rates, buffer=buffer)
     return add_metrics(df, book, options), options
@@ -98,6 +130,7 @@ def values(series: pd.Series) -> list:
 
 # ---------------------------------------------------------------- per row
 
+
 @PROFILE
 @given(estates())
 def test_seat_arithmetic_holds(case):
@@ -107,16 +140,22 @@ def test_seat_arithmetic_holds(case):
     a, t = sub["assigned_seats"].astype(int), sub["total_seats"].astype(int)
     u, o = sub["unassigned_seats"].astype(int), sub["over_allocated_seats"].astype(int)
     fine = o == 0
-    assert ((u + a)[fine] == t[fine]).all()                       # not over-allocated: unassigned + assigned = total
+    assert ((u + a)[fine] == t[fine]).all()  # not over-allocated: unassigned + assigned = total
     assert ((a - o)[~fine] == t[~fine]).all() and (u[~fine] == 0).all()
-    assert df.loc[~both, "unassigned_seats"].isna().all()       # never 0 for "not reported"
+    assert df.loc[~both, "unassigned_seats"].isna().all()  # never 0 for "not reported"
 
 
 @PROFILE
 @given(estates())
 def test_no_money_figure_or_seat_count_is_negative(case):
     df, _ = case
-    for col in ("unit_price", "annual_unit_price", "recommended_seats", *MONEY, *(m + "_reporting" for m in MONEY)):
+    for col in (
+        "unit_price",
+        "annual_unit_price",
+        "recommended_seats",
+        *MONEY,
+        *(m + "_reporting" for m in MONEY),
+    ):
         present = df[col].dropna()
         assert (present >= 0).all(), col
 
@@ -135,7 +174,12 @@ def test_empty_inputs_give_empty_figures_never_zero(case):
     assert ((df["flag"] == "free") == free).all()
     assert ((df["flag"] == "not_reported") == ((total_na | assigned_na) & ~free)).all()
     # A converted figure is empty exactly when its own figure is, or it is not 0 and has no rate.
-    has_rate = df["currency"].astype("string").map(lambda c: pd.notna(c) and c in options.fx_rates).astype(bool)
+    has_rate = (
+        df["currency"]
+        .astype("string")
+        .map(lambda c: pd.notna(c) and c in options.fx_rates)
+        .astype(bool)
+    )
     for m in MONEY:
         own, rep = df[m], df[m + "_reporting"]
         assert (rep.isna() == (own.isna() | ((own.fillna(0) != 0) & ~has_rate))).all(), m
@@ -147,7 +191,9 @@ def test_recommended_seats_are_the_exact_ceiling(case):
     df, options = case
     factor = 1 + Fraction(str(options.buffer))
     free = M.free_mask(df)
-    for assigned, recommended, is_free in zip(values(df["assigned_seats"]), values(df["recommended_seats"]), free):
+    for assigned, recommended, is_free in zip(
+        values(df["assigned_seats"]), values(df["recommended_seats"]), free
+    ):
         if assigned is None or is_free:
             assert recommended is None
         else:
@@ -158,8 +204,13 @@ def test_recommended_seats_are_the_exact_ceiling(case):
 @given(estates())
 def test_flags_follow_their_precedence(case):
     df, options = case
-    for flag, util, over in zip(df["flag"], values(df["utilization_pct"]), values(df["over_allocated_seats"])):
-        if flag in ("not_reported", "free"):      # pinned by test_empty_inputs_give_empty_figures_never_zero
+    for flag, util, over in zip(
+        df["flag"], values(df["utilization_pct"]), values(df["over_allocated_seats"])
+    ):
+        if flag in (
+            "not_reported",
+            "free",
+        ):  # pinned by test_empty_inputs_give_empty_figures_never_zero
             continue
         if over:
             assert flag == "over_allocated"
@@ -182,18 +233,25 @@ def test_converting_with_rate_1_changes_nothing(data):
 
 # -------------------------------------------------------------- totals
 
+
 @PROFILE
-@given(estates(), st.sampled_from(["integration", "account", "tenant", "license", ["tenant_id", "flag"]]),
-       st.booleans())
+@given(
+    estates(),
+    st.sampled_from(["integration", "account", "tenant", "license", ["tenant_id", "flag"]]),
+    st.booleans(),
+)
 def test_group_totals_equal_the_sum_of_their_rows(case, by, paid_only):
     df, options = case
     prepared = M.prepare(df, options)
     groups = group_summary(prepared, by, paid_only=paid_only)
     keys = M.GROUPINGS.get(by, by) if isinstance(by, str) else by
     rows = df[M.paid_mask(df)] if paid_only else df
-    figures = {"annual_spend": "annual_cost_reporting", "idle_annual_spend": "idle_annual_cost_reporting",
-               "potential_annual_savings": "potential_annual_savings_reporting",
-               "true_up_exposure": "true_up_exposure_reporting"}
+    figures = {
+        "annual_spend": "annual_cost_reporting",
+        "idle_annual_spend": "idle_annual_cost_reporting",
+        "potential_annual_savings": "potential_annual_savings_reporting",
+        "true_up_exposure": "true_up_exposure_reporting",
+    }
     assert groups["licenses"].sum() == len(rows)
     for _, g in groups.iterrows():
         mask = np.ones(len(rows), dtype=bool)
@@ -209,14 +267,16 @@ def test_group_totals_equal_the_sum_of_their_rows(case, by, paid_only):
                 assert round(g[fig] * 100) == cents(part[col]), fig
         for col in ("total_seats", "assigned_seats", "unassigned_seats", "over_allocated_seats"):
             expected = part[col].dropna()
-            assert (pd.isna(g[col]) if expected.empty else g[col] == int(expected.sum())), col
+            assert pd.isna(g[col]) if expected.empty else g[col] == int(expected.sum()), col
         for f in M.FLAGS:
             assert g[f"flag_{f}"] == int((part["flag"] == f).sum())
     # And the groups add up to the summary.
     s = summarize(prepared, paid_only=paid_only)
     for fig in figures:
         total = getattr(s, fig)
-        assert (0 if total is None else round(total * 100)) == round(groups[fig].fillna(0).sum() * 100), fig
+        assert (0 if total is None else round(total * 100)) == round(
+            groups[fig].fillna(0).sum() * 100
+        ), fig
     assert s.licenses == groups["licenses"].sum()
 
 
@@ -225,15 +285,24 @@ def test_group_totals_equal_the_sum_of_their_rows(case, by, paid_only):
 def test_no_total_mixes_currencies(case):
     df, options = case
     s = summarize(df, options)
-    has_rate = df["currency"].astype("string").map(lambda c: pd.notna(c) and c in options.fx_rates).astype(bool)
+    has_rate = (
+        df["currency"]
+        .astype("string")
+        .map(lambda c: pd.notna(c) and c in options.fx_rates)
+        .astype(bool)
+    )
     # Every figure in the total is in the reporting currency: the converted ones, and zeros.
     converted = df["annual_cost_reporting"]
     assert cents(converted) == (0 if s.annual_spend is None else round(s.annual_spend * 100))
     # What was left out is kept per currency, in that currency, and never converted.
     left = df[~has_rate & df["currency"].notna() & (df["annual_cost"].fillna(0) != 0)]
-    expected = {c: cents(part["annual_cost"]) for c, part in left.groupby(left["currency"].astype(str))}
+    expected = {
+        c: cents(part["annual_cost"]) for c, part in left.groupby(left["currency"].astype(str))
+    }
     assert {c: round(v * 100) for c, v in s.excluded_by_currency.items()} == expected
-    assert s.excluded_rows_by_currency == {c: len(part) for c, part in left.groupby(left["currency"].astype(str))}
+    assert s.excluded_rows_by_currency == {
+        c: len(part) for c, part in left.groupby(left["currency"].astype(str))
+    }
     assert options.reporting_currency not in s.excluded_by_currency
 
 
@@ -249,8 +318,11 @@ def test_prices_in_a_currency_without_a_rate_do_not_move_the_totals(case, factor
     for col in MONEY:
         scaled.loc[rows, col] = scaled.loc[rows, col] * factor
     before, after = summarize(df, options), summarize(scaled, options)
-    assert (before.annual_spend, before.idle_annual_spend, before.true_up_exposure) == \
-        (after.annual_spend, after.idle_annual_spend, after.true_up_exposure)
+    assert (before.annual_spend, before.idle_annual_spend, before.true_up_exposure) == (
+        after.annual_spend,
+        after.idle_annual_spend,
+        after.true_up_exposure,
+    )
 
 
 @PROFILE
@@ -261,7 +333,10 @@ def test_spend_splits_into_used_idle_and_not_reported(case):
     if s.annual_spend is None:
         assert s.used_annual_spend is None and s.unsplit_annual_spend is None
         return
-    parts = sum(round((x or 0) * 100) for x in (s.used_annual_spend, s.idle_annual_spend, s.unsplit_annual_spend))
+    parts = sum(
+        round((x or 0) * 100)
+        for x in (s.used_annual_spend, s.idle_annual_spend, s.unsplit_annual_spend)
+    )
     assert parts == round(s.annual_spend * 100)
     chart = M.spend_by_integration(df, options)
     assert round(chart["amount"].sum() * 100) == round(s.annual_spend * 100)
@@ -281,6 +356,7 @@ def test_paid_only_is_part_of_all(case):
 
 # ---------------------------------------------------------------- a plain pandas reference for the engine
 
+
 def _reference_groups(df: pd.DataFrame, by: list[str], paid_only: bool) -> pd.DataFrame:
     """group_summary's main figures with a plain pandas groupby (no bits, codes or bincounts)."""
     from lib.analytics.rules import needs_price, paid_mask
@@ -297,17 +373,23 @@ def _reference_groups(df: pd.DataFrame, by: list[str], paid_only: bool) -> pd.Da
     work["needs_price"] = needs_price(df)
     work["over"] = (df["flag"] == "over_allocated").to_numpy(dtype=bool)
     work["free"] = (df["flag"] == "free").to_numpy(dtype=bool)
-    out = (work.fillna({c: "\0none" for c in by}).groupby(by, sort=True)
-           .agg(licenses=("total", "size"),
-                total_seats=("total", lambda s: s.sum(min_count=1)),
-                assigned_seats=("assigned", lambda s: s.sum(min_count=1)),
-                ua=("both_assigned", lambda s: s.sum(min_count=1)),
-                ut=("both_total", lambda s: s.sum(min_count=1)),
-                annual_spend=("spend", lambda s: s.sum(min_count=1)),
-                idle_annual_spend=("idle", lambda s: s.sum(min_count=1)),
-                unpriced_paid_licenses=("needs_price", "sum"),
-                flag_over_allocated=("over", "sum"), flag_free=("free", "sum"))
-           .reset_index())
+    out = (
+        work.fillna({c: "\0none" for c in by})
+        .groupby(by, sort=True)
+        .agg(
+            licenses=("total", "size"),
+            total_seats=("total", lambda s: s.sum(min_count=1)),
+            assigned_seats=("assigned", lambda s: s.sum(min_count=1)),
+            ua=("both_assigned", lambda s: s.sum(min_count=1)),
+            ut=("both_total", lambda s: s.sum(min_count=1)),
+            annual_spend=("spend", lambda s: s.sum(min_count=1)),
+            idle_annual_spend=("idle", lambda s: s.sum(min_count=1)),
+            unpriced_paid_licenses=("needs_price", "sum"),
+            flag_over_allocated=("over", "sum"),
+            flag_free=("free", "sum"),
+        )
+        .reset_index()
+    )
     return out
 
 
@@ -316,8 +398,11 @@ def _na(v) -> bool:
 
 
 @PROFILE
-@given(estates(), st.sampled_from([["integration_label"], ["integration_label", "license_name"], ["tenant_id"]]),
-       st.booleans())
+@given(
+    estates(),
+    st.sampled_from([["integration_label"], ["integration_label", "license_name"], ["tenant_id"]]),
+    st.booleans(),
+)
 def test_the_fast_engine_agrees_with_a_pandas_groupby(case, by, paid_only):
     df, options = case
     got = group_summary(df, by, options, paid_only=paid_only)
@@ -338,10 +423,15 @@ def test_the_fast_engine_agrees_with_a_pandas_groupby(case, by, paid_only):
         for name in ("annual_spend", "idle_annual_spend"):
             assert (_na(g[name]) and _na(w[name])) or round(g[name] * 100) == w[name], name
         assert g["unpriced_paid_licenses"] == w["unpriced_paid_licenses"]
-        assert g["flag_over_allocated"] == w["flag_over_allocated"] and g["flag_free"] == w["flag_free"]
+        assert (
+            g["flag_over_allocated"] == w["flag_over_allocated"]
+            and g["flag_free"] == w["flag_free"]
+        )
     # The one-group summary is the same engine over all rows: it agrees with the sum of the reference.
     s = summarize(df, options, paid_only=paid_only)
     assert s.licenses == int(want["licenses"].sum())
     assert s.unpriced_paid_licenses == int(want["unpriced_paid_licenses"].sum())
     spend = want["annual_spend"].dropna()
-    assert (s.annual_spend is None and spend.empty) or round(s.annual_spend * 100) == int(spend.sum())
+    assert (s.annual_spend is None and spend.empty) or round(s.annual_spend * 100) == int(
+        spend.sum()
+    )

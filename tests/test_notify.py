@@ -17,6 +17,8 @@ from email import policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 
 from lib.analytics.alerts import Alert, Notice, Section
 from lib.config import ConfigError, Secret
@@ -33,10 +35,6 @@ from lib.jobs.notify import (
     slack_payload,
     webhook_settings,
 )
-
-aiosmtpd = pytest.importorskip("aiosmtpd")
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult
 
 PASSWORD = "s3cret-Pa55word-7f3a"
 HOSTILE = "<script>alert(1)</script> <!channel> <@U123> <http://evil.example|click> =cmd & co"

@@ -38,6 +38,7 @@ def problems_of(source) -> list[str]:
 
 # ------------------------------------------------------------------ ISO 4217
 
+
 def test_currency_list_has_the_active_codes_and_not_the_withdrawn_ones():
     for code in ("USD", "EUR", "GBP", "JPY", "CHF", "INR", "BRL", "XCG", "ZWG", "SLE", "VES"):
         assert code in CURRENCY_CODES, code
@@ -59,12 +60,15 @@ def test_is_currency_code_ignores_case_and_spaces():
 
 # -------------------------------------------------------------- price book
 
+
 def test_a_valid_book_is_read_and_normalised():
-    book = load_price_book(csv(
-        "GitHub,,GitHub Enterprise,21,usd,Monthly",
-        " Microsoft 365 ,c42b9cae,Microsoft 365 E5, 684.5 ,EUR, ANNUAL ",
-        "Zoom,z-1,,0,GBP,monthly",
-    ))
+    book = load_price_book(
+        csv(
+            "GitHub,,GitHub Enterprise,21,usd,Monthly",
+            " Microsoft 365 ,c42b9cae,Microsoft 365 E5, 684.5 ,EUR, ANNUAL ",
+            "Zoom,z-1,,0,GBP,monthly",
+        )
+    )
     assert list(book.columns) == PRICE_BOOK_COLUMNS
     assert book["integration"].tolist() == ["GitHub", "Microsoft 365", "Zoom"]
     assert book["license_id"].isna().tolist() == [True, False, False]
@@ -91,7 +95,9 @@ def test_excel_byte_order_mark_and_crlf_are_accepted():
     assert load_price_book(data)["integration"].tolist() == ["GitHub"]
 
 
-@pytest.mark.parametrize("source", [None, b"", b"  \n", HEADER.encode(), (HEADER + "\n,,,,,\n").encode()])
+@pytest.mark.parametrize(
+    "source", [None, b"", b"  \n", HEADER.encode(), (HEADER + "\n,,,,,\n").encode()]
+)
 def test_an_empty_book_is_valid(source):
     book = load_price_book(source)
     assert len(book) == 0
@@ -99,29 +105,49 @@ def test_an_empty_book_is_valid(source):
 
 
 def test_columns_may_come_in_any_order_and_the_id_or_name_column_may_be_left_out():
-    book = load_price_book(b"billing_period,currency,unit_price,license_name,integration\nannual,USD,10,Pro,Zoom\n")
+    book = load_price_book(
+        b"billing_period,currency,unit_price,license_name,integration\nannual,USD,10,Pro,Zoom\n"
+    )
     assert book.loc[0, "license_name"] == "Pro"
     assert pd.isna(book.loc[0, "license_id"])
     assert book.loc[0, "unit_price"] == 10.0
 
 
-@pytest.mark.parametrize("row, expected", [
-    ("GitHub,,Pro,10,XYZ,monthly", "row 2, column currency: 'XYZ' is not an ISO 4217 currency code"),
-    ("GitHub,,Pro,10,,monthly", "row 2, column currency: empty"),
-    ("GitHub,,Pro,10,HRK,monthly", "row 2, column currency: 'HRK' is no longer an ISO 4217 currency code (replaced by EUR)"),
-    ("GitHub,,Pro,10,XXX,monthly", "row 2, column currency: 'XXX' is the ISO 4217 code for 'no currency', not a currency"),
-    ("GitHub,,Pro,-1,USD,monthly", "row 2, column unit_price: '-1' is negative"),
-    ("GitHub,,Pro,ten,USD,monthly", "row 2, column unit_price: 'ten' is not a number"),
-    ("GitHub,,Pro,\"1,5\",USD,monthly", "row 2, column unit_price: '1,5' is not a number (use a dot for decimals"),
-    ("GitHub,,Pro,nan,USD,monthly", "row 2, column unit_price: 'nan' is not a number"),
-    ("GitHub,,Pro,inf,USD,monthly", "row 2, column unit_price: 'inf' is not a number"),
-    ("GitHub,,Pro,,USD,monthly", "row 2, column unit_price: empty"),
-    ("GitHub,,Pro,10,USD,weekly", "row 2, column billing_period: 'weekly' is not a billing period; use monthly or annual"),
-    ("GitHub,,Pro,10,USD,", "row 2, column billing_period: empty"),
-    (",,Pro,10,USD,monthly", "row 2, column integration: empty"),
-    ("GitHub,,,10,USD,monthly", "row 2, column license_id: empty, and so is license_name"),
-    ("GitHub,,Pro,10,USD,monthly,extra", "row 2: 7 cells but the header has 6 columns"),
-])
+@pytest.mark.parametrize(
+    "row, expected",
+    [
+        (
+            "GitHub,,Pro,10,XYZ,monthly",
+            "row 2, column currency: 'XYZ' is not an ISO 4217 currency code",
+        ),
+        ("GitHub,,Pro,10,,monthly", "row 2, column currency: empty"),
+        (
+            "GitHub,,Pro,10,HRK,monthly",
+            "row 2, column currency: 'HRK' is no longer an ISO 4217 currency code (replaced by EUR)",
+        ),
+        (
+            "GitHub,,Pro,10,XXX,monthly",
+            "row 2, column currency: 'XXX' is the ISO 4217 code for 'no currency', not a currency",
+        ),
+        ("GitHub,,Pro,-1,USD,monthly", "row 2, column unit_price: '-1' is negative"),
+        ("GitHub,,Pro,ten,USD,monthly", "row 2, column unit_price: 'ten' is not a number"),
+        (
+            'GitHub,,Pro,"1,5",USD,monthly',
+            "row 2, column unit_price: '1,5' is not a number (use a dot for decimals",
+        ),
+        ("GitHub,,Pro,nan,USD,monthly", "row 2, column unit_price: 'nan' is not a number"),
+        ("GitHub,,Pro,inf,USD,monthly", "row 2, column unit_price: 'inf' is not a number"),
+        ("GitHub,,Pro,,USD,monthly", "row 2, column unit_price: empty"),
+        (
+            "GitHub,,Pro,10,USD,weekly",
+            "row 2, column billing_period: 'weekly' is not a billing period; use monthly or annual",
+        ),
+        ("GitHub,,Pro,10,USD,", "row 2, column billing_period: empty"),
+        (",,Pro,10,USD,monthly", "row 2, column integration: empty"),
+        ("GitHub,,,10,USD,monthly", "row 2, column license_id: empty, and so is license_name"),
+        ("GitHub,,Pro,10,USD,monthly,extra", "row 2: 7 cells but the header has 6 columns"),
+    ],
+)
 def test_each_kind_of_problem_names_its_row_and_column(row, expected):
     problems = problems_of(csv(row))
     assert len(problems) == 1, problems
@@ -130,17 +156,20 @@ def test_each_kind_of_problem_names_its_row_and_column(row, expected):
 
 def test_every_problem_is_listed_and_nothing_is_returned():
     data = csv(
-        "GitHub,,Enterprise,21,USD,monthly",      # row 2: fine
-        "GitHub,,Copilot,-3,XYZ,weekly",          # row 3: three problems
-        "Zoom,,Pro,abc,USD,annual",               # row 4: one
-        "github,,ENTERPRISE,5,EUR,annual",        # row 5: duplicate of row 2 (integration and case folded)
+        "GitHub,,Enterprise,21,USD,monthly",  # row 2: fine
+        "GitHub,,Copilot,-3,XYZ,weekly",  # row 3: three problems
+        "Zoom,,Pro,abc,USD,annual",  # row 4: one
+        "github,,ENTERPRISE,5,EUR,annual",  # row 5: duplicate of row 2 (integration and case folded)
     )
     with pytest.raises(PriceBookError) as info:
         load_price_book(data)
     problems = info.value.problems
     assert [p.split(":")[0] for p in problems] == [
-        "row 3, column unit_price", "row 3, column currency", "row 3, column billing_period",
-        "row 4, column unit_price", "row 5, column license_name",
+        "row 3, column unit_price",
+        "row 3, column currency",
+        "row 3, column billing_period",
+        "row 4, column unit_price",
+        "row 5, column license_name",
     ]
     assert "already priced on row 2" in problems[-1]
     text = str(info.value)
@@ -150,18 +179,22 @@ def test_every_problem_is_listed_and_nothing_is_returned():
 
 
 def test_duplicate_ids_are_a_problem_but_the_same_id_in_another_integration_is_not():
-    problems = problems_of(csv(
-        "GitHub,L1,,1,USD,monthly",
-        "Zoom,L1,,2,USD,monthly",
-        "Git Hub,L1,Other name,3,USD,monthly",
-    ))
+    problems = problems_of(
+        csv(
+            "GitHub,L1,,1,USD,monthly",
+            "Zoom,L1,,2,USD,monthly",
+            "Git Hub,L1,Other name,3,USD,monthly",
+        )
+    )
     assert len(problems) == 1
     assert problems[0].startswith("row 4, column license_id: duplicate key: GitHub license id 'L1'")
     assert "row 2" in problems[0]
 
 
 def test_an_id_entry_and_a_name_entry_for_the_same_name_are_different_keys():
-    book = load_price_book(csv("GitHub,L1,Enterprise,1,USD,monthly", "GitHub,,Enterprise,2,USD,monthly"))
+    book = load_price_book(
+        csv("GitHub,L1,Enterprise,1,USD,monthly", "GitHub,,Enterprise,2,USD,monthly")
+    )
     assert len(book) == 2
 
 
@@ -173,13 +206,19 @@ def test_row_numbers_count_blank_lines_as_a_spreadsheet_does():
 def test_a_missing_required_column_is_reported_on_the_header_row():
     problems = problems_of(b"integration,license_name,unit_price\nGitHub,Pro,1\n")
     assert problems == [
-        "row 1, column currency: the column is missing (expected columns: " + ", ".join(PRICE_BOOK_COLUMNS) + ")",
-        "row 1, column billing_period: the column is missing (expected columns: " + ", ".join(PRICE_BOOK_COLUMNS) + ")",
+        "row 1, column currency: the column is missing (expected columns: "
+        + ", ".join(PRICE_BOOK_COLUMNS)
+        + ")",
+        "row 1, column billing_period: the column is missing (expected columns: "
+        + ", ".join(PRICE_BOOK_COLUMNS)
+        + ")",
     ]
 
 
 def test_a_repeated_column_is_a_problem():
-    problems = problems_of(b"integration,currency,unit_price,currency,billing_period,license_name\n")
+    problems = problems_of(
+        b"integration,currency,unit_price,currency,billing_period,license_name\n"
+    )
     assert problems == ["row 1, column currency: the column appears twice (columns 2 and 4)"]
 
 
@@ -189,27 +228,37 @@ def test_a_file_that_is_not_utf8_is_rejected():
 
 
 def test_validate_a_table_from_an_editor():
-    edited = pd.DataFrame({
-        "integration": ["GitHub", "Zoom", None, "Zoom"],
-        "license_id": [None, np.nan, None, ""],
-        "license_name": ["Enterprise", "Pro", None, "Pro"],
-        "unit_price": [21, 9.5, np.nan, 4],
-        "currency": ["USD", "eur", None, "USD"],
-        "billing_period": ["monthly", "annual", None, "monthly"],
-    })
+    edited = pd.DataFrame(
+        {
+            "integration": ["GitHub", "Zoom", None, "Zoom"],
+            "license_id": [None, np.nan, None, ""],
+            "license_name": ["Enterprise", "Pro", None, "Pro"],
+            "unit_price": [21, 9.5, np.nan, 4],
+            "currency": ["USD", "eur", None, "USD"],
+            "billing_period": ["monthly", "annual", None, "monthly"],
+        }
+    )
     with pytest.raises(PriceBookError) as info:
         validate_price_book(edited)
     # The blank third row is skipped; the fourth (row 5) duplicates row 3.
     assert info.value.problems == [
-        "row 5, column license_name: duplicate key: Zoom license name 'Pro' (ignoring case) is already priced on row 3"]
+        "row 5, column license_name: duplicate key: Zoom license name 'Pro' (ignoring case) is already priced on row 3"
+    ]
     book = validate_price_book(edited.iloc[:3])
     assert book["unit_price"].tolist() == [21.0, 9.5]
     assert book["currency"].tolist() == ["USD", "EUR"]
 
 
 def test_validate_reports_bad_numbers_from_an_editor():
-    edited = pd.DataFrame({"integration": ["GitHub"], "license_name": ["Pro"], "unit_price": [-2.0],
-                           "currency": ["USD"], "billing_period": ["monthly"]})
+    edited = pd.DataFrame(
+        {
+            "integration": ["GitHub"],
+            "license_name": ["Pro"],
+            "unit_price": [-2.0],
+            "currency": ["USD"],
+            "billing_period": ["monthly"],
+        }
+    )
     with pytest.raises(PriceBookError) as info:
         validate_price_book(edited)
     assert info.value.problems == ["row 2, column unit_price: -2.0 is negative"]
@@ -223,25 +272,37 @@ def test_validate_accepts_none_and_an_empty_frame():
 
 def test_csv_export_round_trips():
     data = csv(
-        "GitHub,,\"Enterprise, with comma\",21,USD,monthly",
+        'GitHub,,"Enterprise, with comma",21,USD,monthly',
         "Microsoft 365,c42b9cae,Microsoft 365 E5,684.5,EUR,annual",
         "Zoom,z-1,,0.125,GBP,monthly",
     )
     book = load_price_book(data)
     out = price_book_to_csv(book)
     assert out.decode().splitlines()[0] == ",".join(PRICE_BOOK_COLUMNS)
-    assert out.decode().splitlines()[2] == "Microsoft 365,c42b9cae,Microsoft 365 E5,684.5,EUR,annual"
+    assert (
+        out.decode().splitlines()[2] == "Microsoft 365,c42b9cae,Microsoft 365 E5,684.5,EUR,annual"
+    )
     pd.testing.assert_frame_equal(load_price_book(out), book)
     assert price_book_to_csv(None).decode() == ",".join(PRICE_BOOK_COLUMNS) + "\r\n"
 
 
 def test_csv_export_refuses_a_bad_book():
     with pytest.raises(PriceBookError):
-        price_book_to_csv(pd.DataFrame({"integration": ["GitHub"], "license_name": ["Pro"], "unit_price": [1],
-                                        "currency": ["ABC"], "billing_period": ["monthly"]}))
+        price_book_to_csv(
+            pd.DataFrame(
+                {
+                    "integration": ["GitHub"],
+                    "license_name": ["Pro"],
+                    "unit_price": [1],
+                    "currency": ["ABC"],
+                    "billing_period": ["monthly"],
+                }
+            )
+        )
 
 
 # ------------------------------------------------------------------ rates
+
 
 def test_rates_are_read_with_the_reporting_currency_at_1():
     rates = load_fx_rates(b"currency,rate\neur,1.08\nGBP, 1.27 \nUSD,1\n")
@@ -268,7 +329,9 @@ def test_every_rate_problem_is_listed():
 def test_rates_need_both_columns():
     with pytest.raises(FxRatesError) as info:
         load_fx_rates(b"currency\nEUR\n")
-    assert info.value.problems == ["row 1, column rate: the column is missing (expected columns: currency, rate)"]
+    assert info.value.problems == [
+        "row 1, column rate: the column is missing (expected columns: currency, rate)"
+    ]
 
 
 def test_an_unknown_reporting_currency_is_refused():
@@ -278,7 +341,9 @@ def test_an_unknown_reporting_currency_is_refused():
 
 
 def test_validate_rates_from_an_editor_and_write_them_back():
-    rates = validate_fx_rates(pd.DataFrame({"currency": ["EUR", None], "rate": [0.92, None]}), "GBP")
+    rates = validate_fx_rates(
+        pd.DataFrame({"currency": ["EUR", None], "rate": [0.92, None]}), "GBP"
+    )
     assert rates == {"GBP": 1.0, "EUR": 0.92}
     assert validate_fx_rates(None, "EUR") == {"EUR": 1.0}
     text = fx_rates_to_csv({"GBP": 1.0, "EUR": 0.92, "USD": 0.79}, "GBP").decode()
@@ -301,10 +366,19 @@ def test_an_unreadable_csv_is_a_listed_problem_not_a_crash():
 
 def test_our_formula_safe_download_loads_back_unchanged():
     import pandas as pd
+
     from lib.analytics.pricing import price_book_to_csv
 
-    book = pd.DataFrame({"integration": ["Zoom"], "license_id": [pd.NA], "license_name": ["+Large Meetings"],
-                         "unit_price": [5.0], "currency": ["USD"], "billing_period": ["monthly"]})
+    book = pd.DataFrame(
+        {
+            "integration": ["Zoom"],
+            "license_id": [pd.NA],
+            "license_name": ["+Large Meetings"],
+            "unit_price": [5.0],
+            "currency": ["USD"],
+            "billing_period": ["monthly"],
+        }
+    )
     data = price_book_to_csv(book)
-    assert b"'+Large Meetings" in data                      # inert in a spreadsheet
+    assert b"'+Large Meetings" in data  # inert in a spreadsheet
     assert list(load_price_book(data)["license_name"]) == ["+Large Meetings"]

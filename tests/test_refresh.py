@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import insert
@@ -18,8 +18,8 @@ from lib.store import Store
 from lib.truto.fetch import FetchError
 from tests.test_store import KEY, make_result, seats, store_table
 
-
 # ------------------------------------------------------------------ refresh
+
 
 class CountingFetch:
     def __init__(self, delay: float = 0.4, fail: Exception | None = None):
@@ -34,7 +34,7 @@ class CountingFetch:
         time.sleep(self.delay)
         if self.fail is not None:
             raise self.fail
-        return make_result(seats(5), datetime.now(timezone.utc))
+        return make_result(seats(5), datetime.now(UTC))
 
 
 def run_together(n: int, target) -> list:
@@ -57,32 +57,46 @@ def run_together(n: int, target) -> list:
 
 
 def test_concurrent_refreshes_fetch_once(store):
-    replica = Store(store.url)        # a second replica: its own engine and connections
+    replica = Store(store.url)  # a second replica: its own engine and connections
     try:
         fetch = CountingFetch()
-        requested = datetime.now(timezone.utc)
+        requested = datetime.now(UTC)
         stores = [store, replica]
-        outcomes = run_together(4, lambda i: refresh(stores[i % 2], KEY, fetch, requested, poll_interval=0.05))
+        outcomes = run_together(
+            4, lambda i: refresh(stores[i % 2], KEY, fetch, requested, poll_interval=0.05)
+        )
         assert fetch.calls == 1, outcomes
         assert sorted(o.reason for o in outcomes)[0] == "fetched"
         assert all(o.reason in ("joined", "fresh") for o in outcomes if not o.fetched)
-        assert all(o.note for o in outcomes if not o.fetched) and [o.note for o in outcomes if o.fetched] == [None]
-        assert sum(o.waited for o in outcomes) >= 1          # someone found the lease taken and waited
-        assert len({o.snapshot_id for o in outcomes}) == 1 and all(o.exit_code == 0 for o in outcomes)
+        assert all(o.note for o in outcomes if not o.fetched) and [
+            o.note for o in outcomes if o.fetched
+        ] == [None]
+        assert sum(o.waited for o in outcomes) >= 1  # someone found the lease taken and waited
+        assert len({o.snapshot_id for o in outcomes}) == 1 and all(
+            o.exit_code == 0 for o in outcomes
+        )
         assert store.lease_holder(KEY) is None
         assert len(store.snapshots(KEY)) == 1
         # A later request fetches anew; one made before the snapshot was written does not.
         assert refresh(store, KEY, fetch, requested).reason == "fresh"
-        assert refresh(store, KEY, fetch, datetime.now(timezone.utc)).reason == "fetched" and fetch.calls == 2
+        assert (
+            refresh(store, KEY, fetch, datetime.now(UTC)).reason == "fetched" and fetch.calls == 2
+        )
     finally:
         replica.close()
 
 
 def test_a_crashed_holder_does_not_block_forever(store):
-    past = datetime.now(timezone.utc) - timedelta(minutes=1)
+    past = datetime.now(UTC) - timedelta(minutes=1)
     with store.engine.begin() as conn:
-        conn.execute(insert(store_table("refresh_leases")).values(
-            config_key=KEY, holder="dead-replica", acquired_at=past - timedelta(minutes=5), expires_at=past))
+        conn.execute(
+            insert(store_table("refresh_leases")).values(
+                config_key=KEY,
+                holder="dead-replica",
+                acquired_at=past - timedelta(minutes=5),
+                expires_at=past,
+            )
+        )
     fetch = CountingFetch(delay=0)
     outcome = refresh(store, KEY, fetch, poll_interval=0.05, wait_timeout=5)
     assert outcome.reason == "fetched" and fetch.calls == 1
@@ -99,7 +113,7 @@ def test_a_live_holder_is_waited_for_then_given_up_on(store):
 
 def test_a_failed_fetch_is_reported_to_those_waiting_without_fetching_again(store):
     fetch = CountingFetch(delay=0.4, fail=FetchError("Truto refused the API token"))
-    requested = datetime.now(timezone.utc)
+    requested = datetime.now(UTC)
     outcomes = run_together(3, lambda i: refresh(store, KEY, fetch, requested, poll_interval=0.05))
     assert fetch.calls == 1
     raised = [o for o in outcomes if isinstance(o, FetchError)]
@@ -112,19 +126,27 @@ def test_a_failed_fetch_is_reported_to_those_waiting_without_fetching_again(stor
 
 # ------------------------------------------------------------------ logging
 
+
 def test_log_lines_for_leases_snapshots_and_pruning_hold_no_password(store, caplog):
     caplog.set_level(logging.INFO, logger="lib.store")
     caplog.set_level(logging.INFO, logger="lib.jobs.refresh")
     token = "tok-SECRET-9f8e7d"
     outcome = refresh(store, KEY, CountingFetch(delay=0), poll_interval=0.05)
     assert outcome.reason == "fetched"
-    past = datetime.now(timezone.utc) - timedelta(minutes=1)
-    with store.engine.begin() as conn:     # a holder that died with the lease
-        conn.execute(store_table("refresh_leases").update().values(holder="dead-replica", expires_at=past))
+    past = datetime.now(UTC) - timedelta(minutes=1)
+    with store.engine.begin() as conn:  # a holder that died with the lease
+        conn.execute(
+            store_table("refresh_leases").update().values(holder="dead-replica", expires_at=past)
+        )
     with pytest.raises(FetchError):
-        refresh(store, KEY, CountingFetch(delay=0, fail=FetchError("Truto refused the API token")),
-                datetime.now(timezone.utc), poll_interval=0.05)
-    store.prune(keep_days=1, now=datetime.now(timezone.utc) + timedelta(days=30))
+        refresh(
+            store,
+            KEY,
+            CountingFetch(delay=0, fail=FetchError("Truto refused the API token")),
+            datetime.now(UTC),
+            poll_interval=0.05,
+        )
+    store.prune(keep_days=1, now=datetime.now(UTC) + timedelta(days=30))
     messages = [r.getMessage() for r in caplog.records]
     text = "\n".join(messages)
     assert any(m.startswith(f"lease on {KEY} taken by ") for m in messages), text

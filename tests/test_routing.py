@@ -38,8 +38,19 @@ def _navigation_script():
 
     from lib import ui
 
-    st.text(json.dumps([{"default": p._default, "url_path": p.url_path, "file": str(p._page),
-                         "hidden": p._visibility == "hidden"} for p in ui.navigation_pages()]))
+    st.text(
+        json.dumps(
+            [
+                {
+                    "default": p._default,
+                    "url_path": p.url_path,
+                    "file": str(p._page),
+                    "hidden": p._visibility == "hidden",
+                }
+                for p in ui.navigation_pages()
+            ]
+        )
+    )
 
 
 def test_navigation_keeps_a_deep_link_for_the_home_page():
@@ -51,14 +62,16 @@ def test_navigation_keeps_a_deep_link_for_the_home_page():
     defaults = [p for p in pages if p["default"]]
     assert len(defaults) == 1 and defaults[0]["url_path"] == "" and defaults[0]["hidden"]
     assert defaults[0]["file"].endswith(ui.PAGE_BY_KEY[ui.HOME].file)
-    assert {p["url_path"] for p in pages if not p["default"]} == {spec.url_path for spec in ui.PAGES}
+    assert {p["url_path"] for p in pages if not p["default"]} == {
+        spec.url_path for spec in ui.PAGES
+    }
 
 
 def test_running_the_router_leaves_the_legacy_mode(tmp_path, monkeypatch):
     """leave_legacy_multipage_mode relies on st.navigation switching the legacy mode off for the server."""
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'dashboard.sqlite'}")
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
-    at.run()      # AppTest starts every run in the legacy mode (a pages/ folder is beside app.py)
+    at.run()  # AppTest starts every run in the legacy mode (a pages/ folder is beside app.py)
     assert not at.exception
     assert PagesManager.uses_pages_directory is False
 
@@ -84,10 +97,14 @@ def _download_names() -> list[tuple[str, str]]:
             if isinstance(arg, ast.Constant):
                 pattern = re.escape(arg.value)
             elif isinstance(arg, ast.JoinedStr):
-                pattern = "".join(re.escape(v.value) if isinstance(v, ast.Constant) else "[a-z0-9_-]+"
-                                  for v in arg.values)
+                pattern = "".join(
+                    re.escape(v.value) if isinstance(v, ast.Constant) else "[a-z0-9_-]+"
+                    for v in arg.values
+                )
             else:
-                raise AssertionError(f"{path.name}: a download name that is not a literal: {ast.unparse(arg)}")
+                raise AssertionError(
+                    f"{path.name}: a download name that is not a literal: {ast.unparse(arg)}"
+                )
             found.append((path.name, pattern))
     return found
 
@@ -96,8 +113,13 @@ def test_every_download_has_its_own_file_name():
     names = _download_names()
     assert len(names) >= 12
     for i, (page_a, a) in enumerate(names):
-        for page_b, b in names[i + 1:]:
+        for page_b, b in names[i + 1 :]:
             # Two patterns clash when a name one of them gives could be given by the other.
             sample_a = re.sub(r"\[a-z0-9_-\]\+", "integration", a).replace("\\", "")
             sample_b = re.sub(r"\[a-z0-9_-\]\+", "integration", b).replace("\\", "")
-            assert not re.fullmatch(b, sample_a) and not re.fullmatch(a, sample_b), (page_a, a, page_b, b)
+            assert not re.fullmatch(b, sample_a) and not re.fullmatch(a, sample_b), (
+                page_a,
+                a,
+                page_b,
+                b,
+            )

@@ -17,7 +17,7 @@ from tests.test_app import app, metric_values, no_exception
 from tests.test_cli import run
 
 ADMIN = Actor("ana@acme.com", "Ana", "admin")
-DROPPED = "Microsoft 365 E3"        # Microsoft 365 does not report is_paid
+DROPPED = "Microsoft 365 E3"  # Microsoft 365 does not report is_paid
 
 
 @pytest.fixture
@@ -31,7 +31,9 @@ def data_set(tmp_path, monkeypatch):
     store.close()
     monkeypatch.setenv("DATABASE_URL", url)
     proc = run(["summary", "--json"], {"DATABASE_URL": url}, tmp_path)
-    assert proc.returncode in (0, 2), proc.stderr          # 2: the demo's Zoom EU account needs reauthorisation
+    assert proc.returncode in (0, 2), (
+        proc.stderr
+    )  # 2: the demo's Zoom EU account needs reauthorisation
     return json.loads(proc.stdout)
 
 
@@ -39,8 +41,11 @@ def _gaps(cli: dict):
     """The CLI's spend-left-out counts as a SpendGaps, to put its figures in the tiles' words."""
     counts = cli["spend_left_out"]["rows"]
     reasons = [r for r, k in counts.items() for _ in range(k)]
-    return D.SpendGaps(cli["spend_left_out"]["at_least_from_seats_assigned"],
-                       pd.DataFrame({"reason": pd.Series(reasons, dtype="string")}), "USD")
+    return D.SpendGaps(
+        cli["spend_left_out"]["at_least_from_seats_assigned"],
+        pd.DataFrame({"reason": pd.Series(reasons, dtype="string")}),
+        "USD",
+    )
 
 
 def _expected(s: dict, cli: dict) -> dict[str, str]:
@@ -53,7 +58,9 @@ def _expected(s: dict, cli: dict) -> dict[str, str]:
         "Over-allocated licenses": f"{s['over_allocated_licenses']:,}",
         "Annual spend (USD)": D.tile_value(D.spend_words(summary, gaps)[0]),
         "Idle spend (USD)": D.tile_value(D.amount_words(s["idle_annual_spend"], "USD", gaps)),
-        "Potential savings (USD)": D.tile_value(D.amount_words(s["potential_annual_savings"], "USD", gaps)),
+        "Potential savings (USD)": D.tile_value(
+            D.amount_words(s["potential_annual_savings"], "USD", gaps)
+        ),
     }
 
 
@@ -85,4 +92,7 @@ def test_true_up_exposure_is_the_same_on_cli_and_spend_page(data_set):
     gaps = _gaps(cli)
     want = D.tile_value(D.amount_words(cli["paid_licenses"]["true_up_exposure"], "USD", gaps))
     assert metric_values(at)["True-up exposure (USD)"] == want
-    assert metric_values(at)["Annual spend (USD)"] == _expected(cli["paid_licenses"], cli)["Annual spend (USD)"]
+    assert (
+        metric_values(at)["Annual spend (USD)"]
+        == _expected(cli["paid_licenses"], cli)["Annual spend (USD)"]
+    )

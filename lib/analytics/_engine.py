@@ -5,8 +5,8 @@ Nothing here is a rule or a word; see :mod:`lib.analytics.rules` and :mod:`lib.a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from fractions import Fraction
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -61,18 +61,24 @@ def _encode(series: pd.Series, na_last: bool = False) -> tuple[np.ndarray, list]
     indices = enc.indices
     if indices.null_count:
         indices = indices.fill_null(len(enc.dictionary) if na_last else -1)
-    return indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False), enc.dictionary.to_pylist()
+    return indices.to_numpy(zero_copy_only=False).astype(
+        np.int32, copy=False
+    ), enc.dictionary.to_pylist()
 
 
 def _categorical(codes: np.ndarray, labels: Sequence[str]) -> pd.Categorical:
     """A categorical text column from codes into ``labels`` (-1: NA); no Python work per row."""
-    return pd.Categorical.from_codes(codes.astype(np.int8 if len(labels) < 127 else np.int32, copy=False),
-                                     dtype=pd.CategoricalDtype(list(labels)))
+    return pd.Categorical.from_codes(
+        codes.astype(np.int8 if len(labels) < 127 else np.int32, copy=False),
+        dtype=pd.CategoricalDtype(list(labels)),
+    )
 
 
 def _codes_of(series: pd.Series, labels: Sequence[str]) -> np.ndarray:
     """int codes of a text column's values in ``labels`` (-1: NA or not one of them)."""
-    if isinstance(series.dtype, pd.CategoricalDtype) and list(series.cat.categories) == list(labels):
+    if isinstance(series.dtype, pd.CategoricalDtype) and list(series.cat.categories) == list(
+        labels
+    ):
         return series.cat.codes.to_numpy()
     found = pc.index_in(_arrow_strings(series.astype("string")), value_set=pa.array(list(labels)))
     return found.fill_null(-1).to_numpy(zero_copy_only=False)
@@ -114,9 +120,10 @@ class _Grouping:
         if self.codes is None:
             return np.array([weights.sum() if self.rows is None else weights @ self.rows])
         if self.starts is not None:
-            return np.bincount(self.run_codes, np.add.reduceat(weights, self.starts),
-                               minlength=self.ngroups + 1)[:self.ngroups]
-        return np.bincount(self.codes, weights, minlength=self.ngroups + 1)[:self.ngroups]
+            return np.bincount(
+                self.run_codes, np.add.reduceat(weights, self.starts), minlength=self.ngroups + 1
+            )[: self.ngroups]
+        return np.bincount(self.codes, weights, minlength=self.ngroups + 1)[: self.ngroups]
 
 
 def is_text(series: pd.Series) -> bool:

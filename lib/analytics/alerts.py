@@ -31,10 +31,10 @@ from urllib.parse import quote
 import numpy as np
 import pandas as pd
 
+from lib.analytics.contracts import clean_text, renewal_row_label
+from lib.analytics.metrics import paid_mask, top_idle_spend
 from lib.config import ConfigError
 from lib.truto.fetch import AccountOutcome
-from lib.analytics.metrics import paid_mask, top_idle_spend
-from lib.analytics.contracts import clean_text, renewal_row_label
 
 KINDS = (
     "under_used",

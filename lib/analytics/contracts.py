@@ -45,9 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lib.integrations import integration_key, integration_label
 from lib.analytics.metrics import match_price_book, paid_mask
-from lib.truto.normalize import MAX_SEATS
 from lib.analytics.pricing import (
     _check_currency,
     _csv_records,
@@ -56,6 +54,8 @@ from lib.analytics.pricing import (
     _number,
     _read_bytes,
 )
+from lib.integrations import integration_key, integration_label
+from lib.truto.normalize import MAX_SEATS
 
 CONTRACT_COLUMNS = [
     "integration",

@@ -6,19 +6,24 @@ Rules live in :mod:`lib.analytics.rules`; this module only says them in words.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 if TYPE_CHECKING:  # types only: labels sit below the modules that compute
-    from lib.analytics.totals import Summary
     from lib.analytics.spend_gaps import SpendGaps
+    from lib.analytics.totals import Summary
 
 NOT_REPORTED = "not reported"
-NOTHING_NEEDS_ATTENTION = ("Nothing needs attention: no failed accounts, no over-allocated, under-used or unpriced "
-                           "paid licenses, and every license reports its seat counts.")
+NOTHING_NEEDS_ATTENTION = (
+    "Nothing needs attention: no failed accounts, no over-allocated, under-used or unpriced "
+    "paid licenses, and every license reports its seat counts."
+)
 
-MEASURE = "allocation: seats assigned against seats bought, as the vendor reports them; not activity"
+MEASURE = (
+    "allocation: seats assigned against seats bought, as the vendor reports them; not activity"
+)
 
 # Column headers for people in IT and finance.
 LABELS: dict[str, str] = {
@@ -140,15 +145,31 @@ TREND_MEASURES = {
 
 # Headers of the page tables' own columns (accounts, spend gaps).
 EXTRA_HEADERS = {
-    "fields_not_reported": "License fields this integration does not report", "outcome": "Fetch result",
-    "account_status": "Truto account status", "message": "What happened", "action": "What to do",
-    "license_rows": "License rows", "organizations": "Organizations", "problems": "Malformed records",
-    "requests": "Requests", "retries": "Retries", "rate_limited": "429s received",
-    "elapsed_seconds": "Fetch time (s)", "stale": "Showing older data", "data_as_of": "Data as of",
-    "accounts": "Accounts", "reason": "Why it is not fully counted",
-    "at_least": "At least (reporting currency)", "account_name": "Account",
-    "last_attempt_at": "Last attempt (UTC)", "saved_at": "Rate saved (UTC)", "saved_by": "Saved by",
-    "changed_at": "Last changed (UTC)", "changed_by": "Changed by", "at": "When (UTC)", "who": "Who",
+    "fields_not_reported": "License fields this integration does not report",
+    "outcome": "Fetch result",
+    "account_status": "Truto account status",
+    "message": "What happened",
+    "action": "What to do",
+    "license_rows": "License rows",
+    "organizations": "Organizations",
+    "problems": "Malformed records",
+    "requests": "Requests",
+    "retries": "Retries",
+    "rate_limited": "429s received",
+    "elapsed_seconds": "Fetch time (s)",
+    "stale": "Showing older data",
+    "data_as_of": "Data as of",
+    "accounts": "Accounts",
+    "reason": "Why it is not fully counted",
+    "at_least": "At least (reporting currency)",
+    "account_name": "Account",
+    "last_attempt_at": "Last attempt (UTC)",
+    "saved_at": "Rate saved (UTC)",
+    "saved_by": "Saved by",
+    "changed_at": "Last changed (UTC)",
+    "changed_by": "Changed by",
+    "at": "When (UTC)",
+    "who": "Who",
     "what": "What changed",
 }
 
@@ -171,6 +192,7 @@ def in_currency(label: str, currency: str | None) -> str:
 
 # ------------------------------------------------------------------ formatting
 
+
 def fmt_seats(value) -> str:
     return NOT_REPORTED if value is None or pd.isna(value) else f"{int(value):,}"
 
@@ -182,7 +204,11 @@ def fmt_pct(value) -> str:
 def fmt_money(value, currency: str, empty: str = NOT_REPORTED) -> str:
     if value is None or pd.isna(value):
         return empty
-    return f"{currency} {float(value):,.0f}" if abs(float(value)) >= 1000 else f"{currency} {float(value):,.2f}"
+    return (
+        f"{currency} {float(value):,.0f}"
+        if abs(float(value)) >= 1000
+        else f"{currency} {float(value):,.2f}"
+    )
 
 
 def humanize_age(seconds: float) -> str:
@@ -219,24 +245,35 @@ def spend_words(summary: Summary, gaps: SpendGaps) -> tuple[str, str | None, str
     """
     cur = summary.reporting_currency
     known = summary.annual_spend
-    total = None if known is None and not gaps.count("bought_not_reported") else (known or 0.0) + gaps.floor
+    total = (
+        None
+        if known is None and not gaps.count("bought_not_reported")
+        else (known or 0.0) + gaps.floor
+    )
     parts, why = [], []
     n = gaps.count("bought_not_reported")
     if n:
         parts.append(f"{n} at seats assigned")
-        why.append(f"{n} license(s) report seats assigned but not seats bought: counted at seats assigned × price "
-                   f"({fmt_money(gaps.floor, cur)}), since at least those seats are paid for")
+        why.append(
+            f"{n} license(s) report seats assigned but not seats bought: counted at seats assigned × price "
+            f"({fmt_money(gaps.floor, cur)}), since at least those seats are paid for"
+        )
     n = gaps.count("no_seat_counts")
     if n:
         parts.append(f"{n} priced, no seat counts")
-        why.append(f"{n} priced license(s) report no seat counts, so their spend is unknown and left out")
+        why.append(
+            f"{n} priced license(s) report no seat counts, so their spend is unknown and left out"
+        )
     n = gaps.count("no_price")
     if n:
         parts.append(f"{n} paid unpriced")
         why.append(f"{n} paid license(s) have no price yet")
     if summary.excluded_by_currency:
         parts.append("excl. " + ", ".join(summary.excluded_by_currency))
-        why.append("no exchange rate for " + ", ".join(f"{c} {v:,.2f}" for c, v in summary.excluded_by_currency.items()))
+        why.append(
+            "no exchange rate for "
+            + ", ".join(f"{c} {v:,.2f}" for c, v in summary.excluded_by_currency.items())
+        )
     incomplete = bool(parts)
     if total is None or (incomplete and total == 0 and not gaps.count("bought_not_reported")):
         value = "not known"
@@ -276,7 +313,12 @@ EXPORT_REPORTING_MONEY = {
     "amount": "annual_cost",
 }
 # Amounts in each row's own price currency (the ``currency`` column beside them).
-EXPORT_PRICE_CURRENCY_MONEY = ("annual_cost", "idle_annual_cost", "true_up_exposure", "potential_annual_savings")
+EXPORT_PRICE_CURRENCY_MONEY = (
+    "annual_cost",
+    "idle_annual_cost",
+    "true_up_exposure",
+    "potential_annual_savings",
+)
 
 
 def export_columns(columns: Iterable[str], currency: str) -> dict[str, str]:
@@ -296,7 +338,10 @@ def export_columns(columns: Iterable[str], currency: str) -> dict[str, str]:
             out[c] = f"{c}_price_currency"
         elif c in EXPORT_REPORTING_MONEY:
             out[c] = f"{EXPORT_REPORTING_MONEY[c]}_{code}"
-        elif c in ("potential_annual_savings", "true_up_exposure"):      # group totals: reporting currency
+        elif c in (
+            "potential_annual_savings",
+            "true_up_exposure",
+        ):  # group totals: reporting currency
             out[c] = f"{c}_{code}"
         else:
             out[c] = c

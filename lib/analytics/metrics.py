@@ -15,13 +15,13 @@ are still importable from here, for code written before the split.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from lib.integrations import integration_key
 from lib.analytics._engine import (
     _buffer_fraction,
     _categorical,
@@ -33,6 +33,7 @@ from lib.analytics._engine import (
 )
 from lib.analytics.pricing import BILLING_PERIODS, PERIODS_PER_YEAR, validate_price_book
 from lib.analytics.rules import FLAGS, PRICE_SOURCES, currency_code, free_rule
+from lib.integrations import integration_key
 from lib.schema import SETTINGS_DEFAULTS
 
 METRIC_COLUMNS: list[str] = [
@@ -56,9 +57,9 @@ METRIC_COLUMNS: list[str] = [
 
 METRIC_DTYPES: dict[str, str] = {
     "unit_price": "Float64",
-    "currency": "category",          # the currencies present, sorted
-    "billing_period": "category",    # BILLING_PERIODS
-    "price_source": "category",      # PRICE_SOURCES
+    "currency": "category",  # the currencies present, sorted
+    "billing_period": "category",  # BILLING_PERIODS
+    "price_source": "category",  # PRICE_SOURCES
     "annual_unit_price": "Float64",
     "annual_cost": "Float64",
     "idle_annual_cost": "Float64",
@@ -70,7 +71,7 @@ METRIC_DTYPES: dict[str, str] = {
     "recommended_seats": "Int64",
     "potential_annual_savings": "Float64",
     "potential_annual_savings_reporting": "Float64",
-    "flag": "category",              # FLAGS
+    "flag": "category",  # FLAGS
 }
 
 
@@ -83,7 +84,9 @@ class FrozenRates(Mapping[str, float]):
         for code, rate in items:
             found = currency_code(str(code))
             if found is None:
-                raise ValueError(f"exchange rate for {str(code).strip().upper()!r}: not an ISO 4217 currency code")
+                raise ValueError(
+                    f"exchange rate for {str(code).strip().upper()!r}: not an ISO 4217 currency code"
+                )
             code = found
             rate = float(rate)
             if not math.isfinite(rate) or rate <= 0:
@@ -137,18 +140,29 @@ class MetricOptions:
     def __post_init__(self):
         code = currency_code(str(self.reporting_currency or ""))
         if code is None:
-            raise ValueError(f"reporting currency {self.reporting_currency!r} is not an ISO 4217 currency code")
+            raise ValueError(
+                f"reporting currency {self.reporting_currency!r} is not an ISO 4217 currency code"
+            )
         rates = FrozenRates(self.fx_rates)
         if code in rates and rates[code] != 1.0:
-            raise ValueError(f"{code} is the reporting currency, so its rate is 1, not {rates[code]!r}")
+            raise ValueError(
+                f"{code} is the reporting currency, so its rate is 1, not {rates[code]!r}"
+            )
         rates = FrozenRates({**dict(rates), code: 1.0})
         for name in ("buffer", "under_used_pct", "at_capacity_pct"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+                or value < 0
+            ):
                 raise ValueError(f"{name} must be a number >= 0, not {value!r}")
         period = str(self.vendor_price_period).strip().lower()
         if period not in BILLING_PERIODS:
-            raise ValueError(f"vendor_price_period must be one of {', '.join(BILLING_PERIODS)}, not {self.vendor_price_period!r}")
+            raise ValueError(
+                f"vendor_price_period must be one of {', '.join(BILLING_PERIODS)}, not {self.vendor_price_period!r}"
+            )
         object.__setattr__(self, "reporting_currency", code)
         object.__setattr__(self, "fx_rates", rates)
         object.__setattr__(self, "buffer", float(self.buffer))
@@ -162,7 +176,9 @@ class MetricOptions:
             return None
         return self.fx_rates.get(str(currency).strip().upper())
 
+
 # ---------------------------------------------------------------- matching
+
 
 def match_price_book(licenses: pd.DataFrame, book: pd.DataFrame) -> np.ndarray:
     """For each license row, the position (int32) of its price-book entry in ``book``, or -1.
@@ -178,7 +194,7 @@ def match_price_book(licenses: pd.DataFrame, book: pd.DataFrame) -> np.ndarray:
     if n == 0 or len(book) == 0:
         return entry
     icodes, inames = _encode(licenses["integration"], na_last=True)
-    row_keys = [integration_key(x) for x in inames] + [None]      # the last code: no integration
+    row_keys = [integration_key(x) for x in inames] + [None]  # the last code: no integration
     book_keys = [integration_key(x) for x in book["integration"].tolist()]
     book_ids = book["license_id"].tolist()
     book_names = book["license_name"].tolist()
@@ -193,7 +209,9 @@ def match_price_book(licenses: pd.DataFrame, book: pd.DataFrame) -> np.ndarray:
         cand = np.flatnonzero(ids.isin([i for _, i in by_id]).to_numpy(dtype=bool, na_value=False))
         if len(cand):
             cand_ids = pd.Series(ids.array.take(cand))
-            entry[cand] = _lookup(icodes[cand], cand_ids, row_keys, lambda key, value: by_id.get((key, value), -1))
+            entry[cand] = _lookup(
+                icodes[cand], cand_ids, row_keys, lambda key, value: by_id.get((key, value), -1)
+            )
 
     # By name: exact, then ignoring case.
     exact: dict[tuple[str, str], int] = {}
@@ -203,6 +221,7 @@ def match_price_book(licenses: pd.DataFrame, book: pd.DataFrame) -> np.ndarray:
             exact[(k, name)] = pos
             folded[(k, name.casefold())] = pos
     if exact:
+
         def by_name(key, value):
             pos = exact.get((key, value))
             return folded.get((key, value.casefold()), -1) if pos is None else pos
@@ -212,7 +231,12 @@ def match_price_book(licenses: pd.DataFrame, book: pd.DataFrame) -> np.ndarray:
             entry = _lookup(icodes, licenses["license_name"], row_keys, by_name)
         elif unmatched.any():
             todo = np.flatnonzero(unmatched)
-            entry[todo] = _lookup(icodes[todo], pd.Series(licenses["license_name"].array.take(todo)), row_keys, by_name)
+            entry[todo] = _lookup(
+                icodes[todo],
+                pd.Series(licenses["license_name"].array.take(todo)),
+                row_keys,
+                by_name,
+            )
     return entry
 
 
@@ -233,18 +257,30 @@ def _lookup(ikey_codes: np.ndarray, values: pd.Series, row_keys: list, find) -> 
         pairs = np.asarray(pairs, dtype=np.int64)
         pair, table = codes, np.full(len(pairs), -1, dtype=np.int32)
     uniques = list(uniques) + [None]
-    found = np.array([-1 if uniques[p % width] is None or row_keys[p // width] is None
-                      else find(row_keys[p // width], uniques[p % width]) for p in pairs.tolist()], dtype=np.int32)
+    found = np.array(
+        [
+            -1
+            if uniques[p % width] is None or row_keys[p // width] is None
+            else find(row_keys[p // width], uniques[p % width])
+            for p in pairs.tolist()
+        ],
+        dtype=np.int32,
+    )
     if len(table) == size:
         table[pairs] = found
     else:
         table[:] = found
     return table[pair]
 
+
 # ----------------------------------------------------------------- per row
 
-def add_metrics(licenses: pd.DataFrame, price_book: pd.DataFrame | None = None,
-                options: MetricOptions | None = None) -> pd.DataFrame:
+
+def add_metrics(
+    licenses: pd.DataFrame,
+    price_book: pd.DataFrame | None = None,
+    options: MetricOptions | None = None,
+) -> pd.DataFrame:
     """The tidy table plus :data:`METRIC_COLUMNS` (in that order, after the table's own columns).
 
     ``price_book`` is checked with :func:`lib.pricing.validate_price_book`
@@ -268,7 +304,9 @@ def add_metrics(licenses: pd.DataFrame, price_book: pd.DataFrame | None = None,
     book_currency = book["currency"].tolist()
     currencies = sorted(set(book_currency) | {str(c).upper() for c in vnames})
     cindex = {c: i for i, c in enumerate(currencies)}
-    vmap = np.array([cindex[str(c).upper()] for c in vnames] + [-1], dtype=np.int16)   # code -1 (NA) -> last
+    vmap = np.array(
+        [cindex[str(c).upper()] for c in vnames] + [-1], dtype=np.int16
+    )  # code -1 (NA) -> last
     vamount, vamount_na = _masked(df["vendor_unit_amount"], "Float64", np.float64)
     vendor = ~has_entry & ~vamount_na & (vcodes >= 0)
     paid, paid_na = _masked(df["is_paid"], "boolean", bool)
@@ -280,12 +318,22 @@ def add_metrics(licenses: pd.DataFrame, price_book: pd.DataFrame | None = None,
     vendor_period = BILLING_PERIODS.index(options.vendor_price_period)
     per_year = [PERIODS_PER_YEAR[p] for p in BILLING_PERIODS]
     book_price = book["unit_price"].to_numpy(dtype=np.float64, na_value=np.nan)
-    book_period = np.array([BILLING_PERIODS.index(p) for p in book["billing_period"].tolist()], dtype=np.int8)
+    book_period = np.array(
+        [BILLING_PERIODS.index(p) for p in book["billing_period"].tolist()], dtype=np.int8
+    )
     price_tab = np.concatenate([book_price, [np.nan, 0.0, 0.0]])
-    annual_tab = np.concatenate([book_price * np.array(per_year, dtype=np.float64)[book_period].reshape(-1)
-                                 if nb else np.zeros(0), [np.nan, 0.0, 0.0]])
+    annual_tab = np.concatenate(
+        [
+            book_price * np.array(per_year, dtype=np.float64)[book_period].reshape(-1)
+            if nb
+            else np.zeros(0),
+            [np.nan, 0.0, 0.0],
+        ]
+    )
     currency_tab = np.array([cindex[c] for c in book_currency] + [-1, -1, -1], dtype=np.int16)
-    period_tab = np.concatenate([book_period, np.array([vendor_period, -1, -1], dtype=np.int8)]).astype(np.int8)
+    period_tab = np.concatenate(
+        [book_period, np.array([vendor_period, -1, -1], dtype=np.int8)]
+    ).astype(np.int8)
     source_tab = np.array([0] * nb + [1, 2, 3], dtype=np.int8)
 
     unit_price = price_tab[slot]
@@ -312,7 +360,7 @@ def add_metrics(licenses: pd.DataFrame, price_book: pd.DataFrame | None = None,
     p, q = frac.numerator, frac.denominator
     recommended = assigned * (q + p)
     recommended += q - 1
-    recommended //= q                      # ceil(assigned x (1 + buffer)), exactly
+    recommended //= q  # ceil(assigned x (1 + buffer)), exactly
     np.copyto(recommended, 0, where=assigned_na)
     spare = total - recommended
     np.maximum(spare, 0, out=spare)
@@ -320,14 +368,16 @@ def add_metrics(licenses: pd.DataFrame, price_book: pd.DataFrame | None = None,
     # Conversion: a rate per currency code (0 when there is none; that row's
     # converted figure is then NA unless the amount is 0, which is 0 in any currency).
     rates = np.array([options.fx_rates.get(c, 0.0) for c in currencies] + [0.0], dtype=np.float64)
-    row_rate = rates[currency]             # code -1 (no currency: free or unpriced) -> the 0 at the end
+    row_rate = rates[currency]  # code -1 (no currency: free or unpriced) -> the 0 at the end
     no_rate = row_rate == 0
 
     money: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for name, seats, seats_na in (("annual_cost", total, total_na),
-                                  ("idle_annual_cost", unassigned, unassigned_na),
-                                  ("true_up_exposure", over, over_na),
-                                  ("potential_annual_savings", spare, total_na | assigned_na)):
+    for name, seats, seats_na in (
+        ("annual_cost", total, total_na),
+        ("idle_annual_cost", unassigned, unassigned_na),
+        ("true_up_exposure", over, over_na),
+        ("potential_annual_savings", spare, total_na | assigned_na),
+    ):
         values = annual_unit * seats
         na = no_price | seats_na
         np.copyto(values, 0.0, where=na)
@@ -355,7 +405,9 @@ def add_metrics(licenses: pd.DataFrame, price_book: pd.DataFrame | None = None,
         "price_source": _categorical(source, PRICE_SOURCES),
         "annual_unit_price": _float(annual_unit, no_price),
         **{name: _float(values, na) for name, (values, na) in money.items()},
-        "reporting_currency": _categorical(np.zeros(n, dtype=np.int8), [options.reporting_currency]),
+        "reporting_currency": _categorical(
+            np.zeros(n, dtype=np.int8), [options.reporting_currency]
+        ),
         "recommended_seats": pd.arrays.IntegerArray(recommended, recommended_na),
         "flag": _categorical(flag, FLAGS),
     }
@@ -366,10 +418,27 @@ def add_metrics(licenses: pd.DataFrame, price_book: pd.DataFrame | None = None,
 
 # Names that moved in the split, still importable from here (lazily: totals import this module).
 _MOVED = {
-    "lib.analytics.totals": ("GROUPINGS", "GROUP_FIGURES", "SPEND_PARTS", "PreparedMetrics", "Summary",
-                             "all_group_summaries", "group_summary", "prepare", "spend_by_integration",
-                             "summarize", "top_idle_spend", "utilization_by_integration"),
-    "lib.analytics.labels": ("LABELS", "FLAG_LABELS", "PRICE_SOURCE_LABELS", "SPEND_PART_LABELS", "MEASURE"),
+    "lib.analytics.totals": (
+        "GROUPINGS",
+        "GROUP_FIGURES",
+        "SPEND_PARTS",
+        "PreparedMetrics",
+        "Summary",
+        "all_group_summaries",
+        "group_summary",
+        "prepare",
+        "spend_by_integration",
+        "summarize",
+        "top_idle_spend",
+        "utilization_by_integration",
+    ),
+    "lib.analytics.labels": (
+        "LABELS",
+        "FLAG_LABELS",
+        "PRICE_SOURCE_LABELS",
+        "SPEND_PART_LABELS",
+        "MEASURE",
+    ),
     "lib.analytics.rules": ("paid_mask", "free_mask", "CURRENCY_CODES"),
 }
 _MOVED_FROM = {name: module for module, names in _MOVED.items() for name in names}

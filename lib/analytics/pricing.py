@@ -33,15 +33,12 @@ import csv
 import io
 import math
 import os
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from lib.export import FORMULA_PREFIXES, LINE_END, safe_cell
-
-from lib.integrations import integration_key, integration_label
-from lib.truto.normalize import MAX_FX_RATE, MAX_UNIT_PRICE, unsafe_character
 from lib.analytics.rules import (  # noqa: F401  (the currency rule; re-exported for other packages)
     _NOT_MONEY,
     CURRENCY_CODES,
@@ -50,17 +47,18 @@ from lib.analytics.rules import (  # noqa: F401  (the currency rule; re-exported
     currency_code,
     is_currency_code,
 )
-
+from lib.export import FORMULA_PREFIXES, LINE_END, safe_cell
+from lib.integrations import integration_key, integration_label
 from lib.schema import (  # noqa: F401  (the price book's columns live in the base layer; re-exported here)
     BILLING_PERIODS,
     PRICE_BOOK_COLUMNS,
     PRICE_BOOK_DTYPES,
     price_row_label,
 )
+from lib.truto.normalize import MAX_FX_RATE, MAX_UNIT_PRICE, unsafe_character
 
 FX_COLUMNS = ["currency", "rate"]
 PERIODS_PER_YEAR = {"monthly": 12, "annual": 1}
-
 
 
 class _ListedProblems(ValueError):
@@ -89,6 +87,7 @@ class FxRatesError(_ListedProblems):
 
 # ---------------------------------------------------------------- reading CSV
 
+
 def _read_bytes(source: Any) -> bytes | None:
     if source is None:
         return None
@@ -97,7 +96,7 @@ def _read_bytes(source: Any) -> bytes | None:
     if isinstance(source, (str, os.PathLike)):
         with open(source, "rb") as fh:
             return fh.read()
-    if hasattr(source, "getvalue"):          # streamlit's UploadedFile, BytesIO, StringIO
+    if hasattr(source, "getvalue"):  # streamlit's UploadedFile, BytesIO, StringIO
         data = source.getvalue()
     elif hasattr(source, "read"):
         data = source.read()
@@ -106,7 +105,9 @@ def _read_bytes(source: Any) -> bytes | None:
     return data.encode("utf-8") if isinstance(data, str) else bytes(data)
 
 
-def _csv_records(source: Any, columns: list[str], required: Iterable[str], error) -> list[tuple[int, dict[str, str]]]:
+def _csv_records(
+    source: Any, columns: list[str], required: Iterable[str], error
+) -> list[tuple[int, dict[str, str]]]:
     """(spreadsheet row number, {column: trimmed text}) for every non-blank row; header problems raise."""
     data = _read_bytes(source)
     if data is None:
@@ -114,66 +115,95 @@ def _csv_records(source: Any, columns: list[str], required: Iterable[str], error
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise error([f"the file is not UTF-8 text (byte {exc.start + 1}); save it as CSV UTF-8"]) from None
+        raise error(
+            [f"the file is not UTF-8 text (byte {exc.start + 1}); save it as CSV UTF-8"]
+        ) from None
     if not text.strip():
         return []
     try:
         rows = list(csv.reader(io.StringIO(text, newline="")))
-    except csv.Error as exc:   # e.g. an unclosed quote that swallows the rest of the file
-        raise error([f"the file is not readable as CSV ({exc}); check for an unclosed quote"]) from None
+    except csv.Error as exc:  # e.g. an unclosed quote that swallows the rest of the file
+        raise error(
+            [f"the file is not readable as CSV ({exc}); check for an unclosed quote"]
+        ) from None
     # The first non-blank row is the header.
     start = 0
     while start < len(rows) and not any(c.strip() for c in rows[start]):
         start += 1
     if start == len(rows):
-        return []   # only blank cells: an empty file
+        return []  # only blank cells: an empty file
     header = [h.strip().lower() for h in rows[start]]
     header_row = start + 1
     problems = []
     seen: dict[str, int] = {}
     for pos, name in enumerate(header):
         if name and name in seen:
-            problems.append(f"row {header_row}, column {name}: the column appears twice (columns {seen[name] + 1} and {pos + 1})")
+            problems.append(
+                f"row {header_row}, column {name}: the column appears twice (columns {seen[name] + 1} and {pos + 1})"
+            )
         seen.setdefault(name, pos)
     for name in required:
         if name not in seen:
-            problems.append(f"row {header_row}, column {name}: the column is missing (expected columns: {', '.join(columns)})")
+            problems.append(
+                f"row {header_row}, column {name}: the column is missing (expected columns: {', '.join(columns)})"
+            )
     if problems:
         raise error(problems)
     records = []
-    for offset, cells in enumerate(rows[start + 1:]):
+    for offset, cells in enumerate(rows[start + 1 :]):
         rownum = header_row + 1 + offset
         broken = next((pos for pos, c in enumerate(cells) if "\n" in c or "\r" in c), None)
         if broken is not None:
             # No cell may hold a line break: one that does is a quote left open, which swallows the lines
             # after it (every later row) into one cell. Say so, instead of whatever else that row now lacks.
-            column = header[broken] if broken < len(header) and header[broken] else f"column {broken + 1}"
-            raise error([f"row {rownum}, column {column}: unclosed quote: the cell's opening \" has no closing \" "
-                         "on the same line, so the lines after it were read into it; close the quote"])
+            column = (
+                header[broken]
+                if broken < len(header) and header[broken]
+                else f"column {broken + 1}"
+            )
+            raise error(
+                [
+                    f'row {rownum}, column {column}: unclosed quote: the cell\'s opening " has no closing " '
+                    "on the same line, so the lines after it were read into it; close the quote"
+                ]
+            )
         if not any(c.strip() for c in cells):
             continue
-        extra = [c for c in cells[len(header):] if c.strip()]
-        record = {name: (_cell(cells[pos]) if pos < len(cells) else "") for name, pos in seen.items() if name in columns}
+        extra = [c for c in cells[len(header) :] if c.strip()]
+        record = {
+            name: (_cell(cells[pos]) if pos < len(cells) else "")
+            for name, pos in seen.items()
+            if name in columns
+        }
         if extra:
-            record["__extra__"] = f"row {rownum}: {len(cells)} cells but the header has {len(header)} columns"
+            record["__extra__"] = (
+                f"row {rownum}: {len(cells)} cells but the header has {len(header)} columns"
+            )
         records.append((rownum, record))
     return records
 
 
-def _frame_records(df: pd.DataFrame | None, columns: list[str], required: Iterable[str], error) -> list[tuple[int, dict[str, Any]]]:
+def _frame_records(
+    df: pd.DataFrame | None, columns: list[str], required: Iterable[str], error
+) -> list[tuple[int, dict[str, Any]]]:
     """The same as :func:`_csv_records` for an already-parsed table (row numbers as in its CSV form)."""
     if df is None:
         return []
     names = {str(c).strip().lower(): c for c in df.columns}
     missing = [c for c in required if c not in names]
     if missing:
-        raise error([f"row 1, column {c}: the column is missing (expected columns: {', '.join(columns)})" for c in missing])
+        raise error(
+            [
+                f"row 1, column {c}: the column is missing (expected columns: {', '.join(columns)})"
+                for c in missing
+            ]
+        )
     picked = {c: df[names[c]].tolist() for c in columns if c in names}
     records = []
     for pos in range(len(df)):
         record = {c: _cell(values[pos]) for c, values in picked.items()}
         if not any(v != "" for v in record.values()):
-            continue   # a blank row, e.g. the empty last row of a data editor
+            continue  # a blank row, e.g. the empty last row of a data editor
         records.append((pos + 2, record))
     return records
 
@@ -192,11 +222,14 @@ def _cell(value: Any) -> Any:
         return _cell(value.item())
     text = str(value).strip()
     if text[:1] == "'" and text[1:2] in FORMULA_PREFIXES:
-        text = text[1:]   # our own CSV exports prefix formula-like names with ' (lib/export.py): undo it
+        text = text[
+            1:
+        ]  # our own CSV exports prefix formula-like names with ' (lib/export.py): undo it
     return text
 
 
 # ------------------------------------------------------------------ checking
+
 
 def _number(value: Any) -> float | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -213,23 +246,30 @@ def _number(value: Any) -> float | None:
 def _check_currency(rownum: int, column: str, raw: Any, problems: list[str]) -> str | None:
     text = str(raw).strip() if raw != "" else ""
     if not text:
-        problems.append(f"row {rownum}, column {column}: empty; give an ISO 4217 currency code such as USD or EUR")
+        problems.append(
+            f"row {rownum}, column {column}: empty; give an ISO 4217 currency code such as USD or EUR"
+        )
         return None
     code = text.upper()
     if code in CURRENCY_CODES:
         return code
     if code in _NOT_MONEY:
-        problems.append(f"row {rownum}, column {column}: {text!r} is {_NOT_MONEY[code]}, not a currency")
+        problems.append(
+            f"row {rownum}, column {column}: {text!r} is {_NOT_MONEY[code]}, not a currency"
+        )
     elif code in WITHDRAWN_CODES:
-        problems.append(f"row {rownum}, column {column}: {text!r} is no longer an ISO 4217 currency code "
-                        f"(replaced by {WITHDRAWN_CODES[code]})")
+        problems.append(
+            f"row {rownum}, column {column}: {text!r} is no longer an ISO 4217 currency code "
+            f"(replaced by {WITHDRAWN_CODES[code]})"
+        )
     else:
         problems.append(f"row {rownum}, column {column}: {text!r} is not an ISO 4217 currency code")
     return None
 
 
-def _check_amount(rownum: int, column: str, raw: Any, problems: list[str], *, positive: bool,
-                  maximum: float) -> float | None:
+def _check_amount(
+    rownum: int, column: str, raw: Any, problems: list[str], *, positive: bool, maximum: float
+) -> float | None:
     if raw == "":
         problems.append(f"row {rownum}, column {column}: empty; give a number")
         return None
@@ -242,10 +282,14 @@ def _check_amount(rownum: int, column: str, raw: Any, problems: list[str], *, po
         problems.append(f"row {rownum}, column {column}: {raw!r} is negative")
         return None
     if positive and number == 0:
-        problems.append(f"row {rownum}, column {column}: {raw!r} is zero; a rate must be greater than 0")
+        problems.append(
+            f"row {rownum}, column {column}: {raw!r} is zero; a rate must be greater than 0"
+        )
         return None
     if number > maximum:
-        problems.append(f"row {rownum}, column {column}: {raw!r} is more than {maximum:,.0f}, so it cannot be right")
+        problems.append(
+            f"row {rownum}, column {column}: {raw!r} is more than {maximum:,.0f}, so it cannot be right"
+        )
         return None
     return number
 
@@ -261,19 +305,35 @@ def _validate_price_records(records: list[tuple[int, dict[str, Any]]]) -> pd.Dat
         integration = str(rec.get("integration", "")).strip()
         license_id = str(rec.get("license_id", "")).strip()
         license_name = str(rec.get("license_name", "")).strip()
-        for column, text in (("integration", integration), ("license_id", license_id), ("license_name", license_name)):
+        for column, text in (
+            ("integration", integration),
+            ("license_id", license_id),
+            ("license_name", license_name),
+        ):
             bad = unsafe_character(text)
             if bad:
                 # A NUL cannot be stored (PostgreSQL), a line break would split the row in a spreadsheet,
                 # a bidi control disguises the text: refuse them here, with where they are.
-                problems.append(f"row {rownum}, column {column}: holds a control character ({bad}: a line break, "
-                                "tab, NUL or text-direction mark); remove it")
+                problems.append(
+                    f"row {rownum}, column {column}: holds a control character ({bad}: a line break, "
+                    "tab, NUL or text-direction mark); remove it"
+                )
         if not integration:
-            problems.append(f"row {rownum}, column integration: empty; name the integration, e.g. GitHub")
+            problems.append(
+                f"row {rownum}, column integration: empty; name the integration, e.g. GitHub"
+            )
         if not license_id and not license_name:
-            problems.append(f"row {rownum}, column license_id: empty, and so is license_name; give one of them")
-        price = _check_amount(rownum, "unit_price", rec.get("unit_price", ""), problems, positive=False,
-                              maximum=MAX_UNIT_PRICE)
+            problems.append(
+                f"row {rownum}, column license_id: empty, and so is license_name; give one of them"
+            )
+        price = _check_amount(
+            rownum,
+            "unit_price",
+            rec.get("unit_price", ""),
+            problems,
+            positive=False,
+            maximum=MAX_UNIT_PRICE,
+        )
         currency = _check_currency(rownum, "currency", rec.get("currency", ""), problems)
         period_raw = str(rec.get("billing_period", "")).strip()
         period = period_raw.lower()
@@ -287,13 +347,17 @@ def _validate_price_records(records: list[tuple[int, dict[str, Any]]]) -> pd.Dat
             if license_id:
                 first = by_id.setdefault((ikey, license_id), rownum)
                 if first != rownum:
-                    problems.append(f"row {rownum}, column license_id: duplicate key: {label} license id "
-                                    f"{license_id!r} is already priced on row {first}")
+                    problems.append(
+                        f"row {rownum}, column license_id: duplicate key: {label} license id "
+                        f"{license_id!r} is already priced on row {first}"
+                    )
             elif license_name:
                 first = by_name.setdefault((ikey, license_name.casefold()), rownum)
                 if first != rownum:
-                    problems.append(f"row {rownum}, column license_name: duplicate key: {label} license name "
-                                    f"{license_name!r} (ignoring case) is already priced on row {first}")
+                    problems.append(
+                        f"row {rownum}, column license_name: duplicate key: {label} license name "
+                        f"{license_name!r} (ignoring case) is already priced on row {first}"
+                    )
         out["integration"].append(integration or None)
         out["license_id"].append(license_id or None)
         out["license_name"].append(license_name or None)
@@ -302,7 +366,9 @@ def _validate_price_records(records: list[tuple[int, dict[str, Any]]]) -> pd.Dat
         out["billing_period"].append(period)
     if problems:
         raise PriceBookError(problems)
-    return pd.DataFrame({c: pd.array(out[c], dtype=PRICE_BOOK_DTYPES[c]) for c in PRICE_BOOK_COLUMNS})
+    return pd.DataFrame(
+        {c: pd.array(out[c], dtype=PRICE_BOOK_DTYPES[c]) for c in PRICE_BOOK_COLUMNS}
+    )
 
 
 _PRICE_REQUIRED = ("integration", "unit_price", "currency", "billing_period")
@@ -350,23 +416,32 @@ def price_book_to_csv(df: pd.DataFrame | None) -> bytes:
     writer.writerow(PRICE_BOOK_COLUMNS)
     for row in book.itertuples(index=False):
         rec = row._asdict()
-        writer.writerow([
-            "" if pd.isna(rec[c]) else (_format_number(rec[c]) if c == "unit_price" else safe_cell(str(rec[c])))
-            for c in PRICE_BOOK_COLUMNS
-        ])
+        writer.writerow(
+            [
+                ""
+                if pd.isna(rec[c])
+                else (_format_number(rec[c]) if c == "unit_price" else safe_cell(str(rec[c])))
+                for c in PRICE_BOOK_COLUMNS
+            ]
+        )
     return buf.getvalue().encode("utf-8")
 
 
 # ----------------------------------------------------------- exchange rates
 
+
 def _reporting_code(reporting_currency: str) -> str:
     code = (reporting_currency or "").strip().upper()
     if code not in CURRENCY_CODES:
-        raise FxRatesError([f"reporting currency {reporting_currency!r} is not an ISO 4217 currency code"])
+        raise FxRatesError(
+            [f"reporting currency {reporting_currency!r} is not an ISO 4217 currency code"]
+        )
     return code
 
 
-def _validate_fx_records(records: list[tuple[int, dict[str, Any]]], reporting_currency: str) -> dict[str, float]:
+def _validate_fx_records(
+    records: list[tuple[int, dict[str, Any]]], reporting_currency: str
+) -> dict[str, float]:
     reporting = _reporting_code(reporting_currency)
     problems: list[str] = []
     rates: dict[str, float] = {reporting: 1.0}
@@ -375,18 +450,24 @@ def _validate_fx_records(records: list[tuple[int, dict[str, Any]]], reporting_cu
         if "__extra__" in rec:
             problems.append(rec["__extra__"])
         code = _check_currency(rownum, "currency", rec.get("currency", ""), problems)
-        rate = _check_amount(rownum, "rate", rec.get("rate", ""), problems, positive=True, maximum=MAX_FX_RATE)
+        rate = _check_amount(
+            rownum, "rate", rec.get("rate", ""), problems, positive=True, maximum=MAX_FX_RATE
+        )
         if code is None:
             continue
         first = first_row.setdefault(code, rownum)
         if first != rownum:
-            problems.append(f"row {rownum}, column currency: duplicate: {code} already has a rate on row {first}")
+            problems.append(
+                f"row {rownum}, column currency: duplicate: {code} already has a rate on row {first}"
+            )
             continue
         if rate is None:
             continue
         if code == reporting:
             if not math.isclose(rate, 1.0, rel_tol=0, abs_tol=1e-12):
-                problems.append(f"row {rownum}, column rate: {code} is the reporting currency, so its rate is 1, not {rec.get('rate')!r}")
+                problems.append(
+                    f"row {rownum}, column rate: {code} is the reporting currency, so its rate is 1, not {rec.get('rate')!r}"
+                )
             continue
         rates[code] = rate
     if problems:

@@ -13,8 +13,7 @@ import numpy as np
 import pandas as pd
 
 from lib.analytics._engine import _codes_of, _masked
-from lib.schema import CURRENCY_CODES, ISO_4217_LIST_ONE  # noqa: F401  (re-exported)
-from lib.schema import FAILED_OUTCOMES, GOOD_OUTCOMES, OUTCOMES  # noqa: F401  (one truth, in the base layer)
+from lib.schema import CURRENCY_CODES, FAILED_OUTCOMES, GOOD_OUTCOMES, ISO_4217_LIST_ONE, OUTCOMES  # noqa: F401  (re-exported)  # noqa: F401  (one truth, in the base layer)
 from lib.schema import NOT_MONEY as _NOT_MONEY  # noqa: F401
 
 # ------------------------------------------------------------------ currencies
@@ -23,9 +22,20 @@ from lib.schema import NOT_MONEY as _NOT_MONEY  # noqa: F401
 
 # Withdrawn codes people still type, and what replaced them.
 WITHDRAWN_CODES = {
-    "ANG": "XCG", "BGN": "EUR", "CUC": "CUP", "EEK": "EUR", "HRK": "EUR", "LTL": "EUR",
-    "LVL": "EUR", "MRO": "MRU", "SKK": "EUR", "SLL": "SLE", "STD": "STN", "VEF": "VES",
-    "ZWL": "ZWG", "BYR": "BYN",
+    "ANG": "XCG",
+    "BGN": "EUR",
+    "CUC": "CUP",
+    "EEK": "EUR",
+    "HRK": "EUR",
+    "LTL": "EUR",
+    "LVL": "EUR",
+    "MRO": "MRU",
+    "SKK": "EUR",
+    "SLL": "SLE",
+    "STD": "STN",
+    "VEF": "VES",
+    "ZWL": "ZWG",
+    "BYR": "BYN",
 }
 
 
@@ -54,16 +64,22 @@ FLAG_SEVERITY = ("over_allocated", "under_used", "at_capacity", "ok", "not_repor
 
 # ------------------------------------------------------------------ paid, free, unpriced
 
-PAID_RULE = ("paid = the vendor says paid, or the vendor does not say and the license has a price above 0; "
-             "the vendor saying not paid always counts as free")
+PAID_RULE = (
+    "paid = the vendor says paid, or the vendor does not say and the license has a price above 0; "
+    "the vendor saying not paid always counts as free"
+)
 
 
-def paid_rule(paid: np.ndarray, paid_na: np.ndarray, price: np.ndarray, price_na: np.ndarray) -> np.ndarray:
+def paid_rule(
+    paid: np.ndarray, paid_na: np.ndarray, price: np.ndarray, price_na: np.ndarray
+) -> np.ndarray:
     """Paid: the vendor says paid, or it does not say and the annual price is known and above 0."""
     return (~paid_na & paid) | (paid_na & ~price_na & (price > 0))
 
 
-def free_rule(paid: np.ndarray, paid_na: np.ndarray, price: np.ndarray, price_na: np.ndarray) -> np.ndarray:
+def free_rule(
+    paid: np.ndarray, paid_na: np.ndarray, price: np.ndarray, price_na: np.ndarray
+) -> np.ndarray:
     """Free: the vendor says not paid, or it does not say and the annual price is known to be 0.
 
     Neither paid nor free: the vendor does not say and there is no price (its cost is unknown).
@@ -72,7 +88,7 @@ def free_rule(paid: np.ndarray, paid_na: np.ndarray, price: np.ndarray, price_na
 
 
 def needs_price_rule(unpriced: np.ndarray, paid: np.ndarray, paid_na: np.ndarray) -> np.ndarray:
-    """"Paid licenses without a price": no price, and the vendor says paid or does not say (Microsoft 365,
+    """ "Paid licenses without a price": no price, and the vendor says paid or does not say (Microsoft 365,
     Cisco Meraki never say). One rule for the pages, the summary and the command line."""
     return unpriced & (paid_na | paid)
 
@@ -112,6 +128,7 @@ def priced_paid(df: pd.DataFrame) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ utilization
+
 
 def utilization_tenths(assigned: np.ndarray, total: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(100 x assigned / bought in percent, rounded half up to one decimal, exactly in integers; NA mask).

@@ -36,8 +36,18 @@ class SpendGaps:
         return int((self.left_out["reason"] == reason).sum())
 
 
-LEFT_OUT_COLUMNS = ["integration_label", "account_id", "license_name", "reason", "assigned_seats", "total_seats",
-                    "annual_unit_price", "currency", "at_least", "reporting_currency"]
+LEFT_OUT_COLUMNS = [
+    "integration_label",
+    "account_id",
+    "license_name",
+    "reason",
+    "assigned_seats",
+    "total_seats",
+    "annual_unit_price",
+    "currency",
+    "at_least",
+    "reporting_currency",
+]
 
 
 def spend_gaps(df: pd.DataFrame, options: MetricOptions) -> SpendGaps:
@@ -59,26 +69,39 @@ def spend_gaps(df: pd.DataFrame, options: MetricOptions) -> SpendGaps:
     at_least = np.full(len(df), np.nan)
     if floor_rows.any():
         rate = np.full(len(df), np.nan)
-        rate[floor_rows] = [options.rate(c) or np.nan if isinstance(c, str) else np.nan
-                            for c in df["currency"].astype("string").to_numpy(dtype=object)[floor_rows]]
+        rate[floor_rows] = [
+            options.rate(c) or np.nan if isinstance(c, str) else np.nan
+            for c in df["currency"].astype("string").to_numpy(dtype=object)[floor_rows]
+        ]
         price = df["annual_unit_price"].to_numpy(dtype=np.float64, na_value=np.nan)
         assigned = df["assigned_seats"].to_numpy(dtype=np.float64, na_value=np.nan)
-        at_least[floor_rows] = np.round(price[floor_rows] * assigned[floor_rows] * rate[floor_rows], 2)
+        at_least[floor_rows] = np.round(
+            price[floor_rows] * assigned[floor_rows] * rate[floor_rows], 2
+        )
     keep = reason != ""
-    rows = df.loc[keep, [c for c in LEFT_OUT_COLUMNS if c in df.columns and c not in ("reason", "at_least")]].copy()
+    rows = df.loc[
+        keep, [c for c in LEFT_OUT_COLUMNS if c in df.columns and c not in ("reason", "at_least")]
+    ].copy()
     rows.insert(3, "reason", pd.array(reason[keep].tolist(), dtype="string"))
     rows["at_least"] = pd.array(at_least[keep], dtype="Float64")
     rows["at_least"] = rows["at_least"].where(~np.isnan(at_least[keep]), pd.NA)
     rows["reporting_currency"] = pd.array([cur] * len(rows), dtype="string")
     order = {k: i for i, k in enumerate(LEFT_OUT_REASONS)}
-    rows = rows.assign(_o=rows["reason"].map(order)).sort_values(["_o", "integration_label", "license_name"],
-                                                                 kind="stable").drop(columns="_o")
+    rows = (
+        rows.assign(_o=rows["reason"].map(order))
+        .sort_values(["_o", "integration_label", "license_name"], kind="stable")
+        .drop(columns="_o")
+    )
     counted = at_least[keep & ~np.isnan(at_least)]
     # A floor in a currency without a rate cannot be added: that row reads "no rate", as its spend would.
     no_rate_floor = floor_rows & np.isnan(at_least)
     if no_rate_floor.any():
         rows.loc[rows.index.isin(df.index[no_rate_floor]), "reason"] = "no_rate"
-    return SpendGaps(round(float(counted.sum()), 2) if len(counted) else 0.0, rows[LEFT_OUT_COLUMNS].reset_index(drop=True), cur)
+    return SpendGaps(
+        round(float(counted.sum()), 2) if len(counted) else 0.0,
+        rows[LEFT_OUT_COLUMNS].reset_index(drop=True),
+        cur,
+    )
 
 
 def spend_chart_rows(spend: pd.DataFrame, gaps: SpendGaps) -> pd.DataFrame:
@@ -87,8 +110,13 @@ def spend_chart_rows(spend: pd.DataFrame, gaps: SpendGaps) -> pd.DataFrame:
     floor = gaps.left_out[gaps.left_out["at_least"].notna()]
     if floor.empty:
         return spend
-    extra = (floor.groupby("integration_label", observed=True)["at_least"].sum().round(2).reset_index()
-             .rename(columns={"at_least": "amount"}))
+    extra = (
+        floor.groupby("integration_label", observed=True)["at_least"]
+        .sum()
+        .round(2)
+        .reset_index()
+        .rename(columns={"at_least": "amount"})
+    )
     extra.insert(1, "part", pd.array(["at_least"] * len(extra), dtype="string"))
     extra["reporting_currency"] = pd.array([gaps.reporting_currency] * len(extra), dtype="string")
     out = pd.concat([spend, extra.astype({"amount": "Float64"})], ignore_index=True)
@@ -101,9 +129,15 @@ def spend_chart_empty_text(df: pd.DataFrame, gaps: SpendGaps) -> str:
     if n == 0:
         return "No paid license here has a price yet. Add prices in the Price book to see spend."
     why = [f"{k} report no seat counts" for k in [gaps.count("no_seat_counts")] if k]
-    why += [f"{k} have no exchange rate to {gaps.reporting_currency}" for k in [gaps.count("no_rate")] if k]
-    return (f"{n} paid license(s) here have a price, but no amount can be drawn: {', '.join(why) or 'none has seats'}. "
-            "What the spend total leaves out lists them.")
+    why += [
+        f"{k} have no exchange rate to {gaps.reporting_currency}"
+        for k in [gaps.count("no_rate")]
+        if k
+    ]
+    return (
+        f"{n} paid license(s) here have a price, but no amount can be drawn: {', '.join(why) or 'none has seats'}. "
+        "What the spend total leaves out lists them."
+    )
 
 
 def savings_empty_text(df: pd.DataFrame) -> str:
@@ -114,8 +148,10 @@ def savings_empty_text(df: pd.DataFrame) -> str:
     if not priced.any():
         return "No paid license here has a price, so no savings can be computed."
     if not known.any():
-        return (f"No savings can be computed: the {int(unknown.sum())} priced paid license(s) here do not report "
-                "both seats assigned and seats bought (or have no exchange rate).")
+        return (
+            f"No savings can be computed: the {int(unknown.sum())} priced paid license(s) here do not report "
+            "both seats assigned and seats bought (or have no exchange rate)."
+        )
     text = f"No savings found: each of the {int(known.sum())} priced paid license(s) with both seat counts is within its buffer."
     if unknown.any():
         text += f" {int(unknown.sum())} other priced license(s) do not report both counts, so their savings are unknown."

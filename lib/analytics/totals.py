@@ -8,13 +8,21 @@ total equals the sum of the rows shown; see docs/metrics.md. Totals accept the t
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from lib.analytics._engine import _codes_of, _encode, _Grouping, _masked, column_codes, combine_codes
+from lib.analytics._engine import (
+    _codes_of,
+    _encode,
+    _Grouping,
+    _masked,
+    column_codes,
+    combine_codes,
+)
 from lib.analytics.labels import MEASURE
 from lib.analytics.metrics import METRIC_COLUMNS, MetricOptions
 from lib.analytics.rules import (
@@ -36,15 +44,33 @@ GROUPINGS: dict[str, list[str]] = {
 
 
 # Row properties counted per group, as bits of one small code per row.
-_BITS = ("total_known", "assigned_known", "spend_known", "idle_known", "savings_known", "true_up_known",
-         "not_converted", "unpriced", "needs_price")
+_BITS = (
+    "total_known",
+    "assigned_known",
+    "spend_known",
+    "idle_known",
+    "savings_known",
+    "true_up_known",
+    "not_converted",
+    "unpriced",
+    "needs_price",
+)
 _BIT = {name: j for j, name in enumerate(_BITS)}
 _FLAG_SHIFT = len(_BITS)
 
 # Sums per group: name -> how it is made (see PreparedMetrics.__init__).
-_SUMS = ("total_seats", "assigned_seats", "unassigned_seats", "over_allocated_seats", "both_assigned",
-         "annual_spend", "idle_annual_spend", "potential_annual_savings", "true_up_exposure",
-         "unsplit_annual_spend")
+_SUMS = (
+    "total_seats",
+    "assigned_seats",
+    "unassigned_seats",
+    "over_allocated_seats",
+    "both_assigned",
+    "annual_spend",
+    "idle_annual_spend",
+    "potential_annual_savings",
+    "true_up_exposure",
+    "unsplit_annual_spend",
+)
 
 _MONEY_SOURCES = {
     "annual_spend": "annual_cost_reporting",
@@ -67,7 +93,9 @@ class PreparedMetrics:
         missing = [c for c in METRIC_COLUMNS if c not in df.columns]
         if missing:
             raise ValueError(f"run add_metrics first: the table lacks {', '.join(missing)}")
-        self.df = df = df.copy(deep=False)     # copy-on-write: later edits of the caller's table do not reach it
+        self.df = df = df.copy(
+            deep=False
+        )  # copy-on-write: later edits of the caller's table do not reach it
         self.n = len(df)
         self.reporting_currency = _reporting_currency(df, options)
         t, t_na = _masked(df["total_seats"], "Int64", np.float64)
@@ -78,8 +106,8 @@ class PreparedMetrics:
         money = {}
         for name, col in _MONEY_SOURCES.items():
             v, m = _masked(df[col], "Float64", np.float64)
-            v = v * 100                      # a new array: to_numpy may share the table's memory
-            np.rint(v, out=v)                # whole cents, exact in float64
+            v = v * 100  # a new array: to_numpy may share the table's memory
+            np.rint(v, out=v)  # whole cents, exact in float64
             money[name] = (v, m)
         spend, spend_na = money["annual_spend"]
         idle, idle_na = money["idle_annual_spend"]
@@ -91,7 +119,10 @@ class PreparedMetrics:
         both_assigned = a.copy()
         np.copyto(both_assigned, 0.0, where=~both)
         self.weights = {
-            "total_seats": t, "assigned_seats": a, "unassigned_seats": u, "over_allocated_seats": o,
+            "total_seats": t,
+            "assigned_seats": a,
+            "unassigned_seats": u,
+            "over_allocated_seats": o,
             "both_assigned": both_assigned,
             **{name: values for name, (values, _) in money.items()},
             "unsplit_annual_spend": unsplit_spend,
@@ -106,24 +137,31 @@ class PreparedMetrics:
         self.nc_cents = np.rint(own_values[keep] * 100)
         not_converted = np.zeros(self.n, dtype=bool)
         not_converted[self.nc_rows] = True
-        self.nc_codes, self.nc_names = _encode(df["currency"].iloc[self.nc_rows].astype("string").reset_index(drop=True))
+        self.nc_codes, self.nc_names = _encode(
+            df["currency"].iloc[self.nc_rows].astype("string").reset_index(drop=True)
+        )
 
         flag = _codes_of(df["flag"], FLAGS).astype(np.int16)
         flag[flag < 0] = FLAGS.index("ok")
         unpriced = unpriced_mask(df)
         paid, paid_na = _masked(df["is_paid"], "boolean", bool)
         bits = {
-            "total_known": ~t_na, "assigned_known": ~a_na, "spend_known": ~spend_na, "idle_known": ~idle_na,
-            "savings_known": ~money["potential_annual_savings"][1], "true_up_known": ~money["true_up_exposure"][1],
-            "not_converted": not_converted, "unpriced": unpriced,
+            "total_known": ~t_na,
+            "assigned_known": ~a_na,
+            "spend_known": ~spend_na,
+            "idle_known": ~idle_na,
+            "savings_known": ~money["potential_annual_savings"][1],
+            "true_up_known": ~money["true_up_exposure"][1],
+            "not_converted": not_converted,
+            "unpriced": unpriced,
             "needs_price": needs_price_rule(unpriced, paid, paid_na),
         }
         raw = flag << _FLAG_SHIFT
         for name, j in _BIT.items():
             raw |= bits[name].astype(np.int16) << j
         present = np.bincount(raw, minlength=len(FLAGS) << _FLAG_SHIFT) > 0
-        self.patterns = np.flatnonzero(present)                 # the row codes that occur
-        self.pattern = (np.cumsum(present) - 1).astype(np.int16)[raw]        # fewer than 2**15 codes
+        self.patterns = np.flatnonzero(present)  # the row codes that occur
+        self.pattern = (np.cumsum(present) - 1).astype(np.int16)[raw]  # fewer than 2**15 codes
         price, price_na = _masked(df["annual_unit_price"], "Float64", np.float64)
         self.paid = paid_rule(paid, paid_na, price, price_na)
         self._encoded: dict[str, tuple[np.ndarray, Any]] = {}
@@ -158,7 +196,9 @@ class PreparedMetrics:
                 codes, keys = self.group_codes(by)
                 ngroups = len(keys[0]) if self.n else 0
                 if paid_only:
-                    codes = np.where(self.paid, codes, ngroups)      # the rest goes to a bin that is dropped
+                    codes = np.where(
+                        self.paid, codes, ngroups
+                    )  # the rest goes to a bin that is dropped
                 self._groupings[key] = _Grouping(codes, ngroups)
         return self._groupings[key]
 
@@ -182,8 +222,13 @@ class PreparedMetrics:
             del combined
             per = per.reshape(ngroups + 1, npat)[:ngroups]
         else:
-            per = np.stack([np.bincount(g.codes[self.pattern == p], minlength=ngroups + 1)[:ngroups]
-                            for p in range(npat)], axis=1)
+            per = np.stack(
+                [
+                    np.bincount(g.codes[self.pattern == p], minlength=ngroups + 1)[:ngroups]
+                    for p in range(npat)
+                ],
+                axis=1,
+            )
         pbits = {name: (self.patterns >> j) & 1 for name, j in _BIT.items()}
         pflag = self.patterns >> _FLAG_SHIFT
 
@@ -207,14 +252,21 @@ class PreparedMetrics:
         out["utilization_total_seats"] = (t_i, both == 0)
         out["utilization_rows"] = both
         out["rows_without_seat_counts"] = out["licenses"] - both
-        for name, bit in (("annual_spend", "spend_known"), ("idle_annual_spend", "idle_known"),
-                          ("potential_annual_savings", "savings_known"), ("true_up_exposure", "true_up_known")):
+        for name, bit in (
+            ("annual_spend", "spend_known"),
+            ("idle_annual_spend", "idle_known"),
+            ("potential_annual_savings", "savings_known"),
+            ("true_up_exposure", "true_up_known"),
+        ):
             out[name] = (np.round(sums[name] / 100.0, 2), known[bit] == 0)
         split = count(pbits["spend_known"] & pbits["idle_known"])
         unsplit = count(pbits["spend_known"] & (1 - pbits["idle_known"]))
         used = sums["annual_spend"] - sums["idle_annual_spend"] - sums["unsplit_annual_spend"]
         out["used_annual_spend"] = (np.round(used / 100.0, 2), split == 0)
-        out["unsplit_annual_spend"] = (np.round(sums["unsplit_annual_spend"] / 100.0, 2), unsplit == 0)
+        out["unsplit_annual_spend"] = (
+            np.round(sums["unsplit_annual_spend"] / 100.0, 2),
+            unsplit == 0,
+        )
         out["rows_without_spend"] = out["licenses"] - known["spend_known"]
         out["rows_not_converted"] = known["not_converted"]
         out["unpriced_licenses"] = known["unpriced"]
@@ -235,19 +287,26 @@ class PreparedMetrics:
             ncur = len(self.nc_names)
             combined = grp * ncur + self.nc_codes
             nbins = (ngroups + 1) * ncur
-            cents = np.bincount(combined, weights=self.nc_cents, minlength=nbins)[:ngroups * ncur]
-            rows = np.bincount(combined, minlength=nbins)[:ngroups * ncur]
+            cents = np.bincount(combined, weights=self.nc_cents, minlength=nbins)[: ngroups * ncur]
+            rows = np.bincount(combined, minlength=nbins)[: ngroups * ncur]
             for pos in np.flatnonzero(rows).tolist():
-                excluded[pos // ncur][self.nc_names[pos % ncur]] = (round(cents[pos] / 100.0, 2), int(rows[pos]))
+                excluded[pos // ncur][self.nc_names[pos % ncur]] = (
+                    round(cents[pos] / 100.0, 2),
+                    int(rows[pos]),
+                )
         out["_excluded"] = excluded
         return out
 
 
-def prepare(df: pd.DataFrame | PreparedMetrics, options: MetricOptions | None = None) -> PreparedMetrics:
+def prepare(
+    df: pd.DataFrame | PreparedMetrics, options: MetricOptions | None = None
+) -> PreparedMetrics:
     """Read a table from :func:`add_metrics` once, for any number of totals (see :class:`PreparedMetrics`)."""
     if isinstance(df, PreparedMetrics):
         if options is not None and options.reporting_currency != df.reporting_currency:
-            raise ValueError(f"the metrics were computed in {df.reporting_currency}, not {options.reporting_currency}")
+            raise ValueError(
+                f"the metrics were computed in {df.reporting_currency}, not {options.reporting_currency}"
+            )
         return df
     return PreparedMetrics(df, options)
 
@@ -257,7 +316,9 @@ def _reporting_currency(df: pd.DataFrame, options: MetricOptions | None) -> str:
     if options is None:
         return found if isinstance(found, str) else MetricOptions().reporting_currency
     if isinstance(found, str) and found != options.reporting_currency:
-        raise ValueError(f"the metrics were computed in {found}, not {options.reporting_currency}; run add_metrics again")
+        raise ValueError(
+            f"the metrics were computed in {found}, not {options.reporting_currency}; run add_metrics again"
+        )
     return options.reporting_currency
 
 
@@ -314,8 +375,11 @@ class Summary:
         return asdict(self)
 
 
-def summarize(df: pd.DataFrame | PreparedMetrics, options: MetricOptions | None = None,
-              paid_only: bool = False) -> Summary:
+def summarize(
+    df: pd.DataFrame | PreparedMetrics,
+    options: MetricOptions | None = None,
+    paid_only: bool = False,
+) -> Summary:
     """Totals over all rows of a table from :func:`add_metrics`, or over the paid licenses only.
 
     ``df`` may be a :class:`PreparedMetrics` (from :func:`prepare`), to read the table once for many totals.
@@ -364,14 +428,34 @@ def summarize(df: pd.DataFrame | PreparedMetrics, options: MetricOptions | None 
 
 
 GROUP_FIGURES = [
-    "licenses", "total_seats", "assigned_seats", "unassigned_seats", "over_allocated_seats",
-    "utilization_pct", "rows_without_seat_counts",
-    "annual_spend", "used_annual_spend", "idle_annual_spend", "unsplit_annual_spend",
-    "potential_annual_savings", "true_up_exposure", "reporting_currency",
-    "rows_without_spend", "rows_not_converted", "not_converted",
-    "unpriced_licenses", "unpriced_paid_licenses", "over_allocated_licenses",
-    "flag_over_allocated", "flag_under_used", "flag_at_capacity", "flag_not_reported", "flag_ok", "flag_free",
-    "utilization_assigned_seats", "utilization_total_seats",
+    "licenses",
+    "total_seats",
+    "assigned_seats",
+    "unassigned_seats",
+    "over_allocated_seats",
+    "utilization_pct",
+    "rows_without_seat_counts",
+    "annual_spend",
+    "used_annual_spend",
+    "idle_annual_spend",
+    "unsplit_annual_spend",
+    "potential_annual_savings",
+    "true_up_exposure",
+    "reporting_currency",
+    "rows_without_spend",
+    "rows_not_converted",
+    "not_converted",
+    "unpriced_licenses",
+    "unpriced_paid_licenses",
+    "over_allocated_licenses",
+    "flag_over_allocated",
+    "flag_under_used",
+    "flag_at_capacity",
+    "flag_not_reported",
+    "flag_ok",
+    "flag_free",
+    "utilization_assigned_seats",
+    "utilization_total_seats",
 ]
 
 
@@ -381,8 +465,12 @@ def _by_columns(by: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(by)
 
 
-def group_summary(df: pd.DataFrame | PreparedMetrics, by: str | Sequence[str],
-                  options: MetricOptions | None = None, paid_only: bool = False) -> pd.DataFrame:
+def group_summary(
+    df: pd.DataFrame | PreparedMetrics,
+    by: str | Sequence[str],
+    options: MetricOptions | None = None,
+    paid_only: bool = False,
+) -> pd.DataFrame:
     """:func:`summarize`'s figures per group of ``by`` (columns, or a name in :data:`GROUPINGS`).
 
     One row per group (rows with an empty key form a group of their own;
@@ -416,9 +504,12 @@ def _group_frame(prep: PreparedMetrics, by: tuple[str, ...], paid_only: bool) ->
             data[name] = pd.array([prep.reporting_currency] * ngroups, dtype="string")
         elif name == "not_converted":
             data[name] = pd.array(
-                [("; ".join(f"{c} {v:.2f}" for c, (v, _) in sorted(ex.items())) if ex else None)
-                 for ex in agg["_excluded"]],
-                dtype="string")
+                [
+                    ("; ".join(f"{c} {v:.2f}" for c, (v, _) in sorted(ex.items())) if ex else None)
+                    for ex in agg["_excluded"]
+                ],
+                dtype="string",
+            )
         elif isinstance(agg[name], tuple):
             values, mask = agg[name]
             if values.dtype.kind == "f":
@@ -426,7 +517,9 @@ def _group_frame(prep: PreparedMetrics, by: tuple[str, ...], paid_only: bool) ->
             else:
                 data[name] = pd.arrays.IntegerArray(values.astype(np.int64), mask.copy())
         else:
-            data[name] = pd.arrays.IntegerArray(np.asarray(agg[name], dtype=np.int64), np.zeros(ngroups, dtype=bool))
+            data[name] = pd.arrays.IntegerArray(
+                np.asarray(agg[name], dtype=np.int64), np.zeros(ngroups, dtype=bool)
+            )
     out = pd.DataFrame(data)
     if ngroups:
         out = out[out["licenses"].to_numpy(dtype=np.int64) > 0]
@@ -435,16 +528,26 @@ def _group_frame(prep: PreparedMetrics, by: tuple[str, ...], paid_only: bool) ->
     return out.reset_index(drop=True)
 
 
-def all_group_summaries(df: pd.DataFrame | PreparedMetrics, options: MetricOptions | None = None,
-                        paid_only: bool = False) -> dict[str, pd.DataFrame]:
+def all_group_summaries(
+    df: pd.DataFrame | PreparedMetrics,
+    options: MetricOptions | None = None,
+    paid_only: bool = False,
+) -> dict[str, pd.DataFrame]:
     """:func:`group_summary` for every entry of :data:`GROUPINGS`, reading the table once."""
     prep = prepare(df, options)
-    return {name: group_summary(prep, cols, paid_only=paid_only) for name, cols in GROUPINGS.items()}
+    return {
+        name: group_summary(prep, cols, paid_only=paid_only) for name, cols in GROUPINGS.items()
+    }
 
 
 # Chart data.
-def top_idle_spend(df: pd.DataFrame | PreparedMetrics, n: int = 10, options: MetricOptions | None = None,
-                   by: str | Sequence[str] = "license", paid_only: bool = False) -> pd.DataFrame:
+def top_idle_spend(
+    df: pd.DataFrame | PreparedMetrics,
+    n: int = 10,
+    options: MetricOptions | None = None,
+    by: str | Sequence[str] = "license",
+    paid_only: bool = False,
+) -> pd.DataFrame:
     """The ``n`` licenses (integration + license name, over all accounts) with the most idle annual spend.
 
     Only groups with idle spend above 0; largest first, ties by key.
@@ -453,25 +556,54 @@ def top_idle_spend(df: pd.DataFrame | PreparedMetrics, n: int = 10, options: Met
     groups = group_summary(df, cols, options, paid_only=paid_only)
     idle = groups["idle_annual_spend"].fillna(0).to_numpy(dtype=np.float64)
     groups = groups[idle > 0]
-    return groups.sort_values(["idle_annual_spend", *cols], ascending=[False] + [True] * len(cols),
-                              na_position="last", kind="stable").head(n).reset_index(drop=True)
+    return (
+        groups.sort_values(
+            ["idle_annual_spend", *cols],
+            ascending=[False] + [True] * len(cols),
+            na_position="last",
+            kind="stable",
+        )
+        .head(n)
+        .reset_index(drop=True)
+    )
 
 
-def utilization_by_integration(df: pd.DataFrame | PreparedMetrics, options: MetricOptions | None = None,
-                               paid_only: bool = False) -> pd.DataFrame:
+def utilization_by_integration(
+    df: pd.DataFrame | PreparedMetrics,
+    options: MetricOptions | None = None,
+    paid_only: bool = False,
+) -> pd.DataFrame:
     """Seat-weighted utilization per integration (allocation, not activity), lowest first; NA last."""
     groups = group_summary(df, ["integration_label"], options, paid_only=paid_only)
-    cols = ["integration_label", "utilization_pct", "assigned_seats", "total_seats", "unassigned_seats",
-            "over_allocated_seats", "licenses", "rows_without_seat_counts"]
-    return groups[cols].sort_values(["utilization_pct", "integration_label"], na_position="last",
-                                    kind="stable").reset_index(drop=True)
+    cols = [
+        "integration_label",
+        "utilization_pct",
+        "assigned_seats",
+        "total_seats",
+        "unassigned_seats",
+        "over_allocated_seats",
+        "licenses",
+        "rows_without_seat_counts",
+    ]
+    return (
+        groups[cols]
+        .sort_values(["utilization_pct", "integration_label"], na_position="last", kind="stable")
+        .reset_index(drop=True)
+    )
 
 
-SPEND_PARTS = (("used", "used_annual_spend"), ("idle", "idle_annual_spend"), ("not_reported", "unsplit_annual_spend"))
+SPEND_PARTS = (
+    ("used", "used_annual_spend"),
+    ("idle", "idle_annual_spend"),
+    ("not_reported", "unsplit_annual_spend"),
+)
 
 
-def spend_by_integration(df: pd.DataFrame | PreparedMetrics, options: MetricOptions | None = None,
-                         paid_only: bool = False) -> pd.DataFrame:
+def spend_by_integration(
+    df: pd.DataFrame | PreparedMetrics,
+    options: MetricOptions | None = None,
+    paid_only: bool = False,
+) -> pd.DataFrame:
     """Annual spend per integration in the reporting currency, long form for a stacked bar.
 
     Columns: ``integration_label``, ``part`` (``used``: assigned seats;
@@ -488,13 +620,21 @@ def spend_by_integration(df: pd.DataFrame | PreparedMetrics, options: MetricOpti
         has = values.notna().to_numpy(dtype=bool)
         if part == "not_reported":
             has = has & (values.fillna(0).to_numpy(dtype=np.float64) > 0)
-        frames.append(pd.DataFrame({
-            "integration_label": groups["integration_label"].array[has],
-            "part": pd.array([part] * int(has.sum()), dtype="string"),
-            "amount": values.array[has],
-            "_order": order,
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "integration_label": groups["integration_label"].array[has],
+                    "part": pd.array([part] * int(has.sum()), dtype="string"),
+                    "amount": values.array[has],
+                    "_order": order,
+                }
+            )
+        )
     out = pd.concat(frames, ignore_index=True)
-    out = out.sort_values(["integration_label", "_order"], kind="stable").drop(columns="_order").reset_index(drop=True)
+    out = (
+        out.sort_values(["integration_label", "_order"], kind="stable")
+        .drop(columns="_order")
+        .reset_index(drop=True)
+    )
     out["reporting_currency"] = pd.array([prep.reporting_currency] * len(out), dtype="string")
     return out

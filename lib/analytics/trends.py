@@ -7,7 +7,7 @@ import pandas as pd
 from lib.analytics.labels import TREND_MEASURES
 from lib.truto.normalize import seat_arithmetic
 
-MEASURES = TREND_MEASURES   # the words live in lib.analytics.labels
+MEASURES = TREND_MEASURES  # the words live in lib.analytics.labels
 
 
 def measure_labels(currency: str | None) -> dict[str, str]:
@@ -27,7 +27,15 @@ def trend_frame(history: pd.DataFrame, group: str = "integration") -> pd.DataFra
     date; a sum is empty (not 0) when no row of the group reports it.
     """
     by = GROUPS[group]
-    cols = ["taken_at", *by, "utilization_pct", "assigned_seats", "total_seats", "annual_cost_reporting", "licenses"]
+    cols = [
+        "taken_at",
+        *by,
+        "utilization_pct",
+        "assigned_seats",
+        "total_seats",
+        "annual_cost_reporting",
+        "licenses",
+    ]
     if history.empty:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in cols})
     df = history.copy()
@@ -42,17 +50,25 @@ def trend_frame(history: pd.DataFrame, group: str = "integration") -> pd.DataFra
     out = g.agg(
         assigned_seats=("assigned_seats", lambda s: s.sum() if s.notna().any() else pd.NA),
         total_seats=("total_seats", lambda s: s.sum() if s.notna().any() else pd.NA),
-        annual_cost_reporting=("annual_cost_reporting", lambda s: round(float(s.sum()), 2) if s.notna().any() else pd.NA),
-        _a=("_a_both", "sum"), _t=("_t_both", "sum"),
+        annual_cost_reporting=(
+            "annual_cost_reporting",
+            lambda s: round(float(s.sum()), 2) if s.notna().any() else pd.NA,
+        ),
+        _a=("_a_both", "sum"),
+        _t=("_t_both", "sum"),
         licenses=("license_id", "size"),
     ).reset_index()
     # the same exact half-up rounding as every other utilization figure
-    out["utilization_pct"] = seat_arithmetic(out["_a"].astype("Int64"), out["_t"].astype("Int64"))["utilization_pct"]
+    out["utilization_pct"] = seat_arithmetic(out["_a"].astype("Int64"), out["_t"].astype("Int64"))[
+        "utilization_pct"
+    ]
     out["assigned_seats"] = out["assigned_seats"].astype("Int64")
     out["total_seats"] = out["total_seats"].astype("Int64")
     out["annual_cost_reporting"] = out["annual_cost_reporting"].astype("Float64")
     if group == "license":
-        out["label"] = out["license_name"].fillna("(no name)") + " (" + out["integration_label"] + ")"
+        out["label"] = (
+            out["license_name"].fillna("(no name)") + " (" + out["integration_label"] + ")"
+        )
     else:
         out["label"] = out["integration_label"]
     return out[[*cols, "label"]]

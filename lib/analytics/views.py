@@ -8,12 +8,11 @@ list, the per-page tables and their CSV exports.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 
-from lib.integrations import SEAT_FIELDS, unreported_license_fields
 from lib.analytics.labels import (  # noqa: F401  (the words: re-exported for the pages, D.headers(...))
     FLAG_DISPLAY,
     LABELS,
@@ -27,8 +26,8 @@ from lib.analytics.labels import (  # noqa: F401  (the words: re-exported for th
     fmt_pct,
     fmt_seats,
     headers,
-    in_currency,
     humanize_age,
+    in_currency,
     spend_words,
 )
 from lib.analytics.metrics import MetricOptions
@@ -48,22 +47,30 @@ from lib.analytics.spend_gaps import (  # noqa: F401  (re-exported: D.spend_gaps
     spend_gaps,
 )
 from lib.analytics.totals import Summary
+from lib.integrations import SEAT_FIELDS, unreported_license_fields
 
 # ------------------------------------------------------------------ filters
+
 
 @dataclass(frozen=True)
 class Filters:
     tenants: tuple[str, ...] = ()
-    integrations: tuple[str, ...] = ()          # display labels
-    accounts: tuple[str, ...] = ()              # account ids
+    integrations: tuple[str, ...] = ()  # display labels
+    accounts: tuple[str, ...] = ()  # account ids
     paid_only: bool = False
     active_only: bool = False
     search: str = ""
 
     @property
     def active(self) -> bool:
-        return bool(self.tenants or self.integrations or self.accounts or self.paid_only or self.active_only
-                    or self.search.strip())
+        return bool(
+            self.tenants
+            or self.integrations
+            or self.accounts
+            or self.paid_only
+            or self.active_only
+            or self.search.strip()
+        )
 
     def describe(self) -> str:
         """The filters in words, Markdown-safe: tenant, integration and search text come from vendors and URLs."""
@@ -106,7 +113,9 @@ def _scope_mask(df: pd.DataFrame, filters: Filters) -> np.ndarray:
     if filters.tenants:
         mask &= df["tenant_id"].isin(filters.tenants).fillna(False).to_numpy(dtype=bool)
     if filters.integrations:
-        mask &= df["integration_label"].isin(filters.integrations).fillna(False).to_numpy(dtype=bool)
+        mask &= (
+            df["integration_label"].isin(filters.integrations).fillna(False).to_numpy(dtype=bool)
+        )
     if filters.accounts:
         mask &= df["account_id"].isin(filters.accounts).fillna(False).to_numpy(dtype=bool)
     return mask
@@ -131,7 +140,13 @@ def apply_filters(df: pd.DataFrame, filters: Filters) -> pd.DataFrame:
     if text:
         hit = np.zeros(len(df), dtype=bool)
         for col in ("license_name", "integration_label", "organization_name", "license_id"):
-            hit |= df[col].str.lower().str.contains(text, regex=False).fillna(False).to_numpy(dtype=bool)
+            hit |= (
+                df[col]
+                .str.lower()
+                .str.contains(text, regex=False)
+                .fillna(False)
+                .to_numpy(dtype=bool)
+            )
         mask &= hit
     return df.loc[mask]
 
@@ -142,31 +157,40 @@ def filter_accounts(accounts: pd.DataFrame, filters: Filters) -> pd.DataFrame:
 
 # ------------------------------------------------------------------ freshness
 
+
 @dataclass
 class Freshness:
-    headline: str                       # "fetched 12 minutes ago"
+    headline: str  # "fetched 12 minutes ago"
     per_account: list[tuple[str, str]]  # (account name, "fetched 2 hours ago") when they differ
     stale: list[str] = field(default_factory=list)
 
 
-def freshness(accounts: pd.DataFrame, now: datetime | None = None, names: dict[str, str] | None = None) -> Freshness:
-    now = now or datetime.now(timezone.utc)
+def freshness(
+    accounts: pd.DataFrame, now: datetime | None = None, names: dict[str, str] | None = None
+) -> Freshness:
+    now = now or datetime.now(UTC)
     times = accounts.dropna(subset=["fetched_at"])
     if times.empty:
         return Freshness("not fetched yet", [])
     names = names or account_names(accounts)
-    ages = {row.account_id: (now - row.fetched_at.to_pydatetime()).total_seconds()
-            for row in times.itertuples(index=False)}
+    ages = {
+        row.account_id: (now - row.fetched_at.to_pydatetime()).total_seconds()
+        for row in times.itertuples(index=False)
+    }
     newest, oldest = min(ages.values()), max(ages.values())
     if humanize_age(newest) == humanize_age(oldest):
         headline, per = f"fetched {humanize_age(newest)}", []
     else:
         headline = f"fetched {humanize_age(oldest)} to {humanize_age(newest)}"
-        per = [(names.get(a, a), f"fetched {humanize_age(age)}")
-               for a, age in sorted(ages.items(), key=lambda kv: -kv[1])]
+        per = [
+            (names.get(a, a), f"fetched {humanize_age(age)}")
+            for a, age in sorted(ages.items(), key=lambda kv: -kv[1])
+        ]
     stale = []
     if "stale" in accounts.columns:
-        stale = [names.get(a, a) for a, s in zip(accounts["account_id"], accounts["stale"]) if s is True]
+        stale = [
+            names.get(a, a) for a, s in zip(accounts["account_id"], accounts["stale"]) if s is True
+        ]
     return Freshness(headline, per, stale)
 
 
@@ -174,16 +198,21 @@ def priced_rows(df: pd.DataFrame) -> pd.DataFrame:
     """The Spend page's "All priced rows": rows with a price from the price book or the vendor, with
     "Price from" in words."""
     src = df["price_source"].astype("string")
-    rows = df.loc[src.isin(["price_book", "vendor"]).fillna(False).to_numpy(dtype=bool), SPEND_COLUMNS]
-    return rows.assign(price_source=rows["price_source"].astype("string").map(PRICE_SOURCE_LABELS).astype("string"))
+    rows = df.loc[
+        src.isin(["price_book", "vendor"]).fillna(False).to_numpy(dtype=bool), SPEND_COLUMNS
+    ]
+    return rows.assign(
+        price_source=rows["price_source"].astype("string").map(PRICE_SOURCE_LABELS).astype("string")
+    )
 
 
 # ------------------------------------------------------------------ KPI tiles
 
+
 def tile_value(text: str) -> str:
     """A figure short enough for a tile: "at least USD 1,234" reads "≥ USD 1,234" (the note and help say
     "at least" in words)."""
-    return "≥ " + text[len("at least "):] if text.startswith("at least ") else text
+    return "≥ " + text[len("at least ") :] if text.startswith("at least ") else text
 
 
 def tile_note(value_text: str, note: str | None) -> str | None:
@@ -197,7 +226,7 @@ class Tile:
     label: str
     value: str
     help: str
-    note: str | None = None   # shown under the value, e.g. what the figure leaves out
+    note: str | None = None  # shown under the value, e.g. what the figure leaves out
 
 
 def kpi_tiles(summary: Summary, gaps: SpendGaps | None = None) -> list[Tile]:
@@ -212,33 +241,66 @@ def kpi_tiles(summary: Summary, gaps: SpendGaps | None = None) -> list[Tile]:
     left = summary.rows_without_seat_counts
     bought_extra = (summary.total_seats or 0) - (t or 0)
     assigned_extra = (summary.assigned_seats or 0) - (a or 0)
-    base = (f"Over the {summary.utilization_rows:,} {scope} that report both seats assigned and seats "
-            f"bought; {left:,} row(s) without both are left out")
-    gaps = gaps if gaps is not None else SpendGaps(0.0, pd.DataFrame({"reason": pd.Series(dtype="string")}), cur)
+    base = (
+        f"Over the {summary.utilization_rows:,} {scope} that report both seats assigned and seats "
+        f"bought; {left:,} row(s) without both are left out"
+    )
+    gaps = (
+        gaps
+        if gaps is not None
+        else SpendGaps(0.0, pd.DataFrame({"reason": pd.Series(dtype="string")}), cur)
+    )
     spend_value, spend_note, spend_help = spend_words(summary, gaps)
-    money_note = "; ".join(p for p in (spend_note or "").split("; ") if not p.endswith("at seats assigned")) or None
+    money_note = (
+        "; ".join(p for p in (spend_note or "").split("; ") if not p.endswith("at seats assigned"))
+        or None
+    )
     left_out = ""
     if summary.excluded_by_currency:
-        left_out = " Not included (no exchange rate): " + ", ".join(
-            f"{c} {v:,.2f}" for c, v in summary.excluded_by_currency.items()) + "."
+        left_out = (
+            " Not included (no exchange rate): "
+            + ", ".join(f"{c} {v:,.2f}" for c, v in summary.excluded_by_currency.items())
+            + "."
+        )
     return [
-        Tile("Seats bought", fmt_seats(t),
-             f"Seats the vendors report as bought (Truto's available_quantity). {base}.",
-             f"+{bought_extra:,} where seats assigned are not reported" if bought_extra else None),
-        Tile("Seats assigned", fmt_seats(a),
-             f"Seats given to users, as the vendors report them. Allocation, not activity. {base}.",
-             f"+{assigned_extra:,} where seats bought are not reported" if assigned_extra else None),
-        Tile("Seat utilization", fmt_pct(summary.utilization_pct),
-             f"{fmt_seats(a)} seats assigned ÷ {fmt_seats(t)} seats bought = {fmt_pct(summary.utilization_pct)}. "
-             f"{base}.", f"{'paid' if summary.paid_only else 'all'} licenses"),
-        Tile("Over-allocated licenses", f"{summary.over_allocated_licenses:,}",
-             "Paid licenses with more seats assigned than bought: a true-up risk at renewal."),
+        Tile(
+            "Seats bought",
+            fmt_seats(t),
+            f"Seats the vendors report as bought (Truto's available_quantity). {base}.",
+            f"+{bought_extra:,} where seats assigned are not reported" if bought_extra else None,
+        ),
+        Tile(
+            "Seats assigned",
+            fmt_seats(a),
+            f"Seats given to users, as the vendors report them. Allocation, not activity. {base}.",
+            f"+{assigned_extra:,} where seats bought are not reported" if assigned_extra else None,
+        ),
+        Tile(
+            "Seat utilization",
+            fmt_pct(summary.utilization_pct),
+            f"{fmt_seats(a)} seats assigned ÷ {fmt_seats(t)} seats bought = {fmt_pct(summary.utilization_pct)}. "
+            f"{base}.",
+            f"{'paid' if summary.paid_only else 'all'} licenses",
+        ),
+        Tile(
+            "Over-allocated licenses",
+            f"{summary.over_allocated_licenses:,}",
+            "Paid licenses with more seats assigned than bought: a true-up risk at renewal.",
+        ),
         money_tile(f"Annual spend ({cur})", spend_value, spend_help, spend_note),
-        money_tile(f"Idle spend ({cur})", amount_words(summary.idle_annual_spend, cur, gaps),
-                   "The annual cost of seats bought but not assigned." + left_out, money_note),
-        money_tile(f"Potential savings ({cur})", amount_words(summary.potential_annual_savings, cur, gaps),
-                   "What dropping to the recommended seat count (assigned + buffer) would save per year. Free "
-                   "licenses cost nothing and are never in it.", money_note),
+        money_tile(
+            f"Idle spend ({cur})",
+            amount_words(summary.idle_annual_spend, cur, gaps),
+            "The annual cost of seats bought but not assigned." + left_out,
+            money_note,
+        ),
+        money_tile(
+            f"Potential savings ({cur})",
+            amount_words(summary.potential_annual_savings, cur, gaps),
+            "What dropping to the recommended seat count (assigned + buffer) would save per year. Free "
+            "licenses cost nothing and are never in it.",
+            money_note,
+        ),
     ]
 
 
@@ -249,16 +311,24 @@ def money_tile(label: str, value_text: str, help_text: str, note: str | None) ->
 
 # ------------------------------------------------------------------ attention list
 
+
 @dataclass
 class Attention:
     kind: str
     text: str
-    page: str          # a page key of ui.PAGE_FILES
+    page: str  # a page key of ui.PAGE_FILES
     count: int
 
 
-def attention(df: pd.DataFrame, accounts: pd.DataFrame, problems: pd.DataFrame, summary: Summary,
-              options: MetricOptions, names: dict[str, str] | None = None, limit: int = 3) -> list[Attention]:
+def attention(
+    df: pd.DataFrame,
+    accounts: pd.DataFrame,
+    problems: pd.DataFrame,
+    summary: Summary,
+    options: MetricOptions,
+    names: dict[str, str] | None = None,
+    limit: int = 3,
+) -> list[Attention]:
     """What needs a person's attention, most urgent first, each pointing at the page that shows it.
 
     Free licenses (flag ``free``) cost nothing: they are never under-used or over-allocated here.
@@ -268,46 +338,101 @@ def attention(df: pd.DataFrame, accounts: pd.DataFrame, problems: pd.DataFrame, 
     items: list[Attention] = []
 
     def sample(rows: pd.DataFrame) -> str:
-        labels = [f"{_name(r.license_name, r.license_id)} ({r.integration_label})" for r in rows.head(limit).itertuples()]
+        labels = [
+            f"{_name(r.license_name, r.license_id)} ({r.integration_label})"
+            for r in rows.head(limit).itertuples()
+        ]
         more = len(rows) - limit
         return ", ".join(labels) + (f" and {more} more" if more > 0 else "")
 
     failed = accounts[accounts["outcome"].isin(FAILED_OUTCOMES)]
     if len(failed):
-        who = ", ".join(f"{names.get(a, a)}: {OUTCOME_LABELS.get(o, o).lower()}"
-                        for a, o in zip(failed["account_id"].head(limit), failed["outcome"].head(limit)))
-        items.append(Attention("failed_accounts", f"{len(failed)} account(s) could not be fetched — {who}.",
-                               "accounts", len(failed)))
+        who = ", ".join(
+            f"{names.get(a, a)}: {OUTCOME_LABELS.get(o, o).lower()}"
+            for a, o in zip(failed["account_id"].head(limit), failed["outcome"].head(limit))
+        )
+        items.append(
+            Attention(
+                "failed_accounts",
+                f"{len(failed)} account(s) could not be fetched — {who}.",
+                "accounts",
+                len(failed),
+            )
+        )
     over = df[df["flag"] == "over_allocated"].sort_values("over_allocated_seats", ascending=False)
     if len(over):
-        items.append(Attention("over_allocated", f"{len(over)} license(s) have more seats assigned than bought — "
-                               f"{sample(over)}. Buy seats or reclaim them before the vendor's true-up.",
-                               "utilization", len(over)))
-    under = df[(df["flag"] == "under_used")].sort_values("idle_annual_cost_reporting", ascending=False,
-                                                         na_position="last")
+        items.append(
+            Attention(
+                "over_allocated",
+                f"{len(over)} license(s) have more seats assigned than bought — "
+                f"{sample(over)}. Buy seats or reclaim them before the vendor's true-up.",
+                "utilization",
+                len(over),
+            )
+        )
+    under = df[(df["flag"] == "under_used")].sort_values(
+        "idle_annual_cost_reporting", ascending=False, na_position="last"
+    )
     if len(under):
-        items.append(Attention("under_used", f"{len(under)} license(s) have fewer than "
-                               f"{options.under_used_pct:g}% of their seats assigned — {sample(under)}.",
-                               "utilization", len(under)))
+        items.append(
+            Attention(
+                "under_used",
+                f"{len(under)} license(s) have fewer than "
+                f"{options.under_used_pct:g}% of their seats assigned — {sample(under)}.",
+                "utilization",
+                len(under),
+            )
+        )
     silent = df[df["flag"] == "not_reported"]
     if len(silent):
-        spend = ("their spend is unknown" if silent["annual_cost"].isna().all() else "part of their spend is unknown")
-        items.append(Attention("not_reported", f"{len(silent)} license(s) report no seat counts through Truto — "
-                               f"{sample(silent)}. Their utilization, idle seats and savings cannot be computed and "
-                               f"{spend}; they are not 0. The Accounts page lists which fields each integration "
-                               "does not report.", "accounts", len(silent)))
+        spend = (
+            "their spend is unknown"
+            if silent["annual_cost"].isna().all()
+            else "part of their spend is unknown"
+        )
+        items.append(
+            Attention(
+                "not_reported",
+                f"{len(silent)} license(s) report no seat counts through Truto — "
+                f"{sample(silent)}. Their utilization, idle seats and savings cannot be computed and "
+                f"{spend}; they are not 0. The Accounts page lists which fields each integration "
+                "does not report.",
+                "accounts",
+                len(silent),
+            )
+        )
     unpriced = df[needs_price(df)]
     if len(unpriced):
-        items.append(Attention("unpriced", f"{len(unpriced)} paid license(s) have no price, so their spend is "
-                               f"unknown — {sample(unpriced)}. Add them to the price book.", "price_book",
-                               len(unpriced)))
+        items.append(
+            Attention(
+                "unpriced",
+                f"{len(unpriced)} paid license(s) have no price, so their spend is "
+                f"unknown — {sample(unpriced)}. Add them to the price book.",
+                "price_book",
+                len(unpriced),
+            )
+        )
     if summary.excluded_by_currency:
         cur = ", ".join(summary.excluded_by_currency)
-        items.append(Attention("no_rate", f"Spend in {cur} is left out of the {summary.reporting_currency} totals: "
-                               f"add an exchange rate for it.", "price_book", len(summary.excluded_by_currency)))
+        items.append(
+            Attention(
+                "no_rate",
+                f"Spend in {cur} is left out of the {summary.reporting_currency} totals: "
+                f"add an exchange rate for it.",
+                "price_book",
+                len(summary.excluded_by_currency),
+            )
+        )
     if len(problems):
-        items.append(Attention("data_problems", f"{len(problems)} license record(s) arrived malformed and are "
-                               "shown as not reported where they were unreadable.", "accounts", len(problems)))
+        items.append(
+            Attention(
+                "data_problems",
+                f"{len(problems)} license record(s) arrived malformed and are "
+                "shown as not reported where they were unreadable.",
+                "accounts",
+                len(problems),
+            )
+        )
     return items
 
 
@@ -323,27 +448,82 @@ def _name(name, license_id) -> str:
 
 # Most important first: name, the bar, the flag, the money, what to do; IDs and machine names last.
 UTILIZATION_COLUMNS = [
-    "license_name", "integration_label", "utilization_pct", "flag", "idle_annual_cost_reporting",
-    "recommended_seats", "assigned_seats", "total_seats", "unassigned_seats", "over_allocated_seats",
-    "account_id", "organization_name", "tenant_id", "product", "license_id",
+    "license_name",
+    "integration_label",
+    "utilization_pct",
+    "flag",
+    "idle_annual_cost_reporting",
+    "recommended_seats",
+    "assigned_seats",
+    "total_seats",
+    "unassigned_seats",
+    "over_allocated_seats",
+    "account_id",
+    "organization_name",
+    "tenant_id",
+    "product",
+    "license_id",
 ]
 
 # Columns a person rarely needs to read a table: shown under "More columns" (the CSV always has them).
-PLUMBING_COLUMNS = ("integration", "product", "license_id", "organization_id", "account_uuid", "reporting_currency",
-                    "requests", "retries", "rate_limited", "elapsed_seconds", "account_status", "stale", "data_as_of",
-                    "stale_for")
+PLUMBING_COLUMNS = (
+    "integration",
+    "product",
+    "license_id",
+    "organization_id",
+    "account_uuid",
+    "reporting_currency",
+    "requests",
+    "retries",
+    "rate_limited",
+    "elapsed_seconds",
+    "account_status",
+    "stale",
+    "data_as_of",
+    "stale_for",
+)
 
 SPEND_COLUMNS = [
-    "license_name", "integration_label", "annual_cost_reporting", "idle_annual_cost_reporting",
-    "potential_annual_savings_reporting", "price_source", "unit_price", "currency", "billing_period",
-    "total_seats", "assigned_seats", "unassigned_seats", "recommended_seats", "true_up_exposure_reporting",
-    "annual_cost", "idle_annual_cost", "account_id", "organization_name", "tenant_id", "reporting_currency",
+    "license_name",
+    "integration_label",
+    "annual_cost_reporting",
+    "idle_annual_cost_reporting",
+    "potential_annual_savings_reporting",
+    "price_source",
+    "unit_price",
+    "currency",
+    "billing_period",
+    "total_seats",
+    "assigned_seats",
+    "unassigned_seats",
+    "recommended_seats",
+    "true_up_exposure_reporting",
+    "annual_cost",
+    "idle_annual_cost",
+    "account_id",
+    "organization_name",
+    "tenant_id",
+    "reporting_currency",
 ]
 
 ACCOUNT_VIEW_COLUMNS = [
-    "account_id", "integration_label", "outcome", "message", "action", "fetched_at", "last_attempt_at", "tenant_id",
-    "license_rows", "organizations", "problems", "fields_not_reported", "account_status", "requests", "retries",
-    "rate_limited", "elapsed_seconds",
+    "account_id",
+    "integration_label",
+    "outcome",
+    "message",
+    "action",
+    "fetched_at",
+    "last_attempt_at",
+    "tenant_id",
+    "license_rows",
+    "organizations",
+    "problems",
+    "fields_not_reported",
+    "account_status",
+    "requests",
+    "retries",
+    "rate_limited",
+    "elapsed_seconds",
 ]
 
 
@@ -353,8 +533,11 @@ def utilization_table(df: pd.DataFrame) -> pd.DataFrame:
     out = df[UTILIZATION_COLUMNS].copy()
     out["_o"] = out["flag"].astype("string").map(order).astype("Int64")
     out["_c"] = -out["idle_annual_cost_reporting"].astype("Float64")
-    out = out.sort_values(["_o", "_c", "utilization_pct", "integration_label", "license_name"],
-                          na_position="last", kind="stable").drop(columns="_c")
+    out = out.sort_values(
+        ["_o", "_c", "utilization_pct", "integration_label", "license_name"],
+        na_position="last",
+        kind="stable",
+    ).drop(columns="_c")
     return out.drop(columns="_o").reset_index(drop=True)
 
 
@@ -371,7 +554,9 @@ def accounts_view(accounts: pd.DataFrame) -> pd.DataFrame:
     """One row per account, failed ones first. ``fetched_at`` is when the data shown was fetched (a failed
     account's last good fetch; empty if it never had one); ``last_attempt_at`` is the latest attempt."""
     out = accounts.copy()
-    out["fields_not_reported"] = pd.array([fields_not_reported(i) for i in out["integration"]], dtype="string")
+    out["fields_not_reported"] = pd.array(
+        [fields_not_reported(i) for i in out["integration"]], dtype="string"
+    )
     out["last_attempt_at"] = out["fetched_at"]
     if "data_as_of" in out.columns:
         out["fetched_at"] = out["data_as_of"]
@@ -380,50 +565,88 @@ def accounts_view(accounts: pd.DataFrame) -> pd.DataFrame:
             out[col] = pd.NA
     extra = [c for c in ("stale",) if c in out.columns]
     failed = out["outcome"].isin(FAILED_OUTCOMES).fillna(False).to_numpy(dtype=bool)
-    out = out.assign(_o=np.where(failed, 0, 1)).sort_values(["_o", "integration_label"], kind="stable")
+    out = out.assign(_o=np.where(failed, 0, 1)).sort_values(
+        ["_o", "integration_label"], kind="stable"
+    )
     return out[ACCOUNT_VIEW_COLUMNS + extra].reset_index(drop=True)
 
 
 def unpriced_paid(df: pd.DataFrame) -> pd.DataFrame:
     """Paid (or paid-status-unknown) licenses without a price, one per integration + license name."""
     rows = df[needs_price(df)]
-    grouped = (rows.groupby(["integration", "integration_label", "license_name"], dropna=False, observed=True)
-               .agg(license_id=("license_id", "first"),
-                    total_seats=("total_seats", lambda s: s.sum(min_count=1)),   # none reported: not 0
-                    accounts=("account_id", "nunique"))
-               .reset_index())
-    return grouped.sort_values(["integration_label", "license_name"], na_position="last").reset_index(drop=True)
+    grouped = (
+        rows.groupby(
+            ["integration", "integration_label", "license_name"], dropna=False, observed=True
+        )
+        .agg(
+            license_id=("license_id", "first"),
+            total_seats=("total_seats", lambda s: s.sum(min_count=1)),  # none reported: not 0
+            accounts=("account_id", "nunique"),
+        )
+        .reset_index()
+    )
+    return grouped.sort_values(
+        ["integration_label", "license_name"], na_position="last"
+    ).reset_index(drop=True)
 
 
-def price_book_rows_for(unpriced: pd.DataFrame, currency: str, period: str = "annual") -> pd.DataFrame:
+def price_book_rows_for(
+    unpriced: pd.DataFrame, currency: str, period: str = "annual"
+) -> pd.DataFrame:
     """Price-book rows to fill in for unpriced licenses (price left empty for the user)."""
-    return pd.DataFrame({
-        "integration": unpriced["integration_label"].astype("string"),
-        "license_id": pd.array([pd.NA] * len(unpriced), dtype="string"),
-        "license_name": unpriced["license_name"].astype("string"),
-        "unit_price": pd.array([pd.NA] * len(unpriced), dtype="Float64"),
-        "currency": pd.array([currency] * len(unpriced), dtype="string"),
-        "billing_period": pd.array([period] * len(unpriced), dtype="string"),
-    })
+    return pd.DataFrame(
+        {
+            "integration": unpriced["integration_label"].astype("string"),
+            "license_id": pd.array([pd.NA] * len(unpriced), dtype="string"),
+            "license_name": unpriced["license_name"].astype("string"),
+            "unit_price": pd.array([pd.NA] * len(unpriced), dtype="Float64"),
+            "currency": pd.array([currency] * len(unpriced), dtype="string"),
+            "billing_period": pd.array([period] * len(unpriced), dtype="string"),
+        }
+    )
 
 
 def not_converted(df: pd.DataFrame) -> pd.DataFrame:
     """Spend per currency that has no exchange rate (kept in its own currency)."""
     rows = df[df["annual_cost"].notna() & df["annual_cost_reporting"].isna()]
     if rows.empty:
-        return pd.DataFrame({"currency": pd.Series(dtype="string"), "licenses": pd.Series(dtype="Int64"),
-                             "annual_cost": pd.Series(dtype="Float64"), "idle_annual_cost": pd.Series(dtype="Float64")})
-    return (rows.groupby("currency", observed=True)
-            .agg(licenses=("license_name", "size"), annual_cost=("annual_cost", lambda s: s.sum(min_count=1)),
-                 idle_annual_cost=("idle_annual_cost", lambda s: s.sum(min_count=1)))
-            .reset_index())
+        return pd.DataFrame(
+            {
+                "currency": pd.Series(dtype="string"),
+                "licenses": pd.Series(dtype="Int64"),
+                "annual_cost": pd.Series(dtype="Float64"),
+                "idle_annual_cost": pd.Series(dtype="Float64"),
+            }
+        )
+    return (
+        rows.groupby("currency", observed=True)
+        .agg(
+            licenses=("license_name", "size"),
+            annual_cost=("annual_cost", lambda s: s.sum(min_count=1)),
+            idle_annual_cost=("idle_annual_cost", lambda s: s.sum(min_count=1)),
+        )
+        .reset_index()
+    )
 
 
 def savings_by_license(df: pd.DataFrame, n: int = 15) -> pd.DataFrame:
     rows = df[df["potential_annual_savings_reporting"].fillna(0) > 0]
-    cols = ["license_name", "integration_label", "potential_annual_savings_reporting", "total_seats",
-            "recommended_seats", "assigned_seats", "account_id", "organization_name", "reporting_currency"]
-    return rows.sort_values("potential_annual_savings_reporting", ascending=False)[cols].head(n).reset_index(drop=True)
+    cols = [
+        "license_name",
+        "integration_label",
+        "potential_annual_savings_reporting",
+        "total_seats",
+        "recommended_seats",
+        "assigned_seats",
+        "account_id",
+        "organization_name",
+        "reporting_currency",
+    ]
+    return (
+        rows.sort_values("potential_annual_savings_reporting", ascending=False)[cols]
+        .head(n)
+        .reset_index(drop=True)
+    )
 
 
 _MD_SPECIAL = set("\\`*_{}[]()#+-.!|<>~$:")
@@ -434,14 +657,20 @@ def md_escape(text: str) -> str:
     return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in str(text))
 
 
-def fx_table(rates: dict[str, float], reporting_currency: str, saved: pd.DataFrame | None = None) -> pd.DataFrame:
+def fx_table(
+    rates: dict[str, float], reporting_currency: str, saved: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Exchange rates as an editable table, without the reporting currency's own rate of 1.
 
     With ``saved`` (``Store.fx_rates_saved()``): when (UTC) and by whom each rate was saved, empty when not known.
     """
     items = sorted((c, r) for c, r in rates.items() if c != reporting_currency)
-    out = pd.DataFrame({"currency": pd.array([c for c, _ in items], dtype="string"),
-                        "rate": pd.array([r for _, r in items], dtype="Float64")})
+    out = pd.DataFrame(
+        {
+            "currency": pd.array([c for c, _ in items], dtype="string"),
+            "rate": pd.array([r for _, r in items], dtype="Float64"),
+        }
+    )
     if saved is not None:
         by = saved.drop_duplicates("currency").set_index("currency")
         out["saved_at"] = out["currency"].map(by["saved_at"]).astype("datetime64[us, UTC]")
@@ -462,14 +691,20 @@ def price_book_with_ids(book: pd.DataFrame, licenses: pd.DataFrame) -> pd.DataFr
         return out
     known = licenses[licenses["license_name"].notna()]
     # a name whose licenses all carry one ID (a license without an ID would no longer be priced by an ID row)
-    ids = (known.assign(_k=known["integration"].astype(str).map(integration_key),
-                        _n=known["license_name"].astype(str).str.strip().str.casefold())
-           .groupby(["_k", "_n"])["license_id"]
-           .agg(lambda s: s.iloc[0] if s.notna().all() and s.nunique() == 1 else pd.NA))
+    ids = (
+        known.assign(
+            _k=known["integration"].astype(str).map(integration_key),
+            _n=known["license_name"].astype(str).str.strip().str.casefold(),
+        )
+        .groupby(["_k", "_n"])["license_id"]
+        .agg(lambda s: s.iloc[0] if s.notna().all() and s.nunique() == 1 else pd.NA)
+    )
     ids = ids[ids.notna()].to_dict()
     empty = out["license_id"].isna() & out["license_name"].notna()
-    keys = zip(out["integration"].astype(str).map(integration_key),
-               out["license_name"].astype(str).str.strip().str.casefold())
+    keys = zip(
+        out["integration"].astype(str).map(integration_key),
+        out["license_name"].astype(str).str.strip().str.casefold(),
+    )
     found = pd.array([ids.get(k, pd.NA) for k in keys], dtype="string")
     out["license_id"] = out["license_id"].astype("string").where(~empty, found)
     return out
@@ -493,19 +728,28 @@ def price_book_changes(book: pd.DataFrame, audit: pd.DataFrame) -> pd.DataFrame:
     last: dict[str, tuple] = {}
     for at, who, what in zip(audit["at"], _who(audit), audit["detail"]):
         for label in _audit_detail(what).get("changed", []):
-            last.setdefault(label, (at, who))        # newest first: the first mention is the last change
-    labels = [price_row_label(*r) for r in zip(book["integration"], book["license_id"], book["license_name"])]
+            last.setdefault(label, (at, who))  # newest first: the first mention is the last change
+    labels = [
+        price_row_label(*r)
+        for r in zip(book["integration"], book["license_id"], book["license_name"])
+    ]
     out = book.copy()
-    out["changed_at"] = pd.Series([last.get(k, (pd.NaT, None))[0] for k in labels], index=book.index,
-                                  dtype="datetime64[us, UTC]")
+    out["changed_at"] = pd.Series(
+        [last.get(k, (pd.NaT, None))[0] for k in labels],
+        index=book.index,
+        dtype="datetime64[us, UTC]",
+    )
     out["changed_by"] = pd.array([last.get(k, (None, None))[1] for k in labels], dtype="string")
     return out
 
 
 def _who(audit: pd.DataFrame) -> list[str]:
-    return ["open access (no sign-in)" if role == "open" else (email if isinstance(email, str) else
-            name if isinstance(name, str) else "unknown")
-            for email, name, role in zip(audit["actor_email"], audit["actor_name"], audit["actor_role"])]
+    return [
+        "open access (no sign-in)"
+        if role == "open"
+        else (email if isinstance(email, str) else name if isinstance(name, str) else "unknown")
+        for email, name, role in zip(audit["actor_email"], audit["actor_name"], audit["actor_role"])
+    ]
 
 
 _ACTIONS = {"price_book": "Prices", "fx_rates": "Exchange rates", "settings": "Settings"}
@@ -524,22 +768,39 @@ def change_history(audit: pd.DataFrame) -> pd.DataFrame:
             what = f"Prices: {d.get('entries_before', '?')} → {d.get('entries_after', '?')} rows"
             if d.get("changed"):
                 shown = d["changed"][:5]
-                what += "; changed " + ", ".join(shown) + (f" and {len(d['changed']) - 5} more"
-                                                          if len(d["changed"]) > 5 else "")
+                what += (
+                    "; changed "
+                    + ", ".join(shown)
+                    + (f" and {len(d['changed']) - 5} more" if len(d["changed"]) > 5 else "")
+                )
         elif action == "fx_rates":
-            own = d.get("reporting_currency")        # its own rate of 1 is not a change anyone made
+            own = d.get("reporting_currency")  # its own rate of 1 is not a change anyone made
             before = {c: r for c, r in (d.get("before") or {}).items() if c != own}
             after = {c: r for c, r in (d.get("after") or {}).items() if c != own}
-            moved = [f"{c} {_fmt_num(before[c])} → {_fmt_num(after[c])}" if c in before else
-                     f"{c} {_fmt_num(after[c])} (new)" for c in sorted(after) if before.get(c) != after[c]]
+            moved = [
+                f"{c} {_fmt_num(before[c])} → {_fmt_num(after[c])}"
+                if c in before
+                else f"{c} {_fmt_num(after[c])} (new)"
+                for c in sorted(after)
+                if before.get(c) != after[c]
+            ]
             moved += [f"{c} removed" for c in sorted(set(before) - set(after))]
-            what = f"Exchange rates to {d.get('reporting_currency', '?')}: " + (", ".join(moved) or "saved unchanged")
+            what = f"Exchange rates to {d.get('reporting_currency', '?')}: " + (
+                ", ".join(moved) or "saved unchanged"
+            )
         elif action == "settings":
-            what = "Settings: " + ", ".join(f"{k} {_fmt_num(v.get('from'))} → {_fmt_num(v.get('to'))}"
-                                            for k, v in sorted(d.items()) if isinstance(v, dict))
+            what = "Settings: " + ", ".join(
+                f"{k} {_fmt_num(v.get('from'))} → {_fmt_num(v.get('to'))}"
+                for k, v in sorted(d.items())
+                if isinstance(v, dict)
+            )
         else:
             what = str(action)
         whats.append(what)
-    return pd.DataFrame({"at": audit["at"].astype("datetime64[us, UTC]"),
-                         "who": pd.array(_who(audit), dtype="string"),
-                         "what": pd.array(whats, dtype="string")})
+    return pd.DataFrame(
+        {
+            "at": audit["at"].astype("datetime64[us, UTC]"),
+            "who": pd.array(_who(audit), dtype="string"),
+            "what": pd.array(whats, dtype="string"),
+        }
+    )

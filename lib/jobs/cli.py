@@ -45,9 +45,13 @@ def _report(result: FetchResult) -> int:
         _err("No integrated accounts found for this token (and tenant filter).")
     problems = len(result.problems)
     if problems:
-        _err(f"{problems} record(s) could not be read as sent; see the Accounts page or the problems below:")
+        _err(
+            f"{problems} record(s) could not be read as sent; see the Accounts page or the problems below:"
+        )
         for row in result.problems.itertuples(index=False):
-            _err(f"  {row.integration_label} account {row.account_id}: {row.resource}: {row.detail}")
+            _err(
+                f"  {row.integration_label} account {row.account_id}: {row.resource}: {row.detail}"
+            )
     return result.exit_code()
 
 
@@ -66,9 +70,14 @@ def _saved(args: argparse.Namespace):
     url = database_url()
     shown = redact_url(url)
     parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:") \
-            and not Path(parsed.database).expanduser().exists():
-        _err(f"No saved price book, rates or settings: {shown} does not exist (the dashboard creates it).")
+    if (
+        parsed.get_backend_name() == "sqlite"
+        and parsed.database not in (None, "", ":memory:")
+        and not Path(parsed.database).expanduser().exists()
+    ):
+        _err(
+            f"No saved price book, rates or settings: {shown} does not exist (the dashboard creates it)."
+        )
         return None
     try:
         store = Store(url)
@@ -77,11 +86,15 @@ def _saved(args: argparse.Namespace):
         finally:
             store.close()
     except Exception as exc:  # noqa: BLE001  (driver errors can quote the URL: show the type only)
-        _err(f"Could not read the saved price book and settings from {shown} ({type(exc).__name__}); "
-             "using the command-line options only.")
+        _err(
+            f"Could not read the saved price book and settings from {shown} ({type(exc).__name__}); "
+            "using the command-line options only."
+        )
         return None
-    _err(f"Using the price book ({len(saved[0])} prices), exchange rates and settings saved in {shown}; "
-         "--price-book, --fx, --currency and --buffer override them, --no-saved ignores them.")
+    _err(
+        f"Using the price book ({len(saved[0])} prices), exchange rates and settings saved in {shown}; "
+        "--price-book, --fx, --currency and --buffer override them, --no-saved ignores them."
+    )
     return saved
 
 
@@ -97,8 +110,10 @@ def _analytics(args: argparse.Namespace):
     book, rates, stored = saved if saved is not None else (None, {}, {})
     currency = (args.currency or stored.get("reporting_currency") or "USD").strip().upper()
     if not args.fx and stored and currency != stored.get("reporting_currency"):
-        _err(f"The saved exchange rates are to {stored.get('reporting_currency')}, not {currency}: amounts in "
-             f"other currencies are left out of the {currency} totals (give --fx).")
+        _err(
+            f"The saved exchange rates are to {stored.get('reporting_currency')}, not {currency}: amounts in "
+            f"other currencies are left out of the {currency} totals (give --fx)."
+        )
         rates = {}
     try:
         book = load_price_book(Path(args.price_book)) if args.price_book else book
@@ -108,10 +123,18 @@ def _analytics(args: argparse.Namespace):
         rates = load_fx_rates(Path(args.fx), currency) if args.fx else rates
     except (FxRatesError, OSError) as exc:
         raise ConfigError(f"--fx {args.fx}: {exc}") from None
-    extra = {k: stored[k] for k in ("under_used_pct", "at_capacity_pct", "vendor_price_period") if k in stored}
+    extra = {
+        k: stored[k]
+        for k in ("under_used_pct", "at_capacity_pct", "vendor_price_period")
+        if k in stored
+    }
     try:
-        options = MetricOptions(reporting_currency=currency, fx_rates=rates,
-                                buffer=args.buffer if args.buffer is not None else stored.get("buffer", 0.10), **extra)
+        options = MetricOptions(
+            reporting_currency=currency,
+            fx_rates=rates,
+            buffer=args.buffer if args.buffer is not None else stored.get("buffer", 0.10),
+            **extra,
+        )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     return book, options
@@ -137,7 +160,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     result = _fetch(settings, args.quiet)
     table = add_metrics(result.licenses, book, options)
     out = Path(args.out)
-    write_csv(export_frame(table, options.reporting_currency), out)   # the exported column names
+    write_csv(export_frame(table, options.reporting_currency), out)  # the exported column names
     code = _report(result)
     _err(f"wrote {len(table)} license rows to {out}")
     return code
@@ -157,9 +180,13 @@ def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
     code = _report(result)
     if args.json:
         out = {k: s.as_dict() for k, s in summaries.items()}
-        out["spend_left_out"] = {"at_least_from_seats_assigned": gaps.floor,
-                                 "rows": {r: gaps.count(r) for r in ("bought_not_reported", "no_seat_counts",
-                                                                     "no_price", "no_rate")}}
+        out["spend_left_out"] = {
+            "at_least_from_seats_assigned": gaps.floor,
+            "rows": {
+                r: gaps.count(r)
+                for r in ("bought_not_reported", "no_seat_counts", "no_price", "no_rate")
+            },
+        }
         print(strict_json(out))
     else:
         print(format_summary(summaries, gaps))
@@ -209,35 +236,86 @@ def format_summary(summaries: dict, gaps=None) -> str:
 
     rows = [
         ("License rows", f"{a.licenses:,}", f"{p.licenses:,}"),
-        ("Seats bought (rows with both counts)", fmt_seats(a.utilization_total_seats),
-         fmt_seats(p.utilization_total_seats)),
-        ("Seats assigned (rows with both counts)", fmt_seats(a.utilization_assigned_seats),
-         fmt_seats(p.utilization_assigned_seats)),
-        ("Seat utilization (assigned ÷ bought)", fmt_pct(a.utilization_pct), fmt_pct(p.utilization_pct)),
-        ("  rows without both seat counts", f"{a.rows_without_seat_counts:,}", f"{p.rows_without_seat_counts:,}"),
-        ("Seats bought (every row reporting it)", fmt_seats(a.total_seats), fmt_seats(p.total_seats)),
-        ("Seats assigned (every row reporting it)", fmt_seats(a.assigned_seats), fmt_seats(p.assigned_seats)),
-        ("Seats bought, not assigned", fmt_seats(a.unassigned_seats), fmt_seats(p.unassigned_seats)),
+        (
+            "Seats bought (rows with both counts)",
+            fmt_seats(a.utilization_total_seats),
+            fmt_seats(p.utilization_total_seats),
+        ),
+        (
+            "Seats assigned (rows with both counts)",
+            fmt_seats(a.utilization_assigned_seats),
+            fmt_seats(p.utilization_assigned_seats),
+        ),
+        (
+            "Seat utilization (assigned ÷ bought)",
+            fmt_pct(a.utilization_pct),
+            fmt_pct(p.utilization_pct),
+        ),
+        (
+            "  rows without both seat counts",
+            f"{a.rows_without_seat_counts:,}",
+            f"{p.rows_without_seat_counts:,}",
+        ),
+        (
+            "Seats bought (every row reporting it)",
+            fmt_seats(a.total_seats),
+            fmt_seats(p.total_seats),
+        ),
+        (
+            "Seats assigned (every row reporting it)",
+            fmt_seats(a.assigned_seats),
+            fmt_seats(p.assigned_seats),
+        ),
+        (
+            "Seats bought, not assigned",
+            fmt_seats(a.unassigned_seats),
+            fmt_seats(p.unassigned_seats),
+        ),
         (f"Annual spend ({cur})", spend_words(a, gaps)[0], spend_words(p, gaps)[0]),
-        (f"Idle annual spend ({cur})", money(a, "idle_annual_spend"), money(p, "idle_annual_spend")),
-        (f"Potential annual savings ({cur})", money(a, "potential_annual_savings"),
-         money(p, "potential_annual_savings")),
+        (
+            f"Idle annual spend ({cur})",
+            money(a, "idle_annual_spend"),
+            money(p, "idle_annual_spend"),
+        ),
+        (
+            f"Potential annual savings ({cur})",
+            money(a, "potential_annual_savings"),
+            money(p, "potential_annual_savings"),
+        ),
         (f"True-up exposure ({cur})", money(a, "true_up_exposure"), money(p, "true_up_exposure")),
         # One rule with the pages (rules.needs_price): paid, or paid status not reported, and no price.
-        ("Paid licenses without a price", f"{gaps.count('no_price'):,}", f"{gaps.count('no_price'):,}"),
+        (
+            "Paid licenses without a price",
+            f"{gaps.count('no_price'):,}",
+            f"{gaps.count('no_price'):,}",
+        ),
     ]
-    rows += [(f"Flag: {flag.replace('_', ' ')}", f"{a.flag_counts.get(flag, 0):,}", f"{p.flag_counts.get(flag, 0):,}")
-             for flag in a.flag_counts]
+    rows += [
+        (
+            f"Flag: {flag.replace('_', ' ')}",
+            f"{a.flag_counts.get(flag, 0):,}",
+            f"{p.flag_counts.get(flag, 0):,}",
+        )
+        for flag in a.flag_counts
+    ]
     for currency, amount in a.excluded_by_currency.items():
-        rows.append((f"Left out: no rate for {currency}", f"{currency} {amount:,.2f}",
-                     f"{currency} {p.excluded_by_currency.get(currency, 0):,.2f}"))
+        rows.append(
+            (
+                f"Left out: no rate for {currency}",
+                f"{currency} {amount:,.2f}",
+                f"{currency} {p.excluded_by_currency.get(currency, 0):,.2f}",
+            )
+        )
     width = max(len(r[0]) for r in rows)
     col = max(16, *(len(x) for r in rows for x in r[1:]))
     lines = [f"{'':{width}}  {'All licenses':>{col}}  {'Paid licenses':>{col}}"]
     lines += [f"{label:{width}}  {x:>{col}}  {y:>{col}}" for label, x, y in rows]
     why = spend_words(a, gaps)[2]
     if "Left out or estimated:" in why:
-        lines.append("Spend: " + why.split("Left out or estimated: ", 1)[1].replace(" The Spend page lists them.", ""))
+        lines.append(
+            "Spend: "
+            + why.split("Left out or estimated: ", 1)[1].replace(" The Spend page lists them.", "")
+        )
     lines.append(f"Measured: {a.measure}.")
     return "\n".join(lines)
 
@@ -252,10 +330,20 @@ def cmd_emulator(args: argparse.Namespace) -> int:
         dataset = synthetic_dataset(args.accounts)
     else:
         dataset = demo_dataset()
-    emu = Emulator(dataset, token=args.token or DEMO_TOKEN, host=args.host, port=args.port,
-                   latency=args.latency).start()
-    print(f"Truto emulator serving {len(dataset['accounts'])} accounts at {emu.base_url}", flush=True)
-    print("Point the dashboard at it with TRUTO_BASE_URL and TRUTO_API_TOKEN set to the emulator's token.", flush=True)
+    emu = Emulator(
+        dataset,
+        token=args.token or DEMO_TOKEN,
+        host=args.host,
+        port=args.port,
+        latency=args.latency,
+    ).start()
+    print(
+        f"Truto emulator serving {len(dataset['accounts'])} accounts at {emu.base_url}", flush=True
+    )
+    print(
+        "Point the dashboard at it with TRUTO_BASE_URL and TRUTO_API_TOKEN set to the emulator's token.",
+        flush=True,
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
@@ -267,7 +355,9 @@ def cmd_emulator(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m lib", description="License-utilization analytics over Truto.")
+    parser = argparse.ArgumentParser(
+        prog="python -m lib", description="License-utilization analytics over Truto."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("export", help="fetch every account and write the license table as CSV")
@@ -281,8 +371,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sync", help="fetch every account and store a snapshot (the scheduled job)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
-    p.add_argument("--keep-days", type=int, default=None,
-                   help="retention: keep daily snapshots this many days (default: the stored setting, 730)")
+    p.add_argument(
+        "--keep-days",
+        type=int,
+        default=None,
+        help="retention: keep daily snapshots this many days (default: the stored setting, 730)",
+    )
 
     p = sub.add_parser("emulator", help="run the Truto emulator on loopback")
     p.add_argument("--port", type=int, default=8765)
@@ -295,16 +389,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _analytics_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--price-book", metavar="FILE", help="price-book CSV: integration,license_id,license_name,"
-                                                        "unit_price,currency,billing_period (default: the saved one)")
-    p.add_argument("--fx", metavar="FILE", help="exchange rates CSV: currency,rate (units of --currency per unit); "
-                                                "default: the saved rates")
-    p.add_argument("--currency", default=None,
-                   help="reporting currency (ISO 4217; default: the saved one, else USD)")
-    p.add_argument("--buffer", type=_buffer, default=None,
-                   help="right-sizing headroom, 0.1 or 10%% (default: the saved one, else 10%%)")
-    p.add_argument("--no-saved", action="store_true",
-                   help="ignore the price book, exchange rates and settings saved in the dashboard's database")
+    p.add_argument(
+        "--price-book",
+        metavar="FILE",
+        help="price-book CSV: integration,license_id,license_name,"
+        "unit_price,currency,billing_period (default: the saved one)",
+    )
+    p.add_argument(
+        "--fx",
+        metavar="FILE",
+        help="exchange rates CSV: currency,rate (units of --currency per unit); "
+        "default: the saved rates",
+    )
+    p.add_argument(
+        "--currency",
+        default=None,
+        help="reporting currency (ISO 4217; default: the saved one, else USD)",
+    )
+    p.add_argument(
+        "--buffer",
+        type=_buffer,
+        default=None,
+        help="right-sizing headroom, 0.1 or 10%% (default: the saved one, else 10%%)",
+    )
+    p.add_argument(
+        "--no-saved",
+        action="store_true",
+        help="ignore the price book, exchange rates and settings saved in the dashboard's database",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,9 +34,19 @@ DEMO_FX_RATES = {"EUR": 1.08}
 
 def demo_price_book():
 
-    return validate_price_book(pd.DataFrame(
-        [(i, None, n, p, c, b) for i, n, p, c, b in DEMO_PRICES],
-        columns=["integration", "license_id", "license_name", "unit_price", "currency", "billing_period"]))
+    return validate_price_book(
+        pd.DataFrame(
+            [(i, None, n, p, c, b) for i, n, p, c, b in DEMO_PRICES],
+            columns=[
+                "integration",
+                "license_id",
+                "license_name",
+                "unit_price",
+                "currency",
+                "billing_period",
+            ],
+        )
+    )
 
 
 def seed_demo_pricing(store) -> bool:

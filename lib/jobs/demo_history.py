@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -36,9 +36,9 @@ def seat_factors(key: str, months_back: int) -> tuple[float, float]:
     """(factor on assigned seats, factor on bought seats) ``months_back`` months before now; (1, 1) at 0."""
     if months_back <= 0:
         return 1.0, 1.0
-    trend = -0.15 + 0.5 * _unit(key, "trend")          # share of this year's change: -15% .. +35%
+    trend = -0.15 + 0.5 * _unit(key, "trend")  # share of this year's change: -15% .. +35%
     phase = 2 * math.pi * _unit(key, "phase")
-    step = int(3 * _unit(key, "renewal"))             # which month of the quarter bought seats change
+    step = int(3 * _unit(key, "renewal"))  # which month of the quarter bought seats change
     progress = months_back / (MONTHS - 1)
     assigned = (1 - trend * progress) * (1 + 0.07 * math.sin(phase + 1.7 * months_back))
     quarters = (months_back + step) // 3
@@ -50,30 +50,50 @@ def _scaled(values: pd.Series, factors: np.ndarray) -> pd.Series:
     """Whole seats scaled by ``factors`` (half up), NA kept NA."""
     base = values.to_numpy(dtype="float64", na_value=np.nan)
     scaled = np.floor(base * factors + 0.5)
-    return pd.Series(pd.array(np.where(np.isnan(scaled), None, scaled).tolist(), dtype="Int64"), index=values.index)
+    return pd.Series(
+        pd.array(np.where(np.isnan(scaled), None, scaled).tolist(), dtype="Int64"),
+        index=values.index,
+    )
 
 
 def month_result(base: FetchResult, months_back: int, taken_at: datetime) -> FetchResult:
     """``base`` as it might have looked ``months_back`` months earlier, fetched at ``taken_at``."""
     lic = base.licenses.copy()
-    keys = (lic["account_id"].astype(str) + "/" + lic["license_id"].fillna("").astype(str) + "/"
-            + lic["organization_id"].fillna("").astype(str) + "/" + lic["product"].fillna("").astype(str)).tolist()
+    keys = (
+        lic["account_id"].astype(str)
+        + "/"
+        + lic["license_id"].fillna("").astype(str)
+        + "/"
+        + lic["organization_id"].fillna("").astype(str)
+        + "/"
+        + lic["product"].fillna("").astype(str)
+    ).tolist()
     factors = np.array([seat_factors(k, months_back) for k in keys], dtype="float64").reshape(-1, 2)
     stamp = pd.Timestamp(taken_at).tz_convert("UTC").as_unit("us")
     if len(lic):
         lic["assigned_seats"] = _scaled(lic["assigned_seats"], factors[:, 0])
         lic["total_seats"] = _scaled(lic["total_seats"], factors[:, 1])
         lic = lic.assign(**seat_arithmetic(lic["assigned_seats"], lic["total_seats"]))
-        lic["fetched_at"] = pd.Series([stamp] * len(lic), index=lic.index).astype("datetime64[us, UTC]")
+        lic["fetched_at"] = pd.Series([stamp] * len(lic), index=lic.index).astype(
+            "datetime64[us, UTC]"
+        )
     accounts = base.accounts.copy()
     if len(accounts):
         accounts["fetched_at"] = pd.Series([stamp] * len(accounts), index=accounts.index).astype(
-            "datetime64[us, UTC]")
-    return replace(base, licenses=lic, accounts=accounts, started_at=stamp.to_pydatetime(),
-                   finished_at=stamp.to_pydatetime())
+            "datetime64[us, UTC]"
+        )
+    return replace(
+        base,
+        licenses=lic,
+        accounts=accounts,
+        started_at=stamp.to_pydatetime(),
+        finished_at=stamp.to_pydatetime(),
+    )
 
 
-def demo_history(base: FetchResult, now: datetime, months: int = MONTHS) -> list[tuple[FetchResult, datetime]]:
+def demo_history(
+    base: FetchResult, now: datetime, months: int = MONTHS
+) -> list[tuple[FetchResult, datetime]]:
     """(result, taken_at) for each month, oldest first; the last is ``base`` at ``now``."""
     now_ts = pd.Timestamp(now)
     now_ts = now_ts.tz_localize("UTC") if now_ts.tzinfo is None else now_ts.tz_convert("UTC")
@@ -84,8 +104,15 @@ def demo_history(base: FetchResult, now: datetime, months: int = MONTHS) -> list
     return out
 
 
-def seed_demo_history(store, config_key: str, now: datetime | None = None, *, result: FetchResult | None = None,
-                      settings: Any = None, months: int = MONTHS) -> int:
+def seed_demo_history(
+    store,
+    config_key: str,
+    now: datetime | None = None,
+    *,
+    result: FetchResult | None = None,
+    settings: Any = None,
+    months: int = MONTHS,
+) -> int:
     """Write a year of monthly demo snapshots when ``config_key`` has none yet; returns how many were written.
 
     ``result``: the demo fetch to derive them from (default: one fetch from
@@ -95,7 +122,7 @@ def seed_demo_history(store, config_key: str, now: datetime | None = None, *, re
     """
     if store.has_snapshots(config_key):
         return 0
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     with store.lease(config_key):
         if store.has_snapshots(config_key):
             return 0

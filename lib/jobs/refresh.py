@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
@@ -29,9 +30,14 @@ log = logging.getLogger(__name__)
 def metric_options(store: Store) -> MetricOptions:
     """:class:`MetricOptions` from the store's settings and exchange rates."""
     s = store.get_settings()
-    return MetricOptions(reporting_currency=s["reporting_currency"], fx_rates=store.get_fx_rates(),
-                         buffer=s["buffer"], under_used_pct=s["under_used_pct"],
-                         at_capacity_pct=s["at_capacity_pct"], vendor_price_period=s["vendor_price_period"])
+    return MetricOptions(
+        reporting_currency=s["reporting_currency"],
+        fx_rates=store.get_fx_rates(),
+        buffer=s["buffer"],
+        under_used_pct=s["under_used_pct"],
+        at_capacity_pct=s["at_capacity_pct"],
+        vendor_price_period=s["vendor_price_period"],
+    )
 
 
 @dataclass(frozen=True)
@@ -50,7 +56,7 @@ class RefreshOutcome:
     snapshot_id: int | None
     fetched: bool = False
     waited: bool = False
-    result: Any = None          # the FetchResult, when this call fetched
+    result: Any = None  # the FetchResult, when this call fetched
     error: str | None = None
     exit_code: int | None = None
 
@@ -64,13 +70,22 @@ class RefreshOutcome:
         if self.reason == "failed":
             return f"The refresh already under way failed: {self.error}"
         if self.reason == "timeout":
-            return f"Another refresh is still running ({self.error}); showing the latest data stored."
+            return (
+                f"Another refresh is still running ({self.error}); showing the latest data stored."
+            )
         return None
 
 
-def refresh(store: Store, config_key: str, fetch_fn: Callable[[], Any], requested_at: datetime | None = None,
-            *, lease_seconds: float = 300.0, wait_timeout: float = 600.0, poll_interval: float = 0.2
-            ) -> RefreshOutcome:
+def refresh(
+    store: Store,
+    config_key: str,
+    fetch_fn: Callable[[], Any],
+    requested_at: datetime | None = None,
+    *,
+    lease_seconds: float = 300.0,
+    wait_timeout: float = 600.0,
+    poll_interval: float = 0.2,
+) -> RefreshOutcome:
     """Fetch anew, unless another user or replica already is (then wait for its snapshot).
 
     ``requested_at``: when the user asked (default: now). A snapshot
@@ -83,24 +98,31 @@ def refresh(store: Store, config_key: str, fetch_fn: Callable[[], Any], requeste
     ``wait_timeout`` passes (``timeout``). Exceptions from ``fetch_fn`` are
     re-raised after the lease is released.
     """
-    requested_at = _utc(requested_at) if requested_at is not None else datetime.now(timezone.utc)
+    requested_at = _utc(requested_at) if requested_at is not None else datetime.now(UTC)
     holder = new_holder_id()
     deadline = time.monotonic() + wait_timeout
     waited = False
     while True:
         done = store.written_since(config_key, requested_at)
         if done is not None:
-            return RefreshOutcome("joined" if waited else "fresh", done.id, waited=waited,
-                                  exit_code=done.exit_code)
+            return RefreshOutcome(
+                "joined" if waited else "fresh", done.id, waited=waited, exit_code=done.exit_code
+            )
         error = store.failed_since(config_key, requested_at)
         if error is not None:
-            return RefreshOutcome("failed", store.latest_snapshot_id(config_key), waited=waited, error=error)
+            return RefreshOutcome(
+                "failed", store.latest_snapshot_id(config_key), waited=waited, error=error
+            )
         if store.try_lease(config_key, holder, lease_seconds):
             break
         waited = True
         if time.monotonic() >= deadline:
-            return RefreshOutcome("timeout", store.latest_snapshot_id(config_key), waited=True,
-                                  error=f"another refresh has been running for more than {wait_timeout:g} s")
+            return RefreshOutcome(
+                "timeout",
+                store.latest_snapshot_id(config_key),
+                waited=True,
+                error=f"another refresh has been running for more than {wait_timeout:g} s",
+            )
         time.sleep(poll_interval * (0.75 + 0.5 * np.random.random()))
     try:
         # Another holder may have finished between our checks and taking the lease.
@@ -109,9 +131,15 @@ def refresh(store: Store, config_key: str, fetch_fn: Callable[[], Any], requeste
         if done is not None or error is not None:
             store.release_lease(config_key, holder, attempted=False)
             if done is not None:
-                return RefreshOutcome("joined" if waited else "fresh", done.id, waited=waited,
-                                      exit_code=done.exit_code)
-            return RefreshOutcome("failed", store.latest_snapshot_id(config_key), waited=waited, error=error)
+                return RefreshOutcome(
+                    "joined" if waited else "fresh",
+                    done.id,
+                    waited=waited,
+                    exit_code=done.exit_code,
+                )
+            return RefreshOutcome(
+                "failed", store.latest_snapshot_id(config_key), waited=waited, error=error
+            )
         with LeaseHeartbeat(store, config_key, holder, lease_seconds):
             result = fetch_fn()
             snapshot_id = store.write_snapshot(result, config_key)
@@ -121,7 +149,9 @@ def refresh(store: Store, config_key: str, fetch_fn: Callable[[], Any], requeste
         if isinstance(exc, FetchError):
             message = f"FetchError: {exc}"
         elif isinstance(exc, Exception):
-            message = f"{type(exc).__name__} (details in the server log of the replica that fetched)"
+            message = (
+                f"{type(exc).__name__} (details in the server log of the replica that fetched)"
+            )
         else:
             message = "the refresh was interrupted"
         log.warning("refresh of %s failed: %s", config_key, message)
@@ -130,4 +160,6 @@ def refresh(store: Store, config_key: str, fetch_fn: Callable[[], Any], requeste
     store.release_lease(config_key, holder)
     exit_code = result.exit_code() if callable(getattr(result, "exit_code", None)) else None
     log.info("refresh of %s fetched snapshot %s (exit code %s)", config_key, snapshot_id, exit_code)
-    return RefreshOutcome("fetched", snapshot_id, fetched=True, waited=waited, result=result, exit_code=exit_code)
+    return RefreshOutcome(
+        "fetched", snapshot_id, fetched=True, waited=waited, result=result, exit_code=exit_code
+    )

@@ -18,12 +18,13 @@ import hashlib
 import logging
 import sqlite3
 import sys
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from lib.config import Settings
-from lib.truto.fetch import FetchError, FetchResult, Progress
 from lib.jobs.refresh import refresh
+from lib.truto.fetch import FetchError, FetchResult, Progress
 
 DEMO_KEY = "demo"
 EXIT_OK, EXIT_NOTHING, EXIT_PARTIAL, EXIT_STORE = 0, 1, 2, 3
@@ -33,7 +34,13 @@ log = logging.getLogger(__name__)
 # The settings that decide which data is fetched and how it is counted, and the token: a token belongs to
 # one Truto environment, and two environments (a sandbox and production, say) behind the same base URL must
 # never share a history. Timeouts, rate limits and workers are not part of it.
-_DATA_FIELDS = ("base_url", "integrated_account_ids", "tenant_id", "products", "remaining_seats_integrations")
+_DATA_FIELDS = (
+    "base_url",
+    "integrated_account_ids",
+    "tenant_id",
+    "products",
+    "remaining_seats_integrations",
+)
 
 
 def config_key(settings: Settings) -> str:
@@ -51,8 +58,12 @@ def config_key(settings: Settings) -> str:
     for name in _DATA_FIELDS:
         value = getattr(settings, name)
         if isinstance(value, tuple):
-            value = tuple(sorted(str(v).strip().lower() if name == "remaining_seats_integrations" else str(v)
-                                 for v in value))
+            value = tuple(
+                sorted(
+                    str(v).strip().lower() if name == "remaining_seats_integrations" else str(v)
+                    for v in value
+                )
+            )
         parts.append(f"{name}={value!r}")
     return "truto-" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:20]
 
@@ -64,9 +75,17 @@ def _say(report: Callable[[str], None] | None, message: str) -> None:
         log.info(message)
 
 
-def run_sync(settings: Settings, store, progress: Progress | None = None, *, keep_days: int | None = None,
-             report: Callable[[str], None] | None = None, seed_demo: bool = True,
-             wait_timeout: float = 600.0, now: datetime | None = None) -> tuple[FetchResult | None, int]:
+def run_sync(
+    settings: Settings,
+    store,
+    progress: Progress | None = None,
+    *,
+    keep_days: int | None = None,
+    report: Callable[[str], None] | None = None,
+    seed_demo: bool = True,
+    wait_timeout: float = 600.0,
+    now: datetime | None = None,
+) -> tuple[FetchResult | None, int]:
     """Fetch, write a snapshot, prune; returns (the FetchResult, exit code).
 
     The FetchResult is None when nothing was fetched by this call: the fetch
@@ -86,10 +105,15 @@ def run_sync(settings: Settings, store, progress: Progress | None = None, *, kee
         if written:
             _say(report, f"Seeded {written} monthly demo snapshots.")
     # Taken after seeding: the seeded snapshots must not count as a fresh fetch for this sync.
-    requested_at = now or datetime.now(timezone.utc)
+    requested_at = now or datetime.now(UTC)
     try:
-        outcome = refresh(store, key, lambda: fetch(settings, progress=progress), requested_at=requested_at,
-                          wait_timeout=wait_timeout)
+        outcome = refresh(
+            store,
+            key,
+            lambda: fetch(settings, progress=progress),
+            requested_at=requested_at,
+            wait_timeout=wait_timeout,
+        )
     except FetchError as exc:
         _say(report, f"Nothing fetched: {exc}")
         return None, EXIT_NOTHING
@@ -102,25 +126,43 @@ def run_sync(settings: Settings, store, progress: Progress | None = None, *, kee
             _say(report, f"FAILED {failure.sentence()}")
         if not result.outcomes:
             _say(report, "No integrated accounts found for this token (and tenant filter).")
-        rows = int(result.accounts["outcome"].isin(("ok", "not_supported")).sum()) if len(result.accounts) else 0
-        _say(report, f"Wrote snapshot {outcome.snapshot_id}: {len(result.licenses)} license rows from "
-                     f"{rows} of {len(result.outcomes)} accounts.")
+        rows = (
+            int(result.accounts["outcome"].isin(("ok", "not_supported")).sum())
+            if len(result.accounts)
+            else 0
+        )
+        _say(
+            report,
+            f"Wrote snapshot {outcome.snapshot_id}: {len(result.licenses)} license rows from "
+            f"{rows} of {len(result.outcomes)} accounts.",
+        )
         code = result.exit_code()
     else:
         result = None
         if outcome.reason == "joined":
             _say(report, f"Another refresh was running; using its snapshot {outcome.snapshot_id}.")
         else:
-            _say(report, f"Snapshot {outcome.snapshot_id} was written after this sync was requested; nothing fetched.")
+            _say(
+                report,
+                f"Snapshot {outcome.snapshot_id} was written after this sync was requested; nothing fetched.",
+            )
         code = outcome.exit_code if outcome.exit_code is not None else EXIT_NOTHING
         shown = store.latest(key).accounts
-        for row in shown[shown["outcome"].isin(("failed", "needs_reauth", "inactive"))].itertuples(index=False):
-            _say(report, f"FAILED {row.integration_label} account {row.account_id}: {row.outcome}: "
-                         f"{row.message} {row.action}".strip())
+        for row in shown[shown["outcome"].isin(("failed", "needs_reauth", "inactive"))].itertuples(
+            index=False
+        ):
+            _say(
+                report,
+                f"FAILED {row.integration_label} account {row.account_id}: {row.outcome}: "
+                f"{row.message} {row.action}".strip(),
+            )
     pruned = store.prune(keep_days)
     if pruned["account_snapshots"] or pruned["snapshots"]:
-        _say(report, f"Retention: removed {pruned['snapshots']} snapshots, {pruned['account_snapshots']} account "
-                     f"snapshots and {pruned['license_rows']} license rows.")
+        _say(
+            report,
+            f"Retention: removed {pruned['snapshots']} snapshots, {pruned['account_snapshots']} account "
+            f"snapshots and {pruned['license_rows']} license rows.",
+        )
     return result, code
 
 
@@ -138,8 +180,12 @@ def cmd_sync(args: Any, settings: Settings) -> int:
             err(f"fetched {done}/{total} accounts")
 
     keep_days = getattr(args, "keep_days", None)
-    if keep_days is not None and (isinstance(keep_days, bool) or not isinstance(keep_days, int) or keep_days < 1):
-        err(f"--keep-days must be a whole number of days, at least 1 (got {keep_days!r}); nothing fetched")
+    if keep_days is not None and (
+        isinstance(keep_days, bool) or not isinstance(keep_days, int) or keep_days < 1
+    ):
+        err(
+            f"--keep-days must be a whole number of days, at least 1 (got {keep_days!r}); nothing fetched"
+        )
         return EXIT_NOTHING
     url = database_url()
     if settings.demo:
@@ -148,8 +194,10 @@ def cmd_sync(args: Any, settings: Settings) -> int:
         store = Store(url)
     except SQLAlchemyError as exc:
         # The driver's own message can quote the URL it was given (password included): name its type only.
-        err(f"Could not open the database {redact_url(url)} ({type(exc).__name__}); check the URL, the server "
-            "and the credentials")
+        err(
+            f"Could not open the database {redact_url(url)} ({type(exc).__name__}); check the URL, the server "
+            "and the credentials"
+        )
         return EXIT_NOTHING
     said: list[str] = []
 
@@ -159,15 +207,32 @@ def cmd_sync(args: Any, settings: Settings) -> int:
 
     try:
         err(f"Database: {redact_url(url)} (snapshots under {config_key(settings)})")
-        _, code = run_sync(settings, store, progress=None if getattr(args, "quiet", False) else progress,
-                           keep_days=keep_days, report=report)
+        _, code = run_sync(
+            settings,
+            store,
+            progress=None if getattr(args, "quiet", False) else progress,
+            keep_days=keep_days,
+            report=report,
+        )
         return code
     except (SQLAlchemyError, sqlite3.DatabaseError) as exc:
-        written = next((m.split(":")[0].removeprefix("Wrote ") for m in said if m.startswith("Wrote snapshot")), None)
-        stage = (f"{written} was written, but the sync could not finish (retention not applied)" if written
-                 else "no snapshot was written")
-        err(f"The database {redact_url(url)} failed during the sync: {_database_problem(exc, url)}; {stage}. "
-            "Check the database (for SQLite: PRAGMA integrity_check, or restore it from a backup).")
+        written = next(
+            (
+                m.split(":")[0].removeprefix("Wrote ")
+                for m in said
+                if m.startswith("Wrote snapshot")
+            ),
+            None,
+        )
+        stage = (
+            f"{written} was written, but the sync could not finish (retention not applied)"
+            if written
+            else "no snapshot was written"
+        )
+        err(
+            f"The database {redact_url(url)} failed during the sync: {_database_problem(exc, url)}; {stage}. "
+            "Check the database (for SQLite: PRAGMA integrity_check, or restore it from a backup)."
+        )
         return EXIT_STORE
     finally:
         store.close()

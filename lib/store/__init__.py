@@ -46,7 +46,12 @@ from lib.store.engine import (
 )
 from lib.store.leases import LeaseHeartbeat, new_holder_id
 from lib.store.migrations import LATEST_VERSION, MIGRATIONS, Migration, SchemaError
-from lib.store.settings import SettingsError, checked_fx_rates, checked_price_book, validate_settings
+from lib.store.settings import (
+    SettingsError,
+    checked_fx_rates,
+    checked_price_book,
+    validate_settings,
+)
 from lib.store.snapshots import ACCOUNT_EXTRA_COLUMNS, HISTORY_EXTRA_COLUMNS, LatestSnapshot
 from lib.store.tables import (
     ACCOUNT_SNAPSHOTS,
@@ -68,11 +73,42 @@ from lib.store.tables import (
 )
 
 __all__ = [
-    "ACCOUNT_EXTRA_COLUMNS", "ACCOUNT_SNAPSHOTS", "AUDIT_LOG", "DEFAULT_DATA_DIR", "DEFAULT_KEEP_DAYS",
-    "DEFAULT_SQLITE_NAME", "FAILED_OUTCOMES", "FX_RATES", "GOOD_OUTCOMES", "HISTORY_EXTRA_COLUMNS",
-    "LATEST_VERSION", "LICENSE_ROWS", "METADATA", "MIGRATIONS", "PRICE_BOOK", "PROBLEM_ROWS", "REFRESH_LEASES",
-    "SCHEMA_VERSION", "SETTINGS", "SETTINGS_DEFAULTS", "SNAPSHOTS", "V1", "LatestSnapshot", "LeaseHeartbeat",
-    "Migration", "SchemaError", "SettingsError", "Store", "UtcTimestamp", "checked_fx_rates", "checked_price_book",
-    "database_url", "default_sqlite_url", "new_holder_id", "normalize_url", "redact_url", "utcnow",
+    "ACCOUNT_EXTRA_COLUMNS",
+    "ACCOUNT_SNAPSHOTS",
+    "AUDIT_LOG",
+    "DEFAULT_DATA_DIR",
+    "DEFAULT_KEEP_DAYS",
+    "DEFAULT_SQLITE_NAME",
+    "FAILED_OUTCOMES",
+    "FX_RATES",
+    "GOOD_OUTCOMES",
+    "HISTORY_EXTRA_COLUMNS",
+    "LATEST_VERSION",
+    "LICENSE_ROWS",
+    "METADATA",
+    "MIGRATIONS",
+    "PRICE_BOOK",
+    "PROBLEM_ROWS",
+    "REFRESH_LEASES",
+    "SCHEMA_VERSION",
+    "SETTINGS",
+    "SETTINGS_DEFAULTS",
+    "SNAPSHOTS",
+    "V1",
+    "LatestSnapshot",
+    "LeaseHeartbeat",
+    "Migration",
+    "SchemaError",
+    "SettingsError",
+    "Store",
+    "UtcTimestamp",
+    "checked_fx_rates",
+    "checked_price_book",
+    "database_url",
+    "default_sqlite_url",
+    "new_holder_id",
+    "normalize_url",
+    "redact_url",
+    "utcnow",
     "validate_settings",
 ]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,14 +32,20 @@ def _pylist(series: pd.Series, dtype: str, sqlite: bool) -> list:
     return arr.to_pylist()
 
 
-_ARROW_TYPES = {"string": pa.large_string(), "Int64": pa.int64(), "Float64": pa.float64(), "boolean": pa.bool_(),
-                "datetime64[us, UTC]": pa.int64(), "int64": pa.int64()}
+_ARROW_TYPES = {
+    "string": pa.large_string(),
+    "Int64": pa.int64(),
+    "Float64": pa.float64(),
+    "boolean": pa.bool_(),
+    "datetime64[us, UTC]": pa.int64(),
+    "int64": pa.int64(),
+}
 
 
 def _arrow_from_values(values: Sequence[Any], dtype: str) -> pa.Array:
     """Driver values (timestamps as integer microseconds, SQLite booleans as 0/1) -> an Arrow array."""
     if dtype == "boolean":
-        return pa.array(values, type=pa.int8()).cast(pa.bool_())   # bools are ints in Python too
+        return pa.array(values, type=pa.int8()).cast(pa.bool_())  # bools are ints in Python too
     return pa.array(values, type=_ARROW_TYPES[dtype])
 
 
@@ -78,19 +85,23 @@ def _conform(df: pd.DataFrame, columns: Mapping[str, str], what: str) -> pd.Data
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 class BulkMixin(StoreBase):
     """Column-wise reads and writes shared by snapshots and history."""
 
-    def _insert_rows(self, conn: Connection, table: str, names: Sequence[str], data: Sequence[list]) -> None:
+    def _insert_rows(
+        self, conn: Connection, table: str, names: Sequence[str], data: Sequence[list]
+    ) -> None:
         """Bulk insert column lists: executemany on SQLite, COPY on PostgreSQL."""
         cur = self._cursor(conn)
         try:
             if self.is_sqlite:
-                cur.executemany(f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
-                                list(zip(*data)))
+                cur.executemany(
+                    f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                    list(zip(*data)),
+                )
             else:
                 with cur.copy(f"COPY {table} ({', '.join(names)}) FROM STDIN") as copy:
                     for row in zip(*data):
@@ -98,8 +109,9 @@ class BulkMixin(StoreBase):
         finally:
             cur.close()
 
-    def _arrow_columns(self, conn: Connection, exprs: Sequence[tuple[str, str]], tail: str,
-                       params: tuple) -> list[pa.Array]:
+    def _arrow_columns(
+        self, conn: Connection, exprs: Sequence[tuple[str, str]], tail: str, params: tuple
+    ) -> list[pa.Array]:
         """``SELECT <exprs> <tail>`` as Arrow arrays, one per (column, dtype) in ``exprs``.
 
         SQLite: one fetchall, transposed. PostgreSQL: ``COPY (...) TO STDOUT``
@@ -119,8 +131,9 @@ class BulkMixin(StoreBase):
             return [_arrow_from_values(values, t) for values, (_, t) in zip(cols, exprs)]
         return self._pg_copy_out(conn, sql, params, exprs)
 
-    def _pg_copy_out(self, conn: Connection, sql: str, params: tuple, exprs: Sequence[tuple[str, str]]
-                     ) -> list[pa.Array]:
+    def _pg_copy_out(
+        self, conn: Connection, sql: str, params: tuple, exprs: Sequence[tuple[str, str]]
+    ) -> list[pa.Array]:
         import io
 
         import psycopg
@@ -142,48 +155,79 @@ class BulkMixin(StoreBase):
             parse_options=pacsv.ParseOptions(newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(
                 column_types={n: _ARROW_TYPES[t] for n, (_, t) in zip(names, exprs)},
-                null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=False,
-                true_values=["t"], false_values=["f"]),
+                null_values=[""],
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=False,
+                true_values=["t"],
+                false_values=["f"],
+            ),
         )
         return [table.column(n) for n in names]
 
-    def _columns(self, conn: Connection, exprs: Sequence[tuple[str, str]], tail: str, params: tuple
-                 ) -> dict[str, Any]:
+    def _columns(
+        self, conn: Connection, exprs: Sequence[tuple[str, str]], tail: str, params: tuple
+    ) -> dict[str, Any]:
         arrays = self._arrow_columns(conn, exprs, tail, params)
         return {c: _pandas_array(a, t) for a, (c, t) in zip(arrays, exprs)}
 
-    def _read_rows(self, conn: Connection, table: str, columns: Mapping[str, str],
-                   clauses: Sequence[tuple[str, tuple]]) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    def _read_rows(
+        self,
+        conn: Connection,
+        table: str,
+        columns: Mapping[str, str],
+        clauses: Sequence[tuple[str, tuple]],
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         """(owner ids, positions, {column: pandas array}) of ``table`` rows matching any of ``clauses``."""
         exprs = [("account_snapshot_id", "int64"), ("position", "int64"), *columns.items()]
         parts: list[list[pa.Array]] = [
-            self._arrow_columns(conn, exprs, f"FROM {table} WHERE {where}", params) for where, params in clauses]
+            self._arrow_columns(conn, exprs, f"FROM {table} WHERE {where}", params)
+            for where, params in clauses
+        ]
         if not parts:
             parts = [[pa.array([], type=_ARROW_TYPES[t]) for _, t in exprs]]
+
         def chunks(i: int) -> list[pa.Array]:
             out: list[pa.Array] = []
             for part in parts:
                 out.extend(part[i].chunks if isinstance(part[i], pa.ChunkedArray) else [part[i]])
             return out
 
-        merged = [pa.chunked_array(chunks(i), type=_ARROW_TYPES[t]) for i, (_, t) in enumerate(exprs)]
+        merged = [
+            pa.chunked_array(chunks(i), type=_ARROW_TYPES[t]) for i, (_, t) in enumerate(exprs)
+        ]
         owners = _pandas_array(merged[0], "int64")
         positions = _pandas_array(merged[1], "int64")
-        data = {name: _pandas_array(arr, dtype) for arr, (name, dtype) in zip(merged[2:], columns.items())}
+        data = {
+            name: _pandas_array(arr, dtype)
+            for arr, (name, dtype) in zip(merged[2:], columns.items())
+        }
         return owners, positions, data
 
     def _id_clauses(self, ids: Sequence[int]) -> list[tuple[str, tuple]]:
-        return [(f"account_snapshot_id IN ({', '.join([self._ph] * len(chunk))})", tuple(int(i) for i in chunk))
-                for chunk in _chunks(list(ids))]
+        return [
+            (
+                f"account_snapshot_id IN ({', '.join([self._ph] * len(chunk))})",
+                tuple(int(i) for i in chunk),
+            )
+            for chunk in _chunks(list(ids))
+        ]
 
-    def _frame(self, columns: Mapping[str, str], data: Mapping[str, Any], order: np.ndarray | None) -> pd.DataFrame:
+    def _frame(
+        self, columns: Mapping[str, str], data: Mapping[str, Any], order: np.ndarray | None
+    ) -> pd.DataFrame:
         if order is not None:
             data = {c: v[order] for c, v in data.items()}
         df = pd.DataFrame(data, columns=list(columns))
         return df.astype(dict(columns)) if len(df) == 0 else df
 
-    def _ordered(self, conn: Connection, table: str, columns: Mapping[str, str],
-                 clauses: Sequence[tuple[str, tuple]], rank_of_owner: Mapping[int, int]) -> pd.DataFrame:
+    def _ordered(
+        self,
+        conn: Connection,
+        table: str,
+        columns: Mapping[str, str],
+        clauses: Sequence[tuple[str, tuple]],
+        rank_of_owner: Mapping[int, int],
+    ) -> pd.DataFrame:
         if not clauses:
             return _empty_frame(columns)
         owners, positions, data = self._read_rows(conn, table, columns, clauses)
@@ -193,4 +237,3 @@ class BulkMixin(StoreBase):
         ranks = lookup[np.searchsorted(lookup[:, 0], owners), 1]
         order = np.lexsort((positions, ranks))
         return self._frame(columns, data, order)
-

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
@@ -14,8 +15,15 @@ from sqlalchemy.exc import ArgumentError
 
 from lib.config import PROJECT_ROOT, ConfigError, read_secrets_file, redact_url
 
-__all__ = ["DEFAULT_DATA_DIR", "DEFAULT_SQLITE_NAME", "database_url", "default_sqlite_url", "make_engine",
-           "normalize_url", "redact_url"]
+__all__ = [
+    "DEFAULT_DATA_DIR",
+    "DEFAULT_SQLITE_NAME",
+    "database_url",
+    "default_sqlite_url",
+    "make_engine",
+    "normalize_url",
+    "redact_url",
+]
 
 log = logging.getLogger(__name__)
 
@@ -30,14 +38,24 @@ def normalize_url(url: str, where: str = "database URL") -> str:
     url = url.strip()
     scheme, sep, rest = url.partition("://")
     if not sep:
-        raise ConfigError(f"{where}: the value is not a URL such as postgresql://user:password@host/db "
-                          "(not shown, as it may hold a password)")
+        raise ConfigError(
+            f"{where}: the value is not a URL such as postgresql://user:password@host/db "
+            "(not shown, as it may hold a password)"
+        )
     scheme_l = scheme.lower()
-    if scheme_l in ("postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg2", "postgres+psycopg"):
+    if scheme_l in (
+        "postgres",
+        "postgresql",
+        "postgresql+psycopg",
+        "postgresql+psycopg2",
+        "postgres+psycopg",
+    ):
         url = "postgresql+psycopg://" + rest
     elif scheme_l not in ("sqlite", "sqlite+pysqlite"):
-        raise ConfigError(f"{where}: {redact_url(url)!r}: only PostgreSQL (postgresql://...) and SQLite (sqlite:///path) "
-                          "are supported")
+        raise ConfigError(
+            f"{where}: {redact_url(url)!r}: only PostgreSQL (postgresql://...) and SQLite (sqlite:///path) "
+            "are supported"
+        )
     try:
         make_url(url)
     except (ArgumentError, ValueError):
@@ -51,7 +69,9 @@ def default_sqlite_url(data_dir: Path | None = None) -> str:
     return f"sqlite:///{(folder / DEFAULT_SQLITE_NAME).resolve()}"
 
 
-def database_url(env: Mapping[str, str] | None = None, secrets: Mapping[str, Any] | None = None) -> str:
+def database_url(
+    env: Mapping[str, str] | None = None, secrets: Mapping[str, Any] | None = None
+) -> str:
     """``DATABASE_URL`` if set, else ``[database] url`` in secrets.toml, else ``sqlite:///<root>/data/dashboard.sqlite``."""
     env = os.environ if env is None else env
     value = str(env.get("DATABASE_URL", "") or "").strip()
@@ -108,12 +128,16 @@ def _sqlite_engine(parsed, echo: bool) -> Engine:
     memory = database in ("", ":memory:") or "mode=memory" in database
     if not memory:
         Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(parsed, echo=echo, connect_args={"check_same_thread": False, "timeout": 30},
-                           **({"poolclass": StaticPool} if memory else {}))
+    engine = create_engine(
+        parsed,
+        echo=echo,
+        connect_args={"check_same_thread": False, "timeout": 30},
+        **({"poolclass": StaticPool} if memory else {}),
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):
-        dbapi_connection.isolation_level = None   # we issue BEGIN ourselves (below)
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves (below)
         cur = dbapi_connection.cursor()
         cur.execute("PRAGMA busy_timeout=30000")
         if not memory:
@@ -126,7 +150,9 @@ def _sqlite_engine(parsed, echo: bool) -> Engine:
     def _on_begin(conn):
         # Writers take the write lock up front, so two writers queue (busy_timeout)
         # instead of failing on a lock upgrade; readers read a consistent snapshot.
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("store_write") else "BEGIN")
+        conn.exec_driver_sql(
+            "BEGIN IMMEDIATE" if conn.get_execution_options().get("store_write") else "BEGIN"
+        )
 
     return engine
 

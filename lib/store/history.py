@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -14,15 +14,24 @@ from lib.schema import LICENSE_COLUMNS
 from lib.store._bulk import BulkMixin, _chunks, _empty_frame
 from lib.store.settings import SettingsMixin
 from lib.store.snapshots import HISTORY_EXTRA_COLUMNS
-from lib.store.tables import ACCOUNT_SNAPSHOTS, LICENSE_ROWS, PROBLEM_ROWS, SNAPSHOTS, _to_us, _utc, utcnow
+from lib.store.tables import (
+    ACCOUNT_SNAPSHOTS,
+    LICENSE_ROWS,
+    PROBLEM_ROWS,
+    SNAPSHOTS,
+    _to_us,
+    _utc,
+    utcnow,
+)
 from lib.store.tables import DAY_US as _DAY_US
 
 log = logging.getLogger(__name__)
 
 
 class HistoryMixin(SettingsMixin, BulkMixin):
-    def history(self, config_key: str, since: datetime | None = None,
-                columns: Sequence[str] | None = None) -> pd.DataFrame:
+    def history(
+        self, config_key: str, since: datetime | None = None, columns: Sequence[str] | None = None
+    ) -> pd.DataFrame:
         """License rows over time, one set per account per UTC calendar day that had a sync.
 
         For each day an account was synced: the rows of its last good
@@ -46,8 +55,11 @@ class HistoryMixin(SettingsMixin, BulkMixin):
         with self._read(consistent=True) as conn:
             cur = self._cursor(conn)
             try:
-                cur.execute(f"SELECT id, account_id, {self._ts('taken_at')}, good FROM account_snapshots "
-                            f"WHERE config_key = {self._ph}", (config_key,))
+                cur.execute(
+                    f"SELECT id, account_id, {self._ts('taken_at')}, good FROM account_snapshots "
+                    f"WHERE config_key = {self._ph}",
+                    (config_key,),
+                )
                 rows = cur.fetchall()
             finally:
                 cur.close()
@@ -59,12 +71,23 @@ class HistoryMixin(SettingsMixin, BulkMixin):
             snaps = snaps.sort_values(["taken_us", "id"], kind="stable")
             days = snaps.drop_duplicates(["account_id", "day"])[["account_id", "day"]]
             last_sync = snaps.groupby("day")["taken_us"].max()
-            good = (snaps[snaps["good"]].drop_duplicates(["account_id", "day"], keep="last")
-                    [["account_id", "day", "id", "taken_us"]].rename(columns={"day": "good_day"}))
+            good = (
+                snaps[snaps["good"]]
+                .drop_duplicates(["account_id", "day"], keep="last")[
+                    ["account_id", "day", "id", "taken_us"]
+                ]
+                .rename(columns={"day": "good_day"})
+            )
             if good.empty:
                 return _empty_frame(out_columns)
-            pairs = pd.merge_asof(days.sort_values("day"), good.sort_values("good_day"), left_on="day",
-                                  right_on="good_day", by="account_id", direction="backward")
+            pairs = pd.merge_asof(
+                days.sort_values("day"),
+                good.sort_values("good_day"),
+                left_on="day",
+                right_on="good_day",
+                by="account_id",
+                direction="backward",
+            )
             pairs = pairs.dropna(subset=["id"])
             if since is not None:
                 pairs = pairs[pairs["day"] >= _to_us(since) // _DAY_US * _DAY_US]
@@ -72,7 +95,9 @@ class HistoryMixin(SettingsMixin, BulkMixin):
                 return _empty_frame(out_columns)
             pairs["id"] = pairs["id"].astype(np.int64)
             ids = sorted(set(pairs["id"].tolist()))
-            owners, positions, data = self._read_rows(conn, "license_rows", subset, self._id_clauses(ids))
+            owners, positions, data = self._read_rows(
+                conn, "license_rows", subset, self._id_clauses(ids)
+            )
         if not len(owners):
             return _empty_frame(out_columns)
         rows_df = pd.DataFrame({"id": owners, "position": positions, "row": np.arange(len(owners))})
@@ -81,19 +106,27 @@ class HistoryMixin(SettingsMixin, BulkMixin):
         joined = joined.sort_values(["day", "id", "position"], kind="stable")
         take = joined["row"].to_numpy()
         out = {c: v[take] for c, v in data.items()}
-        df = pd.DataFrame({
-            "day": pd.to_datetime(joined["day"].to_numpy(), unit="us", utc=True),
-            "taken_at": pd.to_datetime(joined["sync_us"].to_numpy(), unit="us", utc=True),
-            "data_as_of": pd.to_datetime(joined["taken_us"].to_numpy(), unit="us", utc=True),
-            "stale": pd.array((joined["good_day"] < joined["day"]).to_numpy(), dtype="boolean"),
-            **out,
-        })
-        return df.astype({c: t for c, t in HISTORY_EXTRA_COLUMNS.items() if c != "stale"})[list(out_columns)]
+        df = pd.DataFrame(
+            {
+                "day": pd.to_datetime(joined["day"].to_numpy(), unit="us", utc=True),
+                "taken_at": pd.to_datetime(joined["sync_us"].to_numpy(), unit="us", utc=True),
+                "data_as_of": pd.to_datetime(joined["taken_us"].to_numpy(), unit="us", utc=True),
+                "stale": pd.array((joined["good_day"] < joined["day"]).to_numpy(), dtype="boolean"),
+                **out,
+            }
+        )
+        return df.astype({c: t for c, t in HISTORY_EXTRA_COLUMNS.items() if c != "stale"})[
+            list(out_columns)
+        ]
 
     # ----------------------------------------------------------- retention
 
-    def prune(self, keep_days: int | None = None, now: datetime | None = None,
-              config_key: str | None = None) -> dict[str, int]:
+    def prune(
+        self,
+        keep_days: int | None = None,
+        now: datetime | None = None,
+        config_key: str | None = None,
+    ) -> dict[str, int]:
         """Drop old snapshots; returns how many account snapshots, license rows and runs went.
 
         Per account: at most one snapshot per UTC calendar day (the day's last
@@ -103,7 +136,11 @@ class HistoryMixin(SettingsMixin, BulkMixin):
         """
         if keep_days is None:
             keep_days = self.get_settings()["retention_days"]
-        if isinstance(keep_days, bool) or not isinstance(keep_days, (int, np.integer)) or keep_days < 1:
+        if (
+            isinstance(keep_days, bool)
+            or not isinstance(keep_days, (int, np.integer))
+            or keep_days < 1
+        ):
             raise ValueError(f"keep_days must be a whole number of days >= 1, not {keep_days!r}")
         now = _utc(now) if now is not None else utcnow()
         cutoff_us = _to_us(now - timedelta(days=int(keep_days)))
@@ -113,42 +150,68 @@ class HistoryMixin(SettingsMixin, BulkMixin):
         with self._write() as conn:
             cur = self._cursor(conn)
             try:
-                cur.execute(f"SELECT id, snapshot_id, config_key, account_id, {self._ts('taken_at')}, good "
-                            f"FROM account_snapshots{where}", params)
+                cur.execute(
+                    f"SELECT id, snapshot_id, config_key, account_id, {self._ts('taken_at')}, good "
+                    f"FROM account_snapshots{where}",
+                    params,
+                )
                 rows = cur.fetchall()
-                cur.execute(f"SELECT id, config_key, {self._ts('taken_at')} FROM snapshots{where}", params)
+                cur.execute(
+                    f"SELECT id, config_key, {self._ts('taken_at')} FROM snapshots{where}", params
+                )
                 runs = cur.fetchall()
             finally:
                 cur.close()
             doomed: list[int] = []
             if rows:
-                df = pd.DataFrame(rows, columns=["id", "snapshot_id", "config_key", "account_id", "taken_us", "good"])
+                df = pd.DataFrame(
+                    rows,
+                    columns=["id", "snapshot_id", "config_key", "account_id", "taken_us", "good"],
+                )
                 df["good"] = df["good"].astype(bool)
                 df = df.sort_values(["taken_us", "id"], kind="stable")
                 key = ["config_key", "account_id"]
                 protected = set(df.groupby(key, sort=False)["id"].last())
                 protected |= set(df[df["good"]].groupby(key, sort=False)["id"].last())
                 df["day"] = df["taken_us"] // _DAY_US
-                keepers = set(df.sort_values(["good", "taken_us", "id"], kind="stable")
-                              .groupby([*key, "day"], sort=False)["id"].last())
-                keep = df["id"].isin(protected) | (df["id"].isin(keepers) & (df["taken_us"] >= cutoff_us))
+                keepers = set(
+                    df.sort_values(["good", "taken_us", "id"], kind="stable")
+                    .groupby([*key, "day"], sort=False)["id"]
+                    .last()
+                )
+                keep = df["id"].isin(protected) | (
+                    df["id"].isin(keepers) & (df["taken_us"] >= cutoff_us)
+                )
                 doomed = sorted(df.loc[~keep, "id"].tolist())
             A = ACCOUNT_SNAPSHOTS
             for chunk in _chunks(doomed):
                 report["license_rows"] += conn.execute(
-                    delete(LICENSE_ROWS).where(LICENSE_ROWS.c.account_snapshot_id.in_(chunk))).rowcount
+                    delete(LICENSE_ROWS).where(LICENSE_ROWS.c.account_snapshot_id.in_(chunk))
+                ).rowcount
                 report["problem_rows"] += conn.execute(
-                    delete(PROBLEM_ROWS).where(PROBLEM_ROWS.c.account_snapshot_id.in_(chunk))).rowcount
-                report["account_snapshots"] += conn.execute(delete(A).where(A.c.id.in_(chunk))).rowcount
+                    delete(PROBLEM_ROWS).where(PROBLEM_ROWS.c.account_snapshot_id.in_(chunk))
+                ).rowcount
+                report["account_snapshots"] += conn.execute(
+                    delete(A).where(A.c.id.in_(chunk))
+                ).rowcount
             if runs:
-                rdf = pd.DataFrame(runs, columns=["id", "config_key", "taken_us"]).sort_values(["taken_us", "id"])
+                rdf = pd.DataFrame(runs, columns=["id", "config_key", "taken_us"]).sort_values(
+                    ["taken_us", "id"]
+                )
                 latest_runs = set(rdf.groupby("config_key")["id"].last())
                 alive = set(conn.execute(select(A.c.snapshot_id).distinct()).scalars().all())
                 empty_runs = sorted(set(rdf["id"]) - alive - latest_runs)
                 for chunk in _chunks(empty_runs):
-                    report["snapshots"] += conn.execute(delete(SNAPSHOTS).where(SNAPSHOTS.c.id.in_(chunk))).rowcount
-        log.info("pruned %s (keep %d days): %d runs, %d account snapshots, %d license rows, %d problem rows",
-                 config_key if config_key is not None else "every config key", keep_days, report["snapshots"],
-                 report["account_snapshots"], report["license_rows"], report["problem_rows"])
+                    report["snapshots"] += conn.execute(
+                        delete(SNAPSHOTS).where(SNAPSHOTS.c.id.in_(chunk))
+                    ).rowcount
+        log.info(
+            "pruned %s (keep %d days): %d runs, %d account snapshots, %d license rows, %d problem rows",
+            config_key if config_key is not None else "every config key",
+            keep_days,
+            report["snapshots"],
+            report["account_snapshots"],
+            report["license_rows"],
+            report["problem_rows"],
+        )
         return report
-

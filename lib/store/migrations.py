@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.engine import Connection
@@ -26,14 +26,25 @@ log = logging.getLogger(__name__)
 
 
 def _migrate_1(conn: Connection) -> None:
-    for name in ("settings", "price_book", "fx_rates", "snapshots", "account_snapshots", "license_rows"):
+    for name in (
+        "settings",
+        "price_book",
+        "fx_rates",
+        "snapshots",
+        "account_snapshots",
+        "license_rows",
+    ):
         V1.tables[name].create(conn)
 
 
 def _migrate_2(conn: Connection) -> None:
     false = "false" if conn.dialect.name == "postgresql" else "0"
-    conn.execute(text(f"ALTER TABLE account_snapshots ADD COLUMN good BOOLEAN NOT NULL DEFAULT {false}"))
-    conn.execute(update(ACCOUNT_SNAPSHOTS).values(good=ACCOUNT_SNAPSHOTS.c.outcome.in_(GOOD_OUTCOMES)))
+    conn.execute(
+        text(f"ALTER TABLE account_snapshots ADD COLUMN good BOOLEAN NOT NULL DEFAULT {false}")
+    )
+    conn.execute(
+        update(ACCOUNT_SNAPSHOTS).values(good=ACCOUNT_SNAPSHOTS.c.outcome.in_(GOOD_OUTCOMES))
+    )
     _GOOD_INDEX.create(conn)
     for name in ("problem_rows", "refresh_leases", "audit_log"):
         T[name].create(conn)
@@ -44,11 +55,20 @@ def _migrate_3(conn: Connection) -> None:
     conn.execute(text(f"ALTER TABLE fx_rates ADD COLUMN saved_at {ts}"))
     conn.execute(text("ALTER TABLE fx_rates ADD COLUMN saved_by TEXT"))
     # Until now every save replaced all rates: the latest exchange-rate save is when each stored rate was saved.
-    last = conn.execute(select(AUDIT_LOG.c.at, AUDIT_LOG.c.actor_email, AUDIT_LOG.c.actor_name, AUDIT_LOG.c.actor_role)
-                        .where(AUDIT_LOG.c.action == "fx_rates")
-                        .order_by(AUDIT_LOG.c.at.desc(), AUDIT_LOG.c.id.desc()).limit(1)).first()
+    last = conn.execute(
+        select(
+            AUDIT_LOG.c.at, AUDIT_LOG.c.actor_email, AUDIT_LOG.c.actor_name, AUDIT_LOG.c.actor_role
+        )
+        .where(AUDIT_LOG.c.action == "fx_rates")
+        .order_by(AUDIT_LOG.c.at.desc(), AUDIT_LOG.c.id.desc())
+        .limit(1)
+    ).first()
     if last is not None:
-        who = "open access (no sign-in)" if last.actor_role == "open" else last.actor_email or last.actor_name
+        who = (
+            "open access (no sign-in)"
+            if last.actor_role == "open"
+            else last.actor_email or last.actor_name
+        )
         conn.execute(update(FX_RATES).values(saved_at=last.at, saved_by=who or "unknown"))
 
 
@@ -61,7 +81,9 @@ class Migration:
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "settings, price book, exchange rates, snapshots", _migrate_1),
-    Migration(2, "good flag on account snapshots, problem rows, refresh leases, audit log", _migrate_2),
+    Migration(
+        2, "good flag on account snapshots, problem rows, refresh leases, audit log", _migrate_2
+    ),
     Migration(3, "when and by whom each exchange rate was saved", _migrate_3),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
@@ -70,7 +92,6 @@ _PG_LOCK_KEY = 0x7465_7275  # the advisory lock that serializes upgrades
 
 class SchemaError(RuntimeError):
     """The database holds a schema this code cannot use."""
-
 
 
 class SchemaMixin(StoreBase):
@@ -91,14 +112,19 @@ class SchemaMixin(StoreBase):
             SCHEMA_VERSION.create(conn, checkfirst=True)
             current = int(conn.execute(select(func.max(SCHEMA_VERSION.c.version))).scalar() or 0)
             if current > LATEST_VERSION:
-                raise SchemaError(f"the database is at schema version {current}, newer than this code knows "
-                                  f"({LATEST_VERSION}); run a newer version of the dashboard")
+                raise SchemaError(
+                    f"the database is at schema version {current}, newer than this code knows "
+                    f"({LATEST_VERSION}); run a newer version of the dashboard"
+                )
             for migration in MIGRATIONS:
                 if current < migration.version <= target:
                     migration.apply(conn)
-                    conn.execute(insert(SCHEMA_VERSION).values(version=migration.version,
-                                                               description=migration.description,
-                                                               applied_at=utcnow()))
+                    conn.execute(
+                        insert(SCHEMA_VERSION).values(
+                            version=migration.version,
+                            description=migration.description,
+                            applied_at=utcnow(),
+                        )
+                    )
                     current = migration.version
         return current
-

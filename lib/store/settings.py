@@ -12,12 +12,13 @@ from __future__ import annotations
 import json
 import logging
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Connection
 
 from lib.schema import (
@@ -76,13 +77,17 @@ def validate_settings(values: Mapping[str, Any]) -> dict[str, Any]:
         elif key == "vendor_price_period":
             period = str(value).strip().lower() if isinstance(value, str) else ""
             if period not in BILLING_PERIODS:
-                problems.append(f"vendor_price_period: {value!r} is not one of {', '.join(BILLING_PERIODS)}")
+                problems.append(
+                    f"vendor_price_period: {value!r} is not one of {', '.join(BILLING_PERIODS)}"
+                )
             else:
                 out[key] = period
         elif key == "buffer":
             number = _number(value)
             if number is None or not 0 <= number <= 10:
-                problems.append(f"buffer: {value!r} is not a fraction between 0 and 10 (0.10 = 10% headroom)")
+                problems.append(
+                    f"buffer: {value!r} is not a fraction between 0 and 10 (0.10 = 10% headroom)"
+                )
             else:
                 out[key] = number
         elif key in ("under_used_pct", "at_capacity_pct"):
@@ -94,7 +99,9 @@ def validate_settings(values: Mapping[str, Any]) -> dict[str, Any]:
         elif key == "retention_days":
             number = _number(value)
             if number is None or not number.is_integer() or not 1 <= number <= 36500:
-                problems.append(f"retention_days: {value!r} is not a whole number of days between 1 and 36500")
+                problems.append(
+                    f"retention_days: {value!r} is not a whole number of days between 1 and 36500"
+                )
             else:
                 out[key] = int(number)
     if problems:
@@ -114,19 +121,25 @@ def checked_price_book(book: Any) -> pd.DataFrame:
     if not isinstance(book, pd.DataFrame):
         raise ValueError(f"a price book is a table, not {type(book).__name__}: {hint}")
     if list(book.columns) != PRICE_BOOK_COLUMNS:
-        raise ValueError(f"the price book's columns must be {', '.join(PRICE_BOOK_COLUMNS)}: {hint}")
+        raise ValueError(
+            f"the price book's columns must be {', '.join(PRICE_BOOK_COLUMNS)}: {hint}"
+        )
     try:
         out = book.reset_index(drop=True).astype(PRICE_BOOK_DTYPES)
     except (TypeError, ValueError):
         raise ValueError(f"the price book holds values of the wrong type: {hint}") from None
     price = out["unit_price"].to_numpy(dtype=float, na_value=np.nan)
-    bad = (out["integration"].isna() | out["integration"].str.strip().eq("")).to_numpy(dtype=bool, na_value=True)
+    bad = (out["integration"].isna() | out["integration"].str.strip().eq("")).to_numpy(
+        dtype=bool, na_value=True
+    )
     bad |= ~np.isfinite(price) | (np.nan_to_num(price, nan=-1.0) < 0)
     bad |= ~out["currency"].isin(CURRENCY_CODES).to_numpy(dtype=bool, na_value=False)
     bad |= ~out["billing_period"].isin(BILLING_PERIODS).to_numpy(dtype=bool, na_value=False)
     if bad.any():
-        raise ValueError(f"price book row(s) {', '.join(str(i + 1) for i in np.flatnonzero(bad)[:10])} "
-                         f"are not valid: {hint}")
+        raise ValueError(
+            f"price book row(s) {', '.join(str(i + 1) for i in np.flatnonzero(bad)[:10])} "
+            f"are not valid: {hint}"
+        )
     return out
 
 
@@ -136,15 +149,23 @@ def checked_fx_rates(rates: Any, reporting: str) -> dict[str, float]:
     if rates is None:
         return {reporting: 1.0}
     if not isinstance(rates, Mapping):
-        raise ValueError(f"exchange rates are a mapping of currency to rate, not {type(rates).__name__}: {hint}")
+        raise ValueError(
+            f"exchange rates are a mapping of currency to rate, not {type(rates).__name__}: {hint}"
+        )
     out: dict[str, float] = {reporting: 1.0}
     for code, rate in rates.items():
         ok = isinstance(code, str) and code in CURRENCY_CODES
-        ok = ok and not isinstance(rate, bool) and isinstance(rate, (int, float, np.integer, np.floating))
+        ok = (
+            ok
+            and not isinstance(rate, bool)
+            and isinstance(rate, (int, float, np.integer, np.floating))
+        )
         ok = ok and math.isfinite(float(rate)) and float(rate) > 0
         ok = ok and (code != reporting or float(rate) == 1.0)
         if not ok:
-            raise ValueError(f"exchange rate {code!r}: {rate!r} is not a valid rate to {reporting}: {hint}")
+            raise ValueError(
+                f"exchange rate {code!r}: {rate!r} is not a valid rate to {reporting}: {hint}"
+            )
         out[code] = float(rate)
     return out
 
@@ -159,16 +180,26 @@ class SettingsMixin(StoreBase):
             raise PermissionError(f"{who} may not change the dashboard's settings: only admins can")
 
     def _audit(self, conn: Connection, actor, action: str, detail: Mapping[str, Any]) -> None:
-        conn.execute(insert(AUDIT_LOG).values(at=utcnow(), actor_email=actor.email, actor_name=actor.name,
-                                              actor_role=actor.role, action=action,
-                                              detail=json.dumps(detail, sort_keys=True, default=str)))
+        conn.execute(
+            insert(AUDIT_LOG).values(
+                at=utcnow(),
+                actor_email=actor.email,
+                actor_name=actor.name,
+                actor_role=actor.role,
+                action=action,
+                detail=json.dumps(detail, sort_keys=True, default=str),
+            )
+        )
 
     def audit_log(self, limit: int = 200) -> pd.DataFrame:
         """The latest changes, newest first: at, actor_email, actor_name, actor_role, action, detail."""
         cols = ["at", "actor_email", "actor_name", "actor_role", "action", "detail"]
         with self._read() as conn:
-            rows = conn.execute(select(*(AUDIT_LOG.c[c] for c in cols))
-                                .order_by(AUDIT_LOG.c.at.desc(), AUDIT_LOG.c.id.desc()).limit(limit)).all()
+            rows = conn.execute(
+                select(*(AUDIT_LOG.c[c] for c in cols))
+                .order_by(AUDIT_LOG.c.at.desc(), AUDIT_LOG.c.id.desc())
+                .limit(limit)
+            ).all()
         df = pd.DataFrame([tuple(r) for r in rows], columns=cols)
         df["at"] = pd.to_datetime(df["at"], utc=True).astype("datetime64[us, UTC]")
         return df.astype({c: "string" for c in cols if c != "at"})
@@ -192,17 +223,28 @@ class SettingsMixin(StoreBase):
             current = {**SETTINGS_DEFAULTS, **self._stored_settings(conn)}
             merged = {**current, **clean}
             if merged["under_used_pct"] > merged["at_capacity_pct"]:
-                raise SettingsError([f"under_used_pct ({merged['under_used_pct']:g}) must not be above "
-                                     f"at_capacity_pct ({merged['at_capacity_pct']:g})"])
+                raise SettingsError(
+                    [
+                        f"under_used_pct ({merged['under_used_pct']:g}) must not be above "
+                        f"at_capacity_pct ({merged['at_capacity_pct']:g})"
+                    ]
+                )
             if merged["reporting_currency"] != current["reporting_currency"]:
                 rates = dict(conn.execute(select(FX_RATES.c.currency, FX_RATES.c.rate)).all())
                 if set(rates) - {current["reporting_currency"]}:
-                    raise SettingsError([
-                        "reporting_currency: the stored exchange rates are to "
-                        f"{current['reporting_currency']}; change the reporting currency together with its rates "
-                        "(save_fx_rates(rates, reporting_currency, actor))"])
+                    raise SettingsError(
+                        [
+                            "reporting_currency: the stored exchange rates are to "
+                            f"{current['reporting_currency']}; change the reporting currency together with its rates "
+                            "(save_fx_rates(rates, reporting_currency, actor))"
+                        ]
+                    )
                 conn.execute(delete(FX_RATES))
-            changes = {k: {"from": current.get(k), "to": v} for k, v in clean.items() if current.get(k) != v}
+            changes = {
+                k: {"from": current.get(k), "to": v}
+                for k, v in clean.items()
+                if current.get(k) != v
+            }
             self._put_settings(conn, clean, actor)
             if changes:
                 self._audit(conn, actor, "settings", changes)
@@ -213,15 +255,21 @@ class SettingsMixin(StoreBase):
         now = utcnow()
         for key, value in values.items():
             conn.execute(delete(SETTINGS).where(SETTINGS.c.key == key))
-            conn.execute(insert(SETTINGS).values(key=key, value=json.dumps(value), updated_at=now,
-                                                 updated_by=actor.label))
+            conn.execute(
+                insert(SETTINGS).values(
+                    key=key, value=json.dumps(value), updated_at=now, updated_by=actor.label
+                )
+            )
 
     # ---------------------------------------------------------- price book
 
     def get_price_book(self) -> pd.DataFrame:
         with self._read() as conn:
-            rows = conn.execute(select(*(PRICE_BOOK.c[c] for c in PRICE_BOOK_COLUMNS))
-                                .order_by(PRICE_BOOK.c.position)).all()
+            rows = conn.execute(
+                select(*(PRICE_BOOK.c[c] for c in PRICE_BOOK_COLUMNS)).order_by(
+                    PRICE_BOOK.c.position
+                )
+            ).all()
         if not rows:
             return _empty_price_book()
         df = pd.DataFrame([tuple(r) for r in rows], columns=PRICE_BOOK_COLUMNS)
@@ -239,21 +287,32 @@ class SettingsMixin(StoreBase):
             rec["position"] = i
         cols = [c for c in PRICE_BOOK_COLUMNS if c != "position"]
         with self._write() as conn:
-            old = [dict(r._mapping) for r in conn.execute(select(*(PRICE_BOOK.c[c] for c in cols))).all()]
+            old = [
+                dict(r._mapping)
+                for r in conn.execute(select(*(PRICE_BOOK.c[c] for c in cols))).all()
+            ]
             before = len(old)
             conn.execute(delete(PRICE_BOOK))
             if records:
                 conn.execute(insert(PRICE_BOOK), records)
 
             def rows(recs) -> dict[str, tuple]:
-                return {price_row_label(r["integration"], r["license_id"], r["license_name"]):
-                        tuple(r[c] for c in cols) for r in recs}
+                return {
+                    price_row_label(r["integration"], r["license_id"], r["license_name"]): tuple(
+                        r[c] for c in cols
+                    )
+                    for r in recs
+                }
 
             was, now = rows(old), rows(records)
             # the rows added, changed or removed, by name: each price-book row's last change is in the audit log
             changed = sorted(k for k in set(was) | set(now) if was.get(k) != now.get(k))
-            self._audit(conn, actor, "price_book", {"entries_before": before, "entries_after": len(records),
-                                                    "changed": changed})
+            self._audit(
+                conn,
+                actor,
+                "price_book",
+                {"entries_before": before, "entries_after": len(records), "changed": changed},
+            )
         log.info("price book saved by %s: %d entries (was %d)", actor.label, len(records), before)
         return book
 
@@ -261,20 +320,30 @@ class SettingsMixin(StoreBase):
 
     def get_fx_rates(self) -> dict[str, float]:
         with self._read() as conn:
-            return {c: float(r) for c, r in conn.execute(select(FX_RATES.c.currency, FX_RATES.c.rate)
-                                                         .order_by(FX_RATES.c.currency)).all()}
+            return {
+                c: float(r)
+                for c, r in conn.execute(
+                    select(FX_RATES.c.currency, FX_RATES.c.rate).order_by(FX_RATES.c.currency)
+                ).all()
+            }
 
     def fx_rates_saved(self) -> pd.DataFrame:
         """The rates with when (UTC) and by whom each was saved: currency, rate, saved_at, saved_by."""
         with self._read() as conn:
-            rows = conn.execute(select(FX_RATES.c.currency, FX_RATES.c.rate, FX_RATES.c.saved_at, FX_RATES.c.saved_by)
-                                .order_by(FX_RATES.c.currency)).all()
-        df = pd.DataFrame([tuple(r) for r in rows], columns=["currency", "rate", "saved_at", "saved_by"])
+            rows = conn.execute(
+                select(
+                    FX_RATES.c.currency, FX_RATES.c.rate, FX_RATES.c.saved_at, FX_RATES.c.saved_by
+                ).order_by(FX_RATES.c.currency)
+            ).all()
+        df = pd.DataFrame(
+            [tuple(r) for r in rows], columns=["currency", "rate", "saved_at", "saved_by"]
+        )
         df["saved_at"] = pd.to_datetime(df["saved_at"], utc=True).astype("datetime64[us, UTC]")
         return df.astype({"currency": "string", "rate": "Float64", "saved_by": "string"})
 
-    def save_fx_rates(self, rates: Mapping[str, float] | None, reporting_currency: str | None,
-                      actor) -> dict[str, float]:
+    def save_fx_rates(
+        self, rates: Mapping[str, float] | None, reporting_currency: str | None, actor
+    ) -> dict[str, float]:
         """Replace the exchange rates (to ``reporting_currency``, which is saved with them); all or nothing.
 
         ``rates``: validated rates ({currency: rate}, e.g. ``lib.analytics.pricing.validate_fx_rates``);
@@ -283,25 +352,51 @@ class SettingsMixin(StoreBase):
         self._require_editor(actor)
         if reporting_currency is None:
             reporting_currency = self.get_settings()["reporting_currency"]
-        reporting = validate_settings({"reporting_currency": reporting_currency})["reporting_currency"]
+        reporting = validate_settings({"reporting_currency": reporting_currency})[
+            "reporting_currency"
+        ]
         clean = checked_fx_rates(rates, reporting)
         with self._write() as conn:
-            old = {r.currency: r for r in conn.execute(select(FX_RATES.c.currency, FX_RATES.c.rate,
-                                                              FX_RATES.c.saved_at, FX_RATES.c.saved_by)).all()}
+            old = {
+                r.currency: r
+                for r in conn.execute(
+                    select(
+                        FX_RATES.c.currency,
+                        FX_RATES.c.rate,
+                        FX_RATES.c.saved_at,
+                        FX_RATES.c.saved_by,
+                    )
+                ).all()
+            }
             before = {c: r.rate for c, r in old.items()}
-            same_target = {**SETTINGS_DEFAULTS, **self._stored_settings(conn)}["reporting_currency"] == reporting
+            same_target = {**SETTINGS_DEFAULTS, **self._stored_settings(conn)}[
+                "reporting_currency"
+            ] == reporting
             now = utcnow()
 
             def stamp(c: str, r: float) -> dict[str, Any]:
                 # A rate saved again unchanged (the editor saves the whole table) keeps the date it was set.
                 kept = same_target and c in old and float(old[c].rate) == float(r)
-                return ({"saved_at": old[c].saved_at, "saved_by": old[c].saved_by} if kept
-                        else {"saved_at": now, "saved_by": actor.label})
+                return (
+                    {"saved_at": old[c].saved_at, "saved_by": old[c].saved_by}
+                    if kept
+                    else {"saved_at": now, "saved_by": actor.label}
+                )
 
             conn.execute(delete(FX_RATES))
-            conn.execute(insert(FX_RATES), [{"currency": c, "rate": float(r), **stamp(c, r)}
-                                            for c, r in sorted(clean.items())])
+            conn.execute(
+                insert(FX_RATES),
+                [
+                    {"currency": c, "rate": float(r), **stamp(c, r)}
+                    for c, r in sorted(clean.items())
+                ],
+            )
             self._put_settings(conn, {"reporting_currency": reporting}, actor)
-            self._audit(conn, actor, "fx_rates", {"reporting_currency": reporting, "before": before, "after": clean})
+            self._audit(
+                conn,
+                actor,
+                "fx_rates",
+                {"reporting_currency": reporting, "before": before, "after": clean},
+            )
         log.info("exchange rates saved by %s: %d rates to %s", actor.label, len(clean), reporting)
         return clean

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,10 +45,17 @@ class LatestSnapshot:
         return self.accounts[self.accounts["stale"].to_numpy(dtype=bool)]
 
 
-ACCOUNT_EXTRA_COLUMNS = {"stale": "boolean", "data_as_of": "datetime64[us, UTC]", "stale_for": "timedelta64[us]"}
-HISTORY_EXTRA_COLUMNS = {"day": "datetime64[us, UTC]", "taken_at": "datetime64[us, UTC]",
-                         "data_as_of": "datetime64[us, UTC]", "stale": "boolean"}
-
+ACCOUNT_EXTRA_COLUMNS = {
+    "stale": "boolean",
+    "data_as_of": "datetime64[us, UTC]",
+    "stale_for": "timedelta64[us]",
+}
+HISTORY_EXTRA_COLUMNS = {
+    "day": "datetime64[us, UTC]",
+    "taken_at": "datetime64[us, UTC]",
+    "data_as_of": "datetime64[us, UTC]",
+    "stale": "boolean",
+}
 
 
 class SnapshotMixin(BulkMixin):
@@ -55,7 +63,9 @@ class SnapshotMixin(BulkMixin):
         """Write one fetch as a snapshot (one transaction); returns its id."""
         return self.write_snapshots([(result, taken_at)], config_key)[0]
 
-    def write_snapshots(self, items: Iterable[tuple[Any, datetime | None]], config_key: str) -> list[int]:
+    def write_snapshots(
+        self, items: Iterable[tuple[Any, datetime | None]], config_key: str
+    ) -> list[int]:
         """Write several fetches (e.g. seeded history) in one transaction; returns their ids."""
         if not isinstance(config_key, str) or not config_key.strip():
             raise ValueError("config_key must be non-empty text")
@@ -67,9 +77,15 @@ class SnapshotMixin(BulkMixin):
                 ids.append(self._insert_snapshot(conn, config_key, prep))
         took_ms = (time.perf_counter() - started) * 1000
         for snapshot_id, prep in zip(ids, prepared):
-            log.info("snapshot %s written for %s: %d accounts, %d license rows, %d problem rows, took %.0f ms",
-                     snapshot_id, config_key, len(prep["accounts"]), len(prep["licenses"]), len(prep["problems"]),
-                     took_ms)
+            log.info(
+                "snapshot %s written for %s: %d accounts, %d license rows, %d problem rows, took %.0f ms",
+                snapshot_id,
+                config_key,
+                len(prep["accounts"]),
+                len(prep["licenses"]),
+                len(prep["problems"]),
+                took_ms,
+            )
         return ids
 
     def _prepare(self, result, taken_at: datetime | None) -> dict[str, Any]:
@@ -82,74 +98,126 @@ class SnapshotMixin(BulkMixin):
             dup = accounts.loc[accounts["account_id"].duplicated(), "account_id"].iloc[0]
             raise ValueError(f"account {dup} appears twice in the accounts table")
         bad = sorted(set(accounts["outcome"].dropna()) - set(OUTCOMES)) + (
-            ["(empty)"] if accounts["outcome"].isna().any() else [])
+            ["(empty)"] if accounts["outcome"].isna().any() else []
+        )
         if bad:
             raise ValueError(f"unknown account outcome(s): {', '.join(bad)}")
         known = set(accounts["account_id"])
         for name, table in (("license", licenses), ("problem", problems)):
             strays = sorted(set(table["account_id"].dropna()) - known)
             if strays or table["account_id"].isna().any():
-                raise ValueError(f"{name} rows for account(s) without an account row: {', '.join(strays) or '(empty id)'}")
+                raise ValueError(
+                    f"{name} rows for account(s) without an account row: {', '.join(strays) or '(empty id)'}"
+                )
         started = getattr(result, "started_at", None)
         finished = getattr(result, "finished_at", None)
         taken = _utc(taken_at) if taken_at is not None else _utc(finished or utcnow())
         exit_code = result.exit_code() if callable(getattr(result, "exit_code", None)) else None
-        return {"accounts": accounts, "licenses": licenses, "problems": problems, "taken_at": taken,
-                "started_at": _utc(started) if started else None, "finished_at": _utc(finished) if finished else None,
-                "demo": bool(getattr(result, "demo", False)), "exit_code": exit_code}
+        return {
+            "accounts": accounts,
+            "licenses": licenses,
+            "problems": problems,
+            "taken_at": taken,
+            "started_at": _utc(started) if started else None,
+            "finished_at": _utc(finished) if finished else None,
+            "demo": bool(getattr(result, "demo", False)),
+            "exit_code": exit_code,
+        }
 
     def _insert_snapshot(self, conn: Connection, config_key: str, prep: dict[str, Any]) -> int:
         accounts, licenses, problems = prep["accounts"], prep["licenses"], prep["problems"]
-        good_ids = set(accounts.loc[accounts["outcome"].isin(GOOD_OUTCOMES).to_numpy(dtype=bool), "account_id"])
+        good_ids = set(
+            accounts.loc[accounts["outcome"].isin(GOOD_OUTCOMES).to_numpy(dtype=bool), "account_id"]
+        )
         lic_mask = licenses["account_id"].isin(good_ids).to_numpy(dtype=bool)
         prob_mask = problems["account_id"].isin(good_ids).to_numpy(dtype=bool)
         taken = prep["taken_at"]
-        snapshot_id = conn.execute(insert(SNAPSHOTS).values(
-            config_key=config_key, taken_at=taken, started_at=prep["started_at"], finished_at=prep["finished_at"],
-            written_at=utcnow(), demo=prep["demo"], exit_code=prep["exit_code"], accounts=len(accounts),
-            license_rows=int(lic_mask.sum())).returning(SNAPSHOTS.c.id)).scalar_one()
+        snapshot_id = conn.execute(
+            insert(SNAPSHOTS)
+            .values(
+                config_key=config_key,
+                taken_at=taken,
+                started_at=prep["started_at"],
+                finished_at=prep["finished_at"],
+                written_at=utcnow(),
+                demo=prep["demo"],
+                exit_code=prep["exit_code"],
+                accounts=len(accounts),
+                license_rows=int(lic_mask.sum()),
+            )
+            .returning(SNAPSHOTS.c.id)
+        ).scalar_one()
         if not len(accounts):
             return snapshot_id
         n = len(accounts)
         sqlite = self.is_sqlite
         names = ["snapshot_id", "config_key", "taken_at", "good", *ACCOUNT_COLUMNS]
-        data = [[snapshot_id] * n, [config_key] * n, [_to_us(taken) if sqlite else taken] * n,
-                accounts["outcome"].isin(GOOD_OUTCOMES).to_numpy(dtype=bool).tolist(),
-                *(_pylist(accounts[c], t, sqlite) for c, t in ACCOUNT_COLUMNS.items())]
+        data = [
+            [snapshot_id] * n,
+            [config_key] * n,
+            [_to_us(taken) if sqlite else taken] * n,
+            accounts["outcome"].isin(GOOD_OUTCOMES).to_numpy(dtype=bool).tolist(),
+            *(_pylist(accounts[c], t, sqlite) for c, t in ACCOUNT_COLUMNS.items()),
+        ]
         self._insert_rows(conn, "account_snapshots", names, data)
         A = ACCOUNT_SNAPSHOTS
-        id_of = dict(conn.execute(select(A.c.account_id, A.c.id).where(A.c.snapshot_id == snapshot_id)).all())
-        for table, columns, df, mask in (("license_rows", LICENSE_COLUMNS, licenses, lic_mask),
-                                         ("problem_rows", PROBLEM_COLUMNS, problems, prob_mask)):
+        id_of = dict(
+            conn.execute(select(A.c.account_id, A.c.id).where(A.c.snapshot_id == snapshot_id)).all()
+        )
+        for table, columns, df, mask in (
+            ("license_rows", LICENSE_COLUMNS, licenses, lic_mask),
+            ("problem_rows", PROBLEM_COLUMNS, problems, prob_mask),
+        ):
             if mask.any():
                 rows = df[mask]
-                data = [[id_of[a] for a in rows["account_id"].tolist()], np.flatnonzero(mask).tolist(),
-                        *(_pylist(rows[c], t, sqlite) for c, t in columns.items())]
+                data = [
+                    [id_of[a] for a in rows["account_id"].tolist()],
+                    np.flatnonzero(mask).tolist(),
+                    *(_pylist(rows[c], t, sqlite) for c, t in columns.items()),
+                ]
                 self._insert_rows(conn, table, ["account_snapshot_id", "position", *columns], data)
         return snapshot_id
 
     def has_snapshots(self, config_key: str) -> bool:
         with self._read() as conn:
-            return conn.execute(select(SNAPSHOTS.c.id).where(SNAPSHOTS.c.config_key == config_key).limit(1)).first() \
+            return (
+                conn.execute(
+                    select(SNAPSHOTS.c.id).where(SNAPSHOTS.c.config_key == config_key).limit(1)
+                ).first()
                 is not None
+            )
 
     def latest_snapshot_id(self, config_key: str) -> int | None:
         """The id of the latest run (cheap; a cache key for the pages)."""
         with self._read() as conn:
-            return conn.execute(select(SNAPSHOTS.c.id).where(SNAPSHOTS.c.config_key == config_key)
-                                .order_by(SNAPSHOTS.c.taken_at.desc(), SNAPSHOTS.c.id.desc()).limit(1)).scalar()
+            return conn.execute(
+                select(SNAPSHOTS.c.id)
+                .where(SNAPSHOTS.c.config_key == config_key)
+                .order_by(SNAPSHOTS.c.taken_at.desc(), SNAPSHOTS.c.id.desc())
+                .limit(1)
+            ).scalar()
 
     def snapshots(self, config_key: str) -> pd.DataFrame:
         """The runs kept for ``config_key``, oldest first."""
         cols = ["id", "taken_at", "written_at", "exit_code", "accounts", "license_rows", "demo"]
         with self._read() as conn:
-            rows = conn.execute(select(*(SNAPSHOTS.c[c] for c in cols)).where(SNAPSHOTS.c.config_key == config_key)
-                                .order_by(SNAPSHOTS.c.taken_at, SNAPSHOTS.c.id)).all()
+            rows = conn.execute(
+                select(*(SNAPSHOTS.c[c] for c in cols))
+                .where(SNAPSHOTS.c.config_key == config_key)
+                .order_by(SNAPSHOTS.c.taken_at, SNAPSHOTS.c.id)
+            ).all()
         df = pd.DataFrame([tuple(r) for r in rows], columns=cols)
         for c in ("taken_at", "written_at"):
             df[c] = pd.to_datetime(df[c], utc=True).astype("datetime64[us, UTC]")
-        return df.astype({"id": "Int64", "exit_code": "Int64", "accounts": "Int64", "license_rows": "Int64",
-                          "demo": "boolean"})
+        return df.astype(
+            {
+                "id": "Int64",
+                "exit_code": "Int64",
+                "accounts": "Int64",
+                "license_rows": "Int64",
+                "demo": "boolean",
+            }
+        )
 
     def latest(self, config_key: str, now: datetime | None = None) -> LatestSnapshot:
         """Each account of the latest run: its latest attempt, and the rows of its latest good snapshot.
@@ -164,46 +232,110 @@ class SnapshotMixin(BulkMixin):
         A = ACCOUNT_SNAPSHOTS
         account_dtypes = {**ACCOUNT_COLUMNS, **ACCOUNT_EXTRA_COLUMNS}
         with self._read(consistent=True) as conn:
-            run = conn.execute(select(SNAPSHOTS).where(SNAPSHOTS.c.config_key == config_key)
-                               .order_by(SNAPSHOTS.c.taken_at.desc(), SNAPSHOTS.c.id.desc()).limit(1)).first()
+            run = conn.execute(
+                select(SNAPSHOTS)
+                .where(SNAPSHOTS.c.config_key == config_key)
+                .order_by(SNAPSHOTS.c.taken_at.desc(), SNAPSHOTS.c.id.desc())
+                .limit(1)
+            ).first()
             if run is None:
-                return LatestSnapshot(config_key, None, None, None, None, False, _empty_frame(LICENSE_COLUMNS),
-                                      _empty_frame(account_dtypes), _empty_frame(PROBLEM_COLUMNS))
-            att = self._columns(conn, [("id", "int64"), ("taken_at", "datetime64[us, UTC]"), ("good", "boolean"),
-                                       *ACCOUNT_COLUMNS.items()],
-                                f"FROM account_snapshots WHERE snapshot_id = {self._ph} ORDER BY id", (run.id,))
+                return LatestSnapshot(
+                    config_key,
+                    None,
+                    None,
+                    None,
+                    None,
+                    False,
+                    _empty_frame(LICENSE_COLUMNS),
+                    _empty_frame(account_dtypes),
+                    _empty_frame(PROBLEM_COLUMNS),
+                )
+            att = self._columns(
+                conn,
+                [
+                    ("id", "int64"),
+                    ("taken_at", "datetime64[us, UTC]"),
+                    ("good", "boolean"),
+                    *ACCOUNT_COLUMNS.items(),
+                ],
+                f"FROM account_snapshots WHERE snapshot_id = {self._ph} ORDER BY id",
+                (run.id,),
+            )
             good = att["good"].to_numpy(dtype=bool, na_value=False)
             account_ids = att["account_id"].to_numpy(dtype=object)
             # Accounts whose latest attempt is good show that attempt; the others their latest good one.
             fallback: dict[str, tuple[int, datetime]] = {}
             for chunk in _chunks(sorted(set(account_ids[~good]))):
-                ranked = (select(A.c.id, A.c.account_id, A.c.taken_at,
-                                 func.row_number().over(partition_by=A.c.account_id,
-                                                        order_by=(A.c.taken_at.desc(), A.c.id.desc())).label("rn"))
-                          .where(A.c.config_key == config_key, A.c.good.is_(True), A.c.account_id.in_(chunk))
-                          .subquery())
-                for row in conn.execute(select(ranked.c.id, ranked.c.account_id, ranked.c.taken_at)
-                                        .where(ranked.c.rn == 1)).all():
+                ranked = (
+                    select(
+                        A.c.id,
+                        A.c.account_id,
+                        A.c.taken_at,
+                        func.row_number()
+                        .over(
+                            partition_by=A.c.account_id,
+                            order_by=(A.c.taken_at.desc(), A.c.id.desc()),
+                        )
+                        .label("rn"),
+                    )
+                    .where(
+                        A.c.config_key == config_key, A.c.good.is_(True), A.c.account_id.in_(chunk)
+                    )
+                    .subquery()
+                )
+                for row in conn.execute(
+                    select(ranked.c.id, ranked.c.account_id, ranked.c.taken_at).where(
+                        ranked.c.rn == 1
+                    )
+                ).all():
                     fallback[row.account_id] = (row.id, row.taken_at)
             rank = {acc: i for i, acc in enumerate(account_ids)}
             rank_of_owner = {int(i): r for i, r in zip(att["id"][good], np.flatnonzero(good))}
             rank_of_owner.update({snap_id: rank[acc] for acc, (snap_id, _) in fallback.items()})
-            clauses = [(f"account_snapshot_id IN (SELECT id FROM account_snapshots WHERE snapshot_id = {self._ph} "
-                        f"AND good = {self._ph})", (run.id, True))] if good.any() else []
+            clauses = (
+                [
+                    (
+                        f"account_snapshot_id IN (SELECT id FROM account_snapshots WHERE snapshot_id = {self._ph} "
+                        f"AND good = {self._ph})",
+                        (run.id, True),
+                    )
+                ]
+                if good.any()
+                else []
+            )
             clauses += self._id_clauses(sorted(snap_id for snap_id, _ in fallback.values()))
             licenses = self._ordered(conn, "license_rows", LICENSE_COLUMNS, clauses, rank_of_owner)
             problems = self._ordered(conn, "problem_rows", PROBLEM_COLUMNS, clauses, rank_of_owner)
 
         accounts = pd.DataFrame({c: att[c] for c in ACCOUNT_COLUMNS})
-        stale = np.array([not g and acc in fallback for g, acc in zip(good, account_ids)], dtype=bool)
-        taken_us = np.asarray(att["taken_at"].asi8, dtype=np.int64)   # microseconds (the array's unit)
-        as_of_us = np.array([taken_us[i] if good[i] else (_to_us(fallback[acc][1]) if acc in fallback else -1)
-                             for i, acc in enumerate(account_ids)], dtype=np.int64)
-        as_of = pd.array(pa.array(as_of_us, mask=as_of_us < 0).cast(pa.timestamp("us", tz="UTC")).to_pandas())
+        stale = np.array(
+            [not g and acc in fallback for g, acc in zip(good, account_ids)], dtype=bool
+        )
+        taken_us = np.asarray(
+            att["taken_at"].asi8, dtype=np.int64
+        )  # microseconds (the array's unit)
+        as_of_us = np.array(
+            [
+                taken_us[i] if good[i] else (_to_us(fallback[acc][1]) if acc in fallback else -1)
+                for i, acc in enumerate(account_ids)
+            ],
+            dtype=np.int64,
+        )
+        as_of = pd.array(
+            pa.array(as_of_us, mask=as_of_us < 0).cast(pa.timestamp("us", tz="UTC")).to_pandas()
+        )
         accounts["stale"] = pd.array(stale, dtype="boolean")
         accounts["data_as_of"] = as_of
         age = (pd.Timestamp(now).as_unit("us") - accounts["data_as_of"]).astype("timedelta64[us]")
         accounts["stale_for"] = age.where(stale, pd.NaT).astype("timedelta64[us]")
-        return LatestSnapshot(config_key, run.id, run.taken_at, run.written_at, run.exit_code, bool(run.demo),
-                              licenses, accounts.astype(account_dtypes), problems)
-
+        return LatestSnapshot(
+            config_key,
+            run.id,
+            run.taken_at,
+            run.written_at,
+            run.exit_code,
+            bool(run.demo),
+            licenses,
+            accounts.astype(account_dtypes),
+            problems,
+        )

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pandas as pd
-from sqlalchemy import BigInteger, Boolean, Column, Float, ForeignKey, Index, Integer, MetaData, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+)
 from sqlalchemy.types import DateTime, TypeDecorator
 
 from lib.schema import ACCOUNT_COLUMNS, LICENSE_COLUMNS, PROBLEM_COLUMNS
@@ -16,7 +28,7 @@ FAILED_OUTCOMES = ("failed", "needs_reauth", "inactive")
 
 _ID = BigInteger().with_variant(Integer, "sqlite")
 _US = timedelta(microseconds=1)
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DAY_US = 86_400_000_000
 
 
@@ -29,8 +41,8 @@ def _utc(value: Any) -> datetime:
     if not isinstance(value, datetime):
         raise TypeError(f"expected a datetime, not {type(value).__name__}")
     if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 def _to_us(value: datetime) -> int:
@@ -42,7 +54,7 @@ def _from_us(value: int) -> datetime:
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class UtcTimestamp(TypeDecorator):
@@ -73,67 +85,104 @@ class UtcTimestamp(TypeDecorator):
 # ------------------------------------------------------------------ schema
 # Version 1 is frozen as it shipped; version 2 is built from it by migration 2.
 
-_SQL_TYPES = {"string": Text, "boolean": Boolean, "Int64": BigInteger, "Float64": Float,
-              "datetime64[us, UTC]": UtcTimestamp}
+_SQL_TYPES = {
+    "string": Text,
+    "boolean": Boolean,
+    "Int64": BigInteger,
+    "Float64": Float,
+    "datetime64[us, UTC]": UtcTimestamp,
+}
 
 
 def _typed_columns(columns: Mapping[str, str], skip: Iterable[str] = ()) -> list[Column]:
-    return [Column(name, _SQL_TYPES[dtype]()) for name, dtype in columns.items() if name not in set(skip)]
+    return [
+        Column(name, _SQL_TYPES[dtype]())
+        for name, dtype in columns.items()
+        if name not in set(skip)
+    ]
 
 
 def _schema_version_table(md: MetaData) -> Table:
-    return Table("schema_version", md,
-                 Column("version", Integer, primary_key=True, autoincrement=False),
-                 Column("description", Text, nullable=False),
-                 Column("applied_at", UtcTimestamp, nullable=False))
+    return Table(
+        "schema_version",
+        md,
+        Column("version", Integer, primary_key=True, autoincrement=False),
+        Column("description", Text, nullable=False),
+        Column("applied_at", UtcTimestamp, nullable=False),
+    )
 
 
-def _v1_tables(md: MetaData, account_extra: Sequence[Column] = (), account_indexes: Sequence[Index] = ()) -> None:
-    Table("settings", md,
-          Column("key", Text, primary_key=True),
-          Column("value", Text, nullable=False),      # JSON
-          Column("updated_at", UtcTimestamp),
-          Column("updated_by", Text))
-    Table("price_book", md,
-          Column("position", Integer, primary_key=True, autoincrement=False),
-          Column("integration", Text, nullable=False),
-          Column("license_id", Text),
-          Column("license_name", Text),
-          Column("unit_price", Float, nullable=False),
-          Column("currency", Text, nullable=False),
-          Column("billing_period", Text, nullable=False))
-    Table("fx_rates", md,
-          Column("currency", Text, primary_key=True),
-          Column("rate", Float, nullable=False))
-    Table("snapshots", md,
-          Column("id", _ID, primary_key=True, autoincrement=True),
-          Column("config_key", Text, nullable=False),
-          Column("taken_at", UtcTimestamp, nullable=False),
-          Column("started_at", UtcTimestamp),
-          Column("finished_at", UtcTimestamp),
-          Column("written_at", UtcTimestamp, nullable=False),
-          Column("demo", Boolean, nullable=False),
-          Column("exit_code", Integer),
-          Column("accounts", Integer, nullable=False),
-          Column("license_rows", Integer, nullable=False),
-          Index("ix_snapshots_key_taken", "config_key", "taken_at"),
-          Index("ix_snapshots_key_written", "config_key", "written_at"))
-    Table("account_snapshots", md,
-          Column("id", _ID, primary_key=True, autoincrement=True),
-          Column("snapshot_id", _ID, ForeignKey("snapshots.id"), nullable=False),
-          Column("config_key", Text, nullable=False),
-          Column("taken_at", UtcTimestamp, nullable=False),
-          Column("account_id", Text, nullable=False),
-          *_typed_columns(ACCOUNT_COLUMNS, skip=("account_id",)),
-          *account_extra,
-          Index("ix_account_snapshots_run", "snapshot_id"),
-          Index("ix_account_snapshots_account", "config_key", "account_id", "taken_at"),
-          *account_indexes)
-    Table("license_rows", md,
-          Column("account_snapshot_id", _ID, ForeignKey("account_snapshots.id"), primary_key=True,
-                 autoincrement=False),
-          Column("position", Integer, primary_key=True, autoincrement=False),
-          *_typed_columns(LICENSE_COLUMNS))
+def _v1_tables(
+    md: MetaData, account_extra: Sequence[Column] = (), account_indexes: Sequence[Index] = ()
+) -> None:
+    Table(
+        "settings",
+        md,
+        Column("key", Text, primary_key=True),
+        Column("value", Text, nullable=False),  # JSON
+        Column("updated_at", UtcTimestamp),
+        Column("updated_by", Text),
+    )
+    Table(
+        "price_book",
+        md,
+        Column("position", Integer, primary_key=True, autoincrement=False),
+        Column("integration", Text, nullable=False),
+        Column("license_id", Text),
+        Column("license_name", Text),
+        Column("unit_price", Float, nullable=False),
+        Column("currency", Text, nullable=False),
+        Column("billing_period", Text, nullable=False),
+    )
+    Table(
+        "fx_rates",
+        md,
+        Column("currency", Text, primary_key=True),
+        Column("rate", Float, nullable=False),
+    )
+    Table(
+        "snapshots",
+        md,
+        Column("id", _ID, primary_key=True, autoincrement=True),
+        Column("config_key", Text, nullable=False),
+        Column("taken_at", UtcTimestamp, nullable=False),
+        Column("started_at", UtcTimestamp),
+        Column("finished_at", UtcTimestamp),
+        Column("written_at", UtcTimestamp, nullable=False),
+        Column("demo", Boolean, nullable=False),
+        Column("exit_code", Integer),
+        Column("accounts", Integer, nullable=False),
+        Column("license_rows", Integer, nullable=False),
+        Index("ix_snapshots_key_taken", "config_key", "taken_at"),
+        Index("ix_snapshots_key_written", "config_key", "written_at"),
+    )
+    Table(
+        "account_snapshots",
+        md,
+        Column("id", _ID, primary_key=True, autoincrement=True),
+        Column("snapshot_id", _ID, ForeignKey("snapshots.id"), nullable=False),
+        Column("config_key", Text, nullable=False),
+        Column("taken_at", UtcTimestamp, nullable=False),
+        Column("account_id", Text, nullable=False),
+        *_typed_columns(ACCOUNT_COLUMNS, skip=("account_id",)),
+        *account_extra,
+        Index("ix_account_snapshots_run", "snapshot_id"),
+        Index("ix_account_snapshots_account", "config_key", "account_id", "taken_at"),
+        *account_indexes,
+    )
+    Table(
+        "license_rows",
+        md,
+        Column(
+            "account_snapshot_id",
+            _ID,
+            ForeignKey("account_snapshots.id"),
+            primary_key=True,
+            autoincrement=False,
+        ),
+        Column("position", Integer, primary_key=True, autoincrement=False),
+        *_typed_columns(LICENSE_COLUMNS),
+    )
 
 
 V1 = MetaData()
@@ -143,32 +192,53 @@ _v1_tables(V1)
 METADATA = MetaData()
 SCHEMA_VERSION = _schema_version_table(METADATA)
 _GOOD_INDEX = Index("ix_account_snapshots_good", "config_key", "account_id", "good", "taken_at")
-_v1_tables(METADATA, account_extra=[Column("good", Boolean, nullable=False)], account_indexes=[_GOOD_INDEX])
-METADATA.tables["fx_rates"].append_column(Column("saved_at", UtcTimestamp()))    # version 3
+_v1_tables(
+    METADATA, account_extra=[Column("good", Boolean, nullable=False)], account_indexes=[_GOOD_INDEX]
+)
+METADATA.tables["fx_rates"].append_column(Column("saved_at", UtcTimestamp()))  # version 3
 METADATA.tables["fx_rates"].append_column(Column("saved_by", Text))
-Table("problem_rows", METADATA,
-      Column("account_snapshot_id", _ID, ForeignKey("account_snapshots.id"), primary_key=True, autoincrement=False),
-      Column("position", Integer, primary_key=True, autoincrement=False),
-      *_typed_columns(PROBLEM_COLUMNS))
-Table("refresh_leases", METADATA,
-      Column("config_key", Text, primary_key=True),
-      Column("holder", Text),
-      Column("acquired_at", UtcTimestamp),
-      Column("expires_at", UtcTimestamp),
-      Column("last_finished_at", UtcTimestamp),
-      Column("last_error", Text),
-      Column("last_error_at", UtcTimestamp))
-Table("audit_log", METADATA,
-      Column("id", _ID, primary_key=True, autoincrement=True),
-      Column("at", UtcTimestamp, nullable=False),
-      Column("actor_email", Text),
-      Column("actor_name", Text),
-      Column("actor_role", Text, nullable=False),
-      Column("action", Text, nullable=False),
-      Column("detail", Text, nullable=False),     # JSON
-      Index("ix_audit_log_at", "at"))
+Table(
+    "problem_rows",
+    METADATA,
+    Column(
+        "account_snapshot_id",
+        _ID,
+        ForeignKey("account_snapshots.id"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("position", Integer, primary_key=True, autoincrement=False),
+    *_typed_columns(PROBLEM_COLUMNS),
+)
+Table(
+    "refresh_leases",
+    METADATA,
+    Column("config_key", Text, primary_key=True),
+    Column("holder", Text),
+    Column("acquired_at", UtcTimestamp),
+    Column("expires_at", UtcTimestamp),
+    Column("last_finished_at", UtcTimestamp),
+    Column("last_error", Text),
+    Column("last_error_at", UtcTimestamp),
+)
+Table(
+    "audit_log",
+    METADATA,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("at", UtcTimestamp, nullable=False),
+    Column("actor_email", Text),
+    Column("actor_name", Text),
+    Column("actor_role", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("detail", Text, nullable=False),  # JSON
+    Index("ix_audit_log_at", "at"),
+)
 
 T = METADATA.tables
 SETTINGS, PRICE_BOOK, FX_RATES = T["settings"], T["price_book"], T["fx_rates"]
-SNAPSHOTS, ACCOUNT_SNAPSHOTS, LICENSE_ROWS = T["snapshots"], T["account_snapshots"], T["license_rows"]
+SNAPSHOTS, ACCOUNT_SNAPSHOTS, LICENSE_ROWS = (
+    T["snapshots"],
+    T["account_snapshots"],
+    T["license_rows"],
+)
 PROBLEM_ROWS, REFRESH_LEASES, AUDIT_LOG = T["problem_rows"], T["refresh_leases"], T["audit_log"]

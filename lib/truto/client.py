@@ -29,19 +29,20 @@ Behaviour (``shared/truto-docs/NOTES.md``):
 from __future__ import annotations
 
 import collections
-import logging
 import email.utils
 import heapq
 import itertools
 import json
+import logging
 import math
 import random
 import re
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import requests
 import requests.auth
@@ -72,8 +73,8 @@ class TrutoError(DashboardError):
         path: str | None = None,
     ):
         super().__init__(message)
-        self.kind = kind              # auth, needs_reauth, not_found, bad_request, blocked, rate_limited,
-        self.message = message        # server, network, malformed, cursor_loop, page_cap
+        self.kind = kind  # auth, needs_reauth, not_found, bad_request, blocked, rate_limited,
+        self.message = message  # server, network, malformed, cursor_loop, page_cap
         self.status = status
         self.remote = remote
         self.account_id = account_id
@@ -91,7 +92,10 @@ class TrutoError(DashboardError):
         return [str(v).strip() for v in value if str(v).strip()]
 
     def __str__(self) -> str:
-        bits = [f"HTTP {self.status}" if self.status else None, "from the vendor" if self.remote else None]
+        bits = [
+            f"HTTP {self.status}" if self.status else None,
+            "from the vendor" if self.remote else None,
+        ]
         extra = ", ".join(b for b in bits if b)
         return f"{self.message} ({extra})" if extra else self.message
 
@@ -104,8 +108,15 @@ class RateLimiter:
     just over a window apart cannot arrive inside one at the server.
     """
 
-    def __init__(self, token_limit: int, account_limit: int, window: float, margin: float = 0.25,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        token_limit: int,
+        account_limit: int,
+        window: float,
+        margin: float = 0.25,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.token_limit = token_limit
         self.account_limit = account_limit
         self.window = window + margin
@@ -113,7 +124,9 @@ class RateLimiter:
         self.sleep = sleep
         self._lock = threading.Lock()
         self._token: collections.deque[float] = collections.deque()
-        self._accounts: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
+        self._accounts: dict[str, collections.deque[float]] = collections.defaultdict(
+            collections.deque
+        )
 
     def _purge(self, q: collections.deque[float], now: float) -> None:
         edge = now - self.window
@@ -150,8 +163,8 @@ class RateLimiter:
 class CallStats:
     requests: int = 0
     retries: int = 0
-    rate_limited: int = 0           # 429 answers received
-    wait_seconds: float = 0.0       # pacing plus retry waits
+    rate_limited: int = 0  # 429 answers received
+    wait_seconds: float = 0.0  # pacing plus retry waits
 
 
 @dataclass
@@ -165,7 +178,9 @@ class TrutoClient:
         s = self.settings
         if self.session is None:
             self.session = make_session(s.max_workers)
-        self.limiter = RateLimiter(s.token_rate_limit, s.account_rate_limit, s.rate_window, sleep=self.sleep)
+        self.limiter = RateLimiter(
+            s.token_rate_limit, s.account_rate_limit, s.rate_window, sleep=self.sleep
+        )
         self._stats: dict[str | None, CallStats] = collections.defaultdict(CallStats)
         self._stats_lock = threading.Lock()
         self._fetch_deadline: float | None = None
@@ -206,14 +221,26 @@ class TrutoClient:
 
     def _out_of_time(self, name: str, account_id: str | None, path: str) -> TrutoError:
         seconds = getattr(self.settings, name)
-        what = {"request_deadline": "One request", "account_deadline": "This account's requests",
-                "fetch_deadline": "The whole fetch"}[name]
-        return TrutoError("deadline", f"{what} took longer than the {name} of {seconds:g} s; stopped.",
-                          account_id=account_id, path=path)
+        what = {
+            "request_deadline": "One request",
+            "account_deadline": "This account's requests",
+            "fetch_deadline": "The whole fetch",
+        }[name]
+        return TrutoError(
+            "deadline",
+            f"{what} took longer than the {name} of {seconds:g} s; stopped.",
+            account_id=account_id,
+            path=path,
+        )
 
     # -- one request ---------------------------------------------------------------------
-    def get(self, path: str, params: dict[str, Any] | None = None, account_id: str | None = None,
-            paced_account: str | None = None) -> Any:
+    def get(
+        self,
+        path: str,
+        params: dict[str, Any] | None = None,
+        account_id: str | None = None,
+        paced_account: str | None = None,
+    ) -> Any:
         """GET ``path`` with retries; the decoded JSON body, or :class:`TrutoError`.
 
         ``account_id`` is whose stats and errors the call belongs to;
@@ -222,7 +249,9 @@ class TrutoClient:
         """
         s = self.settings
         if s.api_token is None:
-            raise TrutoError("auth", "No Truto API token is configured.", account_id=account_id, path=path)
+            raise TrutoError(
+                "auth", "No Truto API token is configured.", account_id=account_id, path=path
+            )
         url = s.base_url + path
         auth = _BearerAuth(s.api_token)
         headers = {"Accept": "application/json"}
@@ -242,28 +271,48 @@ class TrutoClient:
             exchange = _Exchange()
             _WATCHDOG.watch(exchange, until)
             try:
-                status, reason, resp_headers, body = self._exchange(url, params, headers, auth, exchange)
+                status, reason, resp_headers, body = self._exchange(
+                    url, params, headers, auth, exchange
+                )
             except requests.RequestException as exc:
                 if exchange.cut_off:
                     raise self._out_of_time(name, account_id, path) from None
-                error = TrutoError("network", f"Could not reach Truto: {type(exc).__name__}",
-                                   account_id=account_id, path=path)
+                error = TrutoError(
+                    "network",
+                    f"Could not reach Truto: {type(exc).__name__}",
+                    account_id=account_id,
+                    path=path,
+                )
                 delay = self._backoff(attempt)
             except (ValueError, UnicodeError) as exc:
                 # e.g. a header value requests refuses; its message would quote the header (the token)
-                raise TrutoError("http", f"The request could not be sent ({type(exc).__name__}); check the "
-                                 "Truto settings", account_id=account_id, path=path) from None
+                raise TrutoError(
+                    "http",
+                    f"The request could not be sent ({type(exc).__name__}); check the "
+                    "Truto settings",
+                    account_id=account_id,
+                    path=path,
+                ) from None
             except _TooLarge:
-                raise TrutoError("too_large", f"Truto's answer was larger than max_response_bytes "
-                                 f"({s.max_response_bytes:,} bytes once decompressed); stopped reading it.",
-                                 account_id=account_id, path=path) from None
+                raise TrutoError(
+                    "too_large",
+                    f"Truto's answer was larger than max_response_bytes "
+                    f"({s.max_response_bytes:,} bytes once decompressed); stopped reading it.",
+                    account_id=account_id,
+                    path=path,
+                ) from None
             else:
                 if status < 400:
                     try:
                         return _decode_json(body)
                     except _Malformed as exc:
-                        raise TrutoError("malformed", f"Truto answered with a body that is not valid JSON{exc}.",
-                                         status=status, account_id=account_id, path=path) from None
+                        raise TrutoError(
+                            "malformed",
+                            f"Truto answered with a body that is not valid JSON{exc}.",
+                            status=status,
+                            account_id=account_id,
+                            path=path,
+                        ) from None
                 error = self._error(status, reason, body, account_id, path)
                 delay = self._retry_delay(status, resp_headers, error, attempt)
                 if status == 429:
@@ -273,8 +322,13 @@ class TrutoClient:
             if delay is None or attempt >= s.max_attempts or delay > budget:
                 if attempt > 1:
                     error.message += f" (gave up after {attempt} attempts)"
-                    log.warning("GET %s (account %s) gave up after %d attempts: %s", path, account_id,
-                                attempt, error.kind)
+                    log.warning(
+                        "GET %s (account %s) gave up after %d attempts: %s",
+                        path,
+                        account_id,
+                        attempt,
+                        error.kind,
+                    )
                 raise error
             outer = self._deadline(account_id)
             if outer is not None and time.monotonic() + delay > outer[0]:
@@ -283,20 +337,37 @@ class TrutoClient:
             budget -= delay
             self._count(account_id, retries=1, wait_seconds=delay)
             if error.status == 429:
-                log.info("GET %s (account %s): 429, waiting %.2f s before attempt %d", path, account_id,
-                         delay, attempt + 1)
+                log.info(
+                    "GET %s (account %s): 429, waiting %.2f s before attempt %d",
+                    path,
+                    account_id,
+                    delay,
+                    attempt + 1,
+                )
             else:
-                log.info("GET %s (account %s): %s, retrying in %.2f s (attempt %d)", path, account_id,
-                         error.status or error.kind, delay, attempt + 1)
+                log.info(
+                    "GET %s (account %s): %s, retrying in %.2f s (attempt %d)",
+                    path,
+                    account_id,
+                    error.status or error.kind,
+                    delay,
+                    attempt + 1,
+                )
             self.sleep(delay)
 
-    def _exchange(self, url: str, params, headers: dict, auth, exchange: "_Exchange"):
+    def _exchange(self, url: str, params, headers: dict, auth, exchange: _Exchange):
         """One HTTP exchange: (status, reason, headers, body bytes), the body read in pieces up to the cap."""
         limit = self.settings.max_response_bytes
         _CURRENT.exchange = exchange
         try:
-            with self.session.get(url, params=params, headers=headers, auth=auth, stream=True,
-                                  timeout=(self.settings.connect_timeout, self.settings.read_timeout)) as resp:
+            with self.session.get(
+                url,
+                params=params,
+                headers=headers,
+                auth=auth,
+                stream=True,
+                timeout=(self.settings.connect_timeout, self.settings.read_timeout),
+            ) as resp:
                 chunks, size = [], 0
                 for chunk in resp.iter_content(_CHUNK):
                     size += len(chunk)
@@ -325,7 +396,9 @@ class TrutoClient:
             return self._backoff(attempt)
         return None
 
-    def _error(self, status: int, reason: str | None, raw: bytes, account_id: str | None, path: str) -> TrutoError:
+    def _error(
+        self, status: int, reason: str | None, raw: bytes, account_id: str | None, path: str
+    ) -> TrutoError:
         try:
             body = _decode_json(raw)
         except _Malformed:
@@ -337,23 +410,45 @@ class TrutoClient:
             message = str(message)
         message = clean_text(message)
         token = self.settings.api_token.reveal() if self.settings.api_token else ""
-        if token and token in message:   # a server that echoes the request's Authorization header back
+        if (
+            token and token in message
+        ):  # a server that echoes the request's Authorization header back
             message = message.replace(token, "********")
         message = message[:_MAX_MESSAGE]
         remote = bool(body.get("truto_is_remote_error"))
-        insight = body.get("truto_error_insight") if isinstance(body.get("truto_error_insight"), dict) else None
+        insight = (
+            body.get("truto_error_insight")
+            if isinstance(body.get("truto_error_insight"), dict)
+            else None
+        )
         kind = {
-            400: "bad_request", 403: "forbidden", 404: "not_found", 422: "bad_request",
-            429: "rate_limited", 503: "blocked",
+            400: "bad_request",
+            403: "forbidden",
+            404: "not_found",
+            422: "bad_request",
+            429: "rate_limited",
+            503: "blocked",
         }.get(status, "server" if status >= 500 else "http")
         if status == 401:
             kind = "needs_reauth" if remote else "auth"
-        return TrutoError(kind, message, status=status, remote=remote, account_id=account_id,
-                          insight=insight, path=path)
+        return TrutoError(
+            kind,
+            message,
+            status=status,
+            remote=remote,
+            account_id=account_id,
+            insight=insight,
+            path=path,
+        )
 
     # -- listings ---------------------------------------------------------------------
-    def pages(self, path: str, params: dict[str, Any], account_id: str | None,
-              paced_account: str | None = None) -> Iterator[list]:
+    def pages(
+        self,
+        path: str,
+        params: dict[str, Any],
+        account_id: str | None,
+        paced_account: str | None = None,
+    ) -> Iterator[list]:
         """Every page of a list, following ``next_cursor``.
 
         Stops on a null, absent or empty cursor. A cursor seen twice, or more
@@ -373,28 +468,50 @@ class TrutoClient:
             body = self.get(path, query, account_id=account_id, paced_account=paced_account)
             result = body.get("result") if isinstance(body, dict) else None
             if not isinstance(result, list):
-                raise TrutoError("malformed", "Truto's answer had no result list.", status=200,
-                                 account_id=account_id, path=path)
+                raise TrutoError(
+                    "malformed",
+                    "Truto's answer had no result list.",
+                    status=200,
+                    account_id=account_id,
+                    path=path,
+                )
             count += 1
             yield result
             cursor = body.get("next_cursor")
             if cursor is None or cursor is False or cursor == "":
                 return
             if isinstance(cursor, bool) or not isinstance(cursor, (str, int)):
-                raise TrutoError("malformed", f"Truto sent a next_cursor that is not text ({type(cursor).__name__}).",
-                                 status=200, account_id=account_id, path=path)
+                raise TrutoError(
+                    "malformed",
+                    f"Truto sent a next_cursor that is not text ({type(cursor).__name__}).",
+                    status=200,
+                    account_id=account_id,
+                    path=path,
+                )
             cursor = str(cursor)
             if cursor in seen:
-                raise TrutoError("cursor_loop",
-                                 f"Truto sent the same next_cursor twice after {count} pages; stopped instead of looping.",
-                                 account_id=account_id, path=path)
+                raise TrutoError(
+                    "cursor_loop",
+                    f"Truto sent the same next_cursor twice after {count} pages; stopped instead of looping.",
+                    account_id=account_id,
+                    path=path,
+                )
             seen.add(cursor)
             if count >= s.max_pages:
-                raise TrutoError("page_cap", f"More than {s.max_pages} pages (the configured max_pages); stopped.",
-                                 account_id=account_id, path=path)
+                raise TrutoError(
+                    "page_cap",
+                    f"More than {s.max_pages} pages (the configured max_pages); stopped.",
+                    account_id=account_id,
+                    path=path,
+                )
 
-    def list_all(self, path: str, params: dict[str, Any], account_id: str | None,
-                 paced_account: str | None = None) -> list:
+    def list_all(
+        self,
+        path: str,
+        params: dict[str, Any],
+        account_id: str | None,
+        paced_account: str | None = None,
+    ) -> list:
         out: list = []
         for page in self.pages(path, params, account_id, paced_account):
             out.extend(page)
@@ -507,7 +624,9 @@ def _without_surrogates(value: Any) -> Any:
 
 # ----------------------------------------------------------------- deadlines: cutting an exchange off
 
-_CURRENT = threading.local()   # the exchange this thread is running, for the connection to register with
+_CURRENT = (
+    threading.local()
+)  # the exchange this thread is running, for the connection to register with
 
 
 class _Exchange:
@@ -559,7 +678,9 @@ class _Watchdog:
         with self._cond:
             heapq.heappush(self._heap, (deadline, next(self._seq), exchange))
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="truto-deadlines", daemon=True)
+                self._thread = threading.Thread(
+                    target=self._run, name="truto-deadlines", daemon=True
+                )
                 self._thread.start()
             self._cond.notify()
 

@@ -15,11 +15,12 @@ import random
 import threading
 import uuid
 from dataclasses import replace
+from datetime import UTC
 from typing import Any
 
 from lib.config import Secret, Settings
-from lib.truto.emulator import Emulator
 from lib.integrations import supported_license_fields
+from lib.truto.emulator import Emulator
 
 DEMO_TOKEN = "demo-token-not-a-secret"
 _NS = uuid.UUID("6f1d3c52-2f43-4b8e-9a7e-1d5b0c7e4a10")
@@ -41,8 +42,13 @@ _ACCOUNTS = [
     ("acme-europe", "dropboxbusiness", "Dropbox - Business", "active", None),
     ("acme-europe", "adobe", "Adobe", "active", None),
     ("acme-europe", "pagerduty", "PagerDuty", "active", None),
-    ("acme-europe", "zoom", "Zoom", "needs_reauth",
-     "Zoom refused the stored refresh token (invalid_grant). The account owner must reconnect it."),
+    (
+        "acme-europe",
+        "zoom",
+        "Zoom",
+        "needs_reauth",
+        "Zoom refused the stored refresh token (invalid_grant). The account owner must reconnect it.",
+    ),
 ]
 
 # Licenses: account index -> list of (name, assigned, total, is_paid, extra)
@@ -93,7 +99,13 @@ _LICENSES: dict[int, list[tuple]] = {
         ("Adobe Express", 11, 50, True, {}),
     ],
     9: [  # PagerDuty; one count arrives as text, as some vendors send it
-        ("PagerDuty Business", "22", 25, True, {"description": "Business plan: incident response and on-call"}),
+        (
+            "PagerDuty Business",
+            "22",
+            25,
+            True,
+            {"description": "Business plan: incident response and on-call"},
+        ),
         ("PagerDuty Stakeholder", 15, 20, True, {"description": "Read-only stakeholder seats"}),
     ],
     10: [  # Zoom EU (needs reauth; never served)
@@ -102,15 +114,27 @@ _LICENSES: dict[int, list[tuple]] = {
 }
 
 _ORGANIZATIONS: dict[int, list[dict]] = {
-    0: [{"id": "org-acme-platform", "name": "acme-platform"}, {"id": "org-acme-labs", "name": "acme-labs"}],
+    0: [
+        {"id": "org-acme-platform", "name": "acme-platform"},
+        {"id": "org-acme-labs", "name": "acme-labs"},
+    ],
     2: [{"id": "atl-acme", "name": "acme.atlassian.net"}],
-    4: [{"id": "00D5j000000Acme", "name": "Acme Corp (Production)", "pricing_plan": "Enterprise",
-         "created_at": "2019-03-04T09:00:00Z", "updated_at": "2026-10-01T08:00:00Z"}],
+    4: [
+        {
+            "id": "00D5j000000Acme",
+            "name": "Acme Corp (Production)",
+            "pricing_plan": "Enterprise",
+            "created_at": "2019-03-04T09:00:00Z",
+            "updated_at": "2026-10-01T08:00:00Z",
+        }
+    ],
     6: [{"id": "ws-acme-eu", "name": "Acme EU Workspace"}],
 }
 
 
-def _record(label: str, account_index: int, i: int, name: str, assigned, total, is_paid, extra: dict) -> dict:
+def _record(
+    label: str, account_index: int, i: int, name: str, assigned, total, is_paid, extra: dict
+) -> dict:
     full: dict[str, Any] = {
         "id": f"lic-{account_index:02d}-{i:03d}",
         "name": name,
@@ -135,17 +159,23 @@ def demo_dataset() -> dict[str, Any]:
     accounts, organizations, licenses = [], {}, {}
     for idx, (tenant, name, label, status, last_error) in enumerate(_ACCOUNTS):
         account_id = _uuid(f"{tenant}/{name}/{idx}")
-        accounts.append({
-            "id": account_id,
-            "tenant_id": tenant,
-            "environment_id": _uuid("demo-environment"),
-            "integration": {"id": _uuid(f"integration/{name}"), "name": name, "category": "user-directory"},
-            "status": status,
-            "is_sandbox": False,
-            "last_error": last_error,
-            "created_at": "2025-02-01T09:00:00Z",
-            "updated_at": "2026-11-20T06:00:00Z",
-        })
+        accounts.append(
+            {
+                "id": account_id,
+                "tenant_id": tenant,
+                "environment_id": _uuid("demo-environment"),
+                "integration": {
+                    "id": _uuid(f"integration/{name}"),
+                    "name": name,
+                    "category": "user-directory",
+                },
+                "status": status,
+                "is_sandbox": False,
+                "last_error": last_error,
+                "created_at": "2025-02-01T09:00:00Z",
+                "updated_at": "2026-11-20T06:00:00Z",
+            }
+        )
         if idx in _ORGANIZATIONS:
             organizations[account_id] = _ORGANIZATIONS[idx]
         licenses[account_id] = [
@@ -154,7 +184,9 @@ def demo_dataset() -> dict[str, Any]:
     return {"accounts": accounts, "organizations": organizations, "licenses": licenses}
 
 
-def synthetic_dataset(accounts: int, licenses_per_account: int = 20, seed: int = 7) -> dict[str, Any]:
+def synthetic_dataset(
+    accounts: int, licenses_per_account: int = 20, seed: int = 7
+) -> dict[str, Any]:
     """A larger deterministic data set for benchmarks: the demo's integrations, repeated."""
     rng = random.Random(seed)
     base = _ACCOUNTS[:10]
@@ -162,13 +194,23 @@ def synthetic_dataset(accounts: int, licenses_per_account: int = 20, seed: int =
     for a in range(accounts):
         tenant, name, label, _, _ = base[a % len(base)]
         account_id = _uuid(f"synthetic/{seed}/{a}")
-        out_accounts.append({
-            "id": account_id, "tenant_id": f"{tenant}-{a % 7}",
-            "environment_id": _uuid("synthetic-environment"),
-            "integration": {"id": _uuid(f"integration/{name}"), "name": name, "category": "user-directory"},
-            "status": "active", "is_sandbox": False, "last_error": None,
-            "created_at": "2025-01-01T00:00:00Z", "updated_at": "2026-11-01T00:00:00Z",
-        })
+        out_accounts.append(
+            {
+                "id": account_id,
+                "tenant_id": f"{tenant}-{a % 7}",
+                "environment_id": _uuid("synthetic-environment"),
+                "integration": {
+                    "id": _uuid(f"integration/{name}"),
+                    "name": name,
+                    "category": "user-directory",
+                },
+                "status": "active",
+                "is_sandbox": False,
+                "last_error": None,
+                "created_at": "2025-01-01T00:00:00Z",
+                "updated_at": "2026-11-01T00:00:00Z",
+            }
+        )
         orgs = []
         if name in ("github", "clickup"):
             orgs = [{"id": f"org-{a}-{k}", "name": f"org-{a}-{k}"} for k in range(2)]
@@ -186,8 +228,21 @@ def synthetic_dataset(accounts: int, licenses_per_account: int = 20, seed: int =
             if name == "microsoft365":
                 extra["_product"] = "azure_active_directory" if i % 4 else "onedrive"
             if name == "docusign":
-                extra.update(unit_amount=float(rng.choice([25, 40, 65])), currency=rng.choice(["USD", "EUR"]))
-            recs.append(_record(label, a % 100, i, f"{label} plan {i}", assigned, total, rng.random() > 0.1, extra))
+                extra.update(
+                    unit_amount=float(rng.choice([25, 40, 65])), currency=rng.choice(["USD", "EUR"])
+                )
+            recs.append(
+                _record(
+                    label,
+                    a % 100,
+                    i,
+                    f"{label} plan {i}",
+                    assigned,
+                    total,
+                    rng.random() > 0.1,
+                    extra,
+                )
+            )
         licenses[account_id] = recs
     return {"accounts": out_accounts, "organizations": organizations, "licenses": licenses}
 
@@ -195,13 +250,13 @@ def synthetic_dataset(accounts: int, licenses_per_account: int = 20, seed: int =
 def synthetic_result(licenses: int, licenses_per_account: int = 20, seed: int = 7):
     """A FetchResult of about ``licenses`` rows from :func:`synthetic_dataset`, built as the fetch layer
     builds it (one listing per organization or product) but without HTTP: for benchmarks."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from lib.truto.fetch import AccountOutcome, assemble
     from lib.truto.normalize import Listing
 
     data = synthetic_dataset(max(1, licenses // licenses_per_account), licenses_per_account, seed)
-    fetched = datetime.now(timezone.utc)
+    fetched = datetime.now(UTC)
     outcomes = []
     for acc in data["accounts"]:
         aid, name = acc["id"], acc["integration"]["name"]
@@ -209,12 +264,30 @@ def synthetic_result(licenses: int, licenses_per_account: int = 20, seed: int = 
         groups: dict[tuple, list] = {}
         for rec in data["licenses"][aid]:
             groups.setdefault((rec.get("_organization_id"), rec.get("_product")), []).append(
-                {k: v for k, v in rec.items() if not k.startswith("_")})
-        out = AccountOutcome(aid, name, acc["tenant_id"], "active", organizations=len(orgs) or None,
-                             requests=1 + len(groups), fetched_at=fetched)
+                {k: v for k, v in rec.items() if not k.startswith("_")}
+            )
+        out = AccountOutcome(
+            aid,
+            name,
+            acc["tenant_id"],
+            "active",
+            organizations=len(orgs) or None,
+            requests=1 + len(groups),
+            fetched_at=fetched,
+        )
         for (org, product), recs in groups.items():
-            out.listings.append(Listing(aid, name, acc["tenant_id"], recs, fetched, organization_id=org,
-                                        organization_name=orgs.get(org), product=product))
+            out.listings.append(
+                Listing(
+                    aid,
+                    name,
+                    acc["tenant_id"],
+                    recs,
+                    fetched,
+                    organization_id=org,
+                    organization_name=orgs.get(org),
+                    product=product,
+                )
+            )
         outcomes.append(out)
     return assemble(outcomes, fetched)
 
@@ -236,5 +309,11 @@ def demo_emulator() -> Emulator:
 def demo_settings(settings: Settings) -> Settings:
     """The settings pointed at the demo emulator (same client code, demo data)."""
     emu = demo_emulator()
-    return replace(settings, api_token=Secret(DEMO_TOKEN), base_url=emu.base_url,
-                   integrated_account_ids=(), tenant_id=settings.tenant_id, demo=True)
+    return replace(
+        settings,
+        api_token=Secret(DEMO_TOKEN),
+        base_url=emu.base_url,
+        integrated_account_ids=(),
+        tenant_id=settings.tenant_id,
+        demo=True,
+    )

@@ -53,21 +53,21 @@ DEFAULT_PAGE_SIZE = 100
 class Faults:
     """What goes wrong for one integrated account's unified calls."""
 
-    needs_reauth: bool = False          # 401 with truto_is_remote_error: the vendor refused the credentials
-    transient_502: int = 0              # this many 502s first, then normal answers
+    needs_reauth: bool = False  # 401 with truto_is_remote_error: the vendor refused the credentials
+    transient_502: int = 0  # this many 502s first, then normal answers
     transient_504: int = 0
-    server_500: int = 0                 # 500 not flagged remote (Truto-side, retryable)
-    remote_500: int = 0                 # 500 flagged remote (the vendor failed; not retried)
-    remote_429: int = 0                 # the vendor's own 429, flagged remote, Retry-After 1
-    blocked_503: bool = False           # 503: the account is blocked
-    slow: float = 0.0                   # extra seconds on every answer
-    malformed_json: bool = False        # 200 with a body that is not JSON
-    repeat_cursor: bool = False         # next_cursor never changes
-    missing_result: bool = False        # 200 JSON without a result list
-    last_cursor: str = "null"           # how the last page ends: "null", "empty" ("") or "absent"
+    server_500: int = 0  # 500 not flagged remote (Truto-side, retryable)
+    remote_500: int = 0  # 500 flagged remote (the vendor failed; not retried)
+    remote_429: int = 0  # the vendor's own 429, flagged remote, Retry-After 1
+    blocked_503: bool = False  # 503: the account is blocked
+    slow: float = 0.0  # extra seconds on every answer
+    malformed_json: bool = False  # 200 with a body that is not JSON
+    repeat_cursor: bool = False  # next_cursor never changes
+    missing_result: bool = False  # 200 JSON without a result list
+    last_cursor: str = "null"  # how the last page ends: "null", "empty" ("") or "absent"
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Faults":
+    def from_dict(cls, data: dict[str, Any]) -> Faults:
         known = {f for f in cls.__dataclass_fields__}
         unknown = set(data) - known
         if unknown:
@@ -78,12 +78,12 @@ class Faults:
 @dataclass
 class Counters:
     requests: int = 0
-    rate_limited: int = 0               # 429s the emulator sent for its own limits
+    rate_limited: int = 0  # 429s the emulator sent for its own limits
     by_path: collections.Counter = field(default_factory=collections.Counter)
     by_account: collections.Counter = field(default_factory=collections.Counter)
     in_flight: int = 0
     max_in_flight: int = 0
-    log: list = field(default_factory=list)   # (monotonic time, path, params) of every request
+    log: list = field(default_factory=list)  # (monotonic time, path, params) of every request
 
 
 class _Window:
@@ -150,7 +150,9 @@ class Emulator:
             if faults is None:
                 self.faults.pop(account_id, None)
             else:
-                self.faults[account_id] = faults if isinstance(faults, Faults) else Faults.from_dict(faults)
+                self.faults[account_id] = (
+                    faults if isinstance(faults, Faults) else Faults.from_dict(faults)
+                )
             for key in [k for k in self._fault_hits if k[0] == account_id]:
                 del self._fault_hits[key]
 
@@ -164,11 +166,13 @@ class Emulator:
         host, port = self.server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> "Emulator":
+    def start(self) -> Emulator:
         handler = type("Handler", (_Handler,), {"emulator": self})
         server = _Server((self._host, self._port), handler)
         self.server = server
-        self.thread = threading.Thread(target=server.serve_forever, name="truto-emulator", daemon=True)
+        self.thread = threading.Thread(
+            target=server.serve_forever, name="truto-emulator", daemon=True
+        )
         self.thread.start()
         return self
 
@@ -178,7 +182,7 @@ class Emulator:
             self.server.server_close()
             self.server = None
 
-    def __enter__(self) -> "Emulator":
+    def __enter__(self) -> Emulator:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -206,7 +210,9 @@ class Emulator:
             windows = [self.token_window]
             if account_id:
                 windows.append(
-                    self.account_windows.setdefault(account_id, _Window(self.account_limit, self.window))
+                    self.account_windows.setdefault(
+                        account_id, _Window(self.account_limit, self.window)
+                    )
                 )
             allowed = all(w.remaining(now) > 0 for w in windows)
             if allowed:
@@ -224,7 +230,9 @@ class Emulator:
                 headers["Retry-After"] = str(max(1, math.ceil(wait)))
             return allowed, headers
 
-    def handle(self, path: str, params: dict[str, str], auth: str | None) -> tuple[int, Any, dict[str, str]]:
+    def handle(
+        self, path: str, params: dict[str, str], auth: str | None
+    ) -> tuple[int, Any, dict[str, str]]:
         """(status, body or raw bytes, extra headers) for one GET."""
         account_id = params.get("integrated_account_id")
         if path.startswith("/integrated-account/"):
@@ -253,17 +261,24 @@ class Emulator:
                     accounts = [a for a in accounts if a.get(key) == params[key]]
             if params.get("integration[name]"):
                 want = integration_key(params["integration[name]"])
-                accounts = [a for a in accounts if integration_key(a["integration"]["name"]) == want]
+                accounts = [
+                    a for a in accounts if integration_key(a["integration"]["name"]) == want
+                ]
             return self._page([_public(a) for a in accounts], params, None)
         if path.startswith("/integrated-account/"):
             account = self._accounts.get(account_id or "")
             if account is None:
                 return _error(404, "Integrated account not found.")
             return 200, _public(account)
-        if path not in ("/unified/user-directory/organizations", "/unified/user-directory/licenses"):
+        if path not in (
+            "/unified/user-directory/organizations",
+            "/unified/user-directory/licenses",
+        ):
             return _error(404, "Not found.")
         if not account_id:
-            return _error(400, "integrated_account_id is required.", missing=["integrated_account_id"])
+            return _error(
+                400, "integrated_account_id is required.", missing=["integrated_account_id"]
+            )
         account = self._accounts.get(account_id)
         if account is None:
             return _error(404, "Integrated account not found.")
@@ -273,7 +288,9 @@ class Emulator:
             fault_status = None
             if faults:
                 if faults.needs_reauth:
-                    fault_status = _error(401, "The credentials for this account are no longer valid.", remote=True)
+                    fault_status = _error(
+                        401, "The credentials for this account are no longer valid.", remote=True
+                    )
                 elif faults.blocked_503:
                     fault_status = _error(503, "This integrated account is blocked.")
                 elif self._take_fault(account_id, "transient_502"):
@@ -295,7 +312,9 @@ class Emulator:
         integration = account["integration"]["name"]
         if path.endswith("/organizations"):
             known = supports_organizations(integration)
-            if known is False or (known is None and account_id not in self.dataset.get("organizations", {})):
+            if known is False or (
+                known is None and account_id not in self.dataset.get("organizations", {})
+            ):
                 return _error(404, "This integration does not support the organizations resource.")
             records = self.dataset.get("organizations", {}).get(account_id, [])
             return self._page(records, params, account_id)
@@ -312,8 +331,14 @@ class Emulator:
         if needs_product and not params.get("product"):
             missing.append("product")
         if missing:
-            return _error(400, f"Missing required query parameters: {', '.join(missing)}", missing=missing)
-        if params.get("product") and needs_product and params["product"] not in MICROSOFT_365_PRODUCTS:
+            return _error(
+                400, f"Missing required query parameters: {', '.join(missing)}", missing=missing
+            )
+        if (
+            params.get("product")
+            and needs_product
+            and params["product"] not in MICROSOFT_365_PRODUCTS
+        ):
             return _error(400, f"Invalid value for product: {params['product']}")
         records = self.dataset.get("licenses", {}).get(account_id, [])
         org = params.get("organization_id")
@@ -321,13 +346,19 @@ class Emulator:
             integration_key(n) for n in LICENSES_ACCEPT_ORGANIZATION
         }
         if org and takes_org:
-            records = [r for r in records if isinstance(r, dict) and r.get("_organization_id") == org]
+            records = [
+                r for r in records if isinstance(r, dict) and r.get("_organization_id") == org
+            ]
         if params.get("product"):
-            records = [r for r in records if isinstance(r, dict) and r.get("_product") == params["product"]]
+            records = [
+                r for r in records if isinstance(r, dict) and r.get("_product") == params["product"]
+            ]
         records = [_public(r) if isinstance(r, dict) else r for r in records]
         return self._page(records, params, account_id)
 
-    def _page(self, records: list, params: dict[str, str], account_id: str | None) -> tuple[int, Any]:
+    def _page(
+        self, records: list, params: dict[str, str], account_id: str | None
+    ) -> tuple[int, Any]:
         try:
             limit = int(params.get("limit") or self.page_size)
             if limit < 1:
@@ -341,7 +372,7 @@ class Emulator:
                 offset = int(base64.urlsafe_b64decode(cursor.encode()).decode().split(":", 1)[1])
             except (ValueError, IndexError, UnicodeDecodeError):
                 return _error(400, "Invalid cursor.")
-        page = records[offset: offset + limit]
+        page = records[offset : offset + limit]
         nxt = None
         faults = self.faults.get(account_id or "")
         if offset + limit < len(records):
@@ -366,7 +397,11 @@ def _public(record: dict) -> dict:
 
 
 def _error(status: int, message: str, remote: bool = False, missing: list[str] | None = None):
-    body: dict[str, Any] = {"statusCode": status, "error": HTTPStatus(status).phrase, "message": message}
+    body: dict[str, Any] = {
+        "statusCode": status,
+        "error": HTTPStatus(status).phrase,
+        "message": message,
+    }
     if remote:
         body["truto_is_remote_error"] = True
         body["raw_response"] = {"error": message}
@@ -379,7 +414,7 @@ def _error(status: int, message: str, remote: bool = False, missing: list[str] |
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
-    request_queue_size = 512   # listen() backlog: many clients connect at once in the benchmarks
+    request_queue_size = 512  # listen() backlog: many clients connect at once in the benchmarks
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -387,7 +422,9 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "truto-emulator"
 
-    def log_message(self, fmt: str, *args: Any) -> None:  # quiet: never echo requests (they carry tokens)
+    def log_message(
+        self, fmt: str, *args: Any
+    ) -> None:  # quiet: never echo requests (they carry tokens)
         pass
 
     def do_GET(self) -> None:  # noqa: N802
@@ -398,7 +435,9 @@ class _Handler(BaseHTTPRequestHandler):
             emu.counters.in_flight += 1
             emu.counters.max_in_flight = max(emu.counters.max_in_flight, emu.counters.in_flight)
         try:
-            status, body, headers = emu.handle(parts.path.rstrip("/") or "/", params, self.headers.get("Authorization"))
+            status, body, headers = emu.handle(
+                parts.path.rstrip("/") or "/", params, self.headers.get("Authorization")
+            )
             account_id = params.get("integrated_account_id")
             delay = emu.latency + (emu.faults[account_id].slow if account_id in emu.faults else 0.0)
             if delay:

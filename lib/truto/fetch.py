@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 import pandas as pd
 
 from lib.config import Settings
 from lib.errors import DashboardError
-from lib.schema import ACCOUNT_COLUMNS
-from lib.truto.client import TrutoClient, TrutoError
 from lib.integrations import (
     integration_label,
     requires_organization,
@@ -27,6 +26,8 @@ from lib.integrations import (
     supports_licenses,
     supports_organizations,
 )
+from lib.schema import ACCOUNT_COLUMNS
+from lib.truto.client import TrutoClient, TrutoError
 from lib.truto.normalize import (
     Listing,
     Problem,
@@ -57,20 +58,33 @@ ACTIONS = {
     "bad_request": "Truto rejected the request; check this integration's required parameters in the settings.",
     "http": "Truto answered with an unexpected error; refresh later.",
     "deadline": "Truto or the vendor answered too slowly; refresh later, or raise request_deadline, "
-                "account_deadline or fetch_deadline in the settings.",
+    "account_deadline or fetch_deadline in the settings.",
     "too_large": "One answer was bigger than max_response_bytes allows; lower page_limit or raise "
-                 "max_response_bytes in the settings.",
+    "max_response_bytes in the settings.",
 }
 
 INACTIVE_STATUS = {
-    "needs_reauth": ("needs_reauth", "Reconnect this account in Truto: the vendor no longer accepts its credentials."),
-    "connecting": ("inactive", "The account is still being connected; finish connecting it in Truto."),
-    "post_install_error": ("inactive", "Truto could not finish installing this account; reconnect it in Truto."),
-    "validation_error": ("inactive", "Truto could not validate this account's credentials; reconnect it in Truto."),
+    "needs_reauth": (
+        "needs_reauth",
+        "Reconnect this account in Truto: the vendor no longer accepts its credentials.",
+    ),
+    "connecting": (
+        "inactive",
+        "The account is still being connected; finish connecting it in Truto.",
+    ),
+    "post_install_error": (
+        "inactive",
+        "Truto could not finish installing this account; reconnect it in Truto.",
+    ),
+    "validation_error": (
+        "inactive",
+        "Truto could not validate this account's credentials; reconnect it in Truto.",
+    ),
 }
 
 
 log = logging.getLogger(__name__)
+
 
 class FetchError(DashboardError):
     """Nothing could be fetched (the account list itself failed)."""
@@ -95,7 +109,9 @@ class AccountOutcome:
     elapsed_seconds: float = 0.0
     fetched_at: datetime | None = None
     listings: list[Listing] = field(default_factory=list, repr=False)
-    notes: list[tuple[str, str]] = field(default_factory=list, repr=False)   # (resource, problem) outside the licenses
+    notes: list[tuple[str, str]] = field(
+        default_factory=list, repr=False
+    )  # (resource, problem) outside the licenses
 
     @property
     def failed(self) -> bool:
@@ -159,7 +175,9 @@ def list_accounts(client: TrutoClient, settings: Settings) -> list[dict]:
         params["tenant_id"] = settings.tenant_id
     accounts = client.list_all("/integrated-account", params, account_id=None)
     if settings.tenant_id:  # the filter's exact behaviour is not documented: apply it here too
-        accounts = [a for a in accounts if isinstance(a, dict) and a.get("tenant_id") == settings.tenant_id]
+        accounts = [
+            a for a in accounts if isinstance(a, dict) and a.get("tenant_id") == settings.tenant_id
+        ]
     return [a for a in accounts if isinstance(a, dict) and a.get("id")]
 
 
@@ -181,10 +199,14 @@ def distinct_accounts(accounts: list[dict]) -> tuple[list[dict], list[str]]:
 
 def _fetch_account(client: TrutoClient, settings: Settings, account: dict) -> AccountOutcome:
     started = time.monotonic()
-    account_id = str(account["id"])   # as Truto spells it, for the requests; shown cleaned
+    account_id = str(account["id"])  # as Truto spells it, for the requests; shown cleaned
     integration = _integration_name(account)
-    out = AccountOutcome(clean_text(account_id), integration, _plain(account.get("tenant_id")),
-                         _plain(account.get("status")))
+    out = AccountOutcome(
+        clean_text(account_id),
+        integration,
+        _plain(account.get("tenant_id")),
+        _plain(account.get("status")),
+    )
     client.start_account(account_id)
     try:
         status = account.get("status")
@@ -194,9 +216,11 @@ def _fetch_account(client: TrutoClient, settings: Settings, account: dict) -> Ac
             )
             detail = _text(account.get("last_error"))
             status_words = {"needs_reauth": "needing reauthorisation"}.get(
-                out.account_status or "", (out.account_status or "").replace("_", " "))
+                out.account_status or "", (out.account_status or "").replace("_", " ")
+            )
             out.message = f"Truto reports the account as {status_words or 'without a status'}" + (
-                f": {detail}" if detail else ".")
+                f": {detail}" if detail else "."
+            )
             return out
         _fetch_listings(client, settings, account_id, integration, out.tenant_id, out)
     except TrutoError as exc:
@@ -209,18 +233,26 @@ def _fetch_account(client: TrutoClient, settings: Settings, account: dict) -> Ac
         out.requests, out.retries, out.rate_limited = st.requests, st.retries, st.rate_limited
         out.wait_seconds = round(st.wait_seconds, 3)
         out.elapsed_seconds = round(time.monotonic() - started, 3)
-        out.fetched_at = datetime.now(timezone.utc)
+        out.fetched_at = datetime.now(UTC)
     return out
 
 
-def _fetch_listings(client: TrutoClient, settings: Settings, account_id: str, integration: str | None,
-                    tenant_id: str | None, out: AccountOutcome) -> None:
+def _fetch_listings(
+    client: TrutoClient,
+    settings: Settings,
+    account_id: str,
+    integration: str | None,
+    tenant_id: str | None,
+    out: AccountOutcome,
+) -> None:
     base = {"integrated_account_id": account_id}
     if settings.ignore_remote_data:
         base["truto_ignore_remote_data"] = "true"
 
     def listing(path: str, extra: dict[str, str]) -> list:
-        return client.list_all(path, {**base, **extra}, account_id=account_id, paced_account=account_id)
+        return client.list_all(
+            path, {**base, **extra}, account_id=account_id, paced_account=account_id
+        )
 
     organizations: list[dict] | None = None
     if supports_organizations(integration) is not False:
@@ -233,16 +265,24 @@ def _fetch_listings(client: TrutoClient, settings: Settings, account_id: str, in
 
     if supports_licenses(integration) is False:
         out.outcome = "not_supported"
-        out.message = f"{integration_label(integration)} does not offer the licenses resource in Truto."
+        out.message = (
+            f"{integration_label(integration)} does not offer the licenses resource in Truto."
+        )
         out.action = "Nothing to do: this account has no license data to show."
         return
 
     def per_organization() -> list[tuple[dict, list]]:
         if organizations is None:
-            raise TrutoError("bad_request", "Licenses need an organization_id, but this account lists no organizations.",
-                             account_id=account_id)
+            raise TrutoError(
+                "bad_request",
+                "Licenses need an organization_id, but this account lists no organizations.",
+                account_id=account_id,
+            )
         return [
-            ({"organization_id": o["id"], "organization_name": o["name"]}, listing(LICENSES, {"organization_id": o["id"]}))
+            (
+                {"organization_id": o["id"], "organization_name": o["name"]},
+                listing(LICENSES, {"organization_id": o["id"]}),
+            )
             for o in organizations
         ]
 
@@ -273,20 +313,33 @@ def _fetch_listings(client: TrutoClient, settings: Settings, account_id: str, in
             return
         raise
 
-    fetched_at = datetime.now(timezone.utc)
+    fetched_at = datetime.now(UTC)
     remaining = settings.reports_remaining(integration)
     single_org = organizations[0] if organizations and len(organizations) == 1 else None
     for context, records in batches:
         if not context and single_org is not None:
             # One organization: its licenses are that organization's.
             context = {"organization_id": single_org["id"], "organization_name": single_org["name"]}
-        out.listings.append(Listing(out.account_id, integration, tenant_id, records, fetched_at,
-                                    remaining_seats=remaining, **context))
+        out.listings.append(
+            Listing(
+                out.account_id,
+                integration,
+                tenant_id,
+                records,
+                fetched_at,
+                remaining_seats=remaining,
+                **context,
+            )
+        )
     out.outcome = "ok"
 
 
 def _fetch_error(exc: TrutoError) -> FetchError:
-    what = "Truto refused the API token" if exc.kind == "auth" else "Could not list the integrated accounts"
+    what = (
+        "Truto refused the API token"
+        if exc.kind == "auth"
+        else "Could not list the integrated accounts"
+    )
     return FetchError(f"{what} ({exc}). {ACTIONS.get(exc.kind, ACTIONS['http'])}")
 
 
@@ -299,14 +352,20 @@ def _distinct_organizations(records: list, out: AccountOutcome) -> list[dict]:
         if oid is None:
             continue
         if oid in seen:
-            out.notes.append(("organizations", f"organization {oid} was listed more than once; counted once"))
+            out.notes.append(
+                ("organizations", f"organization {oid} was listed more than once; counted once")
+            )
             continue
         seen[oid] = {"id": oid, "name": _plain(rec.get("name"))}
     return list(seen.values())
 
 
-def _resolve_accounts(client: TrutoClient, settings: Settings, pool: ThreadPoolExecutor,
-                      outcomes: list[AccountOutcome]) -> list[dict]:
+def _resolve_accounts(
+    client: TrutoClient,
+    settings: Settings,
+    pool: ThreadPoolExecutor,
+    outcomes: list[AccountOutcome],
+) -> list[dict]:
     if not settings.integrated_account_ids:
         try:
             return list_accounts(client, settings)
@@ -324,29 +383,42 @@ def _resolve_accounts(client: TrutoClient, settings: Settings, pool: ThreadPoolE
         try:
             account = fut.result()
             if not isinstance(account, dict) or not account.get("id"):
-                raise TrutoError("malformed", "Truto's answer for the account had no id.", account_id=aid)
+                raise TrutoError(
+                    "malformed", "Truto's answer for the account had no id.", account_id=aid
+                )
             accounts.append(account)
         except TrutoError as exc:
             if exc.kind == "auth":
                 raise _fetch_error(exc) from None
             st = client.stats(aid)
-            outcomes.append(AccountOutcome(
-                aid, outcome="failed", message=f"Could not read the account: {exc}",
-                action=ACTIONS.get(exc.kind, ACTIONS["http"]), requests=st.requests, retries=st.retries,
-                rate_limited=st.rate_limited, fetched_at=datetime.now(timezone.utc),
-            ))
+            outcomes.append(
+                AccountOutcome(
+                    aid,
+                    outcome="failed",
+                    message=f"Could not read the account: {exc}",
+                    action=ACTIONS.get(exc.kind, ACTIONS["http"]),
+                    requests=st.requests,
+                    retries=st.retries,
+                    rate_limited=st.rate_limited,
+                    fetched_at=datetime.now(UTC),
+                )
+            )
     order = {aid: i for i, aid in enumerate(settings.integrated_account_ids)}
     accounts.sort(key=lambda a: order.get(str(a["id"]), len(order)))
     return accounts
 
 
-def fetch_all(settings: Settings, progress: Progress | None = None, client: TrutoClient | None = None) -> FetchResult:
+def fetch_all(
+    settings: Settings, progress: Progress | None = None, client: TrutoClient | None = None
+) -> FetchResult:
     """Fetch every account; raises :class:`FetchError` only when the account list itself fails."""
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     client = client or TrutoClient(settings)
     client.start_fetch()
     outcomes: list[AccountOutcome] = []
-    with ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="truto-fetch") as pool:
+    with ThreadPoolExecutor(
+        max_workers=settings.max_workers, thread_name_prefix="truto-fetch"
+    ) as pool:
         accounts, repeated = distinct_accounts(_resolve_accounts(client, settings, pool, outcomes))
         total = len(accounts) + len(outcomes)
         done = len(outcomes)
@@ -357,28 +429,50 @@ def fetch_all(settings: Settings, progress: Progress | None = None, client: Trut
             outcome = fut.result()
             outcomes.append(outcome)
             done += 1
-            log.info("account %s (%s): %s after %d requests; %d of %d accounts done", outcome.account_id,
-                     outcome.integration, outcome.outcome, client.stats(outcome.account_id).requests, done, total)
+            log.info(
+                "account %s (%s): %s after %d requests; %d of %d accounts done",
+                outcome.account_id,
+                outcome.integration,
+                outcome.outcome,
+                client.stats(outcome.account_id).requests,
+                done,
+                total,
+            )
             if progress:
                 progress(done, total, outcome.account_id)
     for outcome in outcomes:
         if outcome.account_id in repeated:
-            outcome.notes.append(("integrated accounts", f"account {outcome.account_id} was listed more than once by Truto; fetched and "
-                                 "counted once"))
+            outcome.notes.append(
+                (
+                    "integrated accounts",
+                    f"account {outcome.account_id} was listed more than once by Truto; fetched and "
+                    "counted once",
+                )
+            )
     result = assemble(outcomes, started, settings.demo)
-    log.info("fetch done: %d accounts (%d failed), %d license rows, %d requests in %.1f s", len(outcomes),
-             len(result.failures), len(result.licenses), result.requests,
-             (datetime.now(timezone.utc) - started).total_seconds())
+    log.info(
+        "fetch done: %d accounts (%d failed), %d license rows, %d requests in %.1f s",
+        len(outcomes),
+        len(result.failures),
+        len(result.licenses),
+        result.requests,
+        (datetime.now(UTC) - started).total_seconds(),
+    )
     return result
 
 
 def assemble(outcomes: list[AccountOutcome], started: datetime, demo: bool = False) -> FetchResult:
     """Turn per-account outcomes into the three tables."""
     order = {o.account_id: i for i, o in enumerate(outcomes)}
-    outcomes = sorted(outcomes, key=lambda o: (o.tenant_id or "", integration_label(o.integration), order[o.account_id]))
+    outcomes = sorted(
+        outcomes,
+        key=lambda o: (o.tenant_id or "", integration_label(o.integration), order[o.account_id]),
+    )
     listings = [listing for o in outcomes for listing in o.listings]
     try:
-        licenses, problems = build_license_table(listings) if listings else (empty_license_table(), [])
+        licenses, problems = (
+            build_license_table(listings) if listings else (empty_license_table(), [])
+        )
     except Exception:  # noqa: BLE001  (records no check foresaw: find the account, keep the others)
         for o in outcomes:
             try:
@@ -388,10 +482,22 @@ def assemble(outcomes: list[AccountOutcome], started: datetime, demo: bool = Fal
                 o.message = f"Its license records could not be read ({type(exc).__name__})."
                 o.action = ACTIONS["malformed"]
         listings = [listing for o in outcomes for listing in o.listings]
-        licenses, problems = build_license_table(listings) if listings else (empty_license_table(), [])
+        licenses, problems = (
+            build_license_table(listings) if listings else (empty_license_table(), [])
+        )
     for o in outcomes:
-        problems.extend(Problem(o.account_id, integration_label(o.integration), resource, None, "id",
-                                "duplicate_id", note) for resource, note in o.notes)
+        problems.extend(
+            Problem(
+                o.account_id,
+                integration_label(o.integration),
+                resource,
+                None,
+                "id",
+                "duplicate_id",
+                note,
+            )
+            for resource, note in o.notes
+        )
     rows_by_account = licenses["account_id"].value_counts().to_dict() if len(licenses) else {}
     problems_by_account: dict[str, int] = {}
     for p in problems:
@@ -400,17 +506,38 @@ def assemble(outcomes: list[AccountOutcome], started: datetime, demo: bool = Fal
     for o in outcomes:
         o.license_rows = int(rows_by_account.get(o.account_id, 0))
         o.problems = problems_by_account.get(o.account_id, 0)
-        records.append({
-            "account_id": o.account_id, "integration": o.integration,
-            "integration_label": integration_label(o.integration) if o.integration else "unknown",
-            "tenant_id": o.tenant_id, "account_status": o.account_status, "outcome": o.outcome,
-            "message": o.message, "action": o.action, "organizations": o.organizations,
-            "license_rows": o.license_rows, "problems": o.problems, "requests": o.requests,
-            "retries": o.retries, "rate_limited": o.rate_limited, "wait_seconds": o.wait_seconds,
-            "elapsed_seconds": o.elapsed_seconds, "fetched_at": o.fetched_at,
-        })
+        records.append(
+            {
+                "account_id": o.account_id,
+                "integration": o.integration,
+                "integration_label": integration_label(o.integration)
+                if o.integration
+                else "unknown",
+                "tenant_id": o.tenant_id,
+                "account_status": o.account_status,
+                "outcome": o.outcome,
+                "message": o.message,
+                "action": o.action,
+                "organizations": o.organizations,
+                "license_rows": o.license_rows,
+                "problems": o.problems,
+                "requests": o.requests,
+                "retries": o.retries,
+                "rate_limited": o.rate_limited,
+                "wait_seconds": o.wait_seconds,
+                "elapsed_seconds": o.elapsed_seconds,
+                "fetched_at": o.fetched_at,
+            }
+        )
     accounts = pd.DataFrame(records, columns=list(ACCOUNT_COLUMNS))
     accounts["fetched_at"] = pd.to_datetime(accounts["fetched_at"], utc=True)
     accounts = accounts.astype(ACCOUNT_COLUMNS)
-    return FetchResult(licenses, accounts, problems_table(problems), outcomes, started,
-                       datetime.now(timezone.utc), demo)
+    return FetchResult(
+        licenses,
+        accounts,
+        problems_table(problems),
+        outcomes,
+        started,
+        datetime.now(UTC),
+        demo,
+    )

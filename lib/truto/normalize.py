@@ -17,9 +17,10 @@ from __future__ import annotations
 import gc
 import math
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -42,7 +43,7 @@ class Listing:
     organization_id: str | None = None
     organization_name: str | None = None
     product: str | None = None
-    remaining_seats: bool = False   # available_quantity means seats left, not bought
+    remaining_seats: bool = False  # available_quantity means seats left, not bought
 
 
 @dataclass
@@ -64,8 +65,14 @@ class Problem:
 
 
 _ROW_COLUMNS = (
-    "license_id", "license_name", "is_paid", "status", "assigned", "available",
-    "vendor_unit_amount", "vendor_currency",
+    "license_id",
+    "license_name",
+    "is_paid",
+    "status",
+    "assigned",
+    "available",
+    "vendor_unit_amount",
+    "vendor_currency",
 )
 
 _INT_TEXT = re.compile(r"^\s*\+?(\d+)(?:\.0*)?\s*$")
@@ -80,7 +87,9 @@ _CURRENCY = re.compile(r"^[A-Za-z]{3}$")
 _CONTROLS = "\x01-\x1f\x7f-\x9f"
 _BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
 _UNSAFE_TEXT = re.compile(f"[\x00{_CONTROLS}{_BIDI}\ud800-\udfff]")
-_UNSAFE_RE2 = r"[\x{0}-\x{1f}\x{7f}-\x{9f}\x{61c}\x{200e}\x{200f}\x{202a}-\x{202e}\x{2066}-\x{2069}]"
+_UNSAFE_RE2 = (
+    r"[\x{0}-\x{1f}\x{7f}-\x{9f}\x{61c}\x{200e}\x{200f}\x{202a}-\x{202e}\x{2066}-\x{2069}]"
+)
 
 
 def _safe_char(m: re.Match) -> str:
@@ -116,9 +125,11 @@ def _text(value: Any) -> str | None:
     return None
 
 
-MAX_SEATS = 10**9   # more seats than that is a corrupt value, not a license
-MAX_UNIT_PRICE = 10_000_000.0   # per seat and billing period, in any currency: more is a typo or a corrupt value
-MAX_FX_RATE = 1_000_000.0       # units of the reporting currency per unit of another
+MAX_SEATS = 10**9  # more seats than that is a corrupt value, not a license
+MAX_UNIT_PRICE = (
+    10_000_000.0  # per seat and billing period, in any currency: more is a typo or a corrupt value
+)
+MAX_FX_RATE = 1_000_000.0  # units of the reporting currency per unit of another
 
 
 def _read_quantity(value: Any) -> tuple[int | None, str | None]:
@@ -169,12 +180,15 @@ _QUANTITY_WORDS = {
 
 def _quantities(raw: list, ids: list, fieldname: str, report) -> pa.Array:
     """Parse one quantity column into an int64 arrow array (null: not reported)."""
-    if set(map(type, raw)) <= {int, type(None)}:   # the clean case, converted in C
+    if set(map(type, raw)) <= {int, type(None)}:  # the clean case, converted in C
         try:
             arr = pa.array(raw, type=pa.int64())
-        except (pa.ArrowInvalid, OverflowError):    # beyond 64 bits: checked one by one below
+        except (pa.ArrowInvalid, OverflowError):  # beyond 64 bits: checked one by one below
             arr = None
-        if arr is not None and not pc.any(pc.or_(pc.less(arr, 0), pc.greater(arr, MAX_SEATS))).as_py():
+        if (
+            arr is not None
+            and not pc.any(pc.or_(pc.less(arr, 0), pc.greater(arr, MAX_SEATS))).as_py()
+        ):
             return arr
     values = []
     for i, v in enumerate(raw):
@@ -183,7 +197,12 @@ def _quantities(raw: list, ids: list, fieldname: str, report) -> pa.Array:
             continue
         number, kind = _read_quantity(v)
         if kind:
-            report(ids[i], fieldname, kind, f"{fieldname} {v!r} {_QUANTITY_WORDS[kind]}; shown as not reported")
+            report(
+                ids[i],
+                fieldname,
+                kind,
+                f"{fieldname} {v!r} {_QUANTITY_WORDS[kind]}; shown as not reported",
+            )
         values.append(number)
     return pa.array(values, type=pa.int64())
 
@@ -198,7 +217,12 @@ def _booleans(raw: list, ids: list, report) -> list:
         elif isinstance(v, str) and v.strip().lower() in ("true", "false"):
             out.append(v.strip().lower() == "true")
         else:
-            report(ids[i], "is_paid", "not_boolean", f"is_paid {v!r} is not true or false; shown as not reported")
+            report(
+                ids[i],
+                "is_paid",
+                "not_boolean",
+                f"is_paid {v!r} is not true or false; shown as not reported",
+            )
             out.append(None)
     return out
 
@@ -215,14 +239,29 @@ def _amounts(raw: list, ids: list, report) -> list:
         elif isinstance(v, str) and _NUM_TEXT.match(v):
             number = float(v)
         if number is None or not math.isfinite(number):
-            report(ids[i], "unit_amount", "non_numeric_amount", f"unit_amount {v!r} is not a number; shown as not reported")
+            report(
+                ids[i],
+                "unit_amount",
+                "non_numeric_amount",
+                f"unit_amount {v!r} is not a number; shown as not reported",
+            )
             out.append(None)
         elif number > MAX_UNIT_PRICE:
-            report(ids[i], "unit_amount", "implausible_amount", f"unit_amount {v!r} is more than {MAX_UNIT_PRICE:,.0f} "
-                   "per seat, so it cannot be right; shown as not reported")
+            report(
+                ids[i],
+                "unit_amount",
+                "implausible_amount",
+                f"unit_amount {v!r} is more than {MAX_UNIT_PRICE:,.0f} "
+                "per seat, so it cannot be right; shown as not reported",
+            )
             out.append(None)
         elif number < 0:
-            report(ids[i], "unit_amount", "negative_amount", f"unit_amount {v!r} is negative; shown as not reported")
+            report(
+                ids[i],
+                "unit_amount",
+                "negative_amount",
+                f"unit_amount {v!r} is negative; shown as not reported",
+            )
             out.append(None)
         else:
             out.append(number)
@@ -237,7 +276,12 @@ def _currencies(raw: list, ids: list, report) -> list:
         elif isinstance(v, str) and _CURRENCY.match(v.strip()):
             out.append(v.strip().upper())
         else:
-            report(ids[i], "currency", "bad_currency", f"currency {v!r} is not an ISO 4217 code; shown as not reported")
+            report(
+                ids[i],
+                "currency",
+                "bad_currency",
+                f"currency {v!r} is not an ISO 4217 code; shown as not reported",
+            )
             out.append(None)
     return out
 
@@ -247,24 +291,36 @@ _NULL_TEXT = pa.scalar(None, pa.large_string())
 
 def _where(listing: Listing) -> str:
     """Which listing a problem came from, in words."""
-    return "licenses" + (f" of organization {listing.organization_id}" if listing.organization_id else "") + (
-        f" for product {listing.product}" if listing.product else "")
+    return (
+        "licenses"
+        + (f" of organization {listing.organization_id}" if listing.organization_id else "")
+        + (f" for product {listing.product}" if listing.product else "")
+    )
 
 
 def _strings(raw: list) -> pa.Array:
     """Text as an arrow array (converted in C when every value is text or None; elementwise otherwise)."""
     try:
         return pa.array(raw, type=pa.large_string())
-    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeEncodeError):   # the latter: an unpaired surrogate
-        return pa.array([_text(v) if not isinstance(v, str) else clean_text(v) for v in raw], type=pa.large_string())
+    except (
+        pa.ArrowInvalid,
+        pa.ArrowTypeError,
+        UnicodeEncodeError,
+    ):  # the latter: an unpaired surrogate
+        return pa.array(
+            [_text(v) if not isinstance(v, str) else clean_text(v) for v in raw],
+            type=pa.large_string(),
+        )
 
 
 def _trimmed(arr: pa.Array) -> pa.Array:
     """Whitespace trimmed, empty -> null, control and bidi characters as :func:`clean_text`: once per column,
     after the listings are joined."""
     if pc.any(pc.match_substring_regex(arr, _UNSAFE_RE2)).as_py():
-        arr = pc.replace_substring(arr, "\x00", "")   # PostgreSQL text cannot hold NUL
-        arr = pc.replace_substring_regex(arr, r"[\x{61c}\x{200e}\x{200f}\x{202a}-\x{202e}\x{2066}-\x{2069}]", "")
+        arr = pc.replace_substring(arr, "\x00", "")  # PostgreSQL text cannot hold NUL
+        arr = pc.replace_substring_regex(
+            arr, r"[\x{61c}\x{200e}\x{200f}\x{202a}-\x{202e}\x{2066}-\x{2069}]", ""
+        )
         arr = pc.replace_substring_regex(arr, r"[\x{1}-\x{1f}\x{7f}-\x{9f}]", " ")
     if not pc.any(pc.match_substring_regex(arr, r"^\s|\s$|^$")).as_py():
         return arr  # nothing to trim: skip copying the column
@@ -272,12 +328,16 @@ def _trimmed(arr: pa.Array) -> pa.Array:
     return pc.if_else(pc.equal(trimmed, ""), _NULL_TEXT, trimmed)
 
 
-def _add_listing(chunks: dict[str, list], segments: list, listing: Listing, problems: list[Problem]) -> None:
+def _add_listing(
+    chunks: dict[str, list], segments: list, listing: Listing, problems: list[Problem]
+) -> None:
     label = integration_label(listing.integration)
     where = _where(listing)
 
     def report(record_id, fieldname, kind, detail):
-        problems.append(Problem(listing.account_id, label, where, record_id, fieldname, kind, detail))
+        problems.append(
+            Problem(listing.account_id, label, where, record_id, fieldname, kind, detail)
+        )
 
     # A record that is not an object cannot be read at all: report it and skip it.
     records = listing.records
@@ -287,7 +347,12 @@ def _add_listing(chunks: dict[str, list], segments: list, listing: Listing, prob
             if isinstance(rec, dict):
                 good.append(rec)
             else:
-                report(None, "record", "not_an_object", f"item {pos + 1} is {type(rec).__name__}, not an object; skipped")
+                report(
+                    None,
+                    "record",
+                    "not_an_object",
+                    f"item {pos + 1} is {type(rec).__name__}, not an object; skipped",
+                )
         records = good
     n = len(records)
     if n == 0:
@@ -295,7 +360,11 @@ def _add_listing(chunks: dict[str, list], segments: list, listing: Listing, prob
 
     raw_ids = [r.get("id") for r in records]
     # Compare ids as the text they become (1 and "1", "a" and "a " are one id; 1 and True are not).
-    ids = [v.strip() for v in raw_ids] if set(map(type, raw_ids)) <= {str} else [_text(v) for v in raw_ids]
+    ids = (
+        [v.strip() for v in raw_ids]
+        if set(map(type, raw_ids)) <= {str}
+        else [_text(v) for v in raw_ids]
+    )
     ids_arr = _strings(ids)
     present = set(ids)
     present.discard(None)
@@ -308,18 +377,29 @@ def _add_listing(chunks: dict[str, list], segments: list, listing: Listing, prob
             first = rid in (None, "") or rid not in seen
             keep.append(first)
             if not first:
-                report(_text(rid), "id", "duplicate_id", f"license id {_text(rid)} appears more than once; counted once")
+                report(
+                    _text(rid),
+                    "id",
+                    "duplicate_id",
+                    f"license id {_text(rid)} appears more than once; counted once",
+                )
             seen.add(rid)
         records = [r for r, k in zip(records, keep) if k]
         ids = [i for i, k in zip(ids, keep) if k]
         ids_arr = ids_arr.filter(pa.array(keep))
         n = len(records)
 
-    assigned = _quantities([r.get("assigned_quantity") for r in records], ids, "assigned_quantity", report)
-    available = _quantities([r.get("available_quantity") for r in records], ids, "available_quantity", report)
+    assigned = _quantities(
+        [r.get("assigned_quantity") for r in records], ids, "assigned_quantity", report
+    )
+    available = _quantities(
+        [r.get("available_quantity") for r in records], ids, "available_quantity", report
+    )
     chunks["license_id"].append(ids_arr)
     chunks["license_name"].append(_strings([r.get("name") for r in records]))
-    chunks["is_paid"].append(pa.array(_booleans([r.get("is_paid") for r in records], ids, report), type=pa.bool_()))
+    chunks["is_paid"].append(
+        pa.array(_booleans([r.get("is_paid") for r in records], ids, report), type=pa.bool_())
+    )
     chunks["status"].append(_strings([r.get("status") for r in records]))
     chunks["assigned"].append(assigned)
     chunks["available"].append(available)
@@ -333,8 +413,15 @@ def _add_listing(chunks: dict[str, list], segments: list, listing: Listing, prob
     segments.append((n, listing, label))
 
 
-_CONTEXT = ("account_id", "integration", "integration_label", "tenant_id",
-            "organization_id", "organization_name", "product")
+_CONTEXT = (
+    "account_id",
+    "integration",
+    "integration_label",
+    "tenant_id",
+    "organization_id",
+    "organization_name",
+    "product",
+)
 
 
 def _repeated_strings(values: list, counts: np.ndarray) -> pd.arrays.ArrowStringArray:
@@ -386,17 +473,27 @@ def empty_license_table() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in LICENSE_COLUMNS.items()})
 
 
-def _report_missing_ids(ids: pa.Array, names: pa.Array, segments: list, counts: np.ndarray,
-                        problems: list[Problem]) -> None:
+def _report_missing_ids(
+    ids: pa.Array, names: pa.Array, segments: list, counts: np.ndarray, problems: list[Problem]
+) -> None:
     """A missing_id problem for each row without an id, attributed to its listing."""
     rows = np.flatnonzero(np.asarray(ids.is_null()))
     which = np.searchsorted(np.cumsum(counts), rows, side="right")
     for row, seg in zip(rows, which):
         listing, label = segments[seg][1], segments[seg][2]
         name = names[int(row)].as_py()
-        problems.append(Problem(listing.account_id, label, _where(listing), None, "id", "missing_id",
-                                f"a license without an id (name {name.strip() if name else None!r}); kept, but it "
-                                "cannot be matched to a price by id"))
+        problems.append(
+            Problem(
+                listing.account_id,
+                label,
+                _where(listing),
+                None,
+                "id",
+                "missing_id",
+                f"a license without an id (name {name.strip() if name else None!r}); kept, but it "
+                "cannot be matched to a price by id",
+            )
+        )
 
 
 def build_license_table(listings: Iterable[Listing]) -> tuple[pd.DataFrame, list[Problem]]:
@@ -405,7 +502,7 @@ def build_license_table(listings: Iterable[Listing]) -> tuple[pd.DataFrame, list
     segments: list = []
     problems: list[Problem] = []
     gc_was_on = gc.isenabled()
-    gc.disable()   # millions of short-lived values, no cycles: the collector only costs time here
+    gc.disable()  # millions of short-lived values, no cycles: the collector only costs time here
     try:
         for listing in listings:
             _add_listing(chunks, segments, listing, problems)
@@ -429,14 +526,21 @@ def build_license_table(listings: Iterable[Listing]) -> tuple[pd.DataFrame, list
         **{c: [getattr(s[1], c) for s in segments] for c in _CONTEXT if c != "integration_label"},
     }
     fetched = np.repeat(
-        np.array([pd.Timestamp(s[1].fetched_at).tz_convert("UTC").tz_localize(None).to_datetime64() for s in segments],
-                 dtype="datetime64[us]"),
+        np.array(
+            [
+                pd.Timestamp(s[1].fetched_at).tz_convert("UTC").tz_localize(None).to_datetime64()
+                for s in segments
+            ],
+            dtype="datetime64[us]",
+        ),
         counts,
     )
     data = {c: _repeated_strings(context[c], counts) for c in _CONTEXT}
     license_ids = _trimmed(_column(chunks["license_id"]))
     if license_ids.null_count:
-        _report_missing_ids(license_ids, _column(chunks["license_name"]), segments, counts, problems)
+        _report_missing_ids(
+            license_ids, _column(chunks["license_name"]), segments, counts, problems
+        )
     data.update(
         license_id=pd.array(license_ids, dtype="string"),
         license_name=pd.array(_trimmed(_column(chunks["license_name"])), dtype="string"),
@@ -444,7 +548,9 @@ def build_license_table(listings: Iterable[Listing]) -> tuple[pd.DataFrame, list
         status=pd.array(_trimmed(_column(chunks["status"])), dtype="string"),
         assigned_seats=assigned,
         total_seats=total,
-        vendor_unit_amount=pd.array(_column(chunks["vendor_unit_amount"]).to_pandas(), dtype="Float64"),
+        vendor_unit_amount=pd.array(
+            _column(chunks["vendor_unit_amount"]).to_pandas(), dtype="Float64"
+        ),
         vendor_currency=pd.array(_column(chunks["vendor_currency"]), dtype="string"),
         fetched_at=pd.Series(fetched).dt.tz_localize("UTC"),
     )

@@ -10,27 +10,28 @@ import runpy
 import threading
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import cached_property
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 from lib.analytics import views as D
+from lib.analytics.labels import export_frame
+from lib.analytics.metrics import MetricOptions, Summary, add_metrics, prepare, summarize
 from lib.auth import Actor
 from lib.config import ConfigError, Settings, cache_ttl_seconds, load_settings
-from lib.analytics.labels import export_frame
 from lib.export import dated_filename, to_csv_bytes
-from lib.truto.fetch import FetchError
-from lib.analytics.metrics import MetricOptions, Summary, add_metrics, prepare, summarize
+from lib.jobs.refresh import metric_options
+from lib.jobs.refresh import refresh as refresh_snapshot
 from lib.schema import LICENSE_COLUMNS
 from lib.store import Store, database_url
-from lib.jobs.refresh import metric_options, refresh as refresh_snapshot
+from lib.truto.fetch import FetchError
 
 try:
     CACHE_TTL_SECONDS = cache_ttl_seconds()
-except ConfigError as _exc:   # reported on the page by load_settings_or_stop
+except ConfigError as _exc:  # reported on the page by load_settings_or_stop
     CACHE_TTL_SECONDS = 15 * 60
     _TTL_ERROR: str | None = str(_exc)
 else:
@@ -45,10 +46,10 @@ class View:
     actor: Actor
     demo: bool
     taken_at: datetime | None
-    accounts: pd.DataFrame          # all accounts (latest attempt)
+    accounts: pd.DataFrame  # all accounts (latest attempt)
     problems: pd.DataFrame
-    metrics: pd.DataFrame           # all license rows with metrics
-    filtered: pd.DataFrame          # rows the sidebar filters keep
+    metrics: pd.DataFrame  # all license rows with metrics
+    filtered: pd.DataFrame  # rows the sidebar filters keep
     accounts_filtered: pd.DataFrame
     options: MetricOptions
     price_book: pd.DataFrame
@@ -77,6 +78,7 @@ class View:
 
 # ------------------------------------------------------------------ data
 
+
 @st.cache_resource(show_spinner=False)
 def get_store(url: str) -> Store:
     return Store(url)
@@ -89,8 +91,13 @@ def _latest(store_url: str, config_key: str, generation: int):
 
 
 @st.cache_resource(show_spinner=False, ttl=CACHE_TTL_SECONDS, max_entries=8)
-def _metrics(_licenses: pd.DataFrame, _book: pd.DataFrame, options: MetricOptions, snapshot_token: str,
-             book_token: str) -> pd.DataFrame:
+def _metrics(
+    _licenses: pd.DataFrame,
+    _book: pd.DataFrame,
+    options: MetricOptions,
+    snapshot_token: str,
+    book_token: str,
+) -> pd.DataFrame:
     return add_metrics(_licenses, _book, options)
 
 
@@ -113,8 +120,12 @@ def refresh(view_store: Store, settings: Settings, config_key: str) -> None:
         bar.progress(done / total if total else 1.0, text=f"Fetched {done} of {total} accounts")
 
     try:
-        outcome = refresh_snapshot(view_store, config_key, lambda: fetch(settings, progress=progress),
-                                   requested_at=datetime.now(timezone.utc))
+        outcome = refresh_snapshot(
+            view_store,
+            config_key,
+            lambda: fetch(settings, progress=progress),
+            requested_at=datetime.now(UTC),
+        )
     except FetchError as exc:
         bar.empty()
         st.error(f"Nothing could be fetched: {D.md_escape(exc)}")
@@ -134,8 +145,10 @@ def load_settings_or_stop() -> Settings:
         return load_settings()
     except ConfigError as exc:
         st.error(f"The Truto settings have a problem: {exc}")
-        st.info("Fix it in `.streamlit/secrets.toml` or the environment, then reload this page. "
-                "Without a token the dashboard runs on the demo data.")
+        st.info(
+            "Fix it in `.streamlit/secrets.toml` or the environment, then reload this page. "
+            "Without a token the dashboard runs on the demo data."
+        )
         st.stop()
 
 
@@ -151,8 +164,10 @@ def open_store_or_stop() -> tuple[Store, str]:
     try:
         return get_store(url), url
     except Exception as exc:  # noqa: BLE001  (driver errors can quote the URL: show the type only)
-        st.error(f"Could not open the database {D.md_escape(redact_url(url))} ({type(exc).__name__}). "
-                 "Check DATABASE_URL or [database] url, the server and the credentials.")
+        st.error(
+            f"Could not open the database {D.md_escape(redact_url(url))} ({type(exc).__name__}). "
+            "Check DATABASE_URL or [database] url, the server and the credentials."
+        )
         st.stop()
 
 
@@ -178,11 +193,25 @@ def load_view(actor: Actor) -> View:
     metrics = _metrics(latest.licenses, book, options, f"{key}:{latest.taken_at}", book_token)
     filters = sidebar_filters(latest.accounts)
     names = D.account_names(latest.accounts)
-    return View(settings=settings, actor=actor, demo=settings.demo, taken_at=latest.taken_at,
-                accounts=latest.accounts, problems=latest.problems, metrics=metrics,
-                filtered=D.apply_filters(metrics, filters), accounts_filtered=D.filter_accounts(latest.accounts, filters),
-                options=options, price_book=book, filters=filters, names=names, store=store, store_url=url,
-                config_key=key, snapshot_id=latest.snapshot_id)
+    return View(
+        settings=settings,
+        actor=actor,
+        demo=settings.demo,
+        taken_at=latest.taken_at,
+        accounts=latest.accounts,
+        problems=latest.problems,
+        metrics=metrics,
+        filtered=D.apply_filters(metrics, filters),
+        accounts_filtered=D.filter_accounts(latest.accounts, filters),
+        options=options,
+        price_book=book,
+        filters=filters,
+        names=names,
+        store=store,
+        store_url=url,
+        config_key=key,
+        snapshot_id=latest.snapshot_id,
+    )
 
 
 @st.cache_resource(show_spinner=False)
@@ -193,11 +222,12 @@ def _seed_demo(store_url: str, key: str) -> bool:
 
     store = get_store(store_url)
     seed_demo_pricing(store)
-    seed_demo_history(store, key, datetime.now(timezone.utc))
+    seed_demo_history(store, key, datetime.now(UTC))
     return True
 
 
 # ------------------------------------------------------------------ sidebar
+
 
 def sidebar_filters(accounts: pd.DataFrame) -> D.Filters:
     """The shared filters, bound to the URL so a copied link opens the same view."""
@@ -205,27 +235,61 @@ def sidebar_filters(accounts: pd.DataFrame) -> D.Filters:
     names = D.account_names(accounts)
     sb = st.sidebar
     sb.subheader("Filters")
-    tenants = sb.multiselect("Tenant", choices["tenants"], key="tenant", bind="query-params",
-                             placeholder="All tenants")
-    integrations = sb.multiselect("Integration", choices["integrations"], key="integration", bind="query-params",
-                                  placeholder="All integrations")
-    account_ids = sb.multiselect("Account", choices["accounts"], key="account", bind="query-params",
-                                 format_func=lambda a: names.get(a, a), placeholder="All accounts")
-    paid = sb.toggle("Paid licenses only", key="paid", bind="query-params",
-                     help="Licenses the vendor marks paid, or that have a price when the vendor does not say.")
-    active = sb.toggle("Active licenses only", key="active", bind="query-params",
-                       help="Hides licenses the vendor marks inactive; licenses without a status stay.")
-    search = sb.text_input("Search licenses", key="q", bind="query-params",
-                           placeholder="License, integration or organization")
-    return D.Filters(tuple(tenants), tuple(integrations), tuple(account_ids), bool(paid), bool(active), search or "")
+    tenants = sb.multiselect(
+        "Tenant", choices["tenants"], key="tenant", bind="query-params", placeholder="All tenants"
+    )
+    integrations = sb.multiselect(
+        "Integration",
+        choices["integrations"],
+        key="integration",
+        bind="query-params",
+        placeholder="All integrations",
+    )
+    account_ids = sb.multiselect(
+        "Account",
+        choices["accounts"],
+        key="account",
+        bind="query-params",
+        format_func=lambda a: names.get(a, a),
+        placeholder="All accounts",
+    )
+    paid = sb.toggle(
+        "Paid licenses only",
+        key="paid",
+        bind="query-params",
+        help="Licenses the vendor marks paid, or that have a price when the vendor does not say.",
+    )
+    active = sb.toggle(
+        "Active licenses only",
+        key="active",
+        bind="query-params",
+        help="Hides licenses the vendor marks inactive; licenses without a status stay.",
+    )
+    search = sb.text_input(
+        "Search licenses",
+        key="q",
+        bind="query-params",
+        placeholder="License, integration or organization",
+    )
+    return D.Filters(
+        tuple(tenants),
+        tuple(integrations),
+        tuple(account_ids),
+        bool(paid),
+        bool(active),
+        search or "",
+    )
 
 
 def sidebar_status(view: View) -> None:
     sb = st.sidebar
     sb.divider()
     if view.demo:
-        sb.info("**Demo data.** No Truto API token is configured, so this shows a built-in sample. "
-                "Set `TRUTO_API_TOKEN` to see your own accounts.", icon=":material/science:")
+        sb.info(
+            "**Demo data.** No Truto API token is configured, so this shows a built-in sample. "
+            "Set `TRUTO_API_TOKEN` to see your own accounts.",
+            icon=":material/science:",
+        )
     fresh = D.freshness(view.accounts, names=view.names)
     sb.caption(f"Data {fresh.headline}.")
     if fresh.per_account:
@@ -233,10 +297,17 @@ def sidebar_status(view: View) -> None:
             for name, text in fresh.per_account:
                 st.caption(D.md_escape(f"{name}: {text}"))
     if fresh.stale:
-        sb.warning(f"Showing older data for {len(fresh.stale)} account(s) whose last fetch failed; "
-                   "see Accounts.", icon=":material/history:")
-    if sb.button("Refresh from Truto", icon=":material/refresh:", width="stretch",
-                 help="Fetch every account anew. Other users share the result."):
+        sb.warning(
+            f"Showing older data for {len(fresh.stale)} account(s) whose last fetch failed; "
+            "see Accounts.",
+            icon=":material/history:",
+        )
+    if sb.button(
+        "Refresh from Truto",
+        icon=":material/refresh:",
+        width="stretch",
+        help="Fetch every account anew. Other users share the result.",
+    ):
         refresh(view.store, view.settings, view.config_key)
         st.rerun()
     note = st.session_state.pop("_refresh_note", None)
@@ -246,15 +317,25 @@ def sidebar_status(view: View) -> None:
 
 # ------------------------------------------------------------------ drawing helpers
 
+
 def tiles(items: list[D.Tile], per_row: int = 4) -> None:
     for start in range(0, len(items), per_row):
         cols = st.columns(per_row)
-        for col, tile in zip(cols, items[start:start + per_row]):
-            col.metric(tile.label, tile.value, delta=tile.note, delta_color="off", delta_arrow="off",
-                       help=tile.help, border=True)
+        for col, tile in zip(cols, items[start : start + per_row]):
+            col.metric(
+                tile.label,
+                tile.value,
+                delta=tile.note,
+                delta_color="off",
+                delta_arrow="off",
+                help=tile.help,
+                border=True,
+            )
 
 
-def download(df: pd.DataFrame, stem: str, label: str = "Download CSV", key: str | None = None) -> None:
+def download(
+    df: pd.DataFrame, stem: str, label: str = "Download CSV", key: str | None = None
+) -> None:
     """A CSV of exactly the rows shown, with a dated file name, safe to open in a spreadsheet.
 
     Its columns carry the export's names (``seats_bought``, ``idle_annual_cost_usd``: labels.export_frame).
@@ -262,20 +343,34 @@ def download(df: pd.DataFrame, stem: str, label: str = "Download CSV", key: str 
     view = st.session_state.get("_view")
     currency = view.currency if view is not None else "USD"
     # Generated on click: a page with several tables does not build CSVs nobody asked for on every rerun.
-    st.download_button(label, lambda: to_csv_bytes(export_frame(df, currency)), file_name=dated_filename(stem),
-                       mime="text/csv", icon=":material/download:", key=key or f"dl-{stem}", on_click="ignore")
+    st.download_button(
+        label,
+        lambda: to_csv_bytes(export_frame(df, currency)),
+        file_name=dated_filename(stem),
+        mime="text/csv",
+        icon=":material/download:",
+        key=key or f"dl-{stem}",
+        on_click="ignore",
+    )
 
 
 _MONEY_WORDS = ("cost", "spend", "savings", "exposure", "price", "amount")
 
 
 MISSING = "—"
-MISSING_LEGEND = (f"{MISSING} = not reported by the vendor, or does not apply (a free license has no recommended "
-                  "seats); never counted as 0.")
+MISSING_LEGEND = (
+    f"{MISSING} = not reported by the vendor, or does not apply (a free license has no recommended "
+    "seats); never counted as 0."
+)
 
 
-def table(df: pd.DataFrame, column_config: dict | None = None, height: int | str = "auto", key: str | None = None,
-          show: tuple[str, ...] = ()):
+def table(
+    df: pd.DataFrame,
+    column_config: dict | None = None,
+    height: int | str = "auto",
+    key: str | None = None,
+    show: tuple[str, ...] = (),
+):
     """A dataframe with IT/finance headers, money formats, account names and "—" for empty cells.
 
     The first column is pinned; machine names and IDs (``D.PLUMBING_COLUMNS``) wait behind "More columns".
@@ -284,7 +379,9 @@ def table(df: pd.DataFrame, column_config: dict | None = None, height: int | str
     view = st.session_state.get("_view")
     cur = view.currency if view is not None else None
     shown = df
-    plumbing = [c for c in df.columns if c in D.PLUMBING_COLUMNS and c not in show]   # ``show``: these stay
+    plumbing = [
+        c for c in df.columns if c in D.PLUMBING_COLUMNS and c not in show
+    ]  # ``show``: these stay
     if "account_id" in df.columns:
         plumbing.append("account_uuid")
     more = False
@@ -293,8 +390,11 @@ def table(df: pd.DataFrame, column_config: dict | None = None, height: int | str
         more = st.toggle("More columns", key=f"{key}-more", help=f"Also show: {names}.")
     if "account_id" in df.columns and view is not None:
         ids = df["account_id"]
-        shown = shown.assign(account_id=ids.map(lambda a: view.names.get(a, a) if isinstance(a, str) else a)
-                             .astype("string"))
+        shown = shown.assign(
+            account_id=ids.map(lambda a: view.names.get(a, a) if isinstance(a, str) else a).astype(
+                "string"
+            )
+        )
         if more:
             shown = shown.assign(account_uuid=ids.astype("string"))
     if not more:
@@ -305,13 +405,17 @@ def table(df: pd.DataFrame, column_config: dict | None = None, height: int | str
         if any(w in col for w in _MONEY_WORDS) and pd.api.types.is_numeric_dtype(shown[col].dtype):
             config[col] = st.column_config.NumberColumn(header, format="accounting")
         elif col.endswith("_pct") and pd.api.types.is_numeric_dtype(shown[col].dtype):
-            config[col] = st.column_config.NumberColumn(header, format="%.1f%%")   # one decimal, like the charts
+            config[col] = st.column_config.NumberColumn(
+                header, format="%.1f%%"
+            )  # one decimal, like the charts
         else:
             config[col] = st.column_config.Column(header)
     if "account_id" in shown.columns:
         config["account_id"] = st.column_config.TextColumn(
-            "Account", help="Integration · tenant · the start of the account's ID; the full ID is in the CSV "
-                            "and under More columns.")
+            "Account",
+            help="Integration · tenant · the start of the account's ID; the full ID is in the CSV "
+            "and under More columns.",
+        )
     if "account_uuid" in shown.columns:
         config["account_uuid"] = st.column_config.TextColumn("Account ID (Truto)")
     extra = dict(column_config or {})
@@ -324,8 +428,14 @@ def table(df: pd.DataFrame, column_config: dict | None = None, height: int | str
             config[first] = pinned
     # The key names a container around the table (a dataframe without selections carries no key in the page).
     with st.container(key=key) if key else nullcontext():
-        out = st.dataframe(shown, hide_index=True, column_config=config, height=height, width="stretch",
-                           placeholder=MISSING)
+        out = st.dataframe(
+            shown,
+            hide_index=True,
+            column_config=config,
+            height=height,
+            width="stretch",
+            placeholder=MISSING,
+        )
         if shown.isna().to_numpy().any():
             st.caption(MISSING_LEGEND)
     return out
@@ -333,27 +443,41 @@ def table(df: pd.DataFrame, column_config: dict | None = None, height: int | str
 
 def seat_scope(view: View) -> Summary:
     """The summary the seat tiles lead with: paid licenses, unless the user includes free ones."""
-    with_free = st.toggle("Include free licenses in the seat figures", key="with_free", bind="query-params",
-                          help="Free tiers (thousands of free seats) can hide how well the paid seats are used, "
-                               "so the tiles count paid licenses unless this is on.")
+    with_free = st.toggle(
+        "Include free licenses in the seat figures",
+        key="with_free",
+        bind="query-params",
+        help="Free tiers (thousands of free seats) can hide how well the paid seats are used, "
+        "so the tiles count paid licenses unless this is on.",
+    )
     return view.summary(paid_only=not with_free)
 
 
 def empty_state(view: View, what: str) -> bool:
     """Say what to do when there is nothing to show; True when the page should stop."""
     if view.accounts.empty:
-        st.info("No integrated accounts found for this Truto token. Connect an account in Truto, or check "
-                "`TRUTO_INTEGRATED_ACCOUNT_IDS` and `TRUTO_TENANT_ID`, then press **Refresh from Truto**.",
-                icon=":material/link_off:")
+        st.info(
+            "No integrated accounts found for this Truto token. Connect an account in Truto, or check "
+            "`TRUTO_INTEGRATED_ACCOUNT_IDS` and `TRUTO_TENANT_ID`, then press **Refresh from Truto**.",
+            icon=":material/link_off:",
+        )
         return True
-    if view.metrics.empty and view.accounts["outcome"].isin(["failed", "needs_reauth", "inactive"]).all():
-        st.error("Every account failed to fetch, so there is nothing to show. The Accounts page says why and "
-                 "what to do.", icon=":material/error:")
+    if (
+        view.metrics.empty
+        and view.accounts["outcome"].isin(["failed", "needs_reauth", "inactive"]).all()
+    ):
+        st.error(
+            "Every account failed to fetch, so there is nothing to show. The Accounts page says why and "
+            "what to do.",
+            icon=":material/error:",
+        )
         st.page_link(page_path("accounts"), label="Open Accounts", icon=":material/arrow_forward:")
         return True
     if view.filtered.empty:
-        st.info(f"No {what} match the filters ({view.filters.describe()}). Clear a filter in the sidebar.",
-                icon=":material/filter_alt_off:")
+        st.info(
+            f"No {what} match the filters ({view.filters.describe()}). Clear a filter in the sidebar.",
+            icon=":material/filter_alt_off:",
+        )
         return True
     return False
 
@@ -363,15 +487,17 @@ class PageSpec:
     """One page of the dashboard: the one registry app.py, page links and tests read."""
 
     key: str
-    file: str        # relative to the project root
+    file: str  # relative to the project root
     title: str
     icon: str
-    url_path: str    # the deep link, /<url_path>
+    url_path: str  # the deep link, /<url_path>
 
 
 PAGES: tuple[PageSpec, ...] = (
     PageSpec("overview", "pages/overview.py", "Overview", ":material/dashboard:", "overview"),
-    PageSpec("utilization", "pages/utilization.py", "Utilization", ":material/group:", "utilization"),
+    PageSpec(
+        "utilization", "pages/utilization.py", "Utilization", ":material/group:", "utilization"
+    ),
     PageSpec("spend", "pages/spend.py", "Spend", ":material/payments:", "spend"),
     PageSpec("trends", "pages/trends.py", "Trends", ":material/trending_up:", "trends"),
     PageSpec("accounts", "pages/accounts.py", "Accounts", ":material/hub:", "accounts"),
@@ -379,8 +505,8 @@ PAGES: tuple[PageSpec, ...] = (
 )
 PAGE_BY_KEY = {p.key: p for p in PAGES}
 PAGE_TITLES = {p.key: p.title for p in PAGES}
-HOME = "overview"   # what the bare address shows
-ROOT = Path(__file__).resolve().parents[2]   # the project: app.py and pages/
+HOME = "overview"  # what the bare address shows
+ROOT = Path(__file__).resolve().parents[2]  # the project: app.py and pages/
 
 
 def page_path(name: str) -> str:
@@ -396,9 +522,17 @@ def navigation_pages() -> list:
     Overview included, keeps its own deep link.
     """
     home = PAGE_BY_KEY[HOME]
-    listed = [st.Page(ROOT / p.file, title=p.title, icon=p.icon, url_path=p.url_path) for p in PAGES]
-    start = st.Page(ROOT / home.file, title=home.title, icon=home.icon, url_path="home", default=True,
-                    visibility="hidden")
+    listed = [
+        st.Page(ROOT / p.file, title=p.title, icon=p.icon, url_path=p.url_path) for p in PAGES
+    ]
+    start = st.Page(
+        ROOT / home.file,
+        title=home.title,
+        icon=home.icon,
+        url_path="home",
+        default=True,
+        visibility="hidden",
+    )
     return [start, *listed]
 
 
@@ -427,7 +561,7 @@ def leave_legacy_multipage_mode() -> None:
     day Streamlit names legacy pages differently from this registry.
     """
     runpy.run_path(str(ROOT / "app.py"), run_name="__main__")
-    st.stop()   # the page was drawn inside app.py; end the run Streamlit started for it alone
+    st.stop()  # the page was drawn inside app.py; end the run Streamlit started for it alone
 
 
 def current_view() -> View:
@@ -438,6 +572,7 @@ def current_view() -> View:
 
 
 # ------------------------------------------------------------------ access
+
 
 def _secrets() -> dict:
     """st.secrets as a dict: {} only when no secrets file exists at all.
@@ -455,8 +590,11 @@ def _secrets() -> dict:
         if isinstance(exc, FileNotFoundError) and not any(os.path.exists(p) for p in paths):
             return {}
         problem = f"{type(exc).__name__}: {exc}"
-    st.error("The secrets file could not be read, so sign-in cannot be checked and the dashboard stays closed. "
-             f"Fix the file and reload this page. ({D.md_escape(problem)})", icon=":material/lock:")
+    st.error(
+        "The secrets file could not be read, so sign-in cannot be checked and the dashboard stays closed. "
+        f"Fix the file and reload this page. ({D.md_escape(problem)})",
+        icon=":material/lock:",
+    )
     st.stop()
 
 
@@ -488,10 +626,15 @@ def gate() -> Actor:
     st.title("License utilization")
     if not st.user.is_logged_in:
         st.write("Sign in with your company account to see the dashboard.")
-        st.button("Sign in", type="primary", on_click=st.login, icon=":material/login:", key="sign-in")
+        st.button(
+            "Sign in", type="primary", on_click=st.login, icon=":material/login:", key="sign-in"
+        )
     else:
-        st.warning(f"You are signed in as {D.md_escape(decision.shown_as)}, which does not have access to this "
-                   f"dashboard: {D.md_escape(decision.reason)}.", icon=":material/lock:")
+        st.warning(
+            f"You are signed in as {D.md_escape(decision.shown_as)}, which does not have access to this "
+            f"dashboard: {D.md_escape(decision.reason)}.",
+            icon=":material/lock:",
+        )
         st.button("Sign out", on_click=st.logout, icon=":material/logout:", key="sign-out")
     st.stop()
 
@@ -499,8 +642,10 @@ def gate() -> Actor:
 def sidebar_access(actor: Actor) -> None:
     sb = st.sidebar
     if actor.role == "open":
-        sb.caption(":material/lock_open: Open access: no sign-in is configured, so anyone who can reach this "
-                   "address can see and change everything. Configure `[auth]` for a shared deployment.")
+        sb.caption(
+            ":material/lock_open: Open access: no sign-in is configured, so anyone who can reach this "
+            "address can see and change everything. Configure `[auth]` for a shared deployment."
+        )
         return
     who = D.md_escape(actor.email or actor.name or "you")
     sb.caption(f":material/person: Signed in as {who} ({'admin' if actor.can_edit else 'viewer'}).")
@@ -509,11 +654,18 @@ def sidebar_access(actor: Actor) -> None:
 
 # ------------------------------------------------------------------ history
 
+
 @st.cache_resource(show_spinner=False, ttl=CACHE_TTL_SECONDS, max_entries=4)
-def _history(store_url: str, config_key: str, snapshot_id: int | None, days: int | None) -> pd.DataFrame:
+def _history(
+    store_url: str, config_key: str, snapshot_id: int | None, days: int | None
+) -> pd.DataFrame:
     """Keyed by the latest snapshot's id: a new snapshot (from any user, replica or sync) is a new key."""
-    since = None if days is None else pd.Timestamp.now(tz="UTC").floor("D") - pd.Timedelta(days=days)
-    return get_store(store_url).history(config_key, since=since.to_pydatetime() if since is not None else None)
+    since = (
+        None if days is None else pd.Timestamp.now(tz="UTC").floor("D") - pd.Timedelta(days=days)
+    )
+    return get_store(store_url).history(
+        config_key, since=since.to_pydatetime() if since is not None else None
+    )
 
 
 def history(view: View, days: int | None = 365) -> pd.DataFrame:
