@@ -87,8 +87,11 @@ def server_side(licenses: int, reruns: int = 5) -> dict:
     }
 
 
-CHARTS_DRAWN = (
-    "() => document.querySelectorAll(\"[data-testid='stPlotlyChart'] .main-svg\").length >= 2"
+# Everything drawn: the script finished, no skeleton left, and both of the Overview's charts drawn.
+ALL_DRAWN = (
+    "() => document.querySelector(\"[data-testid='stApp'][data-test-script-state='notRunning']\")"
+    " && !document.querySelector(\"[data-testid='stSkeleton']\")"
+    " && document.querySelectorAll(\"[data-testid='stPlotlyChart'] .main-svg\").length >= 2"
 )
 
 
@@ -113,25 +116,42 @@ def browser() -> dict | None:
             loads, clicks = [], []
             for _ in range(5):
                 fresh = b.new_page(viewport={"width": 1400, "height": 1000})
-                t0 = time.perf_counter()
                 fresh.goto(srv.url + "/overview")
-                fresh.wait_for_function(CHARTS_DRAWN, timeout=30_000)
-                loads.append(time.perf_counter() - t0)
+                fresh.wait_for_function(ALL_DRAWN, timeout=30_000, polling=16)
+                loads.append(fresh.evaluate("performance.now()") / 1000)  # since navigation started
                 fresh.goto(srv.url + "/accounts")
                 wait_idle(fresh)
                 fresh.locator("[data-testid='stDataFrame']").first.wait_for(timeout=30_000)
                 t0 = time.perf_counter()
                 fresh.locator("[data-testid='stSidebarNav'] a", has_text="Overview").click()
-                fresh.wait_for_function(CHARTS_DRAWN, timeout=30_000)
+                fresh.wait_for_function(ALL_DRAWN, timeout=30_000, polling=16)
                 clicks.append(time.perf_counter() - t0)
                 fresh.close()
             b.close()
-            return {"load": statistics.median(loads), "click": statistics.median(clicks)}
+            return {
+                "load": statistics.median(loads),
+                "load_min": min(loads),
+                "click": statistics.median(clicks),
+            }
     finally:
         srv.stop()
 
 
 def main() -> None:
+    if "--browser" not in sys.argv[1:]:
+        server_figures()
+    t = browser()
+    if t is not None:
+        print(
+            "browser, demo data, navigation to everything drawn (no skeleton, both charts; median of 5):"
+        )
+        print(
+            f"  full load by deep link, new session: {t['load']:.2f} s (best {t['load_min']:.2f} s)"
+        )
+        print(f"  click on the sidebar link in an open app: {t['click']:.2f} s")
+
+
+def server_figures() -> None:
     print("Overview rerun, server side (AppTest), warm cache:")
     print(f"{'licenses':>9} {'first run s':>12} {'rerun median ms':>16} {'rerun min ms':>13}")
     for n in (1_000, 10_000, 100_000):
@@ -139,11 +159,6 @@ def main() -> None:
         print(
             f"{r['licenses']:>9,} {r['first']:12.2f} {r['median'] * 1000:16.0f} {r['min'] * 1000:13.0f}"
         )
-    t = browser()
-    if t is not None:
-        print("browser, demo data, navigation to the Overview's charts drawn (median of 5):")
-        print(f"  full load by deep link, new session: {t['load']:.2f} s")
-        print(f"  click on the sidebar link in an open app: {t['click']:.2f} s")
 
 
 if __name__ == "__main__":
