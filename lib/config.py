@@ -119,7 +119,8 @@ class Settings:
     # Microsoft 365 lists licenses per product; which ones to ask for.
     products: tuple[str, ...] = ("azure_active_directory",)
     ignore_remote_data: bool = True
-    page_limit: int | None = None  # `limit` sent with each list call; None: Truto's default
+    page_limit: int | None = 100  # `limit` sent with each list call; None (empty): Truto's default
+    account_page_limit: int | None = 500  # `limit` for the integrated-account list
     max_pages: int = 1000  # per listing; more is an error for that account
     max_attempts: int = 5  # per request, first try included
     max_total_wait: float = 120.0  # seconds of retry waiting per request
@@ -171,6 +172,7 @@ _KEYS: dict[str, str] = {
     "products": "products",
     "ignore_remote_data": "bool",
     "page_limit": "optional_int",
+    "account_page_limit": "optional_int",
     "max_pages": "int",
     "max_attempts": "int",
     "max_total_wait": "float",

@@ -85,7 +85,7 @@ def test_remote_data_flag_can_be_turned_off(emulator):
 def test_lists_all_pages_of_accounts_and_filters_by_tenant(emulator):
     accounts = [account(f"a{i}", "adobe", tenant="t1" if i % 2 else "t2") for i in range(250)]
     emu = emulator(dataset(accounts, {a["id"]: [lic("x", "X", 1, 2)] for a in accounts}))
-    result = fetch_all(settings_for(emu, tenant_id="t1", max_workers=8))
+    result = fetch_all(settings_for(emu, tenant_id="t1", max_workers=8, account_page_limit=100))
     assert len(result.outcomes) == 125
     assert set(result.licenses["tenant_id"]) == {"t1"}
     assert emu.counters.by_path["/integrated-account"] == 2  # 125 accounts at 100 a page
@@ -344,6 +344,7 @@ def test_pacing_never_provokes_a_429(emulator):
         settings_for(
             emu,
             page_limit=2,
+            account_page_limit=2,
             token_rate_limit=8,
             account_rate_limit=3,
             rate_window=1.0,
@@ -558,3 +559,22 @@ def test_retries_and_429_waits_are_logged_without_the_token(emulator, caplog):
     assert any(m.startswith("fetch done: 2 accounts (0 failed)") for m in lines), lines
     token = settings.api_token.reveal()
     assert token and all(token not in m for m in lines)
+
+
+def test_every_list_sends_a_page_size_by_default_and_fewer_rows_than_asked_still_page(emulator):
+    recs = [lic(f"L{i}", f"License {i}", assigned=1, available=2) for i in range(250)]
+    emu = emulator(dataset([account("a1", "adobe")], {"a1": recs}))
+    result = fetch_all(
+        settings_for(emu)
+    )  # the defaults: 100 per unified page, 500 per account page
+    assert len(result.licenses) == 250
+    calls = _unified_log(emu)
+    assert [c["limit"] for c in calls] == ["100", "100", "100"]  # 100 + 100 + 50
+    accounts = [params for _, path, params in emu.counters.log if path == "/integrated-account"]
+    assert accounts and all(p["limit"] == "500" for p in accounts)
+
+
+def test_an_empty_page_limit_leaves_the_page_size_to_truto(emulator):
+    emu = emulator(dataset([account("a1", "adobe")], {"a1": [lic("x", "X", 1, 2)]}))
+    fetch_all(settings_for(emu, page_limit=None, account_page_limit=None))
+    assert all("limit" not in params for _, _, params in emu.counters.log)

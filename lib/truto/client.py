@@ -456,7 +456,7 @@ class TrutoClient:
         """
         s = self.settings
         base = dict(params)
-        if s.page_limit:
+        if s.page_limit and "limit" not in base:  # a caller's own limit (the account list) wins
             base["limit"] = s.page_limit
         seen: set[str] = set()
         cursor: str | None = None

@@ -173,6 +173,8 @@ def list_accounts(client: TrutoClient, settings: Settings) -> list[dict]:
     params: dict[str, Any] = {}
     if settings.tenant_id:
         params["tenant_id"] = settings.tenant_id
+    if settings.account_page_limit:
+        params["limit"] = settings.account_page_limit
     accounts = client.list_all("/integrated-account", params, account_id=None)
     if settings.tenant_id:  # the filter's exact behaviour is not documented: apply it here too
         accounts = [
