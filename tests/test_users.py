@@ -25,9 +25,7 @@ def _users_calls(emu):
 
 
 def test_users_listed_on_all_pages_with_the_same_parameters(emulator):
-    users = [
-        user(f"u{i}", "L1", last_active_at="2026-01-0%dT10:00:00Z" % (i + 1)) for i in range(5)
-    ]
+    users = [user(f"u{i}", "L1", last_active_at=f"2026-01-0{i + 1}T10:00:00Z") for i in range(5)]
     emu = emulator(
         dataset(
             [account("a1", "adobe")], {"a1": [lic("L1", "CC", 5, 10, True)]}, users={"a1": users}
