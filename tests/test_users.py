@@ -187,3 +187,23 @@ def test_parse_timestamp():
     assert parse_timestamp(1714521600, now) == (None, "bad_timestamp")
     assert parse_timestamp("2026-13-01", now) == (None, "bad_timestamp")
     assert parse_timestamp("2026-06-03T00:00:00Z", now) == (None, "future_timestamp")
+
+
+def test_demo_accounts_have_a_realistic_spread_of_seat_holders():
+    from lib.analytics.activity import classify
+    from lib.config import Settings
+    from lib.truto.demo import demo_settings
+
+    result = fetch_all(demo_settings(Settings(demo=True)))
+    assert not (result.problems["resource"] == "users").any()
+    activity = result.activity.merge(result.accounts[["account_id", "integration"]])
+    by = dict(zip(activity["integration"], activity["activity"]))
+    assert by["docusign"] == "not_supported" and by["github"] == "ok"
+    classes = classify(result.seats).groupby("integration", observed=True)["activity_class"]
+    github = set(classes.get_group("github"))
+    assert github == {"active", "inactive", "never_active", "departed", "invited"}
+    # Atlassian sends no activity times: its seats are not reported, never inactive
+    assert set(classes.get_group("atlassian")) <= {"not_reported", "departed", "invited"}
+    idle = classify(result.seats)
+    gh = idle[idle["integration"] == "github"]
+    assert sorted(gh["days_inactive"].dropna().astype(int))[-3:] == [120, 210, 400]
