@@ -326,3 +326,43 @@ def license_activity(classified: pd.DataFrame, licenses: pd.DataFrame) -> pd.Dat
     tenths = (2000 * active + safe_t) // (2 * safe_t)
     out["active_utilization_pct"] = pd.arrays.FloatingArray(tenths / 10.0, util_na)
     return out
+
+
+# ------------------------------------------------------------------ export
+
+RECLAIM_EXPORT_COLUMNS = (
+    "account_id",
+    "integration",
+    "license_id",
+    "license_name",
+    "organization_id",
+    "user_id",
+    "user_name",
+    "user_email",
+    "user_status",
+    "last_active_at",
+    "days_inactive",
+    "reason",
+    "annual_cost",
+    "currency",
+)
+
+
+def reclaim_export(priced: pd.DataFrame, reporting_currency: str) -> pd.DataFrame:
+    """One row per reclaimable seat, costliest first: :data:`RECLAIM_EXPORT_COLUMNS` (``reason`` is
+    the activity class; ``annual_cost`` in the license's ``currency``) plus
+    ``annual_cost_<reporting currency>`` (converted; empty without a price or a rate)."""
+    rows = reclaimable_seats(priced)
+    out = pd.DataFrame(
+        {
+            c: rows[c]
+            for c in RECLAIM_EXPORT_COLUMNS
+            if c not in ("reason", "last_active_at", "integration")
+        }
+    )
+    out["integration"] = rows["integration_label"]
+    out["last_active_at"] = rows["last_active_at"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    out["reason"] = rows["activity_class"].astype("string")
+    out = out[list(RECLAIM_EXPORT_COLUMNS)]
+    out[f"annual_cost_{reporting_currency}"] = rows["annual_cost_reporting"]
+    return out
