@@ -139,6 +139,9 @@ class Settings:
     max_workers: int = 48  # accounts fetched at once
     # Integrations whose available_quantity means seats *remaining*, not bought.
     remaining_seats_integrations: tuple[str, ...] = ()
+    # Users (who holds which seat, and when they were last active), listed beside the licenses.
+    fetch_users: bool = True
+    users_off_integrations: tuple[str, ...] = ()  # integrations whose users are not listed
     demo: bool = False  # True: no token configured, served by the emulator
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -161,6 +164,13 @@ class Settings:
     def reports_remaining(self, integration: str | None) -> bool:
         key = integration_key(integration)
         return any(integration_key(n) == key for n in self.remaining_seats_integrations)
+
+    def fetches_users(self, integration: str | None) -> bool:
+        """Whether the users of an account of this integration are listed (seat activity)."""
+        key = integration_key(integration)
+        return self.fetch_users and not any(
+            integration_key(n) == key for n in self.users_off_integrations
+        )
 
 
 # key -> (kind, environment variable)
@@ -190,6 +200,8 @@ _KEYS: dict[str, str] = {
     "rate_window": "float",
     "max_workers": "int",
     "remaining_seats_integrations": "names",
+    "fetch_users": "bool",
+    "users_off_integrations": "names",
 }
 
 

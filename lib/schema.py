@@ -57,6 +57,40 @@ PROBLEM_COLUMNS: dict[str, str] = {
     "detail": "string",
 }
 
+# One row per seat assignment: (account, license, user), from the users listing (seat activity).
+SEAT_COLUMNS: dict[str, str] = {
+    "account_id": "string",
+    "integration": "string",
+    "integration_label": "string",
+    "tenant_id": "string",
+    "organization_id": "string",  # the license's organization, as the user's licenses[] entry names it
+    "license_id": "string",
+    "license_name": "string",
+    "license_known": "boolean",  # the licenses listing has this license id for the account
+    "user_id": "string",
+    "user_name": "string",  # personal data: shown only to those allowed
+    "user_email": "string",  # personal data: shown only to those allowed
+    "user_status": "string",  # active, inactive, deleted, invited, or the vendor's own word
+    "user_type": "string",
+    "user_created_at": "datetime64[us, UTC]",
+    "user_last_login_at": "datetime64[us, UTC]",
+    "user_last_active_at": "datetime64[us, UTC]",
+    "license_last_active_at": "datetime64[us, UTC]",  # per-license last activity, when sent
+    "activity_reported": "boolean",  # this account's users listing carries any activity time
+    "fetched_at": "datetime64[us, UTC]",
+}
+
+# One row per integrated account: what happened when its users (seat activity) were listed.
+ACTIVITY_COLUMNS: dict[str, str] = {
+    "account_id": "string",
+    "activity": "string",  # ok, not_supported, failed, off (see ACTIVITY_OUTCOMES); empty: no licenses
+    "activity_message": "string",
+    "users": "Int64",
+    "seat_rows": "Int64",
+    "activity_problems": "Int64",
+}
+ACTIVITY_OUTCOMES = ("ok", "not_supported", "failed", "off")
+
 OUTCOMES = ("ok", "failed", "needs_reauth", "inactive", "not_supported")
 # Fetch outcomes that leave the account's data good (current) or failed (showing older data, or none).
 GOOD_OUTCOMES = ("ok", "not_supported")

@@ -40,9 +40,31 @@ def lic(lid, name, assigned=None, available=None, is_paid=None, **extra) -> dict
 
 
 def dataset(
-    accounts: list[dict], licenses: dict | None = None, organizations: dict | None = None
+    accounts: list[dict],
+    licenses: dict | None = None,
+    organizations: dict | None = None,
+    users: dict | None = None,
+    user_fields: dict | None = None,
 ) -> dict:
-    return {"accounts": accounts, "licenses": licenses or {}, "organizations": organizations or {}}
+    data = {"accounts": accounts, "licenses": licenses or {}, "organizations": organizations or {}}
+    if users is not None:
+        data["users"] = users
+    if user_fields is not None:
+        data["user_fields"] = user_fields
+    return data
+
+
+def user(uid, *licenses, email=None, status="active", **extra) -> dict:
+    """A user record; each license is an id, or a dict for the licenses[] entry."""
+    rec = {
+        "id": uid,
+        "name": f"User {uid}",
+        "emails": [{"email": email or f"{uid}@example.com", "type": "work", "is_primary": True}],
+        "status": status,
+        "licenses": [lid if isinstance(lid, dict) else {"id": lid} for lid in licenses],
+    }
+    rec.update(extra)
+    return rec
 
 
 def settings_for(emu, **overrides) -> Settings:

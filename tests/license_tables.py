@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from lib.analytics.metrics import MetricOptions, add_metrics
-from lib.schema import ACCOUNT_COLUMNS, LICENSE_COLUMNS
+from lib.schema import ACCOUNT_COLUMNS, LICENSE_COLUMNS, SEAT_COLUMNS
 
 FETCHED = pd.Timestamp("2026-12-01T06:00:00Z")
 
@@ -66,3 +66,36 @@ def account_table(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(
         {c: pd.Series([r[c] for r in full], dtype=t) for c, t in ACCOUNT_COLUMNS.items()}
     )
+
+
+def seat_row(user_id: str, license_id: str, account_id: str = "acct-1", **fields) -> dict:
+    """One seat assignment (SEAT_COLUMNS); timestamps as ISO text, everything else as given."""
+    row = {c: None for c in SEAT_COLUMNS}
+    row.update(
+        account_id=account_id,
+        integration="adobe",
+        integration_label="Adobe",
+        tenant_id="t1",
+        license_id=license_id,
+        license_known=True,
+        user_id=user_id,
+        user_name=f"Name {user_id}",
+        user_email=f"{user_id}@example.com",
+        user_status="active",
+        activity_reported=True,
+        fetched_at=FETCHED,
+    )
+    row.update(fields)
+    return row
+
+
+def seat_table(rows: list[dict]) -> pd.DataFrame:
+    data = {}
+    for c, t in SEAT_COLUMNS.items():
+        values = pd.Series([r[c] for r in rows], dtype=object)
+        data[c] = (
+            pd.to_datetime(values, utc=True).astype(t)
+            if t.startswith("datetime")
+            else values.astype(t)
+        )
+    return pd.DataFrame(data)

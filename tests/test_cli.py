@@ -269,3 +269,88 @@ def test_summary_without_prices_says_not_known_never_0(tmp_path):
     line = next(x for x in proc.stdout.splitlines() if x.startswith("Annual spend (USD)"))
     assert "not known" in line and "0.00" not in line
     assert "USD 0.00" not in proc.stdout
+
+
+# -- reclaim ------------------------------------------------------------------------------
+
+
+def _reclaim_data(emulator, faults=None):
+    from tests.factories import user
+
+    data = dataset(
+        [account("a1", "adobe"), account("a2", "adobe")],
+        {"a1": [lic("cc", "Creative Cloud", 3, 4, True)], "a2": [lic("ex", "Express", 1, 2, True)]},
+        users={
+            "a1": [
+                user("u1", "cc", name='=HYPERLINK("x")', last_active_at="2020-01-01T00:00:00Z"),
+                user("u2", "cc", last_active_at="2099-01-01T00:00:00Z"),  # future: reported
+                user("u3", "cc", status="deleted"),
+            ],
+            "a2": [user("u4", "ex", last_login_at="2020-06-01T00:00:00Z")],
+        },
+    )
+    return emulator(data, token=SECRET, faults=faults or {})
+
+
+def test_reclaim_writes_one_row_per_reclaimable_seat(emulator, tmp_path):
+    emu = _reclaim_data(emulator)
+    book = tmp_path / "book.csv"
+    book.write_text(
+        "integration,license_id,license_name,unit_price,currency,billing_period\n"
+        "adobe,cc,,10,USD,monthly\nadobe,ex,,50,EUR,annual\n"
+    )
+    fx = tmp_path / "fx.csv"
+    fx.write_text("currency,rate\nEUR,2\n")
+    out = tmp_path / "reclaim.csv"
+    proc = run(
+        ["reclaim", "--out", str(out), "--price-book", str(book), "--fx", str(fx), "--no-saved"],
+        {"TRUTO_API_TOKEN": SECRET, "TRUTO_BASE_URL": emu.base_url},
+        tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    table = rows(out)
+    assert [(r["user_id"], r["reason"], r["annual_cost"], r["currency"]) for r in table] == [
+        ("u1", "inactive", "120.0", "USD"),
+        ("u3", "departed", "120.0", "USD"),
+        ("u4", "inactive", "50.0", "EUR"),
+    ]
+    by = {r["user_id"]: r for r in table}
+    assert by["u4"]["annual_cost_USD"] == "100.0" and by["u1"]["annual_cost_USD"] == "120.0"
+    assert by["u1"]["user_name"].startswith("'=")  # formula-safe
+    assert (
+        by["u1"]["last_active_at"] == "2020-01-01T00:00:00Z"
+        and int(by["u1"]["days_inactive"]) > 2000
+    )
+    assert {
+        "account_id",
+        "integration",
+        "license_id",
+        "license_name",
+        "organization_id",
+        "user_email",
+        "user_status",
+    } <= set(table[0])
+    assert "3 reclaimable seats" in proc.stderr and "340.00 USD a year" in proc.stderr
+    for text in (proc.stdout, proc.stderr, out.read_text()):
+        assert SECRET not in text
+
+
+def test_reclaim_exits_2_when_an_accounts_users_fail(emulator, tmp_path):
+    emu = _reclaim_data(emulator, faults={"a2": {"users_500": True}})
+    out = tmp_path / "reclaim.csv"
+    proc = run(
+        ["reclaim", "--out", str(out), "--no-saved", "--inactive-days", "30"],
+        {"TRUTO_API_TOKEN": SECRET, "TRUTO_BASE_URL": emu.base_url},
+        tmp_path,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "FAILED seat activity of account a2" in proc.stderr
+    assert {r["account_id"] for r in rows(out)} == {"a1"}
+
+
+def test_reclaim_bad_threshold_exits_1(tmp_path):
+    proc = run(
+        ["reclaim", "--out", str(tmp_path / "x.csv"), "--inactive-days", "soon"], {}, tmp_path
+    )
+    assert proc.returncode == 1 and "--inactive-days" in proc.stderr
+    assert not (tmp_path / "x.csv").exists()

@@ -223,7 +223,7 @@ def test_transient_502_and_504_are_retried(emulator):
         dataset([account("a1", "adobe")], {"a1": [lic("x", "X", 1, 2)]}),
         faults={"a1": {"transient_502": 2, "transient_504": 1}},
     )
-    result = fetch_all(settings_for(emu))
+    result = fetch_all(settings_for(emu, fetch_users=False))  # licenses only
     out = _outcome(result, "a1")
     assert out.outcome == "ok" and out.retries == 3 and out.requests == 4
     assert len(result.licenses) == 1
@@ -345,6 +345,7 @@ def test_pacing_never_provokes_a_429(emulator):
             emu,
             page_limit=2,
             account_page_limit=2,
+            fetch_users=False,
             token_rate_limit=8,
             account_rate_limit=3,
             rate_window=1.0,
@@ -459,7 +460,7 @@ def test_remaining_seats_setting_adds_assigned_to_available(emulator):
 
 def test_client_stats_count_requests_per_account(emulator):
     emu = emulator(dataset([account("a1", "adobe")], {"a1": [lic("x", "X", 1, 2)]}))
-    client = TrutoClient(settings_for(emu))
+    client = TrutoClient(settings_for(emu, fetch_users=False))
     fetch_all(client.settings, client=client)
     assert client.stats("a1").requests == 1 and client.stats(None).requests == 1
 
@@ -548,7 +549,7 @@ def test_retries_and_429_waits_are_logged_without_the_token(emulator, caplog):
         ),
         faults={"a1": {"transient_502": 1}, "a2": {"remote_429": 1}},
     )
-    settings = settings_for(emu)
+    settings = settings_for(emu, fetch_users=False)
     with caplog.at_level(logging.INFO, logger="lib.truto"):
         result = fetch_all(settings)
     assert _outcome(result, "a1").outcome == "ok" and _outcome(result, "a2").outcome == "ok"

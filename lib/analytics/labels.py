@@ -97,6 +97,21 @@ FLAG_LABELS = {
     "free": "Free (costs nothing: nothing to act on)",
 }
 
+ACTIVITY_CLASS_LABELS = {
+    "departed": "Departed (user inactive or deleted, still holds the seat)",
+    "invited": "Invited, never accepted",
+    "active": "Active",
+    "inactive": "Inactive (no activity within the threshold)",
+    "never_active": "Never active",
+    "not_reported": "Activity not reported",
+}
+ACTIVITY_OUTCOME_LABELS = {
+    "ok": "Activity listed",
+    "not_supported": "Activity not supported",
+    "failed": "Activity could not be listed",
+    "off": "Activity switched off",
+}
+
 PRICE_SOURCE_LABELS = {
     "price_book": "Price book",
     "vendor": "Vendor price",

@@ -1,4 +1,4 @@
-"""Command line: ``python -m lib export|summary|sync|emulator``.
+"""Command line: ``python -m lib export|summary|reclaim|sync|emulator``.
 
 Exit codes of ``export`` (and of the other fetching commands):
 0 every account was fetched; 2 some failed (the file still holds the rest,
@@ -193,6 +193,47 @@ def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
     return code
 
 
+def cmd_reclaim(args: argparse.Namespace, settings: Settings) -> int:
+    """One row per reclaimable seat (lib.analytics.activity); exit codes as ``export``, and 2 when an
+    account's users could not be listed (the file lacks its seats)."""
+    from lib.analytics.activity import reclaim, reclaim_export, reclaim_summary, validate_threshold
+    from lib.analytics.metrics import add_metrics
+    from lib.export import write_csv
+
+    try:
+        days = validate_threshold(args.inactive_days)
+    except ValueError as exc:
+        raise ConfigError(f"--inactive-days: {exc}") from None
+    book, options = _analytics(args)
+    result = _fetch(settings, args.quiet)
+    priced = reclaim(result.seats, add_metrics(result.licenses, book, options), options, days)
+    table = reclaim_export(priced, options.reporting_currency)
+    out = Path(args.out)
+    write_csv(table, out)
+    code = _report(result)
+    failed = result.activity[result.activity["activity"] == "failed"]
+    for row in failed.itertuples(index=False):
+        _err(f"FAILED seat activity of account {row.account_id}: {row.activity_message}")
+    if len(failed) and code == EXIT_OK:
+        code = EXIT_PARTIAL
+    s = reclaim_summary(priced, options.reporting_currency)
+    cost = (
+        f"{s.reclaimable_annual_cost:,.2f} {s.reporting_currency} a year"
+        if s.reclaimable_annual_cost is not None
+        else "no priced seats"
+    )
+    _err(
+        f"wrote {len(table)} reclaimable seats (of {s.seats} seat assignments; inactive for more "
+        f"than {days} days, never active, departed or invited) to {out}: {cost}"
+        + (
+            f"; {s.unpriced_reclaimable_seats} without a price"
+            if s.unpriced_reclaimable_seats
+            else ""
+        )
+    )
+    return code
+
+
 def _json_ready(value):
     """``value`` with every unknown (None, NA, NaN) and every non-finite number as None: JSON has no NaN."""
     import math
@@ -369,6 +410,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _analytics_args(p)
 
+    p = sub.add_parser(
+        "reclaim", help="fetch every account and write one row per reclaimable seat as CSV"
+    )
+    p.add_argument("--out", required=True, help="CSV file to write")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument(
+        "--inactive-days",
+        default=90,
+        help="a seat is inactive after this many days without activity (default 90)",
+    )
+    _analytics_args(p)
+
     p = sub.add_parser("sync", help="fetch every account and store a snapshot (the scheduled job)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.add_argument(
@@ -434,6 +487,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_export(args, settings)
         if args.command == "summary":
             return cmd_summary(args, settings)
+        if args.command == "reclaim":
+            return cmd_reclaim(args, settings)
         if args.command == "sync":
             from lib.jobs.sync import cmd_sync
 

@@ -6,6 +6,13 @@ pages list for licenses, each sending only the fields its page says it sends
 total). GitHub has two organizations, Microsoft 365 two products, and one
 Zoom account needs reauthorisation. Everything is fixed: the same data on
 every start.
+
+Users (seat activity): every active account but DocuSign's lists users (DocuSign shows "activity not
+supported"), each with a spread of seat holders: active, 45, 120 and 400 days idle, never active,
+departed (status deleted or inactive, still holding the license) and invited. Atlassian sends no
+activity times, Zoom only ``last_login_at``, Microsoft 365 a per-license last-active time (demo
+choices, not verified against the vendors). Times are relative to the start of the current UTC day,
+so the spread holds whenever the demo runs.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import random
 import threading
 import uuid
 from dataclasses import replace
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lib.config import Secret, Settings
@@ -154,9 +161,101 @@ def _record(
     return {k: v for k, v in record.items() if v is not None}
 
 
+# (name, status, days since last active (None: never), days since created)
+_USER_PROFILES = (
+    ("active", "active", 2, 700),
+    ("active", "active", 9, 500),
+    ("idle-45", "active", 45, 800),
+    ("active", "active", 1, 300),
+    ("idle-120", "active", 120, 900),
+    ("idle-400", "active", 400, 1200),
+    ("never", "active", None, 365),
+    ("departed", "deleted", 210, 1000),
+    ("active", "active", 20, 250),
+    ("invited", "invited", None, 150),
+    ("departed", "inactive", 60, 600),
+    ("active", "active", 4, 100),
+)
+_FIRST = (
+    "Ana",
+    "Ben",
+    "Chen",
+    "Dara",
+    "Eli",
+    "Fatima",
+    "Goran",
+    "Hana",
+    "Ivo",
+    "Jun",
+    "Kofi",
+    "Lea",
+)
+_LAST = ("Lima", "Okafor", "Wang", "Novak", "Silva", "Haddad", "Petrov", "Sato", "Berg", "Costa")
+# Which user fields each demo integration fills (see the module docstring); absent: all of them.
+_USER_FIELDS = {
+    "atlassian": ["name", "emails", "status", "type", "created_at", "licenses"],
+    "zoom": ["name", "emails", "status", "type", "created_at", "last_login_at", "licenses"],
+    "microsoft365": [
+        "name",
+        "emails",
+        "status",
+        "type",
+        "created_at",
+        "licenses",
+        "licenses.name",
+        "licenses.organization_id",
+        "licenses.last_active_at",
+    ],
+}
+_NO_USERS = {"docusign"}
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _demo_users(idx: int, name: str, licenses: list[dict], today: datetime) -> list[dict]:
+    """About a dozen users for one demo account, each holding one of its licenses."""
+    users = []
+    per_license = name == "microsoft365"
+    # Microsoft 365 lists licenses per product; the demo lists azure_active_directory (the default).
+    licenses = [r for r in licenses if r.get("_product") in (None, "azure_active_directory")]
+    for k, (kind, status, idle, age) in enumerate(_USER_PROFILES):
+        lic = licenses[k % len(licenses)]
+        first, last = _FIRST[(k + idx) % len(_FIRST)], _LAST[(k * 3 + idx) % len(_LAST)]
+        seen = _iso(today - timedelta(days=idle)) if idle is not None else None
+        entry: dict[str, Any] = {"id": lic["id"], "name": lic.get("name")}
+        if lic.get("_organization_id"):
+            entry["organization_id"] = lic["_organization_id"]
+        if per_license and seen:
+            entry["last_active_at"] = seen
+        users.append(
+            {
+                "id": f"usr-{idx:02d}-{k:03d}",
+                "name": f"{first} {last}",
+                "emails": [
+                    {
+                        "email": f"{first}.{last}@acme.example".lower(),
+                        "type": "work",
+                        "is_primary": True,
+                    }
+                ],
+                "status": status,
+                "type": "end user",
+                "created_at": _iso(today - timedelta(days=age)),
+                "last_active_at": seen,
+                "last_login_at": seen,
+                "licenses": [entry],
+                "_kind": kind,
+            }
+        )
+    return users
+
+
 def demo_dataset() -> dict[str, Any]:
     """The demo data in the emulator's format (deterministic)."""
-    accounts, organizations, licenses = [], {}, {}
+    accounts, organizations, licenses, users = [], {}, {}, {}
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     for idx, (tenant, name, label, status, last_error) in enumerate(_ACCOUNTS):
         account_id = _uuid(f"{tenant}/{name}/{idx}")
         accounts.append(
@@ -181,7 +280,15 @@ def demo_dataset() -> dict[str, Any]:
         licenses[account_id] = [
             _record(label, idx, i, *row) for i, row in enumerate(_LICENSES.get(idx, []))
         ]
-    return {"accounts": accounts, "organizations": organizations, "licenses": licenses}
+        if status == "active" and name not in _NO_USERS and licenses[account_id]:
+            users[account_id] = _demo_users(idx, name, licenses[account_id], today)
+    return {
+        "accounts": accounts,
+        "organizations": organizations,
+        "licenses": licenses,
+        "users": users,
+        "user_fields": _USER_FIELDS,
+    }
 
 
 def synthetic_dataset(

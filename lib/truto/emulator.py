@@ -8,6 +8,10 @@ It behaves as Truto documents (``shared/truto-docs``):
   ``integrated_account_id``; ``organization_id`` required for Cisco Meraki,
   ClickUp and GitHub, ``product`` for Microsoft 365, answered with a 400 that
   carries ``truto_error_insight.missing_required_query_parameters``;
+- ``GET /unified/user-directory/users`` for accounts the data set gives users (``users``:
+  account id -> records; others answer 404, as an integration without the resource), each record
+  holding only the fields its integration fills (``user_fields``: integration key -> field names,
+  ``licenses.<key>`` for a key inside a license entry; no entry: every field);
 - cursor pagination honouring ``limit`` (``{"result": [...], "next_cursor": ...}``);
 - ``Authorization: Bearer`` checked (401 for a bad token);
 - ``ratelimit-limit``/``-remaining``/``-reset`` on every answer, and a 429
@@ -65,6 +69,7 @@ class Faults:
     repeat_cursor: bool = False  # next_cursor never changes
     missing_result: bool = False  # 200 JSON without a result list
     last_cursor: str = "null"  # how the last page ends: "null", "empty" ("") or "absent"
+    users_500: bool = False  # the users listing fails (remote 500); the other listings answer
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Faults:
@@ -273,6 +278,7 @@ class Emulator:
         if path not in (
             "/unified/user-directory/organizations",
             "/unified/user-directory/licenses",
+            "/unified/user-directory/users",
         ):
             return _error(404, "Not found.")
         if not account_id:
@@ -310,6 +316,17 @@ class Emulator:
             return _error(401, account.get("last_error") or "Credentials expired.", remote=True)
 
         integration = account["integration"]["name"]
+        if path.endswith("/users"):
+            if faults and faults.users_500:
+                return _error(500, "The remote API failed listing users.", remote=True)
+            users = self.dataset.get("users", {})
+            if account_id not in users:
+                return _error(404, "This integration does not support the users resource.")
+            fields = self.dataset.get("user_fields", {}).get(integration_key(integration))
+            records = [
+                _user_fields(r, fields) if isinstance(r, dict) else r for r in users[account_id]
+            ]
+            return self._page(records, params, account_id)
         if path.endswith("/organizations"):
             known = supports_organizations(integration)
             if known is False or (
@@ -389,6 +406,22 @@ class Emulator:
         elif nxt is None and faults and faults.last_cursor == "absent":
             del body["next_cursor"]
         return 200, body
+
+
+def _user_fields(record: dict, fields: list[str] | None) -> dict:
+    """A user as its integration sends it: only the fields it fills (all when ``fields`` is None)."""
+    record = _public(record)
+    if fields is None:
+        return record
+    keep = set(fields) | {"id"}
+    out = {k: v for k, v in record.items() if k in keep}
+    if isinstance(out.get("licenses"), list):
+        inner = {f.split(".", 1)[1] for f in fields if f.startswith("licenses.")} | {"id"}
+        out["licenses"] = [
+            {k: v for k, v in e.items() if k in inner} if isinstance(e, dict) else e
+            for e in out["licenses"]
+        ]
+    return out
 
 
 def _public(record: dict) -> dict:

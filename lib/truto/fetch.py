@@ -26,7 +26,7 @@ from lib.integrations import (
     supports_licenses,
     supports_organizations,
 )
-from lib.schema import ACCOUNT_COLUMNS
+from lib.schema import ACCOUNT_COLUMNS, ACTIVITY_COLUMNS
 from lib.truto.client import TrutoClient, TrutoError
 from lib.truto.normalize import (
     Listing,
@@ -36,9 +36,11 @@ from lib.truto.normalize import (
     empty_license_table,
     problems_table,
 )
+from lib.truto.users import UserListing, build_seat_table, empty_seat_table
 
 ORGANIZATIONS = "/unified/user-directory/organizations"
 LICENSES = "/unified/user-directory/licenses"
+USERS = "/unified/user-directory/users"
 
 Progress = Callable[[int, int, str], None]
 
@@ -112,6 +114,10 @@ class AccountOutcome:
     notes: list[tuple[str, str]] = field(
         default_factory=list, repr=False
     )  # (resource, problem) outside the licenses
+    # Seat activity (the users listing): "" when the account lists no licenses, else ACTIVITY_OUTCOMES.
+    activity: str = ""
+    activity_message: str = ""
+    user_records: list | None = field(default=None, repr=False)
 
     @property
     def failed(self) -> bool:
@@ -131,6 +137,12 @@ class FetchResult:
     started_at: datetime
     finished_at: datetime
     demo: bool = False
+    seats: pd.DataFrame = field(default_factory=empty_seat_table)  # SEAT_COLUMNS
+    activity: pd.DataFrame = field(  # ACTIVITY_COLUMNS, one row per account
+        default_factory=lambda: pd.DataFrame(
+            {c: pd.Series(dtype=t) for c, t in ACTIVITY_COLUMNS.items()}
+        )
+    )
 
     @property
     def failures(self) -> list[AccountOutcome]:
@@ -334,6 +346,33 @@ def _fetch_listings(
             )
         )
     out.outcome = "ok"
+    _fetch_users(listing, settings, integration, out)
+
+
+def _fetch_users(listing, settings: Settings, integration: str | None, out: AccountOutcome) -> None:
+    """The account's users (who holds which seat), beside its licenses. A failure here marks only the
+    activity part failed: the license figures already fetched stay."""
+    label = integration_label(integration)
+    if not settings.fetches_users(integration):
+        out.activity = "off"
+        out.activity_message = f"Listing users is switched off for {label} in the settings."
+        return
+    try:
+        out.user_records = listing(USERS, {})
+    except TrutoError as exc:
+        if exc.kind == "not_found":
+            out.activity = "not_supported"
+            out.activity_message = (
+                f"Activity not supported: Truto answered that {label} does not list users."
+            )
+        else:
+            out.activity = "failed"
+            out.activity_message = (
+                f"The users could not be listed ({clean_text(str(exc))}); the license figures are "
+                f"shown. {ACTIONS.get(exc.kind, ACTIONS['http'])}"
+            )
+        return
+    out.activity = "ok"
 
 
 def _fetch_error(exc: TrutoError) -> FetchError:
@@ -487,6 +526,7 @@ def assemble(outcomes: list[AccountOutcome], started: datetime, demo: bool = Fal
         licenses, problems = (
             build_license_table(listings) if listings else (empty_license_table(), [])
         )
+    seats, activity = _seat_tables(outcomes, licenses, problems)
     for o in outcomes:
         problems.extend(
             Problem(
@@ -542,4 +582,59 @@ def assemble(outcomes: list[AccountOutcome], started: datetime, demo: bool = Fal
         started,
         datetime.now(UTC),
         demo,
+        seats,
+        activity,
     )
+
+
+def _seat_tables(
+    outcomes: list[AccountOutcome], licenses: pd.DataFrame, problems: list[Problem]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The seat table of every account whose users were listed, and one activity row per account.
+    Records no check foresaw fail that account's activity only."""
+    ids_by_account: dict[str, frozenset[str]] = {}
+    if len(licenses):
+        known = licenses.dropna(subset=["license_id"])
+        for aid, group in known.groupby("account_id", sort=False):
+            ids_by_account[str(aid)] = frozenset(group["license_id"].astype(str))
+    tables, stats_of = [], {}
+    for o in outcomes:
+        if o.activity != "ok" or o.user_records is None:
+            continue
+        item = UserListing(
+            o.account_id,
+            o.integration,
+            o.tenant_id,
+            o.user_records,
+            o.fetched_at or datetime.now(UTC),
+            ids_by_account.get(o.account_id, frozenset()),
+        )
+        try:
+            table, found, stats = build_seat_table([item])
+        except Exception as exc:  # noqa: BLE001  (keep the other accounts, and this one's licenses)
+            o.activity = "failed"
+            o.activity_message = (
+                f"Its user records could not be read ({type(exc).__name__}); the license figures "
+                f"are shown. {ACTIONS['malformed']}"
+            )
+            continue
+        if len(table):
+            tables.append(table)
+        problems.extend(found)
+        stats_of[o.account_id] = stats.get(o.account_id)
+    seats = pd.concat(tables, ignore_index=True) if tables else empty_seat_table()
+    rows = []
+    for o in outcomes:
+        st = stats_of.get(o.account_id)
+        rows.append(
+            {
+                "account_id": o.account_id,
+                "activity": o.activity or None,
+                "activity_message": o.activity_message or None,
+                "users": st.users if st else None,
+                "seat_rows": st.seat_rows if st else None,
+                "activity_problems": st.problems if st else None,
+            }
+        )
+    activity = pd.DataFrame(rows, columns=list(ACTIVITY_COLUMNS)).astype(ACTIVITY_COLUMNS)
+    return seats, activity

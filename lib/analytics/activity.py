@@ -1,0 +1,368 @@
+"""Seat activity and reclaim: which assigned seats are used, and what the unused ones cost. Pure.
+
+Definitions (one place; pinned by ``tests/test_activity.py`` on hand-computed rows):
+
+- A seat's **last activity** is the per-license last-active time, else the user's
+  ``last_active_at``, else the user's ``last_login_at``; none of them: not reported.
+- Relative to the snapshot's fetch time (the seat row's ``fetched_at``) and ``inactive_days``
+  (default 90), each seat is in the first class that matches, in :data:`CLASSES` order:
+  ``departed`` (the user's status is inactive or deleted, and still holds the license),
+  ``invited`` (status invited, created longer ago than the threshold), ``active`` (last activity
+  within the threshold), ``inactive`` (last activity older), ``never_active`` (the account's users
+  listing reports activity, this user has none, and was created longer ago than the threshold),
+  ``not_reported`` (everything else: no activity data is never "inactive").
+- **Reclaimable** seats are the :data:`RECLAIMABLE` classes, minus exemptions.
+- **Reclaimable annual cost** = reclaimable seats x the license's annual unit price (the metrics
+  table's ``annual_unit_price`` in its ``currency``; in the reporting currency converted with the
+  same rates as :func:`lib.analytics.metrics.add_metrics`). Unpriced stays unpriced (empty); a free
+  license costs 0 and is never reclaimable cost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+
+from lib.analytics._engine import _masked, _round_cents
+from lib.analytics.metrics import MetricOptions
+from lib.analytics.rules import free_rule, paid_rule
+
+CLASSES = ("departed", "invited", "active", "inactive", "never_active", "not_reported")
+RECLAIMABLE = ("inactive", "never_active", "departed", "invited")
+DEPARTED_STATUSES = ("inactive", "deleted")
+DEFAULT_INACTIVE_DAYS = 90
+THRESHOLD_CHOICES = (30, 60, 90)
+
+_DAY_US = 86_400_000_000
+_NAT = np.iinfo(np.int64).min
+
+
+def _us(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(microseconds since the epoch, missing mask) of a UTC datetime column."""
+    s = pd.to_datetime(series, utc=True).astype("datetime64[us, UTC]")
+    values = s.to_numpy(dtype="datetime64[us]", na_value=np.datetime64("NaT")).view(np.int64)
+    missing = values == _NAT
+    return values, missing
+
+
+def last_activity(seats: pd.DataFrame) -> pd.Series:
+    """Per seat: per-license last active, else the user's last_active_at, else last_login_at."""
+    out = seats["license_last_active_at"]
+    out = out.where(out.notna(), seats["user_last_active_at"])
+    out = out.where(out.notna(), seats["user_last_login_at"])
+    return out.astype("datetime64[us, UTC]")
+
+
+def validate_threshold(days) -> int:
+    """The inactivity threshold as whole days >= 1 (ValueError naming the value otherwise)."""
+    if isinstance(days, bool) or not isinstance(days, (int, float, np.integer)):
+        try:
+            days = float(str(days).strip())
+        except ValueError:
+            raise ValueError(f"inactive days {days!r} is not a number") from None
+    if not np.isfinite(days) or days < 1 or float(days) != int(days):
+        raise ValueError(f"inactive days must be a whole number of days, at least 1, not {days!r}")
+    return int(days)
+
+
+def classify(
+    seats: pd.DataFrame,
+    inactive_days: int = DEFAULT_INACTIVE_DAYS,
+    as_of: datetime | None = None,
+    exempt_users: Collection[str] = (),
+) -> pd.DataFrame:
+    """The seat table plus ``last_active_at``, ``days_inactive``, ``activity_class``, ``exempt``,
+    ``reclaimable``. ``as_of``: the time the figures are relative to (default: each row's fetched_at).
+    ``exempt_users``: user ids or emails (case-insensitive) never counted reclaimable."""
+    days = validate_threshold(inactive_days)
+    n = len(seats)
+    threshold = days * _DAY_US
+    last = last_activity(seats)
+    last_us, last_na = _us(last)
+    if as_of is not None:
+        now = np.full(n, pd.Timestamp(as_of).tz_convert("UTC").as_unit("us").value, dtype=np.int64)
+    else:
+        now, _ = _us(seats["fetched_at"])
+    created_us, created_na = _us(seats["user_created_at"])
+    status = seats["user_status"].astype("string").str.strip().str.lower()
+    departed = status.isin(DEPARTED_STATUSES).to_numpy(dtype=bool)
+    invited_status = (status == "invited").fillna(False).to_numpy(dtype=bool)
+    old_account = ~created_na & (now - created_us > threshold)
+    reported, reported_na = _masked(seats["activity_reported"], "boolean", bool)
+    reported = reported & ~reported_na
+
+    idle = now - last_us
+    cls = np.full(n, CLASSES.index("not_reported"), dtype=np.int8)
+    # Lowest precedence first, so earlier classes overwrite.
+    cls[reported & last_na & old_account] = CLASSES.index("never_active")
+    cls[~last_na & (idle > threshold)] = CLASSES.index("inactive")
+    cls[~last_na & (idle <= threshold)] = CLASSES.index("active")
+    cls[invited_status & old_account] = CLASSES.index("invited")
+    cls[departed] = CLASSES.index("departed")
+
+    exempt = np.zeros(n, dtype=bool)
+    wanted = {str(x).strip().lower() for x in exempt_users if str(x).strip()}
+    if wanted:
+        exempt = (
+            seats["user_id"].astype("string").str.lower().isin(wanted)
+            | seats["user_email"].astype("string").str.lower().isin(wanted)
+        ).to_numpy(dtype=bool)
+    reclaimable = np.isin(cls, [CLASSES.index(c) for c in RECLAIMABLE]) & ~exempt
+    days_idle = np.where(last_na, 0, np.maximum(idle, 0) // _DAY_US)
+    out = seats.copy()
+    out["last_active_at"] = last
+    out["days_inactive"] = pd.arrays.IntegerArray(days_idle.astype(np.int64), last_na)
+    out["activity_class"] = pd.Categorical.from_codes(cls, CLASSES)
+    out["exempt"] = pd.array(exempt, dtype="boolean")
+    out["reclaimable"] = pd.array(reclaimable, dtype="boolean")
+    return out
+
+
+# ------------------------------------------------------------------ matching seats to licenses
+
+
+def _keys(df: pd.DataFrame, with_org: bool) -> pd.Series:
+    parts = [df["account_id"].astype("string").fillna(""), df["license_id"].astype("string")]
+    if with_org:
+        parts.append(df["organization_id"].astype("string").fillna(""))
+    key = parts[0]
+    for p in parts[1:]:
+        key = key + "\x1f" + p
+    return key
+
+
+def match_licenses(seats: pd.DataFrame, licenses: pd.DataFrame) -> np.ndarray:
+    """For each seat row, the position of its license row (-1: none): same account and license id,
+    and the same organization when the seat names one; a license id found in several organizations
+    of the account without the seat naming one is not matched (its price could be either's)."""
+    if not len(seats) or not len(licenses):
+        return np.full(len(seats), -1, dtype=np.int64)
+    pos = pd.Series(np.arange(len(licenses)), dtype=np.int64)
+    k3 = _keys(licenses, True)
+    k2 = _keys(licenses, False)
+    map3 = pd.Series(pos.to_numpy(), index=k3.to_numpy())
+    map3 = map3[~map3.index.duplicated()]
+    map2 = pd.Series(pos.to_numpy(), index=k2.to_numpy())
+    map2 = map2[~map2.index.duplicated(keep=False)]
+    s3 = _keys(seats, True)
+    s2 = _keys(seats, False)
+    found = s3.map(map3)
+    has_org = seats["organization_id"].notna().to_numpy(dtype=bool)
+    fallback = s2.map(map2)
+    found = found.where(found.notna() | has_org, fallback)
+    return found.fillna(-1).to_numpy(dtype=np.int64)
+
+
+# ------------------------------------------------------------------ reclaim
+
+
+@dataclass(frozen=True)
+class ReclaimSummary:
+    seats: int  # seat rows (assignments) from the users side
+    reclaimable_seats: int
+    reclaimable_annual_cost: float | None  # reporting currency; None when nothing priced
+    reporting_currency: str
+    unpriced_reclaimable_seats: int  # reclaimable paid (or paid-unknown) seats without a price
+    unconverted_reclaimable_seats: int  # priced, but no exchange rate for their currency
+    departed_paid_users: int  # distinct departed users still holding a paid seat
+    seats_with_activity: int  # seat rows whose account reports activity
+    activity_share_pct: float | None  # seats_with_activity / seats, one decimal
+
+
+def reclaim(
+    seats: pd.DataFrame,
+    metrics: pd.DataFrame,
+    options: MetricOptions | None = None,
+    inactive_days: int = DEFAULT_INACTIVE_DAYS,
+    as_of: datetime | None = None,
+    exempt_users: Collection[str] = (),
+) -> pd.DataFrame:
+    """Every seat row classified (:func:`classify`) and priced from its license's metrics row:
+    ``annual_unit_price``, ``currency``, ``is_paid_seat``, ``is_free_seat``, ``annual_cost`` (in the
+    license's currency: the seat's reclaimable annual cost, 0 when free or not reclaimable, empty
+    when unpriced) and ``annual_cost_reporting`` (converted; empty without a rate)."""
+    options = options or MetricOptions()
+    out = classify(seats, inactive_days, as_of, exempt_users)
+    n = len(out)
+    at = match_licenses(out, metrics)
+    hit = at >= 0
+    safe = np.where(hit, at, 0)
+
+    def pick(col: str, dtype: str, np_dtype):
+        if not len(metrics):
+            return np.zeros(n, dtype=np_dtype), np.ones(n, dtype=bool)
+        values, na = _masked(metrics[col], dtype, np_dtype)
+        return values[safe], na[safe] | ~hit
+
+    price, price_na = pick("annual_unit_price", "Float64", np.float64)
+    paid, paid_na = pick("is_paid", "boolean", bool)
+    if len(metrics):
+        cur = metrics["currency"].astype("string").to_numpy(dtype=object, na_value=None)[safe]
+        cur = np.where(hit, cur, None)
+    else:
+        cur = np.full(n, None, dtype=object)
+    is_free = free_rule(paid, paid_na, price, price_na)
+    is_paid = paid_rule(paid, paid_na, price, price_na) & ~is_free
+    reclaimable = out["reclaimable"].to_numpy(dtype=bool, na_value=False)
+    cost = np.where(reclaimable & ~is_free, np.where(price_na, 0.0, price), 0.0)
+    cost_na = price_na & ~is_free & reclaimable
+    rates = {c: options.rate(c) for c in set(cur) if c is not None}
+    rate = np.array([rates.get(c) if c is not None else None for c in cur], dtype=object)
+    rate_na = np.array([r is None for r in rate], dtype=bool)
+    rate_f = np.where(rate_na, 0.0, rate).astype(np.float64)
+    converted = cost * rate_f
+    converted_na = cost_na | (rate_na & (cost != 0))
+    out["annual_unit_price"] = pd.arrays.FloatingArray(np.where(price_na, 0.0, price), price_na)
+    out["currency"] = pd.array(cur, dtype="string")
+    out["is_paid_seat"] = pd.array(is_paid, dtype="boolean")
+    out["is_free_seat"] = pd.array(is_free, dtype="boolean")
+    out["annual_cost"] = pd.arrays.FloatingArray(
+        _round_cents(np.where(cost_na, 0.0, cost)), cost_na
+    )
+    out["annual_cost_reporting"] = pd.arrays.FloatingArray(
+        _round_cents(np.where(converted_na, 0.0, converted)), converted_na
+    )
+    out["reporting_currency"] = pd.array([options.reporting_currency] * n, dtype="string")
+    return out
+
+
+def reclaim_summary(priced: pd.DataFrame, reporting_currency: str) -> ReclaimSummary:
+    """The KPI figures of a :func:`reclaim` table."""
+    n = len(priced)
+    rec = priced["reclaimable"].to_numpy(dtype=bool, na_value=False)
+    cost_na = priced["annual_cost"].isna().to_numpy(dtype=bool)
+    conv_na = priced["annual_cost_reporting"].isna().to_numpy(dtype=bool)
+    conv = priced["annual_cost_reporting"].to_numpy(dtype=np.float64, na_value=0.0)
+    priced_rec = rec & ~conv_na
+    total = float(_round_cents(np.array([conv[priced_rec].sum()]))[0]) if priced_rec.any() else None
+    departed = (priced["activity_class"] == "departed").to_numpy(dtype=bool)
+    paid = priced["is_paid_seat"].to_numpy(dtype=bool, na_value=False)
+    dep = priced.loc[departed & paid, ["account_id", "user_id"]].drop_duplicates()
+    reported = priced["activity_reported"].to_numpy(dtype=bool, na_value=False)
+    share = round(100 * int(reported.sum()) / n, 1) if n else None
+    return ReclaimSummary(
+        seats=n,
+        reclaimable_seats=int(rec.sum()),
+        reclaimable_annual_cost=total,
+        reporting_currency=reporting_currency,
+        unpriced_reclaimable_seats=int((rec & cost_na).sum()),
+        unconverted_reclaimable_seats=int((rec & ~cost_na & conv_na).sum()),
+        departed_paid_users=len(dep),
+        seats_with_activity=int(reported.sum()),
+        activity_share_pct=share,
+    )
+
+
+def reclaimable_seats(priced: pd.DataFrame) -> pd.DataFrame:
+    """The reclaimable rows of a :func:`reclaim` table, highest reporting-currency cost first
+    (unpriced last), then by license and user."""
+    rows = priced[priced["reclaimable"].to_numpy(dtype=bool, na_value=False)]
+    return rows.sort_values(
+        ["annual_cost_reporting", "annual_cost", "integration_label", "license_name", "user_id"],
+        ascending=[False, False, True, True, True],
+        na_position="last",
+        kind="stable",
+    ).reset_index(drop=True)
+
+
+# ------------------------------------------------------------------ per license
+
+LICENSE_ACTIVITY_COLUMNS = {
+    "users_assigned_seats": "Int64",  # seat rows from the users side
+    "assigned_difference": "Int64",  # users side - the license's assigned_seats
+    "active_seats": "Int64",
+    "inactive_seats": "Int64",  # inactive + never active
+    "departed_seats": "Int64",
+    "invited_seats": "Int64",
+    "activity_not_reported_seats": "Int64",
+    "active_utilization_pct": "Float64",  # active / seats bought, one decimal
+}
+
+
+def license_activity(classified: pd.DataFrame, licenses: pd.DataFrame) -> pd.DataFrame:
+    """The license table plus :data:`LICENSE_ACTIVITY_COLUMNS`. A license no seat row matches has
+    its activity figures empty (not reported), never 0; both seat counts are kept, with the difference.
+    """
+    n = len(licenses)
+    at = match_licenses(classified, licenses)
+    hit = at >= 0
+    cls = classified["activity_class"].cat.codes.to_numpy()[hit]
+    where = at[hit]
+    reported = classified["activity_reported"].to_numpy(dtype=bool, na_value=False)[hit]
+
+    def count(mask) -> np.ndarray:
+        return np.bincount(where[mask], minlength=n).astype(np.int64)
+
+    seats = count(np.ones(len(where), dtype=bool))
+    any_reported = count(reported) > 0
+    none = seats == 0
+    out = licenses.copy()
+    assigned, assigned_na = _masked(licenses["assigned_seats"], "Int64", np.int64)
+    out["users_assigned_seats"] = pd.arrays.IntegerArray(seats, none)
+    out["assigned_difference"] = pd.arrays.IntegerArray(seats - assigned, none | assigned_na)
+    figures = {
+        "active_seats": [CLASSES.index("active")],
+        "inactive_seats": [CLASSES.index("inactive"), CLASSES.index("never_active")],
+        "departed_seats": [CLASSES.index("departed")],
+        "invited_seats": [CLASSES.index("invited")],
+        "activity_not_reported_seats": [CLASSES.index("not_reported")],
+    }
+    for name, codes in figures.items():
+        values = count(np.isin(cls, codes))
+        na = (
+            none
+            if name in ("departed_seats", "activity_not_reported_seats")
+            else none | ~any_reported
+        )
+        out[name] = pd.arrays.IntegerArray(values, na)
+    total, total_na = _masked(licenses["total_seats"], "Int64", np.int64)
+    active = out["active_seats"].to_numpy(dtype=np.int64, na_value=0)
+    util_na = out["active_seats"].isna().to_numpy() | total_na | (total <= 0)
+    safe_t = np.where(util_na, 1, total)
+    tenths = (2000 * active + safe_t) // (2 * safe_t)
+    out["active_utilization_pct"] = pd.arrays.FloatingArray(tenths / 10.0, util_na)
+    return out
+
+
+# ------------------------------------------------------------------ export
+
+RECLAIM_EXPORT_COLUMNS = (
+    "account_id",
+    "integration",
+    "license_id",
+    "license_name",
+    "organization_id",
+    "user_id",
+    "user_name",
+    "user_email",
+    "user_status",
+    "last_active_at",
+    "days_inactive",
+    "reason",
+    "annual_cost",
+    "currency",
+)
+
+
+def reclaim_export(priced: pd.DataFrame, reporting_currency: str) -> pd.DataFrame:
+    """One row per reclaimable seat, costliest first: :data:`RECLAIM_EXPORT_COLUMNS` (``reason`` is
+    the activity class; ``annual_cost`` in the license's ``currency``) plus
+    ``annual_cost_<reporting currency>`` (converted; empty without a price or a rate)."""
+    rows = reclaimable_seats(priced)
+    out = pd.DataFrame(
+        {
+            c: rows[c]
+            for c in RECLAIM_EXPORT_COLUMNS
+            if c not in ("reason", "last_active_at", "integration")
+        }
+    )
+    out["integration"] = rows["integration_label"]
+    out["last_active_at"] = rows["last_active_at"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    out["reason"] = rows["activity_class"].astype("string")
+    out = out[list(RECLAIM_EXPORT_COLUMNS)]
+    out[f"annual_cost_{reporting_currency}"] = rows["annual_cost_reporting"]
+    return out

@@ -1,0 +1,261 @@
+"""Raw Truto user records -> the seat-assignment table: one row per (account, license, user).
+
+``GET /unified/user-directory/users`` lists each user with ``licenses[]`` ("the licenses of the
+user or the products the user has access to"). A user holding two licenses is two seat rows; a user
+holding none is counted as a user but holds no seat.
+
+Rules, as for the licenses (:mod:`lib.truto.normalize`):
+- a timestamp that is not ISO 8601 (or lies in the future) is reported and becomes "not reported";
+- a user listed twice is reported and kept once, so its seats are not counted twice;
+- a license entry whose id matches no license of the account is reported and kept
+  (``license_known`` false), never dropped silently;
+- a field the integration does not send stays null: "not reported".
+
+The per-license last-active key is not verified in Truto's reference: ``last_active_at``, else
+``last_login_at``, inside the license object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from lib.integrations import integration_label
+from lib.schema import SEAT_COLUMNS
+from lib.truto.normalize import Problem, _text
+
+RESOURCE = "users"
+_FUTURE_SLACK = timedelta(days=1)  # clocks differ; a day ahead of the fetch is still plausible
+
+
+@dataclass
+class UserListing:
+    """The records of one account's users listing."""
+
+    account_id: str
+    integration: str | None
+    tenant_id: str | None
+    records: Sequence[Any]
+    fetched_at: datetime
+    license_ids: frozenset[str] = field(default_factory=frozenset)  # from the licenses listing
+
+
+@dataclass
+class UserStats:
+    users: int = 0
+    seat_rows: int = 0
+    problems: int = 0
+    activity_reported: bool = False
+
+
+def empty_seat_table() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in SEAT_COLUMNS.items()})
+
+
+def parse_timestamp(value: Any, now: datetime) -> tuple[datetime | None, str | None]:
+    """(UTC datetime, problem kind) for one vendor timestamp; (None, None) when not sent."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None, None
+    if not isinstance(value, str):
+        return None, "bad_timestamp"
+    try:
+        ts = datetime.fromisoformat(value.strip().replace("z", "Z"))
+    except ValueError:
+        return None, "bad_timestamp"
+    ts = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    if ts > now + _FUTURE_SLACK:
+        return None, "future_timestamp"
+    return ts, None
+
+
+def _display_name(rec: dict) -> str | None:
+    name = _text(rec.get("name"))
+    if name:
+        return name
+    parts = [_text(rec.get("first_name")), _text(rec.get("last_name"))]
+    joined = " ".join(p for p in parts if p)
+    return joined or _text(rec.get("username"))
+
+
+def _primary_email(rec: dict) -> str | None:
+    emails = rec.get("emails")
+    if not isinstance(emails, list):
+        return None
+    entries = [e for e in emails if isinstance(e, dict) and _text(e.get("email"))]
+    if not entries:
+        return None
+    primary = next((e for e in entries if e.get("is_primary") is True), entries[0])
+    return _text(primary.get("email"))
+
+
+def _organization(entry: dict) -> str | None:
+    org = entry.get("organization_id")
+    if org is None:
+        org = entry.get("organization")
+        if isinstance(org, dict):
+            org = org.get("id")
+    return _text(org)
+
+
+def build_seat_table(
+    listings: Iterable[UserListing],
+) -> tuple[pd.DataFrame, list[Problem], dict[str, UserStats]]:
+    """The seat table, the problems found, and per account: users, seat rows, problems."""
+    cols: dict[str, list] = {c: [] for c in SEAT_COLUMNS}
+    problems: list[Problem] = []
+    stats: dict[str, UserStats] = {}
+    for listing in listings:
+        _add_users(listing, cols, problems, stats.setdefault(listing.account_id, UserStats()))
+    if not cols["account_id"]:
+        return empty_seat_table(), problems, stats
+    data = {}
+    for c, dtype in SEAT_COLUMNS.items():
+        if dtype.startswith("datetime"):
+            data[c] = pd.to_datetime(pd.Series(cols[c], dtype=object), utc=True).astype(dtype)
+        else:
+            data[c] = pd.Series(cols[c], dtype=object).astype(dtype)
+    return pd.DataFrame(data)[list(SEAT_COLUMNS)], problems, stats
+
+
+def _add_users(
+    listing: UserListing, cols: dict[str, list], problems: list[Problem], st: UserStats
+) -> None:
+    label = integration_label(listing.integration)
+    now = listing.fetched_at
+    first = len(problems)
+
+    def report(record_id, fieldname, kind, detail):
+        problems.append(
+            Problem(listing.account_id, label, RESOURCE, record_id, fieldname, kind, detail)
+        )
+
+    def when(rec_id, raw, fieldname) -> datetime | None:
+        ts, kind = parse_timestamp(raw, now)
+        if kind == "bad_timestamp":
+            report(
+                rec_id,
+                fieldname,
+                kind,
+                f"{fieldname} {raw!r} is not a date and time; shown as not reported",
+            )
+        elif kind == "future_timestamp":
+            report(
+                rec_id,
+                fieldname,
+                kind,
+                f"{fieldname} {raw!r} lies in the future; shown as not reported",
+            )
+        return ts
+
+    seen_users: set[str] = set()
+    rows_before = len(cols["account_id"])
+    for pos, rec in enumerate(listing.records):
+        if not isinstance(rec, dict):
+            report(
+                None,
+                "record",
+                "not_an_object",
+                f"user {pos + 1} is {type(rec).__name__}, not an object; skipped",
+            )
+            continue
+        uid = _text(rec.get("id"))
+        if uid is None:
+            report(
+                None,
+                "id",
+                "missing_id",
+                f"user {pos + 1} has no id; kept, but it cannot be told apart from others",
+            )
+        elif uid in seen_users:
+            report(uid, "id", "duplicate_user", f"user {uid} appears more than once; counted once")
+            continue
+        else:
+            seen_users.add(uid)
+        st.users += 1
+        created = when(uid, rec.get("created_at"), "created_at")
+        last_login = when(uid, rec.get("last_login_at"), "last_login_at")
+        last_active = when(uid, rec.get("last_active_at"), "last_active_at")
+        if last_login is not None or last_active is not None:
+            st.activity_reported = True
+        licenses = rec.get("licenses")
+        if licenses is None:
+            continue
+        if not isinstance(licenses, list):
+            report(
+                uid,
+                "licenses",
+                "not_a_list",
+                f"licenses of user {uid} is {type(licenses).__name__}, not a list; skipped",
+            )
+            continue
+        name, email = _display_name(rec), _primary_email(rec)
+        status = _text(rec.get("status"))
+        status = status.lower() if status else None
+        utype = _text(rec.get("type"))
+        seen_seats: set[tuple] = set()
+        for entry in licenses:
+            if not isinstance(entry, dict) or _text(entry.get("id")) is None:
+                report(
+                    uid,
+                    "licenses",
+                    "missing_id",
+                    f"a license of user {uid} has no id; that seat cannot be matched; skipped",
+                )
+                continue
+            lid = _text(entry.get("id"))
+            org = _organization(entry)
+            if (lid, org) in seen_seats:
+                report(
+                    uid,
+                    "licenses",
+                    "duplicate_seat",
+                    f"user {uid} holds license {lid} more than once; counted once",
+                )
+                continue
+            seen_seats.add((lid, org))
+            known = lid in listing.license_ids
+            if not known:
+                report(
+                    uid,
+                    "licenses",
+                    "unknown_license",
+                    f"user {uid} holds license {lid}, which the licenses listing does not have; "
+                    "kept, without a price",
+                )
+            raw_lic = entry.get("last_active_at")
+            lic_field = "licenses.last_active_at"
+            if raw_lic is None:
+                raw_lic, lic_field = entry.get("last_login_at"), "licenses.last_login_at"
+            lic_active = when(uid, raw_lic, lic_field)
+            if lic_active is not None:
+                st.activity_reported = True
+            for c, v in (
+                ("account_id", listing.account_id),
+                ("integration", listing.integration),
+                ("integration_label", label),
+                ("tenant_id", listing.tenant_id),
+                ("organization_id", org),
+                ("license_id", lid),
+                ("license_name", _text(entry.get("name"))),
+                ("license_known", known),
+                ("user_id", uid),
+                ("user_name", name),
+                ("user_email", email),
+                ("user_status", status),
+                ("user_type", utype),
+                ("user_created_at", created),
+                ("user_last_login_at", last_login),
+                ("user_last_active_at", last_active),
+                ("license_last_active_at", lic_active),
+                ("activity_reported", None),
+                ("fetched_at", now),
+            ):
+                cols[c].append(v)
+    n = len(cols["account_id"]) - rows_before
+    cols["activity_reported"][rows_before:] = [st.activity_reported] * n
+    st.seat_rows += n
+    st.problems += len(problems) - first
