@@ -60,7 +60,7 @@ else:
         st.download_button(
             "Add to calendar (.ics)",
             to_ics(year),
-            file_name=dated_filename("renewals", ext="ics"),
+            file_name=dated_filename("renewals-calendar", ext="ics"),
             mime="text/calendar",
             icon=":material/calendar_month:",
             key="dl-renewals-ics",

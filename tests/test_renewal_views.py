@@ -101,3 +101,35 @@ def test_deliveries_name_their_alert_and_the_digest():
     assert shown["error"].iloc[0] == "refused" and pd.isna(
         shown["error"].iloc[1]
     )  # no error: empty
+
+
+def test_the_overview_attention_list_leads_with_the_open_alerts():
+    from lib.analytics import views as D
+    from lib.analytics.metrics import MetricOptions, summarize
+    from tests.test_alerts import accounts
+
+    df = table()
+    open_alerts = pd.DataFrame(
+        {
+            "severity": ["info", "warning", "critical", "info"],
+            "title": ["Under-used: A", "Over-allocated: B", "Zoom account zm-2 failed", "C"],
+        }
+    )
+    items = D.attention(
+        df,
+        accounts(),
+        pd.DataFrame({"account_id": []}),
+        summarize(df),
+        MetricOptions(),
+        open_alerts=open_alerts,
+    )
+    first = items[0]
+    assert (first.kind, first.page, first.count) == ("open_alerts", "alerts", 4)
+    assert first.text == (
+        "4 alert(s) open, 1 critical — Zoom account zm-2 failed; Over-allocated: B; "
+        "Under-used: A and 1 more."
+    )
+    none = D.attention(
+        df, accounts(), pd.DataFrame({"account_id": []}), summarize(df), MetricOptions()
+    )
+    assert "open_alerts" not in [i.kind for i in none]
