@@ -17,6 +17,7 @@ configuration is wrong (channels, rules) or there is no snapshot to evaluate.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import pandas as pd
+from sqlalchemy.exc import SQLAlchemyError
 
 from lib.analytics.alerts import (
     CHANNELS,
@@ -310,16 +312,16 @@ def after_sync(
         return run_alerts(store, config_key, read_secrets_file(), report=report)
     except ConfigError as exc:
         report(f"Alerts not evaluated: {exc}")
+    except (SQLAlchemyError, sqlite3.DatabaseError):
+        raise  # the database itself failed: the sync says so (exit 3)
     except Exception as exc:  # noqa: BLE001  (a failing alert step must not fail the sync)
-        log.exception("alerts after sync failed")
-        report(f"Alerts not evaluated: {type(exc).__name__} (details in the log)")
+        log.debug("alerts after sync failed", exc_info=True)
+        report(f"Alerts not evaluated: {type(exc).__name__}")
     return None
 
 
 def cmd_alerts(args: Any, settings) -> int:
     """``python -m lib alerts [--dry-run] [--json] [--digest]``."""
-    from sqlalchemy.exc import SQLAlchemyError
-
     from lib.config import read_secrets_file
     from lib.jobs.cli import strict_json
     from lib.jobs.sync import config_key
