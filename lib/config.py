@@ -30,6 +30,8 @@ from lib.integrations import integration_key
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SECRETS_PATH = PROJECT_ROOT / ".streamlit" / "secrets.toml"
+# The command line (``python -m lib``) reads this file instead when the variable is set (jobs, tests).
+SECRETS_FILE_ENV = "DASHBOARD_SECRETS_FILE"
 DEFAULT_BASE_URL = "https://api.truto.one"
 
 
@@ -234,7 +236,12 @@ def env_name(key: str) -> str:
 
 
 def read_secrets_file(path: Path | None = None) -> dict[str, Any]:
-    """The whole ``secrets.toml`` as a dict ({} when there is none)."""
+    """The whole ``secrets.toml`` as a dict ({} when there is none).
+
+    Default: ``DASHBOARD_SECRETS_FILE`` when set, else ``.streamlit/secrets.toml``.
+    """
+    if path is None and os.environ.get(SECRETS_FILE_ENV, "").strip():
+        path = Path(os.environ[SECRETS_FILE_ENV].strip())
     path = Path(path) if path is not None else DEFAULT_SECRETS_PATH
     if not path.is_file():
         return {}

@@ -116,6 +116,27 @@ def price_row_label(integration, license_id, license_name) -> str:
     )
 
 
+# Contracts (renewals) as the analytics and the store both hold them (lib.analytics.contracts checks them).
+CONTRACT_DTYPES: dict[str, str] = {
+    "integration": "string",
+    "account_id": "string",
+    "license_id": "string",
+    "license_name": "string",
+    "contract_start": "datetime64[s]",
+    "contract_end": "datetime64[s]",
+    "term": "string",
+    "auto_renew": "boolean",
+    "notice_days": "Int64",
+    "committed_seats": "Int64",
+    "true_up_date": "datetime64[s]",
+    "contract_value": "Float64",
+    "currency": "string",
+    "source": "string",
+}
+CONTRACT_COLUMNS = list(CONTRACT_DTYPES)
+CONTRACT_DATE_COLUMNS = ("contract_start", "contract_end", "true_up_date")
+
+
 BILLING_PERIODS = ("monthly", "annual")
 
 # ISO 4217 List One (currencies and funds) as published by the maintenance

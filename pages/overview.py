@@ -47,7 +47,13 @@ with right:
 
 st.subheader("Needs attention")
 items = D.attention(
-    view.filtered, view.accounts_filtered, view.problems, summary, view.options, view.names
+    view.filtered,
+    view.accounts_filtered,
+    view.problems,
+    summary,
+    view.options,
+    view.names,
+    open_alerts=view.store.alert_states(view.config_key, open_only=True),
 )
 if not items:
     st.success(D.NOTHING_NEEDS_ATTENTION)

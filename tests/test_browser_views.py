@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
 from lib import ui
-from tests.browser import CHROMIUM_ARGS, Server, by_key, require_chromium, screenshot, wait_idle
+from tests.browser import (
+    CHROMIUM_ARGS,
+    Server,
+    by_key,
+    download,
+    require_chromium,
+    screenshot,
+    wait_idle,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -20,6 +29,8 @@ READY = {
     "trends": "Measure",
     "accounts": "Malformed records",
     "price-book": "Download the price book",
+    "renewals": "Download the contracts",
+    "alerts": "Rules",
 }
 LEAKS = re.compile(r"(?<![\w-])(None|nan|NaN|<NA>|NaT)(?![\w-])")
 
@@ -235,3 +246,29 @@ def test_trends_per_license_draw_distinct_lines_on_a_phone(server, page):
     colours = lines.evaluate_all("ls => ls.map(l => getComputedStyle(l).stroke)")
     assert len(colours) == 12 and len(set(colours)) == 12, colours
     screenshot(page, f"trends-per-license-{page.viewport_name}")
+
+
+def test_renewals_draw_the_year_and_the_calendar_download_parses(server, wide):
+    open_page(wide, f"{server.url}/renewals", "renewals")
+    chart = by_key(wide, "chart-renewals").locator("[data-testid='stPlotlyChart']")
+    chart.locator(".main-svg").first.wait_for(timeout=60_000)
+    points = chart.locator(".scatterlayer .trace .point")
+    points.first.wait_for(timeout=30_000)
+    # The demo's five contracts: five renewals and five opt-out deadlines (GitHub's passed).
+    assert points.count() == 10
+    legend = chart.locator(".legend .legendtext").all_text_contents()
+    assert legend == ["Opt-out deadline", "Opt-out deadline (passed)", "Renewal"]
+    got = download(wide, "dl-renewals-ics")
+    assert got.suggested_filename.startswith("renewals-calendar-")
+    assert got.suggested_filename.endswith(".ics")
+    text = Path(got.path()).read_bytes().decode("utf-8")
+    lines = text.split("\r\n")
+    assert lines[0] == "BEGIN:VCALENDAR" and lines[-2] == "END:VCALENDAR" and lines[-1] == ""
+    assert all(len(line.encode("utf-8")) <= 75 for line in lines)  # folded as RFC 5545 says
+    unfolded = text.replace("\r\n ", "")
+    events = unfolded.count("BEGIN:VEVENT")
+    assert events == unfolded.count("END:VEVENT") == 10
+    summaries = re.findall(r"^SUMMARY:(.*)$", unfolded, flags=re.M)
+    assert any(s.startswith("Opt-out deadline: Zoom: Zoom Workplace Business") for s in summaries)
+    assert len(set(re.findall(r"^UID:(.*)$", unfolded, flags=re.M))) == 10
+    screenshot(wide, "renewals-1440")

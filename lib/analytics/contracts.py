@@ -55,40 +55,9 @@ from lib.analytics.pricing import (
     _read_bytes,
 )
 from lib.integrations import integration_key, integration_label
+from lib.schema import CONTRACT_COLUMNS, CONTRACT_DTYPES
 from lib.truto.normalize import MAX_SEATS
 
-CONTRACT_COLUMNS = [
-    "integration",
-    "account_id",
-    "license_id",
-    "license_name",
-    "contract_start",
-    "contract_end",
-    "term",
-    "auto_renew",
-    "notice_days",
-    "committed_seats",
-    "true_up_date",
-    "contract_value",
-    "currency",
-    "source",
-]
-CONTRACT_DTYPES: dict[str, str] = {
-    "integration": "string",
-    "account_id": "string",
-    "license_id": "string",
-    "license_name": "string",
-    "contract_start": "datetime64[s]",
-    "contract_end": "datetime64[s]",
-    "term": "string",
-    "auto_renew": "boolean",
-    "notice_days": "Int64",
-    "committed_seats": "Int64",
-    "true_up_date": "datetime64[s]",
-    "contract_value": "Float64",
-    "currency": "string",
-    "source": "string",
-}
 TERMS = ("monthly", "annual", "multi_year")
 SOURCES = ("vendor", "edited")
 _REQUIRED = ("integration", "contract_end")

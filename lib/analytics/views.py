@@ -328,8 +328,12 @@ def attention(
     options: MetricOptions,
     names: dict[str, str] | None = None,
     limit: int = 3,
+    open_alerts: pd.DataFrame | None = None,
 ) -> list[Attention]:
     """What needs a person's attention, most urgent first, each pointing at the page that shows it.
+
+    ``open_alerts``: the open alerts (``Store.alert_states(key, open_only=True)``: severity, title),
+    listed first, critical ones named first.
 
     Free licenses (flag ``free``) cost nothing: they are never under-used or over-allocated here.
     Licenses without seat counts are an item of their own: "nothing needs attention" must not hide them.
@@ -345,6 +349,24 @@ def attention(
         more = len(rows) - limit
         return ", ".join(labels) + (f" and {more} more" if more > 0 else "")
 
+    if open_alerts is not None and len(open_alerts):
+        rank = open_alerts["severity"].map({"critical": 0, "warning": 1}).fillna(2)
+        ranked = open_alerts.assign(_rank=rank).sort_values("_rank", kind="stable")
+        critical = int((open_alerts["severity"] == "critical").sum())
+        more = len(ranked) - limit
+        titles = "; ".join(str(t) for t in ranked["title"].head(limit)) + (
+            f" and {more} more" if more > 0 else ""
+        )
+        items.append(
+            Attention(
+                "open_alerts",
+                f"{len(open_alerts)} alert(s) open"
+                + (f", {critical} critical" if critical else "")
+                + f" — {titles}.",
+                "alerts",
+                len(open_alerts),
+            )
+        )
     failed = accounts[accounts["outcome"].isin(FAILED_OUTCOMES)]
     if len(failed):
         who = ", ".join(

@@ -1,4 +1,4 @@
-"""Command line: ``python -m lib export|summary|reclaim|sync|emulator``.
+"""Command line: ``python -m lib export|summary|reclaim|sync|alerts|emulator``.
 
 Exit codes of ``export`` (and of the other fetching commands):
 0 every account was fetched; 2 some failed (the file still holds the rest,
@@ -431,6 +431,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="retention: keep daily snapshots this many days (default: the stored setting, 730)",
     )
 
+    p = sub.add_parser(
+        "alerts",
+        help="evaluate the alert rules on the latest snapshot and send what fired "
+        "(exit 0 nothing to send, 3 alerts fired, 1 configuration error)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="show what would fire; send nothing")
+    p.add_argument("--json", action="store_true", help="print what happened as JSON")
+    p.add_argument("--digest", action="store_true", help="also send the weekly digest now")
+
     p = sub.add_parser("emulator", help="run the Truto emulator on loopback")
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--host", default="127.0.0.1")
@@ -493,6 +502,10 @@ def main(argv: list[str] | None = None) -> int:
             from lib.jobs.sync import cmd_sync
 
             return cmd_sync(args, settings)
+        if args.command == "alerts":
+            from lib.jobs.alerts import cmd_alerts
+
+            return cmd_alerts(args, settings)
     except FetchError as exc:
         _err(f"Nothing fetched: {exc}")
         return EXIT_NOTHING

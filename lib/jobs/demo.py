@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, timedelta
+
 import pandas as pd
 
 from lib.analytics.pricing import validate_price_book
@@ -60,4 +62,57 @@ def seed_demo_pricing(store) -> bool:
     seeder = Actor(None, "demo data", "admin")
     store.save_price_book(demo_price_book(), seeder)
     store.save_fx_rates(DEMO_FX_RATES, "USD", seeder)
+    return True
+
+
+# Demo contracts, in days from the day they are seeded: renewals within 30 and 90 days, one whose
+# opt-out deadline has already passed, one prefilled from the vendor (source "vendor").
+# (integration, license name, days to contract end, term, auto renew, notice days, committed seats,
+#  contract value, currency, source)
+DEMO_CONTRACTS = [
+    ("GitHub", "GitHub Enterprise", 25, "annual", "true", 30, 40, 10080, "USD", "edited"),
+    ("Zoom", "Zoom Workplace Business", 20, "annual", "false", 14, "", "", "", "edited"),
+    ("Microsoft 365", "Microsoft 365 E3", 80, "annual", "true", 30, "", 64800, "USD", "edited"),
+    ("Atlassian", "Jira Software Cloud Standard", 88, "annual", "true", 45, "", "", "", "vendor"),
+    ("Salesforce", "Sales Cloud Enterprise", 200, "annual", "true", 90, 25, "", "", "edited"),
+]
+
+
+def demo_contracts(today: date):
+    """The demo contracts, validated (lib.analytics.contracts), dated from ``today``."""
+    from lib.analytics.contracts import validate_contracts
+    from lib.schema import CONTRACT_COLUMNS
+
+    rows = []
+    for integ, name, days, term, auto, notice, seats, value, cur, source in DEMO_CONTRACTS:
+        end = today + timedelta(days=days)
+        start = end - timedelta(days=364)
+        rows.append(
+            {
+                "integration": integ,
+                "account_id": "",
+                "license_id": "",
+                "license_name": name,
+                "contract_start": start.isoformat(),
+                "contract_end": end.isoformat(),
+                "term": term,
+                "auto_renew": auto,
+                "notice_days": str(notice),
+                "committed_seats": str(seats),
+                "true_up_date": "",
+                "contract_value": str(value),
+                "currency": cur,
+                "source": source,
+            }
+        )
+    return validate_contracts(pd.DataFrame(rows, columns=CONTRACT_COLUMNS))
+
+
+def seed_demo_contracts(store, today: date | None = None) -> bool:
+    """Give a demo database its contracts, unless anyone ever saved contracts in it (True: written)."""
+    if store.contracts_saved():
+        return False
+    store.save_contracts(
+        demo_contracts(today or datetime.now(UTC).date()), Actor(None, "demo data", "admin")
+    )
     return True

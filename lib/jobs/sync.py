@@ -214,6 +214,10 @@ def cmd_sync(args: Any, settings: Settings) -> int:
             keep_days=keep_days,
             report=report,
         )
+        if store.latest_snapshot_id(config_key(settings)) is not None:
+            from lib.jobs.alerts import after_sync
+
+            after_sync(store, config_key(settings), report, demo=settings.demo)
         return code
     except (SQLAlchemyError, sqlite3.DatabaseError) as exc:
         written = next(

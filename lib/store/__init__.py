@@ -15,6 +15,8 @@ it never drops or rewrites rows.
 - version 2: ``account_snapshots.good`` (backfilled from the outcome, indexed
   for the latest-good lookup), ``problem_rows``, ``refresh_leases``,
   ``audit_log``.
+- version 3: when and by whom each exchange rate was saved.
+- version 4: ``contracts``, ``alert_rules``, ``alert_state``, ``alert_deliveries``.
 
 Snapshots. Each fetch writes one *run* (``snapshots``) and, per account, one
 *account snapshot* with its outcome; accounts that ended ``ok`` or

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.engine import make_url
 
+from lib.store.alerts import AlertsMixin
 from lib.store.engine import database_url, make_engine, normalize_url
 from lib.store.history import HistoryMixin
 from lib.store.leases import LeaseMixin
@@ -12,13 +13,14 @@ from lib.store.settings import SettingsMixin
 from lib.store.snapshots import SnapshotMixin
 
 
-class Store(SchemaMixin, SnapshotMixin, HistoryMixin, SettingsMixin, LeaseMixin):
+class Store(SchemaMixin, SnapshotMixin, HistoryMixin, AlertsMixin, SettingsMixin, LeaseMixin):
     """The dashboard's database. Thread-safe: share one per process (e.g. ``st.cache_resource``).
 
     Schema and upgrades: :class:`~lib.store.migrations.SchemaMixin`; settings, price book,
     rates, audit log: :class:`~lib.store.settings.SettingsMixin`; snapshots and the latest
     view: :class:`~lib.store.snapshots.SnapshotMixin`; history and retention:
-    :class:`~lib.store.history.HistoryMixin`; refresh leases: :class:`~lib.store.leases.LeaseMixin`.
+    :class:`~lib.store.history.HistoryMixin`; refresh leases: :class:`~lib.store.leases.LeaseMixin`; contracts, alert rules, alert state
+    and deliveries: :class:`~lib.store.alerts.AlertsMixin`.
     """
 
     def __init__(self, url: str | None = None, *, upgrade: bool = True, echo: bool = False):

@@ -72,6 +72,11 @@ def _migrate_3(conn: Connection) -> None:
         conn.execute(update(FX_RATES).values(saved_at=last.at, saved_by=who or "unknown"))
 
 
+def _migrate_4(conn: Connection) -> None:
+    for name in ("contracts", "alert_rules", "alert_state", "alert_deliveries"):
+        T[name].create(conn)
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -85,6 +90,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         2, "good flag on account snapshots, problem rows, refresh leases, audit log", _migrate_2
     ),
     Migration(3, "when and by whom each exchange rate was saved", _migrate_3),
+    Migration(4, "contracts, alert rules, alert state and deliveries", _migrate_4),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 _PG_LOCK_KEY = 0x7465_7275  # the advisory lock that serializes upgrades

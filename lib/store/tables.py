@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     Float,
     ForeignKey,
     Index,
@@ -21,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import DateTime, TypeDecorator
 
-from lib.schema import ACCOUNT_COLUMNS, LICENSE_COLUMNS, PROBLEM_COLUMNS
+from lib.schema import ACCOUNT_COLUMNS, CONTRACT_DTYPES, LICENSE_COLUMNS, PROBLEM_COLUMNS
 
 GOOD_OUTCOMES = ("ok", "not_supported")
 FAILED_OUTCOMES = ("failed", "needs_reauth", "inactive")
@@ -242,3 +243,73 @@ SNAPSHOTS, ACCOUNT_SNAPSHOTS, LICENSE_ROWS = (
     T["license_rows"],
 )
 PROBLEM_ROWS, REFRESH_LEASES, AUDIT_LOG = T["problem_rows"], T["refresh_leases"], T["audit_log"]
+
+# ---------------------------------------------------- version 4: renewals and alerts
+_CONTRACT_SQL = {
+    "string": Text,
+    "datetime64[s]": Date,
+    "boolean": Boolean,
+    "Int64": BigInteger,
+    "Float64": Float,
+}
+
+
+def _v4_tables(md: MetaData) -> None:
+    Table(
+        "contracts",
+        md,
+        Column("position", Integer, primary_key=True, autoincrement=False),
+        *(
+            Column(name, _CONTRACT_SQL[dtype](), nullable=name not in ("integration", "source"))
+            for name, dtype in CONTRACT_DTYPES.items()
+        ),
+    )
+    Table(
+        "alert_rules",
+        md,
+        Column("position", Integer, primary_key=True, autoincrement=False),
+        Column("id", Text, nullable=False, unique=True),
+        Column("kind", Text, nullable=False),
+        Column("threshold", Float),
+        Column("enabled", Boolean, nullable=False),
+        Column("channels", Text, nullable=False),  # comma-separated: email,webhook
+        Column("paid_only", Boolean, nullable=False),
+    )
+    Table(
+        "alert_state",
+        md,
+        Column("config_key", Text, primary_key=True),
+        Column("key", Text, primary_key=True),
+        Column("rule_id", Text, nullable=False),
+        Column("kind", Text, nullable=False),
+        Column("severity", Text, nullable=False),
+        Column("title", Text, nullable=False),
+        Column("detail", Text, nullable=False),  # the last detail seen
+        Column("channels", Text, nullable=False),
+        Column("integration", Text),
+        Column("account_id", Text),
+        Column("license_id", Text),
+        Column("first_fired_at", UtcTimestamp, nullable=False),  # when it last started
+        Column("last_seen_at", UtcTimestamp, nullable=False),
+        Column("cleared_at", UtcTimestamp),
+        Column("open", Boolean, nullable=False),
+        Column("times_fired", Integer, nullable=False),
+        Index("ix_alert_state_open", "config_key", "open"),
+    )
+    Table(
+        "alert_deliveries",
+        md,
+        Column("id", _ID, primary_key=True, autoincrement=True),
+        Column("config_key", Text, nullable=False),
+        Column("alert_key", Text, nullable=False),
+        Column("channel", Text, nullable=False),
+        Column("attempted_at", UtcTimestamp, nullable=False),
+        Column("ok", Boolean, nullable=False),
+        Column("error", Text, nullable=False),
+        Index("ix_alert_deliveries_key", "config_key", "alert_key", "channel", "attempted_at"),
+    )
+
+
+_v4_tables(METADATA)
+CONTRACTS, ALERT_RULES = T["contracts"], T["alert_rules"]
+ALERT_STATE, ALERT_DELIVERIES = T["alert_state"], T["alert_deliveries"]

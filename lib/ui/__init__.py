@@ -502,6 +502,8 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("trends", "pages/trends.py", "Trends", ":material/trending_up:", "trends"),
     PageSpec("accounts", "pages/accounts.py", "Accounts", ":material/hub:", "accounts"),
     PageSpec("price_book", "pages/price-book.py", "Price book", ":material/sell:", "price-book"),
+    PageSpec("renewals", "pages/renewals.py", "Renewals", ":material/event:", "renewals"),
+    PageSpec("alerts", "pages/alerts.py", "Alerts", ":material/notifications:", "alerts"),
 )
 PAGE_BY_KEY = {p.key: p for p in PAGES}
 PAGE_TITLES = {p.key: p.title for p in PAGES}

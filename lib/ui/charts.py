@@ -263,3 +263,39 @@ def trend_lines(
         axis.update(tickformat="~s")
     # the legend sits below the plot: room for it, so many lines do not squash the plot on a phone
     return _layout(fig, 340 + 22 * len(fig.data), yaxis=axis, xaxis=xaxis)
+
+
+def renewal_timeline(points: pd.DataFrame, today) -> go.Figure:
+    """The year ahead: one row per contract, a diamond at its opt-out deadline (grey once passed)
+    and a circle at its renewal; a line marks today. ``points``: renewal_views.timeline."""
+    fig = go.Figure()
+    styles = {
+        ("Opt-out deadline", False): ("diamond", IDLE, "Opt-out deadline"),
+        ("Opt-out deadline", True): ("diamond-open", UNKNOWN, "Opt-out deadline (passed)"),
+        ("Renewal", False): ("circle", USED, "Renewal"),
+    }
+    for (kind, passed), (symbol, colour, name) in styles.items():
+        rows = points[(points["kind"] == kind) & (points["passed"] == passed)]
+        if rows.empty:
+            continue
+        fig.add_trace(
+            go.Scatter(
+                x=rows["day"],
+                y=_safe(rows["label"]),
+                mode="markers",
+                name=name,
+                marker=dict(symbol=symbol, size=13, color=colour, line=dict(width=1, color=colour)),
+                customdata=list(zip(_safe(rows["advice"]))),
+                hovertemplate=f"{name}: %{{x|%Y-%m-%d}}<br>%{{y}}<br>%{{customdata[0]}}<extra></extra>",
+            )
+        )
+    start = pd.Timestamp(today)
+    fig.add_vline(x=start, line=dict(color=OVER, width=1, dash="dot"))
+    fig.add_annotation(x=start, y=1, yref="paper", text="Today", showarrow=False, yanchor="bottom")
+    labels = points["label"].drop_duplicates().tolist()
+    _layout(fig, height=max(260, 40 * len(labels) + 140))
+    fig.update_xaxes(
+        range=[start - pd.Timedelta(days=14), start + pd.Timedelta(days=366)], title="Date"
+    )
+    fig.update_yaxes(autorange="reversed", title=None)
+    return fig

@@ -1,0 +1,246 @@
+"""What the Renewals and Alerts pages show, computed without Streamlit (pinned by unit tests).
+
+Renewals: the tiles over the renewals within the chosen horizon, the table's columns and
+headers, and the year's timeline (one point per contract date). Alerts: the open alerts and
+their history, each delivery with its alert's title, and the rules as an editable table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+import pandas as pd
+
+from lib.analytics.alerts import AlertRule, validate_rules
+from lib.analytics.contracts import RENEWAL_LABELS
+from lib.analytics.labels import NOT_REPORTED, fmt_money, headers
+from lib.analytics.views import Tile
+
+# The renewal table: the license, the dates, the seats, the money, the advice; the key last.
+RENEWAL_SHOWN = [
+    "integration_label",
+    "license_name",
+    "organization_name",
+    "account_id",
+    "opt_out_deadline",
+    "renewal_date",
+    "days_to_opt_out",
+    "days_to_renewal",
+    "auto_renew",
+    "total_seats",
+    "assigned_seats",
+    "recommended_seats",
+    "seat_change",
+    "potential_annual_savings_reporting",
+    "true_up_exposure_reporting",
+    "what_to_do",
+    "source",
+]
+SOURCE_LABELS = {"vendor": "Vendor (prefilled from billing)", "edited": "Entered here"}
+
+
+def renewal_headers(columns: Sequence[str], currency: str | None) -> dict[str, str]:
+    """Column -> header: the contract words first (RENEWAL_LABELS), else the dashboard's."""
+    base = headers(columns, currency)
+    return {c: RENEWAL_LABELS.get(c, base[c]) for c in columns}
+
+
+def _day(value: Any) -> date | None:
+    if value is None or value is pd.NaT or (not isinstance(value, date) and pd.isna(value)):
+        return None
+    return pd.Timestamp(value).date()
+
+
+def _per_contract(renewals: pd.DataFrame) -> pd.DataFrame:
+    """One row per contract renewal (a contract covering several licenses counts once)."""
+    return renewals.drop_duplicates(["contract_key", "renewal_date"])
+
+
+def renewal_tiles(renewals: pd.DataFrame, today: date, horizon: int, currency: str) -> list[Tile]:
+    """Renewals and opt-out deadlines within ``horizon`` days, the saving at recommended seats and
+    the true-up exposure of the licenses renewing (unknown amounts are said, never 0)."""
+    contracts = _per_contract(renewals)
+    renew = int((contracts["days_to_renewal"] <= horizon).sum()) if len(contracts) else 0
+    to_opt = contracts["days_to_opt_out"]
+    deadlines = (
+        int(((to_opt >= 0) & (to_opt <= horizon)).fillna(False).sum()) if len(contracts) else 0
+    )
+    passed = int((to_opt < 0).fillna(False).sum()) if len(contracts) else 0
+
+    def money(column: str) -> tuple[str, str | None]:
+        values = renewals[column] if len(renewals) else pd.Series(dtype="Float64")
+        known = values.dropna()
+        missing = len(values) - len(known)
+        text = fmt_money(float(known.sum()), currency) if len(known) else NOT_REPORTED
+        note = f"{missing} license(s) without a price or seat counts" if missing else None
+        return text, note
+
+    saving, saving_note = money("potential_annual_savings_reporting")
+    exposure, exposure_note = money("true_up_exposure_reporting")
+    return [
+        Tile(
+            f"Renewals in the next {horizon} days",
+            f"{renew:,}",
+            "Contracts whose next renewal date is within the period.",
+        ),
+        Tile(
+            f"Opt-out deadlines in the next {horizon} days",
+            f"{deadlines:,}",
+            "The last day to give notice: the renewal date minus the notice period.",
+            f"{passed} deadline(s) already passed" if passed else None,
+        ),
+        Tile(
+            "Annual saving at recommended seats",
+            saving,
+            "Cutting the licenses renewing to assigned seats plus the buffer, per year.",
+            saving_note,
+        ),
+        Tile(
+            "Annual true-up exposure",
+            exposure,
+            "Seats assigned beyond those bought on the licenses renewing, per year at list price.",
+            exposure_note,
+        ),
+    ]
+
+
+def renewal_table(renewals: pd.DataFrame) -> pd.DataFrame:
+    """The rows as the page shows them (columns :data:`RENEWAL_SHOWN`; source in words)."""
+    out = renewals[[c for c in RENEWAL_SHOWN if c in renewals.columns]].copy()
+    out["source"] = out["source"].map(
+        lambda s: SOURCE_LABELS.get(s, s) if isinstance(s, str) else s
+    )
+    return out.astype({"source": "string"})
+
+
+def timeline(renewals: pd.DataFrame, today: date) -> pd.DataFrame:
+    """One point per contract date in the year ahead: label, day, kind (``Opt-out deadline`` or
+    ``Renewal``), passed (a deadline already past), advice. Sorted by day."""
+    rows = []
+    for rec in _per_contract(renewals).to_dict("records"):
+        scope = rec["integration_label"] or rec["integration"]
+        group = renewals[
+            (renewals["contract_key"] == rec["contract_key"])
+            & (renewals["renewal_date"] == rec["renewal_date"])
+        ]
+        names = sorted({str(n) for n in group["license_name"].dropna()})
+        label = f"{scope}: {', '.join(names)}" if names else f"{scope} (all licenses)"
+        advice = "; ".join(str(a) for a in group["what_to_do"].dropna())
+        renewal = _day(rec["renewal_date"])
+        deadline = _day(rec["opt_out_deadline"])
+        if deadline is not None:
+            rows.append((label, deadline, "Opt-out deadline", deadline < today, advice))
+        rows.append((label, renewal, "Renewal", False, advice))
+    df = pd.DataFrame(rows, columns=["label", "day", "kind", "passed", "advice"])
+    df["day"] = pd.to_datetime(df["day"])
+    return df.sort_values(["day", "label"], kind="stable").reset_index(drop=True)
+
+
+# ------------------------------------------------------------------ alerts
+
+ALERT_SHOWN = ["severity", "title", "detail", "first_fired_at", "last_seen_at", "times_fired"]
+HISTORY_SHOWN = [
+    "severity",
+    "title",
+    "first_fired_at",
+    "cleared_at",
+    "times_fired",
+    "detail",
+]
+ALERT_HEADERS = {
+    "severity": "Severity",
+    "title": "Alert",
+    "detail": "Detail",
+    "first_fired_at": "Fired at (UTC)",
+    "last_seen_at": "Last seen (UTC)",
+    "cleared_at": "Cleared at (UTC)",
+    "times_fired": "Times fired",
+    "attempted_at": "Attempted at (UTC)",
+    "channel": "Channel",
+    "status": "Status",
+    "error": "Why it failed",
+    "alert": "Alert",
+}
+_SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
+
+
+def open_alerts(states: pd.DataFrame) -> pd.DataFrame:
+    """The open alerts, critical first, then newest."""
+    rows = states[states["open"]].copy()
+    rows["_rank"] = rows["severity"].map(_SEVERITY_ORDER).fillna(9)
+    rows = rows.sort_values(["_rank", "first_fired_at"], ascending=[True, False], kind="stable")
+    return rows[ALERT_SHOWN].reset_index(drop=True)
+
+
+def alert_history(states: pd.DataFrame) -> pd.DataFrame:
+    """The alerts that cleared, latest first."""
+    rows = states[~states["open"]].sort_values("cleared_at", ascending=False, kind="stable")
+    return rows[HISTORY_SHOWN].reset_index(drop=True)
+
+
+def delivery_table(deliveries: pd.DataFrame, states: pd.DataFrame) -> pd.DataFrame:
+    """Each attempt with its alert's title (or "Weekly digest") and "Delivered" / "Failed"."""
+    titles = dict(zip(states["key"], states["title"]))
+
+    def name(key: str) -> str:
+        if key.startswith("digest:"):
+            return f"Weekly digest ({key.removeprefix('digest:')})"
+        return titles.get(key, key)
+
+    out = pd.DataFrame(
+        {
+            "attempted_at": deliveries["attempted_at"],
+            "channel": deliveries["channel"],
+            "status": deliveries["ok"].map({True: "Delivered", False: "Failed"}),
+            "alert": deliveries["alert_key"].map(name),
+            "error": deliveries["error"].replace("", pd.NA),
+        }
+    )
+    return out.astype(
+        {"channel": "string", "status": "string", "alert": "string", "error": "string"}
+    )
+
+
+RULE_COLUMNS = ["id", "kind", "threshold", "enabled", "paid_only", "channels"]
+
+
+def rules_frame(rules: Sequence[AlertRule]) -> pd.DataFrame:
+    """The rules as an editable table: channels as "email, webhook" text."""
+    return pd.DataFrame(
+        {
+            "id": pd.array([r.id for r in rules], dtype="string"),
+            "kind": pd.array([r.kind for r in rules], dtype="string"),
+            "threshold": pd.array(
+                [None if r.threshold is None else float(r.threshold) for r in rules],
+                dtype="Float64",
+            ),
+            "enabled": pd.array([r.enabled for r in rules], dtype="boolean"),
+            "paid_only": pd.array([r.paid_only for r in rules], dtype="boolean"),
+            "channels": pd.array([", ".join(r.channels) for r in rules], dtype="string"),
+        }
+    )
+
+
+def rules_from_frame(df: pd.DataFrame) -> list[AlertRule]:
+    """Rules from the edited table, checked (:func:`validate_rules` raises with every problem)."""
+    records = []
+    for rec in df.to_dict("records"):
+        if all(v is None or v is pd.NA or (isinstance(v, float) and v != v) for v in rec.values()):
+            continue  # a blank row the editor added
+
+        def opt(x: Any) -> Any:
+            return None if x is None or x is pd.NA or (isinstance(x, float) and x != x) else x
+
+        records.append(
+            {
+                "id": opt(rec.get("id")),
+                "kind": opt(rec.get("kind")),
+                "threshold": opt(rec.get("threshold")),
+                "enabled": True if opt(rec.get("enabled")) is None else bool(rec["enabled"]),
+                "paid_only": True if opt(rec.get("paid_only")) is None else bool(rec["paid_only"]),
+                "channels": opt(rec.get("channels")) or "",
+            }
+        )
+    return validate_rules(records)

@@ -1,0 +1,239 @@
+"""Widgets of the Renewals and Alerts pages: the contract and rule editors, the CSV upload, column
+formats. What they show is computed in :mod:`lib.analytics.renewal_views`."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from lib.analytics import renewal_views as R
+from lib.analytics import views as D
+from lib.analytics.alerts import KINDS, AlertRulesError
+from lib.analytics.contracts import (
+    SOURCES,
+    TERMS,
+    ContractsError,
+    contracts_to_csv,
+    load_contracts,
+    validate_contracts,
+)
+from lib.export import dated_filename
+from lib.schema import CONTRACT_COLUMNS
+
+CONTRACT_HEADERS = {
+    "integration": "Integration",
+    "account_id": "Account ID (empty: every account)",
+    "license_id": "License ID",
+    "license_name": "License name (both empty: every license)",
+    "contract_start": "Contract start",
+    "contract_end": "Contract end",
+    "term": "Term",
+    "auto_renew": "Auto-renews",
+    "notice_days": "Notice period (days)",
+    "committed_seats": "Committed seats",
+    "true_up_date": "True-up date",
+    "contract_value": "Contract value",
+    "currency": "Currency",
+    "source": "Contract from",
+}
+
+
+@st.cache_resource(show_spinner=False)
+def _seed_demo_contracts(store_url: str) -> bool:
+    from lib.jobs.demo import seed_demo_contracts
+    from lib.ui import get_store
+
+    return seed_demo_contracts(get_store(store_url))
+
+
+def seed_demo(view) -> None:
+    """On the demo data: the demo contracts, written once to a new database (as the demo prices)."""
+    if view.demo:
+        _seed_demo_contracts(view.store_url)
+
+
+def show_problems(title: str, problems: list[str]) -> None:
+    st.error(f"{title} Nothing was saved. Fix these and try again:", icon=":material/error:")
+    st.markdown("\n".join(f"- {D.md_escape(p)}" for p in problems))
+
+
+def saved(message: str) -> None:
+    st.session_state["_saved"] = message
+    st.rerun()
+
+
+def saved_note() -> None:
+    note = st.session_state.pop("_saved", None)
+    if note:
+        st.success(note, icon=":material/check:")
+
+
+def renewal_columns(currency: str) -> dict:
+    """Headers (contract words) and date formats for the renewal table."""
+    heads = R.renewal_headers(R.RENEWAL_SHOWN, currency)
+    config = {
+        c: st.column_config.DateColumn(heads[c], format="YYYY-MM-DD")
+        for c in ("opt_out_deadline", "renewal_date")
+    }
+    for c in ("days_to_opt_out", "days_to_renewal", "seat_change", "what_to_do", "source"):
+        config[c] = st.column_config.Column(heads[c])
+    config["auto_renew"] = st.column_config.CheckboxColumn(heads["auto_renew"])
+    return config
+
+
+def _contract_config() -> dict:
+    h = CONTRACT_HEADERS
+    return {
+        "integration": st.column_config.TextColumn(h["integration"], required=True),
+        "account_id": st.column_config.TextColumn(h["account_id"]),
+        "license_id": st.column_config.TextColumn(h["license_id"]),
+        "license_name": st.column_config.TextColumn(h["license_name"]),
+        "contract_start": st.column_config.DateColumn(h["contract_start"], format="YYYY-MM-DD"),
+        "contract_end": st.column_config.DateColumn(
+            h["contract_end"], format="YYYY-MM-DD", required=True
+        ),
+        "term": st.column_config.SelectboxColumn(h["term"], options=list(TERMS)),
+        "auto_renew": st.column_config.CheckboxColumn(h["auto_renew"]),
+        "notice_days": st.column_config.NumberColumn(h["notice_days"], min_value=0, step=1),
+        "committed_seats": st.column_config.NumberColumn(h["committed_seats"], min_value=0, step=1),
+        "true_up_date": st.column_config.DateColumn(h["true_up_date"], format="YYYY-MM-DD"),
+        "contract_value": st.column_config.NumberColumn(
+            h["contract_value"], min_value=0.0, format="%.2f"
+        ),
+        "currency": st.column_config.TextColumn(h["currency"], max_chars=3),
+        "source": st.column_config.SelectboxColumn(
+            h["source"],
+            options=list(SOURCES),
+            help="vendor: prefilled from the vendor's billing data; edited: entered here. "
+            "A row you change here becomes edited.",
+        ),
+    }
+
+
+def contracts_editor(view, contracts: pd.DataFrame) -> None:
+    """Admins edit the contracts in a table or replace them from a CSV; every problem by row and
+    column, nothing half applied."""
+    store, actor = view.store, view.actor
+    vendor = int((contracts["source"] == "vendor").sum()) if len(contracts) else 0
+    st.caption(
+        "One row per contract: a license (by ID or name), every license of an account, or every "
+        "license of an integration. The opt-out deadline is the contract end minus the notice "
+        "period."
+        + (
+            f" {vendor} row(s) marked **vendor** were prefilled from the vendor's billing data."
+            if vendor
+            else ""
+        )
+    )
+    edited = st.data_editor(
+        contracts,
+        num_rows="dynamic",
+        hide_index=True,
+        width="stretch",
+        key="contracts-editor",
+        placeholder="—",
+        column_config=_contract_config(),
+    )
+    if st.button("Save contracts", type="primary", key="save-contracts"):
+        # A vendor row someone changed here is theirs now.
+        changes = st.session_state.get("contracts-editor", {}).get("edited_rows", {})
+        edited = edited[CONTRACT_COLUMNS].copy()
+        for row, cells in changes.items():
+            if "source" not in cells and int(row) < len(edited):
+                edited.iloc[int(row), edited.columns.get_loc("source")] = "edited"
+        try:
+            checked = validate_contracts(edited)
+        except ContractsError as exc:
+            show_problems("The contracts have problems.", exc.problems)
+        else:
+            store.save_contracts(checked, actor)
+            saved(f"Saved {len(checked)} contracts.")
+
+    st.markdown(
+        "**Replace from a CSV file** — columns: " + ", ".join(f"`{c}`" for c in CONTRACT_COLUMNS)
+    )
+    upload = st.file_uploader("Contracts CSV", type=["csv"], key="contracts-upload")
+    if upload is not None:
+        try:
+            new = load_contracts(upload.getvalue())
+        except ContractsError as exc:
+            show_problems(f"{upload.name} was rejected.", exc.problems)
+        else:
+            if new.empty:
+                st.warning(
+                    f"{upload.name} holds no contracts; the contracts were left as they are."
+                )
+            else:
+                st.success(f"{upload.name}: {len(new)} contracts, all valid.")
+                if st.button(
+                    f"Replace the contracts with these {len(new)}", key="apply-contracts-upload"
+                ):
+                    store.save_contracts(new, actor)
+                    saved(f"Replaced the contracts with {len(new)} from {upload.name}.")
+    download_contracts(contracts)
+
+
+def download_contracts(contracts: pd.DataFrame) -> None:
+    st.download_button(
+        "Download the contracts",
+        contracts_to_csv(contracts),
+        file_name=dated_filename("contracts"),
+        mime="text/csv",
+        icon=":material/download:",
+        key="dl-contracts",
+        on_click="ignore",
+    )
+
+
+def contracts_table(contracts: pd.DataFrame) -> None:
+    """Viewers see the contracts read-only."""
+    shown = contracts.rename(columns=CONTRACT_HEADERS)
+    st.dataframe(shown, hide_index=True, width="stretch", placeholder="—", key="contracts-table")
+    download_contracts(contracts)
+
+
+ALERT_COLUMNS = {
+    c: st.column_config.DatetimeColumn(
+        R.ALERT_HEADERS[c], format="YYYY-MM-DD HH:mm", timezone="UTC"
+    )
+    for c in ("first_fired_at", "last_seen_at", "cleared_at", "attempted_at")
+}
+
+
+def alert_table(df: pd.DataFrame, key: str) -> None:
+    config = {c: st.column_config.Column(h) for c, h in R.ALERT_HEADERS.items() if c in df.columns}
+    config.update({c: v for c, v in ALERT_COLUMNS.items() if c in df.columns})
+    with st.container(key=key):
+        st.dataframe(df, hide_index=True, width="stretch", column_config=config, placeholder="—")
+
+
+def rules_editor(view, rules) -> None:
+    """Admins edit the alert rules; every problem listed by rule, nothing half applied."""
+    from lib.jobs.alerts import rule_rows
+
+    edited = st.data_editor(
+        R.rules_frame(rules),
+        num_rows="dynamic",
+        hide_index=True,
+        width="stretch",
+        key="rules-editor",
+        placeholder="—",
+        column_config={
+            "id": st.column_config.TextColumn("Rule ID", required=True),
+            "kind": st.column_config.SelectboxColumn("Kind", options=list(KINDS), required=True),
+            "threshold": st.column_config.NumberColumn("Threshold (N)"),
+            "enabled": st.column_config.CheckboxColumn("On"),
+            "paid_only": st.column_config.CheckboxColumn("Paid licenses only"),
+            "channels": st.column_config.TextColumn(
+                "Send by", help="email, webhook, both (comma-separated) or empty: listed here only"
+            ),
+        },
+    )
+    if st.button("Save rules", type="primary", key="save-rules"):
+        try:
+            checked = R.rules_from_frame(edited)
+        except AlertRulesError as exc:
+            show_problems("The rules have problems.", exc.problems)
+        else:
+            view.store.save_alert_rules(rule_rows(checked), view.actor)
+            saved(f"Saved {len(checked)} alert rules.")

@@ -1,0 +1,157 @@
+"""The Renewals and Alerts pages under AppTest, on the demo data (with its demo contracts), each with
+its own database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+
+from lib.auth import OPEN_ACTOR
+from lib.jobs.alerts import run_alerts
+from lib.store import Store
+from tests import test_app
+from tests.test_app import app, metric_values, no_exception, signed_in
+
+db = test_app.db  # the fixture: a database of its own
+
+HEADER = (
+    b"integration,account_id,license_id,license_name,contract_start,contract_end,term,auto_renew,"
+    b"notice_days,committed_seats,true_up_date,contract_value,currency,source\n"
+)
+
+
+def test_renewals_page_shows_the_demo_renewals_within_each_horizon(db):
+    at = app("pages/renewals.py")
+    no_exception(at)
+    shown = metric_values(at)
+    # The demo contracts (days from today): Zoom ends in 20 (notice 14: opt-out in 6), GitHub in 25
+    # (notice 30: its opt-out deadline passed 5 days ago), Microsoft 365 E3 in 80 (opt-out in 50), Jira in
+    # 88 (notice 45: opt-out in 43), Salesforce in 200 (notice 90: opt-out in 110).
+    assert shown["Renewals in the next 90 days"] == "4"
+    assert shown["Opt-out deadlines in the next 90 days"] == "3"
+    table = at.dataframe[0].value
+    github = table[table["organization_name"] == "acme-labs"].iloc[0]
+    today = datetime.now(UTC).date()
+    passed = (today + timedelta(days=25 - 30)).isoformat()
+    renews = (today + timedelta(days=25)).isoformat()
+    # 40 bought, 12 assigned: 12 + 10% buffer = 13.2, so 14 recommended, 26 fewer than bought.
+    assert (github["total_seats"], github["assigned_seats"], github["recommended_seats"]) == (
+        40,
+        12,
+        14,
+    )
+    assert github["seat_change"] == -26
+    assert github["what_to_do"] == (
+        f"Opt-out deadline passed on {passed}: renews on {renews} with 26 seats more than recommended"
+    )
+    assert github["days_to_renewal"] == 25 and github["days_to_opt_out"] == -5
+    other = table[table["organization_name"] == "acme-platform"].iloc[0]
+    assert other["what_to_do"] == f"Buy 1 seat at the renewal on {renews}"  # 182 + 10% = 201 > 200
+    assert set(table["source"]) == {"Entered here", "Vendor (prefilled from billing)"}
+    assert at.get_by_key("chart-renewals") is not None
+
+    at.segmented_control(key="horizon").set_value(30).run()
+    no_exception(at)
+    shown = metric_values(at)
+    assert shown["Renewals in the next 30 days"] == "2"  # Zoom and GitHub
+    assert shown["Opt-out deadlines in the next 30 days"] == "1"  # Zoom's; GitHub's passed
+    assert set(at.dataframe[0].value["license_name"]) == {
+        "GitHub Enterprise",
+        "Zoom Workplace Business",
+    }
+    at.segmented_control(key="horizon").set_value(120).run()
+    assert metric_values(at)["Opt-out deadlines in the next 120 days"] == "4"  # + Salesforce (110)
+
+
+def test_a_contracts_file_with_problems_is_rejected_whole_and_a_good_one_replaces_them(db):
+    at = app("pages/renewals.py")
+    seeded = Store(db).get_contracts()
+    assert len(seeded) == 5
+    bad = HEADER + (
+        b"GitHub,,,GitHub Enterprise,2026-02-01,31/01/2027,annual,true,30,,,,,\n"
+        b",,,Zoom,,2027-03-31,weekly,maybe,-3,,,100,,\n"
+    )
+    at.file_uploader(key="contracts-upload").set_value(("bad.csv", bad, "text/csv")).run()
+    no_exception(at)
+    shown = " ".join(m.value for m in at.markdown)
+    for words in (
+        "row 2, column contract\\_end",
+        "row 3, column integration",
+        "row 3, column term",
+        "row 3, column auto\\_renew",
+        "row 3, column notice\\_days",
+        "row 3, column currency",
+    ):
+        assert words in shown, words
+    pd.testing.assert_frame_equal(Store(db).get_contracts(), seeded)  # nothing half applied
+
+    good = HEADER + b"Zoom,,,Zoom Workplace Business,,2031-03-31,annual,false,30,,,,,\n"
+    at.file_uploader(key="contracts-upload").set_value(("good.csv", good, "text/csv")).run()
+    at.button(key="apply-contracts-upload").click().run()
+    no_exception(at)
+    saved = Store(db).get_contracts()
+    assert list(saved["license_name"]) == ["Zoom Workplace Business"]
+    assert saved["source"].iloc[0] == "edited" and saved["notice_days"].iloc[0] == 30
+    assert Store(db).audit_log()["action"].iloc[0] == "contracts"
+
+
+def test_a_viewer_sees_the_contracts_but_cannot_edit_them(db):
+    at = signed_in(
+        "pages/renewals.py",
+        {"is_logged_in": True, "email": "vic@acme.com", "name": "Vic", "email_verified": True},
+    )
+    no_exception(at)
+    assert any("only admins can change them" in i.value for i in at.info)
+    assert not [b for b in at.button if b.key == "save-contracts"]
+    assert all(f.key != "contracts-upload" for f in at.get("file_uploader"))
+
+
+def test_alerts_page_shows_open_alerts_failed_deliveries_and_history(db):
+    app("pages/renewals.py")  # the demo data and its contracts
+    store = Store(db)
+    run = run_alerts(store, "demo", {})  # no channel configured: listed on the page only
+    assert run.fired and not run.deliveries
+    first = run.fired[0]
+    store.record_deliveries(
+        "demo",
+        [
+            {
+                "alert_key": first.key,
+                "channel": "email",
+                "ok": False,
+                "error": "could not connect to the SMTP server 127.0.0.1:1 (connection refused)",
+            }
+        ],
+    )
+    store.save_alert_rules([], OPEN_ACTOR)  # every alert clears at the next check
+    at = app("pages/alerts.py")
+    no_exception(at)
+    shown = metric_values(at)
+    assert shown["Open alerts"] == str(len(run.fired)) and shown["Messages not delivered"] == "1"
+    assert any("could not be delivered" in w.value for w in at.warning)
+    deliveries = at.get_by_key("deliveries")
+    assert deliveries is not None
+    frames = {d.value.columns[0]: d.value for d in at.dataframe}
+    sent = frames["attempted_at"]
+    assert list(sent["status"]) == ["Failed"] and sent["alert"].iloc[0] == first.title
+    assert "connection refused" in sent["error"].iloc[0]
+
+    run_alerts(store, "demo", {})  # with no rules, every open alert clears
+    at = app("pages/alerts.py")
+    assert metric_values(at)["Open alerts"] == "0"
+    history = [d.value for d in at.dataframe if "cleared_at" in d.value.columns][0]
+    assert len(history) == len(run.fired) and first.title in set(history["title"])
+
+
+def test_alerts_rules_editor_starts_with_the_default_rules(db):
+    at = app("pages/alerts.py")
+    no_exception(at)
+    editor = at.data_editor(key="rules-editor")
+    assert list(editor.value["id"]) == [
+        "over-allocated-paid",
+        "account-failed",
+        "deadline-60-days",
+        "under-used-paid",
+    ]
+    assert Store(db).get_alert_rules() is None
