@@ -652,7 +652,7 @@ def savings_by_license(df: pd.DataFrame, n: int = 15) -> pd.DataFrame:
 _MD_SPECIAL = set("\\`*_{}[]()#+-.!|<>~$:")
 
 
-def md_escape(text: str) -> str:
+def md_escape(text: object) -> str:
     """Vendor text made inert for st.markdown: no links, images, emphasis or HTML from it."""
     return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in str(text))
 

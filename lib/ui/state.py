@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -64,6 +65,26 @@ class View:
     @property
     def currency(self) -> str:
         return self.options.reporting_currency
+
+    @cached_property
+    def audit_log(self) -> pd.DataFrame:
+        """The latest 1,000 changes to prices, rates and settings, newest first."""
+        return self.store.audit_log(limit=1000)
+
+    @cached_property
+    def fx_rates(self) -> dict[str, float]:
+        """The saved exchange rates, {currency: reporting-currency units per unit}."""
+        return self.store.get_fx_rates()
+
+    @cached_property
+    def fx_rates_saved(self) -> pd.DataFrame:
+        """The rates with when and by whom each was saved."""
+        return self.store.fx_rates_saved()
+
+    @cached_property
+    def saved_settings(self) -> dict[str, Any]:
+        """Thresholds, buffer, vendor price period and reporting currency, as saved."""
+        return self.store.get_settings()
 
 
 # ------------------------------------------------------------------ data
