@@ -4,13 +4,9 @@ import streamlit as st
 
 from lib import ui
 from lib.analytics import views as D
-from lib.analytics.pricing import (
-    BILLING_PERIODS,
-    CURRENCY_CODES,
-    fx_rates_to_csv,
-    price_book_to_csv,
-)
+from lib.analytics.pricing import fx_rates_to_csv, price_book_to_csv
 from lib.export import dated_filename
+from lib.schema import BILLING_PERIODS, CURRENCY_CODES
 from lib.ui import workflows
 
 view = ui.current_view()

@@ -9,7 +9,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from lib.analytics import views as D
-from lib.analytics.metrics import add_metrics, summarize
+from lib.analytics.metrics import add_metrics
+from lib.analytics.totals import summarize
 from lib.auth import Actor
 from lib.jobs.refresh import metric_options
 from lib.store import Store

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import streamlit as st
 
@@ -35,9 +36,10 @@ def _secrets() -> dict:
     st.stop()
 
 
-def streamlit_user() -> dict:
+def streamlit_user() -> dict[str, Any]:
     """What ``st.user`` holds, as a plain dict (the input of lib.auth.decide)."""
     user = st.user
+    data: dict[str, Any]
     try:
         data = dict(user.to_dict())
     except AttributeError:
@@ -56,10 +58,10 @@ def gate() -> Actor:
         st.error(f"The access settings have a problem: {exc}")
         st.stop()
     if config.open:
-        return decide({}, config).actor
+        return decide({}, config).allowed_actor
     decision = decide(streamlit_user(), config)
     if decision.allowed:
-        return decision.actor
+        return decision.allowed_actor
     st.title("License utilization")
     if not st.user.is_logged_in:
         st.write("Sign in with your company account to see the dashboard.")

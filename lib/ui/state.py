@@ -11,7 +11,8 @@ import pandas as pd
 import streamlit as st
 
 from lib.analytics import views as D
-from lib.analytics.metrics import MetricOptions, Summary, add_metrics, prepare, summarize
+from lib.analytics.metrics import MetricOptions, add_metrics
+from lib.analytics.totals import Summary, prepare, summarize
 from lib.auth import Actor
 from lib.config import ConfigError, Settings, cache_ttl_seconds, load_settings
 from lib.jobs.refresh import metric_options

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from contextlib import nullcontext
+from typing import Literal
 
 import pandas as pd
 import streamlit as st
+from streamlit.elements.lib.column_types import ColumnConfig
 
 from lib.analytics import views as D
 from lib.analytics.labels import export_frame
-from lib.analytics.metrics import Summary
+from lib.analytics.totals import Summary
 from lib.export import dated_filename, to_csv_bytes
 from lib.ui.pages import page_path
 from lib.ui.state import View
@@ -63,8 +65,8 @@ MISSING_LEGEND = (
 
 def table(
     df: pd.DataFrame,
-    column_config: dict | None = None,
-    height: int | str = "auto",
+    column_config: dict[str, ColumnConfig] | None = None,
+    height: int | Literal["auto", "stretch", "content"] = "auto",
     key: str | None = None,
     show: tuple[str, ...] = (),
 ):
@@ -97,7 +99,7 @@ def table(
     if not more:
         shown = shown.drop(columns=[c for c in plumbing if c in shown.columns])
     heads = D.headers(shown.columns, cur)
-    config = {}
+    config: dict[str, ColumnConfig] = {}
     for col, header in heads.items():
         if any(w in col for w in _MONEY_WORDS) and pd.api.types.is_numeric_dtype(shown[col].dtype):
             config[col] = st.column_config.NumberColumn(header, format="accounting")
@@ -119,10 +121,9 @@ def table(
     config.update({k: v for k, v in extra.items() if k in shown.columns})
     if len(shown.columns):
         first = shown.columns[0]
-        pinned = dict(config[first]) if isinstance(config[first], dict) else None
-        if pinned is not None:
-            pinned["pinned"] = True
-            config[first] = pinned
+        pinned = config[first].copy()
+        pinned["pinned"] = True
+        config[first] = pinned
     # The key names a container around the table (a dataframe without selections carries no key in the page).
     with st.container(key=key) if key else nullcontext():
         out = st.dataframe(
