@@ -51,6 +51,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from lib.analytics import metrics as M  # noqa: E402
+from lib.analytics import totals as T  # noqa: E402
 from lib.analytics.pricing import validate_price_book  # noqa: E402
 from lib.integrations import LICENSE_INTEGRATIONS, integration_key, supported_license_fields  # noqa: E402
 from lib.truto.normalize import Listing, build_license_table  # noqa: E402
@@ -182,19 +183,19 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def _summaries(prepared: M.PreparedMetrics) -> dict:
+def _summaries(prepared: T.PreparedMetrics) -> dict:
     return {
-        "all": M.summarize(prepared, paid_only=False),
-        "paid": M.summarize(prepared, paid_only=True),
+        "all": T.summarize(prepared, paid_only=False),
+        "paid": T.summarize(prepared, paid_only=True),
     }
 
 
-def _groups(prepared: M.PreparedMetrics) -> dict:
+def _groups(prepared: T.PreparedMetrics) -> dict:
     return {
-        **M.all_group_summaries(prepared),
-        "top_idle": M.top_idle_spend(prepared, 10),
-        "utilization": M.utilization_by_integration(prepared),
-        "spend": M.spend_by_integration(prepared),
+        **T.all_group_summaries(prepared),
+        "top_idle": T.top_idle_spend(prepared, 10),
+        "utilization": T.utilization_by_integration(prepared),
+        "spend": T.spend_by_integration(prepared),
     }
 
 
@@ -203,7 +204,7 @@ def run_one(rows: int, repeat: int) -> dict:
     book = make_price_book()
     # Warm-up (first-call costs of pandas/arrow), not measured.
     warm, _ = build_license_table(make_listings(2000, seed=SEED + 7))
-    prepared = M.prepare(M.add_metrics(warm, book, options), options)
+    prepared = T.prepare(M.add_metrics(warm, book, options), options)
     _summaries(prepared)
     _groups(prepared)
     del prepared
@@ -226,7 +227,7 @@ def run_one(rows: int, repeat: int) -> dict:
         table, problems = build_license_table(listings)
         t1 = time.perf_counter()
         df = M.add_metrics(table, book, options)
-        prepared = M.prepare(df, options)
+        prepared = T.prepare(df, options)
         result = _summaries(prepared)
         t2 = time.perf_counter()
         result.update(_groups(prepared))

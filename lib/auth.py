@@ -98,9 +98,15 @@ class AccessConfig:
 @dataclass(frozen=True)
 class Decision:
     allowed: bool
-    actor: Actor | None
+    actor: Actor | None  # None exactly when not allowed
     reason: str
     shown_as: str  # who the person is signed in as ("" when signed out or open)
+
+    @property
+    def allowed_actor(self) -> Actor:
+        """Who is let in; only for an allowed decision."""
+        assert self.allowed and self.actor is not None, "not allowed: nobody to let in"
+        return self.actor
 
 
 # ------------------------------------------------------------------ parsing
@@ -123,8 +129,8 @@ def normalize_email(value: Any) -> str | None:
     text = value.strip()
     if text.count("@") != 1 or any(c.isspace() for c in text):
         return None
-    local, domain = text.split("@")
-    domain = normalize_domain(domain)
+    local, domain_text = text.split("@")
+    domain = normalize_domain(domain_text)
     if not local or domain is None or not all(33 <= ord(c) <= 126 for c in local):
         return None
     return f"{_ascii_lower(local)}@{domain}"
@@ -212,7 +218,8 @@ def load_access_config(secrets: Mapping[str, Any] | None = None) -> AccessConfig
         )
     emails = _emails(_list(section, "allowed_emails"), "secrets.toml [access] allowed_emails")
     domains = _domains(_list(section, "allowed_domains"), "secrets.toml [access] allowed_domains")
-    admin_emails, admin_domains = set(), set()
+    admin_emails: set[str] = set()
+    admin_domains: set[str] = set()
     for i, item in enumerate(_list(section, "admins"), 1):
         if "@" in item.lstrip("@"):
             email = normalize_email(item)

@@ -363,12 +363,12 @@ def _parse(key: str, kind: str, value: Any, where: str) -> Any:
         try:
             if isinstance(value, bool):
                 raise ValueError
-            number = float(str(value).strip())
+            amount = float(str(value).strip())
         except ValueError:
             raise ConfigError(f"{where}: {value!r} is not a number") from None
-        if not number > 0 or number == float("inf"):
+        if not amount > 0 or amount == float("inf"):
             raise ConfigError(f"{where}: must be a positive number, got {value!r}")
-        return number
+        return amount
     raise AssertionError(kind)
 
 

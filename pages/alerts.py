@@ -1,14 +1,10 @@
 """Alerts: what is open, what fired before, how each message was delivered, and the rules."""
 
-from datetime import UTC, datetime
-
 import streamlit as st
 
 from lib import ui
 from lib.analytics import renewal_views as R
 from lib.analytics import views as D
-from lib.analytics.alerts import AlertRulesError
-from lib.jobs.alerts import evaluate_latest, rules_in_force
 from lib.ui import renewals as U
 
 view = ui.current_view()
@@ -20,17 +16,11 @@ st.caption(
 )
 U.seed_demo(view)
 U.saved_note()
-store, key = view.store, view.config_key
-try:
-    rules = rules_in_force(store)
-except AlertRulesError as exc:
-    U.show_problems("The saved alert rules have problems.", exc.problems)
-    rules = []
-states = store.alert_states(key)
-deliveries = store.deliveries(key)
-pending = store.pending_deliveries(key)
-holding = evaluate_latest(store, key, datetime.now(UTC).date(), rules).alerts
-not_yet = [a for a in holding if a.key not in set(states.loc[states["open"], "key"])]
+state = U.alert_state(view)
+if state.rule_problems:
+    U.show_problems("The saved alert rules have problems.", state.rule_problems)
+rules, states, deliveries, pending = state.rules, state.states, state.deliveries, state.pending
+not_yet = state.not_yet_checked
 
 opened = R.open_alerts(states)
 ui.tiles(

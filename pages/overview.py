@@ -3,9 +3,10 @@
 import streamlit as st
 
 from lib import ui
-from lib.analytics import metrics as M
+from lib.analytics import totals as T
 from lib.analytics import views as D
 from lib.ui import charts
+from lib.ui import renewals as U
 
 view = ui.current_view()
 st.title("Overview")
@@ -26,7 +27,7 @@ left, right = st.columns(2, gap="large")
 with left:
     st.subheader("Top idle spend")
     st.caption("Licenses whose bought-but-unassigned seats cost the most per year.")
-    top = M.top_idle_spend(view.prepared, 10)
+    top = T.top_idle_spend(view.prepared, 10)
     if top.empty:
         st.info(
             "No idle spend to show: either every seat bought is assigned, or the licenses with idle seats "
@@ -38,7 +39,7 @@ with left:
 with right:
     st.subheader("Utilization per integration")
     st.caption("Seats assigned ÷ seats bought, over licenses that report both.")
-    util = M.utilization_by_integration(view.prepared)
+    util = T.utilization_by_integration(view.prepared)
     if util["utilization_pct"].notna().any():
         st.plotly_chart(charts.utilization_by_integration(util), key="chart-util-integration")
     else:
@@ -53,7 +54,7 @@ items = D.attention(
     summary,
     view.options,
     view.names,
-    open_alerts=view.store.alert_states(view.config_key, open_only=True),
+    open_alerts=U.open_alerts(view),
 )
 if not items:
     st.success(D.NOTHING_NEEDS_ATTENTION)

@@ -4,23 +4,13 @@ import streamlit as st
 
 from lib import ui
 from lib.analytics import views as D
-from lib.analytics.pricing import (
-    BILLING_PERIODS,
-    CURRENCY_CODES,
-    FxRatesError,
-    PriceBookError,
-    fx_rates_to_csv,
-    load_fx_rates,
-    load_price_book,
-    price_book_to_csv,
-    validate_fx_rates,
-    validate_price_book,
-)
+from lib.analytics.pricing import fx_rates_to_csv, price_book_to_csv
 from lib.export import dated_filename
+from lib.schema import BILLING_PERIODS, CURRENCY_CODES
+from lib.ui import workflows
 
 view = ui.current_view()
-store, actor = view.store, view.actor
-can_edit = actor.can_edit
+can_edit = view.actor.can_edit
 st.title("Price book")
 st.caption(
     "What each license costs, how currencies convert, and when a license counts as under-used. "
@@ -29,22 +19,7 @@ st.caption(
 )
 if not can_edit:
     st.info("You can see the prices; only admins can change them.", icon=":material/lock:")
-
-
-def show_problems(title: str, problems: list[str]) -> None:
-    st.error(f"{title} Nothing was saved. Fix these and try again:", icon=":material/error:")
-    st.markdown("\n".join(f"- {D.md_escape(p)}" for p in problems))
-
-
-def saved(message: str) -> None:
-    st.session_state["_saved"] = message
-    ui.clear_data_caches()
-    st.rerun()
-
-
-note = st.session_state.pop("_saved", None)
-if note:
-    st.success(note, icon=":material/check:")
+workflows.saved_note()
 
 prices_tab, fx_tab, settings_tab = st.tabs(
     ["Prices", "Currency and exchange rates", "Thresholds and buffer"]
@@ -53,7 +28,7 @@ prices_tab, fx_tab, settings_tab = st.tabs(
 with prices_tab:
     # Empty license IDs filled from the licenses this dashboard knows (unique per name): saved with the next save.
     book = D.price_book_with_ids(view.price_book, view.metrics)
-    audit = store.audit_log(limit=1000)
+    audit = view.audit_log
     with_changes = D.price_book_with_ids(D.price_book_changes(view.price_book, audit), view.metrics)
     st.caption(
         "One row per license: match by license ID, else by exact name, else by name ignoring case, "
@@ -91,35 +66,13 @@ with prices_tab:
         )
         edited = edited[book.columns]
         if st.button("Save prices", type="primary", key="save-prices"):
-            try:
-                store.save_price_book(validate_price_book(edited), actor)
-            except PriceBookError as exc:
-                show_problems("The prices have problems.", exc.problems)
-            else:
-                saved(f"Saved {len(edited)} prices.")
+            workflows.save_prices(view, edited)
 
         st.markdown(
             "**Replace from a CSV file** — columns: " + ", ".join(f"`{c}`" for c in book.columns)
         )
         upload = st.file_uploader("Price-book CSV", type=["csv"], key="price-upload")
-        if upload is not None:
-            try:
-                new_book = load_price_book(upload.getvalue())
-            except PriceBookError as exc:
-                show_problems(f"{upload.name} was rejected.", exc.problems)
-            else:
-                if new_book.empty:
-                    st.warning(f"{upload.name} holds no prices; the price book was left as it is.")
-                else:
-                    st.success(f"{upload.name}: {len(new_book)} prices, all valid.")
-                    if st.button(
-                        f"Replace the price book with these {len(new_book)} prices",
-                        key="apply-upload",
-                    ):
-                        store.save_price_book(new_book, actor)
-                        saved(
-                            f"Replaced the price book with {len(new_book)} prices from {upload.name}."
-                        )
+        workflows.replace_prices_from_upload(view, upload)
     else:
         ui.table(
             with_changes,
@@ -145,8 +98,7 @@ with prices_tab:
 
 with fx_tab:
     cur = view.options.reporting_currency
-    rates = store.get_fx_rates()
-    rates_saved = store.fx_rates_saved()
+    rates = view.fx_rates
     codes = sorted(CURRENCY_CODES)
     target = st.selectbox(
         "Reporting currency",
@@ -156,7 +108,7 @@ with fx_tab:
         key="fx-currency",
         help="Every total is converted to this currency.",
     )
-    frame = D.fx_table(rates, cur, rates_saved)
+    frame = D.fx_table(rates, cur, view.fx_rates_saved)
     if target != cur:
         frame = frame.iloc[0:0]  # rates to the old currency are wrong for the new one: start empty
         st.info(
@@ -190,31 +142,11 @@ with fx_tab:
             },
         )
         if st.button("Save exchange rates", type="primary", key="save-fx"):
-            try:
-                store.save_fx_rates(
-                    validate_fx_rates(fx_edited[["currency", "rate"]], target), target, actor
-                )
-            except (FxRatesError, ValueError) as exc:
-                show_problems(
-                    "The exchange rates have problems.", getattr(exc, "problems", [str(exc)])
-                )
-            else:
-                saved(f"Saved {len(fx_edited)} exchange rates to {target}.")
+            workflows.save_fx_rates(view, fx_edited, target)
         fx_upload = st.file_uploader(
             f"Exchange-rate CSV (currency,rate: {target} per unit)", type=["csv"], key="fx-upload"
         )
-        if fx_upload is not None:
-            try:
-                new_rates = load_fx_rates(fx_upload.getvalue(), target)
-            except FxRatesError as exc:
-                show_problems(f"{fx_upload.name} was rejected.", exc.problems)
-            else:
-                if st.button(
-                    f"Replace the exchange rates with these {len(new_rates) - 1} rates to {target}",
-                    key="apply-fx",
-                ):
-                    store.save_fx_rates(new_rates, target, actor)
-                    saved(f"Replaced the exchange rates from {fx_upload.name}.")
+        workflows.replace_fx_rates_from_upload(view, fx_upload, target)
     else:
         ui.table(
             frame,
@@ -236,7 +168,7 @@ with fx_tab:
     )
 
 with settings_tab:
-    current = store.get_settings()
+    current = view.saved_settings
     with st.form("settings-form", border=True):
         buffer = st.number_input(
             "Right-sizing buffer (%)",
@@ -274,20 +206,15 @@ with settings_tab:
         )
         submitted = st.form_submit_button("Save settings", type="primary", disabled=not can_edit)
     if submitted:
-        try:
-            store.save_settings(
-                {
-                    "buffer": buffer / 100,
-                    "under_used_pct": under,
-                    "at_capacity_pct": capacity,
-                    "vendor_price_period": period,
-                },
-                actor,
-            )
-        except (ValueError, PermissionError) as exc:
-            st.error(f"Not saved: {exc}")
-        else:
-            saved("Saved the settings.")
+        workflows.save_settings(
+            view,
+            {
+                "buffer": buffer / 100,
+                "under_used_pct": under,
+                "at_capacity_pct": capacity,
+                "vendor_price_period": period,
+            },
+        )
 
 st.subheader("Change history")
 st.caption("Who changed the prices, exchange rates and settings, and when; newest first.")

@@ -20,7 +20,7 @@ st.caption(
 U.seed_demo(view)
 U.saved_note()
 today = datetime.now(UTC).date()
-contracts = view.store.get_contracts()
+contracts = U.contracts(view)
 
 if contracts.empty:
     st.info(

@@ -9,7 +9,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from lib.analytics import views as D
-from lib.analytics.metrics import add_metrics, summarize
+from lib.analytics.metrics import add_metrics
+from lib.analytics.totals import summarize
 from lib.auth import Actor
 from lib.jobs.refresh import metric_options
 from lib.store import Store
@@ -349,6 +350,67 @@ def test_admin_changes_the_reporting_currency_with_its_rates(db):
     assert store.get_settings()["reporting_currency"] == "EUR"
     assert store.get_fx_rates() == {"EUR": 1.0, "USD": 0.9, "GBP": 1.15}
     assert metric_options(store).reporting_currency == "EUR"
+
+
+def _edit(at: AppTest, key: str, edited_rows: dict) -> None:
+    """A cell edit in a keyed data editor, as the browser sends it (AppTest seeds the edit state)."""
+    at.session_state[key] = {"edited_rows": edited_rows, "added_rows": [], "deleted_rows": []}
+    at.run()
+    no_exception(at)
+
+
+def test_price_editor_refuses_a_bad_price_and_saves_a_good_one(db):
+    at = app("pages/price-book.py")
+    seeded = Store(db).get_price_book()
+    first = seeded["license_name"].iloc[0]
+    _edit(at, "price-editor", {0: {"unit_price": -3}})
+    at.button(key="save-prices").click().run()
+    no_exception(at)
+    assert any("The prices have problems. Nothing was saved" in e.value for e in at.error)
+    assert any("row 2, column unit\\_price" in m.value for m in at.markdown)
+    pd.testing.assert_frame_equal(Store(db).get_price_book(), seeded)
+
+    _edit(at, "price-editor", {0: {"unit_price": 99.5}})
+    at.button(key="save-prices").click().run()
+    no_exception(at)
+    assert [s.value for s in at.success] == [f"Saved {len(seeded)} prices."]
+    book = Store(db).get_price_book().set_index("license_name")
+    assert float(book.loc[first, "unit_price"]) == 99.5
+    audit = Store(db).audit_log(limit=1)
+    assert audit["action"].iloc[0] == "price_book" and first in audit["detail"].iloc[0]
+    # the metrics were recomputed with the new price: the page's table shows it
+    assert (
+        float(_frame_with(at, "unit_price").set_index("license_name").loc[first, "unit_price"])
+        == 99.5
+    )
+
+
+def test_rate_editor_refuses_a_bad_rate_and_saves_a_good_one(db):
+    at = app("pages/price-book.py")
+    before = Store(db).get_fx_rates()
+    _edit(at, "fx-editor", {0: {"rate": -1.0}})
+    at.button(key="save-fx").click().run()
+    no_exception(at)
+    assert any("The exchange rates have problems. Nothing was saved" in e.value for e in at.error)
+    assert Store(db).get_fx_rates() == before
+
+    _edit(at, "fx-editor", {0: {"rate": 1.25}})
+    at.button(key="save-fx").click().run()
+    no_exception(at)
+    assert [s.value for s in at.success] == ["Saved 1 exchange rates to USD."]
+    assert Store(db).get_fx_rates() == {"EUR": 1.25, "USD": 1.0}
+
+
+def test_settings_that_contradict_each_other_are_not_saved(db):
+    at = app("pages/price-book.py")
+    before = Store(db).get_settings()
+    at.number_input(key="set-under").set_value(90.0)
+    at.number_input(key="set-capacity").set_value(50.0)
+    [b for b in at.button if b.label == "Save settings"][0].click().run()
+    no_exception(at)
+    errors = [e.value.replace("\\", "") for e in at.error]
+    assert any(e.startswith("Not saved:") and "under_used_pct" in e for e in errors), errors
+    assert Store(db).get_settings() == before
 
 
 # -- empty states against a real (emulated) Truto --------------------------------------------

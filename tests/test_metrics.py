@@ -9,15 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from lib.analytics import labels as L
 from lib.analytics import metrics as M
-from lib.analytics.metrics import (
-    METRIC_COLUMNS,
-    MetricOptions,
-    add_metrics,
-    group_summary,
-    summarize,
-)
+from lib.analytics import rules as R
+from lib.analytics import totals
+from lib.analytics.metrics import METRIC_COLUMNS, MetricOptions, add_metrics
 from lib.analytics.pricing import PriceBookError, load_price_book
+from lib.analytics.totals import group_summary, summarize
 from lib.schema import LICENSE_COLUMNS
 from lib.truto.normalize import Listing, build_license_table
 from tests.factories import lic
@@ -601,7 +599,7 @@ def test_paid_means_said_paid_or_priced_when_not_said():
             "GitHub,,Pro,5,USD,monthly",
         ),
     )
-    assert M.paid_mask(df).tolist() == [True, False, False]
+    assert R.paid_mask(df).tolist() == [True, False, False]
     assert summarize(df, paid_only=True).annual_spend == 240.0
 
 
@@ -652,11 +650,11 @@ def test_options_must_match_the_table(estate):
 def test_totals_do_not_change_the_table(estate):
     before = estate.copy()
     for _ in range(2):
-        prepared = M.prepare(estate, OPTIONS)
+        prepared = totals.prepare(estate, OPTIONS)
         summarize(prepared)
         summarize(prepared, paid_only=True)
-        M.all_group_summaries(prepared)
-        M.spend_by_integration(estate, OPTIONS)
+        totals.all_group_summaries(prepared)
+        totals.spend_by_integration(estate, OPTIONS)
     pd.testing.assert_frame_equal(estate, before)
     assert summarize(estate, OPTIONS).annual_spend == 13080.0
 
@@ -667,7 +665,7 @@ def test_summaries_need_the_metric_columns():
 
 
 def test_a_prepared_table_gives_the_same_answers_and_is_a_snapshot(estate):
-    prepared = M.prepare(estate, OPTIONS)
+    prepared = totals.prepare(estate, OPTIONS)
     assert summarize(prepared) == summarize(estate, OPTIONS)
     pd.testing.assert_frame_equal(
         group_summary(prepared, "license"), group_summary(estate, "license")
@@ -709,7 +707,7 @@ def test_group_summary_by_integration(estate):
         and na(ds["used_annual_spend"])
     )
     assert na(at["total_seats"]) and na(at["annual_spend"]) and at["unpriced_paid_licenses"] == 1
-    assert list(g.columns) == M.GROUP_FIGURES
+    assert list(g.columns) == totals.GROUP_FIGURES
 
 
 def test_group_summary_keys_and_empty_keys(estate):
@@ -732,17 +730,17 @@ def test_group_summary_keys_and_empty_keys(estate):
 
 
 def test_chart_helpers(estate):
-    top = M.top_idle_spend(estate, 10, OPTIONS)
+    top = totals.top_idle_spend(estate, 10, OPTIONS)
     assert top[["integration_label", "license_name", "idle_annual_spend"]].values.tolist() == [
         ["GitHub", "Enterprise", 504.0]
     ]
-    util = M.utilization_by_integration(estate, OPTIONS)
+    util = totals.utilization_by_integration(estate, OPTIONS)
     assert util["integration_label"].tolist() == [
         "GitHub",
         "Atlassian",
         "DocuSign",
     ]  # known first, NA last
-    spend = M.spend_by_integration(estate, OPTIONS)
+    spend = totals.spend_by_integration(estate, OPTIONS)
     assert spend[["integration_label", "part", "amount"]].values.tolist() == [
         ["DocuSign", "not_reported", 10560.0],
         ["GitHub", "used", 2016.0],
@@ -752,8 +750,8 @@ def test_chart_helpers(estate):
 
 
 def test_labels_say_allocation_not_activity():
-    for col in list(LICENSE_COLUMNS) + METRIC_COLUMNS + M.GROUP_FIGURES:
-        assert col in M.LABELS, col
-    assert "assigned ÷ bought" in M.LABELS["utilization_pct"]
-    assert "not activity" in M.MEASURE
-    assert set(M.FLAG_LABELS) == set(M.FLAGS) and set(M.PRICE_SOURCE_LABELS) == set(M.PRICE_SOURCES)
+    for col in list(LICENSE_COLUMNS) + METRIC_COLUMNS + totals.GROUP_FIGURES:
+        assert col in L.LABELS, col
+    assert "assigned ÷ bought" in L.LABELS["utilization_pct"]
+    assert "not activity" in L.MEASURE
+    assert set(L.FLAG_LABELS) == set(M.FLAGS) and set(L.PRICE_SOURCE_LABELS) == set(M.PRICE_SOURCES)

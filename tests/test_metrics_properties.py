@@ -12,8 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lib.analytics import metrics as M
-from lib.analytics.metrics import MetricOptions, add_metrics, group_summary, summarize
+from lib.analytics import rules as R
+from lib.analytics import totals
+from lib.analytics.metrics import MetricOptions, add_metrics
 from lib.analytics.pricing import validate_price_book
+from lib.analytics.totals import group_summary, summarize
 from lib.truto.normalize import Listing, build_license_table
 
 settings.register_profile(
@@ -169,7 +172,7 @@ def test_empty_inputs_give_empty_figures_never_zero(case):
     assert (df["annual_cost"].isna() == (~priced | total_na)).all()
     assert (df["idle_annual_cost"].isna() == (~priced | df["unassigned_seats"].isna())).all()
     assert (df["potential_annual_savings"].isna() == (~priced | total_na | assigned_na)).all()
-    free = pd.Series(M.free_mask(df), index=df.index)
+    free = pd.Series(R.free_mask(df), index=df.index)
     assert (df["recommended_seats"].isna() == (assigned_na | free)).all()
     assert ((df["flag"] == "free") == free).all()
     assert ((df["flag"] == "not_reported") == ((total_na | assigned_na) & ~free)).all()
@@ -190,7 +193,7 @@ def test_empty_inputs_give_empty_figures_never_zero(case):
 def test_recommended_seats_are_the_exact_ceiling(case):
     df, options = case
     factor = 1 + Fraction(str(options.buffer))
-    free = M.free_mask(df)
+    free = R.free_mask(df)
     for assigned, recommended, is_free in zip(
         values(df["assigned_seats"]), values(df["recommended_seats"]), free
     ):
@@ -242,10 +245,10 @@ def test_converting_with_rate_1_changes_nothing(data):
 )
 def test_group_totals_equal_the_sum_of_their_rows(case, by, paid_only):
     df, options = case
-    prepared = M.prepare(df, options)
+    prepared = totals.prepare(df, options)
     groups = group_summary(prepared, by, paid_only=paid_only)
-    keys = M.GROUPINGS.get(by, by) if isinstance(by, str) else by
-    rows = df[M.paid_mask(df)] if paid_only else df
+    keys = totals.GROUPINGS.get(by, by) if isinstance(by, str) else by
+    rows = df[R.paid_mask(df)] if paid_only else df
     figures = {
         "annual_spend": "annual_cost_reporting",
         "idle_annual_spend": "idle_annual_cost_reporting",
@@ -338,7 +341,7 @@ def test_spend_splits_into_used_idle_and_not_reported(case):
         for x in (s.used_annual_spend, s.idle_annual_spend, s.unsplit_annual_spend)
     )
     assert parts == round(s.annual_spend * 100)
-    chart = M.spend_by_integration(df, options)
+    chart = totals.spend_by_integration(df, options)
     assert round(chart["amount"].sum() * 100) == round(s.annual_spend * 100)
     assert (chart["amount"] >= 0).all()
 
@@ -348,7 +351,7 @@ def test_spend_splits_into_used_idle_and_not_reported(case):
 def test_paid_only_is_part_of_all(case):
     df, options = case
     everything, paid = summarize(df, options), summarize(df, options, paid_only=True)
-    assert paid.licenses == int(M.paid_mask(df).sum()) <= everything.licenses
+    assert paid.licenses == int(R.paid_mask(df).sum()) <= everything.licenses
     assert (paid.annual_spend or 0) <= (everything.annual_spend or 0) + 1e-9
     assert sum(paid.flag_counts.values()) == paid.licenses
     assert sum(everything.flag_counts.values()) == everything.licenses

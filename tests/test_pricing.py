@@ -10,18 +10,18 @@ import pytest
 
 from lib.analytics.pricing import (
     CURRENCY_CODES,
-    ISO_4217_LIST_ONE,
     PRICE_BOOK_COLUMNS,
     FxRatesError,
     PriceBookError,
     fx_rates_to_csv,
-    is_currency_code,
     load_fx_rates,
     load_price_book,
     price_book_to_csv,
     validate_fx_rates,
     validate_price_book,
 )
+from lib.analytics.rules import is_currency_code
+from lib.schema import ISO_4217_LIST_ONE
 
 HEADER = "integration,license_id,license_name,unit_price,currency,billing_period\n"
 

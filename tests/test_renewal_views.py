@@ -105,7 +105,8 @@ def test_deliveries_name_their_alert_and_the_digest():
 
 def test_the_overview_attention_list_leads_with_the_open_alerts():
     from lib.analytics import views as D
-    from lib.analytics.metrics import MetricOptions, summarize
+    from lib.analytics.metrics import MetricOptions
+    from lib.analytics.totals import summarize
     from tests.test_alerts import accounts
 
     df = table()

@@ -109,7 +109,8 @@ class _Grouping:
         self.codes = codes
         self.ngroups = ngroups
         self.rows = rows
-        self.starts = self.run_codes = None
+        self.starts: np.ndarray | None = None
+        self.run_codes: np.ndarray | None = None
         if codes is not None and len(codes) > 1:
             change = codes[1:] != codes[:-1]
             if np.count_nonzero(change) < len(codes) // 8:
@@ -120,6 +121,7 @@ class _Grouping:
         if self.codes is None:
             return np.array([weights.sum() if self.rows is None else weights @ self.rows])
         if self.starts is not None:
+            assert self.run_codes is not None  # set with the starts
             return np.bincount(
                 self.run_codes, np.add.reduceat(weights, self.starts), minlength=self.ngroups + 1
             )[: self.ngroups]

@@ -10,7 +10,7 @@ again only after it has cleared.
 Rules of the house kept here:
 
 - Free licenses never alert on cost or under-use: the paid rule is
-  :func:`lib.metrics.paid_mask`, the one the totals use.
+  :func:`lib.analytics.rules.paid_mask`, the one the totals use.
 - A figure the vendor does not report never triggers a numeric rule (NA is
   not 0), and a cost without an exchange rate never passes a threshold.
 - Vendor text in titles and details is cleaned of control characters and
@@ -31,8 +31,9 @@ from urllib.parse import quote
 import numpy as np
 import pandas as pd
 
-from lib.analytics.contracts import clean_text, renewal_row_label
-from lib.analytics.metrics import paid_mask, top_idle_spend
+from lib.analytics.contracts import clean_text, renewal_day, renewal_row_label
+from lib.analytics.rules import paid_mask
+from lib.analytics.totals import top_idle_spend
 from lib.config import ConfigError
 from lib.truto.fetch import AccountOutcome
 
@@ -94,6 +95,12 @@ class AlertRule:
         if self.threshold is not None:
             return f"{label}: N = {_num(self.threshold)}"
         return label
+
+    @property
+    def limit(self) -> float:
+        """The threshold of a kind that needs one (validate_rules refuses such a rule without it)."""
+        assert self.threshold is not None, f"{self.id}: {self.kind} needs a threshold"
+        return float(self.threshold)
 
 
 DEFAULT_RULES: tuple[AlertRule, ...] = (
@@ -320,7 +327,7 @@ def evaluate(
     """The alerts whose condition holds now, one per rule and subject (first row wins), in rule
     order.
 
-    ``licenses_with_metrics``: from :func:`lib.metrics.add_metrics`; ``accounts``: the fetch's
+    ``licenses_with_metrics``: from :func:`lib.analytics.metrics.add_metrics`; ``accounts``: the fetch's
     account table (:data:`lib.schema.ACCOUNT_COLUMNS`); ``renewals``: from
     :func:`lib.analytics.contracts.renewals`, with a horizon at least the largest
     ``deadline_within``.
@@ -416,7 +423,7 @@ def _license_alert(rule: AlertRule, r: Mapping[str, Any]) -> Alert | None:
         over = _opt(r.get("over_allocated_seats"))
         if free is None or total is None or assigned is None or over:
             return None  # over-allocated is its own rule
-        if not free < int(rule.threshold):
+        if not free < int(rule.limit):
             return None
         title = f"Few unassigned seats: {name}"
         detail = (
@@ -436,14 +443,14 @@ def _license_alert(rule: AlertRule, r: Mapping[str, Any]) -> Alert | None:
         severity = "warning"
     elif kind == "idle_cost_above":
         idle = _opt(r.get("idle_annual_cost_reporting"))
-        if idle is None or not float(idle) > float(rule.threshold):
+        if idle is None or not float(idle) > rule.limit:
             return None
         free = _opt(r.get("unassigned_seats"))
         title = f"Idle spend: {name}"
         detail = (
             f"Annual cost of unassigned seats {_money(idle, cur)} "
             f"({_seats(free) if free is not None else 'unassigned seats'} of {total}), "
-            f"above {float(rule.threshold):,.2f} {cur or ''}.".replace(" .", ".")
+            f"above {rule.limit:,.2f} {cur or ''}.".replace(" .", ".")
         )
         severity = "warning"
     else:
@@ -474,10 +481,10 @@ def _as_date(value: Any) -> date | None:
 
 
 def _deadline_alerts(rule: AlertRule, renewals: pd.DataFrame, today: date) -> list[Alert]:
-    within = int(rule.threshold)
+    within = int(rule.limit)
     groups: dict[tuple[str, date], list[dict]] = {}
     for r in renewals.to_dict("records"):
-        groups.setdefault((r["contract_key"], _as_date(r["renewal_date"])), []).append(r)
+        groups.setdefault((r["contract_key"], renewal_day(r["renewal_date"])), []).append(r)
     alerts = []
     for (key, renewal), rows in groups.items():
         first = rows[0]
@@ -611,7 +618,7 @@ def digest(
     if renewals is not None and len(renewals):
         seen = set()
         for r in renewals.to_dict("records"):
-            renewal = _as_date(r["renewal_date"])
+            renewal = renewal_day(r["renewal_date"])
             deadline = _as_date(r.get("opt_out_deadline"))
             first = deadline if deadline is not None and deadline >= today else renewal
             if (first - today).days > deadline_days:

@@ -11,7 +11,7 @@ columns :data:`CONTRACT_COLUMNS`::
   (``integration_key``) as in the price book.
 - ``account_id``: the integrated account; empty = every account of the integration.
 - ``license_id`` / ``license_name``: the license, matched as the price book
-  matches (:func:`lib.metrics.match_price_book`: the id, else the exact name,
+  matches (:func:`lib.analytics.metrics.match_price_book`: the id, else the exact name,
   else the name ignoring case, within the integration); both empty = every
   license of the account (or of the integration).
 - ``contract_start`` (optional) and ``contract_end`` (required): dates, YYYY-MM-DD.
@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lib.analytics.metrics import match_price_book, paid_mask
+from lib.analytics.metrics import match_price_book
 from lib.analytics.pricing import (
     _check_currency,
     _csv_records,
@@ -54,6 +54,7 @@ from lib.analytics.pricing import (
     _number,
     _read_bytes,
 )
+from lib.analytics.rules import paid_mask
 from lib.integrations import integration_key, integration_label
 from lib.schema import CONTRACT_COLUMNS, CONTRACT_DTYPES
 from lib.truto.normalize import MAX_SEATS
@@ -720,6 +721,13 @@ def _as_date(value: Any) -> date | None:
     return pd.Timestamp(value).date()
 
 
+def renewal_day(value: Any) -> date:
+    """A renewal row's ``renewal_date`` as a date: every row :func:`renewals` gives has one."""
+    day = _as_date(value)
+    assert day is not None, "a renewal row without a renewal date"
+    return day
+
+
 def _seats(n: int) -> str:
     return f"{n} seat" if n == 1 else f"{n} seats"
 
@@ -765,6 +773,7 @@ def what_to_do(
         )
     if change < 0:
         if before is None:
+            assert deadline is not None  # no "before" only once the opt-out deadline has passed
             return (
                 f"Opt-out deadline passed on {deadline.isoformat()}: renews on "
                 f"{renewal.isoformat()} "
@@ -782,7 +791,7 @@ def _contract_matches(licenses: pd.DataFrame, contracts: pd.DataFrame) -> list[t
 
     Most specific first: this account and this license; all accounts and this license; this
     account, all licenses; all accounts, all licenses. Licenses are matched by
-    :func:`lib.metrics.match_price_book` (id, else exact name, else name ignoring case).
+    :func:`lib.analytics.metrics.match_price_book` (id, else exact name, else name ignoring case).
     """
     n = len(licenses)
     best = np.full(n, -1, dtype=np.int64)
@@ -816,8 +825,8 @@ def _contract_matches(licenses: pd.DataFrame, contracts: pd.DataFrame) -> list[t
     if len(tier):
         by_license(np.arange(n), tier)
     # 3 and 4: whole accounts, whole integrations
-    whole_account = {}
-    whole_integration = {}
+    whole_account: dict[tuple[str, str], int] = {}
+    whole_integration: dict[str, int] = {}
     for pos in np.flatnonzero(~has_lic).tolist():
         ikey = integration_key(contracts["integration"].iat[pos])
         if acct[pos]:
@@ -825,11 +834,11 @@ def _contract_matches(licenses: pd.DataFrame, contracts: pd.DataFrame) -> list[t
         else:
             whole_integration.setdefault(ikey, pos)
     for row in np.flatnonzero(best < 0).tolist():
-        pos = whole_account.get((lic_ikeys[row], lic_accounts[row]))
-        if pos is None:
-            pos = whole_integration.get(lic_ikeys[row])
-        if pos is not None:
-            best[row] = pos
+        found = whole_account.get((lic_ikeys[row], lic_accounts[row]))
+        if found is None:
+            found = whole_integration.get(lic_ikeys[row])
+        if found is not None:
+            best[row] = found
     return [(row, int(best[row])) for row in np.flatnonzero(best >= 0).tolist()]
 
 
@@ -844,7 +853,7 @@ def renewals(
 
     A contract covering several licenses gives one row per license (each has its own seats
     and advice); a contract no license matches gives one row without seats. The seat and
-    money figures are the license's from :func:`lib.metrics.add_metrics`: seats bought
+    money figures are the license's from :func:`lib.analytics.metrics.add_metrics`: seats bought
     (``total_seats``), assigned, ``recommended_seats``, the saving at recommended seats and the
     true-up exposure, in the reporting currency. ``seat_change`` = recommended - bought.
     Figures not reported stay empty, and ``what_to_do`` says so.
@@ -879,9 +888,9 @@ def renewals(
         if first > limit and renewal > limit:
             continue
         key = contract_key(c["integration"], c["account_id"], c["license_id"], c["license_name"])
-        rows = by_contract.get(pos) or [None]
-        for row in rows:
-            r = lic.iloc[row] if row is not None else None
+        rows: list[int | None] = [*by_contract.get(pos, [])] or [None]  # None: no license matched
+        for matched in rows:
+            r = lic.iloc[matched] if matched is not None else None
 
             def get(col: str, r: pd.Series | None = r) -> Any:
                 return _opt(r[col]) if r is not None and col in lic.columns else None
@@ -926,7 +935,7 @@ def renewals(
                     total=total,
                     recommended=recommended,
                     matched=r is not None,
-                    paid=bool(paid[row]) if row is not None else True,
+                    paid=bool(paid[matched]) if matched is not None else True,
                 ),
             }
             out.append(rec)
@@ -1009,7 +1018,9 @@ def _ics_text(value: Any) -> str:
 
 def _fold(line: str) -> str:
     """A content line folded at 75 octets (RFC 5545 3.1), never inside a UTF-8 character."""
-    out, current, size = [], [], 0
+    out: list[str] = []
+    current: list[str] = []
+    size = 0
     limit = 75
     for ch in line:
         width = len(ch.encode("utf-8"))
@@ -1048,7 +1059,7 @@ def to_ics(
     ]
     groups: dict[tuple[str, date], list[dict]] = {}
     for rec in renewals_df.to_dict("records"):
-        groups.setdefault((rec["contract_key"], _as_date(rec["renewal_date"])), []).append(rec)
+        groups.setdefault((rec["contract_key"], renewal_day(rec["renewal_date"])), []).append(rec)
     for (key, renewal), recs in groups.items():
         first = recs[0]
         scope = first["integration_label"] or first["integration"]

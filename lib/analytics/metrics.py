@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,10 +30,10 @@ from lib.analytics._engine import (
     _raw,
     _round_cents,
 )
-from lib.analytics.pricing import BILLING_PERIODS, PERIODS_PER_YEAR, validate_price_book
+from lib.analytics.pricing import PERIODS_PER_YEAR, validate_price_book
 from lib.analytics.rules import FLAGS, PRICE_SOURCES, currency_code, free_rule
 from lib.integrations import integration_key
-from lib.schema import SETTINGS_DEFAULTS
+from lib.schema import BILLING_PERIODS, SETTINGS_DEFAULTS
 
 METRIC_COLUMNS: list[str] = [
     "unit_price",
@@ -246,7 +245,7 @@ def _lookup(ikey_codes: np.ndarray, values: pd.Series, row_keys: list, find) -> 
     width = len(uniques) + 1
     size = len(row_keys) * width
     dtype = np.int32 if size < 2**31 else np.int64
-    pair = ikey_codes.astype(dtype)
+    pair: np.ndarray = ikey_codes.astype(dtype)
     pair *= width
     pair += vcodes
     if size <= 4 * len(pair) + 4096:
@@ -414,40 +413,3 @@ def add_metrics(
     columns = {c: df[c] for c in df.columns}
     columns.update({c: pd.Series(metrics[c], index=df.index, copy=False) for c in METRIC_COLUMNS})
     return pd.DataFrame(columns, index=df.index, copy=False)
-
-
-# Names that moved in the split, still importable from here (lazily: totals import this module).
-_MOVED = {
-    "lib.analytics.totals": (
-        "GROUPINGS",
-        "GROUP_FIGURES",
-        "SPEND_PARTS",
-        "PreparedMetrics",
-        "Summary",
-        "all_group_summaries",
-        "group_summary",
-        "prepare",
-        "spend_by_integration",
-        "summarize",
-        "top_idle_spend",
-        "utilization_by_integration",
-    ),
-    "lib.analytics.labels": (
-        "LABELS",
-        "FLAG_LABELS",
-        "PRICE_SOURCE_LABELS",
-        "SPEND_PART_LABELS",
-        "MEASURE",
-    ),
-    "lib.analytics.rules": ("paid_mask", "free_mask", "CURRENCY_CODES"),
-}
-_MOVED_FROM = {name: module for module, names in _MOVED.items() for name in names}
-
-
-def __getattr__(name: str) -> Any:
-    module = _MOVED_FROM.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)

@@ -39,22 +39,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lib.analytics.rules import (  # noqa: F401  (the currency rule; re-exported for other packages)
-    _NOT_MONEY,
-    CURRENCY_CODES,
-    ISO_4217_LIST_ONE,
-    WITHDRAWN_CODES,
-    currency_code,
-    is_currency_code,
-)
+from lib.analytics.rules import WITHDRAWN_CODES
 from lib.export import FORMULA_PREFIXES, LINE_END, safe_cell
 from lib.integrations import integration_key, integration_label
-from lib.schema import (  # noqa: F401  (the price book's columns live in the base layer; re-exported here)
-    BILLING_PERIODS,
-    PRICE_BOOK_COLUMNS,
-    PRICE_BOOK_DTYPES,
-    price_row_label,
-)
+from lib.schema import BILLING_PERIODS, CURRENCY_CODES, PRICE_BOOK_COLUMNS, PRICE_BOOK_DTYPES
+from lib.schema import NOT_MONEY as _NOT_MONEY
 from lib.truto.normalize import MAX_FX_RATE, MAX_UNIT_PRICE, unsafe_character
 
 FX_COLUMNS = ["currency", "rate"]
@@ -336,7 +325,7 @@ def _validate_price_records(records: list[tuple[int, dict[str, Any]]]) -> pd.Dat
         )
         currency = _check_currency(rownum, "currency", rec.get("currency", ""), problems)
         period_raw = str(rec.get("billing_period", "")).strip()
-        period = period_raw.lower()
+        period: str | None = period_raw.lower()
         if period not in BILLING_PERIODS:
             what = "empty" if not period_raw else f"{period_raw!r} is not a billing period"
             problems.append(f"row {rownum}, column billing_period: {what}; use monthly or annual")

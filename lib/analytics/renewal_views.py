@@ -118,7 +118,7 @@ def renewal_table(renewals: pd.DataFrame) -> pd.DataFrame:
 def timeline(renewals: pd.DataFrame, today: date) -> pd.DataFrame:
     """One point per contract date in the year ahead: label, day, kind (``Opt-out deadline`` or
     ``Renewal``), passed (a deadline already past), advice. Sorted by day."""
-    rows = []
+    rows: list[tuple[str, date | None, str, bool, str]] = []
     for rec in _per_contract(renewals).to_dict("records"):
         scope = rec["integration_label"] or rec["integration"]
         group = renewals[

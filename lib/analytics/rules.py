@@ -13,8 +13,7 @@ import numpy as np
 import pandas as pd
 
 from lib.analytics._engine import _codes_of, _masked
-from lib.schema import CURRENCY_CODES, FAILED_OUTCOMES, GOOD_OUTCOMES, ISO_4217_LIST_ONE, OUTCOMES  # noqa: F401  (re-exported)  # noqa: F401  (one truth, in the base layer)
-from lib.schema import NOT_MONEY as _NOT_MONEY  # noqa: F401
+from lib.schema import CURRENCY_CODES
 
 # ------------------------------------------------------------------ currencies
 

@@ -105,7 +105,7 @@ def spend_gaps(df: pd.DataFrame, options: MetricOptions) -> SpendGaps:
 
 
 def spend_chart_rows(spend: pd.DataFrame, gaps: SpendGaps) -> pd.DataFrame:
-    """``metrics.spend_by_integration``'s rows plus, per integration, the lower bound counted at seats assigned
+    """``totals.spend_by_integration``'s rows plus, per integration, the lower bound counted at seats assigned
     (part ``at_least``), so an integration whose seats bought are not reported is drawn, not left out."""
     floor = gaps.left_out[gaps.left_out["at_least"].notna()]
     if floor.empty:

@@ -15,31 +15,21 @@ import pandas as pd
 
 from lib.analytics.labels import (  # noqa: F401  (the words: re-exported for the pages, D.headers(...))
     FLAG_DISPLAY,
-    LABELS,
     LEFT_OUT_REASONS,
     NOT_REPORTED,
     NOTHING_NEEDS_ATTENTION,
     OUTCOME_LABELS,
     PRICE_SOURCE_LABELS,
     amount_words,
-    fmt_money,
     fmt_pct,
     fmt_seats,
     headers,
     humanize_age,
-    in_currency,
     spend_words,
 )
 from lib.analytics.metrics import MetricOptions
-from lib.analytics.rules import (  # noqa: F401  (the rules: re-exported, D.needs_price(...))
-    FAILED_OUTCOMES,
-    FLAG_SEVERITY,
-    needs_price,
-    paid_mask,
-    priced_paid,
-)
+from lib.analytics.rules import FLAG_SEVERITY, needs_price, paid_mask
 from lib.analytics.spend_gaps import (  # noqa: F401  (re-exported: D.spend_gaps(...))
-    LEFT_OUT_COLUMNS,
     SpendGaps,
     savings_empty_text,
     spend_chart_empty_text,
@@ -48,6 +38,7 @@ from lib.analytics.spend_gaps import (  # noqa: F401  (re-exported: D.spend_gaps
 )
 from lib.analytics.totals import Summary
 from lib.integrations import SEAT_FIELDS, unreported_license_fields
+from lib.schema import FAILED_OUTCOMES
 
 # ------------------------------------------------------------------ filters
 
@@ -674,7 +665,7 @@ def savings_by_license(df: pd.DataFrame, n: int = 15) -> pd.DataFrame:
 _MD_SPECIAL = set("\\`*_{}[]()#+-.!|<>~$:")
 
 
-def md_escape(text: str) -> str:
+def md_escape(text: object) -> str:
     """Vendor text made inert for st.markdown: no links, images, emphasis or HTML from it."""
     return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in str(text))
 

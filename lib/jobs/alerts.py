@@ -114,8 +114,7 @@ def evaluate_latest(store, config_key: str, today: date, rules: Sequence[AlertRu
     options = metric_options(store)
     metrics = add_metrics(latest.licenses, store.get_price_book(), options)
     horizon = max(
-        [max(HORIZONS)]
-        + [int(r.threshold) for r in rules if r.kind == "deadline_within" and r.enabled]
+        [max(HORIZONS)] + [int(r.limit) for r in rules if r.kind == "deadline_within" and r.enabled]
     )
     upcoming = renewals(metrics, store.get_contracts(), today, horizon_days=horizon)
     alerts = evaluate(rules, metrics, latest.accounts, upcoming, today)
@@ -174,8 +173,12 @@ class AlertRun:
 
 def _send(channel: str, notice, channels: AlertChannels) -> tuple[bool, str, datetime]:
     if channel == "email":
+        assert channels.email is not None, "email is a channel only when [alerts.email] is set"
         result = send_email(email_message(notice, channels.email), channels.email)
     else:
+        assert channels.webhook is not None, (
+            "webhook is a channel only when [alerts.webhook] is set"
+        )
         result = post_webhook(slack_payload(notice), channels.webhook)
     return result.ok, result.error, result.attempted_at or datetime.now(UTC)
 

@@ -167,11 +167,12 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
-    from lib.analytics.metrics import add_metrics, prepare, summarize
+    from lib.analytics.metrics import add_metrics
+    from lib.analytics.totals import prepare, summarize
 
     book, options = _analytics(args)
     result = _fetch(settings, quiet=True)
-    from lib.analytics.views import spend_gaps
+    from lib.analytics.spend_gaps import spend_gaps
 
     table = add_metrics(result.licenses, book, options)
     prep = prepare(table, options)
@@ -263,7 +264,8 @@ def strict_json(value) -> str:
 
 def format_summary(summaries: dict, gaps=None) -> str:
     """The two summaries side by side, as a plain-text table (amounts in words: never 0 for unknown)."""
-    from lib.analytics.views import SpendGaps, amount_words, fmt_pct, fmt_seats, spend_words
+    from lib.analytics.labels import amount_words, fmt_pct, fmt_seats, spend_words
+    from lib.analytics.spend_gaps import SpendGaps
 
     a, p = summaries["all_licenses"], summaries["paid_licenses"]
     cur = a.reporting_currency

@@ -50,10 +50,9 @@ def _scaled(values: pd.Series, factors: np.ndarray) -> pd.Series:
     """Whole seats scaled by ``factors`` (half up), NA kept NA."""
     base = values.to_numpy(dtype="float64", na_value=np.nan)
     scaled = np.floor(base * factors + 0.5)
-    return pd.Series(
-        pd.array(np.where(np.isnan(scaled), None, scaled).tolist(), dtype="Int64"),
-        index=values.index,
-    )
+    missing = np.isnan(scaled)
+    whole = np.where(missing, 0, scaled).astype(np.int64)
+    return pd.Series(pd.arrays.IntegerArray(whole, missing), index=values.index)
 
 
 def month_result(base: FetchResult, months_back: int, taken_at: datetime) -> FetchResult:

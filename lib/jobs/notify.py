@@ -182,7 +182,7 @@ def email_settings(secrets: Mapping[str, Any]) -> EmailSettings | None:
         raw = [x for x in raw.split(",")]
     if not isinstance(raw, (list, tuple)) or not raw:
         raise ConfigError(f"{where} recipients: expected a list of email addresses")
-    recipients = []
+    recipients: list[str] = []
     for i, item in enumerate(raw, 1):
         address = _address(item, f"{where} recipients entry {i}")
         if address.lower() in (r.lower() for r in recipients):

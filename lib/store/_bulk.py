@@ -140,6 +140,7 @@ class BulkMixin(StoreBase):
         import pyarrow.csv as pacsv
 
         raw = conn.connection.driver_connection
+        assert raw is not None  # an open connection has its driver's connection
         query = psycopg.ClientCursor(raw).mogrify(sql, params)
         buf = io.BytesIO()
         with raw.cursor() as cur:

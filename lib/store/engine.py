@@ -85,11 +85,11 @@ def database_url(
     unknown = sorted(set(section) - {"url"})
     if unknown:
         raise ConfigError(f"secrets.toml [database]: unknown key {unknown[0]!r}")
-    value = section.get("url")
-    if value not in (None, ""):
-        if not isinstance(value, str):
+    configured = section.get("url")
+    if configured not in (None, ""):
+        if not isinstance(configured, str):
             raise ConfigError("secrets.toml [database] url: expected text")
-        return normalize_url(value, "secrets.toml [database] url")
+        return normalize_url(configured, "secrets.toml [database] url")
     return default_sqlite_url()
 
 

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Insert, or_, select, update
 
 from lib.store.base import StoreBase
 from lib.store.tables import REFRESH_LEASES, SNAPSHOTS, utcnow
@@ -87,14 +87,26 @@ class LeaseMixin(StoreBase):
                 .values(holder=holder, acquired_at=now, expires_at=expires)
             ).rowcount
             if taken != 1:
-                if self.is_sqlite:
-                    from sqlalchemy.dialects.sqlite import insert as dialect_insert
-                else:
-                    from sqlalchemy.dialects.postgresql import insert as dialect_insert
-                stmt = dialect_insert(L).values(
+                row = dict(
                     config_key=config_key, holder=holder, acquired_at=now, expires_at=expires
                 )
-                stmt = stmt.on_conflict_do_nothing(index_elements=["config_key"])
+                stmt: Insert  # the dialect's, for ON CONFLICT DO NOTHING
+                if self.is_sqlite:
+                    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+                    stmt = (
+                        sqlite_insert(L)
+                        .values(**row)
+                        .on_conflict_do_nothing(index_elements=["config_key"])
+                    )
+                else:
+                    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+                    stmt = (
+                        pg_insert(L)
+                        .values(**row)
+                        .on_conflict_do_nothing(index_elements=["config_key"])
+                    )
                 # RETURNING, not rowcount: psycopg does not report a row count for INSERT ... ON CONFLICT.
                 taken = int(conn.execute(stmt.returning(L.c.config_key)).first() is not None)
         if taken != 1:

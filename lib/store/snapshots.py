@@ -290,7 +290,9 @@ class SnapshotMixin(BulkMixin):
                 ).all():
                     fallback[row.account_id] = (row.id, row.taken_at)
             rank = {acc: i for i, acc in enumerate(account_ids)}
-            rank_of_owner = {int(i): r for i, r in zip(att["id"][good], np.flatnonzero(good))}
+            rank_of_owner: dict[int, int] = {
+                int(i): int(r) for i, r in zip(att["id"][good], np.flatnonzero(good))
+            }
             rank_of_owner.update({snap_id: rank[acc] for acc, (snap_id, _) in fallback.items()})
             clauses = (
                 [

@@ -259,6 +259,7 @@ class TrutoClient:
         attempt = 0
         while True:
             attempt += 1
+            delay: float | None  # None: not worth retrying
             waited = self.limiter.acquire(paced_account)
             self._count(account_id, requests=1, wait_seconds=waited)
             outer = self._deadline(account_id)
@@ -358,6 +359,7 @@ class TrutoClient:
     def _exchange(self, url: str, params, headers: dict, auth, exchange: _Exchange):
         """One HTTP exchange: (status, reason, headers, body bytes), the body read in pieces up to the cap."""
         limit = self.settings.max_response_bytes
+        assert self.session is not None  # set in __post_init__
         _CURRENT.exchange = exchange
         try:
             with self.session.get(
@@ -629,6 +631,14 @@ _CURRENT = (
 )  # the exchange this thread is running, for the connection to register with
 
 
+def _exchange_of(conn: HTTPConnection) -> list[_Exchange | None]:
+    """The one-item slot on a pooled connection naming the exchange running on it (None: idle).
+
+    The connection objects are urllib3's; the slot rides in the instance's own attributes.
+    """
+    return vars(conn).setdefault("_exchange", [None])
+
+
 class _Exchange:
     """One HTTP exchange that the watchdog may cut off: its socket is shut down, ending any blocked read."""
 
@@ -641,7 +651,7 @@ class _Exchange:
     def attach(self, conn: HTTPConnection) -> None:
         with self.lock:
             self.conn = conn
-            conn._exchange = self
+            _exchange_of(conn)[0] = self
 
     def cut(self) -> None:
         with self.lock:
@@ -649,7 +659,7 @@ class _Exchange:
                 return
             self.cut_off = True
             conn = self.conn
-            if conn is None or getattr(conn, "_exchange", None) is not self:
+            if conn is None or _exchange_of(conn)[0] is not self:
                 return
             sock = getattr(conn, "sock", None)
         if sock is not None:
@@ -661,8 +671,8 @@ class _Exchange:
     def finish(self) -> None:
         with self.lock:
             self.done = True
-            if self.conn is not None and getattr(self.conn, "_exchange", None) is self:
-                self.conn._exchange = None
+            if self.conn is not None and _exchange_of(self.conn)[0] is self:
+                _exchange_of(self.conn)[0] = None
 
 
 class _Watchdog:

@@ -169,6 +169,8 @@ class Emulator:
     def base_url(self) -> str:
         assert self.server is not None, "emulator not started"
         host, port = self.server.server_address[:2]
+        if isinstance(host, bytes):
+            host = host.decode()
         return f"http://{host}:{port}"
 
     def start(self) -> Emulator:

@@ -226,7 +226,8 @@ def _fetch_account(client: TrutoClient, settings: Settings, account: dict) -> Ac
         status = account.get("status")
         if status != "active":
             out.outcome, out.action = INACTIVE_STATUS.get(
-                status, ("inactive", "Check this account in Truto; it is not active.")
+                status if isinstance(status, str) else "",
+                ("inactive", "Check this account in Truto; it is not active."),
             )
             detail = _text(account.get("last_error"))
             status_words = {"needs_reauth": "needing reauthorisation"}.get(

@@ -190,7 +190,7 @@ def _quantities(raw: list, ids: list, fieldname: str, report) -> pa.Array:
             and not pc.any(pc.or_(pc.less(arr, 0), pc.greater(arr, MAX_SEATS))).as_py()
         ):
             return arr
-    values = []
+    values: list[int | None] = []
     for i, v in enumerate(raw):
         if type(v) is int and 0 <= v <= MAX_SEATS:
             values.append(v)
@@ -227,13 +227,13 @@ def _booleans(raw: list, ids: list, report) -> list:
     return out
 
 
-def _amounts(raw: list, ids: list, report) -> list:
-    out = []
+def _amounts(raw: list, ids: list, report) -> list[float | None]:
+    out: list[float | None] = []
     for i, v in enumerate(raw):
         if v is None:
             out.append(None)
             continue
-        number = None
+        number: float | None = None
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             number = float(v)
         elif isinstance(v, str) and _NUM_TEXT.match(v):
@@ -268,8 +268,8 @@ def _amounts(raw: list, ids: list, report) -> list:
     return out
 
 
-def _currencies(raw: list, ids: list, report) -> list:
-    out = []
+def _currencies(raw: list, ids: list, report) -> list[str | None]:
+    out: list[str | None] = []
     for i, v in enumerate(raw):
         if v is None or v == "":
             out.append(None)
@@ -407,7 +407,7 @@ def _add_listing(
         amounts = _amounts([r.get("unit_amount") for r in records], ids, report)
         currencies = _currencies([r.get("currency") for r in records], ids, report)
     else:
-        amounts = currencies = [None] * n
+        amounts, currencies = [None] * n, [None] * n
     chunks["vendor_unit_amount"].append(pa.array(amounts, type=pa.float64()))
     chunks["vendor_currency"].append(pa.array(currencies, type=pa.large_string()))
     segments.append((n, listing, label))

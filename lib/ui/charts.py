@@ -1,4 +1,4 @@
-"""Plotly figures for the pages, built from the tables in lib/metrics and lib/dashboard.
+"""Plotly figures for the pages, built from the tables lib.analytics computes.
 
 Backgrounds are transparent and colours come from one palette with enough
 contrast on both Streamlit's light and dark themes; axes and hovers carry
@@ -8,6 +8,7 @@ the currency or the percent sign.
 from __future__ import annotations
 
 import html
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -253,7 +254,7 @@ def trend_lines(
             + "<extra></extra>",
         )
     dates = sorted(history[x].unique())
-    xaxis = dict(title="Snapshot date", tickformat="%Y-%m-%d")
+    xaxis: dict[str, Any] = dict(title="Snapshot date", tickformat="%Y-%m-%d")
     if len(dates) <= 14:
         xaxis["tickvals"] = dates  # a few snapshots: mark each, not the hours between them
     axis = dict(title=y_title)

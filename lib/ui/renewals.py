@@ -3,6 +3,8 @@ formats. What they show is computed in :mod:`lib.analytics.renewal_views`."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pandas as pd
 import streamlit as st
 
@@ -237,3 +239,49 @@ def rules_editor(view, rules) -> None:
         else:
             view.store.save_alert_rules(rule_rows(checked), view.actor)
             saved(f"Saved {len(checked)} alert rules.")
+
+
+def contracts(view):
+    """The stored contracts (the page reads them here, never from the store itself)."""
+    return view.store.get_contracts()
+
+
+@dataclass
+class AlertState:
+    """What the Alerts page shows: the rules in force, alert states, deliveries, and what is not yet checked."""
+
+    rules: list
+    rule_problems: list[str]
+    states: pd.DataFrame
+    deliveries: pd.DataFrame
+    pending: pd.DataFrame
+    not_yet_checked: list
+
+
+def alert_state(view) -> AlertState:
+    from datetime import UTC, datetime
+
+    from lib.jobs.alerts import evaluate_latest, rules_in_force
+
+    store, key = view.store, view.config_key
+    problems: list[str] = []
+    try:
+        rules = rules_in_force(store)
+    except AlertRulesError as exc:
+        problems, rules = list(exc.problems), []
+    states = store.alert_states(key)
+    holding = evaluate_latest(store, key, datetime.now(UTC).date(), rules).alerts
+    open_keys = set(states.loc[states["open"], "key"])
+    return AlertState(
+        rules=rules,
+        rule_problems=problems,
+        states=states,
+        deliveries=store.deliveries(key),
+        pending=store.pending_deliveries(key),
+        not_yet_checked=[a for a in holding if a.key not in open_keys],
+    )
+
+
+def open_alerts(view) -> pd.DataFrame:
+    """The open alerts under the view's snapshot key, for the Overview's attention list."""
+    return view.store.alert_states(view.config_key, open_only=True)

@@ -1,0 +1,267 @@
+"""The view a page draws from, the caches behind it, and the loaders: data, refresh, history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from lib.analytics import views as D
+from lib.analytics.metrics import MetricOptions, add_metrics
+from lib.analytics.totals import Summary, prepare, summarize
+from lib.auth import Actor
+from lib.config import ConfigError, Settings, cache_ttl_seconds, load_settings
+from lib.jobs.refresh import metric_options
+from lib.jobs.refresh import refresh as refresh_snapshot
+from lib.schema import LICENSE_COLUMNS
+from lib.store import Store, database_url
+from lib.truto.fetch import FetchError
+
+try:
+    CACHE_TTL_SECONDS = cache_ttl_seconds()
+except ConfigError as _exc:  # reported on the page by load_settings_or_stop
+    CACHE_TTL_SECONDS = 15 * 60
+    _TTL_ERROR: str | None = str(_exc)
+else:
+    _TTL_ERROR = None
+
+
+@dataclass
+class View:
+    """Everything a page draws from, for the current user, filters and data."""
+
+    settings: Settings
+    actor: Actor
+    demo: bool
+    taken_at: datetime | None
+    accounts: pd.DataFrame  # all accounts (latest attempt)
+    problems: pd.DataFrame
+    metrics: pd.DataFrame  # all license rows with metrics
+    filtered: pd.DataFrame  # rows the sidebar filters keep
+    accounts_filtered: pd.DataFrame
+    options: MetricOptions
+    price_book: pd.DataFrame
+    filters: D.Filters
+    names: dict[str, str]
+    store: Store
+    store_url: str
+    config_key: str
+    snapshot_id: int | None
+    _summaries: dict = field(default_factory=dict, repr=False)
+
+    @cached_property
+    def prepared(self):
+        """The filtered rows read once for every total and chart of this run."""
+        return prepare(self.filtered, self.options)
+
+    def summary(self, paid_only: bool = False) -> Summary:
+        if paid_only not in self._summaries:
+            self._summaries[paid_only] = summarize(self.prepared, paid_only=paid_only)
+        return self._summaries[paid_only]
+
+    @property
+    def currency(self) -> str:
+        return self.options.reporting_currency
+
+    @cached_property
+    def audit_log(self) -> pd.DataFrame:
+        """The latest 1,000 changes to prices, rates and settings, newest first."""
+        return self.store.audit_log(limit=1000)
+
+    @cached_property
+    def fx_rates(self) -> dict[str, float]:
+        """The saved exchange rates, {currency: reporting-currency units per unit}."""
+        return self.store.get_fx_rates()
+
+    @cached_property
+    def fx_rates_saved(self) -> pd.DataFrame:
+        """The rates with when and by whom each was saved."""
+        return self.store.fx_rates_saved()
+
+    @cached_property
+    def saved_settings(self) -> dict[str, Any]:
+        """Thresholds, buffer, vendor price period and reporting currency, as saved."""
+        return self.store.get_settings()
+
+
+# ------------------------------------------------------------------ data
+
+
+@st.cache_resource(show_spinner=False)
+def get_store(url: str) -> Store:
+    return Store(url)
+
+
+@st.cache_resource(show_spinner=False, ttl=CACHE_TTL_SECONDS, max_entries=8)
+def _latest(store_url: str, config_key: str, generation: int):
+    """The latest snapshot, read once per generation (bumped by a refresh) and at most every TTL."""
+    return get_store(store_url).latest(config_key)
+
+
+@st.cache_resource(show_spinner=False, ttl=CACHE_TTL_SECONDS, max_entries=8)
+def _metrics(
+    _licenses: pd.DataFrame,
+    _book: pd.DataFrame,
+    options: MetricOptions,
+    snapshot_token: str,
+    book_token: str,
+) -> pd.DataFrame:
+    return add_metrics(_licenses, _book, options)
+
+
+def clear_data_caches() -> None:
+    """After a save: recompute metrics with the new prices, rates or settings."""
+    _metrics.clear()
+
+
+def _generation() -> int:
+    return st.session_state.setdefault("_generation", 0)
+
+
+def refresh(view_store: Store, settings: Settings, config_key: str) -> None:
+    """Fetch anew from Truto (one fetch across users and replicas), showing accounts done out of total."""
+    from lib.truto.source import fetch
+
+    bar = st.progress(0.0, text="Fetching from Truto…")
+
+    def progress(done: int, total: int, _account: str) -> None:
+        bar.progress(done / total if total else 1.0, text=f"Fetched {done} of {total} accounts")
+
+    try:
+        outcome = refresh_snapshot(
+            view_store,
+            config_key,
+            lambda: fetch(settings, progress=progress),
+            requested_at=datetime.now(UTC),
+        )
+    except FetchError as exc:
+        bar.empty()
+        st.error(f"Nothing could be fetched: {D.md_escape(exc)}")
+        return
+    bar.empty()
+    st.session_state["_generation"] = _generation() + 1
+    st.session_state["_refresh_note"] = getattr(outcome, "note", None)
+    _latest.clear()
+    _history.clear()
+
+
+def load_settings_or_stop() -> Settings:
+    if _TTL_ERROR:
+        st.error(f"The dashboard settings have a problem: {_TTL_ERROR}")
+        st.stop()
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        st.error(f"The Truto settings have a problem: {exc}")
+        st.info(
+            "Fix it in `.streamlit/secrets.toml` or the environment, then reload this page. "
+            "Without a token the dashboard runs on the demo data."
+        )
+        st.stop()
+
+
+def open_store_or_stop() -> tuple[Store, str]:
+    """The configured database, or a message that names no password and stops the page."""
+    from lib.store import redact_url
+
+    try:
+        url = database_url()
+    except ConfigError as exc:
+        st.error(f"The database setting has a problem: {D.md_escape(exc)}")
+        st.stop()
+    try:
+        return get_store(url), url
+    except Exception as exc:  # noqa: BLE001  (driver errors can quote the URL: show the type only)
+        st.error(
+            f"Could not open the database {D.md_escape(redact_url(url))} ({type(exc).__name__}). "
+            "Check DATABASE_URL or [database] url, the server and the credentials."
+        )
+        st.stop()
+
+
+def config_key(settings: Settings) -> str:
+    from lib.jobs.sync import config_key as key
+
+    return key(settings)
+
+
+def load_view(actor: Actor) -> View:
+    """Settings, database, the latest snapshot with metrics, and the sidebar filters applied."""
+    from lib.ui.sidebar import sidebar_filters  # the sidebar draws from the view: one direction
+
+    settings = load_settings_or_stop()
+    store, url = open_store_or_stop()
+    key = config_key(settings)
+    if settings.demo:
+        _seed_demo(url, key)
+    latest = _latest(url, key, _generation())
+    if latest.is_empty:
+        refresh(store, settings, key)
+        latest = _latest(url, key, _generation())
+    options = metric_options(store)
+    book = store.get_price_book()
+    book_token = str(pd.util.hash_pandas_object(book, index=False).sum()) if len(book) else "empty"
+    metrics = _metrics(latest.licenses, book, options, f"{key}:{latest.taken_at}", book_token)
+    filters = sidebar_filters(latest.accounts)
+    names = D.account_names(latest.accounts)
+    return View(
+        settings=settings,
+        actor=actor,
+        demo=settings.demo,
+        taken_at=latest.taken_at,
+        accounts=latest.accounts,
+        problems=latest.problems,
+        metrics=metrics,
+        filtered=D.apply_filters(metrics, filters),
+        accounts_filtered=D.filter_accounts(latest.accounts, filters),
+        options=options,
+        price_book=book,
+        filters=filters,
+        names=names,
+        store=store,
+        store_url=url,
+        config_key=key,
+        snapshot_id=latest.snapshot_id,
+    )
+
+
+@st.cache_resource(show_spinner=False)
+def _seed_demo(store_url: str, key: str) -> bool:
+    """On a new database: the demo price book and rates, and a year of monthly demo snapshots."""
+    from lib.jobs.demo import seed_demo_pricing
+    from lib.jobs.demo_history import seed_demo_history
+
+    store = get_store(store_url)
+    seed_demo_pricing(store)
+    seed_demo_history(store, key, datetime.now(UTC))
+    return True
+
+
+# ------------------------------------------------------------------ history
+
+
+@st.cache_resource(show_spinner=False, ttl=CACHE_TTL_SECONDS, max_entries=4)
+def _history(
+    store_url: str, config_key: str, snapshot_id: int | None, days: int | None
+) -> pd.DataFrame:
+    """Keyed by the latest snapshot's id: a new snapshot (from any user, replica or sync) is a new key."""
+    since = (
+        None if days is None else pd.Timestamp.now(tz="UTC").floor("D") - pd.Timedelta(days=days)
+    )
+    return get_store(store_url).history(
+        config_key, since=since.to_pydatetime() if since is not None else None
+    )
+
+
+def history(view: View, days: int | None = 365) -> pd.DataFrame:
+    """License rows of the last ``days`` (None: all kept) with spend at today's prices, under the sidebar filters."""
+    hist = _history(view.store_url, view.config_key, view.snapshot_id, days)
+    if hist.empty:
+        return hist
+    with_metrics = add_metrics(hist[list(LICENSE_COLUMNS)], view.price_book, view.options)
+    with_metrics["taken_at"] = hist["taken_at"].to_numpy()
+    return D.apply_filters(with_metrics, view.filters)
