@@ -50,6 +50,7 @@ if str(ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from lib.analytics import groupings  # noqa: E402
 from lib.analytics import metrics as M  # noqa: E402
 from lib.analytics import totals as T  # noqa: E402
 from lib.analytics.pricing import validate_price_book  # noqa: E402
@@ -192,10 +193,10 @@ def _summaries(prepared: T.PreparedMetrics) -> dict:
 
 def _groups(prepared: T.PreparedMetrics) -> dict:
     return {
-        **T.all_group_summaries(prepared),
-        "top_idle": T.top_idle_spend(prepared, 10),
-        "utilization": T.utilization_by_integration(prepared),
-        "spend": T.spend_by_integration(prepared),
+        **groupings.all_group_summaries(prepared),
+        "top_idle": groupings.top_idle_spend(prepared, 10),
+        "utilization": groupings.utilization_by_integration(prepared),
+        "spend": groupings.spend_by_integration(prepared),
     }
 
 

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from lib import ui
-from lib.analytics import totals as T
+from lib.analytics import groupings
 from lib.analytics import views as D
 from lib.ui import charts
 from lib.ui import renewals as U
@@ -27,7 +27,7 @@ left, right = st.columns(2, gap="large")
 with left:
     st.subheader("Top idle spend")
     st.caption("Licenses whose bought-but-unassigned seats cost the most per year.")
-    top = T.top_idle_spend(view.prepared, 10)
+    top = groupings.top_idle_spend(view.prepared, 10)
     if top.empty:
         st.info(
             "No idle spend to show: either every seat bought is assigned, or the licenses with idle seats "
@@ -39,7 +39,7 @@ with left:
 with right:
     st.subheader("Utilization per integration")
     st.caption("Seats assigned ÷ seats bought, over licenses that report both.")
-    util = T.utilization_by_integration(view.prepared)
+    util = groupings.utilization_by_integration(view.prepared)
     if util["utilization_pct"].notna().any():
         st.plotly_chart(charts.utilization_by_integration(util), key="chart-util-integration")
     else:

@@ -6,7 +6,8 @@ import streamlit as st
 
 from lib import ui
 from lib.analytics import renewal_views as R
-from lib.analytics.contracts import HORIZONS, renewals, to_ics
+from lib.analytics.ical import to_ics
+from lib.analytics.renewals import HORIZONS, renewals
 from lib.export import dated_filename
 from lib.ui import charts
 from lib.ui import renewals as U

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from lib import ui
-from lib.analytics import totals as T
+from lib.analytics import groupings
 from lib.analytics import views as D
 from lib.ui import charts
 
@@ -47,7 +47,7 @@ ui.tiles(
 )
 
 st.subheader("Spend per integration")
-spend = D.spend_chart_rows(T.spend_by_integration(view.prepared, paid_only=True), gaps)
+spend = D.spend_chart_rows(groupings.spend_by_integration(view.prepared, paid_only=True), gaps)
 if spend.empty:
     st.info(D.spend_chart_empty_text(view.filtered, gaps))
 else:

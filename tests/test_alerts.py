@@ -7,18 +7,11 @@ from datetime import date
 
 import pytest
 
-from lib.analytics.alerts import (
-    DEFAULT_RULES,
-    Alert,
-    AlertRule,
-    AlertRulesError,
-    alert_key,
-    digest,
-    evaluate,
-    transition,
-    validate_rules,
-)
-from lib.analytics.contracts import CONTRACT_COLUMNS, load_contracts, renewals
+from lib.analytics.alert_rules import DEFAULT_RULES, AlertRule, AlertRulesError, validate_rules
+from lib.analytics.alerts import Alert, alert_key, evaluate, transition
+from lib.analytics.contracts import CONTRACT_COLUMNS, load_contracts
+from lib.analytics.digest import digest
+from lib.analytics.renewals import renewals
 from lib.config import ConfigError
 from tests.license_tables import account_table, license_row, with_metrics
 

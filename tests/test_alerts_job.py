@@ -10,7 +10,7 @@ from email import policy
 
 import pytest
 
-from lib.analytics.alerts import AlertRule
+from lib.analytics.alert_rules import AlertRule
 from lib.auth import Actor
 from lib.jobs.alerts import rule_rows
 from lib.store import Store

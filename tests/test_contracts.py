@@ -11,18 +11,14 @@ import pytest
 from lib.analytics.contracts import (
     CONTRACT_COLUMNS,
     CONTRACT_DTYPES,
-    RENEWAL_COLUMNS,
     ContractsError,
-    contracts_from_billing,
     contracts_to_csv,
     load_contracts,
-    merge_contracts,
-    next_renewal,
-    opt_out_deadline,
-    renewals,
-    to_ics,
     validate_contracts,
 )
+from lib.analytics.ical import to_ics
+from lib.analytics.renewals import RENEWAL_COLUMNS, next_renewal, opt_out_deadline, renewals
+from lib.analytics.vendor_contracts import contracts_from_billing, merge_contracts
 from lib.export import to_csv_bytes
 from tests.license_tables import license_row, with_metrics
 

@@ -5,9 +5,10 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from lib.analytics import totals as T
+from lib.analytics import groupings
 from lib.analytics import views as D
 from lib.analytics.metrics import MetricOptions, add_metrics
+from lib.analytics.rules import needs_price
 from lib.analytics.totals import summarize
 from lib.analytics.trends import trend_frame
 from lib.schema import LICENSE_COLUMNS
@@ -363,7 +364,7 @@ def test_spend_counts_seats_assigned_as_a_lower_bound_where_seats_bought_are_not
     assert (
         "counted at seats assigned × price (USD 30,786)" in why and "report no seat counts" in why
     )
-    chart = D.spend_chart_rows(T.spend_by_integration(df, options, paid_only=True), gaps)
+    chart = D.spend_chart_rows(groupings.spend_by_integration(df, options, paid_only=True), gaps)
     zoom = chart[chart["integration_label"] == "Zoom"]
     assert list(zoom["part"]) == ["at_least"] and list(zoom["amount"]) == [30_786.0]
 
@@ -410,7 +411,9 @@ def test_zoom_empty_states_are_true_of_zoom():
     df, options = _partly_reported()
     zoom = D.apply_filters(df, D.Filters(integrations=("Zoom",)))
     gaps = D.spend_gaps(zoom, options)
-    assert not D.spend_chart_rows(T.spend_by_integration(zoom, options, paid_only=True), gaps).empty
+    assert not D.spend_chart_rows(
+        groupings.spend_by_integration(zoom, options, paid_only=True), gaps
+    ).empty
     text = D.savings_empty_text(zoom)
     assert text.startswith("No savings can be computed") and "within its buffer" not in text
     atl = D.apply_filters(df, D.Filters(integrations=("Atlassian",)))
@@ -436,7 +439,7 @@ def test_all_priced_rows_lists_only_priced_rows_with_price_from_in_words():
 
 
 def test_charts_escape_vendor_text():
-    from lib.analytics.totals import top_idle_spend
+    from lib.analytics.groupings import top_idle_spend
     from lib.ui import charts
 
     df = _table()
@@ -469,7 +472,7 @@ def test_not_reported_stays_not_reported_in_page_tables():
 
 def test_unpriced_rule_is_the_same_for_attention_table_and_tile():
     df = _table()
-    count = int(D.needs_price(df).sum())
+    count = int(needs_price(df).sum())
     assert count == len(D.unpriced_paid(df)) == 1
     gaps = D.spend_gaps(df, MetricOptions(fx_rates={"EUR": 1.5}))
     assert gaps.count("no_price") == count
@@ -495,7 +498,7 @@ def test_seats_chart_draws_partly_reported_licenses_apart():
     from lib.ui import charts
 
     df, options = _partly_reported()
-    groups = T.group_summary(df, ["integration_label"], options)
+    groups = groupings.group_summary(df, ["integration_label"], options)
     fig = charts.assigned_vs_unassigned(groups, "integration_label")
     bars = {t.name: dict(zip(t.y, t.x)) for t in fig.data}
     partly = bars["Partly reported (only bought or only assigned)"]
@@ -508,7 +511,7 @@ def test_seats_chart_draws_partly_reported_licenses_apart():
     assert (
         bars["Assigned"]["Salesforce"] == 328 and bars["Bought, not assigned"]["Salesforce"] == 4792
     )
-    paid = T.group_summary(df, ["integration_label"], options, paid_only=True)
+    paid = groupings.group_summary(df, ["integration_label"], options, paid_only=True)
     assert (
         paid.set_index("integration_label").loc["Salesforce", "total_seats"] == 120
     )  # paid-only default

@@ -9,13 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from lib.analytics import groupings, totals
 from lib.analytics import labels as L
 from lib.analytics import metrics as M
 from lib.analytics import rules as R
-from lib.analytics import totals
+from lib.analytics.groupings import group_summary
 from lib.analytics.metrics import METRIC_COLUMNS, MetricOptions, add_metrics
 from lib.analytics.pricing import PriceBookError, load_price_book
-from lib.analytics.totals import group_summary, summarize
+from lib.analytics.totals import summarize
 from lib.schema import LICENSE_COLUMNS
 from lib.truto.normalize import Listing, build_license_table
 from tests.factories import lic
@@ -653,8 +654,8 @@ def test_totals_do_not_change_the_table(estate):
         prepared = totals.prepare(estate, OPTIONS)
         summarize(prepared)
         summarize(prepared, paid_only=True)
-        totals.all_group_summaries(prepared)
-        totals.spend_by_integration(estate, OPTIONS)
+        groupings.all_group_summaries(prepared)
+        groupings.spend_by_integration(estate, OPTIONS)
     pd.testing.assert_frame_equal(estate, before)
     assert summarize(estate, OPTIONS).annual_spend == 13080.0
 
@@ -707,7 +708,7 @@ def test_group_summary_by_integration(estate):
         and na(ds["used_annual_spend"])
     )
     assert na(at["total_seats"]) and na(at["annual_spend"]) and at["unpriced_paid_licenses"] == 1
-    assert list(g.columns) == totals.GROUP_FIGURES
+    assert list(g.columns) == groupings.GROUP_FIGURES
 
 
 def test_group_summary_keys_and_empty_keys(estate):
@@ -730,17 +731,17 @@ def test_group_summary_keys_and_empty_keys(estate):
 
 
 def test_chart_helpers(estate):
-    top = totals.top_idle_spend(estate, 10, OPTIONS)
+    top = groupings.top_idle_spend(estate, 10, OPTIONS)
     assert top[["integration_label", "license_name", "idle_annual_spend"]].values.tolist() == [
         ["GitHub", "Enterprise", 504.0]
     ]
-    util = totals.utilization_by_integration(estate, OPTIONS)
+    util = groupings.utilization_by_integration(estate, OPTIONS)
     assert util["integration_label"].tolist() == [
         "GitHub",
         "Atlassian",
         "DocuSign",
     ]  # known first, NA last
-    spend = totals.spend_by_integration(estate, OPTIONS)
+    spend = groupings.spend_by_integration(estate, OPTIONS)
     assert spend[["integration_label", "part", "amount"]].values.tolist() == [
         ["DocuSign", "not_reported", 10560.0],
         ["GitHub", "used", 2016.0],
@@ -750,7 +751,7 @@ def test_chart_helpers(estate):
 
 
 def test_labels_say_allocation_not_activity():
-    for col in list(LICENSE_COLUMNS) + METRIC_COLUMNS + totals.GROUP_FIGURES:
+    for col in list(LICENSE_COLUMNS) + METRIC_COLUMNS + groupings.GROUP_FIGURES:
         assert col in L.LABELS, col
     assert "assigned ÷ bought" in L.LABELS["utilization_pct"]
     assert "not activity" in L.MEASURE

@@ -11,12 +11,13 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from lib.analytics import groupings, totals
 from lib.analytics import metrics as M
 from lib.analytics import rules as R
-from lib.analytics import totals
+from lib.analytics.groupings import group_summary
 from lib.analytics.metrics import MetricOptions, add_metrics
 from lib.analytics.pricing import validate_price_book
-from lib.analytics.totals import group_summary, summarize
+from lib.analytics.totals import summarize
 from lib.truto.normalize import Listing, build_license_table
 
 settings.register_profile(
@@ -341,7 +342,7 @@ def test_spend_splits_into_used_idle_and_not_reported(case):
         for x in (s.used_annual_spend, s.idle_annual_spend, s.unsplit_annual_spend)
     )
     assert parts == round(s.annual_spend * 100)
-    chart = totals.spend_by_integration(df, options)
+    chart = groupings.spend_by_integration(df, options)
     assert round(chart["amount"].sum() * 100) == round(s.annual_spend * 100)
     assert (chart["amount"] >= 0).all()
 

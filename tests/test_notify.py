@@ -20,7 +20,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
-from lib.analytics.alerts import Alert, Notice, Section
+from lib.analytics.alerts import Alert
+from lib.analytics.digest import Notice, Section
 from lib.config import ConfigError, Secret
 from lib.jobs.notify import (
     DeliveryResult,

@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 
 from lib.analytics import renewal_views as R
-from lib.analytics.alerts import DEFAULT_RULES, AlertRulesError
-from lib.analytics.contracts import load_contracts, renewals
+from lib.analytics.alert_rules import DEFAULT_RULES, AlertRulesError
+from lib.analytics.contracts import load_contracts
+from lib.analytics.renewals import renewals
 from tests.test_alerts import TODAY, contracts_csv, table
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import inspect
 
-from lib.analytics.alerts import DEFAULT_RULES, validate_rules
+from lib.analytics.alert_rules import DEFAULT_RULES, validate_rules
 from lib.analytics.contracts import load_contracts
 from lib.auth import Actor
 from lib.schema import CONTRACT_COLUMNS, CONTRACT_DTYPES

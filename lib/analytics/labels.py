@@ -366,3 +366,12 @@ def export_columns(columns: Iterable[str], currency: str) -> dict[str, str]:
 def export_frame(df: pd.DataFrame, currency: str) -> pd.DataFrame:
     """``df`` with its columns named for a CSV export (:func:`export_columns`); the values are unchanged."""
     return df.rename(columns=export_columns(df.columns, currency))
+
+
+def account_names(accounts: pd.DataFrame) -> dict[str, str]:
+    """Account id -> "GitHub · acme-corp · 1a2b3c4d" for pickers and tables."""
+    out = {}
+    for row in accounts.itertuples(index=False):
+        tenant = row.tenant_id if isinstance(row.tenant_id, str) else "no tenant"
+        out[row.account_id] = f"{row.integration_label} · {tenant} · {str(row.account_id)[:8]}"
+    return out

@@ -13,9 +13,9 @@ from typing import Any
 
 import pandas as pd
 
-from lib.analytics.alerts import AlertRule, validate_rules
-from lib.analytics.contracts import RENEWAL_LABELS
+from lib.analytics.alert_rules import AlertRule, validate_rules
 from lib.analytics.labels import NOT_REPORTED, fmt_money, headers
+from lib.analytics.renewals import RENEWAL_LABELS
 from lib.analytics.views import Tile
 
 # The renewal table: the license, the dates, the seats, the money, the advice; the key last.

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from lib.analytics.groupings import group_summary
 from lib.analytics.metrics import MetricOptions
-from lib.analytics.totals import PreparedMetrics, group_summary, prepare
+from lib.analytics.totals import PreparedMetrics, prepare
 
 ALL = "All"  # the drill-down choice that keeps every row of the level
 TOP_LICENSES = 25  # bars in the per-license seat chart

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
+from lib.analytics.attention import Attention, attention  # noqa: F401  (re-exported: D.attention(...))
 from lib.analytics.labels import (  # noqa: F401  (the words: re-exported for the pages, D.headers(...))
     FLAG_DISPLAY,
     LEFT_OUT_REASONS,
@@ -20,6 +21,7 @@ from lib.analytics.labels import (  # noqa: F401  (the words: re-exported for th
     NOTHING_NEEDS_ATTENTION,
     OUTCOME_LABELS,
     PRICE_SOURCE_LABELS,
+    account_names,
     amount_words,
     fmt_pct,
     fmt_seats,
@@ -27,8 +29,17 @@ from lib.analytics.labels import (  # noqa: F401  (the words: re-exported for th
     humanize_age,
     spend_words,
 )
-from lib.analytics.metrics import MetricOptions
-from lib.analytics.rules import FLAG_SEVERITY, needs_price, paid_mask
+from lib.analytics.price_book_views import (  # noqa: F401  (re-exported for the pages: D.fx_table(...))
+    change_history,
+    fx_table,
+    not_converted,
+    price_book_changes,
+    price_book_rows_for,
+    price_book_with_ids,
+    savings_by_license,
+    unpriced_paid,
+)
+from lib.analytics.rules import FLAG_SEVERITY, paid_mask
 from lib.analytics.spend_gaps import (  # noqa: F401  (re-exported: D.spend_gaps(...))
     SpendGaps,
     savings_empty_text,
@@ -88,15 +99,6 @@ def filter_choices(accounts: pd.DataFrame) -> dict[str, list[str]]:
         "integrations": sorted({t for t in accounts["integration_label"].dropna()}),
         "accounts": list(accounts["account_id"]),
     }
-
-
-def account_names(accounts: pd.DataFrame) -> dict[str, str]:
-    """Account id -> "GitHub · acme-corp · 1a2b3c4d" for pickers and tables."""
-    out = {}
-    for row in accounts.itertuples(index=False):
-        tenant = row.tenant_id if isinstance(row.tenant_id, str) else "no tenant"
-        out[row.account_id] = f"{row.integration_label} · {tenant} · {str(row.account_id)[:8]}"
-    return out
 
 
 def _scope_mask(df: pd.DataFrame, filters: Filters) -> np.ndarray:
@@ -300,161 +302,12 @@ def money_tile(label: str, value_text: str, help_text: str, note: str | None) ->
     return Tile(label, tile_value(value_text), help_text, tile_note(value_text, note))
 
 
-# ------------------------------------------------------------------ attention list
+_MD_SPECIAL = set("\\`*_{}[]()#+-.!|<>~$:")
 
 
-@dataclass
-class Attention:
-    kind: str
-    text: str
-    page: str  # a page key of ui.PAGE_FILES
-    count: int
-
-
-def attention(
-    df: pd.DataFrame,
-    accounts: pd.DataFrame,
-    problems: pd.DataFrame,
-    summary: Summary,
-    options: MetricOptions,
-    names: dict[str, str] | None = None,
-    limit: int = 3,
-    open_alerts: pd.DataFrame | None = None,
-) -> list[Attention]:
-    """What needs a person's attention, most urgent first, each pointing at the page that shows it.
-
-    ``open_alerts``: the open alerts (``Store.alert_states(key, open_only=True)``: severity, title),
-    listed first, critical ones named first.
-
-    Free licenses (flag ``free``) cost nothing: they are never under-used or over-allocated here.
-    Licenses without seat counts are an item of their own: "nothing needs attention" must not hide them.
-    """
-    names = names or account_names(accounts)
-    items: list[Attention] = []
-
-    def sample(rows: pd.DataFrame) -> str:
-        labels = [
-            f"{_name(r.license_name, r.license_id)} ({r.integration_label})"
-            for r in rows.head(limit).itertuples()
-        ]
-        more = len(rows) - limit
-        return ", ".join(labels) + (f" and {more} more" if more > 0 else "")
-
-    if open_alerts is not None and len(open_alerts):
-        rank = open_alerts["severity"].map({"critical": 0, "warning": 1}).fillna(2)
-        ranked = open_alerts.assign(_rank=rank).sort_values("_rank", kind="stable")
-        critical = int((open_alerts["severity"] == "critical").sum())
-        more = len(ranked) - limit
-        titles = "; ".join(str(t) for t in ranked["title"].head(limit)) + (
-            f" and {more} more" if more > 0 else ""
-        )
-        items.append(
-            Attention(
-                "open_alerts",
-                f"{len(open_alerts)} alert(s) open"
-                + (f", {critical} critical" if critical else "")
-                + f" — {titles}.",
-                "alerts",
-                len(open_alerts),
-            )
-        )
-    failed = accounts[accounts["outcome"].isin(FAILED_OUTCOMES)]
-    if len(failed):
-        who = ", ".join(
-            f"{names.get(a, a)}: {OUTCOME_LABELS.get(o, o).lower()}"
-            for a, o in zip(failed["account_id"].head(limit), failed["outcome"].head(limit))
-        )
-        items.append(
-            Attention(
-                "failed_accounts",
-                f"{len(failed)} account(s) could not be fetched — {who}.",
-                "accounts",
-                len(failed),
-            )
-        )
-    over = df[df["flag"] == "over_allocated"].sort_values("over_allocated_seats", ascending=False)
-    if len(over):
-        items.append(
-            Attention(
-                "over_allocated",
-                f"{len(over)} license(s) have more seats assigned than bought — "
-                f"{sample(over)}. Buy seats or reclaim them before the vendor's true-up.",
-                "utilization",
-                len(over),
-            )
-        )
-    under = df[(df["flag"] == "under_used")].sort_values(
-        "idle_annual_cost_reporting", ascending=False, na_position="last"
-    )
-    if len(under):
-        items.append(
-            Attention(
-                "under_used",
-                f"{len(under)} license(s) have fewer than "
-                f"{options.under_used_pct:g}% of their seats assigned — {sample(under)}.",
-                "utilization",
-                len(under),
-            )
-        )
-    silent = df[df["flag"] == "not_reported"]
-    if len(silent):
-        spend = (
-            "their spend is unknown"
-            if silent["annual_cost"].isna().all()
-            else "part of their spend is unknown"
-        )
-        items.append(
-            Attention(
-                "not_reported",
-                f"{len(silent)} license(s) report no seat counts through Truto — "
-                f"{sample(silent)}. Their utilization, idle seats and savings cannot be computed and "
-                f"{spend}; they are not 0. The Accounts page lists which fields each integration "
-                "does not report.",
-                "accounts",
-                len(silent),
-            )
-        )
-    unpriced = df[needs_price(df)]
-    if len(unpriced):
-        items.append(
-            Attention(
-                "unpriced",
-                f"{len(unpriced)} paid license(s) have no price, so their spend is "
-                f"unknown — {sample(unpriced)}. Add them to the price book.",
-                "price_book",
-                len(unpriced),
-            )
-        )
-    if summary.excluded_by_currency:
-        cur = ", ".join(summary.excluded_by_currency)
-        items.append(
-            Attention(
-                "no_rate",
-                f"Spend in {cur} is left out of the {summary.reporting_currency} totals: "
-                f"add an exchange rate for it.",
-                "price_book",
-                len(summary.excluded_by_currency),
-            )
-        )
-    if len(problems):
-        items.append(
-            Attention(
-                "data_problems",
-                f"{len(problems)} license record(s) arrived malformed and are "
-                "shown as not reported where they were unreadable.",
-                "accounts",
-                len(problems),
-            )
-        )
-    return items
-
-
-def _name(name, license_id) -> str:
-    """A license's name for a sentence: the name, else its id (a vendor may not report names)."""
-    for value in (name, license_id):
-        if isinstance(value, str) and value:
-            return value
-    return "(unnamed license)"
+def md_escape(text: object) -> str:
+    """Vendor text made inert for st.markdown: no links, images, emphasis or HTML from it."""
+    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in str(text))
 
 
 # ------------------------------------------------------------------ page tables
@@ -582,238 +435,3 @@ def accounts_view(accounts: pd.DataFrame) -> pd.DataFrame:
         ["_o", "integration_label"], kind="stable"
     )
     return out[ACCOUNT_VIEW_COLUMNS + extra].reset_index(drop=True)
-
-
-def unpriced_paid(df: pd.DataFrame) -> pd.DataFrame:
-    """Paid (or paid-status-unknown) licenses without a price, one per integration + license name."""
-    rows = df[needs_price(df)]
-    grouped = (
-        rows.groupby(
-            ["integration", "integration_label", "license_name"], dropna=False, observed=True
-        )
-        .agg(
-            license_id=("license_id", "first"),
-            total_seats=("total_seats", lambda s: s.sum(min_count=1)),  # none reported: not 0
-            accounts=("account_id", "nunique"),
-        )
-        .reset_index()
-    )
-    return grouped.sort_values(
-        ["integration_label", "license_name"], na_position="last"
-    ).reset_index(drop=True)
-
-
-def price_book_rows_for(
-    unpriced: pd.DataFrame, currency: str, period: str = "annual"
-) -> pd.DataFrame:
-    """Price-book rows to fill in for unpriced licenses (price left empty for the user)."""
-    return pd.DataFrame(
-        {
-            "integration": unpriced["integration_label"].astype("string"),
-            "license_id": pd.array([pd.NA] * len(unpriced), dtype="string"),
-            "license_name": unpriced["license_name"].astype("string"),
-            "unit_price": pd.array([pd.NA] * len(unpriced), dtype="Float64"),
-            "currency": pd.array([currency] * len(unpriced), dtype="string"),
-            "billing_period": pd.array([period] * len(unpriced), dtype="string"),
-        }
-    )
-
-
-def not_converted(df: pd.DataFrame) -> pd.DataFrame:
-    """Spend per currency that has no exchange rate (kept in its own currency)."""
-    rows = df[df["annual_cost"].notna() & df["annual_cost_reporting"].isna()]
-    if rows.empty:
-        return pd.DataFrame(
-            {
-                "currency": pd.Series(dtype="string"),
-                "licenses": pd.Series(dtype="Int64"),
-                "annual_cost": pd.Series(dtype="Float64"),
-                "idle_annual_cost": pd.Series(dtype="Float64"),
-            }
-        )
-    return (
-        rows.groupby("currency", observed=True)
-        .agg(
-            licenses=("license_name", "size"),
-            annual_cost=("annual_cost", lambda s: s.sum(min_count=1)),
-            idle_annual_cost=("idle_annual_cost", lambda s: s.sum(min_count=1)),
-        )
-        .reset_index()
-    )
-
-
-def savings_by_license(df: pd.DataFrame, n: int = 15) -> pd.DataFrame:
-    rows = df[df["potential_annual_savings_reporting"].fillna(0) > 0]
-    cols = [
-        "license_name",
-        "integration_label",
-        "potential_annual_savings_reporting",
-        "total_seats",
-        "recommended_seats",
-        "assigned_seats",
-        "account_id",
-        "organization_name",
-        "reporting_currency",
-    ]
-    return (
-        rows.sort_values("potential_annual_savings_reporting", ascending=False)[cols]
-        .head(n)
-        .reset_index(drop=True)
-    )
-
-
-_MD_SPECIAL = set("\\`*_{}[]()#+-.!|<>~$:")
-
-
-def md_escape(text: object) -> str:
-    """Vendor text made inert for st.markdown: no links, images, emphasis or HTML from it."""
-    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in str(text))
-
-
-def fx_table(
-    rates: dict[str, float], reporting_currency: str, saved: pd.DataFrame | None = None
-) -> pd.DataFrame:
-    """Exchange rates as an editable table, without the reporting currency's own rate of 1.
-
-    With ``saved`` (``Store.fx_rates_saved()``): when (UTC) and by whom each rate was saved, empty when not known.
-    """
-    items = sorted((c, r) for c, r in rates.items() if c != reporting_currency)
-    out = pd.DataFrame(
-        {
-            "currency": pd.array([c for c, _ in items], dtype="string"),
-            "rate": pd.array([r for _, r in items], dtype="Float64"),
-        }
-    )
-    if saved is not None:
-        by = saved.drop_duplicates("currency").set_index("currency")
-        out["saved_at"] = out["currency"].map(by["saved_at"]).astype("datetime64[us, UTC]")
-        out["saved_by"] = out["currency"].map(by["saved_by"]).astype("string")
-    return out
-
-
-def price_book_with_ids(book: pd.DataFrame, licenses: pd.DataFrame) -> pd.DataFrame:
-    """The price book with an empty license ID filled from the licenses the dashboard knows.
-
-    Only where the row's integration and name (ignoring case) name licenses with exactly one ID: the row then
-    prices the same licenses by ID as by name. Other rows keep an empty ID.
-    """
-    from lib.integrations import integration_key
-
-    out = book.copy()
-    if out.empty or licenses.empty:
-        return out
-    known = licenses[licenses["license_name"].notna()]
-    # a name whose licenses all carry one ID (a license without an ID would no longer be priced by an ID row)
-    ids = (
-        known.assign(
-            _k=known["integration"].astype(str).map(integration_key),
-            _n=known["license_name"].astype(str).str.strip().str.casefold(),
-        )
-        .groupby(["_k", "_n"])["license_id"]
-        .agg(lambda s: s.iloc[0] if s.notna().all() and s.nunique() == 1 else pd.NA)
-    )
-    ids = ids[ids.notna()].to_dict()
-    empty = out["license_id"].isna() & out["license_name"].notna()
-    keys = zip(
-        out["integration"].astype(str).map(integration_key),
-        out["license_name"].astype(str).str.strip().str.casefold(),
-    )
-    found = pd.array([ids.get(k, pd.NA) for k in keys], dtype="string")
-    out["license_id"] = out["license_id"].astype("string").where(~empty, found)
-    return out
-
-
-def _audit_detail(text) -> dict:
-    import json
-
-    try:
-        detail = json.loads(text)
-    except (TypeError, ValueError):
-        return {}
-    return detail if isinstance(detail, dict) else {}
-
-
-def price_book_changes(book: pd.DataFrame, audit: pd.DataFrame) -> pd.DataFrame:
-    """The price book with each row's last change: ``changed_at`` (UTC) and ``changed_by``, empty when the
-    audit log does not name the row (a save before rows were named in it)."""
-    from lib.schema import price_row_label
-
-    last: dict[str, tuple] = {}
-    for at, who, what in zip(audit["at"], _who(audit), audit["detail"]):
-        for label in _audit_detail(what).get("changed", []):
-            last.setdefault(label, (at, who))  # newest first: the first mention is the last change
-    labels = [
-        price_row_label(*r)
-        for r in zip(book["integration"], book["license_id"], book["license_name"])
-    ]
-    out = book.copy()
-    out["changed_at"] = pd.Series(
-        [last.get(k, (pd.NaT, None))[0] for k in labels],
-        index=book.index,
-        dtype="datetime64[us, UTC]",
-    )
-    out["changed_by"] = pd.array([last.get(k, (None, None))[1] for k in labels], dtype="string")
-    return out
-
-
-def _who(audit: pd.DataFrame) -> list[str]:
-    return [
-        "open access (no sign-in)"
-        if role == "open"
-        else (email if isinstance(email, str) else name if isinstance(name, str) else "unknown")
-        for email, name, role in zip(audit["actor_email"], audit["actor_name"], audit["actor_role"])
-    ]
-
-
-_ACTIONS = {"price_book": "Prices", "fx_rates": "Exchange rates", "settings": "Settings"}
-
-
-def _fmt_num(v) -> str:
-    return f"{v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
-
-
-def change_history(audit: pd.DataFrame) -> pd.DataFrame:
-    """The audit log as a table: at (UTC), who, what changed, newest first."""
-    whats = []
-    for action, text in zip(audit["action"], audit["detail"]):
-        d = _audit_detail(text)
-        if action == "price_book":
-            what = f"Prices: {d.get('entries_before', '?')} → {d.get('entries_after', '?')} rows"
-            if d.get("changed"):
-                shown = d["changed"][:5]
-                what += (
-                    "; changed "
-                    + ", ".join(shown)
-                    + (f" and {len(d['changed']) - 5} more" if len(d["changed"]) > 5 else "")
-                )
-        elif action == "fx_rates":
-            own = d.get("reporting_currency")  # its own rate of 1 is not a change anyone made
-            before = {c: r for c, r in (d.get("before") or {}).items() if c != own}
-            after = {c: r for c, r in (d.get("after") or {}).items() if c != own}
-            moved = [
-                f"{c} {_fmt_num(before[c])} → {_fmt_num(after[c])}"
-                if c in before
-                else f"{c} {_fmt_num(after[c])} (new)"
-                for c in sorted(after)
-                if before.get(c) != after[c]
-            ]
-            moved += [f"{c} removed" for c in sorted(set(before) - set(after))]
-            what = f"Exchange rates to {d.get('reporting_currency', '?')}: " + (
-                ", ".join(moved) or "saved unchanged"
-            )
-        elif action == "settings":
-            what = "Settings: " + ", ".join(
-                f"{k} {_fmt_num(v.get('from'))} → {_fmt_num(v.get('to'))}"
-                for k, v in sorted(d.items())
-                if isinstance(v, dict)
-            )
-        else:
-            what = str(action)
-        whats.append(what)
-    return pd.DataFrame(
-        {
-            "at": audit["at"].astype("datetime64[us, UTC]"),
-            "who": pd.array(_who(audit), dtype="string"),
-            "what": pd.array(whats, dtype="string"),
-        }
-    )

@@ -1,6 +1,6 @@
 """The alerts job: after every sync, and from ``python -m lib alerts [--dry-run] [--json] [--digest]``.
 
-It evaluates the stored rules (:data:`lib.analytics.alerts.DEFAULT_RULES` until an
+It evaluates the stored rules (:data:`lib.analytics.alert_rules.DEFAULT_RULES` until an
 admin saves some) on the latest snapshot, with metrics from the saved price book
 and settings, and on the renewals of the saved contracts; compares them with the
 alerts open after the previous run (fire once: an alert is sent when it starts,
@@ -27,19 +27,11 @@ from typing import Any
 import pandas as pd
 from sqlalchemy.exc import SQLAlchemyError
 
-from lib.analytics.alerts import (
-    CHANNELS,
-    DEFAULT_RULES,
-    Alert,
-    AlertRule,
-    alerts_notice,
-    digest,
-    evaluate,
-    transition,
-    validate_rules,
-)
-from lib.analytics.contracts import HORIZONS, renewals
+from lib.analytics.alert_rules import CHANNELS, DEFAULT_RULES, AlertRule, validate_rules
+from lib.analytics.alerts import Alert, evaluate, transition
+from lib.analytics.digest import alerts_notice, digest
 from lib.analytics.metrics import add_metrics
+from lib.analytics.renewals import HORIZONS, renewals
 from lib.config import ConfigError
 from lib.jobs.notify import (
     AlertChannels,

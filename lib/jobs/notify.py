@@ -16,7 +16,7 @@ Settings live in ``secrets.toml``::
     url = "https://hooks.example.org/services/..."   # a secret too: the URL is the credential
     timeout = 10
 
-Messages are built from plain text (:class:`lib.analytics.alerts.Notice`) that holds
+Messages are built from plain text (:class:`lib.analytics.digest.Notice`) that holds
 vendor names, so every channel escapes it for its own markup: the HTML part of an
 email is HTML-escaped, and Slack text escapes ``&``, ``<`` and ``>`` as Slack
 documents, so ``<!channel>``, ``<@U123>`` and ``<http://x|y>`` arrive as text.
@@ -43,7 +43,8 @@ from urllib.parse import urlsplit
 
 import requests
 
-from lib.analytics.alerts import Alert, Notice, alerts_notice
+from lib.analytics.alerts import Alert
+from lib.analytics.digest import Notice, alerts_notice
 from lib.config import ConfigError, Secret
 
 DEFAULT_TIMEOUT = 10.0

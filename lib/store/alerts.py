@@ -2,7 +2,7 @@
 
 Plain data in and out: contracts come validated by the caller
 (``lib.analytics.contracts.validate_contracts``) and rules as dicts checked by
-``lib.analytics.alerts.validate_rules``; the store still refuses anything that is
+``lib.analytics.alert_rules.validate_rules``; the store still refuses anything that is
 not in the checked shape, before writing anything (all or nothing). Changes to
 contracts and rules are admin-only and go to the audit log, as the price book does.
 
@@ -148,7 +148,7 @@ def contract_row_label(row: Mapping[str, Any]) -> str:
 
 def checked_rules(rules: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Rules as rows to write; ValueError when one is not in the checked shape."""
-    hint = "check them first (lib.analytics.alerts.validate_rules)"
+    hint = "check them first (lib.analytics.alert_rules.validate_rules)"
     out = []
     seen = set()
     for pos, rule in enumerate(rules):

@@ -10,7 +10,7 @@ import streamlit as st
 
 from lib.analytics import renewal_views as R
 from lib.analytics import views as D
-from lib.analytics.alerts import KINDS, AlertRulesError
+from lib.analytics.alert_rules import KINDS, AlertRulesError
 from lib.analytics.contracts import (
     SOURCES,
     TERMS,
