@@ -129,7 +129,7 @@ def evaluate(
 
     ``licenses_with_metrics``: from :func:`lib.analytics.metrics.add_metrics`; ``accounts``: the fetch's
     account table (:data:`lib.schema.ACCOUNT_COLUMNS`); ``renewals``: from
-    :func:`lib.analytics.contracts.renewals`, with a horizon at least the largest
+    :func:`lib.analytics.renewals.renewals`, with a horizon at least the largest
     ``deadline_within``.
     """
     lic = (

@@ -20,7 +20,7 @@ columns :data:`CONTRACT_COLUMNS`::
 - ``committed_seats``, ``true_up_date``, ``contract_value`` + ``currency``: optional.
 - ``source``: ``vendor`` (prefilled from Truto's ``billing`` resource) or ``edited``
   (entered by a person; the default). An edited contract wins over a vendor one
-  for the same key (:func:`merge_contracts`).
+  for the same key (:func:`lib.analytics.vendor_contracts.merge_contracts`).
 
 An empty optional cell means "not entered" (NA), never 0 or false: a contract
 without a notice period has no known opt-out deadline, and says so.
