@@ -100,7 +100,7 @@ def test_line_breaks_in_vendor_text_cannot_start_a_row_in_the_export(cli_env, tm
     assert all(len(r) == len(header) for r in rows)  # no cell broke its row
     assert len(rows) == 3  # header + two licenses, nothing more
     _no_formula_cells(rows)
-    from lib.truto.normalize import clean_text
+    from lib.truto.text import clean_text
 
     hostile = next(r for r in rows[1:] if r[header.index("account_id")] != "plain")
     shown = clean_text(text).strip()
