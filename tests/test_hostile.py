@@ -16,7 +16,7 @@ from datetime import UTC
 import pytest
 
 from lib.config import Secret, Settings
-from lib.jobs import cli
+from lib.jobs import cli, cli_format
 from lib.truto.fetch import fetch_all
 from tests.hostile import HostileTruto, Reply, active, seat, timed, truto
 
@@ -593,7 +593,7 @@ def test_strict_json_turns_non_finite_numbers_into_null():
     import numpy as np
     import pandas as pd
 
-    text = cli.strict_json(
+    text = cli_format.strict_json(
         {
             "a": float("nan"),
             "b": float("inf"),
