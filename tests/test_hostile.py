@@ -16,7 +16,7 @@ from datetime import UTC
 import pytest
 
 from lib.config import Secret, Settings
-from lib.jobs import cli
+from lib.jobs import cli, cli_format
 from lib.truto.fetch import fetch_all
 from tests.hostile import HostileTruto, Reply, active, seat, timed, truto
 
@@ -100,7 +100,7 @@ def test_line_breaks_in_vendor_text_cannot_start_a_row_in_the_export(cli_env, tm
     assert all(len(r) == len(header) for r in rows)  # no cell broke its row
     assert len(rows) == 3  # header + two licenses, nothing more
     _no_formula_cells(rows)
-    from lib.truto.normalize import clean_text
+    from lib.truto.text import clean_text
 
     hostile = next(r for r in rows[1:] if r[header.index("account_id")] != "plain")
     shown = clean_text(text).strip()
@@ -593,7 +593,7 @@ def test_strict_json_turns_non_finite_numbers_into_null():
     import numpy as np
     import pandas as pd
 
-    text = cli.strict_json(
+    text = cli_format.strict_json(
         {
             "a": float("nan"),
             "b": float("inf"),

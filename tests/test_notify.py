@@ -23,18 +23,20 @@ from aiosmtpd.smtp import AuthResult
 from lib.analytics.alerts import Alert
 from lib.analytics.digest import Notice, Section
 from lib.config import ConfigError, Secret
-from lib.jobs.notify import (
-    DeliveryResult,
+from lib.jobs.channels import (
     EmailSettings,
     WebhookSettings,
     alert_channels,
-    email_message,
     email_settings,
+    webhook_settings,
+)
+from lib.jobs.notify import (
+    DeliveryResult,
+    email_message,
     post_webhook,
     send_email,
     slack_escape,
     slack_payload,
-    webhook_settings,
 )
 
 PASSWORD = "s3cret-Pa55word-7f3a"

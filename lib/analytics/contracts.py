@@ -51,7 +51,7 @@ from lib.analytics.pricing import (
 )
 from lib.integrations import integration_key, integration_label
 from lib.schema import CONTRACT_COLUMNS, CONTRACT_DTYPES
-from lib.truto.normalize import MAX_SEATS
+from lib.truto.values import MAX_SEATS
 
 TERMS = ("monthly", "annual", "multi_year")
 SOURCES = ("vendor", "edited")

@@ -44,7 +44,8 @@ from lib.export import FORMULA_PREFIXES, LINE_END, safe_cell
 from lib.integrations import integration_key, integration_label
 from lib.schema import BILLING_PERIODS, CURRENCY_CODES, PRICE_BOOK_COLUMNS, PRICE_BOOK_DTYPES
 from lib.schema import NOT_MONEY as _NOT_MONEY
-from lib.truto.normalize import MAX_FX_RATE, MAX_UNIT_PRICE, unsafe_character
+from lib.truto.text import unsafe_character
+from lib.truto.values import MAX_FX_RATE, MAX_UNIT_PRICE
 
 FX_COLUMNS = ["currency", "rate"]
 PERIODS_PER_YEAR = {"monthly": 12, "annual": 1}

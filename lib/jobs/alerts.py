@@ -33,9 +33,8 @@ from lib.analytics.digest import alerts_notice, digest
 from lib.analytics.metrics import add_metrics
 from lib.analytics.renewals import HORIZONS, renewals
 from lib.config import ConfigError
+from lib.jobs.channels import AlertChannels, alert_channels
 from lib.jobs.notify import (
-    AlertChannels,
-    alert_channels,
     email_message,
     post_webhook,
     send_email,
@@ -318,7 +317,7 @@ def after_sync(
 def cmd_alerts(args: Any, settings) -> int:
     """``python -m lib alerts [--dry-run] [--json] [--digest]``."""
     from lib.config import read_secrets_file
-    from lib.jobs.cli import strict_json
+    from lib.jobs.cli_format import strict_json
     from lib.jobs.sync import config_key
     from lib.store import Store, database_url, redact_url
 

@@ -29,75 +29,38 @@ Behaviour (``shared/truto-docs/NOTES.md``):
 from __future__ import annotations
 
 import collections
-import email.utils
-import heapq
-import itertools
-import json
 import logging
-import math
 import random
-import re
-import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import requests
 import requests.auth
-from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from lib.config import Settings
-from lib.errors import DashboardError
-from lib.truto.normalize import clean_text
+from lib.truto.pagination import Paginated
+from lib.truto.text import clean_text
+from lib.truto.transport import (
+    _CHUNK,
+    _CURRENT,
+    _MAX_MESSAGE,
+    _WATCHDOG,
+    TrutoError,
+    _BearerAuth,
+    _decode_json,
+    _Exchange,
+    _Malformed,
+    _seconds,
+    _TooLarge,
+    make_session,
+)
 
 log = logging.getLogger(__name__)
 RETRY_STATUSES_ALWAYS = {429, 502, 504}
 FINAL_STATUSES = {400, 401, 403, 404, 422, 503}
-
-
-class TrutoError(DashboardError):
-    """A failed Truto call, in words a person can act on."""
-
-    def __init__(
-        self,
-        kind: str,
-        message: str,
-        status: int | None = None,
-        remote: bool = False,
-        account_id: str | None = None,
-        insight: dict | None = None,
-        path: str | None = None,
-    ):
-        super().__init__(message)
-        self.kind = kind  # auth, needs_reauth, not_found, bad_request, blocked, rate_limited,
-        self.message = message  # server, network, malformed, cursor_loop, page_cap
-        self.status = status
-        self.remote = remote
-        self.account_id = account_id
-        self.insight = insight or {}
-        self.path = path
-
-    def missing_parameters(self) -> list[str]:
-        """Names from ``truto_error_insight.missing_required_query_parameters``."""
-        entry = self.insight.get("missing_required_query_parameters")
-        value = entry.get("value") if isinstance(entry, dict) else entry
-        if isinstance(value, str):
-            value = value.split(",")
-        if not isinstance(value, list):
-            return []
-        return [str(v).strip() for v in value if str(v).strip()]
-
-    def __str__(self) -> str:
-        bits = [
-            f"HTTP {self.status}" if self.status else None,
-            "from the vendor" if self.remote else None,
-        ]
-        extra = ", ".join(b for b in bits if b)
-        return f"{self.message} ({extra})" if extra else self.message
 
 
 class RateLimiter:
@@ -168,7 +131,7 @@ class CallStats:
 
 
 @dataclass
-class TrutoClient:
+class TrutoClient(Paginated):
     settings: Settings
     session: requests.Session | None = None
     sleep: Callable[[float], None] = time.sleep
@@ -442,307 +405,3 @@ class TrutoClient:
             insight=insight,
             path=path,
         )
-
-    # -- listings ---------------------------------------------------------------------
-    def pages(
-        self,
-        path: str,
-        params: dict[str, Any],
-        account_id: str | None,
-        paced_account: str | None = None,
-    ) -> Iterator[list]:
-        """Every page of a list, following ``next_cursor``.
-
-        Stops on a null, absent or empty cursor. A cursor seen twice, or more
-        pages than ``max_pages``, raises for this listing instead of looping.
-        """
-        s = self.settings
-        base = dict(params)
-        if s.page_limit and "limit" not in base:  # a caller's own limit (the account list) wins
-            base["limit"] = s.page_limit
-        seen: set[str] = set()
-        cursor: str | None = None
-        count = 0
-        while True:
-            query = dict(base)
-            if cursor:
-                query["next_cursor"] = cursor
-            body = self.get(path, query, account_id=account_id, paced_account=paced_account)
-            result = body.get("result") if isinstance(body, dict) else None
-            if not isinstance(result, list):
-                raise TrutoError(
-                    "malformed",
-                    "Truto's answer had no result list.",
-                    status=200,
-                    account_id=account_id,
-                    path=path,
-                )
-            count += 1
-            yield result
-            cursor = body.get("next_cursor")
-            if cursor is None or cursor is False or cursor == "":
-                return
-            if isinstance(cursor, bool) or not isinstance(cursor, (str, int)):
-                raise TrutoError(
-                    "malformed",
-                    f"Truto sent a next_cursor that is not text ({type(cursor).__name__}).",
-                    status=200,
-                    account_id=account_id,
-                    path=path,
-                )
-            cursor = str(cursor)
-            if cursor in seen:
-                raise TrutoError(
-                    "cursor_loop",
-                    f"Truto sent the same next_cursor twice after {count} pages; stopped instead of looping.",
-                    account_id=account_id,
-                    path=path,
-                )
-            seen.add(cursor)
-            if count >= s.max_pages:
-                raise TrutoError(
-                    "page_cap",
-                    f"More than {s.max_pages} pages (the configured max_pages); stopped.",
-                    account_id=account_id,
-                    path=path,
-                )
-
-    def list_all(
-        self,
-        path: str,
-        params: dict[str, Any],
-        account_id: str | None,
-        paced_account: str | None = None,
-    ) -> list:
-        out: list = []
-        for page in self.pages(path, params, account_id, paced_account):
-            out.extend(page)
-        return out
-
-
-def make_session(pool_size: int) -> requests.Session:
-    """One session whose connection pool fits the worker pool (its connections can be cut off at a deadline)."""
-    session = requests.Session()
-    adapter = _DeadlineAdapter(pool_connections=4, pool_maxsize=max(pool_size, 1), max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
-
-
-class _BearerAuth(requests.auth.AuthBase):
-    """Sets the token header at send time (explicit auth also stops ~/.netrc from replacing it)."""
-
-    def __init__(self, token):
-        self._token = token
-
-    def __call__(self, request):
-        request.headers["Authorization"] = f"Bearer {self._token.reveal()}"
-        return request
-
-    def __repr__(self) -> str:
-        return "_BearerAuth(********)"
-
-
-def _seconds(value: str | None) -> float | None:
-    """``Retry-After`` as seconds (a number or an HTTP date)."""
-    if value is None:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        # "nan", "inf" or a negative number is no delay at all: treated as a missing header.
-        return seconds if math.isfinite(seconds) and seconds >= 0 else None
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(when.timestamp() - time.time(), 0.0)
-
-
-# ----------------------------------------------------------------- the edge: body decoding
-
-_CHUNK = 64 * 1024
-_MAX_MESSAGE = 500
-_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-class _TooLarge(Exception):
-    pass
-
-
-class _Malformed(Exception):
-    pass
-
-
-def _decode_json(raw: bytes) -> Any:
-    """The JSON value of ``raw``: bad UTF-8 and unpaired surrogates replaced; too deep or invalid -> _Malformed."""
-    encoding = requests.utils.guess_json_utf(raw) or "utf-8"
-    text = raw.decode(encoding, errors="replace")
-    try:
-        value = json.loads(text)
-    except RecursionError:
-        raise _Malformed(" (nested too deeply to read)") from None
-    except ValueError:
-        raise _Malformed("") from None
-    if _ESCAPED_SURROGATE.search(raw):
-        value = _without_surrogates(value)
-    return value
-
-
-def _fix(text: str) -> str:
-    return _SURROGATE.sub("\ufffd", text)
-
-
-def _without_surrogates(value: Any) -> Any:
-    """``value`` with every unpaired UTF-16 surrogate in its text (keys too) replaced by U+FFFD; no recursion."""
-    if isinstance(value, str):
-        return _fix(value)
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, list):
-            for i, v in enumerate(item):
-                if isinstance(v, str):
-                    item[i] = _fix(v)
-                elif isinstance(v, (list, dict)):
-                    stack.append(v)
-        elif isinstance(item, dict):
-            for k in list(item):
-                v = item[k]
-                if isinstance(k, str) and _SURROGATE.search(k):
-                    del item[k]
-                    k = _fix(k)
-                if isinstance(v, str):
-                    v = _fix(v)
-                elif isinstance(v, (list, dict)):
-                    stack.append(v)
-                item[k] = v
-    return value
-
-
-# ----------------------------------------------------------------- deadlines: cutting an exchange off
-
-_CURRENT = (
-    threading.local()
-)  # the exchange this thread is running, for the connection to register with
-
-
-def _exchange_of(conn: HTTPConnection) -> list[_Exchange | None]:
-    """The one-item slot on a pooled connection naming the exchange running on it (None: idle).
-
-    The connection objects are urllib3's; the slot rides in the instance's own attributes.
-    """
-    return vars(conn).setdefault("_exchange", [None])
-
-
-class _Exchange:
-    """One HTTP exchange that the watchdog may cut off: its socket is shut down, ending any blocked read."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.conn: HTTPConnection | None = None
-        self.cut_off = False
-        self.done = False
-
-    def attach(self, conn: HTTPConnection) -> None:
-        with self.lock:
-            self.conn = conn
-            _exchange_of(conn)[0] = self
-
-    def cut(self) -> None:
-        with self.lock:
-            if self.done:
-                return
-            self.cut_off = True
-            conn = self.conn
-            if conn is None or _exchange_of(conn)[0] is not self:
-                return
-            sock = getattr(conn, "sock", None)
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def finish(self) -> None:
-        with self.lock:
-            self.done = True
-            if self.conn is not None and _exchange_of(self.conn)[0] is self:
-                _exchange_of(self.conn)[0] = None
-
-
-class _Watchdog:
-    """One thread that cuts off exchanges past their deadline."""
-
-    def __init__(self) -> None:
-        self._heap: list[tuple[float, int, _Exchange]] = []
-        self._seq = itertools.count()
-        self._cond = threading.Condition()
-        self._thread: threading.Thread | None = None
-
-    def watch(self, exchange: _Exchange, deadline: float) -> None:
-        with self._cond:
-            heapq.heappush(self._heap, (deadline, next(self._seq), exchange))
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="truto-deadlines", daemon=True
-                )
-                self._thread.start()
-            self._cond.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while self._heap and self._heap[0][2].done:
-                    heapq.heappop(self._heap)
-                if not self._heap:
-                    self._cond.wait()
-                    continue
-                deadline, _, exchange = self._heap[0]
-                wait = deadline - time.monotonic()
-                if wait > 0:
-                    self._cond.wait(wait)
-                    continue
-                heapq.heappop(self._heap)
-            exchange.cut()
-
-
-_WATCHDOG = _Watchdog()
-
-
-def _attach_current(conn: HTTPConnection) -> None:
-    exchange = getattr(_CURRENT, "exchange", None)
-    if exchange is not None:
-        exchange.attach(conn)
-
-
-class _Conn(HTTPConnection):
-    def request(self, *args, **kwargs):
-        _attach_current(self)
-        return super().request(*args, **kwargs)
-
-
-class _TLSConn(HTTPSConnection):
-    def request(self, *args, **kwargs):
-        _attach_current(self)
-        return super().request(*args, **kwargs)
-
-
-class _Pool(HTTPConnectionPool):
-    ConnectionCls = _Conn
-
-
-class _TLSPool(HTTPSConnectionPool):
-    ConnectionCls = _TLSConn
-
-
-class _DeadlineAdapter(HTTPAdapter):
-    """An adapter whose connections register with the exchange of the thread using them."""
-
-    def init_poolmanager(self, *args, **kwargs) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _Pool, "https": _TLSPool}

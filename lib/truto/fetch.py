@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import pandas as pd
 
 from lib.config import Settings
-from lib.errors import DashboardError
 from lib.integrations import (
     integration_label,
     requires_organization,
@@ -26,189 +22,38 @@ from lib.integrations import (
     supports_licenses,
     supports_organizations,
 )
-from lib.schema import ACCOUNT_COLUMNS, ACTIVITY_COLUMNS
+from lib.schema import ACCOUNT_COLUMNS
+from lib.truto.accounts import (
+    _integration_name,
+    _plain,
+    _resolve_accounts,
+    _text,
+    distinct_accounts,
+)
 from lib.truto.client import TrutoClient, TrutoError
+from lib.truto.fetch_users import _fetch_users, _seat_tables
 from lib.truto.normalize import (
     Listing,
     Problem,
     build_license_table,
-    clean_text,
     empty_license_table,
     problems_table,
 )
-from lib.truto.users import UserListing, build_seat_table, empty_seat_table
-
-ORGANIZATIONS = "/unified/user-directory/organizations"
-LICENSES = "/unified/user-directory/licenses"
-USERS = "/unified/user-directory/users"
-
-Progress = Callable[[int, int, str], None]
-
-# What a person should do, per kind of failure.
-ACTIONS = {
-    "auth": "Check the Truto API token (TRUTO_API_TOKEN or [truto] api_token): Truto refused it.",
-    "needs_reauth": "Reconnect this account in Truto: the vendor no longer accepts its credentials.",
-    "not_found": "Check the account id in TRUTO_INTEGRATED_ACCOUNT_IDS: Truto has no such account in this environment.",
-    "blocked": "Truto has blocked this account; reconnect it in Truto or contact Truto support.",
-    "forbidden": "The token may not read this account; check its environment and permissions in Truto.",
-    "rate_limited": "Truto kept rate-limiting these calls; refresh later, or lower max_workers.",
-    "server": "A temporary failure at Truto or the vendor; refresh later. If it persists, check Truto's status page.",
-    "network": "Truto could not be reached; check the network and TRUTO_BASE_URL, then refresh.",
-    "malformed": "Truto returned data the dashboard could not read; refresh later and report it to Truto if it repeats.",
-    "cursor_loop": "Truto's pagination repeated itself; refresh later and report it to Truto if it repeats.",
-    "page_cap": "This account has more pages than max_pages allows; raise max_pages in the settings.",
-    "bad_request": "Truto rejected the request; check this integration's required parameters in the settings.",
-    "http": "Truto answered with an unexpected error; refresh later.",
-    "deadline": "Truto or the vendor answered too slowly; refresh later, or raise request_deadline, "
-    "account_deadline or fetch_deadline in the settings.",
-    "too_large": "One answer was bigger than max_response_bytes allows; lower page_limit or raise "
-    "max_response_bytes in the settings.",
-}
-
-INACTIVE_STATUS = {
-    "needs_reauth": (
-        "needs_reauth",
-        "Reconnect this account in Truto: the vendor no longer accepts its credentials.",
-    ),
-    "connecting": (
-        "inactive",
-        "The account is still being connected; finish connecting it in Truto.",
-    ),
-    "post_install_error": (
-        "inactive",
-        "Truto could not finish installing this account; reconnect it in Truto.",
-    ),
-    "validation_error": (
-        "inactive",
-        "Truto could not validate this account's credentials; reconnect it in Truto.",
-    ),
-}
-
+from lib.truto.outcomes import (
+    ACTIONS,
+    INACTIVE_STATUS,
+    LICENSES,
+    ORGANIZATIONS,
+    AccountOutcome,
+    FetchResult,
+    Progress,
+)
+from lib.truto.outcomes import (
+    FetchError as FetchError,  # importable from here, as before
+)
+from lib.truto.text import clean_text
 
 log = logging.getLogger(__name__)
-
-
-class FetchError(DashboardError):
-    """Nothing could be fetched (the account list itself failed)."""
-
-
-@dataclass
-class AccountOutcome:
-    account_id: str
-    integration: str | None = None
-    tenant_id: str | None = None
-    account_status: str | None = None
-    outcome: str = "ok"
-    message: str = ""
-    action: str = ""
-    organizations: int | None = None
-    license_rows: int = 0
-    problems: int = 0
-    requests: int = 0
-    retries: int = 0
-    rate_limited: int = 0
-    wait_seconds: float = 0.0
-    elapsed_seconds: float = 0.0
-    fetched_at: datetime | None = None
-    listings: list[Listing] = field(default_factory=list, repr=False)
-    notes: list[tuple[str, str]] = field(
-        default_factory=list, repr=False
-    )  # (resource, problem) outside the licenses
-    # Seat activity (the users listing): "" when the account lists no licenses, else ACTIVITY_OUTCOMES.
-    activity: str = ""
-    activity_message: str = ""
-    user_records: list | None = field(default=None, repr=False)
-
-    @property
-    def failed(self) -> bool:
-        return self.outcome in ("failed", "needs_reauth", "inactive")
-
-    def sentence(self) -> str:
-        label = integration_label(self.integration)
-        return f"{label} account {self.account_id}: {self.outcome}: {self.message} {self.action}".strip()
-
-
-@dataclass
-class FetchResult:
-    licenses: pd.DataFrame
-    accounts: pd.DataFrame
-    problems: pd.DataFrame
-    outcomes: list[AccountOutcome]
-    started_at: datetime
-    finished_at: datetime
-    demo: bool = False
-    seats: pd.DataFrame = field(default_factory=empty_seat_table)  # SEAT_COLUMNS
-    activity: pd.DataFrame = field(  # ACTIVITY_COLUMNS, one row per account
-        default_factory=lambda: pd.DataFrame(
-            {c: pd.Series(dtype=t) for c, t in ACTIVITY_COLUMNS.items()}
-        )
-    )
-
-    @property
-    def failures(self) -> list[AccountOutcome]:
-        return [o for o in self.outcomes if o.failed]
-
-    @property
-    def requests(self) -> int:
-        return sum(o.requests for o in self.outcomes)
-
-    def exit_code(self) -> int:
-        """0: every account fetched; 2: some failed; 1: nothing could be fetched."""
-        if not self.outcomes or all(o.failed for o in self.outcomes):
-            return 1
-        return 2 if self.failures else 0
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, dict):
-        return clean_text(str(value.get("message") or value.get("error") or value))
-    return clean_text(str(value))
-
-
-def _integration_name(account: dict) -> str | None:
-    integ = account.get("integration")
-    name = integ.get("name") if isinstance(integ, dict) else integ
-    return _plain(name) if isinstance(name, str) else None
-
-
-def _plain(value: Any) -> str | None:
-    """Vendor text (a name, a tenant) as safe text (:func:`clean_text`), or None when it is not text."""
-    if isinstance(value, (str, int)) and not isinstance(value, bool):
-        return clean_text(str(value)).strip() or None
-    return None
-
-
-def list_accounts(client: TrutoClient, settings: Settings) -> list[dict]:
-    """The environment's integrated accounts (all pages, filtered by tenant when set)."""
-    params: dict[str, Any] = {}
-    if settings.tenant_id:
-        params["tenant_id"] = settings.tenant_id
-    if settings.account_page_limit:
-        params["limit"] = settings.account_page_limit
-    accounts = client.list_all("/integrated-account", params, account_id=None)
-    if settings.tenant_id:  # the filter's exact behaviour is not documented: apply it here too
-        accounts = [
-            a for a in accounts if isinstance(a, dict) and a.get("tenant_id") == settings.tenant_id
-        ]
-    return [a for a in accounts if isinstance(a, dict) and a.get("id")]
-
-
-def distinct_accounts(accounts: list[dict]) -> tuple[list[dict], list[str]]:
-    """Each account once, by id compared as text (the first listing kept), and the ids that were repeated:
-    fetching an account twice would count its seats twice."""
-    seen: set[str] = set()
-    out, repeated = [], []
-    for acc in accounts:
-        aid = str(acc["id"])
-        if aid in seen:
-            if clean_text(aid) not in repeated:
-                repeated.append(clean_text(aid))
-            continue
-        seen.add(aid)
-        out.append(acc)
-    return out, repeated
 
 
 def _fetch_account(client: TrutoClient, settings: Settings, account: dict) -> AccountOutcome:
@@ -350,41 +195,6 @@ def _fetch_listings(
     _fetch_users(listing, settings, integration, out)
 
 
-def _fetch_users(listing, settings: Settings, integration: str | None, out: AccountOutcome) -> None:
-    """The account's users (who holds which seat), beside its licenses. A failure here marks only the
-    activity part failed: the license figures already fetched stay."""
-    label = integration_label(integration)
-    if not settings.fetches_users(integration):
-        out.activity = "off"
-        out.activity_message = f"Listing users is switched off for {label} in the settings."
-        return
-    try:
-        out.user_records = listing(USERS, {})
-    except TrutoError as exc:
-        if exc.kind == "not_found":
-            out.activity = "not_supported"
-            out.activity_message = (
-                f"Activity not supported: Truto answered that {label} does not list users."
-            )
-        else:
-            out.activity = "failed"
-            out.activity_message = (
-                f"The users could not be listed ({clean_text(str(exc))}); the license figures are "
-                f"shown. {ACTIONS.get(exc.kind, ACTIONS['http'])}"
-            )
-        return
-    out.activity = "ok"
-
-
-def _fetch_error(exc: TrutoError) -> FetchError:
-    what = (
-        "Truto refused the API token"
-        if exc.kind == "auth"
-        else "Could not list the integrated accounts"
-    )
-    return FetchError(f"{what} ({exc}). {ACTIONS.get(exc.kind, ACTIONS['http'])}")
-
-
 def _distinct_organizations(records: list, out: AccountOutcome) -> list[dict]:
     """Organizations with an id, each once ({"id", "name"} as text): listing licenses twice for a
     repeated organization would count its seats twice. A repeat is reported."""
@@ -400,54 +210,6 @@ def _distinct_organizations(records: list, out: AccountOutcome) -> list[dict]:
             continue
         seen[oid] = {"id": oid, "name": _plain(rec.get("name"))}
     return list(seen.values())
-
-
-def _resolve_accounts(
-    client: TrutoClient,
-    settings: Settings,
-    pool: ThreadPoolExecutor,
-    outcomes: list[AccountOutcome],
-) -> list[dict]:
-    if not settings.integrated_account_ids:
-        try:
-            return list_accounts(client, settings)
-        except TrutoError as exc:
-            raise _fetch_error(exc) from None
-
-    def get(account_id: str) -> dict:
-        client.start_account(account_id)
-        return client.get(f"/integrated-account/{account_id}", account_id=account_id)
-
-    accounts = []
-    futures = {pool.submit(get, aid): aid for aid in settings.integrated_account_ids}
-    for fut in as_completed(futures):
-        aid = futures[fut]
-        try:
-            account = fut.result()
-            if not isinstance(account, dict) or not account.get("id"):
-                raise TrutoError(
-                    "malformed", "Truto's answer for the account had no id.", account_id=aid
-                )
-            accounts.append(account)
-        except TrutoError as exc:
-            if exc.kind == "auth":
-                raise _fetch_error(exc) from None
-            st = client.stats(aid)
-            outcomes.append(
-                AccountOutcome(
-                    aid,
-                    outcome="failed",
-                    message=f"Could not read the account: {exc}",
-                    action=ACTIONS.get(exc.kind, ACTIONS["http"]),
-                    requests=st.requests,
-                    retries=st.retries,
-                    rate_limited=st.rate_limited,
-                    fetched_at=datetime.now(UTC),
-                )
-            )
-    order = {aid: i for i, aid in enumerate(settings.integrated_account_ids)}
-    accounts.sort(key=lambda a: order.get(str(a["id"]), len(order)))
-    return accounts
 
 
 def fetch_all(
@@ -586,56 +348,3 @@ def assemble(outcomes: list[AccountOutcome], started: datetime, demo: bool = Fal
         seats,
         activity,
     )
-
-
-def _seat_tables(
-    outcomes: list[AccountOutcome], licenses: pd.DataFrame, problems: list[Problem]
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The seat table of every account whose users were listed, and one activity row per account.
-    Records no check foresaw fail that account's activity only."""
-    ids_by_account: dict[str, frozenset[str]] = {}
-    if len(licenses):
-        known = licenses.dropna(subset=["license_id"])
-        for aid, group in known.groupby("account_id", sort=False):
-            ids_by_account[str(aid)] = frozenset(group["license_id"].astype(str))
-    tables, stats_of = [], {}
-    for o in outcomes:
-        if o.activity != "ok" or o.user_records is None:
-            continue
-        item = UserListing(
-            o.account_id,
-            o.integration,
-            o.tenant_id,
-            o.user_records,
-            o.fetched_at or datetime.now(UTC),
-            ids_by_account.get(o.account_id, frozenset()),
-        )
-        try:
-            table, found, stats = build_seat_table([item])
-        except Exception as exc:  # noqa: BLE001  (keep the other accounts, and this one's licenses)
-            o.activity = "failed"
-            o.activity_message = (
-                f"Its user records could not be read ({type(exc).__name__}); the license figures "
-                f"are shown. {ACTIONS['malformed']}"
-            )
-            continue
-        if len(table):
-            tables.append(table)
-        problems.extend(found)
-        stats_of[o.account_id] = stats.get(o.account_id)
-    seats = pd.concat(tables, ignore_index=True) if tables else empty_seat_table()
-    rows = []
-    for o in outcomes:
-        st = stats_of.get(o.account_id)
-        rows.append(
-            {
-                "account_id": o.account_id,
-                "activity": o.activity or None,
-                "activity_message": o.activity_message or None,
-                "users": st.users if st else None,
-                "seat_rows": st.seat_rows if st else None,
-                "activity_problems": st.problems if st else None,
-            }
-        )
-    activity = pd.DataFrame(rows, columns=list(ACTIVITY_COLUMNS)).astype(ACTIVITY_COLUMNS)
-    return seats, activity

@@ -15,8 +15,6 @@ million records build in well under a second (``bench/metrics.py``).
 from __future__ import annotations
 
 import gc
-import math
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +27,13 @@ import pyarrow.compute as pc
 
 from lib.integrations import integration_label
 from lib.schema import LICENSE_COLUMNS, PROBLEM_COLUMNS
+from lib.truto.text import _UNSAFE_RE2, _text, clean_text
+from lib.truto.values import (
+    _amounts,
+    _booleans,
+    _currencies,
+    _quantities,
+)
 
 
 @dataclass
@@ -74,216 +79,6 @@ _ROW_COLUMNS = (
     "vendor_unit_amount",
     "vendor_currency",
 )
-
-_INT_TEXT = re.compile(r"^\s*\+?(\d+)(?:\.0*)?\s*$")
-_NUM_TEXT = re.compile(r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)\s*$")
-_CURRENCY = re.compile(r"^[A-Za-z]{3}$")
-
-
-# Vendor text is shown in tables and written to CSV files: characters that would break a row (CR, LF), hide
-# text (NUL and other C0/C1 controls) or disguise it (bidi controls such as U+202E, which can make
-# "gpj.exe" read as "exe.jpg") are not kept. A control becomes a space (NUL is dropped: PostgreSQL text cannot
-# hold it); a bidi control is dropped; an unpaired UTF-16 surrogate, which no encoder accepts, becomes U+FFFD.
-_CONTROLS = "\x01-\x1f\x7f-\x9f"
-_BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
-_UNSAFE_TEXT = re.compile(f"[\x00{_CONTROLS}{_BIDI}\ud800-\udfff]")
-_UNSAFE_RE2 = (
-    r"[\x{0}-\x{1f}\x{7f}-\x{9f}\x{61c}\x{200e}\x{200f}\x{202a}-\x{202e}\x{2066}-\x{2069}]"
-)
-
-
-def _safe_char(m: re.Match) -> str:
-    c = m.group()
-    if c == "\x00" or "\u061c" <= c <= "\u2069":
-        return ""
-    if "\ud800" <= c <= "\udfff":
-        return "\ufffd"
-    return " "
-
-
-def clean_text(value: str) -> str:
-    """Vendor text without line breaks, control or bidi characters and unpaired surrogates (see above)."""
-    return _UNSAFE_TEXT.sub(_safe_char, value) if _UNSAFE_TEXT.search(value) else value
-
-
-def unsafe_character(value: str) -> str | None:
-    """The first character :func:`clean_text` would not keep, as U+XXXX, or None."""
-    m = _UNSAFE_TEXT.search(value)
-    return f"U+{ord(m.group()):04X}" if m else None
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = clean_text(value).strip()
-        return value or None
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, (int, float)):
-        return str(value)
-    return None
-
-
-MAX_SEATS = 10**9  # more seats than that is a corrupt value, not a license
-MAX_UNIT_PRICE = (
-    10_000_000.0  # per seat and billing period, in any currency: more is a typo or a corrupt value
-)
-MAX_FX_RATE = 1_000_000.0  # units of the reporting currency per unit of another
-
-
-def _read_quantity(value: Any) -> tuple[int | None, str | None]:
-    """(seats, problem kind) for one value that is not a plain, plausible int."""
-    seats, kind = _read_quantity_raw(value)
-    if seats is not None and seats > MAX_SEATS:
-        return None, "implausible_quantity"
-    return seats, kind
-
-
-def _read_quantity_raw(value: Any) -> tuple[int | None, str | None]:
-    if value is None:
-        return None, None
-    if isinstance(value, bool):
-        return None, "non_numeric_quantity"
-    if isinstance(value, int):
-        return (value, None) if value >= 0 else (None, "negative_quantity")
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return None, "non_numeric_quantity"
-        if value < 0:
-            return None, "negative_quantity"
-        if not value.is_integer():
-            return None, "fractional_quantity"
-        return int(value), None
-    if isinstance(value, str):
-        m = _INT_TEXT.match(value)
-        if m:
-            return int(m.group(1)), None
-        if _NUM_TEXT.match(value):
-            number = float(value)
-            if number < 0:
-                return None, "negative_quantity"
-            return None, "fractional_quantity"
-        if value.strip() == "":
-            return None, None
-        return None, "non_numeric_quantity"
-    return None, "non_numeric_quantity"
-
-
-_QUANTITY_WORDS = {
-    "negative_quantity": "is negative",
-    "fractional_quantity": "is not a whole number of seats",
-    "non_numeric_quantity": "is not a number",
-    "implausible_quantity": f"is more than {MAX_SEATS:,} seats, so it cannot be right",
-}
-
-
-def _quantities(raw: list, ids: list, fieldname: str, report) -> pa.Array:
-    """Parse one quantity column into an int64 arrow array (null: not reported)."""
-    if set(map(type, raw)) <= {int, type(None)}:  # the clean case, converted in C
-        try:
-            arr = pa.array(raw, type=pa.int64())
-        except (pa.ArrowInvalid, OverflowError):  # beyond 64 bits: checked one by one below
-            arr = None
-        if (
-            arr is not None
-            and not pc.any(pc.or_(pc.less(arr, 0), pc.greater(arr, MAX_SEATS))).as_py()
-        ):
-            return arr
-    values: list[int | None] = []
-    for i, v in enumerate(raw):
-        if type(v) is int and 0 <= v <= MAX_SEATS:
-            values.append(v)
-            continue
-        number, kind = _read_quantity(v)
-        if kind:
-            report(
-                ids[i],
-                fieldname,
-                kind,
-                f"{fieldname} {v!r} {_QUANTITY_WORDS[kind]}; shown as not reported",
-            )
-        values.append(number)
-    return pa.array(values, type=pa.int64())
-
-
-def _booleans(raw: list, ids: list, report) -> list:
-    if set(map(type, raw)) <= {bool, type(None)}:
-        return raw
-    out = []
-    for i, v in enumerate(raw):
-        if v is None or isinstance(v, bool):
-            out.append(v)
-        elif isinstance(v, str) and v.strip().lower() in ("true", "false"):
-            out.append(v.strip().lower() == "true")
-        else:
-            report(
-                ids[i],
-                "is_paid",
-                "not_boolean",
-                f"is_paid {v!r} is not true or false; shown as not reported",
-            )
-            out.append(None)
-    return out
-
-
-def _amounts(raw: list, ids: list, report) -> list[float | None]:
-    out: list[float | None] = []
-    for i, v in enumerate(raw):
-        if v is None:
-            out.append(None)
-            continue
-        number: float | None = None
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            number = float(v)
-        elif isinstance(v, str) and _NUM_TEXT.match(v):
-            number = float(v)
-        if number is None or not math.isfinite(number):
-            report(
-                ids[i],
-                "unit_amount",
-                "non_numeric_amount",
-                f"unit_amount {v!r} is not a number; shown as not reported",
-            )
-            out.append(None)
-        elif number > MAX_UNIT_PRICE:
-            report(
-                ids[i],
-                "unit_amount",
-                "implausible_amount",
-                f"unit_amount {v!r} is more than {MAX_UNIT_PRICE:,.0f} "
-                "per seat, so it cannot be right; shown as not reported",
-            )
-            out.append(None)
-        elif number < 0:
-            report(
-                ids[i],
-                "unit_amount",
-                "negative_amount",
-                f"unit_amount {v!r} is negative; shown as not reported",
-            )
-            out.append(None)
-        else:
-            out.append(number)
-    return out
-
-
-def _currencies(raw: list, ids: list, report) -> list[str | None]:
-    out: list[str | None] = []
-    for i, v in enumerate(raw):
-        if v is None or v == "":
-            out.append(None)
-        elif isinstance(v, str) and _CURRENCY.match(v.strip()):
-            out.append(v.strip().upper())
-        else:
-            report(
-                ids[i],
-                "currency",
-                "bad_currency",
-                f"currency {v!r} is not an ISO 4217 code; shown as not reported",
-            )
-            out.append(None)
-    return out
 
 
 _NULL_TEXT = pa.scalar(None, pa.large_string())

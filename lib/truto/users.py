@@ -26,7 +26,8 @@ import pandas as pd
 
 from lib.integrations import integration_label
 from lib.schema import SEAT_COLUMNS
-from lib.truto.normalize import Problem, _text
+from lib.truto.normalize import Problem
+from lib.truto.text import _text
 
 RESOURCE = "users"
 _FUTURE_SLACK = timedelta(days=1)  # clocks differ; a day ahead of the fetch is still plausible
