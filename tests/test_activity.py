@@ -204,3 +204,53 @@ def test_empty_seat_table():
         and s.reclaimable_annual_cost is None
         and s.activity_share_pct is None
     )
+
+
+def test_reclaimable_seats_order_costliest_then_integration_and_name_then_as_listed():
+    lic = with_metrics(
+        [
+            license_row("zoom", "Z", "Pro", 5, 5),
+            license_row("adobe", "B", "Stock", 5, 5),
+            license_row("adobe", "A", "Acrobat", 5, 5),
+            license_row("adobe", "C", "Cloud", 5, 5),
+            license_row("adobe", "N", "No price", 5, 5),
+        ],
+        [
+            ("zoom", "Z", None, 10.0, "USD", "monthly"),
+            ("adobe", "B", None, 10.0, "USD", "monthly"),
+            ("adobe", "A", None, 10.0, "USD", "monthly"),
+            ("adobe", "C", None, 30.0, "USD", "monthly"),
+        ],
+    )
+    names = {"Z": "Pro", "B": "Stock", "A": "Acrobat", "C": "Cloud", "N": "No price"}
+
+    def seat(user, lic_id, days):
+        zoom = {"integration": "zoom", "integration_label": "Zoom"} if lic_id == "Z" else {}
+        return seat_row(
+            user, lic_id, license_name=names[lic_id], user_last_active_at=ago(days), **zoom
+        )
+
+    rows = [
+        seat("u9", "N", 200),
+        seat("u8", "Z", 200),
+        seat("u7", "B", 200),
+        seat("u6", "A", 200),
+        seat("u5", "A", 300),
+        seat("u4", "C", 200),
+        seat("u3", "C", 5),  # active: not reclaimable
+    ]
+    table = A.reclaimable_seats(A.reclaim(seat_table(rows), lic))
+    # 360 a year first; then the 120s by integration label and license name (Adobe Acrobat,
+    # Adobe Stock, Zoom Pro), the two Acrobat seats as listed; the unpriced seat last.
+    assert table["user_id"].tolist() == ["u4", "u6", "u5", "u7", "u8", "u9"]
+    assert table["annual_cost"].tolist()[:5] == [360.0, 120.0, 120.0, 120.0, 120.0]
+    assert pd.isna(table["annual_cost"].iloc[-1])
+
+
+def test_seat_without_license_id_matches_no_license_without_id():
+    lic = with_metrics(
+        [license_row("adobe", None, "Unnamed", 5, 5), license_row("adobe", "L1", "Plan", 5, 5)],
+        [("adobe", "L1", None, 10.0, "USD", "monthly")],
+    )
+    rows = [seat_row("a", None, user_last_active_at=ago(200)), seat_row("b", "L1")]
+    assert A.match_licenses(seat_table(rows), lic).tolist() == [-1, 1]

@@ -26,6 +26,8 @@ from datetime import datetime
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from lib.analytics._engine import _masked, _round_cents
 from lib.analytics.metrics import MetricOptions
@@ -38,6 +40,7 @@ DEFAULT_INACTIVE_DAYS = 90
 THRESHOLD_CHOICES = (30, 60, 90)
 
 _DAY_US = 86_400_000_000
+_STR = pa.large_string()
 _NAT = np.iinfo(np.int64).min
 
 
@@ -113,7 +116,7 @@ def classify(
         ).to_numpy(dtype=bool)
     reclaimable = np.isin(cls, [CLASSES.index(c) for c in RECLAIMABLE]) & ~exempt
     days_idle = np.where(last_na, 0, np.maximum(idle, 0) // _DAY_US)
-    out = seats.copy()
+    out = seats.copy(deep=False)
     out["last_active_at"] = last
     out["days_inactive"] = pd.arrays.IntegerArray(days_idle.astype(np.int64), last_na)
     out["activity_class"] = pd.Categorical.from_codes(cls, CLASSES)
@@ -125,14 +128,44 @@ def classify(
 # ------------------------------------------------------------------ matching seats to licenses
 
 
-def _keys(df: pd.DataFrame, with_org: bool) -> pd.Series:
-    parts = [df["account_id"].astype("string").fillna(""), df["license_id"].astype("string")]
+def _text(series: pd.Series) -> pa.Array:
+    """A text column as one Arrow string array (no copy for Arrow-backed columns)."""
+    arr = pa.array(series.astype("string").array, from_pandas=True)
+    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    return arr.cast(_STR)
+
+
+def _text_of(codes: np.ndarray, names: list[str]) -> pd.api.extensions.ExtensionArray:
+    """A text column from codes into ``names`` (-1: empty), built in Arrow (fast at 1M rows)."""
+    dictionary = pa.array(names, _STR)
+    if not len(names):
+        return pd.arrays.ArrowStringArray(pa.nulls(len(codes), _STR))
+    indices = pa.array(np.where(codes < 0, 0, codes).astype(np.int32), mask=codes < 0)
+    return pd.arrays.ArrowStringArray(
+        pa.DictionaryArray.from_arrays(indices, dictionary).cast(_STR)
+    )
+
+
+def _text_rank(series: pd.Series, at: np.ndarray) -> np.ndarray:
+    """The alphabetical rank of each text value at positions ``at`` (empty last): a sort key that
+    costs one dictionary encoding, not a string sort (a column holds few distinct names)."""
+    encoded = pc.dictionary_encode(_text(series).take(pa.array(at)))
+    words = encoded.dictionary.to_pylist()
+    rank_of = np.empty(len(words) + 1, dtype=np.int64)
+    rank_of[sorted(range(len(words)), key=words.__getitem__)] = np.arange(len(words))
+    rank_of[len(words)] = len(words)
+    indices = encoded.indices.to_numpy(zero_copy_only=False)
+    return rank_of[np.where(np.isnan(indices), len(words), indices).astype(np.int64)]
+
+
+def _keys(df: pd.DataFrame, with_org: bool) -> pa.Array:
+    """account, license id (and organization) joined into one key; empty where the license id is."""
+    parts = [pc.fill_null(_text(df["account_id"]), ""), _text(df["license_id"])]
     if with_org:
-        parts.append(df["organization_id"].astype("string").fillna(""))
-    key = parts[0]
-    for p in parts[1:]:
-        key = key + "\x1f" + p
-    return key
+        parts.append(pc.fill_null(_text(df["organization_id"]), ""))
+    return pc.binary_join_element_wise(
+        *parts, pa.scalar("\x1f", _STR)
+    )  # null when the license id is
 
 
 def match_licenses(seats: pd.DataFrame, licenses: pd.DataFrame) -> np.ndarray:
@@ -141,20 +174,21 @@ def match_licenses(seats: pd.DataFrame, licenses: pd.DataFrame) -> np.ndarray:
     of the account without the seat naming one is not matched (its price could be either's)."""
     if not len(seats) or not len(licenses):
         return np.full(len(seats), -1, dtype=np.int64)
-    pos = pd.Series(np.arange(len(licenses)), dtype=np.int64)
     k3 = _keys(licenses, True)
     k2 = _keys(licenses, False)
-    map3 = pd.Series(pos.to_numpy(), index=k3.to_numpy())
-    map3 = map3[~map3.index.duplicated()]
-    map2 = pd.Series(pos.to_numpy(), index=k2.to_numpy())
-    map2 = map2[~map2.index.duplicated(keep=False)]
-    s3 = _keys(seats, True)
-    s2 = _keys(seats, False)
-    found = s3.map(map3)
+    # Hash lookups in Arrow: the first license row of each full key; a key without organization
+    # only when it is unique in the account.
+    k2_counts = pd.Series(k2.to_numpy(zero_copy_only=False)).value_counts(dropna=True)
+    unique2 = pc.is_in(k2, value_set=pa.array(k2_counts.index[k2_counts.to_numpy() == 1], _STR))
+    k2_unique = pc.if_else(unique2, k2, pa.scalar(None, _STR))
+    found = pc.index_in(_keys(seats, True), value_set=k3, skip_nulls=True)
+    fallback = pc.index_in(_keys(seats, False), value_set=k2_unique, skip_nulls=True)
+    found_np = found.to_numpy(zero_copy_only=False)
+    fallback_np = fallback.to_numpy(zero_copy_only=False)
+    found_np = np.where(np.isnan(found_np), -1, found_np).astype(np.int64)
+    fallback_np = np.where(np.isnan(fallback_np), -1, fallback_np).astype(np.int64)
     has_org = seats["organization_id"].notna().to_numpy(dtype=bool)
-    fallback = s2.map(map2)
-    found = found.where(found.notna() | has_org, fallback)
-    return found.fillna(-1).to_numpy(dtype=np.int64)
+    return np.where((found_np >= 0) | has_org, found_np, fallback_np)
 
 
 # ------------------------------------------------------------------ reclaim
@@ -200,24 +234,25 @@ def reclaim(
 
     price, price_na = pick("annual_unit_price", "Float64", np.float64)
     paid, paid_na = pick("is_paid", "boolean", bool)
-    if len(metrics):
-        cur = metrics["currency"].astype("string").to_numpy(dtype=object, na_value=None)[safe]
-        cur = np.where(hit, cur, None)
-    else:
-        cur = np.full(n, None, dtype=object)
+    # Currencies and their rates per license row (few), then taken per seat.
+    lic_cur = pd.Categorical(metrics["currency"].astype("string")) if len(metrics) else None
+    codes = lic_cur.codes[safe] if lic_cur is not None else np.full(n, -1, dtype=np.int16)
+    codes = np.where(hit, codes, -1)
+    names = list(lic_cur.categories) if lic_cur is not None else []
+    rates = [options.rate(c) for c in names]
+    rate_of = np.array([r if r is not None else np.nan for r in rates] + [np.nan], dtype=np.float64)
     is_free = free_rule(paid, paid_na, price, price_na)
     is_paid = paid_rule(paid, paid_na, price, price_na) & ~is_free
     reclaimable = out["reclaimable"].to_numpy(dtype=bool, na_value=False)
     cost = np.where(reclaimable & ~is_free, np.where(price_na, 0.0, price), 0.0)
     cost_na = price_na & ~is_free & reclaimable
-    rates = {c: options.rate(c) for c in set(cur) if c is not None}
-    rate = np.array([rates.get(c) if c is not None else None for c in cur], dtype=object)
-    rate_na = np.array([r is None for r in rate], dtype=bool)
-    rate_f = np.where(rate_na, 0.0, rate).astype(np.float64)
+    rate = rate_of[codes]  # code -1 (no currency) takes the trailing NaN
+    rate_na = np.isnan(rate)
+    rate_f = np.where(rate_na, 0.0, rate)
     converted = cost * rate_f
     converted_na = cost_na | (rate_na & (cost != 0))
     out["annual_unit_price"] = pd.arrays.FloatingArray(np.where(price_na, 0.0, price), price_na)
-    out["currency"] = pd.array(cur, dtype="string")
+    out["currency"] = _text_of(codes, names)
     out["is_paid_seat"] = pd.array(is_paid, dtype="boolean")
     out["is_free_seat"] = pd.array(is_free, dtype="boolean")
     out["annual_cost"] = pd.arrays.FloatingArray(
@@ -226,7 +261,7 @@ def reclaim(
     out["annual_cost_reporting"] = pd.arrays.FloatingArray(
         _round_cents(np.where(converted_na, 0.0, converted)), converted_na
     )
-    out["reporting_currency"] = pd.array([options.reporting_currency] * n, dtype="string")
+    out["reporting_currency"] = _text_of(np.zeros(n, dtype=np.int8), [options.reporting_currency])
     return out
 
 
@@ -259,14 +294,21 @@ def reclaim_summary(priced: pd.DataFrame, reporting_currency: str) -> ReclaimSum
 
 def reclaimable_seats(priced: pd.DataFrame) -> pd.DataFrame:
     """The reclaimable rows of a :func:`reclaim` table, highest reporting-currency cost first
-    (unpriced last), then by license and user."""
-    rows = priced[priced["reclaimable"].to_numpy(dtype=bool, na_value=False)]
-    return rows.sort_values(
-        ["annual_cost_reporting", "annual_cost", "integration_label", "license_name", "user_id"],
-        ascending=[False, False, True, True, True],
-        na_position="last",
-        kind="stable",
-    ).reset_index(drop=True)
+    (unpriced last), then by integration and license name, then as listed (the sort is stable)."""
+    at = np.flatnonzero(priced["reclaimable"].to_numpy(dtype=bool, na_value=False))
+
+    def amount(col: str) -> np.ndarray:  # descending, empty last: negate, NaN sorts last
+        return -priced[col].to_numpy(np.float64, na_value=np.nan)[at]
+
+    order = np.lexsort(
+        (
+            _text_rank(priced["license_name"], at),
+            _text_rank(priced["integration_label"], at),
+            amount("annual_cost"),
+            amount("annual_cost_reporting"),
+        )
+    )
+    return priced.take(at[order]).reset_index(drop=True)
 
 
 # ------------------------------------------------------------------ per license
