@@ -29,6 +29,8 @@ Behaviour (``shared/truto-docs/NOTES.md``):
 from __future__ import annotations
 
 import collections
+import heapq
+import itertools
 import logging
 import random
 import threading
@@ -66,9 +68,16 @@ FINAL_STATUSES = {400, 401, 403, 404, 422, 503}
 class RateLimiter:
     """Sliding-window pacing for the token and for each integrated account.
 
-    ``acquire(account)`` blocks until one more request fits both windows, then
+    ``acquire(account, priority)`` blocks until one more request fits both windows, then
     records it. ``margin`` widens the window a little, so that requests sent
     just over a window apart cannot arrive inside one at the server.
+
+    When the token's window is the bottleneck, a free slot goes to the waiting request with the
+    lowest ``priority`` (then the one that asked first): the fetch gives each account the order in
+    which it was started, so accounts started first finish first and free their worker for the next
+    account, instead of every account crawling at the same pace and the last ones starting at the
+    end (a tail as long as one account's whole chain of pages). A request held back by its own
+    account's window never holds the others back.
     """
 
     def __init__(
@@ -78,48 +87,68 @@ class RateLimiter:
         window: float,
         margin: float = 0.25,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
     ):
         self.token_limit = token_limit
         self.account_limit = account_limit
         self.window = window + margin
         self.clock = clock
-        self.sleep = sleep
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
         self._token: collections.deque[float] = collections.deque()
         self._accounts: dict[str, collections.deque[float]] = collections.defaultdict(
             collections.deque
         )
+        self._waiting: list[tuple[float, int]] = []  # heap of (priority, ticket) ready for a slot
+        self._tickets = itertools.count()
 
     def _purge(self, q: collections.deque[float], now: float) -> None:
         edge = now - self.window
         while q and q[0] <= edge:
             q.popleft()
 
-    def acquire(self, account: str | None = None) -> float:
+    def _leave(self, me: tuple[float, int]) -> None:
+        self._waiting.remove(me)
+        heapq.heapify(self._waiting)
+        self._cond.notify_all()
+
+    def acquire(self, account: str | None = None, priority: float = 0.0) -> float:
         """Wait for a slot; returns the seconds waited."""
-        waited = 0.0
-        while True:
-            with self._lock:
-                now = self.clock()
-                self._purge(self._token, now)
-                wait = 0.0
-                if len(self._token) >= self.token_limit:
-                    wait = max(wait, self._token[0] + self.window - now)
-                q = None
-                if account is not None:
-                    q = self._accounts[account]
-                    self._purge(q, now)
-                    if len(q) >= self.account_limit:
-                        wait = max(wait, q[0] + self.window - now)
-                if wait <= 0:
-                    self._token.append(now)
-                    if q is not None:
-                        q.append(now)
-                    return waited
-            log.debug("rate limiter: waiting %.3f s for a slot (account %s)", wait, account)
-            self.sleep(wait)
-            waited += wait
+        started = self.clock()
+        with self._cond:
+            me = (priority, next(self._tickets))
+            queued = False
+            try:
+                while True:
+                    now = self.clock()
+                    self._purge(self._token, now)
+                    q = None
+                    if account is not None:
+                        q = self._accounts[account]
+                        self._purge(q, now)
+                        if len(q) >= self.account_limit:
+                            if queued:
+                                queued = False
+                                self._leave(me)
+                            self._cond.wait(q[0] + self.window - now)
+                            continue
+                    if not queued:
+                        heapq.heappush(self._waiting, me)
+                        queued = True
+                    full = len(self._token) >= self.token_limit
+                    wait = self._token[0] + self.window - now if full else 0.0
+                    if wait <= 0 and self._waiting[0] == me:
+                        heapq.heappop(self._waiting)
+                        queued = False
+                        self._token.append(now)
+                        if q is not None:
+                            q.append(now)
+                        self._cond.notify_all()
+                        return max(0.0, self.clock() - started)
+                    # The head of the queue is told when the window frees; the others when it
+                    # takes its slot (or leaves).
+                    self._cond.wait(wait if wait > 0 else None)
+            finally:
+                if queued:
+                    self._leave(me)
 
 
 @dataclass
@@ -141,13 +170,14 @@ class TrutoClient(Paginated):
         s = self.settings
         if self.session is None:
             self.session = make_session(s.max_workers)
-        self.limiter = RateLimiter(
-            s.token_rate_limit, s.account_rate_limit, s.rate_window, sleep=self.sleep
-        )
+        self.limiter = RateLimiter(s.token_rate_limit, s.account_rate_limit, s.rate_window)
         self._stats: dict[str | None, CallStats] = collections.defaultdict(CallStats)
         self._stats_lock = threading.Lock()
         self._fetch_deadline: float | None = None
         self._account_deadlines: dict[str, float] = {}
+        self._account_order: dict[
+            str, int
+        ] = {}  # when each account was started: its pacing priority
 
     # -- stats ---------------------------------------------------------------------
     def stats(self, account_id: str | None) -> CallStats:
@@ -166,11 +196,22 @@ class TrutoClient(Paginated):
         with self._stats_lock:
             self._fetch_deadline = time.monotonic() + self.settings.fetch_deadline
             self._account_deadlines.clear()
+            self._account_order.clear()
 
     def start_account(self, account_id: str) -> None:
-        """Start the ``account_deadline`` clock of one account."""
+        """Start the ``account_deadline`` clock of one account (and give it its place in the
+        pacing queue: accounts started first get the token's free slots first)."""
         with self._stats_lock:
             self._account_deadlines[account_id] = time.monotonic() + self.settings.account_deadline
+            self._account_order.setdefault(account_id, len(self._account_order))
+
+    def _priority(self, account_id: str | None) -> float:
+        """The pacing priority of a call: the account list first (it feeds every account), then the
+        accounts in the order they were started; an account never started last."""
+        if account_id is None:
+            return -1.0
+        with self._stats_lock:
+            return float(self._account_order.get(account_id, float("inf")))
 
     def _deadline(self, account_id: str | None) -> tuple[float, str] | None:
         """The earliest of the fetch's and the account's deadlines, with the setting's name."""
@@ -223,7 +264,7 @@ class TrutoClient(Paginated):
         while True:
             attempt += 1
             delay: float | None  # None: not worth retrying
-            waited = self.limiter.acquire(paced_account)
+            waited = self.limiter.acquire(paced_account, self._priority(paced_account))
             self._count(account_id, requests=1, wait_seconds=waited)
             outer = self._deadline(account_id)
             now = time.monotonic()
