@@ -18,10 +18,7 @@ st.caption(
 if ui.empty_state(view, "licenses"):
     st.stop()
 
-summary = ui.seat_scope(view)
-tiles = D.kpi_tiles(summary, D.spend_gaps(view.filtered, view.options))
-ui.tiles(tiles[:4])
-ui.tiles(tiles[4:], per_row=3)
+tiles_area = st.container()  # laid out first, filled after the charts: see below
 
 left, right = st.columns(2, gap="large")
 with left:
@@ -45,6 +42,14 @@ with right:
     else:
         st.info("None of these integrations report both assigned and bought seats.")
     ui.download(util, "utilization-by-integration", key="dl-util-integration")
+
+# The charts are sent before the tiles (which sit above them) so that the browser starts loading
+# its chart renderer, the largest part of a first load, as early as it can.
+with tiles_area:
+    summary = ui.seat_scope(view)
+    tiles = D.kpi_tiles(summary, D.spend_gaps(view.filtered, view.options))
+    ui.tiles(tiles[:4])
+    ui.tiles(tiles[4:], per_row=3)
 
 st.subheader("Needs attention")
 items = D.attention(
