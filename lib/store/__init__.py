@@ -17,6 +17,10 @@ it never drops or rewrites rows.
   ``audit_log``.
 - version 3: when and by whom each exchange rate was saved.
 - version 4: ``contracts``, ``alert_rules``, ``alert_state``, ``alert_deliveries``.
+- version 5: seat activity: the users listing's outcome on ``account_snapshots``
+  (``activity``, ``activity_message``, ``users``, ``seat_rows``, ``activity_problems``),
+  ``seat_rows`` (one per account, license and user, kept with the account snapshot like its
+  license rows) and ``reclaim_exemptions``.
 
 Snapshots. Each fetch writes one *run* (``snapshots``) and, per account, one
 *account snapshot* with its outcome; accounts that ended ``ok`` or
@@ -46,6 +50,7 @@ from lib.store.engine import (
     default_sqlite_url,
     normalize_url,
 )
+from lib.store.exemptions import EXEMPTION_COLUMNS, EXEMPTION_KINDS, ExemptionError
 from lib.store.leases import LeaseHeartbeat, new_holder_id
 from lib.store.migrations import LATEST_VERSION, MIGRATIONS, Migration, SchemaError
 from lib.store.settings import (
@@ -81,6 +86,8 @@ __all__ = [
     "DEFAULT_DATA_DIR",
     "DEFAULT_KEEP_DAYS",
     "DEFAULT_SQLITE_NAME",
+    "EXEMPTION_COLUMNS",
+    "EXEMPTION_KINDS",
     "FAILED_OUTCOMES",
     "FX_RATES",
     "GOOD_OUTCOMES",
@@ -97,6 +104,7 @@ __all__ = [
     "SETTINGS_DEFAULTS",
     "SNAPSHOTS",
     "V1",
+    "ExemptionError",
     "LatestSnapshot",
     "LeaseHeartbeat",
     "Migration",

@@ -6,6 +6,7 @@ from sqlalchemy.engine import make_url
 
 from lib.store.alerts import AlertsMixin
 from lib.store.engine import database_url, make_engine, normalize_url
+from lib.store.exemptions import ExemptionMixin
 from lib.store.history import HistoryMixin
 from lib.store.leases import LeaseMixin
 from lib.store.migrations import SchemaMixin
@@ -13,13 +14,22 @@ from lib.store.settings import SettingsMixin
 from lib.store.snapshots import SnapshotMixin
 
 
-class Store(SchemaMixin, SnapshotMixin, HistoryMixin, AlertsMixin, SettingsMixin, LeaseMixin):
+class Store(
+    SchemaMixin,
+    SnapshotMixin,
+    HistoryMixin,
+    AlertsMixin,
+    ExemptionMixin,
+    SettingsMixin,
+    LeaseMixin,
+):
     """The dashboard's database. Thread-safe: share one per process (e.g. ``st.cache_resource``).
 
     Schema and upgrades: :class:`~lib.store.migrations.SchemaMixin`; settings, price book,
     rates, audit log: :class:`~lib.store.settings.SettingsMixin`; snapshots and the latest
     view: :class:`~lib.store.snapshots.SnapshotMixin`; history and retention:
-    :class:`~lib.store.history.HistoryMixin`; refresh leases: :class:`~lib.store.leases.LeaseMixin`; contracts, alert rules, alert state
+    :class:`~lib.store.history.HistoryMixin`; refresh leases: :class:`~lib.store.leases.LeaseMixin`; reclaim exemptions:
+    :class:`~lib.store.exemptions.ExemptionMixin`; contracts, alert rules, alert state
     and deliveries: :class:`~lib.store.alerts.AlertsMixin`.
     """
 

@@ -18,6 +18,7 @@ from lib.store.tables import (
     ACCOUNT_SNAPSHOTS,
     LICENSE_ROWS,
     PROBLEM_ROWS,
+    SEAT_ROWS,
     SNAPSHOTS,
     _to_us,
     _utc,
@@ -146,7 +147,13 @@ class HistoryMixin(SettingsMixin, BulkMixin):
         cutoff_us = _to_us(now - timedelta(days=int(keep_days)))
         where = f" WHERE config_key = {self._ph}" if config_key is not None else ""
         params = (config_key,) if config_key is not None else ()
-        report = {"account_snapshots": 0, "license_rows": 0, "problem_rows": 0, "snapshots": 0}
+        report = {
+            "account_snapshots": 0,
+            "license_rows": 0,
+            "problem_rows": 0,
+            "seat_rows": 0,
+            "snapshots": 0,
+        }
         with self._write() as conn:
             cur = self._cursor(conn)
             try:
@@ -191,6 +198,9 @@ class HistoryMixin(SettingsMixin, BulkMixin):
                 report["problem_rows"] += conn.execute(
                     delete(PROBLEM_ROWS).where(PROBLEM_ROWS.c.account_snapshot_id.in_(chunk))
                 ).rowcount
+                report["seat_rows"] += conn.execute(
+                    delete(SEAT_ROWS).where(SEAT_ROWS.c.account_snapshot_id.in_(chunk))
+                ).rowcount
                 report["account_snapshots"] += conn.execute(
                     delete(A).where(A.c.id.in_(chunk))
                 ).rowcount
@@ -206,12 +216,14 @@ class HistoryMixin(SettingsMixin, BulkMixin):
                         delete(SNAPSHOTS).where(SNAPSHOTS.c.id.in_(chunk))
                     ).rowcount
         log.info(
-            "pruned %s (keep %d days): %d runs, %d account snapshots, %d license rows, %d problem rows",
+            "pruned %s (keep %d days): %d runs, %d account snapshots, %d license rows, %d problem rows, "
+            "%d seat rows",
             config_key if config_key is not None else "every config key",
             keep_days,
             report["snapshots"],
             report["account_snapshots"],
             report["license_rows"],
             report["problem_rows"],
+            report["seat_rows"],
         )
         return report

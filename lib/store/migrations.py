@@ -13,6 +13,7 @@ from lib.store.base import StoreBase
 from lib.store.tables import (
     _GOOD_INDEX,
     ACCOUNT_SNAPSHOTS,
+    ACTIVITY_SQL_COLUMNS,
     AUDIT_LOG,
     FX_RATES,
     GOOD_OUTCOMES,
@@ -21,6 +22,8 @@ from lib.store.tables import (
     T,
     utcnow,
 )
+
+_ALTER_TYPES = {"string": "TEXT", "Int64": "BIGINT"}
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +80,13 @@ def _migrate_4(conn: Connection) -> None:
         T[name].create(conn)
 
 
+def _migrate_5(conn: Connection) -> None:
+    for name, dtype in ACTIVITY_SQL_COLUMNS.items():
+        conn.execute(text(f"ALTER TABLE account_snapshots ADD COLUMN {name} {_ALTER_TYPES[dtype]}"))
+    for name in ("seat_rows", "reclaim_exemptions"):
+        T[name].create(conn)
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -91,6 +101,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(3, "when and by whom each exchange rate was saved", _migrate_3),
     Migration(4, "contracts, alert rules, alert state and deliveries", _migrate_4),
+    Migration(
+        5, "seat activity: users-listing outcome per account, seat rows, exemptions", _migrate_5
+    ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 _PG_LOCK_KEY = 0x7465_7275  # the advisory lock that serializes upgrades

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -15,9 +15,24 @@ import pyarrow as pa
 from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Connection
 
-from lib.schema import ACCOUNT_COLUMNS, LICENSE_COLUMNS, OUTCOMES, PROBLEM_COLUMNS
+from lib.schema import (
+    ACCOUNT_COLUMNS,
+    ACTIVITY_COLUMNS,
+    LICENSE_COLUMNS,
+    OUTCOMES,
+    PROBLEM_COLUMNS,
+    SEAT_COLUMNS,
+)
 from lib.store._bulk import BulkMixin, _chunks, _conform, _empty_frame, _pylist
-from lib.store.tables import ACCOUNT_SNAPSHOTS, GOOD_OUTCOMES, SNAPSHOTS, _to_us, _utc, utcnow
+from lib.store.tables import (
+    ACCOUNT_SNAPSHOTS,
+    ACTIVITY_SQL_COLUMNS,
+    GOOD_OUTCOMES,
+    SNAPSHOTS,
+    _to_us,
+    _utc,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +50,10 @@ class LatestSnapshot:
     licenses: pd.DataFrame
     accounts: pd.DataFrame
     problems: pd.DataFrame
+    # Seat activity, from the same account snapshot as each account's license rows:
+    # SEAT_COLUMNS (one row per account, license and user) and ACTIVITY_COLUMNS (one per account).
+    seats: pd.DataFrame = field(default_factory=lambda: _empty_frame(SEAT_COLUMNS))
+    activity: pd.DataFrame = field(default_factory=lambda: _empty_frame(ACTIVITY_COLUMNS))
 
     @property
     def is_empty(self) -> bool:
@@ -78,12 +97,13 @@ class SnapshotMixin(BulkMixin):
         took_ms = (time.perf_counter() - started) * 1000
         for snapshot_id, prep in zip(ids, prepared):
             log.info(
-                "snapshot %s written for %s: %d accounts, %d license rows, %d problem rows, took %.0f ms",
+                "snapshot %s written for %s: %d accounts, %d license rows, %d problem rows, %d seat rows, took %.0f ms",
                 snapshot_id,
                 config_key,
                 len(prep["accounts"]),
                 len(prep["licenses"]),
                 len(prep["problems"]),
+                len(prep["seats"]),
                 took_ms,
             )
         return ids
@@ -92,6 +112,22 @@ class SnapshotMixin(BulkMixin):
         accounts = _conform(result.accounts, ACCOUNT_COLUMNS, "accounts")
         licenses = _conform(result.licenses, LICENSE_COLUMNS, "licenses")
         problems = _conform(result.problems, PROBLEM_COLUMNS, "problems")
+        seats = _conform(
+            getattr(result, "seats", None)
+            if getattr(result, "seats", None) is not None
+            else _empty_frame(SEAT_COLUMNS),
+            SEAT_COLUMNS,
+            "seats",
+        )
+        activity = _conform(
+            getattr(result, "activity", None)
+            if getattr(result, "activity", None) is not None
+            else _empty_frame(ACTIVITY_COLUMNS),
+            ACTIVITY_COLUMNS,
+            "activity",
+        )
+        if activity["account_id"].duplicated().any():
+            raise ValueError("an account appears twice in the activity table")
         if accounts["account_id"].isna().any():
             raise ValueError("an account row has no account_id")
         if accounts["account_id"].duplicated().any():
@@ -103,7 +139,12 @@ class SnapshotMixin(BulkMixin):
         if bad:
             raise ValueError(f"unknown account outcome(s): {', '.join(bad)}")
         known = set(accounts["account_id"])
-        for name, table in (("license", licenses), ("problem", problems)):
+        strays = sorted(set(activity["account_id"].dropna()) - known)
+        if strays:
+            raise ValueError(
+                f"activity rows for account(s) without an account row: {', '.join(strays)}"
+            )
+        for name, table in (("license", licenses), ("problem", problems), ("seat", seats)):
             strays = sorted(set(table["account_id"].dropna()) - known)
             if strays or table["account_id"].isna().any():
                 raise ValueError(
@@ -113,10 +154,18 @@ class SnapshotMixin(BulkMixin):
         finished = getattr(result, "finished_at", None)
         taken = _utc(taken_at) if taken_at is not None else _utc(finished or utcnow())
         exit_code = result.exit_code() if callable(getattr(result, "exit_code", None)) else None
+        # The users listing's outcome per account, beside the account's own columns.
+        by_account = activity.set_index("account_id")
+        activity_cols = {
+            c: by_account[c].reindex(accounts["account_id"]).reset_index(drop=True).astype(t)
+            for c, t in ACTIVITY_SQL_COLUMNS.items()
+        }
         return {
             "accounts": accounts,
+            "activity": activity_cols,
             "licenses": licenses,
             "problems": problems,
+            "seats": seats,
             "taken_at": taken,
             "started_at": _utc(started) if started else None,
             "finished_at": _utc(finished) if finished else None,
@@ -126,11 +175,13 @@ class SnapshotMixin(BulkMixin):
 
     def _insert_snapshot(self, conn: Connection, config_key: str, prep: dict[str, Any]) -> int:
         accounts, licenses, problems = prep["accounts"], prep["licenses"], prep["problems"]
+        seats, activity = prep["seats"], prep["activity"]
         good_ids = set(
             accounts.loc[accounts["outcome"].isin(GOOD_OUTCOMES).to_numpy(dtype=bool), "account_id"]
         )
         lic_mask = licenses["account_id"].isin(good_ids).to_numpy(dtype=bool)
         prob_mask = problems["account_id"].isin(good_ids).to_numpy(dtype=bool)
+        seat_mask = seats["account_id"].isin(good_ids).to_numpy(dtype=bool)
         taken = prep["taken_at"]
         snapshot_id = conn.execute(
             insert(SNAPSHOTS)
@@ -151,13 +202,21 @@ class SnapshotMixin(BulkMixin):
             return snapshot_id
         n = len(accounts)
         sqlite = self.is_sqlite
-        names = ["snapshot_id", "config_key", "taken_at", "good", *ACCOUNT_COLUMNS]
+        names = [
+            "snapshot_id",
+            "config_key",
+            "taken_at",
+            "good",
+            *ACCOUNT_COLUMNS,
+            *ACTIVITY_SQL_COLUMNS,
+        ]
         data = [
             [snapshot_id] * n,
             [config_key] * n,
             [_to_us(taken) if sqlite else taken] * n,
             accounts["outcome"].isin(GOOD_OUTCOMES).to_numpy(dtype=bool).tolist(),
             *(_pylist(accounts[c], t, sqlite) for c, t in ACCOUNT_COLUMNS.items()),
+            *(_pylist(activity[c], t, sqlite) for c, t in ACTIVITY_SQL_COLUMNS.items()),
         ]
         self._insert_rows(conn, "account_snapshots", names, data)
         A = ACCOUNT_SNAPSHOTS
@@ -167,6 +226,7 @@ class SnapshotMixin(BulkMixin):
         for table, columns, df, mask in (
             ("license_rows", LICENSE_COLUMNS, licenses, lic_mask),
             ("problem_rows", PROBLEM_COLUMNS, problems, prob_mask),
+            ("seat_rows", SEAT_COLUMNS, seats, seat_mask),
         ):
             if mask.any():
                 rows = df[mask]
@@ -257,6 +317,7 @@ class SnapshotMixin(BulkMixin):
                     ("taken_at", "datetime64[us, UTC]"),
                     ("good", "boolean"),
                     *ACCOUNT_COLUMNS.items(),
+                    *ACTIVITY_SQL_COLUMNS.items(),
                 ],
                 f"FROM account_snapshots WHERE snapshot_id = {self._ph} ORDER BY id",
                 (run.id,),
@@ -308,6 +369,18 @@ class SnapshotMixin(BulkMixin):
             clauses += self._id_clauses(sorted(snap_id for snap_id, _ in fallback.values()))
             licenses = self._ordered(conn, "license_rows", LICENSE_COLUMNS, clauses, rank_of_owner)
             problems = self._ordered(conn, "problem_rows", PROBLEM_COLUMNS, clauses, rank_of_owner)
+            seats = self._ordered(conn, "seat_rows", SEAT_COLUMNS, clauses, rank_of_owner)
+            # A stale account's seat activity is that of the snapshot its license rows come from.
+            fallback_activity: dict[str, tuple] = {}
+            for where, params in self._id_clauses(sorted(i for i, _ in fallback.values())):
+                cols = self._columns(
+                    conn,
+                    [("account_id", "string"), *ACTIVITY_SQL_COLUMNS.items()],
+                    f"FROM account_snapshots WHERE {where.replace('account_snapshot_id', 'id')}",
+                    params,
+                )
+                for i, acc in enumerate(cols["account_id"]):
+                    fallback_activity[acc] = tuple(cols[c][i] for c in ACTIVITY_SQL_COLUMNS)
 
         accounts = pd.DataFrame({c: att[c] for c in ACCOUNT_COLUMNS})
         stale = np.array(
@@ -330,6 +403,13 @@ class SnapshotMixin(BulkMixin):
         accounts["data_as_of"] = as_of
         age = (pd.Timestamp(now).as_unit("us") - accounts["data_as_of"]).astype("timedelta64[us]")
         accounts["stale_for"] = age.where(stale, pd.NaT).astype("timedelta64[us]")
+        activity = pd.DataFrame(
+            {"account_id": att["account_id"], **{c: att[c] for c in ACTIVITY_SQL_COLUMNS}}
+        )
+        for acc, values in fallback_activity.items():
+            at = np.flatnonzero(account_ids == acc)
+            if len(at):
+                activity.loc[at[0], list(ACTIVITY_SQL_COLUMNS)] = list(values)
         return LatestSnapshot(
             config_key,
             run.id,
@@ -340,4 +420,6 @@ class SnapshotMixin(BulkMixin):
             licenses,
             accounts.astype(account_dtypes),
             problems,
+            seats,
+            activity.astype(ACTIVITY_COLUMNS),
         )

@@ -22,7 +22,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import DateTime, TypeDecorator
 
-from lib.schema import ACCOUNT_COLUMNS, CONTRACT_DTYPES, LICENSE_COLUMNS, PROBLEM_COLUMNS
+from lib.schema import (
+    ACCOUNT_COLUMNS,
+    ACTIVITY_COLUMNS,
+    CONTRACT_DTYPES,
+    LICENSE_COLUMNS,
+    PROBLEM_COLUMNS,
+    SEAT_COLUMNS,
+)
 
 GOOD_OUTCOMES = ("ok", "not_supported")
 FAILED_OUTCOMES = ("failed", "needs_reauth", "inactive")
@@ -313,3 +320,34 @@ def _v4_tables(md: MetaData) -> None:
 _v4_tables(METADATA)
 CONTRACTS, ALERT_RULES = T["contracts"], T["alert_rules"]
 ALERT_STATE, ALERT_DELIVERIES = T["alert_state"], T["alert_deliveries"]
+
+# ---------------------------------------------------- version 5: seat activity
+# Activity columns on account_snapshots: the users listing's outcome per account attempt.
+ACTIVITY_SQL_COLUMNS = {c: t for c, t in ACTIVITY_COLUMNS.items() if c != "account_id"}
+for _name, _dtype in ACTIVITY_SQL_COLUMNS.items():
+    ACCOUNT_SNAPSHOTS.append_column(Column(_name, _SQL_TYPES[_dtype]()))
+Table(
+    "seat_rows",
+    METADATA,
+    Column(
+        "account_snapshot_id",
+        _ID,
+        ForeignKey("account_snapshots.id"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("position", Integer, primary_key=True, autoincrement=False),
+    *_typed_columns(SEAT_COLUMNS),
+)
+Table(
+    "reclaim_exemptions",
+    METADATA,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("kind", Text, nullable=False),  # user | license
+    Column("value", Text, nullable=False),  # user: email or id (lower case); license: license id
+    Column("integration", Text),  # license: the integration it belongs to (empty: any)
+    Column("reason", Text, nullable=False),
+    Column("set_at", UtcTimestamp, nullable=False),
+    Column("set_by", Text, nullable=False),
+)
+SEAT_ROWS, RECLAIM_EXEMPTIONS = T["seat_rows"], T["reclaim_exemptions"]
