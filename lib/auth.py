@@ -66,6 +66,12 @@ class Actor:
         return self.role in ("admin", "open")
 
     @property
+    def can_see_people(self) -> bool:
+        """Names and emails of users (personal data): admins, and everyone in open mode (no sign-in
+        configured); viewers see counts and costs only."""
+        return self.role in ("admin", "open")
+
+    @property
     def label(self) -> str:
         """How the actor is named in the audit log and the sidebar."""
         if self.role == "open":

@@ -156,6 +156,28 @@ def test_exempt_users_are_not_reclaimable():
     assert A.reclaim_summary(priced, "USD").reclaimable_seats == 6
 
 
+def test_exempt_licenses_of_one_integration_or_any():
+    seats = seat_table(SEATS)
+    priced = A.reclaim(seats, licenses(), exempt_licenses=[("Adobe", "L2"), (None, "L3")])
+    p = priced.set_index("user_id")
+    assert bool(p.loc["u-free", "exempt"]) and bool(p.loc["u-unpriced", "exempt"])
+    assert bool(p.loc["u-eur", "reclaimable"])  # L4 is not exempt
+    other = A.reclaim(seats, licenses(), exempt_licenses=[("slack", "L2")])
+    assert bool(other.set_index("user_id").loc["u-free", "reclaimable"])  # another integration's L2
+
+
+def test_exemption_lists_from_the_stored_table():
+    table = pd.DataFrame(
+        {
+            "kind": ["user", "license", "license", "user"],
+            "value": ["Bot@Acme.com", "L1", "L2", None],
+            "integration": [None, "okta", None, None],
+        }
+    )
+    users, lics = A.exemption_lists(table)
+    assert users == {"bot@acme.com"} and lics == {("okta", "L1"), (None, "L2")}
+
+
 def test_seat_matches_its_organization_and_unknown_licenses_stay_unpriced():
     lic = with_metrics(
         [

@@ -20,6 +20,7 @@ PAGES = [
     "pages/overview.py",
     "pages/utilization.py",
     "pages/spend.py",
+    "pages/reclaim.py",
     "pages/trends.py",
     "pages/accounts.py",
     "pages/price-book.py",

@@ -77,10 +77,12 @@ def classify(
     inactive_days: int = DEFAULT_INACTIVE_DAYS,
     as_of: datetime | None = None,
     exempt_users: Collection[str] = (),
+    exempt_licenses: Collection[tuple[str | None, str]] = (),
 ) -> pd.DataFrame:
     """The seat table plus ``last_active_at``, ``days_inactive``, ``activity_class``, ``exempt``,
     ``reclaimable``. ``as_of``: the time the figures are relative to (default: each row's fetched_at).
-    ``exempt_users``: user ids or emails (case-insensitive) never counted reclaimable."""
+    ``exempt_users``: user ids or emails (case-insensitive) never counted reclaimable;
+    ``exempt_licenses``: (integration or None for any, license id) pairs, likewise."""
     days = validate_threshold(inactive_days)
     n = len(seats)
     threshold = days * _DAY_US
@@ -114,6 +116,14 @@ def classify(
             seats["user_id"].astype("string").str.lower().isin(wanted)
             | seats["user_email"].astype("string").str.lower().isin(wanted)
         ).to_numpy(dtype=bool)
+    if exempt_licenses and n:
+        lic = seats["license_id"].astype("string").str.strip()
+        integ = seats["integration"].astype("string").str.strip().str.lower()
+        for integration, license_id in exempt_licenses:
+            hit = (lic == str(license_id).strip()).fillna(False)
+            if integration:
+                hit &= (integ == str(integration).strip().lower()).fillna(False)
+            exempt |= hit.to_numpy(dtype=bool)
     reclaimable = np.isin(cls, [CLASSES.index(c) for c in RECLAIMABLE]) & ~exempt
     days_idle = np.where(last_na, 0, np.maximum(idle, 0) // _DAY_US)
     out = seats.copy(deep=False)
@@ -123,6 +133,27 @@ def classify(
     out["exempt"] = pd.array(exempt, dtype="boolean")
     out["reclaimable"] = pd.array(reclaimable, dtype="boolean")
     return out
+
+
+def exemption_lists(
+    exemptions: pd.DataFrame,
+) -> tuple[frozenset[str], frozenset[tuple[str | None, str]]]:
+    """(exempt users, exempt licenses) of an exemptions table (kind, value, integration), as
+    :func:`classify` takes them."""
+    users: set[str] = set()
+    licenses: set[tuple[str | None, str]] = set()
+    for row in exemptions.itertuples(index=False):
+        value = str(row.value).strip() if isinstance(row.value, str) else ""
+        if not value:
+            continue
+        if row.kind == "user":
+            users.add(value.lower())
+        elif row.kind == "license":
+            scope = (
+                row.integration if isinstance(row.integration, str) and row.integration else None
+            )
+            licenses.add((scope, value))
+    return frozenset(users), frozenset(licenses)
 
 
 # ------------------------------------------------------------------ matching seats to licenses
@@ -214,13 +245,14 @@ def reclaim(
     inactive_days: int = DEFAULT_INACTIVE_DAYS,
     as_of: datetime | None = None,
     exempt_users: Collection[str] = (),
+    exempt_licenses: Collection[tuple[str | None, str]] = (),
 ) -> pd.DataFrame:
     """Every seat row classified (:func:`classify`) and priced from its license's metrics row:
     ``annual_unit_price``, ``currency``, ``is_paid_seat``, ``is_free_seat``, ``annual_cost`` (in the
     license's currency: the seat's reclaimable annual cost, 0 when free or not reclaimable, empty
     when unpriced) and ``annual_cost_reporting`` (converted; empty without a rate)."""
     options = options or MetricOptions()
-    out = classify(seats, inactive_days, as_of, exempt_users)
+    out = classify(seats, inactive_days, as_of, exempt_users, exempt_licenses)
     n = len(out)
     at = match_licenses(out, metrics)
     hit = at >= 0

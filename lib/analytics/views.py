@@ -334,6 +334,7 @@ UTILIZATION_COLUMNS = [
 # Columns a person rarely needs to read a table: shown under "More columns" (the CSV always has them).
 PLUMBING_COLUMNS = (
     "integration",
+    "user_id",
     "product",
     "license_id",
     "organization_id",

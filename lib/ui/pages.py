@@ -30,6 +30,7 @@ PAGES: tuple[PageSpec, ...] = (
         "utilization", "pages/utilization.py", "Utilization", ":material/group:", "utilization"
     ),
     PageSpec("spend", "pages/spend.py", "Spend", ":material/payments:", "spend"),
+    PageSpec("reclaim", "pages/reclaim.py", "Reclaim", ":material/person_remove:", "reclaim"),
     PageSpec("trends", "pages/trends.py", "Trends", ":material/trending_up:", "trends"),
     PageSpec("accounts", "pages/accounts.py", "Accounts", ":material/hub:", "accounts"),
     PageSpec("price_book", "pages/price-book.py", "Price book", ":material/sell:", "price-book"),

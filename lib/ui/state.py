@@ -11,7 +11,9 @@ import pandas as pd
 import streamlit as st
 
 from lib.analytics import views as D
+from lib.analytics.activity import DEFAULT_INACTIVE_DAYS, exemption_lists, reclaim
 from lib.analytics.metrics import MetricOptions, add_metrics
+from lib.analytics.reclaim_views import filter_seats
 from lib.analytics.totals import Summary, prepare, summarize
 from lib.auth import Actor
 from lib.config import ConfigError, Settings, cache_ttl_seconds, load_settings
@@ -51,7 +53,11 @@ class View:
     store_url: str
     config_key: str
     snapshot_id: int | None
+    seats: pd.DataFrame = field(default_factory=pd.DataFrame)  # SEAT_COLUMNS, every account
+    activity: pd.DataFrame = field(default_factory=pd.DataFrame)  # ACTIVITY_COLUMNS, per account
+    data_token: str = ""  # the snapshot and price book the metrics were computed from
     _summaries: dict = field(default_factory=dict, repr=False)
+    _reclaims: dict = field(default_factory=dict, repr=False)
 
     @cached_property
     def prepared(self):
@@ -66,6 +72,28 @@ class View:
     @property
     def currency(self) -> str:
         return self.options.reporting_currency
+
+    @cached_property
+    def exemptions(self) -> pd.DataFrame:
+        """Users and licenses never counted reclaimable (EXEMPTION_COLUMNS)."""
+        return self.store.exemptions()
+
+    def reclaim(self, inactive_days: int = DEFAULT_INACTIVE_DAYS) -> pd.DataFrame:
+        """Every seat classified and priced (lib.analytics.activity.reclaim), under the sidebar filters."""
+        if inactive_days not in self._reclaims:
+            users, licenses = exemption_lists(self.exemptions)
+            token = str(pd.util.hash_pandas_object(self.exemptions, index=False).sum())
+            priced = _reclaim(
+                self.seats,
+                self.metrics,
+                self.options,
+                inactive_days,
+                users,
+                licenses,
+                f"{self.data_token}:{token}",
+            )
+            self._reclaims[inactive_days] = filter_seats(priced, self.filtered, self.filters)
+        return self._reclaims[inactive_days]
 
     @cached_property
     def audit_log(self) -> pd.DataFrame:
@@ -113,9 +141,23 @@ def _metrics(
     return add_metrics(_licenses, _book, options)
 
 
+@st.cache_resource(show_spinner=False, ttl=CACHE_TTL_SECONDS, max_entries=8)
+def _reclaim(
+    _seats: pd.DataFrame,
+    _metrics: pd.DataFrame,
+    options: MetricOptions,
+    inactive_days: int,
+    exempt_users: frozenset[str],
+    exempt_licenses: frozenset[tuple[str | None, str]],
+    token: str,
+) -> pd.DataFrame:
+    return reclaim(_seats, _metrics, options, inactive_days, None, exempt_users, exempt_licenses)
+
+
 def clear_data_caches() -> None:
-    """After a save: recompute metrics with the new prices, rates or settings."""
+    """After a save: recompute metrics with the new prices, rates, settings or exemptions."""
     _metrics.clear()
+    _reclaim.clear()
 
 
 def _generation() -> int:
@@ -205,7 +247,8 @@ def load_view(actor: Actor) -> View:
     options = metric_options(store)
     book = store.get_price_book()
     book_token = str(pd.util.hash_pandas_object(book, index=False).sum()) if len(book) else "empty"
-    metrics = _metrics(latest.licenses, book, options, f"{key}:{latest.taken_at}", book_token)
+    snapshot_token = f"{key}:{latest.snapshot_id}:{latest.taken_at}"
+    metrics = _metrics(latest.licenses, book, options, snapshot_token, book_token)
     filters = sidebar_filters(latest.accounts)
     names = D.account_names(latest.accounts)
     return View(
@@ -226,6 +269,9 @@ def load_view(actor: Actor) -> View:
         store_url=url,
         config_key=key,
         snapshot_id=latest.snapshot_id,
+        seats=latest.seats,
+        activity=latest.activity,
+        data_token=f"{snapshot_token}:{book_token}:{options}",
     )
 
 

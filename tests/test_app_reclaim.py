@@ -1,0 +1,122 @@
+"""The Reclaim page under AppTest, on the demo data (its users and their activity), each test with
+its own database: the figures equal what lib computes, the URL carries the threshold and reasons,
+names and emails reach admins only, and admins exempt users."""
+
+from __future__ import annotations
+
+from lib.analytics import reclaim_views as RV
+from lib.analytics.activity import exemption_lists, reclaim, reclaim_summary
+from lib.analytics.metrics import add_metrics
+from lib.jobs.refresh import metric_options
+from lib.store import Store
+from tests import test_app
+from tests.test_app import app, metric_values, no_exception, signed_in
+
+db = test_app.db  # the fixture: a database of its own
+PAGE = "pages/reclaim.py"
+VIEWER = {"is_logged_in": True, "email": "vic@acme.com", "name": "Vic", "email_verified": True}
+ADMIN = {"is_logged_in": True, "email": "ana@acme.com", "name": "Ana", "email_verified": True}
+
+
+def expected(db_url: str, days: int = 90):
+    """Every seat classified and priced by lib, from the data the app stored."""
+    from lib.config import load_settings
+    from lib.jobs.sync import config_key
+
+    store = Store(db_url)
+    latest = store.latest(config_key(load_settings(env={}, secrets={})))
+    options = metric_options(store)
+    metrics = add_metrics(latest.licenses, store.get_price_book(), options)
+    users, licenses = exemption_lists(store.exemptions())
+    return reclaim(latest.seats, metrics, options, days, None, users, licenses), options
+
+
+def seat_table(at):
+    tables = [d.value for d in at.dataframe if "reclaim_reason" in d.value.columns]
+    return tables[0] if tables else None
+
+
+def test_tiles_and_table_equal_what_lib_computes(db):
+    at = app(PAGE)
+    no_exception(at)
+    priced, options = expected(db)
+    s = reclaim_summary(priced, options.reporting_currency)
+    want = {t.label: t.value for t in RV.reclaim_tiles(s, 90)}
+    assert metric_values(at) == want
+    assert s.reclaimable_seats > 10 and s.departed_paid_users > 0  # the demo has something to show
+    table = seat_table(at)
+    assert len(table) == s.reclaimable_seats
+    assert set(table["reclaim_reason"]) == set(RV.REASON_LABELS.values())
+    cost = table["reclaimable_annual_cost_reporting"].to_numpy(dtype=float, na_value=float("nan"))
+    known = cost[~(cost != cost)]
+    assert list(known) == sorted(known, reverse=True)  # costliest first
+
+
+def test_threshold_and_reasons_come_from_the_url(db):
+    at = app(PAGE, query={"days": "30", "reason": "Departed"})
+    no_exception(at)
+    priced, options = expected(db, days=30)
+    s = reclaim_summary(priced, options.reporting_currency)
+    assert metric_values(at)["Reclaimable seats"] == f"{s.reclaimable_seats:,}"
+    at90 = app(PAGE)
+    assert metric_values(at90)["Reclaimable seats"] != metric_values(at)["Reclaimable seats"]
+    table = seat_table(at)
+    departed = (priced["activity_class"] == "departed") & priced["reclaimable"]
+    assert len(table) == int(departed.sum()) > 0
+    assert set(table["reclaim_reason"]) == {RV.REASON_LABELS["departed"]}
+
+
+def test_a_threshold_that_is_not_a_number_says_so_and_uses_90_days(db):
+    at = app(PAGE, query={"days": "ninety"})
+    no_exception(at)
+    assert any("not a number" in e.value for e in at.error)
+    priced, options = expected(db)
+    s = reclaim_summary(priced, options.reporting_currency)
+    assert metric_values(at)["Reclaimable seats"] == f"{s.reclaimable_seats:,}"
+
+
+def test_viewers_see_counts_and_costs_but_no_names_or_emails(db):
+    at = signed_in(PAGE, VIEWER)
+    no_exception(at)
+    assert seat_table(at) is None
+    assert any("admins only" in i.value for i in at.info)
+    priced, _ = expected(db)
+    emails = set(priced["user_email"].dropna())
+    names = set(priced["user_name"].dropna())
+    for d in at.dataframe:
+        cells = set(d.value.astype(str).to_numpy().ravel())
+        assert not cells & emails and not cells & names
+    assert metric_values(at)["Reclaimable seats"]  # the figures are there
+    assert not [b for b in at.button if b.label == "Exempt"]
+
+
+def test_admins_see_who_holds_each_seat(db):
+    at = signed_in(PAGE, ADMIN)
+    no_exception(at)
+    table = seat_table(at)
+    assert table is not None and table["user_email"].str.contains("@").all()
+
+
+def test_admin_exempts_a_user_and_the_figures_leave_them_out(db):
+    at = app(PAGE)
+    before = seat_table(at)
+    email = before["user_email"].iloc[0]
+    held = int((before["user_email"] == email).sum())
+    at.radio(key="exempt-kind").set_value("user")
+    at.selectbox(key="exempt-value").set_value(email)
+    at.text_input(key="exempt-reason").set_value("")
+    [b for b in at.button if b.label == "Exempt"][0].click().run()
+    no_exception(at)
+    assert any("reason is empty" in e.value for e in at.error)
+    assert Store(db).exemptions().empty  # nothing half saved
+    at.selectbox(key="exempt-value").set_value(email)
+    at.text_input(key="exempt-reason").set_value("CI service account")
+    [b for b in at.button if b.label == "Exempt"][0].click().run()
+    no_exception(at)
+    after = seat_table(at)
+    assert len(after) == len(before) - held and email not in set(after["user_email"])
+    ex = Store(db).exemptions()
+    assert ex["value"].tolist() == [email.lower()] and ex["reason"].tolist() == [
+        "CI service account"
+    ]
+    assert any("Exemption saved" in s.value for s in at.success)
