@@ -3,6 +3,7 @@
 import streamlit as st
 
 from lib import ui
+from lib.analytics import reclaim_views as RV
 from lib.analytics import views as D
 
 view = ui.current_view()
@@ -55,6 +56,35 @@ ui.table(
     key="accounts-table",
 )
 ui.download(accounts, "integrated-accounts", key="dl-accounts")
+
+st.subheader("Seat activity")
+st.caption(
+    "Whether each account's users (who holds each seat, when they were last active) were listed, and "
+    "per integration how many seat assignments carry activity data. Where an integration sends no "
+    "last-active or last-login time, its seats read “activity not reported” on the Reclaim page: "
+    "never inactive, never counted reclaimable for inactivity."
+)
+coverage = RV.activity_coverage(view.accounts_filtered, view.activity)
+if coverage.empty:
+    st.caption("No account lists licenses, so there are no seats to measure.")
+else:
+    for row in coverage[
+        coverage["activity_outcome"] == "Activity could not be listed"
+    ].itertuples():
+        st.warning(
+            D.md_escape(
+                f"{view.names.get(row.account_id, row.account_id)} — seat activity could not be "
+                f"listed: {row.activity_message} Its license figures are shown."
+            ),
+            icon=":material/person_off:",
+        )
+    ui.table(coverage, key="activity-table")
+    ui.download(coverage, "seat-activity-per-account", key="dl-activity")
+    seats = view.seats[view.seats["account_id"].isin(view.accounts_filtered["account_id"])]
+    per_integration = RV.activity_by_integration(seats)
+    if len(per_integration):
+        ui.table(per_integration, key="activity-integration-table")
+        ui.download(per_integration, "seat-activity-per-integration", key="dl-activity-integration")
 
 st.subheader("Malformed records")
 problems = view.problems

@@ -4,7 +4,9 @@ import streamlit as st
 
 from lib import ui
 from lib.analytics import groupings
+from lib.analytics import reclaim_views as RV
 from lib.analytics import views as D
+from lib.analytics.activity import DEFAULT_INACTIVE_DAYS, reclaim_summary
 from lib.ui import charts
 from lib.ui import renewals as U
 
@@ -48,8 +50,9 @@ with right:
 with tiles_area:
     summary = ui.seat_scope(view)
     tiles = D.kpi_tiles(summary, D.spend_gaps(view.filtered, view.options))
+    reclaim = reclaim_summary(view.reclaim(DEFAULT_INACTIVE_DAYS), view.currency)
     ui.tiles(tiles[:4])
-    ui.tiles(tiles[4:], per_row=3)
+    ui.tiles([*tiles[4:], RV.reclaim_cost_tile(reclaim, DEFAULT_INACTIVE_DAYS)])
 
 st.subheader("Needs attention")
 items = D.attention(
@@ -60,6 +63,8 @@ items = D.attention(
     view.options,
     view.names,
     open_alerts=U.open_alerts(view),
+    reclaim=reclaim,
+    activity=view.activity,
 )
 if not items:
     st.success(D.NOTHING_NEEDS_ATTENTION)

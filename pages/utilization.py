@@ -3,8 +3,10 @@
 import streamlit as st
 
 from lib import ui
+from lib.analytics import reclaim_views as RV
 from lib.analytics import utilization as U
 from lib.analytics import views as D
+from lib.analytics.activity import DEFAULT_INACTIVE_DAYS
 from lib.ui import charts
 
 view = ui.current_view()
@@ -28,7 +30,30 @@ ui.tiles(
 )
 
 st.subheader("Licenses")
-rows = D.utilization_table(view.filtered)
+by_activity = st.toggle(
+    "Right-size by activity",
+    key="by_activity",
+    bind="query-params",
+    help="Recommend active seats (used within 90 days) + buffer instead of assigned seats + buffer, "
+    "where the integration reports activity.",
+)
+licenses = RV.with_activity(view.filtered, view.reclaim(DEFAULT_INACTIVE_DAYS), view.options)
+rows = D.utilization_table(
+    licenses,
+    extra=[
+        *RV.ACTIVITY_SHOWN,
+        *(
+            ["recommended_seats_by_activity", "potential_annual_savings_by_activity_reporting"]
+            if by_activity
+            else []
+        ),
+    ],
+)
+st.caption(
+    f"Activity columns: seats whose holders were active within {DEFAULT_INACTIVE_DAYS} days, from "
+    "each integration's users list (the Reclaim page takes any threshold). Seats assigned "
+    "(users listing) can differ from the license's own count: both are shown, with the difference."
+)
 shown = rows.assign(flag=rows["flag"].map(D.FLAG_DISPLAY).astype("string"))
 ui.table(
     shown,

@@ -4,6 +4,8 @@ names and emails reach admins only, and admins exempt users."""
 
 from __future__ import annotations
 
+import pandas as pd
+
 from lib.analytics import reclaim_views as RV
 from lib.analytics.activity import exemption_lists, reclaim, reclaim_summary
 from lib.analytics.metrics import add_metrics
@@ -120,3 +122,41 @@ def test_admin_exempts_a_user_and_the_figures_leave_them_out(db):
         "CI service account"
     ]
     assert any("Exemption saved" in s.value for s in at.success)
+
+
+def test_overview_shows_the_reclaimable_cost_and_departed_users_to_act_on(db):
+    at = app()
+    no_exception(at)
+    priced, options = expected(db)
+    s = reclaim_summary(priced, options.reporting_currency)
+    tile = RV.reclaim_cost_tile(s, 90)
+    assert metric_values(at)[tile.label] == tile.value
+    text = " ".join(m.value for m in at.markdown).replace("\\", "")
+    assert f"{s.departed_paid_users} departed user(s) still hold paid seats" in text
+    assert f"{s.reclaimable_paid_seats} paid seat(s) are unused" in text
+
+
+def test_utilization_shows_activity_per_license_and_right_sizes_by_activity(db):
+    at = app("pages/utilization.py")
+    no_exception(at)
+    table = at.dataframe[0].value
+    assert {"active_seats", "users_assigned_seats", "active_utilization_pct"} <= set(table.columns)
+    assert "recommended_seats_by_activity" not in table.columns
+    at = app("pages/utilization.py", query={"by_activity": "true"})
+    table = at.dataframe[0].value.set_index(["integration_label", "license_name"])
+    row = table.loc[("Microsoft 365", "Microsoft 365 E3")]
+    assert row["recommended_seats_by_activity"] < row["recommended_seats"]
+    assert pd.isna(table.loc[("Salesforce", "Chatter Free"), "recommended_seats_by_activity"])
+
+
+def test_accounts_page_says_which_accounts_report_activity(db):
+    at = app("pages/accounts.py")
+    no_exception(at)
+    tables = [d.value for d in at.dataframe]
+    coverage = next(t for t in tables if "activity_outcome" in t.columns)
+    assert "Activity not supported" in set(coverage["activity_outcome"])  # DocuSign
+    per = next(t for t in tables if "activity_share_pct" in t.columns).set_index(
+        "integration_label"
+    )
+    assert per.loc["Atlassian", "activity_share_pct"] == 0.0  # sends no activity times
+    assert per.loc["GitHub", "activity_share_pct"] == 100.0

@@ -229,6 +229,7 @@ def match_licenses(seats: pd.DataFrame, licenses: pd.DataFrame) -> np.ndarray:
 class ReclaimSummary:
     seats: int  # seat rows (assignments) from the users side
     reclaimable_seats: int
+    reclaimable_paid_seats: int  # of them, on licenses that are paid (or priced, when not said)
     reclaimable_annual_cost: float | None  # reporting currency; None when nothing priced
     reporting_currency: str
     unpriced_reclaimable_seats: int  # reclaimable paid (or paid-unknown) seats without a price
@@ -308,12 +309,14 @@ def reclaim_summary(priced: pd.DataFrame, reporting_currency: str) -> ReclaimSum
     total = float(_round_cents(np.array([conv[priced_rec].sum()]))[0]) if priced_rec.any() else None
     departed = (priced["activity_class"] == "departed").to_numpy(dtype=bool)
     paid = priced["is_paid_seat"].to_numpy(dtype=bool, na_value=False)
+    free = priced["is_free_seat"].to_numpy(dtype=bool, na_value=False)
     dep = priced.loc[departed & paid, ["account_id", "user_id"]].drop_duplicates()
     reported = priced["activity_reported"].to_numpy(dtype=bool, na_value=False)
     share = round(100 * int(reported.sum()) / n, 1) if n else None
     return ReclaimSummary(
         seats=n,
         reclaimable_seats=int(rec.sum()),
+        reclaimable_paid_seats=int((rec & ~free).sum()),
         reclaimable_annual_cost=total,
         reporting_currency=reporting_currency,
         unpriced_reclaimable_seats=int((rec & cost_na).sum()),

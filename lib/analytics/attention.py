@@ -6,9 +6,11 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from lib.analytics.activity import ReclaimSummary
 from lib.analytics.labels import (
     OUTCOME_LABELS,
     account_names,
+    fmt_money,
 )
 from lib.analytics.metrics import MetricOptions
 from lib.analytics.rules import needs_price
@@ -35,6 +37,8 @@ def attention(
     names: dict[str, str] | None = None,
     limit: int = 3,
     open_alerts: pd.DataFrame | None = None,
+    reclaim: ReclaimSummary | None = None,
+    activity: pd.DataFrame | None = None,
 ) -> list[Attention]:
     """What needs a person's attention, most urgent first, each pointing at the page that shows it.
 
@@ -85,6 +89,47 @@ def attention(
                 f"{len(failed)} account(s) could not be fetched — {who}.",
                 "accounts",
                 len(failed),
+            )
+        )
+    if activity is not None and len(activity):
+        scoped = activity[activity["account_id"].isin(accounts["account_id"])]
+        bad = scoped[(scoped["activity"] == "failed").fillna(False).to_numpy(dtype=bool)]
+        if len(bad):
+            who = ", ".join(names.get(a, a) for a in bad["account_id"].head(limit))
+            items.append(
+                Attention(
+                    "activity_failed",
+                    f"The users of {len(bad)} account(s) could not be listed, so their seat "
+                    f"activity is missing (their license figures are shown) — {who}.",
+                    "accounts",
+                    len(bad),
+                )
+            )
+    if reclaim is not None and reclaim.departed_paid_users:
+        items.append(
+            Attention(
+                "departed_paid",
+                f"{reclaim.departed_paid_users} departed user(s) still hold paid seats: reclaim "
+                "them (the vendor marks these users inactive or deleted).",
+                "reclaim",
+                reclaim.departed_paid_users,
+            )
+        )
+    if reclaim is not None and reclaim.reclaimable_paid_seats:
+        cost = (
+            f", {fmt_money(reclaim.reclaimable_annual_cost, reclaim.reporting_currency)} a year"
+            if reclaim.reclaimable_annual_cost
+            else ""
+        )
+        items.append(
+            Attention(
+                "reclaimable",
+                f"{reclaim.reclaimable_paid_seats} paid seat(s) are unused (inactive, never used, "
+                f"departed or invited){cost}"
+                + (" at least" if cost and reclaim.unpriced_reclaimable_seats else "")
+                + ".",
+                "reclaim",
+                reclaim.reclaimable_paid_seats,
             )
         )
     over = df[df["flag"] == "over_allocated"].sort_values("over_allocated_seats", ascending=False)

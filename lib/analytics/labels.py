@@ -219,6 +219,9 @@ EXTRA_HEADERS = {
     "set_at": "Set at (UTC)",
     "set_by": "Set by",
     "exemption_reason": "Reason",
+    "recommended_seats_by_activity": "Recommended seats by activity (active + buffer)",
+    "potential_annual_savings_by_activity": "Potential annual savings at seats recommended by activity (price currency)",
+    "potential_annual_savings_by_activity_reporting": "Potential annual savings at seats recommended by activity (reporting currency)",
     "who": "Who",
     "what": "What changed",
 }
@@ -362,11 +365,13 @@ EXPORT_REPORTING_MONEY = {
     "at_least": "at_least",
     "amount": "annual_cost",
     "reclaimable_annual_cost_reporting": "reclaimable_annual_cost",
+    "potential_annual_savings_by_activity_reporting": "potential_annual_savings_by_activity",
 }
 # Amounts in each row's own price currency (the ``currency`` column beside them).
 EXPORT_PRICE_CURRENCY_MONEY = (
     "annual_cost",
     "reclaimable_annual_cost",
+    "potential_annual_savings_by_activity",
     "idle_annual_cost",
     "true_up_exposure",
     "potential_annual_savings",

@@ -275,6 +275,16 @@ def _lookup(ikey_codes: np.ndarray, values: pd.Series, row_keys: list, find) -> 
 # ----------------------------------------------------------------- per row
 
 
+def recommended_for(seats: np.ndarray, buffer: float) -> np.ndarray:
+    """Recommended seats: ceil(seats x (1 + buffer)), exactly (the buffer read as a fraction)."""
+    frac = _buffer_fraction(buffer)
+    p, q = frac.numerator, frac.denominator
+    out = np.asarray(seats, dtype=np.int64) * (q + p)
+    out += q - 1
+    out //= q
+    return out
+
+
 def add_metrics(
     licenses: pd.DataFrame,
     price_book: pd.DataFrame | None = None,
@@ -355,11 +365,7 @@ def add_metrics(
     unassigned, unassigned_na = _raw(df["unassigned_seats"], "Int64")
     over, over_na = _raw(df["over_allocated_seats"], "Int64")
 
-    frac = _buffer_fraction(options.buffer)
-    p, q = frac.numerator, frac.denominator
-    recommended = assigned * (q + p)
-    recommended += q - 1
-    recommended //= q  # ceil(assigned x (1 + buffer)), exactly
+    recommended = recommended_for(assigned, options.buffer)
     np.copyto(recommended, 0, where=assigned_na)
     spare = total - recommended
     np.maximum(spare, 0, out=spare)

@@ -9,13 +9,17 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from lib.analytics._engine import _masked, _round_cents
 from lib.analytics.activity import (
+    LICENSE_ACTIVITY_COLUMNS,
     RECLAIMABLE,
     ReclaimSummary,
+    license_activity,
     match_licenses,
     reclaimable_seats,
 )
 from lib.analytics.labels import ACTIVITY_CLASS_LABELS, ACTIVITY_OUTCOME_LABELS, fmt_money
+from lib.analytics.metrics import MetricOptions, recommended_for
 from lib.analytics.views import Filters, Tile, _scope_mask
 
 REASON_LABELS = {c: ACTIVITY_CLASS_LABELS[c] for c in RECLAIMABLE}
@@ -80,6 +84,11 @@ def reasons_kept(priced: pd.DataFrame, reasons: Sequence[str]) -> pd.DataFrame:
     return priced.loc[priced["activity_class"].isin(wanted).to_numpy(dtype=bool)]
 
 
+def reclaim_cost_tile(s: ReclaimSummary, days: int) -> Tile:
+    """The reclaimable annual cost (also on the Overview)."""
+    return reclaim_tiles(s, days)[1]
+
+
 def reclaim_tiles(s: ReclaimSummary, days: int) -> list[Tile]:
     cur = s.reporting_currency
     left_out = []
@@ -97,12 +106,13 @@ def reclaim_tiles(s: ReclaimSummary, days: int) -> list[Tile]:
             f"{s.reclaimable_seats:,}",
             f"Seats inactive for more than {days} days, never used, held by departed users or by "
             "invitations never accepted; exemptions left out.",
-            f"of {s.seats:,} seat assignments",
+            f"{s.reclaimable_paid_seats:,} of them paid; of {s.seats:,} seat assignments",
         ),
         Tile(
             f"Reclaimable annual cost ({cur})",
             cost,
-            "Reclaimable seats × the license's price per seat per year, converted to "
+            f"Seats unused for more than {days} days, never used, held by departed users or by "
+            "invitations never accepted, × the license's price per seat per year, converted to "
             f"{cur}. Free licenses cost nothing.",
             ("leaves out " + "; ".join(left_out)) if left_out else None,
         ),
@@ -230,3 +240,86 @@ def activity_by_integration(seats: pd.DataFrame) -> pd.DataFrame:
         (100 * out["seats_with_activity"] / out["activity_seats"]).round(1).astype("Float64")
     )
     return out
+
+
+# ------------------------------------------------------------------ Utilization: activity per license
+
+ACTIVITY_SHOWN = [
+    "users_assigned_seats",
+    "assigned_difference",
+    "active_seats",
+    "inactive_seats",
+    "departed_seats",
+    "activity_not_reported_seats",
+    "active_utilization_pct",
+]
+BY_ACTIVITY_COLUMNS = [
+    "recommended_seats_by_activity",
+    "potential_annual_savings_by_activity",
+    "potential_annual_savings_by_activity_reporting",
+]
+
+
+def with_activity(
+    licenses: pd.DataFrame, classified: pd.DataFrame, options: MetricOptions
+) -> pd.DataFrame:
+    """The license rows (with metrics) plus :data:`LICENSE_ACTIVITY_COLUMNS` and the right-sizing
+    by activity: ``recommended_seats_by_activity`` = ceil(seats still needed x (1 + buffer)), where
+    the seats still needed are the seats assigned (the license's count, else the users listing's)
+    less the seats known to be reclaimable (:func:`lib.analytics.activity.reclaim`: inactive, never
+    active, departed, invited, not exempt). A seat whose use is not reported, or whose holder the
+    users listing did not name, stays needed. Also what dropping to it saves a year (price currency,
+    and converted). Empty where the account reports no activity or the license is free; never 0
+    for "not known"."""
+    out = license_activity(classified, licenses)
+    n = len(out)
+    at = match_licenses(classified, licenses)
+    rec_mask = classified["reclaimable"].to_numpy(dtype=bool, na_value=False) & (at >= 0)
+    reclaimable = np.bincount(at[rec_mask], minlength=n).astype(np.int64)
+    _, active_na = _masked(out["active_seats"], "Int64", np.int64)
+    assigned, assigned_na = _masked(out["assigned_seats"], "Int64", np.int64)
+    listed, listed_na = _masked(out["users_assigned_seats"], "Int64", np.int64)
+    held = np.where(assigned_na, listed, np.maximum(assigned, np.where(listed_na, 0, listed)))
+    needed = np.maximum(held - reclaimable, 0)
+    free = (out["flag"].astype("string") == "free").fillna(False).to_numpy(dtype=bool)
+    rec_na = active_na | free | (assigned_na & listed_na)
+    rec = np.where(rec_na, 0, recommended_for(np.where(rec_na, 0, needed), options.buffer))
+    total, total_na = _masked(out["total_seats"], "Int64", np.int64)
+    price, price_na = _masked(out["annual_unit_price"], "Float64", np.float64)
+    spare = np.maximum(total - rec, 0)
+    saving_na = rec_na | total_na | price_na
+    saving = np.where(saving_na, 0.0, spare * np.where(price_na, 0.0, price))
+    currencies = out["currency"].astype("string")
+    rates = {c: options.rate(c) for c in currencies.dropna().unique()}
+    rate = np.array(
+        [rates.get(c) if isinstance(c, str) else None for c in currencies.tolist()], dtype=object
+    )
+    rate_na = np.array([r is None for r in rate], dtype=bool) if n else np.zeros(0, dtype=bool)
+    rate_f = np.array([0.0 if r is None else float(r) for r in rate], dtype=np.float64)
+    conv_na = saving_na | (rate_na & (saving != 0))
+    out["recommended_seats_by_activity"] = pd.arrays.IntegerArray(rec.astype(np.int64), rec_na)
+    out["potential_annual_savings_by_activity"] = pd.arrays.FloatingArray(
+        _round_cents(saving), saving_na
+    )
+    out["potential_annual_savings_by_activity_reporting"] = pd.arrays.FloatingArray(
+        _round_cents(np.where(conv_na, 0.0, saving * rate_f)), conv_na
+    )
+    return out
+
+
+__all__ = [
+    "ACTIVITY_SHOWN",
+    "BY_ACTIVITY_COLUMNS",
+    "LICENSE_ACTIVITY_COLUMNS",
+    "REASON_FILTER",
+    "REASON_LABELS",
+    "activity_by_integration",
+    "activity_coverage",
+    "filter_seats",
+    "license_table",
+    "reasons_kept",
+    "reclaim_cost_tile",
+    "reclaim_tiles",
+    "seat_table",
+    "with_activity",
+]

@@ -7,6 +7,7 @@ list, the per-page tables and their CSV exports.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -394,10 +395,11 @@ ACCOUNT_VIEW_COLUMNS = [
 ]
 
 
-def utilization_table(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per license, worst first: over-allocated, then lowest utilization; not reported last."""
+def utilization_table(df: pd.DataFrame, extra: Sequence[str] = ()) -> pd.DataFrame:
+    """One row per license, worst first: over-allocated, then lowest utilization; not reported last.
+    ``extra``: more of ``df``'s columns to keep (e.g. seat activity), after the usual ones."""
     order = {flag: i for i, flag in enumerate(FLAG_SEVERITY)}
-    out = df[UTILIZATION_COLUMNS].copy()
+    out = df[[*UTILIZATION_COLUMNS, *(c for c in extra if c in df.columns)]].copy()
     out["_o"] = out["flag"].astype("string").map(order).astype("Int64")
     out["_c"] = -out["idle_annual_cost_reporting"].astype("Float64")
     out = out.sort_values(

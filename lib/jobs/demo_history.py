@@ -7,7 +7,9 @@ year (most licenses grew, some shrank), a monthly wobble on assigned seats,
 and bought seats that change only every third month, as renewals do.
 Unassigned, over-allocated and utilization are recomputed from the scaled
 counts with :func:`lib.normalize.seat_arithmetic`; a count the vendor does
-not report stays not reported. Same input and ``now``: the same history.
+not report stays not reported. Seat holders (seat activity) keep the same spread of activity relative
+to each month's fetch, fewer of them the further back (:func:`month_seats`). Same input and ``now``:
+the same history.
 """
 
 from __future__ import annotations
@@ -85,9 +87,42 @@ def month_result(base: FetchResult, months_back: int, taken_at: datetime) -> Fet
         base,
         licenses=lic,
         accounts=accounts,
+        seats=month_seats(base.seats, months_back, stamp),
         started_at=stamp.to_pydatetime(),
         finished_at=stamp.to_pydatetime(),
     )
+
+
+_SEAT_TIMES = (
+    "user_created_at",
+    "user_last_login_at",
+    "user_last_active_at",
+    "license_last_active_at",
+    "fetched_at",
+)
+
+
+def month_seats(seats: pd.DataFrame, months_back: int, taken_at: pd.Timestamp) -> pd.DataFrame:
+    """The seat rows ``months_back`` months earlier: the same spread of activity relative to that
+    fetch (every time moved by the same amount), with fewer holders the further back (up to 2% a
+    month, by a fixed per-user draw), as a growing company would have had."""
+    if months_back <= 0 or seats.empty:
+        return seats
+    keep = np.array(
+        [
+            _unit(f"{a}/{u}", "seat") >= 0.02 * months_back
+            for a, u in zip(seats["account_id"], seats["user_id"])
+        ],
+        dtype=bool,
+    )
+    out = seats.loc[keep].copy()
+    shift = taken_at - pd.Timestamp(out["fetched_at"].max())
+    for col in _SEAT_TIMES:
+        out[col] = (out[col] + shift).astype("datetime64[us, UTC]")
+    out["fetched_at"] = pd.Series([taken_at] * len(out), index=out.index).astype(
+        "datetime64[us, UTC]"
+    )
+    return out.reset_index(drop=True)
 
 
 def demo_history(

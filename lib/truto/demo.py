@@ -162,20 +162,32 @@ def _record(
 
 
 # (name, status, days since last active (None: never), days since created)
+# (kind, status, days since last active, days since created): one in 20 seat holders each, the
+# rest active. Dealt round-robin over every assigned seat, so each license has the spread.
 _USER_PROFILES = (
     ("active", "active", 2, 700),
     ("active", "active", 9, 500),
     ("idle-45", "active", 45, 800),
     ("active", "active", 1, 300),
     ("idle-120", "active", 120, 900),
+    ("active", "active", 3, 420),
     ("idle-400", "active", 400, 1200),
+    ("active", "active", 6, 640),
     ("never", "active", None, 365),
+    ("active", "active", 12, 880),
     ("departed", "deleted", 210, 1000),
     ("active", "active", 20, 250),
+    ("active", "active", 5, 540),
     ("invited", "invited", None, 150),
+    ("active", "active", 15, 720),
     ("departed", "inactive", 60, 600),
     ("active", "active", 4, 100),
+    ("active", "active", 30, 960),
+    ("idle-120", "active", 150, 1100),
+    ("active", "active", 8, 330),
 )
+_UNCOUNTED_SEATS = 12  # users per license where the vendor reports no seat counts (Atlassian)
+_MAX_USERS_PER_LICENSE = 500
 _FIRST = (
     "Ana",
     "Ben",
@@ -214,41 +226,50 @@ def _iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _seats_of(lic: dict) -> int:
+    raw = lic.get("assigned_quantity")
+    try:
+        n = int(str(raw)) if raw is not None else _UNCOUNTED_SEATS
+    except ValueError:
+        n = _UNCOUNTED_SEATS
+    return max(0, min(n, _MAX_USERS_PER_LICENSE))
+
+
 def _demo_users(idx: int, name: str, licenses: list[dict], today: datetime) -> list[dict]:
-    """About a dozen users for one demo account, each holding one of its licenses."""
+    """One user per assigned seat of each of the account's licenses (as many as the license reports
+    assigned; a dozen where it reports no counts), with the spread of :data:`_USER_PROFILES`."""
     users = []
     per_license = name == "microsoft365"
     # Microsoft 365 lists licenses per product; the demo lists azure_active_directory (the default).
     licenses = [r for r in licenses if r.get("_product") in (None, "azure_active_directory")]
-    for k, (kind, status, idle, age) in enumerate(_USER_PROFILES):
-        lic = licenses[k % len(licenses)]
-        first, last = _FIRST[(k + idx) % len(_FIRST)], _LAST[(k * 3 + idx) % len(_LAST)]
-        seen = _iso(today - timedelta(days=idle)) if idle is not None else None
-        entry: dict[str, Any] = {"id": lic["id"], "name": lic.get("name")}
-        if lic.get("_organization_id"):
-            entry["organization_id"] = lic["_organization_id"]
-        if per_license and seen:
-            entry["last_active_at"] = seen
-        users.append(
-            {
-                "id": f"usr-{idx:02d}-{k:03d}",
-                "name": f"{first} {last}",
-                "emails": [
-                    {
-                        "email": f"{first}.{last}@acme.example".lower(),
-                        "type": "work",
-                        "is_primary": True,
-                    }
-                ],
-                "status": status,
-                "type": "end user",
-                "created_at": _iso(today - timedelta(days=age)),
-                "last_active_at": seen,
-                "last_login_at": seen,
-                "licenses": [entry],
-                "_kind": kind,
-            }
-        )
+    k = 0
+    for li, lic in enumerate(licenses):
+        for seat in range(_seats_of(lic)):
+            kind, status, idle, age = _USER_PROFILES[(seat * 7 + idx + li) % len(_USER_PROFILES)]
+            first, last = _FIRST[(k + idx) % len(_FIRST)], _LAST[(k // len(_FIRST)) % len(_LAST)]
+            series = k // (len(_FIRST) * len(_LAST))
+            email = f"{first}.{last}{series or ''}@acme.example".lower()
+            seen = _iso(today - timedelta(days=idle)) if idle is not None else None
+            entry: dict[str, Any] = {"id": lic["id"], "name": lic.get("name")}
+            if lic.get("_organization_id"):
+                entry["organization_id"] = lic["_organization_id"]
+            if per_license and seen:
+                entry["last_active_at"] = seen
+            users.append(
+                {
+                    "id": f"usr-{idx:02d}-{k:04d}",
+                    "name": f"{first} {last}",
+                    "emails": [{"email": email, "type": "work", "is_primary": True}],
+                    "status": status,
+                    "type": "end user",
+                    "created_at": _iso(today - timedelta(days=age)),
+                    "last_active_at": seen,
+                    "last_login_at": seen,
+                    "licenses": [entry],
+                    "_kind": kind,
+                }
+            )
+            k += 1
     return users
 
 
