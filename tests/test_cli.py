@@ -354,3 +354,40 @@ def test_reclaim_bad_threshold_exits_1(tmp_path):
     )
     assert proc.returncode == 1 and "--inactive-days" in proc.stderr
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_reclaim_and_export_read_the_exemptions_saved_in_the_dashboard(emulator, tmp_path):
+    from lib.auth import Actor
+    from lib.store import Store
+
+    emu = _reclaim_data(emulator)
+    db = f"sqlite:///{tmp_path / 'saved.sqlite'}"
+    store = Store(db)
+    store.add_exemption(
+        "user", "U3@example.com", "break-glass admin", Actor("a@x.io", "A", "admin")
+    )
+    store.close()
+    env = {"TRUTO_API_TOKEN": SECRET, "TRUTO_BASE_URL": emu.base_url, "DATABASE_URL": db}
+    out = tmp_path / "reclaim.csv"
+    proc = run(["reclaim", "--out", str(out)], env, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    # u3 (departed) is exempt; no prices: by license name (the license's own, as the users list
+    # names none)
+    assert [(r["user_id"], r["license_name"]) for r in rows(out)] == [
+        ("u1", "Creative Cloud"),
+        ("u4", "Express"),
+    ]
+    assert "Leaving out 1 exemption(s)" in proc.stderr
+    proc = run(["reclaim", "--out", str(out), "--no-saved"], env, tmp_path)
+    assert [r["user_id"] for r in rows(out)] == ["u1", "u3", "u4"]
+    # export: the per-license seat activity beside each license
+    lic_out = tmp_path / "licenses.csv"
+    proc = run(["export", "--out", str(lic_out), "--inactive-days", "30"], env, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    by = {r["license_id"]: r for r in rows(lic_out)}
+    cc = by["cc"]
+    # u1 inactive, u2's future time is refused (activity not reported), u3 departed
+    assert (cc["users_assigned_seats"], cc["active_seats"], cc["departed_seats"]) == ("3", "0", "1")
+    assert cc["inactive_seats"] == "1" and cc["activity_not_reported_seats"] == "1"
+    assert cc["assigned_difference"] == "0"
+    assert by["ex"]["active_seats"] == "0" and by["ex"]["inactive_seats"] == "1"

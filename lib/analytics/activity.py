@@ -251,7 +251,8 @@ def reclaim(
     """Every seat row classified (:func:`classify`) and priced from its license's metrics row:
     ``annual_unit_price``, ``currency``, ``is_paid_seat``, ``is_free_seat``, ``annual_cost`` (in the
     license's currency: the seat's reclaimable annual cost, 0 when free or not reclaimable, empty
-    when unpriced) and ``annual_cost_reporting`` (converted; empty without a rate)."""
+    when unpriced) and ``annual_cost_reporting`` (converted; empty without a rate). A seat whose
+    users listing names no license name takes its license's name."""
     options = options or MetricOptions()
     out = classify(seats, inactive_days, as_of, exempt_users, exempt_licenses)
     n = len(out)
@@ -284,6 +285,11 @@ def reclaim(
     rate_f = np.where(rate_na, 0.0, rate)
     converted = cost * rate_f
     converted_na = cost_na | (rate_na & (cost != 0))
+    if len(metrics) and hit.any():  # a users listing that names no license: the license's own name
+        own = _text(out["license_name"])
+        theirs = _text(metrics["license_name"]).take(pa.array(safe))
+        theirs = pc.if_else(pa.array(hit), theirs, pa.nulls(n, _STR))
+        out["license_name"] = pd.arrays.ArrowStringArray(pc.coalesce(own, theirs))
     out["annual_unit_price"] = pd.arrays.FloatingArray(np.where(price_na, 0.0, price), price_na)
     out["currency"] = _text_of(codes, names)
     out["is_paid_seat"] = pd.array(is_paid, dtype="boolean")

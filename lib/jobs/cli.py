@@ -84,6 +84,7 @@ def _saved(args: argparse.Namespace):
         store = Store(url)
         try:
             saved = store.get_price_book(), store.get_fx_rates(), store.get_settings()
+            args.saved_exemptions = store.exemptions()
         finally:
             store.close()
     except Exception as exc:  # noqa: BLE001  (driver errors can quote the URL: show the type only)
@@ -157,9 +158,16 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     from lib.analytics.metrics import add_metrics
     from lib.export import write_csv
 
+    days = _inactive_days(args)
     book, options = _analytics(args)
     result = _fetch(settings, args.quiet)
     table = add_metrics(result.licenses, book, options)
+    if len(
+        result.seats
+    ):  # the per-license seat activity (lib.analytics.reclaim_views.with_activity)
+        from lib.analytics.reclaim_views import with_activity
+
+        table = with_activity(table, _reclaim(args, result, table, options, days), options)
     out = Path(args.out)
     write_csv(export_frame(table, options.reporting_currency), out)  # the exported column names
     code = _report(result)
@@ -198,17 +206,14 @@ def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_reclaim(args: argparse.Namespace, settings: Settings) -> int:
     """One row per reclaimable seat (lib.analytics.activity); exit codes as ``export``, and 2 when an
     account's users could not be listed (the file lacks its seats)."""
-    from lib.analytics.activity import reclaim, reclaim_export, reclaim_summary, validate_threshold
+    from lib.analytics.activity import reclaim_export, reclaim_summary
     from lib.analytics.metrics import add_metrics
     from lib.export import write_csv
 
-    try:
-        days = validate_threshold(args.inactive_days)
-    except ValueError as exc:
-        raise ConfigError(f"--inactive-days: {exc}") from None
+    days = _inactive_days(args)
     book, options = _analytics(args)
     result = _fetch(settings, args.quiet)
-    priced = reclaim(result.seats, add_metrics(result.licenses, book, options), options, days)
+    priced = _reclaim(args, result, add_metrics(result.licenses, book, options), options, days)
     table = reclaim_export(priced, options.reporting_currency)
     out = Path(args.out)
     write_csv(table, out)
@@ -234,6 +239,27 @@ def cmd_reclaim(args: argparse.Namespace, settings: Settings) -> int:
         )
     )
     return code
+
+
+def _inactive_days(args: argparse.Namespace) -> int:
+    from lib.analytics.activity import validate_threshold
+
+    try:
+        return validate_threshold(args.inactive_days)
+    except ValueError as exc:
+        raise ConfigError(f"--inactive-days: {exc}") from None
+
+
+def _reclaim(args: argparse.Namespace, result, metrics, options, days: int):
+    """Every seat classified and priced, without the exemptions saved in the dashboard (unless
+    --no-saved)."""
+    from lib.analytics.activity import exemption_lists, reclaim
+
+    saved = getattr(args, "saved_exemptions", None)
+    users, licenses = exemption_lists(saved) if saved is not None else (frozenset(), frozenset())
+    if users or licenses:
+        _err(f"Leaving out {len(users) + len(licenses)} exemption(s) saved in the dashboard.")
+    return reclaim(result.seats, metrics, options, days, None, users, licenses)
 
 
 def cmd_emulator(args: argparse.Namespace) -> int:
@@ -276,9 +302,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("export", help="fetch every account and write the license table as CSV")
+    p = sub.add_parser(
+        "export",
+        help="fetch every account and write the license table, with its seat activity, as CSV",
+    )
     p.add_argument("--out", required=True, help="CSV file to write")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    _inactive_days_arg(p)
     _analytics_args(p)
 
     p = sub.add_parser("summary", help="fetch every account and print the seat and spend summary")
@@ -290,11 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", required=True, help="CSV file to write")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
-    p.add_argument(
-        "--inactive-days",
-        default=90,
-        help="a seat is inactive after this many days without activity (default 90)",
-    )
+    _inactive_days_arg(p)
     _analytics_args(p)
 
     p = sub.add_parser("sync", help="fetch every account and store a snapshot (the scheduled job)")
@@ -325,6 +351,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _inactive_days_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--inactive-days",
+        default=90,
+        help="a seat is inactive after this many days without activity (default 90)",
+    )
+
+
 def _analytics_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--price-book",
@@ -352,7 +386,8 @@ def _analytics_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-saved",
         action="store_true",
-        help="ignore the price book, exchange rates and settings saved in the dashboard's database",
+        help="ignore the price book, exchange rates, settings and reclaim exemptions saved in the "
+        "dashboard's database",
     )
 
 
