@@ -285,8 +285,8 @@ def reclaim(
     rate_f = np.where(rate_na, 0.0, rate)
     converted = cost * rate_f
     converted_na = cost_na | (rate_na & (cost != 0))
-    if len(metrics) and hit.any():  # a users listing that names no license: the license's own name
-        own = _text(out["license_name"])
+    own = _text(out["license_name"])
+    if own.null_count and len(metrics) and hit.any():  # none named: the license's own name
         theirs = _text(metrics["license_name"]).take(pa.array(safe))
         theirs = pc.if_else(pa.array(hit), theirs, pa.nulls(n, _STR))
         out["license_name"] = pd.arrays.ArrowStringArray(pc.coalesce(own, theirs))
