@@ -11,7 +11,8 @@ view = ui.current_view()
 st.title("Trends")
 st.caption(
     "How seat allocation and spend moved, from the snapshots each sync keeps (one per account per day). "
-    "Spend is at today's prices and exchange rates."
+    "Spend is at today's prices and exchange rates. Active and reclaimable seats come from the users "
+    "each sync listed, at 90 days without activity."
 )
 
 PERIODS = {"Last 3 months": 92, "Last 12 months": 365, "Last 2 years": 731, "Everything kept": None}
@@ -36,7 +37,9 @@ group = (
     )
     or "integration"
 )
-frame = T.trend_frame(history, group)
+frame = T.with_seat_trends(
+    T.trend_frame(history, group), ui.seat_history(view, PERIODS[period]), group
+)
 if group == "license":
     top = (
         frame.sort_values("taken_at")
@@ -62,7 +65,7 @@ else:
             "label",
             labels[measure],
             percent=measure == "utilization_pct",
-            currency=view.currency if measure == "annual_cost_reporting" else None,
+            currency=view.currency if measure.endswith("cost_reporting") else None,
         ),
         key="chart-trend",
     )

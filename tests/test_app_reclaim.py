@@ -160,3 +160,21 @@ def test_accounts_page_says_which_accounts_report_activity(db):
     )
     assert per.loc["Atlassian", "activity_share_pct"] == 0.0  # sends no activity times
     assert per.loc["GitHub", "activity_share_pct"] == 100.0
+
+
+def test_trends_draw_active_seats_and_reclaimable_cost_over_time(db):
+    at = app("pages/trends.py")
+    no_exception(at)
+    at.selectbox(key="trend-measure").set_value("active_seats").run()
+    no_exception(at)
+    table = at.dataframe[0].value
+    github = table[table["integration_label"] == "GitHub"].sort_values("taken_at")
+    assert len(github) == 12 and github["active_seats"].notna().all()
+    assert github["active_seats"].iloc[-1] > github["active_seats"].iloc[0]  # the demo grew
+    latest = github.iloc[-1]
+    priced, _ = expected(db)
+    gh = priced[priced["integration_label"] == "GitHub"]
+    assert latest["active_seats"] == int((gh["activity_class"] == "active").sum())
+    assert latest["reclaimable_seats"] == int(gh["reclaimable"].sum())
+    atl = table[table["integration_label"] == "Atlassian"]
+    assert atl["active_seats"].isna().all()  # sends no activity times: not reported, not 0

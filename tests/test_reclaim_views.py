@@ -190,3 +190,30 @@ def test_attention_names_departed_users_unused_paid_seats_and_failed_user_listin
         lic, accounts, pd.DataFrame({"account_id": []}), summarize(lic), MetricOptions()
     )
     assert not {"departed_paid", "reclaimable", "activity_failed"} & {i.kind for i in quiet}
+
+
+def test_seat_trends_per_date_and_group_beside_the_license_trends():
+    from lib.analytics import trends as T
+
+    early = [
+        {**r, "fetched_at": FETCHED - pd.Timedelta(days=30)}
+        for r in [seat_row("a1", "L1", user_last_active_at=ago(40)), seat_row("i1", "L1")]
+    ]
+    hist_seats = seat_table(SEATS + early)
+    p = reclaim(hist_seats, licenses(), MetricOptions(fx_rates={"EUR": 1.1}))
+    p["taken_at"] = hist_seats["fetched_at"]
+    lic = licenses()
+    lic_hist = pd.concat(
+        [lic.assign(taken_at=FETCHED - pd.Timedelta(days=30)), lic.assign(taken_at=FETCHED)]
+    )
+    frame = T.with_seat_trends(T.trend_frame(lic_hist, "integration"), p, "integration")
+    rows = frame.set_index("taken_at")
+    now, then = rows.loc[FETCHED.floor("D")], rows.loc[(FETCHED - pd.Timedelta(days=30)).floor("D")]
+    # now: active a1, a2, e2; reclaimable i1, d1, x1 (L1), f1 (free, 0), e1 (L3: 110)
+    assert (now["active_seats"], now["reclaimable_seats"]) == (3, 5)
+    assert now["reclaimable_annual_cost_reporting"] == 470.0
+    # 30 days earlier: a1 was active (10 days idle then); i1 had no activity and no creation date,
+    # so "not reported", never reclaimable; nothing reclaimable: the cost is empty, not 0
+
+    assert (then["active_seats"], then["reclaimable_seats"]) == (1, 0)
+    assert pd.isna(then["reclaimable_annual_cost_reporting"])

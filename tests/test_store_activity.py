@@ -155,3 +155,18 @@ def test_exemptions_are_validated_and_need_an_admin(store):
     with pytest.raises(PermissionError):
         store.remove_exemption(1, VIEWER)
     assert store.exemptions().empty
+
+
+def test_seat_history_follows_the_license_history_and_thins_to_max_days(store):
+    for day in range(6):
+        at = T0 + timedelta(days=day)
+        store.write_snapshot(result({"a": ("ok", "ok", people(day + 1, at))}, at), KEY, taken_at=at)
+    full = store.seat_history(KEY)
+    assert full.groupby("taken_at").size().tolist() == [1, 2, 3, 4, 5, 6]
+    lic_days = sorted(store.history(KEY)["taken_at"].unique())
+    assert sorted(full["taken_at"].unique()) == lic_days
+    thin = store.seat_history(KEY, max_days=3)
+    days = sorted(thin["taken_at"].unique())
+    assert len(days) == 3 and days[0] == lic_days[0] and days[-1] == lic_days[-1]
+    since = store.seat_history(KEY, since=T0 + timedelta(days=4))
+    assert since.groupby("taken_at").size().tolist() == [5, 6]

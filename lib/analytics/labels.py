@@ -156,6 +156,9 @@ TREND_MEASURES = {
     "assigned_seats": LABELS["assigned_seats"],
     "total_seats": LABELS["total_seats"],
     "annual_cost_reporting": "Annual spend (reporting currency, at today's prices)",
+    "active_seats": "Active seats (used within 90 days)",
+    "reclaimable_seats": "Reclaimable seats (90 days)",
+    "reclaimable_annual_cost_reporting": "Reclaimable annual cost (reporting currency, at today's prices)",
 }
 
 # Headers of the page tables' own columns (accounts, spend gaps).

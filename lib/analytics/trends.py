@@ -74,6 +74,57 @@ def trend_frame(history: pd.DataFrame, group: str = "integration") -> pd.DataFra
     return out[[*cols, "label"]]
 
 
+SEAT_MEASURES = ("active_seats", "reclaimable_seats", "reclaimable_annual_cost_reporting")
+
+
+def with_seat_trends(
+    frame: pd.DataFrame, priced_history: pd.DataFrame, group: str = "integration"
+) -> pd.DataFrame:
+    """:func:`trend_frame`'s rows plus :data:`SEAT_MEASURES` per date and group, from seat rows over
+    time classified and priced by :func:`lib.analytics.activity.reclaim` (each row relative to its
+    own snapshot, at today's prices). Empty (not 0) on dates and groups without seat rows, and
+    active seats empty where no seat of the group reports activity."""
+    out = frame.copy()
+    for c in SEAT_MEASURES:
+        out[c] = pd.array([pd.NA] * len(out), dtype="Float64" if "cost" in c else "Int64")
+    if priced_history.empty or out.empty:
+        return out
+    by = GROUPS[group]
+    df = pd.DataFrame(
+        {
+            "taken_at": priced_history["taken_at"].dt.floor("D"),
+            **{c: priced_history[c].astype("string") for c in by},
+            "_active": (priced_history["activity_class"] == "active").to_numpy(dtype=bool),
+            "_reported": priced_history["activity_reported"].fillna(False).to_numpy(dtype=bool),
+            "_rec": priced_history["reclaimable"].fillna(False).to_numpy(dtype=bool),
+            "_cost": priced_history["annual_cost_reporting"].where(
+                priced_history["reclaimable"].fillna(False)
+            ),
+        }
+    )
+    g = df.groupby(["taken_at", *by], dropna=False, sort=False)
+    agg = g.agg(
+        active_seats=("_active", "sum"),
+        _any=("_reported", "any"),
+        reclaimable_seats=("_rec", "sum"),
+        reclaimable_annual_cost_reporting=(
+            "_cost",
+            lambda x: round(float(x.sum()), 2) if x.notna().any() else pd.NA,
+        ),
+    ).reset_index()
+    agg["active_seats"] = agg["active_seats"].astype("Int64").where(agg["_any"], pd.NA)
+    agg["reclaimable_seats"] = agg["reclaimable_seats"].astype("Int64")
+    agg["reclaimable_annual_cost_reporting"] = agg["reclaimable_annual_cost_reporting"].astype(
+        "Float64"
+    )
+    keys = ["taken_at", *by]
+    left = out.drop(columns=list(SEAT_MEASURES))
+    for c in by:
+        left[c] = left[c].astype("string")
+    merged = left.merge(agg.drop(columns="_any"), on=keys, how="left")
+    return merged[list(out.columns)]
+
+
 def snapshot_dates(history: pd.DataFrame) -> list[pd.Timestamp]:
     if history.empty:
         return []

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import delete, select
 
-from lib.schema import LICENSE_COLUMNS
+from lib.schema import LICENSE_COLUMNS, SEAT_COLUMNS
 from lib.store._bulk import BulkMixin, _chunks, _empty_frame
 from lib.store.settings import SettingsMixin
 from lib.store.snapshots import HISTORY_EXTRA_COLUMNS
@@ -30,6 +30,19 @@ log = logging.getLogger(__name__)
 
 
 class HistoryMixin(SettingsMixin, BulkMixin):
+    def seat_history(
+        self,
+        config_key: str,
+        since: datetime | None = None,
+        columns: Sequence[str] | None = None,
+        max_days: int | None = 60,
+    ) -> pd.DataFrame:
+        """Seat rows (SEAT_COLUMNS, or ``columns``) over time, chosen per account and day as
+        :meth:`history` chooses license rows, so seats and licenses of a day come from the same
+        snapshot. ``max_days``: at most this many days, spread evenly over the period and the
+        latest always among them (a seat table per day of two years would not fit in memory)."""
+        return self._over_time(config_key, since, columns, "seat_rows", SEAT_COLUMNS, max_days)
+
     def history(
         self, config_key: str, since: datetime | None = None, columns: Sequence[str] | None = None
     ) -> pd.DataFrame:
@@ -45,13 +58,24 @@ class HistoryMixin(SettingsMixin, BulkMixin):
         ``taken_at`` for stale rows), ``stale``, then ``columns`` (default:
         all of LICENSE_COLUMNS).
         """
-        wanted = list(LICENSE_COLUMNS) if columns is None else list(columns)
-        unknown = [c for c in wanted if c not in LICENSE_COLUMNS]
+        return self._over_time(config_key, since, columns, "license_rows", LICENSE_COLUMNS, None)
+
+    def _over_time(
+        self,
+        config_key: str,
+        since: datetime | None,
+        columns: Sequence[str] | None,
+        table: str,
+        all_columns: dict[str, str],
+        max_days: int | None,
+    ) -> pd.DataFrame:
+        wanted = list(all_columns) if columns is None else list(columns)
+        unknown = [c for c in wanted if c not in all_columns]
         if unknown:
-            raise ValueError(f"unknown license column(s): {', '.join(unknown)}")
+            raise ValueError(f"unknown {table} column(s): {', '.join(unknown)}")
         if "account_id" not in wanted:
             wanted.insert(0, "account_id")
-        subset = {c: LICENSE_COLUMNS[c] for c in wanted}
+        subset = {c: all_columns[c] for c in wanted}
         out_columns = {**HISTORY_EXTRA_COLUMNS, **subset}
         with self._read(consistent=True) as conn:
             cur = self._cursor(conn)
@@ -92,13 +116,17 @@ class HistoryMixin(SettingsMixin, BulkMixin):
             pairs = pairs.dropna(subset=["id"])
             if since is not None:
                 pairs = pairs[pairs["day"] >= _to_us(since) // _DAY_US * _DAY_US]
+            if max_days is not None and pairs["day"].nunique() > max_days:
+                every = np.sort(pairs["day"].unique())
+                picks = every[
+                    np.unique(np.linspace(0, len(every) - 1, max_days).round().astype(int))
+                ]
+                pairs = pairs[pairs["day"].isin(picks)]
             if pairs.empty:
                 return _empty_frame(out_columns)
             pairs["id"] = pairs["id"].astype(np.int64)
             ids = sorted(set(pairs["id"].tolist()))
-            owners, positions, data = self._read_rows(
-                conn, "license_rows", subset, self._id_clauses(ids)
-            )
+            owners, positions, data = self._read_rows(conn, table, subset, self._id_clauses(ids))
         if not len(owners):
             return _empty_frame(out_columns)
         rows_df = pd.DataFrame({"id": owners, "position": positions, "row": np.arange(len(owners))})

@@ -40,6 +40,7 @@ from lib.ui.state import (
     load_view,
     open_store_or_stop,
     refresh,
+    seat_history,
 )
 from lib.ui.widgets import (
     MISSING,
@@ -78,6 +79,7 @@ __all__ = [
     "page_path",
     "refresh",
     "routed",
+    "seat_history",
     "seat_scope",
     "sidebar_access",
     "sidebar_filters",

@@ -19,7 +19,7 @@ from lib.auth import Actor
 from lib.config import ConfigError, Settings, cache_ttl_seconds, load_settings
 from lib.jobs.refresh import metric_options
 from lib.jobs.refresh import refresh as refresh_snapshot
-from lib.schema import LICENSE_COLUMNS
+from lib.schema import LICENSE_COLUMNS, SEAT_COLUMNS
 from lib.store import Store, database_url
 from lib.truto.fetch import FetchError
 
@@ -189,6 +189,7 @@ def refresh(view_store: Store, settings: Settings, config_key: str) -> None:
     st.session_state["_refresh_note"] = getattr(outcome, "note", None)
     _latest.clear()
     _history.clear()
+    _seat_history.clear()
 
 
 def load_settings_or_stop() -> Settings:
@@ -311,3 +312,35 @@ def history(view: View, days: int | None = 365) -> pd.DataFrame:
     with_metrics = add_metrics(hist[list(LICENSE_COLUMNS)], view.price_book, view.options)
     with_metrics["taken_at"] = hist["taken_at"].to_numpy()
     return D.apply_filters(with_metrics, view.filters)
+
+
+@st.cache_resource(show_spinner=False, ttl=CACHE_TTL_SECONDS, max_entries=4)
+def _seat_history(
+    store_url: str, config_key: str, snapshot_id: int | None, days: int | None
+) -> pd.DataFrame:
+    since = (
+        None if days is None else pd.Timestamp.now(tz="UTC").floor("D") - pd.Timedelta(days=days)
+    )
+    return get_store(store_url).seat_history(
+        config_key, since=since.to_pydatetime() if since is not None else None
+    )
+
+
+def seat_history(view: View, days: int | None = 365) -> pd.DataFrame:
+    """Seat rows of the last ``days`` (at most 60 dates), classified at 90 days relative to their own
+    snapshot and priced at today's prices, under the sidebar filters (with ``taken_at``)."""
+    hist = _seat_history(view.store_url, view.config_key, view.snapshot_id, days)
+    if hist.empty:
+        return hist
+    users, licenses = exemption_lists(view.exemptions)
+    priced = reclaim(
+        hist[list(SEAT_COLUMNS)],
+        view.metrics,
+        view.options,
+        DEFAULT_INACTIVE_DAYS,
+        None,
+        users,
+        licenses,
+    )
+    priced["taken_at"] = hist["taken_at"].to_numpy()
+    return filter_seats(priced, view.filtered, view.filters)
