@@ -31,6 +31,7 @@ READY = {
     "price-book": "Download the price book",
     "renewals": "Download the contracts",
     "alerts": "Rules",
+    "reclaim": "Exemptions",
 }
 LEAKS = re.compile(r"(?<![\w-])(None|nan|NaN|<NA>|NaT)(?![\w-])")
 
