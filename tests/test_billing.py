@@ -227,3 +227,28 @@ def test_replacing_vendor_contracts_refuses_edited_rows_and_viewers(store):
     )  # a fetch prefilling is not someone saving (demo seeding runs)
     assert store.replace_vendor_contracts(None, ["zoom-1"], SYNC_ACTOR, merge_contracts) == 0
     assert store.get_contracts().empty
+
+
+def test_hostile_billing_records_are_skipped_as_problems_never_a_crash(emulator, store):
+    hostile = [
+        "not an object",
+        {"id": "n", "end_date": {"nested": 1}, "total_amount": 5, "currency": "USD"},
+        bill("b", "2026-01-01", "2026-12-31", True),  # a boolean is not an amount
+        bill("c", "2026-01-01", "2026-12-31", 10, "US\u202eD"),  # a bidi override in the code
+        bill("d", "2026-01-01", "2026-12-31", 1e300),  # no contract is worth that
+        bill("e", "2026-01-01\n", "2026-12-31", 10),  # a line break in a date
+    ]
+    emu = emulator(
+        dataset(
+            [account("zoom-1", "zoom")],
+            {"zoom-1": [lic("Z1", "Zoom", 1, None, True)]},
+            billing={"zoom-1": hostile},
+        )
+    )
+    outcome = refresh(store, "k", lambda: fetch_all(settings_for(emu)))
+    assert outcome.fetched and outcome.exit_code == 0 and outcome.vendor_contracts == 0
+    assert store.get_contracts().empty
+    problems = store.latest("k").problems
+    skipped = problems[problems["kind"] == "unusable_billing"]
+    assert len(skipped) == len(hostile)
+    assert not any("\u202e" in d or "\n" in d for d in skipped["detail"])
