@@ -146,6 +146,8 @@ class Settings:
     # Users (who holds which seat, and when they were last active), listed beside the licenses.
     fetch_users: bool = True
     users_off_integrations: tuple[str, ...] = ()  # integrations whose users are not listed
+    # Billing periods (ClickUp, DocuSign, Zoom), listed beside the licenses: contracts prefilled.
+    fetch_billing: bool = True
     demo: bool = False  # True: no token configured, served by the emulator
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -206,6 +208,7 @@ _KEYS: dict[str, str] = {
     "remaining_seats_integrations": "names",
     "fetch_users": "bool",
     "users_off_integrations": "names",
+    "fetch_billing": "bool",
 }
 
 

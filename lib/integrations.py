@@ -224,6 +224,10 @@ LICENSES_ACCEPT_ORGANIZATION = ("Webex",)
 LICENSES_REQUIRE_PRODUCT = ("Microsoft 365",)
 MICROSOFT_365_PRODUCTS = ("azure_active_directory", "onedrive")
 
+# Integrations whose ``GET /unified/user-directory/billing`` reports billing periods
+# (shared/truto-docs/USERS-NOTES.md); every other one answers as for an unsupported resource.
+BILLING_INTEGRATIONS = ("ClickUp", "DocuSign", "Zoom")
+
 # The seat fields the dashboard computes with, and what to call them.
 SEAT_FIELDS = {
     "assigned_quantity": "assigned seats",
@@ -275,6 +279,11 @@ def requires_organization(name: str | None) -> bool:
 
 def requires_product(name: str | None) -> bool:
     return _in(name, LICENSES_REQUIRE_PRODUCT)
+
+
+def supports_billing(name: str | None) -> bool:
+    """True for the integrations whose billing Truto lists (contract periods, renewal dates)."""
+    return _in(name, BILLING_INTEGRATIONS)
 
 
 def supported_license_fields(name: str | None) -> tuple[str, ...] | None:

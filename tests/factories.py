@@ -45,13 +45,32 @@ def dataset(
     organizations: dict | None = None,
     users: dict | None = None,
     user_fields: dict | None = None,
+    billing: dict | None = None,
 ) -> dict:
     data = {"accounts": accounts, "licenses": licenses or {}, "organizations": organizations or {}}
+    if billing is not None:
+        data["billing"] = billing
     if users is not None:
         data["users"] = users
     if user_fields is not None:
         data["user_fields"] = user_fields
     return data
+
+
+def bill(bid, start, end, total, currency="USD", frequency="yearly", **extra) -> dict:
+    """A billing record as Truto's ``billing`` resource sends it."""
+    rec = {
+        "id": bid,
+        "billing_frequency": frequency,
+        "currency": currency,
+        "total_amount": total,
+        "tax_amount": 0,
+        "start_date": start,
+        "end_date": end,
+        "description": f"Invoice {bid}",
+    }
+    rec.update(extra)
+    return rec
 
 
 def user(uid, *licenses, email=None, status="active", **extra) -> dict:

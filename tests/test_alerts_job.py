@@ -179,19 +179,22 @@ def test_dry_run_sends_and_records_nothing_and_the_digest_is_one_message(deploym
     dry = cli("alerts", "--dry-run", "--json")
     assert dry.returncode == 3, dry.stderr
     out = json.loads(dry.stdout)
-    # The demo contracts: the Zoom opt-out deadline (6 days) and the GitHub renewal (25 days; its
-    # opt-out deadline passed).
+    # The demo contracts: the Zoom opt-out deadline (6 days), the renewal of ClickUp's month (18 days;
+    # prefilled from the sync's billing listing: the alerts read the merged contracts) and the
+    # GitHub renewal (25 days; its opt-out deadline passed).
     titles = [a["title"] for a in out["fired"]]
-    assert len(titles) == 2
+    assert len(titles) == 3
     assert titles[0].startswith("Opt-out deadline ")
     assert titles[0].endswith(
         "(in 6 days): Zoom: Zoom Workplace Business (account 79605be7-89a5-5215-ab91-523dfeb178ef)"
     )
     assert titles[1].startswith("Renewal ")
-    assert titles[1].endswith(
+    assert "(in 18 days): ClickUp: ClickUp Business, ClickUp Free Forever" in titles[1]
+    assert titles[2].startswith("Renewal ")
+    assert titles[2].endswith(
         "(in 25 days): GitHub: GitHub Enterprise (account f7a20649-317e-5240-91b8-6c9c0eced8c9)"
     )
-    assert "Would send 2 alert(s) by email" in dry.stderr and recorder.envelopes == []
+    assert "Would send 3 alert(s) by email" in dry.stderr and recorder.envelopes == []
     real = cli("alerts")
     assert real.returncode == 3 and len(recorder.envelopes) == 1
 

@@ -197,8 +197,11 @@ def test_price_book_shows_license_ids_who_changed_what_and_when_each_rate_was_sa
     assert rates["currency"].tolist() == ["EUR"] and rates["saved_by"].tolist() == ["demo data"]
     assert "Change history" in [h.value for h in at.subheader]
     history = _frame_with(at, "what")
-    assert history["what"].iloc[0] == "Exchange rates to USD: EUR 1.08 (new)"
-    assert history["what"].iloc[1].startswith("Prices: 0 → 18 rows; changed Adobe · Acrobat Pro")
+    # The demo's first fetch prefilled contracts from the billing of its Zoom, DocuSign and ClickUp.
+    assert history["what"].iloc[0].startswith("Contracts prefilled from billing: 0 → 3 rows")
+    assert history["who"].iloc[0] == "Truto sync (billing)"
+    assert history["what"].iloc[1] == "Exchange rates to USD: EUR 1.08 (new)"
+    assert history["what"].iloc[2].startswith("Prices: 0 → 18 rows; changed Adobe · Acrobat Pro")
 
     Store(db).save_fx_rates({"EUR": 1.1}, "USD", ADMIN)
     at.run()

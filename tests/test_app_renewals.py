@@ -27,8 +27,10 @@ def test_renewals_page_shows_the_demo_renewals_within_each_horizon(db):
     shown = metric_values(at)
     # The demo contracts (days from today): Zoom ends in 20 (notice 14: opt-out in 6), GitHub in 25
     # (notice 30: its opt-out deadline passed 5 days ago), Microsoft 365 E3 in 80 (opt-out in 50), Jira in
-    # 88 (notice 45: opt-out in 43), Salesforce in 200 (notice 90: opt-out in 110).
-    assert shown["Renewals in the next 90 days"] == "4"
+    # 88 (notice 45: opt-out in 43), Salesforce in 200 (notice 90: opt-out in 110). Prefilled from the
+    # demo's billing (no notice period reported): ClickUp's month ends in 18, Zoom's year in 45,
+    # DocuSign's in 100.
+    assert shown["Renewals in the next 90 days"] == "6"
     assert shown["Opt-out deadlines in the next 90 days"] == "3"
     table = at.dataframe[0].value
     github = table[table["organization_name"] == "acme-labs"].iloc[0]
@@ -49,16 +51,34 @@ def test_renewals_page_shows_the_demo_renewals_within_each_horizon(db):
     other = table[table["organization_name"] == "acme-platform"].iloc[0]
     assert other["what_to_do"] == f"Buy 1 seat at the renewal on {renews}"  # 182 + 10% = 201 > 200
     assert set(table["source"]) == {"Entered here", "Vendor (prefilled from billing)"}
+    vendor = table[table["source"] == "Vendor (prefilled from billing)"]
+    # Zoom's account contract covers Zoom Basic; Zoom Workplace Business has its own edited contract.
+    assert sorted(vendor["license_name"]) == [
+        "ClickUp Business",
+        "ClickUp Free Forever",
+        "Zoom Basic",
+    ]
+    zoom = vendor[vendor["license_name"] == "Zoom Basic"].iloc[0]
+    zoom_renews = (today + timedelta(days=45)).isoformat()
+    assert zoom["renewal_date"] == pd.Timestamp(today + timedelta(days=45))
+    assert zoom["days_to_renewal"] == 45
+    assert zoom["what_to_do"] == f"Free license: renews at no cost on {zoom_renews}"
+    assert pd.isna(zoom["opt_out_deadline"])  # the vendor reports no notice period: not a date
+    zoom_edited = table[table["license_name"] == "Zoom Workplace Business"].iloc[0]
+    assert zoom_edited["source"] == "Entered here"
     assert at.get_by_key("chart-renewals") is not None
+    assert any("3 row(s) marked **vendor**" in c.value for c in at.caption)
 
     at.segmented_control(key="horizon").set_value(30).run()
     no_exception(at)
     shown = metric_values(at)
-    assert shown["Renewals in the next 30 days"] == "2"  # Zoom and GitHub
+    assert shown["Renewals in the next 30 days"] == "3"  # Zoom, GitHub and ClickUp's month
     assert shown["Opt-out deadlines in the next 30 days"] == "1"  # Zoom's; GitHub's passed
     assert set(at.dataframe[0].value["license_name"]) == {
         "GitHub Enterprise",
         "Zoom Workplace Business",
+        "ClickUp Business",
+        "ClickUp Free Forever",
     }
     at.segmented_control(key="horizon").set_value(120).run()
     assert metric_values(at)["Opt-out deadlines in the next 120 days"] == "4"  # + Salesforce (110)
@@ -67,7 +87,7 @@ def test_renewals_page_shows_the_demo_renewals_within_each_horizon(db):
 def test_a_contracts_file_with_problems_is_rejected_whole_and_a_good_one_replaces_them(db):
     at = app("pages/renewals.py")
     seeded = Store(db).get_contracts()
-    assert len(seeded) == 5
+    assert len(seeded) == 8  # 5 entered, 3 prefilled from the demo's billing
     bad = HEADER + (
         b"GitHub,,,GitHub Enterprise,2026-02-01,31/01/2027,annual,true,30,,,,,\n"
         b",,,Zoom,,2027-03-31,weekly,maybe,-3,,,100,,\n"
@@ -155,3 +175,43 @@ def test_alerts_rules_editor_starts_with_the_default_rules(db):
         "under-used-paid",
     ]
     assert Store(db).get_alert_rules() is None
+
+
+def test_a_vendor_contract_edited_on_the_page_wins_over_the_next_fetch_of_billing(db):
+    from lib.config import Settings
+    from lib.jobs.refresh import refresh
+    from lib.truto.source import fetch
+    from tests.test_app import _edit
+
+    at = app("pages/renewals.py")
+    seeded = Store(db).get_contracts()
+    vendor = seeded[seeded["source"] == "vendor"]
+    assert sorted(vendor["integration"]) == ["ClickUp", "DocuSign", "Zoom"]
+    assert vendor["account_id"].notna().all() and vendor["notice_days"].isna().all()
+    row = int(vendor.index[vendor["integration"] == "Zoom"][0])
+    zoom_account = seeded["account_id"].iloc[row]
+    _edit(at, "contracts-editor", {row: {"notice_days": 30}})
+    at.button(key="save-contracts").click().run()
+    no_exception(at)
+    saved = Store(db).get_contracts()
+    mine = saved[saved["account_id"] == zoom_account]
+    assert len(mine) == 1 and mine["source"].iloc[0] == "edited"  # changed here: theirs now
+    assert mine["notice_days"].iloc[0] == 30
+
+    # The next fetch lists the same billing again: the edited contract stays, no vendor twin.
+    outcome = refresh(Store(db), "demo", lambda: fetch(Settings(demo=True)))
+    assert outcome.fetched and outcome.vendor_contracts == 2
+    after = Store(db).get_contracts()
+    mine = after[after["account_id"] == zoom_account]
+    assert (
+        len(mine) == 1 and mine["source"].iloc[0] == "edited" and mine["notice_days"].iloc[0] == 30
+    )
+    assert sorted(after.loc[after["source"] == "vendor", "integration"]) == ["ClickUp", "DocuSign"]
+
+    at = app("pages/renewals.py")
+    no_exception(at)
+    table = at.dataframe[0].value
+    basic = table[table["license_name"] == "Zoom Basic"].iloc[0]
+    assert basic["source"] == "Entered here"
+    today = datetime.now(UTC).date()
+    assert basic["opt_out_deadline"] == pd.Timestamp(today + timedelta(days=45 - 30))

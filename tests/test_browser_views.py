@@ -255,8 +255,9 @@ def test_renewals_draw_the_year_and_the_calendar_download_parses(server, wide):
     chart.locator(".main-svg").first.wait_for(timeout=60_000)
     points = chart.locator(".scatterlayer .trace .point")
     points.first.wait_for(timeout=30_000)
-    # The demo's five contracts: five renewals and five opt-out deadlines (GitHub's passed).
-    assert points.count() == 10
+    # The demo's five contracts: five renewals and five opt-out deadlines (GitHub's passed); and the
+    # three prefilled from billing (ClickUp, Zoom, DocuSign): a renewal each, no notice period known.
+    assert points.count() == 13
     legend = chart.locator(".legend .legendtext").all_text_contents()
     assert legend == ["Opt-out deadline", "Opt-out deadline (passed)", "Renewal"]
     got = download(wide, "dl-renewals-ics")
@@ -268,8 +269,8 @@ def test_renewals_draw_the_year_and_the_calendar_download_parses(server, wide):
     assert all(len(line.encode("utf-8")) <= 75 for line in lines)  # folded as RFC 5545 says
     unfolded = text.replace("\r\n ", "")
     events = unfolded.count("BEGIN:VEVENT")
-    assert events == unfolded.count("END:VEVENT") == 10
+    assert events == unfolded.count("END:VEVENT") == 13
     summaries = re.findall(r"^SUMMARY:(.*)$", unfolded, flags=re.M)
     assert any(s.startswith("Opt-out deadline: Zoom: Zoom Workplace Business") for s in summaries)
-    assert len(set(re.findall(r"^UID:(.*)$", unfolded, flags=re.M))) == 10
+    assert len(set(re.findall(r"^UID:(.*)$", unfolded, flags=re.M))) == 13
     screenshot(wide, "renewals-1440")

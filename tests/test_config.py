@@ -14,6 +14,15 @@ def test_defaults_without_anything_mean_demo():
     assert s.products == ("azure_active_directory",) and s.ignore_remote_data is True
 
 
+def test_billing_is_listed_by_default_and_can_be_switched_off():
+    assert load_settings(env={}, secrets={}).fetch_billing is True
+    assert load_settings(env={}, secrets={"truto": {"fetch_billing": False}}).fetch_billing is False
+    s = load_settings(env={"TRUTO_FETCH_BILLING": "no"}, secrets={"truto": {"fetch_billing": True}})
+    assert s.fetch_billing is False and s.sources["fetch_billing"] == "TRUTO_FETCH_BILLING"
+    with pytest.raises(ConfigError, match="TRUTO_FETCH_BILLING"):
+        load_settings(env={"TRUTO_FETCH_BILLING": "sometimes"}, secrets={})
+
+
 def test_secrets_section_is_read_and_environment_wins():
     secrets = {
         "truto": {

@@ -338,6 +338,11 @@ def test_an_edited_contract_wins_over_the_vendor_one_with_the_same_key():
         ("clickup", "vendor", None),
     ]
     assert {c: str(t) for c, t in merged.dtypes.items()} == CONTRACT_DTYPES
+    # No vendor contract, or none left: the edited ones, in the contract columns.
+    for none in (None, vendor.iloc[0:0]):
+        alone = merge_contracts(none, edited)
+        assert list(alone.columns) == CONTRACT_COLUMNS and list(alone["source"]) == ["edited"]
+    assert merge_contracts(vendor, None)["source"].tolist() == ["vendor", "vendor"]
 
 
 # ------------------------------------------------------------------ dates

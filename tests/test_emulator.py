@@ -2,7 +2,7 @@
 
 import requests
 
-from tests.factories import TOKEN, account, dataset, lic
+from tests.factories import TOKEN, account, bill, dataset, lic
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -128,3 +128,57 @@ def test_faults_can_be_switched_per_account(emulator):
         raise AssertionError("body should not be JSON")
     except ValueError:
         pass
+
+
+def _billing(emu, **params):
+    return requests.get(
+        emu.base_url + "/unified/user-directory/billing", params=params, headers=AUTH
+    )
+
+
+def test_billing_is_listed_with_cursor_pages_for_clickup_docusign_and_zoom_only(emulator):
+    records = [bill(f"b{i}", "2026-01-01", "2026-12-31", 100 + i) for i in range(5)]
+    emu = emulator(
+        dataset(
+            [account("z", "zoom"), account("d", "docusign"), account("a", "adobe")],
+            billing={"z": records, "a": records},
+        )
+    )
+    first = _billing(emu, integrated_account_id="z", limit=2)
+    assert first.status_code == 200 and first.headers["ratelimit-limit"]
+    body = first.json()
+    assert [r["id"] for r in body["result"]] == ["b0", "b1"] and body["next_cursor"]
+    rest = []
+    cursor = body["next_cursor"]
+    while cursor:
+        page = _billing(emu, integrated_account_id="z", limit=2, next_cursor=cursor).json()
+        rest += [r["id"] for r in page["result"]]
+        cursor = page["next_cursor"]
+    assert rest == ["b2", "b3", "b4"]
+    assert _billing(emu, integrated_account_id="d").json()["result"] == []  # none billed yet
+    # Adobe has no billing resource, whatever the data set holds: answered as Truto does.
+    unsupported = _billing(emu, integrated_account_id="a")
+    assert unsupported.status_code == 404
+    assert (
+        unsupported.json()["message"] == "This integration does not support the billing resource."
+    )
+    assert _billing(emu).status_code == 400  # integrated_account_id required, as everywhere
+
+
+def test_billing_fault_fails_only_the_billing_listing(emulator):
+    emu = emulator(
+        dataset(
+            [account("z", "zoom")],
+            {"z": [lic("x", "X", 1, None)]},
+            billing={"z": [bill("b", "2026-01-01", "2026-12-31", 1)]},
+        ),
+        faults={"z": {"billing_500": True}},
+    )
+    failed = _billing(emu, integrated_account_id="z")
+    assert failed.status_code == 500 and failed.json()["truto_is_remote_error"] is True
+    licenses = requests.get(
+        emu.base_url + "/unified/user-directory/licenses",
+        params={"integrated_account_id": "z"},
+        headers=AUTH,
+    )
+    assert licenses.status_code == 200 and len(licenses.json()["result"]) == 1

@@ -50,6 +50,11 @@ def test_run_sync_on_the_demo_twice(sqlite_store):
     assert len(latest.licenses) == len(result.licenses) == 28 and len(latest.accounts) == 11
     assert latest.accounts["outcome"].tolist().count("needs_reauth") == 1
     first_id = latest.snapshot_id
+    assert (
+        "Contracts prefilled from billing: 3 (from 3 accounts; contracts edited by people kept as "
+        "they are)." in messages
+    )
+    assert sorted(sqlite_store.get_contracts()["integration"]) == ["ClickUp", "DocuSign", "Zoom"]
 
     result2, code2 = run_sync(
         Settings(demo=True), sqlite_store, report=messages.append, seed_demo=False

@@ -187,13 +187,21 @@ def _fmt_num(v) -> str:
     return f"{v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
 
 
+# Audit actions that replace a list of rows: how the change history names them.
+_LISTS = {
+    "price_book": "Prices",
+    "contracts": "Contracts",
+    "vendor_contracts": "Contracts prefilled from billing",
+}
+
+
 def change_history(audit: pd.DataFrame) -> pd.DataFrame:
     """The audit log as a table: at (UTC), who, what changed, newest first."""
     whats = []
     for action, text in zip(audit["action"], audit["detail"]):
         d = _audit_detail(text)
-        if action == "price_book":
-            what = f"Prices: {d.get('entries_before', '?')} → {d.get('entries_after', '?')} rows"
+        if action in _LISTS:
+            what = f"{_LISTS[action]}: {d.get('entries_before', '?')} → {d.get('entries_after', '?')} rows"
             if d.get("changed"):
                 shown = d["changed"][:5]
                 what += (

@@ -161,8 +161,8 @@ def merge_contracts(vendor: pd.DataFrame | None, edited: pd.DataFrame | None) ->
     vendor = vendor if vendor is not None else empty_contracts()
     edited = edited if edited is not None else empty_contracts()
     taken = set(_keys(edited))
-    keep = [k not in taken for k in _keys(vendor)]
-    vendor = vendor[keep].copy()
+    keep = pd.Series([k not in taken for k in _keys(vendor)], index=vendor.index, dtype=bool)
+    vendor = vendor.loc[keep].copy()  # a boolean mask even when empty (a list [] picks columns)
     vendor["source"] = pd.array(["vendor"] * len(vendor), dtype="string")
     edited = edited.copy()
     edited["source"] = pd.array(["edited"] * len(edited), dtype="string")

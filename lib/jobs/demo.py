@@ -65,15 +65,17 @@ def seed_demo_pricing(store) -> bool:
     return True
 
 
-# Demo contracts, in days from the day they are seeded: renewals within 30 and 90 days, one whose
-# opt-out deadline has already passed, one prefilled from the vendor (source "vendor").
+# Demo contracts, entered by hand (source "edited"), in days from the day they are seeded: renewals
+# within 30 and 90 days, one whose opt-out deadline has already passed. The contracts prefilled from
+# the vendor (source "vendor") come from the demo's billing records (lib.truto.demo), as a fetch
+# saves them.
 # (integration, license name, days to contract end, term, auto renew, notice days, committed seats,
 #  contract value, currency, source)
 DEMO_CONTRACTS = [
     ("GitHub", "GitHub Enterprise", 25, "annual", "true", 30, 40, 10080, "USD", "edited"),
     ("Zoom", "Zoom Workplace Business", 20, "annual", "false", 14, "", "", "", "edited"),
     ("Microsoft 365", "Microsoft 365 E3", 80, "annual", "true", 30, "", 64800, "USD", "edited"),
-    ("Atlassian", "Jira Software Cloud Standard", 88, "annual", "true", 45, "", "", "", "vendor"),
+    ("Atlassian", "Jira Software Cloud Standard", 88, "annual", "true", 45, "", "", "", "edited"),
     ("Salesforce", "Sales Cloud Enterprise", 200, "annual", "true", 90, 25, "", "", "edited"),
 ]
 
@@ -109,10 +111,16 @@ def demo_contracts(today: date):
 
 
 def seed_demo_contracts(store, today: date | None = None) -> bool:
-    """Give a demo database its contracts, unless anyone ever saved contracts in it (True: written)."""
+    """Give a demo database its contracts, unless anyone ever saved contracts in it (True: written).
+    The vendor contracts a fetch already prefilled stay (an edited one with the same key wins)."""
     if store.contracts_saved():
         return False
+    from lib.analytics.vendor_contracts import merge_contracts
+
+    saved = store.get_contracts()
+    vendor = saved[saved["source"] == "vendor"]  # prefilled by a fetch already: kept
     store.save_contracts(
-        demo_contracts(today or datetime.now(UTC).date()), Actor(None, "demo data", "admin")
+        merge_contracts(vendor, demo_contracts(today or datetime.now(UTC).date())),
+        Actor(None, "demo data", "admin"),
     )
     return True

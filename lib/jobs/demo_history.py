@@ -160,10 +160,17 @@ def seed_demo_history(
     with store.lease(config_key):
         if store.has_snapshots(config_key):
             return 0
+        vendor = None
         if result is None:
             from lib.config import Settings
+            from lib.jobs.vendor import prepare
             from lib.truto.source import fetch
 
             result = fetch(settings if settings is not None else Settings(demo=True))
+            vendor = prepare(result)
         ids = store.write_snapshots(demo_history(result, now, months), config_key)
+        if vendor is not None:
+            from lib.jobs.vendor import save_vendor_contracts
+
+            save_vendor_contracts(store, vendor)  # the contracts its billing prefills
     return len(ids)

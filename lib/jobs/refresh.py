@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from lib.analytics.metrics import MetricOptions
+from lib.jobs.vendor import prepare, save_vendor_contracts
 from lib.store import LeaseHeartbeat, Store, new_holder_id
 from lib.store.tables import _utc
 from lib.truto.fetch import FetchError
@@ -59,6 +60,7 @@ class RefreshOutcome:
     result: Any = None  # the FetchResult, when this call fetched
     error: str | None = None
     exit_code: int | None = None
+    vendor_contracts: int | None = None  # contracts prefilled from billing, when this call fetched
 
     @property
     def note(self) -> str | None:
@@ -142,7 +144,9 @@ def refresh(
             )
         with LeaseHeartbeat(store, config_key, holder, lease_seconds):
             result = fetch_fn()
+            vendor = prepare(result)  # billing problems go into the snapshot
             snapshot_id = store.write_snapshot(result, config_key)
+            prefilled = save_vendor_contracts(store, vendor)
     except BaseException as exc:
         # Only Truto's own error (FetchError: written for people, no secrets) is kept verbatim; any other
         # exception's text could carry a header or URL, so only its type is stored and shown to others.
@@ -161,5 +165,11 @@ def refresh(
     exit_code = result.exit_code() if callable(getattr(result, "exit_code", None)) else None
     log.info("refresh of %s fetched snapshot %s (exit code %s)", config_key, snapshot_id, exit_code)
     return RefreshOutcome(
-        "fetched", snapshot_id, fetched=True, waited=waited, result=result, exit_code=exit_code
+        "fetched",
+        snapshot_id,
+        fetched=True,
+        waited=waited,
+        result=result,
+        exit_code=exit_code,
+        vendor_contracts=prefilled if vendor is not None and vendor.accounts else None,
     )

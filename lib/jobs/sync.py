@@ -136,6 +136,12 @@ def run_sync(
             f"Wrote snapshot {outcome.snapshot_id}: {len(result.licenses)} license rows from "
             f"{rows} of {len(result.outcomes)} accounts.",
         )
+        if outcome.vendor_contracts is not None:
+            _say(
+                report,
+                f"Contracts prefilled from billing: {outcome.vendor_contracts} (from "
+                f"{len(result.billing)} accounts; contracts edited by people kept as they are).",
+            )
         code = result.exit_code()
     else:
         result = None

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, select, text, update
 
 from lib.schema import CONTRACT_COLUMNS, CONTRACT_DATE_COLUMNS, CONTRACT_DTYPES
 from lib.store.settings import SettingsMixin
@@ -229,6 +229,77 @@ class AlertsMixin(SettingsMixin):
             )
         log.info("contracts saved by %s: %d (was %d)", actor.label, len(rows), len(old))
         return len(rows)
+
+    def replace_vendor_contracts(
+        self,
+        vendor: pd.DataFrame | None,
+        accounts: Iterable[str],
+        actor,
+        merge: Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame],
+    ) -> int:
+        """Replace the contracts prefilled from the vendor (source ``vendor``) of ``accounts`` (and of
+        every account in ``vendor``) with ``vendor``; all or nothing, audited when anything changed.
+
+        Edited contracts are never touched (nor are the vendor contracts of other accounts, e.g. one
+        whose billing listing failed this time). Which new vendor rows stay is ``merge(vendor,
+        edited)`` (:func:`lib.analytics.vendor_contracts.merge_contracts`: an edited contract with
+        the same key wins), run on the edited contracts as stored, inside the same transaction.
+        Returns the number of vendor contracts now stored for those accounts.
+        """
+        self._require_editor(actor)
+        rows = checked_contracts(vendor)
+        if any(r["source"] != "vendor" for r in rows):
+            raise ValueError("only contracts with source 'vendor' can be replaced from billing")
+        replaced = set(accounts) | {r["account_id"] for r in rows}
+        cols = CONTRACT_COLUMNS
+        with self._write() as conn:
+            if self.dialect == "postgresql":
+                # A person saving the contracts at the same time waits, or is waited for.
+                conn.execute(text("LOCK TABLE contracts IN SHARE ROW EXCLUSIVE MODE"))
+            current = [
+                dict(r._mapping)
+                for r in conn.execute(
+                    select(CONTRACTS.c.position, *(CONTRACTS.c[c] for c in cols)).order_by(
+                        CONTRACTS.c.position
+                    )
+                ).all()
+            ]
+            edited = [r for r in current if r["source"] != "vendor"]
+            stale = [r for r in current if r["source"] == "vendor" and r["account_id"] in replaced]
+            kept = merge(_contract_frame(rows), _contract_frame(edited))
+            fresh = [r for r in checked_contracts(kept) if r["source"] == "vendor"]
+
+            def keyed(recs) -> dict[str, tuple]:
+                return {contract_row_label(r): tuple(r[c] for c in cols) for r in recs}
+
+            was, now = keyed(stale), keyed(fresh)
+            changed = sorted(k for k in set(was) | set(now) if was.get(k) != now.get(k))
+            if not changed:
+                return len(fresh)
+            if stale:
+                conn.execute(
+                    delete(CONTRACTS).where(
+                        CONTRACTS.c.position.in_([r["position"] for r in stale])
+                    )
+                )
+            start = max((r["position"] for r in current), default=-1) + 1
+            for i, r in enumerate(fresh):
+                r["position"] = start + i
+            if fresh:
+                conn.execute(insert(CONTRACTS), fresh)
+            self._audit(
+                conn,
+                actor,
+                "vendor_contracts",
+                {
+                    "accounts": sorted(a for a in replaced if a),
+                    "entries_before": len(stale),
+                    "entries_after": len(fresh),
+                    "changed": changed,
+                },
+            )
+        log.info("vendor contracts saved by %s: %d (was %d)", actor.label, len(fresh), len(stale))
+        return len(fresh)
 
     def contracts_saved(self) -> bool:
         """True once anyone (or the demo seeding) saved contracts in this database."""

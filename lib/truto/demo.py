@@ -13,6 +13,11 @@ departed (status deleted or inactive, still holding the license) and invited. At
 activity times, Zoom only ``last_login_at``, Microsoft 365 a per-license last-active time (demo
 choices, not verified against the vendors). Times are relative to the start of the current UTC day,
 so the spread holds whenever the demo runs.
+
+Billing (the integrations Truto lists it for): Zoom bills yearly (the period ends in 45 days),
+DocuSign yearly in EUR (last year's invoice too; the current period ends in 100 days), ClickUp
+monthly (three invoices, the current month ends in 18 days). Dates are relative to the current
+UTC day, so the Renewals page shows them whenever the demo runs.
 """
 
 from __future__ import annotations
@@ -222,6 +227,50 @@ _USER_FIELDS = {
 _NO_USERS = {"docusign"}
 
 
+# Billing: account index -> (frequency, currency, total, tax, days to the current period's end,
+# periods listed (the current one and those before it), description)
+_BILLING: dict[int, tuple] = {
+    3: ("yearly", "USD", 30786.0, 0.0, 45, 1, "Zoom Workplace Business, 140 licenses, annual"),
+    5: ("yearly", "EUR", 12000.0, 2280.0, 100, 2, "eSignature Business Pro, 25 envelopes plan"),
+    6: ("monthly", "EUR", 600.0, 114.0, 18, 3, "ClickUp Business, 50 seats"),
+}
+
+
+def _years_back(day: datetime, years: int) -> datetime:
+    """The same day ``years`` years earlier (29 February: the 28th)."""
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:
+        return day.replace(year=day.year - years, day=28)
+
+
+def _demo_billing(idx: int, today: datetime) -> list[dict]:
+    """The billing records of one demo account: its current period and the ones before it."""
+    frequency, currency, total, tax, days_left, periods, description = _BILLING[idx]
+    end = today + timedelta(days=days_left)
+    out = []
+    for k in range(periods):
+        if frequency == "yearly":
+            period_end = _years_back(end, k)
+            start = _years_back(period_end, 1) + timedelta(days=1)
+        else:
+            period_end = end - timedelta(days=30 * k)
+            start = period_end - timedelta(days=29)
+        out.append(
+            {
+                "id": f"inv-{idx:02d}-{k:02d}",
+                "billing_frequency": frequency,
+                "currency": currency,
+                "total_amount": total,
+                "tax_amount": tax,
+                "start_date": start.date().isoformat(),
+                "end_date": period_end.date().isoformat(),
+                "description": description,
+            }
+        )
+    return out
+
+
 def _iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -275,7 +324,7 @@ def _demo_users(idx: int, name: str, licenses: list[dict], today: datetime) -> l
 
 def demo_dataset() -> dict[str, Any]:
     """The demo data in the emulator's format (deterministic)."""
-    accounts, organizations, licenses, users = [], {}, {}, {}
+    accounts, organizations, licenses, users, billing = [], {}, {}, {}, {}
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     for idx, (tenant, name, label, status, last_error) in enumerate(_ACCOUNTS):
         account_id = _uuid(f"{tenant}/{name}/{idx}")
@@ -303,12 +352,15 @@ def demo_dataset() -> dict[str, Any]:
         ]
         if status == "active" and name not in _NO_USERS and licenses[account_id]:
             users[account_id] = _demo_users(idx, name, licenses[account_id], today)
+        if idx in _BILLING:
+            billing[account_id] = _demo_billing(idx, today)
     return {
         "accounts": accounts,
         "organizations": organizations,
         "licenses": licenses,
         "users": users,
         "user_fields": _USER_FIELDS,
+        "billing": billing,
     }
 
 

@@ -12,6 +12,10 @@ It behaves as Truto documents (``shared/truto-docs``):
   account id -> records; others answer 404, as an integration without the resource), each record
   holding only the fields its integration fills (``user_fields``: integration key -> field names,
   ``licenses.<key>`` for a key inside a license entry; no entry: every field);
+- ``GET /unified/user-directory/billing`` for ClickUp, DocuSign and Zoom accounts (``billing``:
+  account id -> records; such an account without an entry lists none; an account may demand
+  ``organization_id`` with ``"_billing_requires"``); every other integration answers 404, as an
+  integration without the resource;
 - cursor pagination honouring ``limit`` (``{"result": [...], "next_cursor": ...}``);
 - ``Authorization: Bearer`` checked (401 for a bad token);
 - ``ratelimit-limit``/``-remaining``/``-reset`` on every answer, and a 429
@@ -46,6 +50,7 @@ from lib.integrations import (
     integration_key,
     requires_organization,
     requires_product,
+    supports_billing,
     supports_licenses,
     supports_organizations,
 )
@@ -70,6 +75,7 @@ class Faults:
     missing_result: bool = False  # 200 JSON without a result list
     last_cursor: str = "null"  # how the last page ends: "null", "empty" ("") or "absent"
     users_500: bool = False  # the users listing fails (remote 500); the other listings answer
+    billing_500: bool = False  # the billing listing fails (remote 500); the other listings answer
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Faults:
@@ -281,6 +287,7 @@ class Emulator:
             "/unified/user-directory/organizations",
             "/unified/user-directory/licenses",
             "/unified/user-directory/users",
+            "/unified/user-directory/billing",
         ):
             return _error(404, "Not found.")
         if not account_id:
@@ -329,6 +336,28 @@ class Emulator:
                 _user_fields(r, fields) if isinstance(r, dict) else r for r in users[account_id]
             ]
             return self._page(records, params, account_id)
+        if path.endswith("/billing"):
+            if not supports_billing(integration):
+                return _error(404, "This integration does not support the billing resource.")
+            if faults and faults.billing_500:
+                return _error(500, "The remote API failed listing billing.", remote=True)
+            records = self.dataset.get("billing", {}).get(account_id, [])
+            if "organization_id" in account.get("_billing_requires", ()):  # a data set's choice
+                if not params.get("organization_id"):
+                    return _error(
+                        400,
+                        "Missing required query parameters: organization_id",
+                        missing=["organization_id"],
+                    )
+                records = [
+                    r
+                    for r in records
+                    if isinstance(r, dict)
+                    and r.get("_organization_id") == params["organization_id"]
+                ]
+            return self._page(
+                [_public(r) if isinstance(r, dict) else r for r in records], params, account_id
+            )
         if path.endswith("/organizations"):
             known = supports_organizations(integration)
             if known is False or (

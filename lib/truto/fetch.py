@@ -31,6 +31,7 @@ from lib.truto.accounts import (
     distinct_accounts,
 )
 from lib.truto.client import TrutoClient, TrutoError
+from lib.truto.fetch_billing import _fetch_billing, billing_listings, billing_problems
 from lib.truto.fetch_users import _fetch_users, _seat_tables
 from lib.truto.normalize import (
     Listing,
@@ -193,6 +194,7 @@ def _fetch_listings(
         )
     out.outcome = "ok"
     _fetch_users(listing, settings, integration, out)
+    _fetch_billing(listing, settings, integration, organizations, out)
 
 
 def _distinct_organizations(records: list, out: AccountOutcome) -> list[dict]:
@@ -290,6 +292,7 @@ def assemble(outcomes: list[AccountOutcome], started: datetime, demo: bool = Fal
             build_license_table(listings) if listings else (empty_license_table(), [])
         )
     seats, activity = _seat_tables(outcomes, licenses, problems)
+    problems.extend(billing_problems(outcomes))
     for o in outcomes:
         problems.extend(
             Problem(
@@ -347,4 +350,5 @@ def assemble(outcomes: list[AccountOutcome], started: datetime, demo: bool = Fal
         demo,
         seats,
         activity,
+        billing_listings(outcomes),
     )

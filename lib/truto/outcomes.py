@@ -21,6 +21,7 @@ from lib.truto.users import empty_seat_table
 ORGANIZATIONS = "/unified/user-directory/organizations"
 LICENSES = "/unified/user-directory/licenses"
 USERS = "/unified/user-directory/users"
+BILLING = "/unified/user-directory/billing"
 
 Progress = Callable[[int, int, str], None]
 
@@ -95,6 +96,11 @@ class AccountOutcome:
     activity: str = ""
     activity_message: str = ""
     user_records: list | None = field(default=None, repr=False)
+    # Billing (ClickUp, DocuSign, Zoom): "" when not asked, else "ok", "not_supported", "failed" or
+    # "off"; the records as Truto sent them (untrusted) once every page was listed.
+    billing: str = ""
+    billing_message: str = ""
+    billing_records: list | None = field(default=None, repr=False)
 
     @property
     def failed(self) -> bool:
@@ -103,6 +109,16 @@ class AccountOutcome:
     def sentence(self) -> str:
         label = integration_label(self.integration)
         return f"{label} account {self.account_id}: {self.outcome}: {self.message} {self.action}".strip()
+
+
+@dataclass(frozen=True)
+class BillingListing:
+    """One account's billing records, every page listed; as Truto sent them (vendor text,
+    untrusted): :func:`lib.analytics.vendor_contracts.contracts_from_billing` reads them."""
+
+    account_id: str
+    integration: str | None
+    records: list = field(repr=False)
 
 
 @dataclass
@@ -120,6 +136,9 @@ class FetchResult:
             {c: pd.Series(dtype=t) for c, t in ACTIVITY_COLUMNS.items()}
         )
     )
+    # The accounts whose billing was listed completely (an account whose listing failed is not here:
+    # its vendor contract from an earlier fetch stands).
+    billing: list[BillingListing] = field(default_factory=list)
 
     @property
     def failures(self) -> list[AccountOutcome]:
