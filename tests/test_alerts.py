@@ -129,7 +129,7 @@ def test_rules_from_storage_are_checked_and_every_problem_listed():
         (
             "rule 2 (x), kind: 'sometimes' is not one of under_used, free_seats_below, "
             "over_allocated, "
-            "deadline_within, account_failed, idle_cost_above"
+            "deadline_within, account_failed, idle_cost_above, reclaimable_cost_above"
         ),
         "rule 3 (x), id: already used by rule 2",
         "rule 3 (x), threshold: over_allocated takes no threshold",
@@ -399,3 +399,47 @@ def test_an_empty_digest_says_so():
         ("Deadlines in the next 30 days", (), "No renewals or opt-out deadlines."),
         ("Open alerts", (), "No open alerts."),
     ]
+
+
+def test_reclaimable_cost_rule_fires_per_paid_license_above_the_amount():
+    import pandas as pd
+
+    from lib.analytics.activity import reclaim
+    from lib.analytics.metrics import MetricOptions
+    from lib.analytics.reclaim_views import with_reclaim_cost
+    from tests.license_tables import FETCHED, license_row, seat_row, seat_table, with_metrics
+
+    lic = with_metrics(
+        [
+            license_row("adobe", "L1", "Creative Cloud", 3, 4),
+            license_row("adobe", "L2", "Express", 2, 9, is_paid=False),
+            license_row("adobe", "L3", "Stock", 1, 1),
+        ],
+        [
+            ("adobe", "L1", None, 100.0, "USD", "monthly"),
+            ("adobe", "L3", None, 10.0, "USD", "annual"),
+        ],
+    )
+    old = FETCHED - pd.Timedelta(days=200)
+    seats = seat_table(
+        [
+            seat_row("u1", "L1", user_last_active_at=old),
+            seat_row("u2", "L1", user_status="deleted"),
+            seat_row("u3", "L1", user_last_active_at=FETCHED),
+            seat_row("u4", "L2", user_last_active_at=old),
+            seat_row("u5", "L3", user_last_active_at=old),
+        ]
+    )
+    table = with_reclaim_cost(lic, reclaim(seats, lic, MetricOptions()))
+    assert table["reclaimable_annual_cost_reporting"].tolist() == [2400.0, 0.0, 10.0]
+    rules = [AlertRule("rec", "reclaimable_cost_above", 1000)]
+    got = evaluate(rules, table, None, None, TODAY)
+    assert [(a.license_id, a.title) for a in got] == [
+        ("L1", "Reclaimable seats: Adobe: Creative Cloud (account acct-1)")
+    ]
+    assert (
+        got[0].detail.startswith("2 seats assigned but unused") and "2,400.00 USD" in got[0].detail
+    )
+    assert not evaluate(
+        [AlertRule("rec", "reclaimable_cost_above", 5000)], table, None, None, TODAY
+    )

@@ -228,3 +228,30 @@ def test_a_bad_alert_setting_is_a_configuration_error(deployment):
     assert (
         proc.returncode == 2 and "Alerts not evaluated: secrets.toml [alerts.email]" in proc.stderr
     )
+
+
+def test_alerts_name_licenses_whose_reclaimable_seats_cost_more_than_the_rule_says(deployment):
+    from lib.jobs.demo import seed_demo_pricing
+
+    db, secrets, rules, cli = deployment
+    store = Store(db)
+    seed_demo_pricing(store)  # the demo's prices (the app seeds them; the command line does not)
+    store.close()
+    assert cli("sync", "--quiet").returncode == 2  # the demo: one account needs reauthorisation
+    rules(AlertRule("reclaim-10k", "reclaimable_cost_above", 10_000, channels=()))
+    out = json.loads(cli("alerts", "--dry-run", "--json").stdout)
+    titles = [a["title"] for a in out["fired"]]
+    # From the seats the sync stored: e.g. Sales Cloud Enterprise (19 inactive, 8 departed ... seats
+    # at 1,980 a year each) is far above 10,000; free licenses never alert on cost.
+    assert any(
+        t.startswith("Reclaimable seats: Salesforce: Sales Cloud Enterprise") for t in titles
+    )
+    assert not any("Chatter Free" in t or "Zoom Basic" in t for t in titles)
+    sales = next(a for a in out["fired"] if "Sales Cloud Enterprise" in a["title"])
+    store = Store(db)
+    try:  # an exempt license is never reclaimable: its alert goes
+        store.add_exemption("license", sales["license_id"], "negotiated", ADMIN, "salesforce")
+    finally:
+        store.close()
+    again = json.loads(cli("alerts", "--dry-run", "--json").stdout)
+    assert [a["title"] for a in again["fired"]] == [t for t in titles if t != sales["title"]]

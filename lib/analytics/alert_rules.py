@@ -17,6 +17,7 @@ KINDS = (
     "deadline_within",
     "account_failed",
     "idle_cost_above",
+    "reclaimable_cost_above",
 )
 CHANNELS = ("email", "webhook")
 SEVERITIES = ("critical", "warning", "info")
@@ -28,6 +29,8 @@ KIND_LABELS = {
     "deadline_within": "Renewal or opt-out deadline within N days",
     "account_failed": "Integrated account failed or needs reauthorization",
     "idle_cost_above": "Annual cost of unassigned seats above an amount",
+    "reclaimable_cost_above": "Annual cost of reclaimable seats (unused 90 days, departed, invited) "
+    "above an amount",
 }
 
 # What the threshold of each kind is: (required, whole number, lowest, highest, unit).
@@ -38,6 +41,7 @@ _THRESHOLDS: dict[str, tuple[bool, bool, float, float, str] | None] = {
     "deadline_within": (True, True, 0, 3650, "days"),
     "account_failed": None,
     "idle_cost_above": (True, False, 0.0, 1e12, "in the reporting currency"),
+    "reclaimable_cost_above": (True, False, 0.0, 1e12, "in the reporting currency"),
 }
 _RULE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 

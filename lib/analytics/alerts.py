@@ -127,7 +127,9 @@ def evaluate(
     """The alerts whose condition holds now, one per rule and subject (first row wins), in rule
     order.
 
-    ``licenses_with_metrics``: from :func:`lib.analytics.metrics.add_metrics`; ``accounts``: the fetch's
+    ``licenses_with_metrics``: from :func:`lib.analytics.metrics.add_metrics` (with
+    ``reclaimable_seats`` and ``reclaimable_annual_cost_reporting`` from
+    :func:`lib.analytics.reclaim_views.with_reclaim_cost` for that rule); ``accounts``: the fetch's
     account table (:data:`lib.schema.ACCOUNT_COLUMNS`); ``renewals``: from
     :func:`lib.analytics.renewals.renewals`, with a horizon at least the largest
     ``deadline_within``.
@@ -148,8 +150,18 @@ def evaluate(
         if not rule.enabled:
             continue
         kind = rule.kind
-        if kind in ("under_used", "free_seats_below", "over_allocated", "idle_cost_above"):
-            paid_only = rule.paid_only or kind in ("under_used", "idle_cost_above")
+        if kind in (
+            "under_used",
+            "free_seats_below",
+            "over_allocated",
+            "idle_cost_above",
+            "reclaimable_cost_above",
+        ):
+            paid_only = rule.paid_only or kind in (
+                "under_used",
+                "idle_cost_above",
+                "reclaimable_cost_above",
+            )
             for pos, r in enumerate(records):
                 if paid_only and not paid[pos]:
                     continue
@@ -252,6 +264,18 @@ def _license_alert(rule: AlertRule, r: Mapping[str, Any]) -> Alert | None:
             f"({_seats(free) if free is not None else 'unassigned seats'} of {total}), "
             f"above {rule.limit:,.2f} {cur or ''}.".replace(" .", ".")
         )
+        severity = "warning"
+    elif kind == "reclaimable_cost_above":
+        cost = _opt(r.get("reclaimable_annual_cost_reporting"))
+        if cost is None or not float(cost) > rule.limit:
+            return None
+        seats = _opt(r.get("reclaimable_seats"))
+        title = f"Reclaimable seats: {name}"
+        detail = (
+            f"{_seats(seats) if seats is not None else 'Seats'} assigned but unused (inactive for "
+            f"more than 90 days, never used, departed or invited) cost {_money(cost, cur)} a year, "
+            f"above {rule.limit:,.2f} {cur or ''}. The Reclaim page lists who holds them."
+        ).replace(" .", ".")
         severity = "warning"
     else:
         return None

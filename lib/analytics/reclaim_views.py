@@ -307,6 +307,26 @@ def with_activity(
     return out
 
 
+def with_reclaim_cost(licenses: pd.DataFrame, priced: pd.DataFrame) -> pd.DataFrame:
+    """The license rows plus ``reclaimable_seats`` and ``reclaimable_annual_cost_reporting`` (the
+    sum over the license's reclaimable seats; empty when a reclaimable seat has no price or rate,
+    and both empty for a license no seat row matches)."""
+    out = licenses.copy()
+    n = len(out)
+    at = match_licenses(priced, licenses)
+    rec = priced["reclaimable"].to_numpy(dtype=bool, na_value=False) & (at >= 0)
+    seen = np.bincount(at[at >= 0], minlength=n) > 0
+    seats = np.bincount(at[rec], minlength=n).astype(np.int64)
+    cost = priced["annual_cost_reporting"].to_numpy(dtype=np.float64, na_value=np.nan)[rec]
+    known = np.bincount(at[rec], weights=np.nan_to_num(cost), minlength=n)
+    unknown = np.bincount(at[rec], weights=np.isnan(cost), minlength=n) > 0
+    out["reclaimable_seats"] = pd.arrays.IntegerArray(seats, ~seen)
+    out["reclaimable_annual_cost_reporting"] = pd.arrays.FloatingArray(
+        _round_cents(known), unknown | ~seen
+    )
+    return out
+
+
 __all__ = [
     "ACTIVITY_SHOWN",
     "BY_ACTIVITY_COLUMNS",
@@ -322,4 +342,5 @@ __all__ = [
     "reclaim_tiles",
     "seat_table",
     "with_activity",
+    "with_reclaim_cost",
 ]

@@ -27,10 +27,12 @@ from typing import Any
 import pandas as pd
 from sqlalchemy.exc import SQLAlchemyError
 
+from lib.analytics.activity import DEFAULT_INACTIVE_DAYS, exemption_lists, reclaim
 from lib.analytics.alert_rules import CHANNELS, DEFAULT_RULES, AlertRule, validate_rules
 from lib.analytics.alerts import Alert, evaluate, transition
 from lib.analytics.digest import alerts_notice, digest
 from lib.analytics.metrics import add_metrics
+from lib.analytics.reclaim_views import with_reclaim_cost
 from lib.analytics.renewals import HORIZONS, renewals
 from lib.config import ConfigError
 from lib.jobs.channels import AlertChannels, alert_channels
@@ -104,6 +106,12 @@ def evaluate_latest(store, config_key: str, today: date, rules: Sequence[AlertRu
     latest = store.latest(config_key)
     options = metric_options(store)
     metrics = add_metrics(latest.licenses, store.get_price_book(), options)
+    if len(latest.seats):
+        users, exempt_licenses = exemption_lists(store.exemptions())
+        priced = reclaim(
+            latest.seats, metrics, options, DEFAULT_INACTIVE_DAYS, None, users, exempt_licenses
+        )
+        metrics = with_reclaim_cost(metrics, priced)
     horizon = max(
         [max(HORIZONS)] + [int(r.limit) for r in rules if r.kind == "deadline_within" and r.enabled]
     )
