@@ -75,7 +75,8 @@ def metric(page, label: str) -> str:
 def check_page(page, spec: ui.PageSpec) -> None:
     """The page's own heading, no error, its charts and table drawn, at its own address."""
     page.get_by_role("heading", name=spec.title, exact=True).wait_for(timeout=30_000)
-    assert page.locator("[data-testid='stException']").count() == 0
+    errors = page.locator("[data-testid='stException']")
+    assert errors.count() == 0, errors.all_inner_texts()
     for chart in CHARTS.get(spec.key, []):
         by_key(page, chart).locator(".main-svg").first.wait_for(timeout=30_000)
     if spec.key in GRIDS:
