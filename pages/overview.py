@@ -52,7 +52,7 @@ with tiles_area:
     tiles = D.kpi_tiles(summary, D.spend_gaps(view.filtered, view.options))
     reclaim = reclaim_summary(view.reclaim(DEFAULT_INACTIVE_DAYS), view.currency)
     ui.tiles(tiles[:4])
-    ui.tiles([*tiles[4:], RV.reclaim_cost_tile(reclaim, DEFAULT_INACTIVE_DAYS)])
+    ui.tiles([*tiles[4:], RV.reclaim_cost_tile(reclaim, DEFAULT_INACTIVE_DAYS)], per_row=2)
 
 st.subheader("Needs attention")
 items = D.attention(

@@ -28,7 +28,7 @@ with right:
 
 priced = view.reclaim(days)
 summary = reclaim_summary(priced, cur)
-ui.tiles(RV.reclaim_tiles(summary, days))
+ui.tiles(RV.reclaim_tiles(summary, days), per_row=2)
 
 coverage = RV.activity_coverage(view.accounts_filtered, view.activity)
 failed = coverage[coverage["activity_outcome"] == "Activity could not be listed"]
@@ -54,7 +54,7 @@ if view.actor.can_see_people:
         st.success(f"No reclaimable seats at {days} days for the reasons picked.")
     else:
         st.caption("Costliest first. Names and emails are personal data: shown to admins only.")
-        ui.table(seats, key="reclaim-table")
+        ui.table(seats, key="reclaim-table", column_config=U.seat_columns(cur))
         ui.download(seats, "reclaimable-seats", key="dl-reclaim")
 else:
     st.info(

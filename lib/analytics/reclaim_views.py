@@ -30,6 +30,7 @@ REASON_FILTER = {
     "Departed": "departed",
     "Invited": "invited",
 }
+REASON_SHORT = {c: word for word, c in REASON_FILTER.items()}  # how the seat table says it
 
 # The per-seat table, people first (only for those allowed to see them), then the license and cost.
 PEOPLE_COLUMNS = ("user_name", "user_email", "user_id")
@@ -38,12 +39,12 @@ SEAT_SHOWN = [
     "user_email",
     "license_name",
     "integration_label",
-    "account_id",
-    "user_status",
-    "last_active_at",
-    "days_inactive",
     "reclaim_reason",
     "reclaimable_annual_cost_reporting",
+    "days_inactive",
+    "last_active_at",
+    "user_status",
+    "account_id",
     "reclaimable_annual_cost",
     "currency",
     "user_id",
@@ -141,7 +142,7 @@ def seat_table(priced: pd.DataFrame, show_people: bool) -> pd.DataFrame:
             **{c: rows[c] for c in SEAT_SHOWN if c in rows.columns},
             "reclaim_reason": rows["activity_class"]
             .astype("string")
-            .map(REASON_LABELS)
+            .map(REASON_SHORT)
             .astype("string"),
             "reclaimable_annual_cost": rows["annual_cost"],
             "reclaimable_annual_cost_reporting": rows["annual_cost_reporting"],

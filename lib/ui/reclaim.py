@@ -17,7 +17,14 @@ from lib.ui.state import View
 from lib.ui.workflows import _saved as done
 from lib.ui.workflows import saved_note
 
-__all__ = ["exemption_editor", "exemptions_table", "reason_filter", "saved_note", "threshold"]
+__all__ = [
+    "exemption_editor",
+    "exemptions_table",
+    "reason_filter",
+    "saved_note",
+    "seat_columns",
+    "threshold",
+]
 
 
 def threshold() -> int:
@@ -48,6 +55,25 @@ def reason_filter() -> list[str]:
         help="; ".join(f"{k}: {REASON_LABELS[v]}" for k, v in REASON_FILTER.items()),
     )
     return list(picked)
+
+
+def seat_columns(currency: str) -> dict:
+    """The reclaimable-seat table's formats: dates as dates, the reason short, the cost in focus."""
+    return {
+        "last_active_at": st.column_config.DatetimeColumn(
+            "Last active (UTC)", format="YYYY-MM-DD", help="Empty: never, or not reported."
+        ),
+        "reclaim_reason": st.column_config.TextColumn(
+            "Why reclaimable",
+            help="; ".join(f"{k}: {REASON_LABELS[v]}" for k, v in REASON_FILTER.items()),
+        ),
+        "reclaimable_annual_cost_reporting": st.column_config.NumberColumn(
+            f"Annual cost ({currency})",
+            format="accounting",
+            help="What the seat costs a year at the license's price, converted; empty: no price "
+            "or no exchange rate. Free licenses cost 0.",
+        ),
+    }
 
 
 def exemptions_table(view: View) -> None:
