@@ -59,9 +59,10 @@ def test_threshold_and_reasons_come_from_the_url(db):
     no_exception(at)
     priced, options = expected(db, days=30)
     s = reclaim_summary(priced, options.reporting_currency)
-    assert metric_values(at)["Reclaimable seats"] == f"{s.reclaimable_seats:,}"
+    assert metric_values(at)["Reclaimable paid seats"] == f"{s.reclaimable_paid_seats:,}"
     at90 = app(PAGE)
-    assert metric_values(at90)["Reclaimable seats"] != metric_values(at)["Reclaimable seats"]
+    label = "Reclaimable paid seats"
+    assert metric_values(at90)[label] != metric_values(at)[label]
     table = seat_table(at)
     departed = (priced["activity_class"] == "departed") & priced["reclaimable"]
     assert len(table) == int(departed.sum()) > 0
@@ -74,7 +75,7 @@ def test_a_threshold_that_is_not_a_number_says_so_and_uses_90_days(db):
     assert any("not a number" in e.value for e in at.error)
     priced, options = expected(db)
     s = reclaim_summary(priced, options.reporting_currency)
-    assert metric_values(at)["Reclaimable seats"] == f"{s.reclaimable_seats:,}"
+    assert metric_values(at)["Reclaimable paid seats"] == f"{s.reclaimable_paid_seats:,}"
 
 
 def test_viewers_see_counts_and_costs_but_no_names_or_emails(db):
@@ -88,7 +89,7 @@ def test_viewers_see_counts_and_costs_but_no_names_or_emails(db):
     for d in at.dataframe:
         cells = set(d.value.astype(str).to_numpy().ravel())
         assert not cells & emails and not cells & names
-    assert metric_values(at)["Reclaimable seats"]  # the figures are there
+    assert metric_values(at)["Reclaimable paid seats"]  # the figures are there
     assert not [b for b in at.button if b.label == "Exempt"]
 
 

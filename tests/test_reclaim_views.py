@@ -115,7 +115,8 @@ def test_reasons_filter_and_tiles():
     assert set(RV.reasons_kept(p, ["Departed"])["user_id"]) == {"d1"}
     assert set(RV.reasons_kept(p, [])["user_id"]) == {"i1", "d1", "x1", "e1", "f1"}
     tiles = {t.label: t for t in RV.reclaim_tiles(reclaim_summary(p, "USD"), 90)}
-    assert tiles["Reclaimable seats"].value == "5"
+    assert tiles["Reclaimable paid seats"].value == "4"  # f1's seat is free
+    assert tiles["Reclaimable paid seats"].note.startswith("+1 on free licenses")
     assert tiles["Reclaimable annual cost (USD)"].value == "USD 470.00"  # 3 x 120 + 110
     assert tiles["Departed users holding paid seats"].value == "1"
     assert tiles["Seats with activity data"].value == "100.0%"

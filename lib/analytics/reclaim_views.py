@@ -103,11 +103,13 @@ def reclaim_tiles(s: ReclaimSummary, days: int) -> list[Tile]:
     share = "not reported" if s.activity_share_pct is None else f"{s.activity_share_pct:.1f}%"
     return [
         Tile(
-            "Reclaimable seats",
-            f"{s.reclaimable_seats:,}",
-            f"Seats inactive for more than {days} days, never used, held by departed users or by "
-            "invitations never accepted; exemptions left out.",
-            f"{s.reclaimable_paid_seats:,} of them paid; of {s.seats:,} seat assignments",
+            "Reclaimable paid seats",
+            f"{s.reclaimable_paid_seats:,}",
+            f"Seats of paid licenses inactive for more than {days} days, never used, held by "
+            "departed users or by invitations never accepted; exemptions left out. Seats of free "
+            "licenses cost nothing and are counted apart.",
+            f"+{s.reclaimable_seats - s.reclaimable_paid_seats:,} on free licenses; of "
+            f"{s.seats:,} seat assignments",
         ),
         Tile(
             f"Reclaimable annual cost ({cur})",
