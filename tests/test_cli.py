@@ -261,6 +261,14 @@ def test_summary_reads_the_saved_price_book_rates_and_settings_and_flags_overrid
     assert json.loads(proc.stdout)["paid_licenses"]["potential_annual_savings"] > with_saved_buffer
     table = run(["summary"], {"DATABASE_URL": db}, tmp_path).stdout
     assert "at least USD 847,818" in table and "USD 0.00" not in table
+    reclaim = json.loads(run(["summary", "--json"], {"DATABASE_URL": db}, tmp_path).stdout)[
+        "reclaim_90_days"
+    ]
+    assert (
+        f"Reclaimable (unused 90 days, never used, departed, invited): "
+        f"{reclaim['reclaimable_paid_seats']:,} paid seats, at least USD "
+        f"{reclaim['reclaimable_annual_cost']:,.0f} a year" in table
+    )
 
 
 def test_summary_without_prices_says_not_known_never_0(tmp_path):

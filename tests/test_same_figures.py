@@ -9,7 +9,9 @@ import json
 import pandas as pd
 import pytest
 
+from lib.analytics import reclaim_views as RV
 from lib.analytics import views as D
+from lib.analytics.activity import ReclaimSummary
 from lib.auth import Actor
 from lib.jobs.demo import seed_demo_pricing
 from lib.store import Store
@@ -51,7 +53,9 @@ def _gaps(cli: dict):
 def _expected(s: dict, cli: dict) -> dict[str, str]:
     summary = D.Summary(**{k: v for k, v in s.items()})
     gaps = _gaps(cli)
+    reclaim = RV.reclaim_cost_tile(ReclaimSummary(**cli["reclaim_90_days"]), 90)
     return {
+        reclaim.label: reclaim.value,
         "Seats bought": D.fmt_seats(s["utilization_total_seats"]),
         "Seats assigned": D.fmt_seats(s["utilization_assigned_seats"]),
         "Seat utilization": D.fmt_pct(s["utilization_pct"]),

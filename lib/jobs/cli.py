@@ -187,9 +187,19 @@ def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
     prep = prepare(table, options)
     summaries = {"all_licenses": summarize(prep), "paid_licenses": summarize(prep, paid_only=True)}
     gaps = spend_gaps(table, options)
+    reclaimed, reclaim_figures = None, None
+    if len(result.seats):  # seat activity: what the Reclaim page and the Overview's tile show
+        from dataclasses import asdict
+
+        from lib.analytics.activity import DEFAULT_INACTIVE_DAYS, reclaim_summary
+
+        priced = _reclaim(args, result, table, options, DEFAULT_INACTIVE_DAYS)
+        reclaim_figures = reclaim_summary(priced, options.reporting_currency)
+        reclaimed = asdict(reclaim_figures)
     code = _report(result)
     if args.json:
-        out = {k: s.as_dict() for k, s in summaries.items()}
+        out: dict = {k: s.as_dict() for k, s in summaries.items()}
+        out["reclaim_90_days"] = reclaimed
         out["spend_left_out"] = {
             "at_least_from_seats_assigned": gaps.floor,
             "rows": {
@@ -199,7 +209,7 @@ def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
         }
         print(strict_json(out))
     else:
-        print(format_summary(summaries, gaps))
+        print(format_summary(summaries, gaps, reclaim_figures))
     return code
 
 

@@ -32,8 +32,9 @@ def strict_json(value) -> str:
     return json.dumps(_json_ready(value), indent=2, allow_nan=False)
 
 
-def format_summary(summaries: dict, gaps=None) -> str:
-    """The two summaries side by side, as a plain-text table (amounts in words: never 0 for unknown)."""
+def format_summary(summaries: dict, gaps=None, reclaim=None) -> str:
+    """The two summaries side by side, as a plain-text table (amounts in words: never 0 for unknown);
+    ``reclaim``: the seat activity's :class:`~lib.analytics.activity.ReclaimSummary` at 90 days."""
     from lib.analytics.labels import amount_words, fmt_pct, fmt_seats, spend_words
     from lib.analytics.spend_gaps import SpendGaps
 
@@ -128,6 +129,18 @@ def format_summary(summaries: dict, gaps=None) -> str:
         lines.append(
             "Spend: "
             + why.split("Left out or estimated: ", 1)[1].replace(" The Spend page lists them.", "")
+        )
+    if reclaim is not None:
+        from lib.analytics.labels import fmt_money
+
+        cost = fmt_money(reclaim.reclaimable_annual_cost, cur, empty="not known")
+        if reclaim.unpriced_reclaimable_seats or reclaim.unconverted_reclaimable_seats:
+            cost = f"at least {cost}" if reclaim.reclaimable_annual_cost is not None else cost
+        lines.append(
+            f"Reclaimable (unused 90 days, never used, departed, invited): "
+            f"{reclaim.reclaimable_paid_seats:,} paid seats, {cost} a year; "
+            f"{reclaim.departed_paid_users:,} departed users on paid seats "
+            f"(of {reclaim.seats:,} seat assignments listed)."
         )
     lines.append(f"Measured: {a.measure}.")
     return "\n".join(lines)
