@@ -277,6 +277,7 @@ def test_summary_without_prices_says_not_known_never_0(tmp_path):
     line = next(x for x in proc.stdout.splitlines() if x.startswith("Annual spend (USD)"))
     assert "not known" in line and "0.00" not in line
     assert "USD 0.00" not in proc.stdout
+    assert "paid seats, not known a year" in proc.stdout  # no prices: the reclaim cost too
 
 
 # -- reclaim ------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lib.analytics._engine import _masked, _round_cents
+from lib.analytics.labels import fmt_money
 from lib.analytics.metrics import MetricOptions
 from lib.analytics.rules import free_rule, paid_rule
 
@@ -331,6 +332,17 @@ def reclaim_summary(priced: pd.DataFrame, reporting_currency: str) -> ReclaimSum
         seats_with_activity=int(reported.sum()),
         activity_share_pct=share,
     )
+
+
+def reclaim_cost_words(s: ReclaimSummary) -> str:
+    """The reclaimable annual cost in words: "not known" when nothing is priced, or when it is 0
+    while seats are left out (0 would claim what is not known); "at least …" while seats are left
+    out (without a price or a rate)."""
+    cost = s.reclaimable_annual_cost
+    left_out = s.unpriced_reclaimable_seats + s.unconverted_reclaimable_seats
+    if cost is None or (left_out and float(cost) == 0):
+        return "not known"
+    return ("at least " if left_out else "") + fmt_money(cost, s.reporting_currency)
 
 
 def reclaimable_seats(priced: pd.DataFrame) -> pd.DataFrame:

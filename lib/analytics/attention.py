@@ -6,11 +6,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from lib.analytics.activity import ReclaimSummary
+from lib.analytics.activity import ReclaimSummary, reclaim_cost_words
 from lib.analytics.labels import (
     OUTCOME_LABELS,
     account_names,
-    fmt_money,
 )
 from lib.analytics.metrics import MetricOptions
 from lib.analytics.rules import needs_price
@@ -116,18 +115,13 @@ def attention(
             )
         )
     if reclaim is not None and reclaim.reclaimable_paid_seats:
-        cost = (
-            f", {fmt_money(reclaim.reclaimable_annual_cost, reclaim.reporting_currency)} a year"
-            if reclaim.reclaimable_annual_cost
-            else ""
-        )
+        words = reclaim_cost_words(reclaim)
+        cost = f", {words} a year" if words != "not known" else ""
         items.append(
             Attention(
                 "reclaimable",
                 f"{reclaim.reclaimable_paid_seats} paid seat(s) are unused (inactive, never used, "
-                f"departed or invited){cost}"
-                + (" at least" if cost and reclaim.unpriced_reclaimable_seats else "")
-                + ".",
+                f"departed or invited){cost}.",
                 "reclaim",
                 reclaim.reclaimable_paid_seats,
             )

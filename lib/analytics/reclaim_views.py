@@ -16,11 +16,12 @@ from lib.analytics.activity import (
     ReclaimSummary,
     license_activity,
     match_licenses,
+    reclaim_cost_words,
     reclaimable_seats,
 )
-from lib.analytics.labels import ACTIVITY_CLASS_LABELS, ACTIVITY_OUTCOME_LABELS, fmt_money
+from lib.analytics.labels import ACTIVITY_CLASS_LABELS, ACTIVITY_OUTCOME_LABELS
 from lib.analytics.metrics import MetricOptions, recommended_for
-from lib.analytics.views import Filters, Tile, _scope_mask
+from lib.analytics.views import Filters, Tile, _scope_mask, tile_value
 
 REASON_LABELS = {c: ACTIVITY_CLASS_LABELS[c] for c in RECLAIMABLE}
 # The reason filter's words, as the URL carries them (?reason=Departed).
@@ -97,9 +98,7 @@ def reclaim_tiles(s: ReclaimSummary, days: int) -> list[Tile]:
         left_out.append(f"{s.unpriced_reclaimable_seats:,} seat(s) without a price")
     if s.unconverted_reclaimable_seats:
         left_out.append(f"{s.unconverted_reclaimable_seats:,} without a rate to {cur}")
-    cost = fmt_money(s.reclaimable_annual_cost, cur, empty="not known")
-    if left_out and s.reclaimable_annual_cost is not None:
-        cost = f"≥ {cost}"
+    cost = tile_value(reclaim_cost_words(s))
     share = "not reported" if s.activity_share_pct is None else f"{s.activity_share_pct:.1f}%"
     return [
         Tile(
@@ -342,6 +341,7 @@ __all__ = [
     "license_table",
     "reasons_kept",
     "reclaim_cost_tile",
+    "reclaim_cost_words",
     "reclaim_tiles",
     "seat_table",
     "with_activity",

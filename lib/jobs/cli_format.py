@@ -131,11 +131,9 @@ def format_summary(summaries: dict, gaps=None, reclaim=None) -> str:
             + why.split("Left out or estimated: ", 1)[1].replace(" The Spend page lists them.", "")
         )
     if reclaim is not None:
-        from lib.analytics.labels import fmt_money
+        from lib.analytics.activity import reclaim_cost_words
 
-        cost = fmt_money(reclaim.reclaimable_annual_cost, cur, empty="not known")
-        if reclaim.unpriced_reclaimable_seats or reclaim.unconverted_reclaimable_seats:
-            cost = f"at least {cost}" if reclaim.reclaimable_annual_cost is not None else cost
+        cost = reclaim_cost_words(reclaim)
         lines.append(
             f"Reclaimable (unused 90 days, never used, departed, invited): "
             f"{reclaim.reclaimable_paid_seats:,} paid seats, {cost} a year; "
