@@ -288,3 +288,25 @@ def test_editing_a_price_in_the_table_changes_spend(server, page):
     to_number = lambda s: float(s.split()[-1].replace(",", ""))  # noqa: E731
     # GitHub Enterprise from 21 to 30 a month: 9 x 12 x 240 seats bought (two organizations) = 25,920
     assert to_number(after) - to_number(before) == pytest.approx(25_920, abs=1)
+
+
+def _reclaim_csv(page, url: str) -> list[dict]:
+    page.goto(url)
+    wait_idle(page)
+    page.get_by_role("heading", name="Reclaim", exact=True).wait_for(timeout=30_000)
+    got = download(page, "dl-reclaim")
+    assert got.suggested_filename.startswith("reclaimable-seats-")
+    return list(csv.DictReader(io.StringIO(Path(got.path()).read_text(encoding="utf-8-sig"))))
+
+
+def test_reclaim_threshold_and_reason_in_the_url_shape_the_download(server, page):
+    at_90 = _reclaim_csv(page, f"{server.url}/reclaim?integration=GitHub")
+    assert at_90 and {r["integration_label"] for r in at_90} == {"GitHub"}
+    assert all("@" in r["user_email"] for r in at_90)  # open mode: the admin's view
+    costs = [float(r["reclaimable_annual_cost_usd"]) for r in at_90]
+    assert costs == sorted(costs, reverse=True)  # costliest first
+    at_30 = _reclaim_csv(page, f"{server.url}/reclaim?integration=GitHub&days=30")
+    assert len(at_30) > len(at_90)  # a shorter threshold: more seats count as inactive
+    departed = _reclaim_csv(page, f"{server.url}/reclaim?integration=GitHub&reason=Departed")
+    assert departed and {r["reclaim_reason"] for r in departed} == {"Departed"}
+    assert urlsplit(page.url).query == "integration=GitHub&reason=Departed"
