@@ -400,3 +400,18 @@ def test_reclaim_and_export_read_the_exemptions_saved_in_the_dashboard(emulator,
     assert cc["inactive_seats"] == "1" and cc["activity_not_reported_seats"] == "1"
     assert cc["assigned_difference"] == "0"
     assert by["ex"]["active_seats"] == "0" and by["ex"]["inactive_seats"] == "1"
+
+
+def test_the_fetch_path_loads_no_table_library_before_its_first_request(tmp_path):
+    """``python -m lib export`` sends its first request before pandas & co. are imported (they load
+    meanwhile): importing what runs up to that request must not pull them in."""
+    heavy = ("pandas", "pyarrow", "numpy", "sqlalchemy", "streamlit")
+    code = (
+        "import sys; import lib.jobs.cli, lib.truto.source, lib.truto.client; "
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

@@ -1,5 +1,7 @@
 """The emulator itself answers as Truto documents."""
 
+import time
+
 import requests
 
 from tests.factories import TOKEN, account, bill, dataset, lic
@@ -53,26 +55,60 @@ def test_missing_required_parameter_is_400_with_insight(emulator):
     ]
 
 
-def test_rate_limit_headers_and_429_at_the_account_limit(emulator):
+def _licenses(emu, account_id="a", token=TOKEN):
+    return requests.get(
+        emu.base_url + "/unified/user-directory/licenses",
+        params={"integrated_account_id": account_id},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+
+
+def test_rate_limit_headers_describe_the_token_window_and_429_past_it(emulator):
+    emu = emulator(
+        dataset([account("a", "adobe"), account("b", "adobe")], {"a": [], "b": []}),
+        token_limit=3,
+        window=10.0,
+    )
+    answers = [_licenses(emu, i) for i in "abab"]
+    assert [r.status_code for r in answers] == [200, 200, 200, 429]
+    assert [r.headers["ratelimit-remaining"] for r in answers] == ["2", "1", "0", "0"]
+    assert {r.headers["ratelimit-limit"] for r in answers} == {"3;w=10"}
+    # Whole seconds until the window (started by the first request) resets, rounded up.
+    assert all(r.headers["ratelimit-reset"] == "10" for r in answers)
+    assert answers[3].headers["Retry-After"] == "10"
+    assert "truto_is_remote_error" not in answers[3].json()
+
+
+def test_each_token_has_a_window_of_its_own(emulator):
+    emu = emulator(
+        dataset([account("a", "adobe")], {"a": []}),
+        token_limit=2,
+        window=10.0,
+        other_tokens=("second-token",),
+    )
+    assert [_licenses(emu).status_code for _ in range(3)] == [200, 200, 429]
+    other = _licenses(emu, token="second-token")
+    assert other.status_code == 200 and other.headers["ratelimit-remaining"] == "1"
+
+
+def test_the_token_window_resets_after_its_length(emulator):
+    emu = emulator(dataset([account("a", "adobe")], {"a": []}), token_limit=2, window=0.5)
+    assert [_licenses(emu).status_code for _ in range(3)] == [200, 200, 429]
+    time.sleep(0.55)
+    again = _licenses(emu)
+    assert again.status_code == 200 and again.headers["ratelimit-remaining"] == "1"
+    assert again.headers["ratelimit-limit"] == "2;w=0.5" and again.headers["ratelimit-reset"] == "1"
+
+
+def test_429_at_the_account_limit_with_retry_after(emulator):
     emu = emulator(
         dataset([account("a", "adobe")], {"a": [lic("x", "X", 1, 2)]}), account_limit=3, window=10.0
     )
-    answers = [
-        requests.get(
-            emu.base_url + "/unified/user-directory/licenses",
-            params={"integrated_account_id": "a"},
-            headers=AUTH,
-        )
-        for _ in range(4)
-    ]
+    answers = [_licenses(emu) for _ in range(4)]
     assert [r.status_code for r in answers] == [200, 200, 200, 429]
-    assert [r.headers["ratelimit-remaining"] for r in answers[:3]] == ["2", "1", "0"]
-    assert (
-        answers[0].headers["ratelimit-limit"] == "3"
-        and int(answers[0].headers["ratelimit-reset"]) <= 10
-    )
+    # The headers describe the token's window (500 per 10 s), not the account's.
+    assert [r.headers["ratelimit-remaining"] for r in answers] == ["499", "498", "497", "497"]
     assert 9 <= int(answers[3].headers["Retry-After"]) <= 10
-    assert "truto_is_remote_error" not in answers[3].json()
 
 
 def test_token_limit_applies_across_accounts(emulator):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pandas as pd
@@ -362,18 +363,76 @@ def test_pacing_never_provokes_a_429(emulator):
 
 
 def test_emulator_answers_429_with_retry_after_and_client_recovers(emulator):
-    """A client configured above the real limit gets 429s, waits Retry-After, and still finishes."""
+    """A client configured above the real per-account limit (which no header reports) gets 429s,
+    waits Retry-After, and still finishes."""
     accounts = [account(f"a{i}", "adobe") for i in range(4)]
     emu = emulator(
-        dataset(accounts, {a["id"]: [lic("x", "X", 1, 2)] for a in accounts}),
-        account_limit=50,
-        token_limit=3,
+        dataset(accounts, {a["id"]: [lic("x", "X", 1, 2), lic("y", "Y", 1, 2)] for a in accounts}),
+        account_limit=1,
+        token_limit=500,
         window=1.0,
     )
-    result = fetch_all(settings_for(emu, token_rate_limit=100, max_workers=4, max_attempts=6))
+    result = fetch_all(
+        settings_for(
+            emu,
+            page_limit=1,  # two pages per account: the second is over the account's limit
+            account_rate_limit=100,
+            fetch_users=False,
+            max_workers=4,
+            max_attempts=6,
+        )
+    )
     assert emu.counters.rate_limited > 0
     assert sum(o.rate_limited for o in result.outcomes) > 0
-    assert result.exit_code() == 0 and len(result.licenses) == 4
+    assert result.exit_code() == 0 and len(result.licenses) == 8
+
+
+def test_a_lower_limit_in_the_headers_is_followed(emulator):
+    """Configured for 50 per 10 s, the client keeps to the 20 per 2 s the answers report."""
+    accounts = [account(f"a{i}", "adobe") for i in range(8)]
+    recs = [lic(f"L{i}", f"L{i}", 1, 2) for i in range(3)]
+    emu = emulator(dataset(accounts, {a["id"]: recs for a in accounts}), token_limit=20, window=2.0)
+    started = time.monotonic()
+    result = fetch_all(
+        settings_for(
+            emu,
+            page_limit=1,
+            fetch_users=False,
+            token_rate_limit=50,
+            rate_window=10.0,
+            max_workers=8,
+        )
+    )
+    elapsed = time.monotonic() - started
+    assert emu.counters.requests == 1 + 8 * 3
+    assert emu.counters.rate_limited == 0 and result.exit_code() == 0
+    assert len(result.licenses) == 24
+    assert elapsed >= 2.0  # 25 requests at 20 per 2 s need a second window
+
+
+def test_two_clients_sharing_a_token_never_get_a_429(emulator):
+    """Two fetches (two clients, each unaware of the other) spend one token's small window."""
+    accounts = [account(f"a{i}", "adobe") for i in range(6)]
+    recs = [lic(f"L{i}", f"L{i}", 1, 2) for i in range(2)]
+    emu = emulator(dataset(accounts, {a["id"]: recs for a in accounts}), token_limit=10, window=1.0)
+    results: list = []
+
+    def fetch() -> None:
+        results.append(fetch_all(settings_for(emu, page_limit=1, fetch_users=False, max_workers=6)))
+
+    threads = [threading.Thread(target=fetch) for _ in range(2)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    elapsed = time.monotonic() - started
+    assert len(results) == 2 and all(r.exit_code() == 0 for r in results)
+    assert all(len(r.licenses) == 12 for r in results)
+    assert emu.counters.requests == 2 * (1 + 6 * 2)
+    assert emu.counters.rate_limited == 0
+    assert all(o.rate_limited == 0 for r in results for o in r.outcomes)
+    assert elapsed >= 2.0  # 26 requests at 10 per second need a third window
 
 
 def test_accounts_are_fetched_concurrently_within_the_pool(emulator):

@@ -197,6 +197,25 @@ def test_retry_after_nan_in_the_export_still_writes_the_csv(cli_env, tmp_path):
     assert code == 2 and [r[0] for r in read_csv(out.read_bytes())[1:]] == ["good"]
 
 
+@pytest.mark.parametrize(
+    "limit, remaining, reset",
+    [("nan", "0", "5"), ("10;w=10", "-1", "5"), ("10;w=10", "0", "nan"), ("x" * 5000, "0", "9")],
+)
+def test_unreadable_rate_limit_headers_hold_nothing_back(limit, remaining, reset):
+    base = truto([active("a"), active("b")], {"a": [seat("x", "X")], "b": [seat("y", "Y")]})
+    headers = {"ratelimit-limit": limit, "ratelimit-remaining": remaining, "ratelimit-reset": reset}
+
+    def answer(path, params, request_headers):
+        reply = base(path, params, request_headers)
+        reply.headers.update(headers)
+        return reply
+
+    with HostileTruto(answer) as server:
+        result, seconds = timed(lambda: fetch_all(settings(server)))
+    assert result.exit_code() == 0 and sorted(result.licenses["account_id"]) == ["a", "b"]
+    assert seconds < 2.0  # no figure read from them: nothing waited for a "reset"
+
+
 # ------------------------------------------------------------------ 4. deeply nested JSON
 
 

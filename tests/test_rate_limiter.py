@@ -5,7 +5,10 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from lib.truto.client import RateLimiter
+from lib.truto.transport import ServerLimit, server_limit
 
 
 def _queued(limiter: RateLimiter, n: int, timeout: float = 5.0) -> None:
@@ -72,3 +75,104 @@ def test_the_token_window_is_never_exceeded_under_contention():
     assert len(stamps) == 18
     # Any 6 consecutive grants span at least one window (5 per window).
     assert min(b - a for a, b in zip(stamps, stamps[5:])) >= 0.4 - 0.01
+
+
+# -- the server's window, as the answers' ratelimit-* headers report it ------------------------
+
+
+def _headers(limit: str, remaining: str, reset: str) -> dict[str, str]:
+    return {"ratelimit-limit": limit, "ratelimit-remaining": remaining, "ratelimit-reset": reset}
+
+
+def test_the_rate_limit_headers_are_read_as_documented():
+    assert server_limit(_headers("110;w=10", "7", "3")) == ServerLimit(110, 10.0, 7, 3.0)
+    assert server_limit(_headers("500", "499", "10")) == ServerLimit(500, None, 499, 10.0)
+    # A list of policies: the first is in force, its window may be named on a later item.
+    assert server_limit(_headers("10, 10;w=1, 1000;w=3600", "4", "1")) == ServerLimit(
+        10, 1.0, 4, 1.0
+    )
+    assert server_limit(_headers("20;w=2", "90", "1")) == ServerLimit(20, 2.0, 20, 1.0)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        _headers("nan", "1", "1"),
+        _headers("0", "0", "1"),
+        _headers("-5", "1", "1"),
+        _headers("1e3", "1", "1"),
+        _headers("10;w=10", "-1", "1"),
+        _headers("10;w=10", "1.5", "1"),
+        _headers("10;w=10", "٣", "1"),  # a digit, but not an ASCII one
+        _headers("10;w=10", "1", "nan"),
+        _headers("10;w=10", "1", "-1"),
+        _headers("10, x", "1", "1"),
+        {"ratelimit-limit": "10", "ratelimit-remaining": "1"},
+        {},
+    ],
+)
+def test_unreadable_rate_limit_headers_say_nothing(headers):
+    assert server_limit(headers) is None
+
+
+def _granted_at(limiter: RateLimiter, n: int) -> list[float]:
+    """Grant ``n`` requests one after another (answers without headers); when each was granted."""
+    started, stamps = time.monotonic(), []
+    for _ in range(n):
+        limiter.answered(limiter.grant("a"), None)
+        stamps.append(time.monotonic() - started)
+    return stamps
+
+
+def test_the_server_budget_holds_requests_until_the_reset():
+    limiter = RateLimiter(token_limit=100, account_limit=100, window=10.0)
+    limiter.answered(limiter.grant("a"), ServerLimit(limit=6, window=None, remaining=4, reset=0.5))
+    stamps = _granted_at(limiter, 3)
+    # Half of the 4 left go at once (another process may be spending the other half); the next
+    # waits for the reset.
+    assert stamps[1] < 0.2 and 0.5 <= stamps[2] < 0.8
+
+
+def test_after_the_reset_one_request_goes_first_and_its_answer_sets_the_budget():
+    limiter = RateLimiter(token_limit=100, account_limit=100, window=10.0)
+    limiter.answered(limiter.grant("a"), ServerLimit(limit=6, window=None, remaining=0, reset=0.3))
+    started = time.monotonic()
+    first = limiter.grant("a")
+    assert time.monotonic() - started >= 0.3
+    held = threading.Thread(target=_granted_at, args=(limiter, 2))
+    held.start()
+    held.join(0.3)
+    assert held.is_alive()  # nothing more goes before the first answer is back
+    limiter.answered(first, ServerLimit(limit=6, window=None, remaining=5, reset=1.0))
+    held.join(0.2)
+    assert not held.is_alive()  # two of the five left
+
+
+def test_an_answer_older_than_the_budget_changes_nothing():
+    limiter = RateLimiter(token_limit=100, account_limit=100, window=10.0)
+    old = limiter.grant("a")
+    new = limiter.grant("a")
+    limiter.answered(new, ServerLimit(limit=10, window=10.0, remaining=0, reset=0.4))
+    # Sent before the answer above, this one's figure is stale: it must not lift the hold.
+    limiter.answered(old, ServerLimit(limit=10, window=10.0, remaining=9, reset=5.0))
+    started = time.monotonic()
+    limiter.answered(limiter.grant("a"), None)
+    assert 0.35 <= time.monotonic() - started < 0.8
+
+
+def test_requests_still_unanswered_count_against_the_budget():
+    limiter = RateLimiter(token_limit=100, account_limit=100, window=10.0)
+    pending = [limiter.grant("a") for _ in range(3)]  # unanswered: may reach the server late
+    later = limiter.grant("a")
+    limiter.answered(later, ServerLimit(limit=10, window=10.0, remaining=10, reset=0.4))
+    # Of the 10 left, 3 may go to those granted earlier and still unanswered: of our half (5),
+    # 2 are left to go now.
+    assert _granted_at(limiter, 2)[1] < 0.2
+    held = threading.Thread(target=_granted_at, args=(limiter, 1))
+    held.start()
+    held.join(0.25)
+    assert held.is_alive()
+    for grant in pending:
+        limiter.answered(grant, None)
+    held.join(2)  # after the reset, with nothing left unanswered
+    assert not held.is_alive()

@@ -13,6 +13,7 @@ import json
 import signal
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from lib.config import ConfigError, Settings, load_settings
@@ -154,13 +155,19 @@ def _buffer(text: str) -> float:
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    days = _inactive_days(args)
+    # The fetch starts at once: its first request leaves before pandas, the price book and the
+    # saved settings are loaded, which a second thread does meanwhile. A bad price book or rates
+    # file still stops the export (once the fetch is over) before anything is written.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-prepare") as side:
+        prepared = side.submit(_analytics, args)
+        result = _fetch(settings, args.quiet)
+        book, options = prepared.result()
+
     from lib.analytics.labels import export_frame
     from lib.analytics.metrics import add_metrics
     from lib.export import write_csv
 
-    days = _inactive_days(args)
-    book, options = _analytics(args)
-    result = _fetch(settings, args.quiet)
     table = add_metrics(result.licenses, book, options)
     if len(
         result.seats

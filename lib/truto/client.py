@@ -4,7 +4,10 @@ Behaviour (``shared/truto-docs/NOTES.md``):
 
 - Pacing: a sliding-window limiter keeps the client under the documented
   500 requests per 10 s per token and 50 per 10 s per integrated account
-  (both configurable), so it never provokes a 429 by itself.
+  (both configurable), so it never provokes a 429 by itself; and it follows the
+  token's window as each answer's ``ratelimit-*`` headers report it, so that a
+  lower limit than configured, or another process spending the same token,
+  does not provoke one either (see :class:`RateLimiter`).
 - Retries: 429 waits for ``Retry-After`` (or ``ratelimit-reset``); 502, 504
   and 5xx not flagged remote back off exponentially with jitter; network
   errors back off too; 400/401/403/404/422/503 and remote 5xx are final.
@@ -32,10 +35,11 @@ import collections
 import heapq
 import itertools
 import logging
+import math
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +54,7 @@ from lib.truto.transport import (
     _CURRENT,
     _MAX_MESSAGE,
     _WATCHDOG,
+    ServerLimit,
     TrutoError,
     _BearerAuth,
     _decode_json,
@@ -58,6 +63,7 @@ from lib.truto.transport import (
     _seconds,
     _TooLarge,
     make_session,
+    server_limit,
 )
 
 log = logging.getLogger(__name__)
@@ -65,14 +71,39 @@ RETRY_STATUSES_ALWAYS = {429, 502, 504}
 FINAL_STATUSES = {400, 401, 403, 404, 422, 503}
 
 
+@dataclass(frozen=True)
+class Grant:
+    """One request let through by :class:`RateLimiter`; hand it back with ``answered``."""
+
+    waited: float  # seconds it waited for its slot
+    at: float  # when it was granted (the limiter's clock)
+    seq: int  # the order in which slots were granted
+    # Our requests still unanswered when it was granted: they may reach the server after it.
+    unsure: int
+
+
 class RateLimiter:
-    """Sliding-window pacing for the token and for each integrated account.
+    """Sliding-window pacing for the token and for each integrated account, plus the token's window
+    as the server reports it.
 
-    ``acquire(account, priority)`` blocks until one more request fits both windows, then
-    records it. ``margin`` widens the window a little, so that requests sent
-    just over a window apart cannot arrive inside one at the server.
+    ``grant(account, priority)`` blocks until one more request fits, then records it; ``answered``
+    hands the request back with what its answer's ``ratelimit-*`` headers said. ``margin`` widens
+    the sliding windows a little, so that requests sent just over a window apart cannot arrive
+    inside one at the server.
 
-    When the token's window is the bottleneck, a free slot goes to the waiting request with the
+    The server's window (the token's, which other processes using the same token spend too): an
+    answer saying ``remaining`` requests are left until ``reset`` seconds from now is a budget.
+    Until then the limiter lets at most half of it be spent by requests of ours the server may not
+    have counted yet (granted after that request, or still unanswered when it was granted) before a
+    newer answer says more: another process reading the same figure may be spending the other half
+    (so the last request of a window stays unused). After the reset, one request goes first and its
+    answer sets the new budget (a process starting on the new window at the same moment is unseen
+    until then). An answer older than the budget in force, or without readable headers, changes
+    nothing; a reset later than a window is not believed. The configured limits still apply on
+    top: a server advertising more than them is not taken up on it. Two processes keep to the
+    window this way; more may draw the odd 429, which is retried.
+
+    When the token is the bottleneck, a free slot goes to the waiting request with the
     lowest ``priority`` (then the one that asked first): the fetch gives each account the order in
     which it was started, so accounts started first finish first and free their worker for the next
     account, instead of every account crawling at the same pace and the last ones starting at the
@@ -99,6 +130,17 @@ class RateLimiter:
         )
         self._waiting: list[tuple[float, int]] = []  # heap of (priority, ticket) ready for a slot
         self._tickets = itertools.count()
+        self._granted = 0  # slots granted so far (a grant's seq is its place in this count)
+        self._unanswered = 0
+        # The server's budget: ``_budget`` requests were left after the grant numbered
+        # ``_budget_seq``, which ``_budget_unsure`` of ours granted before it may not have reached
+        # yet; until ``_budget_until`` (None: until the next answer says), a reset known to come
+        # after ``_budget_after``. No budget before the first readable answer.
+        self._budget: int | None = None
+        self._budget_unsure = 0
+        self._budget_seq = -1
+        self._budget_until: float | None = None
+        self._budget_after = -math.inf  # the window's reset is known to come after this
 
     def _purge(self, q: collections.deque[float], now: float) -> None:
         edge = now - self.window
@@ -110,8 +152,33 @@ class RateLimiter:
         heapq.heapify(self._waiting)
         self._cond.notify_all()
 
+    def _server_hold(self, now: float) -> float:
+        """Seconds the server's budget holds the next request back (0: none; inf: until an answer)."""
+        if self._budget is None:
+            return 0.0
+        if self._budget_until is not None and now >= self._budget_until:
+            # The window has reset. Another process may be starting on it this very moment, unseen:
+            # one request first, and the budget from its answer.
+            self._budget, self._budget_unsure = 0, 0
+            self._budget_seq = self._granted - 1
+            self._budget_until = None
+            self._budget_after = -math.inf
+        ours = self._budget_unsure + self._granted - 1 - self._budget_seq  # not counted in it
+        if ours < self._budget // 2:
+            return 0.0
+        if self._budget_until is not None:
+            return self._budget_until - now
+        # Spent, and the reset is not known yet: an answer will tell; with none coming, ask.
+        return math.inf if self._unanswered else 0.0
+
     def acquire(self, account: str | None = None, priority: float = 0.0) -> float:
-        """Wait for a slot; returns the seconds waited."""
+        """Wait for a slot that needs no answer back; returns the seconds waited."""
+        grant = self.grant(account, priority)
+        self.answered(grant, None)
+        return grant.waited
+
+    def grant(self, account: str | None = None, priority: float = 0.0) -> Grant:
+        """Wait for a slot and take it; the caller passes the grant to ``answered`` afterwards."""
         started = self.clock()
         with self._cond:
             me = (priority, next(self._tickets))
@@ -135,20 +202,45 @@ class RateLimiter:
                         queued = True
                     full = len(self._token) >= self.token_limit
                     wait = self._token[0] + self.window - now if full else 0.0
+                    wait = max(wait, self._server_hold(now))
                     if wait <= 0 and self._waiting[0] == me:
                         heapq.heappop(self._waiting)
                         queued = False
                         self._token.append(now)
                         if q is not None:
                             q.append(now)
+                        grant = Grant(max(0.0, now - started), now, self._granted, self._unanswered)
+                        self._granted += 1
+                        self._unanswered += 1
                         self._cond.notify_all()
-                        return max(0.0, self.clock() - started)
+                        return grant
                     # The head of the queue is told when the window frees; the others when it
-                    # takes its slot (or leaves).
-                    self._cond.wait(wait if wait > 0 else None)
+                    # takes its slot (or leaves), and all of them when an answer comes back.
+                    self._cond.wait(wait if 0 < wait < math.inf else None)
             finally:
                 if queued:
                     self._leave(me)
+
+    def answered(self, grant: Grant, server: ServerLimit | None) -> None:
+        """The request of ``grant`` is over; ``server`` is what its answer said of the window."""
+        with self._cond:
+            self._unanswered -= 1
+            if server is not None and grant.seq > self._budget_seq:
+                # A reset later than any window is not believed.
+                reset = min(server.reset, max(self.window, server.window or 0.0))
+                # Whole seconds rounded up: the reset comes after (sent + reset - 1), by (now + reset).
+                after, until = grant.at + reset - 1.0, self.clock() + reset
+                if (
+                    server.window is not None
+                    and self._budget_until is not None
+                    and until < self._budget_after + server.window
+                ):  # too soon for the next window's reset: the same window, known a little closer
+                    after = max(after, self._budget_after)
+                    until = min(until, self._budget_until)
+                self._budget, self._budget_unsure = server.remaining, grant.unsure
+                self._budget_seq = grant.seq
+                self._budget_after, self._budget_until = after, until
+            self._cond.notify_all()
 
 
 @dataclass
@@ -264,17 +356,19 @@ class TrutoClient(Paginated):
         while True:
             attempt += 1
             delay: float | None  # None: not worth retrying
-            waited = self.limiter.acquire(paced_account, self._priority(paced_account))
-            self._count(account_id, requests=1, wait_seconds=waited)
+            grant = self.limiter.grant(paced_account, self._priority(paced_account))
+            self._count(account_id, requests=1, wait_seconds=grant.waited)
             outer = self._deadline(account_id)
             now = time.monotonic()
             if outer is not None and outer[0] <= now:
+                self.limiter.answered(grant, None)
                 raise self._out_of_time(outer[1], account_id, path)
             until, name = now + s.request_deadline, "request_deadline"
             if outer is not None and outer[0] < until:
                 until, name = outer
             exchange = _Exchange()
             _WATCHDOG.watch(exchange, until)
+            resp_headers: Mapping[str, str] | None = None
             try:
                 status, reason, resp_headers, body = self._exchange(
                     url, params, headers, auth, exchange
@@ -324,6 +418,7 @@ class TrutoClient(Paginated):
                     self._count(account_id, rate_limited=1)
             finally:
                 exchange.finish()
+                self.limiter.answered(grant, server_limit(resp_headers))
             if delay is None or attempt >= s.max_attempts or delay > budget:
                 if attempt > 1:
                     error.message += f" (gave up after {attempt} attempts)"

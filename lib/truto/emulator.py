@@ -18,9 +18,12 @@ It behaves as Truto documents (``shared/truto-docs``):
   integration without the resource;
 - cursor pagination honouring ``limit`` (``{"result": [...], "next_cursor": ...}``);
 - ``Authorization: Bearer`` checked (401 for a bad token);
-- ``ratelimit-limit``/``-remaining``/``-reset`` on every answer, and a 429
-  with ``Retry-After`` past 500 requests per 10 s per token or 50 per 10 s per
-  integrated account (sliding windows: the strictest reading of the limit);
+- ``ratelimit-limit`` (``"500;w=10"``), ``ratelimit-remaining`` and ``ratelimit-reset`` (whole
+  seconds, rounded up, until the window resets) on every answer, for the token's window: each
+  token has one, shared by every client using it, a fixed window that starts with the first
+  request after the last one ended; a 429 with ``Retry-After`` past 500 requests per window per
+  token, or past 50 per 10 s per integrated account (a sliding window, the strictest reading of
+  that limit; the headers do not describe it);
 - the error body ``{"statusCode", "error", "message"}`` with
   ``truto_is_remote_error`` on upstream failures.
 
@@ -120,6 +123,39 @@ class _Window:
         return max(self.times[0] + self.window - now, 0.0)
 
 
+class _FixedWindow:
+    """A token's window: ``limit`` requests from its start until ``window`` seconds later."""
+
+    def __init__(self, limit: int, window: float):
+        self.limit = limit
+        self.window = window
+        self.start = -math.inf
+        self.count = 0
+
+    def _roll(self, now: float) -> None:
+        if now >= self.start + self.window:
+            self.start, self.count = now, 0
+
+    def remaining(self, now: float) -> int:
+        self._roll(now)
+        return self.limit - self.count
+
+    def reset_in(self, now: float) -> float:
+        self._roll(now)
+        return self.start + self.window - now
+
+    def take(self, now: float) -> None:
+        self._roll(now)
+        self.count += 1
+
+    def headers(self, now: float) -> dict[str, str]:
+        return {
+            "ratelimit-limit": f"{self.limit};w={self.window:g}",
+            "ratelimit-remaining": str(max(self.remaining(now), 0)),
+            "ratelimit-reset": str(math.ceil(self.reset_in(now))),
+        }
+
+
 class Emulator:
     """The server and its state. Use as a context manager, or ``start()`` / ``stop()``."""
 
@@ -135,13 +171,15 @@ class Emulator:
         window: float = 10.0,
         page_size: int = DEFAULT_PAGE_SIZE,
         faults: dict[str, Faults | dict] | None = None,
+        other_tokens: tuple[str, ...] = (),
     ):
         self.dataset = dataset
         self.token = token
+        self.tokens = (token, *other_tokens)  # each with a window of its own
         self.latency = latency
         self.page_size = page_size
         self.lock = threading.Lock()
-        self.token_window = _Window(token_limit, window)
+        self.token_windows = {t: _FixedWindow(token_limit, window) for t in self.tokens}
         self.account_windows: dict[str, _Window] = {}
         self.account_limit = account_limit
         self.window = window
@@ -216,32 +254,30 @@ class Emulator:
             return True
         return False
 
-    def admit(self, account_id: str | None) -> tuple[bool, dict[str, str]]:
-        """Count a request against the limits; (allowed, rate-limit headers)."""
+    def admit(self, token: str, account_id: str | None) -> tuple[bool, dict[str, str]]:
+        """Count a request against the limits; (allowed, the token's rate-limit headers)."""
         now = time.monotonic()
         with self.lock:
-            windows = [self.token_window]
+            window = self.token_windows[token]
+            account = None
             if account_id:
-                windows.append(
-                    self.account_windows.setdefault(
-                        account_id, _Window(self.account_limit, self.window)
-                    )
+                account = self.account_windows.setdefault(
+                    account_id, _Window(self.account_limit, self.window)
                 )
-            allowed = all(w.remaining(now) > 0 for w in windows)
-            if allowed:
-                for w in windows:
-                    w.times.append(now)
-            tightest = min(windows, key=lambda w: w.remaining(now))
-            headers = {
-                "ratelimit-limit": str(tightest.limit),
-                "ratelimit-remaining": str(max(tightest.remaining(now), 0)),
-                "ratelimit-reset": str(math.ceil(tightest.reset_in(now))),
-            }
-            if not allowed:
+            waits = []
+            if window.remaining(now) <= 0:
+                waits.append(window.reset_in(now))
+            if account is not None and account.remaining(now) <= 0:
+                waits.append(account.reset_in(now))
+            if not waits:
+                window.take(now)
+                if account is not None:
+                    account.times.append(now)
+            headers = window.headers(now)
+            if waits:
                 self.counters.rate_limited += 1
-                wait = max(w.reset_in(now) for w in windows if w.remaining(now) <= 0)
-                headers["Retry-After"] = str(max(1, math.ceil(wait)))
-            return allowed, headers
+                headers["Retry-After"] = str(max(1, math.ceil(max(waits))))
+            return not waits, headers
 
     def handle(
         self, path: str, params: dict[str, str], auth: str | None
@@ -257,10 +293,11 @@ class Emulator:
             if account_id:
                 c.by_account[account_id] += 1
             c.log.append((time.monotonic(), path, dict(params)))
-        if auth != f"Bearer {self.token}":
+        token = next((t for t in self.tokens if auth == f"Bearer {t}"), None)
+        if token is None:
             return (*_error(401, "Invalid API token."), {})
         unified = path.startswith("/unified/")
-        allowed, headers = self.admit(account_id if unified else None)
+        allowed, headers = self.admit(token, account_id if unified else None)
         if not allowed:
             return (*_error(429, "Too many requests. Try again later."), headers)
         status, body = self._route(path, params, account_id)

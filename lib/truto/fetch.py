@@ -7,12 +7,13 @@ do about it, request counts and timings.
 
 from __future__ import annotations
 
+import importlib
 import logging
+import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import UTC, datetime
-
-import pandas as pd
 
 from lib.config import Settings
 from lib.integrations import (
@@ -31,15 +32,6 @@ from lib.truto.accounts import (
     distinct_accounts,
 )
 from lib.truto.client import TrutoClient, TrutoError
-from lib.truto.fetch_billing import _fetch_billing, billing_listings, billing_problems
-from lib.truto.fetch_users import _fetch_users, _seat_tables
-from lib.truto.normalize import (
-    Listing,
-    Problem,
-    build_license_table,
-    empty_license_table,
-    problems_table,
-)
 from lib.truto.outcomes import (
     ACTIONS,
     INACTIVE_STATUS,
@@ -55,6 +47,16 @@ from lib.truto.outcomes import (
 from lib.truto.text import clean_text
 
 log = logging.getLogger(__name__)
+
+# What turns the answers into tables (pandas, pyarrow, numpy): imported where used, so that a fetch's
+# first request need not wait for them (``python -m lib export`` sends it within a few tenths of a
+# second of starting); ``fetch_all`` loads them in the background while its first requests are out.
+_TABLES = ("lib.truto.normalize", "lib.truto.fetch_users")
+
+
+def _load_tables() -> None:
+    for name in _TABLES:
+        importlib.import_module(name)
 
 
 def _fetch_account(client: TrutoClient, settings: Settings, account: dict) -> AccountOutcome:
@@ -174,6 +176,10 @@ def _fetch_listings(
             return
         raise
 
+    from lib.truto.fetch_billing import _fetch_billing
+    from lib.truto.fetch_users import _fetch_users
+    from lib.truto.normalize import Listing
+
     fetched_at = datetime.now(UTC)
     remaining = settings.reports_remaining(integration)
     single_org = organizations[0] if organizations and len(organizations) == 1 else None
@@ -219,6 +225,8 @@ def fetch_all(
 ) -> FetchResult:
     """Fetch every account; raises :class:`FetchError` only when the account list itself fails."""
     started = datetime.now(UTC)
+    if not all(name in sys.modules for name in _TABLES):
+        threading.Thread(target=_load_tables, name="truto-tables-import").start()
     client = client or TrutoClient(settings)
     client.start_fetch()
     outcomes: list[AccountOutcome] = []
@@ -269,6 +277,17 @@ def fetch_all(
 
 def assemble(outcomes: list[AccountOutcome], started: datetime, demo: bool = False) -> FetchResult:
     """Turn per-account outcomes into the three tables."""
+    import pandas as pd
+
+    from lib.truto.fetch_billing import billing_listings, billing_problems
+    from lib.truto.fetch_users import _seat_tables
+    from lib.truto.normalize import (
+        Problem,
+        build_license_table,
+        empty_license_table,
+        problems_table,
+    )
+
     order = {o.account_id: i for i, o in enumerate(outcomes)}
     outcomes = sorted(
         outcomes,

@@ -5,18 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from lib.errors import DashboardError
 from lib.integrations import (
     integration_label,
 )
 from lib.schema import ACTIVITY_COLUMNS
-from lib.truto.normalize import (
-    Listing,
-)
-from lib.truto.users import empty_seat_table
+
+if TYPE_CHECKING:  # the tables' libraries load after a fetch's first request (see lib.truto.fetch)
+    import pandas as pd
+
+    from lib.truto.normalize import Listing
 
 ORGANIZATIONS = "/unified/user-directory/organizations"
 LICENSES = "/unified/user-directory/licenses"
@@ -130,11 +130,9 @@ class FetchResult:
     started_at: datetime
     finished_at: datetime
     demo: bool = False
-    seats: pd.DataFrame = field(default_factory=empty_seat_table)  # SEAT_COLUMNS
+    seats: pd.DataFrame = field(default_factory=lambda: _empty_seats())  # SEAT_COLUMNS
     activity: pd.DataFrame = field(  # ACTIVITY_COLUMNS, one row per account
-        default_factory=lambda: pd.DataFrame(
-            {c: pd.Series(dtype=t) for c, t in ACTIVITY_COLUMNS.items()}
-        )
+        default_factory=lambda: _empty_activity()
     )
     # The accounts whose billing was listed completely (an account whose listing failed is not here:
     # its vendor contract from an earlier fetch stands).
@@ -153,3 +151,15 @@ class FetchResult:
         if not self.outcomes or all(o.failed for o in self.outcomes):
             return 1
         return 2 if self.failures else 0
+
+
+def _empty_seats() -> pd.DataFrame:
+    from lib.truto.users import empty_seat_table
+
+    return empty_seat_table()
+
+
+def _empty_activity() -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in ACTIVITY_COLUMNS.items()})

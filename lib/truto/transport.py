@@ -12,6 +12,8 @@ import re
 import socket
 import threading
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -104,6 +106,63 @@ def _seconds(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(when.timestamp() - time.time(), 0.0)
+
+
+@dataclass(frozen=True)
+class ServerLimit:
+    """What one answer's ``ratelimit-*`` headers say about the token's current window."""
+
+    limit: int  # requests per window (``ratelimit-limit``)
+    window: float | None  # the window in seconds, when the limit names it (``"110;w=10"``)
+    remaining: int  # requests left in the current window
+    reset: float  # seconds until the window resets
+
+
+_MAX_QUOTA = 10**9
+_QUOTA_ITEM = re.compile(r"\s*(\d{1,10})\s*((?:;[^;,]*)*)\s*")
+
+
+def _quota(value: str) -> tuple[int, float | None] | None:
+    """``ratelimit-limit``: ``"500"``, ``"110;w=10"`` or a list of policies (``"10, 10;w=1"``,
+    the first is the one in force); (requests, window or None), or None when unreadable."""
+    items = value.split(",")
+    parsed: list[tuple[int, float | None]] = []
+    for item in items:
+        m = _QUOTA_ITEM.fullmatch(item)
+        if m is None:
+            return None
+        window = None
+        for param in m.group(2).split(";")[1:]:
+            key, _, raw = param.partition("=")
+            if key.strip().lower() == "w":
+                window = _seconds(raw.strip().strip('"'))
+                if not window:  # unreadable, a date, or 0: no window given
+                    window = None
+        parsed.append((int(m.group(1)), window))
+    limit, window = parsed[0]
+    if window is None:  # "10, 10;w=1": the window may sit on a later item for the same quota
+        window = next((w for n, w in parsed[1:] if n == limit and w is not None), None)
+    if not 0 < limit <= _MAX_QUOTA:
+        return None
+    return limit, window
+
+
+def server_limit(headers: Mapping[str, str] | None) -> ServerLimit | None:
+    """The ``ratelimit-limit``/``-remaining``/``-reset`` of an answer, or None when any of them
+    is missing or unreadable (then the answer says nothing about the window; never a guess)."""
+    if headers is None:
+        return None
+    raw_limit = headers.get("ratelimit-limit")
+    raw_remaining = headers.get("ratelimit-remaining")
+    reset = _seconds(headers.get("ratelimit-reset"))
+    if raw_limit is None or raw_remaining is None or reset is None:
+        return None
+    quota = _quota(raw_limit)
+    remaining = raw_remaining.strip()
+    if quota is None or not remaining.isascii() or not remaining.isdigit() or len(remaining) > 10:
+        return None
+    limit, window = quota
+    return ServerLimit(limit, window, min(int(remaining), limit), reset)
 
 
 # ----------------------------------------------------------------- the edge: body decoding
