@@ -20,6 +20,8 @@ from lib.store.tables import (
     PROBLEM_ROWS,
     SEAT_ROWS,
     SNAPSHOTS,
+    SYNC_CLAIMS,
+    SYNC_RUNS,
     _to_us,
     _utc,
     utcnow,
@@ -240,6 +242,9 @@ class HistoryMixin(SettingsMixin, BulkMixin):
                 alive = set(conn.execute(select(A.c.snapshot_id).distinct()).scalars().all())
                 empty_runs = sorted(set(rdf["id"]) - alive - latest_runs)
                 for chunk in _chunks(empty_runs):
+                    # A sharded run's claims and run row go with it (lib.store.sync_claims).
+                    conn.execute(delete(SYNC_CLAIMS).where(SYNC_CLAIMS.c.snapshot_id.in_(chunk)))
+                    conn.execute(delete(SYNC_RUNS).where(SYNC_RUNS.c.snapshot_id.in_(chunk)))
                     report["snapshots"] += conn.execute(
                         delete(SNAPSHOTS).where(SNAPSHOTS.c.id.in_(chunk))
                     ).rowcount
