@@ -148,6 +148,39 @@ def test_four_workers_fetch_every_account_exactly_once(pg_url, emulator):
         store.close()
 
 
+def test_the_heartbeat_keeps_claims_longer_than_their_lease(pg_url, emulator):
+    """Each account takes about 0.6 s to fetch (three calls of 0.2 s), longer than the 0.4 s
+    lease: only the renewals keep the other worker from taking it over."""
+    data = make_data(6)
+    expected, _ = single_fetch(emulator, data)
+    emu = emulator(data, latency=0.2)
+    settings = settings_for(emu, max_workers=1)
+    Store(pg_url).close()
+    results = []
+
+    def worker() -> None:
+        store = Store(pg_url)
+        try:
+            results.append(
+                run_shard(
+                    settings, store, shards=2, run_key="slow", lease_seconds=0.4, poll_interval=0.05
+                )
+            )
+        finally:
+            store.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(results) == 2 and [r.code for r in results] == [0, 0]
+    assert sum(r.taken_over for r in results) == 0 and sum(r.dropped for r in results) == 0
+    assert sum(r.fetched for r in results) == 6
+    assert dict(emu.counters.by_account) == expected
+    assert all(v >= 3 for v in expected.values())
+
+
 def test_a_dead_workers_accounts_are_taken_over_after_its_claims_expire(pg_url, emulator):
     data = make_data(40)
     emu = emulator(data)
@@ -264,13 +297,14 @@ def test_a_killed_sync_process_is_taken_over(pg_url, emulator, tmp_path):
         TRUTO_BASE_URL=emu.base_url,
         TRUTO_MAX_WORKERS="2",
     )
+    log = (tmp_path / "worker.log").open("wb")  # a file: a full pipe would stall the worker
     proc = subprocess.Popen(
         [sys.executable, "-m", "lib", "sync", "--shards", "2", "--run-id", "kill-1"]
         + ["--lease-seconds", "2", "--quiet"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
     )
     store = Store(pg_url)
     try:
@@ -284,7 +318,7 @@ def test_a_killed_sync_process_is_taken_over(pg_url, emulator, tmp_path):
             time.sleep(0.05)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
-        assert 6 <= done < 40, proc.stderr.read().decode() if proc.stderr else ""
+        assert 6 <= done < 40, (tmp_path / "worker.log").read_text()
         with store.engine.connect() as conn:
             held = conn.execute(
                 text(
@@ -313,8 +347,7 @@ def test_a_killed_sync_process_is_taken_over(pg_url, emulator, tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
-        if proc.stderr:
-            proc.stderr.close()
+        log.close()
         store.close()
 
 

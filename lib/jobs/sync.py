@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import sqlite3
 import sys
 from collections.abc import Callable
@@ -313,9 +314,9 @@ def cmd_sync(args: Any, settings: Settings) -> int:
     except (SQLAlchemyError, sqlite3.DatabaseError) as exc:
         written = next(
             (
-                m.split(":")[0].removeprefix("Wrote ")
+                found.group(1)
                 for m in said
-                if m.startswith("Wrote snapshot")
+                if (found := re.match(r"(?:Wrote|Published) (snapshot \d+)", m))
             ),
             None,
         )
