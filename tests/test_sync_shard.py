@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
@@ -416,3 +416,44 @@ def test_shard_pacing_and_slot_keys():
     assert slot_run_key(datetime(2026, 12, 3, 8, 0, tzinfo=UTC)) == "slot-20261203T0800Z"
     with pytest.raises(ValueError):
         slot_run_key(at, 0)
+
+
+def test_retention_drops_a_run_every_worker_abandoned(pg_url, emulator):
+    data = make_data(4)
+    emu = emulator(data)
+    settings = settings_for(emu)
+    key = config_key(settings)
+    store = Store(pg_url)
+    try:
+        targets = _targets(TrutoClient(settings), settings)
+        # Two unfinished runs: one whose only worker died after writing an account, one whose
+        # worker still holds a claim (a very long fetch).
+        dead = store.create_run(key, "dead", "w1", targets)
+        claims = store.claim_accounts(dead, "w1", 2, lease_seconds=1.0)
+        fetched = fetch_all(settings)
+        first = claims[0].account_id
+        result = assemble([o for o in fetched.outcomes if o.account_id == first], datetime.now(UTC))
+        assert store.write_claimed(dead, "w1", result, {first: first}).written == [first]
+        alive = store.create_run(key, "alive", "w2", targets)
+        store.claim_accounts(alive, "w2", 1, lease_seconds=5 * 86400.0)
+        assert store.latest(key).is_empty  # neither was ever shown
+        assert store.prune()["snapshots"] == 0  # a day has not passed
+        later = datetime.now(UTC) + timedelta(days=2)
+        pruned = store.prune(now=later)
+        assert pruned == {
+            "account_snapshots": 1,
+            "license_rows": 1,
+            "problem_rows": 0,
+            "seat_rows": 1,
+            "snapshots": 1,
+        }
+        assert store.find_run(key, "dead") is None and store.find_run(key, "alive") is not None
+        with store.engine.connect() as conn:
+            left = conn.execute(
+                text("SELECT count(*) FROM sync_claims WHERE snapshot_id = :s"),
+                {"s": dead.snapshot_id},
+            ).scalar_one()
+            runs = conn.execute(text("SELECT count(*) FROM snapshots")).scalar_one()
+        assert left == 0 and runs == 1
+    finally:
+        store.close()
