@@ -348,6 +348,38 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="retention: keep daily snapshots this many days (default: the stored setting, 730)",
     )
+    p.add_argument(
+        "--shards",
+        type=int,
+        default=None,
+        metavar="N",
+        help="this process is one of N sharing one run (PostgreSQL only): each claims accounts "
+        "until all are fetched, and paces at token_rate_limit / N",
+    )
+    p.add_argument(
+        "--run-id",
+        default=None,
+        help="with --shards: the run's key, the same for the N processes (e.g. the Kubernetes "
+        "Job's name); default: the schedule slot",
+    )
+    p.add_argument(
+        "--slot-minutes",
+        type=int,
+        default=None,
+        help="with --shards and no --run-id: the schedule slot's length (default 60)",
+    )
+    p.add_argument(
+        "--rate-limit",
+        type=int,
+        default=None,
+        help="with --shards: this process's requests per rate window (default: token_rate_limit / N)",
+    )
+    p.add_argument(
+        "--lease-seconds",
+        type=float,
+        default=None,
+        help="with --shards: a claim expires this long after its holder's last renewal (default 120)",
+    )
 
     p = sub.add_parser(
         "alerts",

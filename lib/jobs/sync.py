@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import sqlite3
 import sys
 from collections.abc import Callable
@@ -162,6 +163,12 @@ def run_sync(
                 f"FAILED {row.integration_label} account {row.account_id}: {row.outcome}: "
                 f"{row.message} {row.action}".strip(),
             )
+    apply_retention(store, keep_days, report)
+    return result, code
+
+
+def apply_retention(store, keep_days: int | None, report: Callable[[str], None] | None) -> None:
+    """Prune old snapshots after a sync (``keep_days``: default the stored setting) and say what went."""
     pruned = store.prune(keep_days)
     if pruned["account_snapshots"] or pruned["snapshots"]:
         _say(
@@ -169,11 +176,69 @@ def run_sync(
             f"Retention: removed {pruned['snapshots']} snapshots, {pruned['account_snapshots']} account "
             f"snapshots and {pruned['license_rows']} license rows.",
         )
-    return result, code
+
+
+def _shard_options(args: Any) -> tuple[int | None, str | None]:
+    """(shards, problem): ``--shards`` and its companions checked before anything is fetched."""
+    shards = getattr(args, "shards", None)
+    if shards is None:
+        for flag in ("run_id", "rate_limit", "lease_seconds", "slot_minutes"):
+            if getattr(args, flag, None) is not None:
+                return None, f"--{flag.replace('_', '-')} needs --shards; nothing fetched"
+        return None, None
+    if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= 1000:
+        return (
+            None,
+            f"--shards must be a whole number from 1 to 1000 (got {shards!r}); nothing fetched",
+        )
+    from lib.jobs.shard import shard_settings, slot_run_key
+    from lib.store import check_run_key
+
+    try:
+        shard_settings(Settings(), shards, getattr(args, "rate_limit", None))
+        if getattr(args, "run_id", None) is not None:
+            check_run_key(args.run_id)
+        slot = getattr(args, "slot_minutes", None)
+        slot_run_key(datetime.now(UTC), 60 if slot is None else slot)
+    except ValueError as exc:
+        return None, f"{exc}; nothing fetched"
+    lease = getattr(args, "lease_seconds", None)
+    if lease is not None and not (isinstance(lease, (int, float)) and 1 <= lease <= 86400):
+        return None, f"--lease-seconds must be between 1 and 86400 (got {lease!r}); nothing fetched"
+    return shards, None
+
+
+def _run_shard(args: Any, settings: Settings, store, progress, report) -> tuple[int, bool]:
+    """One worker of a sharded sync: (exit code, whether this worker published the run)."""
+    from lib.jobs.shard import DEFAULT_LEASE_SECONDS, run_shard, slot_run_key
+
+    slot = getattr(args, "slot_minutes", None)
+    run_key = getattr(args, "run_id", None) or slot_run_key(
+        datetime.now(UTC), 60 if slot is None else slot
+    )
+    try:
+        res = run_shard(
+            settings,
+            store,
+            shards=args.shards,
+            run_key=run_key,
+            lease_seconds=getattr(args, "lease_seconds", None) or DEFAULT_LEASE_SECONDS,
+            rate_limit=getattr(args, "rate_limit", None),
+            report=report,
+            progress=progress,
+        )
+    except FetchError as exc:
+        report(f"Nothing fetched: {exc}")
+        return EXIT_NOTHING, False
+    if res.published:
+        apply_retention(store, getattr(args, "keep_days", None), report)
+    return res.code, res.published
 
 
 def cmd_sync(args: Any, settings: Settings) -> int:
-    """``python -m lib sync``: args may carry ``quiet`` (bool) and ``keep_days`` (int or None)."""
+    """``python -m lib sync``: args may carry ``quiet`` (bool), ``keep_days`` (int or None) and the
+    sharded sync's ``shards``, ``run_id``, ``slot_minutes``, ``rate_limit``, ``lease_seconds``
+    (:mod:`lib.jobs.shard`; PostgreSQL only)."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from lib.store import Store, database_url, redact_url
@@ -193,6 +258,10 @@ def cmd_sync(args: Any, settings: Settings) -> int:
             f"--keep-days must be a whole number of days, at least 1 (got {keep_days!r}); nothing fetched"
         )
         return EXIT_NOTHING
+    shards, problem = _shard_options(args)
+    if problem:
+        err(problem)
+        return EXIT_NOTHING
     url = database_url()
     if settings.demo:
         err("No Truto API token configured: using the built-in demo data.")
@@ -211,15 +280,38 @@ def cmd_sync(args: Any, settings: Settings) -> int:
         said.append(message)
         err(message)
 
+    if shards is not None and store.is_sqlite:
+        if shards > 1:
+            err(
+                f"--shards {shards} needs PostgreSQL: {redact_url(url)} is SQLite, which serves one "
+                "process on one machine. Point DATABASE_URL at PostgreSQL, or run python -m lib sync "
+                "without --shards; nothing fetched"
+            )
+            store.close()
+            return EXIT_NOTHING
+        err("SQLite: one process on one machine; --shards 1 runs the ordinary sync.")
+        shards = None
+
     try:
         err(f"Database: {redact_url(url)} (snapshots under {config_key(settings)})")
-        _, code = run_sync(
-            settings,
-            store,
-            progress=None if getattr(args, "quiet", False) else progress,
-            keep_days=keep_days,
-            report=report,
-        )
+        if shards is not None:
+            code, published = _run_shard(
+                args,
+                settings,
+                store,
+                None if getattr(args, "quiet", False) else progress,
+                report,
+            )
+            if not published:  # the worker that published the run sends its alerts, once
+                return code
+        else:
+            _, code = run_sync(
+                settings,
+                store,
+                progress=None if getattr(args, "quiet", False) else progress,
+                keep_days=keep_days,
+                report=report,
+            )
         if store.latest_snapshot_id(config_key(settings)) is not None:
             from lib.jobs.alerts import after_sync
 
@@ -228,9 +320,9 @@ def cmd_sync(args: Any, settings: Settings) -> int:
     except (SQLAlchemyError, sqlite3.DatabaseError) as exc:
         written = next(
             (
-                m.split(":")[0].removeprefix("Wrote ")
+                found.group(1)
                 for m in said
-                if m.startswith("Wrote snapshot")
+                if (found := re.match(r"(?:Wrote|Published) (snapshot \d+)", m))
             ),
             None,
         )

@@ -21,6 +21,8 @@ it never drops or rewrites rows.
   (``activity``, ``activity_message``, ``users``, ``seat_rows``, ``activity_problems``),
   ``seat_rows`` (one per account, license and user, kept with the account snapshot like its
   license rows) and ``reclaim_exemptions``.
+- version 6: ``sync_runs`` and ``sync_claims``: one sync run written by several processes, each
+  claiming accounts (:mod:`~lib.store.sync_claims`; PostgreSQL only).
 
 Snapshots. Each fetch writes one *run* (``snapshots``) and, per account, one
 *account snapshot* with its outcome; accounts that ended ``ok`` or
@@ -60,6 +62,7 @@ from lib.store.settings import (
     validate_settings,
 )
 from lib.store.snapshots import ACCOUNT_EXTRA_COLUMNS, HISTORY_EXTRA_COLUMNS, LatestSnapshot
+from lib.store.sync_claims import Claim, ClaimStatus, SyncRun, check_run_key, claim_record
 from lib.store.tables import (
     ACCOUNT_SNAPSHOTS,
     AUDIT_LOG,
@@ -83,6 +86,8 @@ __all__ = [
     "ACCOUNT_EXTRA_COLUMNS",
     "ACCOUNT_SNAPSHOTS",
     "AUDIT_LOG",
+    "Claim",
+    "ClaimStatus",
     "DEFAULT_DATA_DIR",
     "DEFAULT_KEEP_DAYS",
     "DEFAULT_SQLITE_NAME",
@@ -111,9 +116,12 @@ __all__ = [
     "SchemaError",
     "SettingsError",
     "Store",
+    "SyncRun",
     "UtcTimestamp",
+    "check_run_key",
     "checked_fx_rates",
     "checked_price_book",
+    "claim_record",
     "database_url",
     "default_sqlite_url",
     "new_holder_id",

@@ -12,9 +12,11 @@ from lib.store.leases import LeaseMixin
 from lib.store.migrations import SchemaMixin
 from lib.store.settings import SettingsMixin
 from lib.store.snapshots import SnapshotMixin
+from lib.store.sync_claims import ClaimMixin
 
 
 class Store(
+    ClaimMixin,
     SchemaMixin,
     SnapshotMixin,
     HistoryMixin,
@@ -30,7 +32,8 @@ class Store(
     view: :class:`~lib.store.snapshots.SnapshotMixin`; history and retention:
     :class:`~lib.store.history.HistoryMixin`; refresh leases: :class:`~lib.store.leases.LeaseMixin`; reclaim exemptions:
     :class:`~lib.store.exemptions.ExemptionMixin`; contracts, alert rules, alert state
-    and deliveries: :class:`~lib.store.alerts.AlertsMixin`.
+    and deliveries: :class:`~lib.store.alerts.AlertsMixin`; the sharded sync's runs and account
+    claims: :class:`~lib.store.sync_claims.ClaimMixin`.
     """
 
     def __init__(self, url: str | None = None, *, upgrade: bool = True, echo: bool = False):

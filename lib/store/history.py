@@ -20,6 +20,8 @@ from lib.store.tables import (
     PROBLEM_ROWS,
     SEAT_ROWS,
     SNAPSHOTS,
+    SYNC_CLAIMS,
+    SYNC_RUNS,
     _to_us,
     _utc,
     utcnow,
@@ -27,6 +29,8 @@ from lib.store.tables import (
 from lib.store.tables import DAY_US as _DAY_US
 
 log = logging.getLogger(__name__)
+# A sharded sync run unfinished this long after it was created is abandoned (prune drops it).
+ABANDONED_AFTER = timedelta(days=1)
 
 
 class HistoryMixin(SettingsMixin, BulkMixin):
@@ -150,6 +154,40 @@ class HistoryMixin(SettingsMixin, BulkMixin):
 
     # ----------------------------------------------------------- retention
 
+    def _drop_abandoned_runs(
+        self, conn, now: datetime, config_key: str | None, report: dict[str, int]
+    ) -> None:
+        R, C, A = SYNC_RUNS, SYNC_CLAIMS, ACCOUNT_SNAPSHOTS
+        query = select(R.c.snapshot_id).where(
+            R.c.finished_at.is_(None), R.c.created_at < now - ABANDONED_AFTER
+        )
+        if config_key is not None:
+            query = query.where(R.c.config_key == config_key)
+        live = select(C.c.snapshot_id).where(
+            C.c.done_at.is_(None), C.c.holder.is_not(None), C.c.expires_at >= now
+        )
+        runs = sorted(conn.execute(query.where(R.c.snapshot_id.not_in(live))).scalars().all())
+        for chunk in _chunks(runs):
+            owned = select(A.c.id).where(A.c.snapshot_id.in_(chunk)).scalar_subquery()
+            for table, key in (
+                (LICENSE_ROWS, "license_rows"),
+                (PROBLEM_ROWS, "problem_rows"),
+                (SEAT_ROWS, "seat_rows"),
+            ):
+                report[key] += conn.execute(
+                    delete(table).where(table.c.account_snapshot_id.in_(owned))
+                ).rowcount
+            report["account_snapshots"] += conn.execute(
+                delete(A).where(A.c.snapshot_id.in_(chunk))
+            ).rowcount
+            conn.execute(delete(C).where(C.c.snapshot_id.in_(chunk)))
+            conn.execute(delete(R).where(R.c.snapshot_id.in_(chunk)))
+            report["snapshots"] += conn.execute(
+                delete(SNAPSHOTS).where(SNAPSHOTS.c.id.in_(chunk))
+            ).rowcount
+        if runs:
+            log.warning("pruned %d sharded sync runs left unfinished: %s", len(runs), runs)
+
     def prune(
         self,
         keep_days: int | None = None,
@@ -161,7 +199,9 @@ class HistoryMixin(SettingsMixin, BulkMixin):
         Per account: at most one snapshot per UTC calendar day (the day's last
         good one, else its last attempt) and none older than ``keep_days``
         (default: the ``retention_days`` setting, 730). An account's latest
-        attempt and latest good snapshot are always kept.
+        attempt and latest good snapshot are always kept. A sharded sync run left unfinished
+        for more than :data:`ABANDONED_AFTER` (every worker lost, none replaced; never shown) goes
+        with everything it had written, unless a worker still holds a live claim on it.
         """
         if keep_days is None:
             keep_days = self.get_settings()["retention_days"]
@@ -183,6 +223,7 @@ class HistoryMixin(SettingsMixin, BulkMixin):
             "snapshots": 0,
         }
         with self._write() as conn:
+            self._drop_abandoned_runs(conn, now, config_key, report)
             cur = self._cursor(conn)
             try:
                 cur.execute(
@@ -240,6 +281,9 @@ class HistoryMixin(SettingsMixin, BulkMixin):
                 alive = set(conn.execute(select(A.c.snapshot_id).distinct()).scalars().all())
                 empty_runs = sorted(set(rdf["id"]) - alive - latest_runs)
                 for chunk in _chunks(empty_runs):
+                    # A sharded run's claims and run row go with it (lib.store.sync_claims).
+                    conn.execute(delete(SYNC_CLAIMS).where(SYNC_CLAIMS.c.snapshot_id.in_(chunk)))
+                    conn.execute(delete(SYNC_RUNS).where(SYNC_RUNS.c.snapshot_id.in_(chunk)))
                     report["snapshots"] += conn.execute(
                         delete(SNAPSHOTS).where(SNAPSHOTS.c.id.in_(chunk))
                     ).rowcount

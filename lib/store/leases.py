@@ -12,7 +12,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,22 +31,40 @@ def new_holder_id() -> str:
 
 
 class LeaseHeartbeat:
-    """Extends a lease while its holder works, so only a crashed holder's lease runs out."""
+    """Extends a lease while its holder works, so only a crashed holder's lease runs out.
 
-    def __init__(self, store: LeaseMixin, key: str, holder: str, lease_seconds: float):
+    ``renew``: what renews it (default: ``store.renew_lease(key, holder, lease_seconds)``; the
+    sharded sync renews its account claims); a falsy answer means the lease was lost.
+    """
+
+    def __init__(
+        self,
+        store: LeaseMixin | None,
+        key: str,
+        holder: str,
+        lease_seconds: float,
+        renew: Callable[[], bool] | None = None,
+    ):
+        if renew is None:
+            assert store is not None
+            lease_store = store
+
+            def renew() -> bool:
+                return lease_store.renew_lease(key, holder, lease_seconds)
+
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._run,
-            args=(store, key, holder, lease_seconds),
+            args=(renew, key, holder, lease_seconds),
             name="store-lease-heartbeat",
             daemon=True,
         )
 
-    def _run(self, store: LeaseMixin, key: str, holder: str, lease_seconds: float) -> None:
+    def _run(self, renew: Callable[[], bool], key: str, holder: str, lease_seconds: float) -> None:
         held = True
         while not self._stop.wait(max(lease_seconds / 3.0, 0.05)):
             try:
-                renewed = store.renew_lease(key, holder, lease_seconds)
+                renewed = renew()
             except Exception as exc:  # noqa: BLE001 - a missed renewal only shortens the lease
                 log.warning(
                     "lease on %s: renewal by %s failed (%s)", key, holder, type(exc).__name__

@@ -87,6 +87,11 @@ def _migrate_5(conn: Connection) -> None:
         T[name].create(conn)
 
 
+def _migrate_6(conn: Connection) -> None:
+    for name in ("sync_runs", "sync_claims"):
+        T[name].create(conn)
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -104,6 +109,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         5, "seat activity: users-listing outcome per account, seat rows, exemptions", _migrate_5
     ),
+    Migration(6, "sharded sync: runs joined by several processes, account claims", _migrate_6),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 _PG_LOCK_KEY = 0x7465_7275  # the advisory lock that serializes upgrades

@@ -174,14 +174,11 @@ class SnapshotMixin(BulkMixin):
         }
 
     def _insert_snapshot(self, conn: Connection, config_key: str, prep: dict[str, Any]) -> int:
-        accounts, licenses, problems = prep["accounts"], prep["licenses"], prep["problems"]
-        seats, activity = prep["seats"], prep["activity"]
+        accounts, licenses = prep["accounts"], prep["licenses"]
         good_ids = set(
             accounts.loc[accounts["outcome"].isin(GOOD_OUTCOMES).to_numpy(dtype=bool), "account_id"]
         )
         lic_mask = licenses["account_id"].isin(good_ids).to_numpy(dtype=bool)
-        prob_mask = problems["account_id"].isin(good_ids).to_numpy(dtype=bool)
-        seat_mask = seats["account_id"].isin(good_ids).to_numpy(dtype=bool)
         taken = prep["taken_at"]
         snapshot_id = conn.execute(
             insert(SNAPSHOTS)
@@ -198,8 +195,31 @@ class SnapshotMixin(BulkMixin):
             )
             .returning(SNAPSHOTS.c.id)
         ).scalar_one()
+        self._insert_accounts(conn, snapshot_id, config_key, prep)
+        return snapshot_id
+
+    def _insert_accounts(
+        self,
+        conn: Connection,
+        snapshot_id: int,
+        config_key: str,
+        prep: dict[str, Any],
+        scoped: bool = False,
+    ) -> None:
+        """The account snapshots of ``prep`` in run ``snapshot_id``, with the license, problem and
+        seat rows of its good accounts. ``scoped``: the run may already hold other accounts (a
+        sharded sync writes it in parts), so only these accounts' ids are read back."""
+        accounts, licenses, problems = prep["accounts"], prep["licenses"], prep["problems"]
+        seats, activity = prep["seats"], prep["activity"]
         if not len(accounts):
-            return snapshot_id
+            return
+        good_ids = set(
+            accounts.loc[accounts["outcome"].isin(GOOD_OUTCOMES).to_numpy(dtype=bool), "account_id"]
+        )
+        lic_mask = licenses["account_id"].isin(good_ids).to_numpy(dtype=bool)
+        prob_mask = problems["account_id"].isin(good_ids).to_numpy(dtype=bool)
+        seat_mask = seats["account_id"].isin(good_ids).to_numpy(dtype=bool)
+        taken = prep["taken_at"]
         n = len(accounts)
         sqlite = self.is_sqlite
         names = [
@@ -220,9 +240,10 @@ class SnapshotMixin(BulkMixin):
         ]
         self._insert_rows(conn, "account_snapshots", names, data)
         A = ACCOUNT_SNAPSHOTS
-        id_of = dict(
-            conn.execute(select(A.c.account_id, A.c.id).where(A.c.snapshot_id == snapshot_id)).all()
-        )
+        query = select(A.c.account_id, A.c.id).where(A.c.snapshot_id == snapshot_id)
+        if scoped:
+            query = query.where(A.c.account_id.in_(accounts["account_id"].tolist()))
+        id_of = dict(conn.execute(query).all())
         for table, columns, df, mask in (
             ("license_rows", LICENSE_COLUMNS, licenses, lic_mask),
             ("problem_rows", PROBLEM_COLUMNS, problems, prob_mask),
@@ -236,7 +257,6 @@ class SnapshotMixin(BulkMixin):
                     *(_pylist(rows[c], t, sqlite) for c, t in columns.items()),
                 ]
                 self._insert_rows(conn, table, ["account_snapshot_id", "position", *columns], data)
-        return snapshot_id
 
     def has_snapshots(self, config_key: str) -> bool:
         with self._read() as conn:

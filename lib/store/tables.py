@@ -351,3 +351,38 @@ Table(
     Column("set_by", Text, nullable=False),
 )
 SEAT_ROWS, RECLAIM_EXEMPTIONS = T["seat_rows"], T["reclaim_exemptions"]
+
+# ---------------------------------------------------- version 6: sharded sync
+# One sync run served by several processes: the run (joined by its key) and one claim per account.
+Table(
+    "sync_runs",
+    METADATA,
+    Column("config_key", Text, primary_key=True),
+    Column("run_key", Text, primary_key=True),  # --run-id, or the schedule slot
+    Column("snapshot_id", _ID, ForeignKey("snapshots.id"), nullable=False),
+    # The config key the run's rows carry until the last account is written: the pages never see
+    # a run half written (lib.store.sync_claims).
+    Column("pending_key", Text, nullable=False),
+    Column("created_at", UtcTimestamp, nullable=False),
+    Column("created_by", Text, nullable=False),
+    Column("accounts", Integer, nullable=False),
+    Column("finished_at", UtcTimestamp),
+    Column("exit_code", Integer),
+)
+Table(
+    "sync_claims",
+    METADATA,
+    Column("snapshot_id", _ID, ForeignKey("snapshots.id"), primary_key=True, autoincrement=False),
+    Column("account_id", Text, primary_key=True),  # as Truto spells it
+    Column("position", Integer, nullable=False),  # the listing's order
+    # JSON: the listed account's id, integration, tenant, status and last error (what fetching it
+    # needs, nothing more); NULL for an id named in integrated_account_ids (read when fetched).
+    Column("account", Text),
+    Column("repeated", Boolean, nullable=False),  # Truto listed it more than once
+    Column("holder", Text),
+    Column("claimed_at", UtcTimestamp),
+    Column("expires_at", UtcTimestamp),
+    Column("attempts", Integer, nullable=False),
+    Column("done_at", UtcTimestamp),
+)
+SYNC_RUNS, SYNC_CLAIMS = T["sync_runs"], T["sync_claims"]

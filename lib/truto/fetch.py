@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from lib.config import Settings
@@ -256,13 +257,7 @@ def fetch_all(
                 progress(done, total, outcome.account_id)
     for outcome in outcomes:
         if outcome.account_id in repeated:
-            outcome.notes.append(
-                (
-                    "integrated accounts",
-                    f"account {outcome.account_id} was listed more than once by Truto; fetched and "
-                    "counted once",
-                )
-            )
+            note_repeated(outcome)
     result = assemble(outcomes, started, settings.demo)
     log.info(
         "fetch done: %d accounts (%d failed), %d license rows, %d requests in %.1f s",
@@ -273,6 +268,45 @@ def fetch_all(
         (datetime.now(UTC) - started).total_seconds(),
     )
     return result
+
+
+def note_repeated(outcome: AccountOutcome) -> None:
+    """Say on the account that Truto listed it more than once (it is fetched and counted once)."""
+    outcome.notes.append(
+        (
+            "integrated accounts",
+            f"account {outcome.account_id} was listed more than once by Truto; fetched and "
+            "counted once",
+        )
+    )
+
+
+def listed_accounts(client: TrutoClient, settings: Settings) -> tuple[list[dict], list[str]]:
+    """The accounts :func:`fetch_all` covers when no ids are named: the environment's integrated
+    accounts (tenant filter applied), each once, and the ids Truto listed more than once.
+
+    Raises :class:`FetchError` when the list fails (the token refused included)."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="truto-list") as pool:
+        return distinct_accounts(
+            _resolve_accounts(client, replace(settings, integrated_account_ids=()), pool, [])
+        )
+
+
+def fetch_one(
+    client: TrutoClient, settings: Settings, account: dict | str, resolver: ThreadPoolExecutor
+) -> AccountOutcome:
+    """One account, as :func:`fetch_all` fetches it: ``account`` is a listed account record, or a
+    named id (read first with ``GET /integrated-account/{id}``; an account that cannot be read
+    ends ``failed``). Raises :class:`FetchError` only when Truto refuses the token."""
+    if isinstance(account, str):
+        failed: list[AccountOutcome] = []
+        found = _resolve_accounts(
+            client, replace(settings, integrated_account_ids=(account,)), resolver, failed
+        )
+        if not found:
+            return failed[0]
+        account = found[0]
+    return _fetch_account(client, settings, account)
 
 
 def assemble(outcomes: list[AccountOutcome], started: datetime, demo: bool = False) -> FetchResult:
