@@ -160,7 +160,7 @@ def main() -> None:
         out = Path(tmp) / "export.csv"
         with emulator({"accounts": []}, latency=0.0) as emu:  # process start: no accounts, no wait
             cmd, env = export_cmd(Path(tmp) / "empty.csv"), env_for(emu, secrets)
-            timed(cmd, env)  # once first, so compiling the bytecode is not counted
+            timed(cmd, env)  # once first, not counted: a cold file cache is not process start
             start = statistics.median(timed(cmd, env)[0] for _ in range(REPEAT))
         ours = run("ours (python -m lib export)", data, export_cmd(out), secrets)
         with out.open(encoding="utf-8-sig", newline="") as fh:
