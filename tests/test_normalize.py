@@ -2,6 +2,8 @@ from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from lib.schema import LICENSE_COLUMNS
 from lib.truto.normalize import Listing, build_license_table, seat_arithmetic
@@ -197,3 +199,98 @@ def test_malformed_records_are_reported_not_fatal(rec):
 def test_nul_characters_are_removed_from_text():
     df, _ = table([{"id": "a\x00b", "name": "Pro\x00 Plan"}])
     assert df.loc[0, "license_id"] == "ab" and df.loc[0, "license_name"] == "Pro Plan"
+
+
+# -- the bulk read (every listing at once, when nothing is a problem) and the listing-by-listing read
+# give the same table: a listing with a problem sends the whole build through the second one.
+
+_ODD_TEXT = st.one_of(
+    st.none(),
+    st.integers(-3, 3),
+    st.sampled_from(["", " ", "Pro", " Pro ", "pro\x00", "E\u200enterprise", "a\tb", "=SUM(A1)"]),
+    st.text(alphabet=" ab\u00e9\u202e\x7f\n", max_size=4),
+)
+_CLEAN_QUANTITY = st.one_of(
+    st.none(), st.integers(0, 10**9), st.sampled_from([12.0, 0.0, "12", " 7 ", "3.0", ""])
+)
+_CLEAN_RECORD = st.fixed_dictionaries(
+    {},
+    optional={
+        "name": _ODD_TEXT,
+        "status": _ODD_TEXT,
+        "assigned_quantity": _CLEAN_QUANTITY,
+        "available_quantity": _CLEAN_QUANTITY,
+        "is_paid": st.sampled_from([None, True, False, "true", " FALSE "]),
+        "unit_amount": st.sampled_from([None, 0, 12.5, "3.5", 7]),
+        "currency": st.sampled_from([None, "", "usd", " EUR "]),
+        "extra": st.just({"nested": [1]}),
+    },
+)
+
+
+@st.composite
+def _clean_listing(draw, n: int):
+    ids = draw(
+        st.lists(
+            st.sampled_from(["a", " b", "c ", "", " ", "d\x01", "e\u2066"])
+            | st.text("xyz", min_size=1),
+            max_size=6,
+            unique_by=lambda v: v.strip() or object(),  # empty ids may repeat: missing, not twice
+        )
+    )
+    records = [dict(draw(_CLEAN_RECORD), id=i) for i in ids]
+    return Listing(
+        f"acc-{n}",
+        draw(st.sampled_from(["adobe", "docusign", "github", "microsoft365"])),
+        draw(st.sampled_from([None, "t1", "t2"])),
+        records,
+        NOW,
+        organization_id=draw(st.sampled_from([None, "org-1"])),
+        organization_name=draw(st.sampled_from([None, "Org", " Org "])),
+        product=draw(st.sampled_from([None, "azure_active_directory"])),
+        remaining_seats=draw(st.booleans()),
+    )
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(1, 4).flatmap(lambda k: st.tuples(*(_clean_listing(i) for i in range(k)))))
+def test_bulk_read_and_listing_by_listing_read_agree(listings):
+    listings = list(listings)
+    bulk, bulk_problems = build_license_table(listings)
+    # A duplicate id in one more listing: reported, so every listing is read one by one.
+    dirty = Listing("dirty", "adobe", None, [{"id": "z"}, {"id": "z"}], NOW)
+    each, each_problems = build_license_table([*listings, dirty])
+    assert any(p.kind == "duplicate_id" for p in each_problems)
+    each = each[each["account_id"] != "dirty"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(bulk, each)
+    assert [p.as_dict() for p in bulk_problems] == [
+        p.as_dict() for p in each_problems if p.account_id != "dirty"
+    ]
+
+
+def test_clean_listings_take_the_bulk_read(monkeypatch):
+    from lib.truto import normalize
+
+    def listing_by_listing(*_args):
+        raise AssertionError("a clean build read listing by listing")
+
+    monkeypatch.setattr(normalize, "_add_listing", listing_by_listing)
+    records = [{"id": f"l{i}", "name": " Pro ", "assigned_quantity": i} for i in range(5)]
+    df, problems = build_license_table(
+        [Listing("a1", "adobe", "t", records, NOW), Listing("a2", "adobe", "t", records, NOW)]
+    )
+    assert len(df) == 10 and problems == []
+    assert df["license_name"].tolist() == ["Pro"] * 10
+    assert df["assigned_seats"].tolist() == list(range(5)) * 2  # the same ids in two listings: fine
+
+
+def test_a_problem_anywhere_reads_listing_by_listing_and_reports_it():
+    clean = [{"id": "a", "assigned_quantity": 1}]
+    bad = [{"id": "b", "assigned_quantity": -1}]
+    df, problems = build_license_table(
+        [Listing("a1", "adobe", "t", clean, NOW), Listing("a2", "slack", "t", bad, NOW)]
+    )
+    assert df["assigned_seats"].tolist()[0] == 1 and pd.isna(df["assigned_seats"].tolist()[1])
+    assert [(p.account_id, p.record_id, p.kind) for p in problems] == [
+        ("a2", "b", "negative_quantity")
+    ]

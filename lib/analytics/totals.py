@@ -207,7 +207,12 @@ class PreparedMetrics:
         """The figures per group of ``by`` (None: all rows are one group), as (values, NA mask) arrays."""
         g = self.grouping(by, paid_only)
         ngroups = g.ngroups
-        sums = {name: g.sum(self.weights[name]) for name in _SUMS}
+        if g.codes is None and g.rows is not None:
+            # All paid rows as one group: np.dot is many times faster than ``@`` on two long vectors
+            # here, and as exact: every weight is a whole number (seats, cents) far below 2**53.
+            sums = {name: np.array([np.dot(self.weights[name], g.rows)]) for name in _SUMS}
+        else:
+            sums = {name: g.sum(self.weights[name]) for name in _SUMS}
 
         # Counts of every row property at once: rows per (group, row code).
         npat = len(self.patterns)

@@ -8,8 +8,10 @@ Rules (issue 2):
   reported and kept once so its seats are not counted twice.
 - A field the integration does not send stays null: "not reported", never 0.
 
-Validation works column by column with fast paths for clean data, so a
-million records build in well under a second (``bench/metrics.py``).
+Validation works column by column with fast paths for clean data: when no record is a problem, all
+listings are read at once (one pass per field, one Arrow conversion per column); a problem anywhere
+sends the build listing by listing, so each problem is reported in its listing's words
+(``bench/metrics.py`` times a million records).
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ _ROW_COLUMNS = (
 
 
 _NULL_TEXT = pa.scalar(None, pa.large_string())
+_TRIM_RE2 = r"^\s|\s$|^$"  # leading or trailing space, or empty
 
 
 def _where(listing: Listing) -> str:
@@ -108,16 +111,29 @@ def _strings(raw: list) -> pa.Array:
         )
 
 
-def _trimmed(arr: pa.Array) -> pa.Array:
+def _trimmed(arr: pa.Array, few_values: bool = False) -> pa.Array:
     """Whitespace trimmed, empty -> null, control and bidi characters as :func:`clean_text`: once per column,
-    after the listings are joined."""
+    after the listings are joined.
+
+    ``few_values`` (license names, statuses: a handful per listing): the distinct values are cleaned
+    and the column rebuilt from them, so each distinct text is read once, not once per row.
+    """
+    if few_values:
+        enc = pc.dictionary_encode(arr)
+        if len(enc.dictionary) * 4 < len(arr):
+            cleaned = _trimmed(enc.dictionary)
+            if cleaned is enc.dictionary:
+                return arr
+            return pc.take(cleaned, enc.indices)
+    if not pc.any(pc.match_substring_regex(arr, f"{_UNSAFE_RE2}|{_TRIM_RE2}")).as_py():
+        return arr  # the clean case, one pass: nothing to remove or trim, so no copy
     if pc.any(pc.match_substring_regex(arr, _UNSAFE_RE2)).as_py():
         arr = pc.replace_substring(arr, "\x00", "")  # PostgreSQL text cannot hold NUL
         arr = pc.replace_substring_regex(
             arr, r"[\x{61c}\x{200e}\x{200f}\x{202a}-\x{202e}\x{2066}-\x{2069}]", ""
         )
         arr = pc.replace_substring_regex(arr, r"[\x{1}-\x{1f}\x{7f}-\x{9f}]", " ")
-    if not pc.any(pc.match_substring_regex(arr, r"^\s|\s$|^$")).as_py():
+    if not pc.any(pc.match_substring_regex(arr, _TRIM_RE2)).as_py():
         return arr  # nothing to trim: skip copying the column
     trimmed = pc.utf8_trim_whitespace(arr)
     return pc.if_else(pc.equal(trimmed, ""), _NULL_TEXT, trimmed)
@@ -208,6 +224,103 @@ def _add_listing(
     segments.append((n, listing, label))
 
 
+class _Dirty(Exception):
+    """A value that would need a word in the problems: the bulk read gives way to the listing-by-listing one."""
+
+
+def _abort(*_args: Any) -> None:
+    raise _Dirty
+
+
+def _texts(raw: list, counts: np.ndarray) -> list[pa.Array]:
+    """A text column in one conversion when every value is text or null; else listing by listing, as
+    :func:`_add_listing` converts it (a listing with a value that is not text is read value by value)."""
+    try:
+        return [pa.array(raw, type=pa.large_string())]
+    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeEncodeError):
+        ends = np.cumsum(counts).tolist()
+        return [_strings(raw[end - size : end]) for size, end in zip(counts.tolist(), ends)]
+
+
+def _bulk_columns(listings: list[Listing]) -> tuple[dict[str, list], list] | None:
+    """Every listing's columns read at once (one Python pass per field, one Arrow conversion per column),
+    when nothing in them is a problem; None otherwise.
+
+    Clean means: every record an object, every id text and none twice in its listing, and every value
+    read by lib.truto.values without a word (a reader's ``report`` stops the bulk read). The readers
+    work value by value, so on clean listings this gives the very columns :func:`_add_listing` builds
+    listing by listing, without its per-listing costs (a thousand small conversions at 1M rows). Any
+    problem: None, and the caller reads listing by listing, reporting each in its listing's words.
+    """
+    segments = [
+        (len(x.records), x, integration_label(x.integration)) for x in listings if len(x.records)
+    ]
+    if not segments:
+        return None
+    records = [r for s in segments for r in s[1].records]
+    if set(map(type, records)) != {dict}:
+        return None
+    raw_ids = [r.get("id") for r in records]
+    if not set(map(type, raw_ids)) <= {str}:
+        return None  # numbers or nulls among the ids: read as _add_listing reads them
+    ids = [v.strip() for v in raw_ids]
+    del raw_ids
+    try:
+        ids_arr = pa.array(ids, type=pa.large_string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeEncodeError):
+        return None
+    counts = np.array([s[0] for s in segments], dtype=np.int64)
+    start = 0
+    for size in counts.tolist():  # an id twice in one listing (an empty id is missing, not twice)
+        end = start + size
+        distinct = set(ids[start:end])
+        if len(distinct) != size and (
+            len(distinct) - ("" in distinct) + ids[start:end].count("") != size
+        ):
+            return None
+        start = end
+    try:
+        assigned = _quantities(
+            [r.get("assigned_quantity") for r in records], ids, "assigned_quantity", _abort
+        )
+        available = _quantities(
+            [r.get("available_quantity") for r in records], ids, "available_quantity", _abort
+        )
+        is_paid = pa.array(
+            _booleans([r.get("is_paid") for r in records], ids, _abort), type=pa.bool_()
+        )
+        raw_amounts = [r.get("unit_amount") for r in records]
+        raw_currencies = [r.get("currency") for r in records]
+        n = len(records)
+        if raw_amounts.count(None) == n and raw_currencies.count(None) == n:
+            amounts: list = raw_amounts
+            currencies: list = raw_currencies
+        else:  # read per listing, as _add_listing: only the listings that send them
+            amounts, currencies, start = [], [], 0
+            for size in counts.tolist():
+                end = start + size
+                a, c = raw_amounts[start:end], raw_currencies[start:end]
+                if a.count(None) != size or c.count(None) != size:
+                    a = _amounts(a, ids[start:end], _abort)
+                    c = _currencies(c, ids[start:end], _abort)
+                amounts += a
+                currencies += c
+                start = end
+    except _Dirty:
+        return None
+    columns = {
+        "license_id": [ids_arr],
+        "license_name": _texts([r.get("name") for r in records], counts),
+        "is_paid": [is_paid],
+        "status": _texts([r.get("status") for r in records], counts),
+        "assigned": [assigned],
+        "available": [available],
+        "vendor_unit_amount": [pa.array(amounts, type=pa.float64())],
+        "vendor_currency": [pa.array(currencies, type=pa.large_string())],
+    }
+    return columns, segments
+
+
 _CONTEXT = (
     "account_id",
     "integration",
@@ -240,27 +353,33 @@ def _int_series(arr: pa.Array) -> pd.Series:
 
 
 def seat_arithmetic(assigned: pd.Series, total: pd.Series) -> dict[str, pd.Series]:
-    """Unassigned, over-allocated and utilization from assigned and total seats.
+    """Unassigned, over-allocated and utilization from assigned and total seats (two columns of one
+    table: the same index).
 
     Each is empty (NA) when an input is not reported; utilization is also empty
     when total is 0. Utilization is 100 x assigned / total rounded half-up to
     one decimal, computed in integers so it is exact.
     """
+    if not assigned.index.equals(total.index):
+        raise ValueError("assigned and total seats must be columns of one table (the same index)")
     a = assigned.astype("Int64")
     t = total.astype("Int64")
-    diff = t - a
-    unassigned = diff.clip(lower=0)
-    over = (-diff).clip(lower=0)
     a_np = a.to_numpy(dtype=np.int64, na_value=0)
     t_np = t.to_numpy(dtype=np.int64, na_value=0)
-    valid = (~a.isna() & ~t.isna()).to_numpy() & (t_np > 0)
+    na = np.asarray(a.isna()) | np.asarray(t.isna())
+    diff = t_np - a_np
+    valid = ~na & (t_np > 0)
     safe_t = np.where(valid, t_np, 1)
     tenths = (2000 * a_np + safe_t) // (2 * safe_t)
-    util = pd.arrays.FloatingArray(tenths / 10.0, ~valid)
+    index = assigned.index
     return {
-        "unassigned_seats": unassigned,
-        "over_allocated_seats": over,
-        "utilization_pct": pd.Series(util, index=assigned.index),
+        "unassigned_seats": pd.Series(
+            pd.arrays.IntegerArray(np.maximum(diff, 0), na.copy()), index=index
+        ),
+        "over_allocated_seats": pd.Series(
+            pd.arrays.IntegerArray(np.maximum(-diff, 0), na), index=index
+        ),
+        "utilization_pct": pd.Series(pd.arrays.FloatingArray(tenths / 10.0, ~valid), index=index),
     }
 
 
@@ -293,14 +412,18 @@ def _report_missing_ids(
 
 def build_license_table(listings: Iterable[Listing]) -> tuple[pd.DataFrame, list[Problem]]:
     """The tidy license table and the problems found on the way."""
-    chunks: dict[str, list] = {k: [] for k in _ROW_COLUMNS}
-    segments: list = []
+    listings = list(listings)
     problems: list[Problem] = []
     gc_was_on = gc.isenabled()
     gc.disable()  # millions of short-lived values, no cycles: the collector only costs time here
     try:
-        for listing in listings:
-            _add_listing(chunks, segments, listing, problems)
+        bulk = _bulk_columns(listings)
+        if bulk is not None:
+            chunks, segments = bulk
+        else:
+            chunks, segments = {k: [] for k in _ROW_COLUMNS}, []
+            for listing in listings:
+                _add_listing(chunks, segments, listing, problems)
     finally:
         if gc_was_on:
             gc.enable()
@@ -336,15 +459,20 @@ def build_license_table(listings: Iterable[Listing]) -> tuple[pd.DataFrame, list
         _report_missing_ids(
             license_ids, _column(chunks["license_name"]), segments, counts, problems
         )
+    paid, amount = _column(chunks["is_paid"]), _column(chunks["vendor_unit_amount"])
     data.update(
         license_id=pd.array(license_ids, dtype="string"),
-        license_name=pd.array(_trimmed(_column(chunks["license_name"])), dtype="string"),
-        is_paid=pd.array(_column(chunks["is_paid"]).to_pandas(), dtype="boolean"),
-        status=pd.array(_trimmed(_column(chunks["status"])), dtype="string"),
+        license_name=pd.array(_trimmed(_column(chunks["license_name"]), True), dtype="string"),
+        is_paid=pd.arrays.BooleanArray(
+            np.asarray(paid.fill_null(False).to_numpy(zero_copy_only=False)),
+            np.asarray(paid.is_null()),
+        ),
+        status=pd.array(_trimmed(_column(chunks["status"]), True), dtype="string"),
         assigned_seats=assigned,
         total_seats=total,
-        vendor_unit_amount=pd.array(
-            _column(chunks["vendor_unit_amount"]).to_pandas(), dtype="Float64"
+        vendor_unit_amount=pd.arrays.FloatingArray(
+            np.asarray(amount.fill_null(0.0).to_numpy(zero_copy_only=False), dtype=np.float64),
+            np.asarray(amount.is_null()),
         ),
         vendor_currency=pd.array(_column(chunks["vendor_currency"]), dtype="string"),
         fetched_at=pd.Series(fetched).dt.tz_localize("UTC"),
