@@ -1,0 +1,336 @@
+"""Trends added up in the database: seats and spend per snapshot date and group, by SQL GROUP BY.
+
+The same account snapshot stands for each account on each day as in :meth:`HistoryMixin.history`
+(the day's last good snapshot, else the last good one before it); the rows are never loaded
+into memory. Spend is at today's prices, sent in as a temporary table (TREND_PRICE_COLUMNS).
+:func:`lib.analytics.trends.trend_from_sums` turns the sums into the trend table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+from sqlalchemy.engine import Connection
+
+from lib.schema import LICENSE_COLUMNS, TREND_PRICE_COLUMNS, TREND_SUM_COLUMNS
+from lib.store._bulk import _empty_frame, _pylist
+from lib.store.history import HistoryMixin
+
+# The text columns a trend may be grouped by (column names go into the SQL: only these).
+GROUPABLE = ("integration", "integration_label", "tenant_id", "account_id", "license_name")
+
+
+def _lower(value: object) -> str | None:
+    """Python's lower case, for SQLite (whose lower() only knows ASCII): the same as the pandas filters."""
+    return value.lower() if isinstance(value, str) else None
+
+
+class TrendMixin(HistoryMixin):
+    def trend_sums(
+        self,
+        config_key: str,
+        since: datetime | None = None,
+        group: Sequence[str] = ("integration_label",),
+        prices: pd.DataFrame | None = None,
+        *,
+        tenants: Sequence[str] = (),
+        integrations: Sequence[str] = (),
+        accounts: Sequence[str] = (),
+        paid_only: bool = False,
+        active_only: bool = False,
+        search: str = "",
+        top: int | None = None,
+    ) -> pd.DataFrame:
+        """Per snapshot date (``day``) and ``group`` columns: TREND_SUM_COLUMNS, summed in SQL.
+
+        ``prices``: TREND_PRICE_COLUMNS, one row per (account, license, organization, product);
+        a row without a price, or whose price has no exchange rate (unless its cost is 0), adds
+        nothing to ``cost_cents``. The filters are those of
+        :func:`lib.analytics.views.apply_filters` (paid: the vendor says paid, or does not say
+        and today's annual price is above 0). ``top``: only the ``top`` groups with the most
+        seats bought at the latest date (ties by name). In no particular order.
+        """
+        group = list(group)
+        bad = [c for c in group if c not in GROUPABLE]
+        if bad or not group or len(set(group)) != len(group):
+            raise ValueError(
+                f"cannot group trends by {group!r}; choose from {', '.join(GROUPABLE)}"
+            )
+        if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 1):
+            raise ValueError(f"top must be a whole number >= 1, not {top!r}")
+        out_columns = {
+            "day": TREND_SUM_COLUMNS["day"],
+            **{c: LICENSE_COLUMNS[c] for c in group},
+            **{c: t for c, t in TREND_SUM_COLUMNS.items() if c != "day"},
+        }
+        prices = _checked_prices(prices)
+        with self._read(consistent=True) as conn:
+            chosen = self._day_pairs(conn, config_key, since, None)
+            if chosen is None:
+                return _empty_frame(out_columns)
+            pairs = chosen[0]
+            self._temp_tables(conn, pairs, prices)
+            try:
+                where, params = self._trend_where(
+                    conn, tenants, integrations, accounts, paid_only, active_only, search
+                )
+                if top is not None:
+                    latest = int(pairs["day"].max())
+                    keep = self._top_groups(conn, group, where, params, latest, top)
+                    if not keep:
+                        return _empty_frame(out_columns)
+                    self._temp_groups(conn, group, keep)
+                frame = self._sum_by_day(conn, group, where, params, top is not None, out_columns)
+            finally:
+                self._drop_temp(conn)
+        return frame
+
+    # ------------------------------------------------------------ the temporary tables
+
+    def _temp_tables(self, conn: Connection, pairs: pd.DataFrame, prices: pd.DataFrame) -> None:
+        text = "TEXT"
+        real = "DOUBLE PRECISION" if not self.is_sqlite else "REAL"
+        big = "BIGINT" if not self.is_sqlite else "INTEGER"
+        tail = "" if self.is_sqlite else " ON COMMIT DROP"
+        self._drop_temp(conn)
+        cur = self._cursor(conn)
+        try:
+            cur.execute(f"CREATE TEMPORARY TABLE trend_pairs (sid {big}, day_us {big}){tail}")
+            cur.execute(
+                f"CREATE TEMPORARY TABLE trend_prices (account_id {text}, lid {text}, "
+                f"license_id {text}, organization_id {text}, product {text}, "
+                f"annual_unit {real}, rate {real}){tail}"
+            )
+        finally:
+            cur.close()
+        self._insert_rows(
+            conn,
+            "trend_pairs",
+            ["sid", "day_us"],
+            [pairs["id"].astype(np.int64).tolist(), pairs["day"].astype(np.int64).tolist()],
+        )
+        if len(prices):
+            cols = {
+                c: _pylist(prices[c], t, self.is_sqlite) for c, t in TREND_PRICE_COLUMNS.items()
+            }
+            lid = ["" if v is None else v for v in cols["license_id"]]
+            self._insert_rows(
+                conn,
+                "trend_prices",
+                [
+                    "account_id",
+                    "lid",
+                    "license_id",
+                    "organization_id",
+                    "product",
+                    "annual_unit",
+                    "rate",
+                ],
+                [
+                    cols["account_id"],
+                    lid,
+                    cols["license_id"],
+                    cols["organization_id"],
+                    cols["product"],
+                    cols["annual_unit_price"],
+                    cols["rate"],
+                ],
+            )
+        cur = self._cursor(conn)
+        try:
+            cur.execute("CREATE INDEX trend_prices_key ON trend_prices (account_id, lid)")
+            if not self.is_sqlite:
+                cur.execute("ANALYZE trend_pairs")
+                cur.execute("ANALYZE trend_prices")
+        finally:
+            cur.close()
+
+    def _temp_groups(self, conn: Connection, group: list[str], keep: list[tuple]) -> None:
+        tail = "" if self.is_sqlite else " ON COMMIT DROP"
+        cols = ", ".join(f"g{i} TEXT, k{i} TEXT" for i in range(len(group)))
+        cur = self._cursor(conn)
+        try:
+            cur.execute(f"CREATE TEMPORARY TABLE trend_groups ({cols}){tail}")
+        finally:
+            cur.close()
+        data: list[list] = []
+        for i in range(len(group)):
+            values = [row[i] for row in keep]
+            data.append(values)
+            data.append(["" if v is None else v for v in values])
+        names = [n for i in range(len(group)) for n in (f"g{i}", f"k{i}")]
+        self._insert_rows(conn, "trend_groups", names, data)
+
+    def _drop_temp(self, conn: Connection) -> None:
+        cur = self._cursor(conn)
+        try:
+            for name in ("trend_pairs", "trend_prices", "trend_groups"):
+                # the temporary schema only: never a table of the database by that name
+                cur.execute(
+                    f"DROP TABLE IF EXISTS {'temp' if self.is_sqlite else 'pg_temp'}.{name}"
+                )
+        finally:
+            cur.close()
+
+    # ------------------------------------------------------------ the queries
+
+    def _same(self, left: str, right: str) -> str:
+        """Null-safe equality."""
+        return f"{left} IS {right}" if self.is_sqlite else f"{left} IS NOT DISTINCT FROM {right}"
+
+    def _lower_sql(self, column: str) -> str:
+        return f"py_lower({column})" if self.is_sqlite else f"lower({column})"
+
+    def _trend_where(
+        self,
+        conn: Connection,
+        tenants: Sequence[str],
+        integrations: Sequence[str],
+        accounts: Sequence[str],
+        paid_only: bool,
+        active_only: bool,
+        search: str,
+    ) -> tuple[str, tuple]:
+        clauses: list[str] = []
+        params: list = []
+        for column, values in (
+            ("tenant_id", tenants),
+            ("integration_label", integrations),
+            ("account_id", accounts),
+        ):
+            if values:
+                values = [str(v) for v in values]
+                clauses.append(f"r.{column} IN ({', '.join([self._ph] * len(values))})")
+                params.extend(values)
+        if paid_only:
+            clauses.append("(r.is_paid IS TRUE OR (r.is_paid IS NULL AND pr.annual_unit > 0))")
+        if active_only:
+            clauses.append(f"(r.status IS NULL OR {self._lower_sql('r.status')} <> 'inactive')")
+        text = (search or "").strip().lower()
+        if (text or active_only) and self.is_sqlite:
+            conn.connection.driver_connection.create_function(  # type: ignore[union-attr]
+                "py_lower", 1, _lower, deterministic=True
+            )
+        if text:
+            find = "instr" if self.is_sqlite else "strpos"
+            hits = [
+                f"COALESCE({find}({self._lower_sql('r.' + c)}, {self._ph}) > 0, FALSE)"
+                for c in ("license_name", "integration_label", "organization_name", "license_id")
+            ]
+            clauses.append("(" + " OR ".join(hits) + ")")
+            params.extend([text] * len(hits))
+        return (" AND ".join(clauses) if clauses else "TRUE"), tuple(params)
+
+    def _joined(self, where: str, only_groups: list[str] | None) -> str:
+        """FROM ... WHERE: each day's license rows with today's price (and the kept groups)."""
+        groups = ""
+        if only_groups is not None:
+            on = " AND ".join(
+                f"COALESCE(r.{c}, '') = tg.k{i} AND {self._same('r.' + c, f'tg.g{i}')}"
+                for i, c in enumerate(only_groups)
+            )
+            groups = f" JOIN trend_groups tg ON {on}"
+        return (
+            "FROM license_rows r JOIN trend_pairs p ON r.account_snapshot_id = p.sid"
+            f"{groups}"
+            " LEFT JOIN trend_prices pr ON pr.account_id = r.account_id"
+            " AND pr.lid = COALESCE(r.license_id, '')"
+            f" AND {self._same('pr.license_id', 'r.license_id')}"
+            f" AND {self._same('pr.organization_id', 'r.organization_id')}"
+            f" AND {self._same('pr.product', 'r.product')}"
+            f" WHERE {where}"
+        )
+
+    def _top_groups(
+        self, conn: Connection, group: list[str], where: str, params: tuple, day_us: int, top: int
+    ) -> list[tuple]:
+        keys = ", ".join(f"r.{c}" for c in group)
+        order = ", ".join(
+            f"r.{c} IS NULL, r.{c}" if self.is_sqlite else f"r.{c} NULLS LAST" for c in group
+        )
+        sql = (
+            f"SELECT {keys} {self._joined(where + f' AND p.day_us = {self._ph}', None)} "
+            f"GROUP BY {keys} ORDER BY SUM(r.total_seats) IS NULL, SUM(r.total_seats) DESC, "
+            f"{order} LIMIT {int(top)}"
+        )
+        cur = self._cursor(conn)
+        try:
+            cur.execute(sql, (*params, day_us))
+            return [tuple(row) for row in cur.fetchall()]
+        finally:
+            cur.close()
+
+    def _cents(self) -> str:
+        """Each row's annual cost in the reporting currency in cents, before rounding (computed in
+        the order lib.analytics.metrics computes it, so the same float), or NULL when not priced:
+        no price, bought seats not reported, or no exchange rate for a cost other than 0."""
+        return (
+            "(CASE WHEN pr.annual_unit IS NULL OR r.total_seats IS NULL THEN NULL"
+            " WHEN pr.rate IS NULL THEN"
+            " (CASE WHEN pr.annual_unit * r.total_seats = 0 THEN 0.0 ELSE NULL END)"
+            " ELSE pr.annual_unit * r.total_seats * pr.rate * 100 END)"
+        )
+
+    def _sum_by_day(
+        self,
+        conn: Connection,
+        group: list[str],
+        where: str,
+        params: tuple,
+        only_top: bool,
+        out_columns: dict[str, str],
+    ) -> pd.DataFrame:
+        keys = [f"g{i}" for i in range(len(group))]
+        inner_keys = ", ".join(f"r.{c} AS g{i}" for i, c in enumerate(group))
+        if self.is_sqlite:  # round() is half away from zero in SQLite: halves go to even here
+            rounded = (
+                "(CASE WHEN v - CAST(v AS INTEGER) IN (0.5, -0.5) THEN 2 * round(v / 2)"
+                " ELSE round(v) END)"
+            )
+        else:  # round(double precision) is rint(): half to even
+            rounded = "round(v)"
+        inner = (
+            f"SELECT p.day_us AS day_us, {inner_keys}, r.assigned_seats AS a, r.total_seats AS t, "
+            f"{self._cents()} AS v "
+            f"{self._joined(where, group if only_top else None)}"
+        )
+        both = "a IS NOT NULL AND t IS NOT NULL"
+        exprs: list[tuple[str, str]] = [
+            ("day_us", "int64"),
+            *[(k, "string") for k in keys],
+            ("SUM(a)", "Int64"),
+            ("SUM(t)", "Int64"),
+            (f"COALESCE(SUM(CASE WHEN {both} THEN a END), 0)", "Int64"),
+            (f"COALESCE(SUM(CASE WHEN {both} THEN t END), 0)", "Int64"),
+            (f"CAST(SUM({rounded}) AS BIGINT)", "Int64"),
+            ("COUNT(*)", "Int64"),
+        ]
+        tail = f"FROM ({inner}) x GROUP BY day_us, {', '.join(keys)}"
+        data = self._columns(conn, exprs, tail, params)
+        values = list(data.values())
+        frame = pd.DataFrame(
+            {
+                "day": pd.to_datetime(values[0], unit="us", utc=True),
+                **{c: values[1 + i] for i, c in enumerate(group)},
+                **{
+                    c: values[1 + len(group) + i]
+                    for i, c in enumerate(c for c in TREND_SUM_COLUMNS if c != "day")
+                },
+            }
+        )
+        return frame.astype(out_columns)[list(out_columns)]
+
+
+def _checked_prices(prices: pd.DataFrame | None) -> pd.DataFrame:
+    """TREND_PRICE_COLUMNS, one row per key; a key given two different prices gets none (no guess)."""
+    if prices is None or len(prices) == 0:
+        return _empty_frame(TREND_PRICE_COLUMNS)
+    missing = [c for c in TREND_PRICE_COLUMNS if c not in prices.columns]
+    if missing:
+        raise ValueError(f"the trend prices lack the column(s) {', '.join(missing)}")
+    df = prices[list(TREND_PRICE_COLUMNS)].astype(TREND_PRICE_COLUMNS).drop_duplicates()
+    key = ["account_id", "license_id", "organization_id", "product"]
+    return df[~df.duplicated(key, keep=False)].reset_index(drop=True)
