@@ -175,3 +175,18 @@ def test_a_license_gone_from_todays_snapshot_keeps_its_seats_but_has_no_price_to
 def test_nothing_stored_gives_an_empty_trend(store):
     got = summed(store, "integration")
     assert got.empty and list(got.columns) == list(reference(store, "integration").columns)
+
+
+def test_the_top_licenses_are_exactly_those_groups_not_their_names_crossed(store):
+    crossed = {
+        "acc-a": ("github", "ok", [lic("a1", "Alpha", 90, 100), lic("a2", "Beta", 1, 2)]),
+        "acc-c": ("zoom", "ok", [lic("c1", "Beta", 40, 50), lic("c2", "Alpha", 1, 3)]),
+    }
+    store.write_snapshot(make_result(crossed, DAYS[0]), KEY)
+    store.write_snapshot(make_result(crossed, DAYS[1]), KEY)
+    got = summed(store, "license", top=2)
+    assert sorted(set(got["label"])) == ["Alpha (GitHub)", "Beta (Zoom)"]
+    full = reference(store, "license")
+    pd.testing.assert_frame_equal(
+        got, full[full["label"].isin(["Alpha (GitHub)", "Beta (Zoom)"])].reset_index(drop=True)
+    )

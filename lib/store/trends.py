@@ -77,15 +77,27 @@ class TrendMixin(HistoryMixin):
                 where, params = self._trend_where(
                     conn, tenants, integrations, accounts, paid_only, active_only, search
                 )
+                keep = None
                 if top is not None:
                     latest = int(pairs["day"].max())
                     keep = self._top_groups(conn, group, where, params, latest, top)
                     if not keep:
                         return _empty_frame(out_columns)
-                    self._temp_groups(conn, group, keep)
-                frame = self._sum_by_day(conn, group, where, params, top is not None, out_columns)
+                    # In SQL, each column among the kept groups' values (a few more groups may
+                    # pass: plain IN lists keep the planner's estimates sound); then exactly.
+                    for i, c in enumerate(group):
+                        values = sorted({"" if k[i] is None else k[i] for k in keep})
+                        where += (
+                            f" AND COALESCE(r.{c}, '') IN ({', '.join([self._ph] * len(values))})"
+                        )
+                        params = (*params, *values)
+                frame = self._sum_by_day(conn, group, where, params, out_columns)
             finally:
                 self._drop_temp(conn)
+        if keep is not None:
+            wanted = set(keep)
+            rows = zip(*(frame[c].astype(object).where(frame[c].notna(), None) for c in group))
+            frame = frame[[k in wanted for k in rows]].reset_index(drop=True)
         return frame
 
     # ------------------------------------------------------------ the temporary tables
@@ -148,26 +160,10 @@ class TrendMixin(HistoryMixin):
         finally:
             cur.close()
 
-    def _temp_groups(self, conn: Connection, group: list[str], keep: list[tuple]) -> None:
-        tail = "" if self.is_sqlite else " ON COMMIT DROP"
-        cols = ", ".join(f"g{i} TEXT, k{i} TEXT" for i in range(len(group)))
-        cur = self._cursor(conn)
-        try:
-            cur.execute(f"CREATE TEMPORARY TABLE trend_groups ({cols}){tail}")
-        finally:
-            cur.close()
-        data: list[list] = []
-        for i in range(len(group)):
-            values = [row[i] for row in keep]
-            data.append(values)
-            data.append(["" if v is None else v for v in values])
-        names = [n for i in range(len(group)) for n in (f"g{i}", f"k{i}")]
-        self._insert_rows(conn, "trend_groups", names, data)
-
     def _drop_temp(self, conn: Connection) -> None:
         cur = self._cursor(conn)
         try:
-            for name in ("trend_pairs", "trend_prices", "trend_groups"):
+            for name in ("trend_pairs", "trend_prices"):
                 # the temporary schema only: never a table of the database by that name
                 cur.execute(
                     f"DROP TABLE IF EXISTS {'temp' if self.is_sqlite else 'pg_temp'}.{name}"
@@ -224,18 +220,10 @@ class TrendMixin(HistoryMixin):
             params.extend([text] * len(hits))
         return (" AND ".join(clauses) if clauses else "TRUE"), tuple(params)
 
-    def _joined(self, where: str, only_groups: list[str] | None) -> str:
-        """FROM ... WHERE: each day's license rows with today's price (and the kept groups)."""
-        groups = ""
-        if only_groups is not None:
-            on = " AND ".join(
-                f"COALESCE(r.{c}, '') = tg.k{i} AND {self._same('r.' + c, f'tg.g{i}')}"
-                for i, c in enumerate(only_groups)
-            )
-            groups = f" JOIN trend_groups tg ON {on}"
+    def _joined(self, where: str) -> str:
+        """FROM ... WHERE: each day's license rows with today's price."""
         return (
             "FROM license_rows r JOIN trend_pairs p ON r.account_snapshot_id = p.sid"
-            f"{groups}"
             " LEFT JOIN trend_prices pr ON pr.account_id = r.account_id"
             " AND pr.lid = COALESCE(r.license_id, '')"
             f" AND {self._same('pr.license_id', 'r.license_id')}"
@@ -252,7 +240,7 @@ class TrendMixin(HistoryMixin):
             f"r.{c} IS NULL, r.{c}" if self.is_sqlite else f"r.{c} NULLS LAST" for c in group
         )
         sql = (
-            f"SELECT {keys} {self._joined(where + f' AND p.day_us = {self._ph}', None)} "
+            f"SELECT {keys} {self._joined(where + f' AND p.day_us = {self._ph}')} "
             f"GROUP BY {keys} ORDER BY SUM(r.total_seats) IS NULL, SUM(r.total_seats) DESC, "
             f"{order} LIMIT {int(top)}"
         )
@@ -280,7 +268,6 @@ class TrendMixin(HistoryMixin):
         group: list[str],
         where: str,
         params: tuple,
-        only_top: bool,
         out_columns: dict[str, str],
     ) -> pd.DataFrame:
         keys = [f"g{i}" for i in range(len(group))]
@@ -295,7 +282,7 @@ class TrendMixin(HistoryMixin):
         inner = (
             f"SELECT p.day_us AS day_us, {inner_keys}, r.assigned_seats AS a, r.total_seats AS t, "
             f"{self._cents()} AS v "
-            f"{self._joined(where, group if only_top else None)}"
+            f"{self._joined(where)}"
         )
         both = "a IS NOT NULL AND t IS NOT NULL"
         exprs: list[tuple[str, str]] = [
