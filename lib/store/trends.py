@@ -160,6 +160,7 @@ class TrendMixin(HistoryMixin):
         cur = self._cursor(conn)
         try:
             cur.execute("CREATE INDEX trend_prices_key ON trend_prices (account_id, lid)")
+            cur.execute("CREATE INDEX trend_pairs_sid ON trend_pairs (sid)")
             if not self.is_sqlite:
                 cur.execute("ANALYZE trend_pairs")
                 cur.execute("ANALYZE trend_prices")
