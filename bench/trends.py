@@ -78,9 +78,6 @@ def build(store: Store, base, days: int, end: datetime) -> float:
         )
         rank = {a: i for i, a in enumerate(accounts)}
         for d in range(1, days):
-            if d % 30 == 0:  # fresh statistics, so each copy reads the base rows by key
-                conn.execute(text("ANALYZE account_snapshots"))
-                conn.execute(text("ANALYZE license_rows"))
             taken = first + timedelta(days=d)
             sid = conn.execute(
                 insert(SNAPSHOTS)
@@ -102,7 +99,6 @@ def build(store: Store, base, days: int, end: datetime) -> float:
             params = {
                 "sid": sid,
                 "base": base_id,
-                "d": d,
                 **{f"f{i}": a for i, a in enumerate(failing)},
             }
             params["taken"] = _to_us(taken) if store.is_sqlite else taken
@@ -116,21 +112,33 @@ def build(store: Store, base, days: int, end: datetime) -> float:
                 ),
                 params,
             )
-            moved = "r.assigned_seats + ((r.position + :d) % 13) - 6"
-            conn.execute(
-                text(
-                    f"INSERT INTO license_rows (account_snapshot_id, position, assigned_seats, "
-                    f"{', '.join(lic_cols)}) SELECT n.id, r.position, CASE WHEN r.assigned_seats "
-                    f"IS NULL THEN NULL WHEN {moved} < 0 THEN 0 WHEN r.total_seats IS NOT NULL AND "
-                    f"{moved} > r.total_seats THEN r.total_seats ELSE {moved} END, "
-                    f"{', '.join('r.' + c for c in lic_cols)} FROM account_snapshots o "
-                    # CROSS JOIN: SQLite joins in this order (the base's rows by key, not a scan)
-                    "CROSS JOIN license_rows r CROSS JOIN account_snapshots n "
-                    "WHERE o.snapshot_id = :base AND r.account_snapshot_id = o.id "
-                    "AND n.snapshot_id = :sid AND n.account_id = o.account_id AND n.good"
-                ),
-                params,
-            )
+        # every later day's license rows in one statement, from the base's rows by account
+        conn.execute(
+            text("CREATE TEMPORARY TABLE base_map (account_id TEXT PRIMARY KEY, oid BIGINT)")
+        )
+        conn.execute(
+            text(
+                "INSERT INTO base_map SELECT account_id, id FROM account_snapshots "
+                "WHERE snapshot_id = :base"
+            ),
+            {"base": base_id},
+        )
+        moved = "r.assigned_seats + ((r.position + n.snapshot_id - :base) % 13) - 6"
+        conn.execute(
+            text(
+                f"INSERT INTO license_rows (account_snapshot_id, position, assigned_seats, "
+                f"{', '.join(lic_cols)}) SELECT n.id, r.position, CASE WHEN r.assigned_seats "
+                f"IS NULL THEN NULL WHEN {moved} < 0 THEN 0 WHEN r.total_seats IS NOT NULL AND "
+                f"{moved} > r.total_seats THEN r.total_seats ELSE {moved} END, "
+                f"{', '.join('r.' + c for c in lic_cols)} FROM account_snapshots n "
+                # CROSS JOIN: SQLite joins in this order (the base's rows by key, not a scan)
+                "CROSS JOIN base_map m CROSS JOIN license_rows r "
+                "WHERE n.snapshot_id > :base AND n.config_key = :key AND n.good "
+                "AND m.account_id = n.account_id AND r.account_snapshot_id = m.oid"
+            ),
+            {"base": base_id, "key": KEY},
+        )
+        conn.execute(text("DROP TABLE base_map"))
     with store.engine.connect() as conn:
         conn.execute(text("ANALYZE"))  # what autovacuum (PostgreSQL) or an optimize would have done
         conn.commit()
