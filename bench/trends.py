@@ -257,6 +257,9 @@ def main() -> int:
             print(line)
         if name.startswith("PostgreSQL"):
             ok &= r["new_integration"][1] < 1.0
+    if not any(name.startswith("PostgreSQL") for name, _ in runs):
+        print("\ntarget (new path per integration under 1 s on PostgreSQL): not measured")
+        return 0
     print(
         "\ntarget (new path per integration under 1 s on PostgreSQL):", "met" if ok else "NOT met"
     )

@@ -50,8 +50,9 @@ class TrendMixin(HistoryMixin):
         a row without a price, or whose price has no exchange rate (unless its cost is 0), adds
         nothing to ``cost_cents``. The filters are those of
         :func:`lib.analytics.views.apply_filters` (paid: the vendor says paid, or does not say
-        and today's annual price is above 0). ``top``: only the ``top`` groups with the most
-        seats bought at the latest date (ties by name). In no particular order.
+        and today's annual price is above 0; search: Python's lower case on SQLite, the server's
+        ``lower()`` on PostgreSQL). ``top``: only the ``top`` groups with the most seats bought
+        at the latest date (ties by name). In no particular order.
         """
         group = list(group)
         bad = [c for c in group if c not in GROUPABLE]
