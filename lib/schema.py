@@ -177,3 +177,26 @@ SETTINGS_DEFAULTS: dict[str, object] = {
     "vendor_price_period": "monthly",
     "retention_days": DEFAULT_KEEP_DAYS,
 }
+
+# Today's annual price per license, sent to the database for trends (lib.analytics.trends.trend_prices
+# builds it, lib.store.trends reads it): one row per license key; ``annual_unit_price`` empty when the
+# license has no price, ``rate`` (reporting-currency units per unit of the price's currency) empty when
+# there is no exchange rate for it.
+TREND_PRICE_COLUMNS: dict[str, str] = {
+    "account_id": "string",
+    "license_id": "string",
+    "organization_id": "string",
+    "product": "string",
+    "annual_unit_price": "Float64",
+    "rate": "Float64",
+}
+# What the database adds up per snapshot date and group (lib.store.trends.TrendMixin.trend_sums).
+TREND_SUM_COLUMNS: dict[str, str] = {
+    "day": "datetime64[us, UTC]",
+    "assigned_seats": "Int64",  # empty when no row reports it
+    "total_seats": "Int64",
+    "assigned_both": "Int64",  # over the rows reporting both counts (0 when none)
+    "total_both": "Int64",
+    "cost_cents": "Int64",  # Σ each row's annual cost in cents, rounded per row; empty: none priced
+    "licenses": "Int64",
+}

@@ -20,14 +20,6 @@ period = (
     st.segmented_control("Period", list(PERIODS), default="Last 12 months", key="trend-period")
     or "Last 12 months"
 )
-history = ui.history(view, PERIODS[period])
-dates = T.snapshot_dates(history)
-if not dates:
-    st.info(
-        "No snapshots yet. Each refresh or `python -m lib sync` adds one; trends appear after the second."
-    )
-    st.stop()
-
 cols = st.columns(2)
 labels = T.measure_labels(view.currency)
 measure = cols[0].selectbox("Measure", list(labels), format_func=labels.get, key="trend-measure")
@@ -37,18 +29,17 @@ group = (
     )
     or "integration"
 )
-frame = T.with_seat_trends(
-    T.trend_frame(history, group), ui.seat_history(view, PERIODS[period]), group
-)
-if group == "license":
-    top = (
-        frame.sort_values("taken_at")
-        .groupby("label")
-        .tail(1)
-        .sort_values("total_seats", ascending=False, na_position="last")
-        .head(12)["label"]
+# Added up in the database per day and group (the per-license view: the 12 licenses with the most
+# seats bought at the latest date), never every snapshot row loaded here.
+frame = ui.trends(view, PERIODS[period], group, top=12 if group == "license" else None)
+dates = T.snapshot_dates(frame)
+if not dates:
+    st.info(
+        "No snapshots yet. Each refresh or `python -m lib sync` adds one; trends appear after the second."
     )
-    frame = frame[frame["label"].isin(top)]
+    st.stop()
+frame = T.with_seat_trends(frame, ui.seat_history(view, PERIODS[period]), group)
+if group == "license":
     st.caption("The 12 licenses with the most seats bought at the latest snapshot.")
 
 if len(dates) == 1:

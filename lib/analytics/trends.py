@@ -5,6 +5,9 @@ from __future__ import annotations
 import pandas as pd
 
 from lib.analytics.labels import TREND_MEASURES
+from lib.analytics.metrics import MetricOptions
+from lib.analytics.views import Filters
+from lib.schema import TREND_PRICE_COLUMNS
 from lib.truto.normalize import seat_arithmetic
 
 MEASURES = TREND_MEASURES  # the words live in lib.analytics.labels
@@ -65,6 +68,23 @@ def trend_frame(history: pd.DataFrame, group: str = "integration") -> pd.DataFra
     out["assigned_seats"] = out["assigned_seats"].astype("Int64")
     out["total_seats"] = out["total_seats"].astype("Int64")
     out["annual_cost_reporting"] = out["annual_cost_reporting"].astype("Float64")
+    return _finish(out, group)
+
+
+_COLUMNS = [
+    "taken_at",
+    "utilization_pct",
+    "assigned_seats",
+    "total_seats",
+    "annual_cost_reporting",
+    "licenses",
+]
+
+
+def _finish(out: pd.DataFrame, group: str) -> pd.DataFrame:
+    """The label, and the columns in order."""
+    by = GROUPS[group]
+    cols = [_COLUMNS[0], *by, *_COLUMNS[1:]]
     if group == "license":
         out["label"] = (
             out["license_name"].fillna("(no name)") + " (" + out["integration_label"] + ")"
@@ -72,6 +92,74 @@ def trend_frame(history: pd.DataFrame, group: str = "integration") -> pd.DataFra
     else:
         out["label"] = out["integration_label"]
     return out[[*cols, "label"]]
+
+
+def trend_prices(metrics: pd.DataFrame, options: MetricOptions) -> pd.DataFrame:
+    """Today's annual price per license (TREND_PRICE_COLUMNS), for the trends the database adds up
+    (:meth:`lib.store.Store.trend_sums`): each license row of ``metrics`` (with metrics) keyed by
+    account, license, organization and product, with its annual unit price (empty: no price) and
+    the exchange rate of its currency into the reporting currency (empty: no rate)."""
+    if metrics.empty:
+        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in TREND_PRICE_COLUMNS.items()})
+    currencies = metrics["currency"].astype("string")
+    rates = {c: options.rate(c) for c in currencies.dropna().unique()}
+    out = pd.DataFrame(
+        {
+            "account_id": metrics["account_id"],
+            "license_id": metrics["license_id"],
+            "organization_id": metrics["organization_id"],
+            "product": metrics["product"],
+            "annual_unit_price": metrics["annual_unit_price"],
+            "rate": pd.array(
+                [rates.get(c) if c is not pd.NA else None for c in currencies], dtype="Float64"
+            ),
+        }
+    )
+    return out.astype(TREND_PRICE_COLUMNS).reset_index(drop=True)
+
+
+def filter_arguments(filters: Filters) -> dict:
+    """The sidebar filters as :meth:`lib.store.Store.trend_sums` takes them (the same rules as
+    :func:`lib.analytics.views.apply_filters`)."""
+    return {
+        "tenants": tuple(filters.tenants),
+        "integrations": tuple(filters.integrations),
+        "accounts": tuple(filters.accounts),
+        "paid_only": bool(filters.paid_only),
+        "active_only": bool(filters.active_only),
+        "search": filters.search,
+    }
+
+
+def trend_from_sums(sums: pd.DataFrame, group: str = "integration") -> pd.DataFrame:
+    """:func:`trend_frame`'s table from the sums the database made (TREND_SUM_COLUMNS per day and
+    group, :meth:`lib.store.Store.trend_sums` grouped by ``GROUPS[group]``): the same figures,
+    rounded the same way, in the same order."""
+    by = GROUPS[group]
+    if sums.empty:
+        return trend_frame(sums.iloc[0:0], group)
+    out = pd.DataFrame(
+        {
+            "taken_at": sums["day"],
+            **{c: sums[c] for c in by},
+            "assigned_seats": sums["assigned_seats"].astype("Int64"),
+            "total_seats": sums["total_seats"].astype("Int64"),
+            "annual_cost_reporting": pd.array(
+                [
+                    pd.NA if c is pd.NA else round(int(c) / 100, 2)
+                    for c in sums["cost_cents"].astype("Int64")
+                ],
+                dtype="Float64",
+            ),
+            "licenses": sums["licenses"].astype("Int64"),
+        }
+    )
+    out["utilization_pct"] = seat_arithmetic(
+        sums["assigned_both"].astype("Int64").reset_index(drop=True),
+        sums["total_both"].astype("Int64").reset_index(drop=True),
+    )["utilization_pct"].array
+    out = out.sort_values(["taken_at", *by], kind="stable", na_position="last")
+    return _finish(out.reset_index(drop=True), group)
 
 
 SEAT_MEASURES = ("active_seats", "reclaimable_seats", "reclaimable_annual_cost_reporting")

@@ -37,6 +37,7 @@ epoch on SQLite. Retention counts calendar days in UTC.
 The package: :mod:`~lib.store.engine` (URLs, engines), :mod:`~lib.store.tables`
 (UTC type, tables), :mod:`~lib.store.migrations`, :mod:`~lib.store.settings`,
 :mod:`~lib.store.snapshots`, :mod:`~lib.store.history` (history, retention),
+:mod:`~lib.store.trends` (trends added up by SQL GROUP BY),
 :mod:`~lib.store._bulk` (Arrow/COPY I/O), :mod:`~lib.store.leases`, composed
 into :class:`Store` in :mod:`~lib.store.core`. The store knows nothing of
 fetching or metrics: the refresh workflow is :mod:`lib.jobs.refresh`.

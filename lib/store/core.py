@@ -13,12 +13,14 @@ from lib.store.migrations import SchemaMixin
 from lib.store.settings import SettingsMixin
 from lib.store.snapshots import SnapshotMixin
 from lib.store.sync_claims import ClaimMixin
+from lib.store.trends import TrendMixin
 
 
 class Store(
     ClaimMixin,
     SchemaMixin,
     SnapshotMixin,
+    TrendMixin,
     HistoryMixin,
     AlertsMixin,
     ExemptionMixin,
@@ -30,7 +32,8 @@ class Store(
     Schema and upgrades: :class:`~lib.store.migrations.SchemaMixin`; settings, price book,
     rates, audit log: :class:`~lib.store.settings.SettingsMixin`; snapshots and the latest
     view: :class:`~lib.store.snapshots.SnapshotMixin`; history and retention:
-    :class:`~lib.store.history.HistoryMixin`; refresh leases: :class:`~lib.store.leases.LeaseMixin`; reclaim exemptions:
+    :class:`~lib.store.history.HistoryMixin`; trends added up in SQL:
+    :class:`~lib.store.trends.TrendMixin`; refresh leases: :class:`~lib.store.leases.LeaseMixin`; reclaim exemptions:
     :class:`~lib.store.exemptions.ExemptionMixin`; contracts, alert rules, alert state
     and deliveries: :class:`~lib.store.alerts.AlertsMixin`; the sharded sync's runs and account
     claims: :class:`~lib.store.sync_claims.ClaimMixin`.

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 from sqlalchemy import delete, select
+from sqlalchemy.engine import Connection
 
 from lib.schema import LICENSE_COLUMNS, SEAT_COLUMNS
 from lib.store._bulk import BulkMixin, _chunks, _empty_frame
@@ -82,53 +83,10 @@ class HistoryMixin(SettingsMixin, BulkMixin):
         subset = {c: all_columns[c] for c in wanted}
         out_columns = {**HISTORY_EXTRA_COLUMNS, **subset}
         with self._read(consistent=True) as conn:
-            cur = self._cursor(conn)
-            try:
-                cur.execute(
-                    f"SELECT id, account_id, {self._ts('taken_at')}, good FROM account_snapshots "
-                    f"WHERE config_key = {self._ph}",
-                    (config_key,),
-                )
-                rows = cur.fetchall()
-            finally:
-                cur.close()
-            if not rows:
+            chosen = self._day_pairs(conn, config_key, since, max_days)
+            if chosen is None:
                 return _empty_frame(out_columns)
-            snaps = pd.DataFrame(rows, columns=["id", "account_id", "taken_us", "good"])
-            snaps["good"] = snaps["good"].astype(bool)
-            snaps["day"] = snaps["taken_us"] // _DAY_US * _DAY_US
-            snaps = snaps.sort_values(["taken_us", "id"], kind="stable")
-            days = snaps.drop_duplicates(["account_id", "day"])[["account_id", "day"]]
-            last_sync = snaps.groupby("day")["taken_us"].max()
-            good = (
-                snaps[snaps["good"]]
-                .drop_duplicates(["account_id", "day"], keep="last")[
-                    ["account_id", "day", "id", "taken_us"]
-                ]
-                .rename(columns={"day": "good_day"})
-            )
-            if good.empty:
-                return _empty_frame(out_columns)
-            pairs = pd.merge_asof(
-                days.sort_values("day"),
-                good.sort_values("good_day"),
-                left_on="day",
-                right_on="good_day",
-                by="account_id",
-                direction="backward",
-            )
-            pairs = pairs.dropna(subset=["id"])
-            if since is not None:
-                pairs = pairs[pairs["day"] >= _to_us(since) // _DAY_US * _DAY_US]
-            if max_days is not None and pairs["day"].nunique() > max_days:
-                every = np.sort(pairs["day"].unique())
-                picks = every[
-                    np.unique(np.linspace(0, len(every) - 1, max_days).round().astype(int))
-                ]
-                pairs = pairs[pairs["day"].isin(picks)]
-            if pairs.empty:
-                return _empty_frame(out_columns)
-            pairs["id"] = pairs["id"].astype(np.int64)
+            pairs, last_sync = chosen
             ids = sorted(set(pairs["id"].tolist()))
             owners, positions, data = self._read_rows(conn, table, subset, self._id_clauses(ids))
         if not len(owners):
@@ -151,6 +109,63 @@ class HistoryMixin(SettingsMixin, BulkMixin):
         return df.astype({c: t for c, t in HISTORY_EXTRA_COLUMNS.items() if c != "stale"})[
             list(out_columns)
         ]
+
+    def _day_pairs(
+        self, conn: Connection, config_key: str, since: datetime | None, max_days: int | None
+    ) -> tuple[pd.DataFrame, pd.Series] | None:
+        """Which account snapshot stands for each account on each UTC day that had a sync.
+
+        The day's last good snapshot, else the last good one before it (stale). Returns the
+        pairs (``account_id``, ``day``, ``id``, ``taken_us``, ``good_day``; days in integer
+        microseconds, ``id`` int64) and each day's last sync time, or None when there are none.
+        """
+        cur = self._cursor(conn)
+        try:
+            cur.execute(
+                f"SELECT id, account_id, {self._ts('taken_at')}, good FROM account_snapshots "
+                f"WHERE config_key = {self._ph}",
+                (config_key,),
+            )
+            rows = cur.fetchall()
+        finally:
+            cur.close()
+        if not rows:
+            return None
+        snaps = pd.DataFrame(rows, columns=["id", "account_id", "taken_us", "good"])
+        snaps["good"] = snaps["good"].astype(bool)
+        snaps["day"] = snaps["taken_us"] // _DAY_US * _DAY_US
+        snaps = snaps.sort_values(["taken_us", "id"], kind="stable")
+        days = snaps.drop_duplicates(["account_id", "day"])[["account_id", "day"]]
+        last_sync = snaps.groupby("day")["taken_us"].max()
+        good = (
+            snaps[snaps["good"]]
+            .drop_duplicates(["account_id", "day"], keep="last")[
+                ["account_id", "day", "id", "taken_us"]
+            ]
+            .rename(columns={"day": "good_day"})
+        )
+        if good.empty:
+            return None
+        pairs = pd.merge_asof(
+            days.sort_values("day"),
+            good.sort_values("good_day"),
+            left_on="day",
+            right_on="good_day",
+            by="account_id",
+            direction="backward",
+        )
+        pairs = pairs.dropna(subset=["id"])
+        if since is not None:
+            pairs = pairs[pairs["day"] >= _to_us(since) // _DAY_US * _DAY_US]
+        if max_days is not None and pairs["day"].nunique() > max_days:
+            every = np.sort(pairs["day"].unique())
+            picks = every[np.unique(np.linspace(0, len(every) - 1, max_days).round().astype(int))]
+            pairs = pairs[pairs["day"].isin(picks)]
+        if pairs.empty:
+            return None
+        pairs = pairs.copy()
+        pairs["id"] = pairs["id"].astype(np.int64)
+        return pairs, last_sync
 
     # ----------------------------------------------------------- retention
 

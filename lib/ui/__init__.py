@@ -41,6 +41,7 @@ from lib.ui.state import (
     open_store_or_stop,
     refresh,
     seat_history,
+    trends,
 )
 from lib.ui.widgets import (
     MISSING,
@@ -80,6 +81,7 @@ __all__ = [
     "refresh",
     "routed",
     "seat_history",
+    "trends",
     "seat_scope",
     "sidebar_access",
     "sidebar_filters",

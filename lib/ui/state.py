@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from lib.analytics import trends as T
 from lib.analytics import views as D
 from lib.analytics.activity import DEFAULT_INACTIVE_DAYS, exemption_lists, reclaim
 from lib.analytics.metrics import MetricOptions, add_metrics
@@ -158,6 +159,7 @@ def clear_data_caches() -> None:
     """After a save: recompute metrics with the new prices, rates, settings or exemptions."""
     _metrics.clear()
     _reclaim.clear()
+    _trend_sums.clear()
 
 
 def _generation() -> int:
@@ -190,6 +192,7 @@ def refresh(view_store: Store, settings: Settings, config_key: str) -> None:
     _latest.clear()
     _history.clear()
     _seat_history.clear()
+    _trend_sums.clear()
 
 
 def load_settings_or_stop() -> Settings:
@@ -291,17 +294,19 @@ def _seed_demo(store_url: str, key: str) -> bool:
 # ------------------------------------------------------------------ history
 
 
+def _since(days: int | None) -> datetime | None:
+    """The start of the last ``days`` UTC days (None: everything kept)."""
+    if days is None:
+        return None
+    return (pd.Timestamp.now(tz="UTC").floor("D") - pd.Timedelta(days=days)).to_pydatetime()
+
+
 @st.cache_resource(show_spinner=False, ttl=CACHE_TTL_SECONDS, max_entries=4)
 def _history(
     store_url: str, config_key: str, snapshot_id: int | None, days: int | None
 ) -> pd.DataFrame:
     """Keyed by the latest snapshot's id: a new snapshot (from any user, replica or sync) is a new key."""
-    since = (
-        None if days is None else pd.Timestamp.now(tz="UTC").floor("D") - pd.Timedelta(days=days)
-    )
-    return get_store(store_url).history(
-        config_key, since=since.to_pydatetime() if since is not None else None
-    )
+    return get_store(store_url).history(config_key, since=_since(days))
 
 
 def history(view: View, days: int | None = 365) -> pd.DataFrame:
@@ -314,16 +319,49 @@ def history(view: View, days: int | None = 365) -> pd.DataFrame:
     return D.apply_filters(with_metrics, view.filters)
 
 
+@st.cache_resource(show_spinner=False, ttl=CACHE_TTL_SECONDS, max_entries=8)
+def _trend_sums(
+    store_url: str,
+    config_key: str,
+    snapshot_id: int | None,
+    days: int | None,
+    group: str,
+    top: int | None,
+    filters: tuple,
+    _prices: pd.DataFrame,
+    prices_token: str,
+) -> pd.DataFrame:
+    """Keyed by the latest snapshot, the period, the group, the filters and today's prices."""
+    return get_store(store_url).trend_sums(
+        config_key, _since(days), T.GROUPS[group], _prices, top=top, **dict(filters)
+    )
+
+
+def trends(
+    view: View, days: int | None = 365, group: str = "integration", top: int | None = None
+) -> pd.DataFrame:
+    """:func:`lib.analytics.trends.trend_frame`'s table for the last ``days`` (None: all kept), added
+    up in the database at today's prices, under the sidebar filters; ``top``: only the licenses
+    (or integrations) with the most seats bought at the latest date."""
+    sums = _trend_sums(
+        view.store_url,
+        view.config_key,
+        view.snapshot_id,
+        days,
+        group,
+        top,
+        tuple(T.filter_arguments(view.filters).items()),
+        T.trend_prices(view.metrics, view.options),
+        view.data_token,
+    )
+    return T.trend_from_sums(sums, group)
+
+
 @st.cache_resource(show_spinner=False, ttl=CACHE_TTL_SECONDS, max_entries=4)
 def _seat_history(
     store_url: str, config_key: str, snapshot_id: int | None, days: int | None
 ) -> pd.DataFrame:
-    since = (
-        None if days is None else pd.Timestamp.now(tz="UTC").floor("D") - pd.Timedelta(days=days)
-    )
-    return get_store(store_url).seat_history(
-        config_key, since=since.to_pydatetime() if since is not None else None
-    )
+    return get_store(store_url).seat_history(config_key, since=_since(days))
 
 
 def seat_history(view: View, days: int | None = 365) -> pd.DataFrame:
