@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -77,6 +77,12 @@ HISTORY_EXTRA_COLUMNS = {
 }
 
 
+def _table_of(result, name: str, columns: Mapping[str, str]) -> pd.DataFrame:
+    """``result``'s table ``name``, or an empty one (a result from before seat activity has none)."""
+    table = getattr(result, name, None)
+    return table if table is not None else _empty_frame(columns)
+
+
 class SnapshotMixin(BulkMixin):
     def write_snapshot(self, result, config_key: str, taken_at: datetime | None = None) -> int:
         """Write one fetch as a snapshot (one transaction); returns its id."""
@@ -112,19 +118,9 @@ class SnapshotMixin(BulkMixin):
         accounts = _conform(result.accounts, ACCOUNT_COLUMNS, "accounts")
         licenses = _conform(result.licenses, LICENSE_COLUMNS, "licenses")
         problems = _conform(result.problems, PROBLEM_COLUMNS, "problems")
-        seats = _conform(
-            getattr(result, "seats", None)
-            if getattr(result, "seats", None) is not None
-            else _empty_frame(SEAT_COLUMNS),
-            SEAT_COLUMNS,
-            "seats",
-        )
+        seats = _conform(_table_of(result, "seats", SEAT_COLUMNS), SEAT_COLUMNS, "seats")
         activity = _conform(
-            getattr(result, "activity", None)
-            if getattr(result, "activity", None) is not None
-            else _empty_frame(ACTIVITY_COLUMNS),
-            ACTIVITY_COLUMNS,
-            "activity",
+            _table_of(result, "activity", ACTIVITY_COLUMNS), ACTIVITY_COLUMNS, "activity"
         )
         if activity["account_id"].duplicated().any():
             raise ValueError("an account appears twice in the activity table")

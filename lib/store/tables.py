@@ -120,6 +120,24 @@ def _schema_version_table(md: MetaData) -> Table:
     )
 
 
+def _row_table(md: MetaData, name: str, columns: Mapping[str, str]) -> Table:
+    """Rows kept with an account snapshot (license, problem, seat rows): keyed by the account
+    snapshot and the row's position in its fetch."""
+    return Table(
+        name,
+        md,
+        Column(
+            "account_snapshot_id",
+            _ID,
+            ForeignKey("account_snapshots.id"),
+            primary_key=True,
+            autoincrement=False,
+        ),
+        Column("position", Integer, primary_key=True, autoincrement=False),
+        *_typed_columns(columns),
+    )
+
+
 def _v1_tables(
     md: MetaData, account_extra: Sequence[Column] = (), account_indexes: Sequence[Index] = ()
 ) -> None:
@@ -178,19 +196,7 @@ def _v1_tables(
         Index("ix_account_snapshots_account", "config_key", "account_id", "taken_at"),
         *account_indexes,
     )
-    Table(
-        "license_rows",
-        md,
-        Column(
-            "account_snapshot_id",
-            _ID,
-            ForeignKey("account_snapshots.id"),
-            primary_key=True,
-            autoincrement=False,
-        ),
-        Column("position", Integer, primary_key=True, autoincrement=False),
-        *_typed_columns(LICENSE_COLUMNS),
-    )
+    _row_table(md, "license_rows", LICENSE_COLUMNS)
 
 
 V1 = MetaData()
@@ -205,19 +211,7 @@ _v1_tables(
 )
 METADATA.tables["fx_rates"].append_column(Column("saved_at", UtcTimestamp()))  # version 3
 METADATA.tables["fx_rates"].append_column(Column("saved_by", Text))
-Table(
-    "problem_rows",
-    METADATA,
-    Column(
-        "account_snapshot_id",
-        _ID,
-        ForeignKey("account_snapshots.id"),
-        primary_key=True,
-        autoincrement=False,
-    ),
-    Column("position", Integer, primary_key=True, autoincrement=False),
-    *_typed_columns(PROBLEM_COLUMNS),
-)
+_row_table(METADATA, "problem_rows", PROBLEM_COLUMNS)
 Table(
     "refresh_leases",
     METADATA,
@@ -326,19 +320,7 @@ ALERT_STATE, ALERT_DELIVERIES = T["alert_state"], T["alert_deliveries"]
 ACTIVITY_SQL_COLUMNS = {c: t for c, t in ACTIVITY_COLUMNS.items() if c != "account_id"}
 for _name, _dtype in ACTIVITY_SQL_COLUMNS.items():
     ACCOUNT_SNAPSHOTS.append_column(Column(_name, _SQL_TYPES[_dtype]()))
-Table(
-    "seat_rows",
-    METADATA,
-    Column(
-        "account_snapshot_id",
-        _ID,
-        ForeignKey("account_snapshots.id"),
-        primary_key=True,
-        autoincrement=False,
-    ),
-    Column("position", Integer, primary_key=True, autoincrement=False),
-    *_typed_columns(SEAT_COLUMNS),
-)
+_row_table(METADATA, "seat_rows", SEAT_COLUMNS)
 Table(
     "reclaim_exemptions",
     METADATA,

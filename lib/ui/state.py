@@ -79,10 +79,15 @@ class View:
         """Users and licenses never counted reclaimable (EXEMPTION_COLUMNS)."""
         return self.store.exemptions()
 
+    @cached_property
+    def exempt(self) -> tuple[frozenset[str], frozenset[tuple[str | None, str]]]:
+        """The exemptions as classify takes them: (users, licenses)."""
+        return exemption_lists(self.exemptions)
+
     def reclaim(self, inactive_days: int = DEFAULT_INACTIVE_DAYS) -> pd.DataFrame:
         """Every seat classified and priced (lib.analytics.activity.reclaim), under the sidebar filters."""
         if inactive_days not in self._reclaims:
-            users, licenses = exemption_lists(self.exemptions)
+            users, licenses = self.exempt
             token = str(pd.util.hash_pandas_object(self.exemptions, index=False).sum())
             priced = _reclaim(
                 self.seats,
@@ -370,7 +375,7 @@ def seat_history(view: View, days: int | None = 365) -> pd.DataFrame:
     hist = _seat_history(view.store_url, view.config_key, view.snapshot_id, days)
     if hist.empty:
         return hist
-    users, licenses = exemption_lists(view.exemptions)
+    users, licenses = view.exempt
     priced = reclaim(
         hist[list(SEAT_COLUMNS)],
         view.metrics,
