@@ -106,3 +106,13 @@ def store(store_url):
     s = Store(store_url)
     yield s
     s.close()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Browser tests run one after another on one worker when the suite runs in parallel (pytest-xdist's
+    ``--dist loadgroup``): each starts a Streamlit server and a Chromium of its own, and two of those at
+    once on a small CI machine make page loads slow enough to time out. The other tests spread over the
+    remaining workers."""
+    for item in items:
+        if item.get_closest_marker("browser") is not None:
+            item.add_marker(pytest.mark.xdist_group("browser"))
