@@ -105,6 +105,8 @@ class Server:
 
 
 SKELETON = "[data-testid='stSkeleton']"
+# An element of the previous run that this run has not drawn again yet.
+STALE = "[data-stale='true']"
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 
 
@@ -112,12 +114,15 @@ def wait_idle(page, timeout: float = 60_000) -> None:
     """Wait until the script has run and everything it drew is on the page, then check the route held.
 
     ``notRunning`` comes before the last elements replace their skeletons, so this
-    also waits until no ``stSkeleton`` is left. It fails when Streamlit answered
-    the address with its "Page not found" dialog (and ran the main page instead).
+    also waits until no ``stSkeleton`` is left, and no element of the previous run
+    beside its redrawn twin (Streamlit marks those ``data-stale``). It fails when
+    Streamlit answered the address with its "Page not found" dialog (and ran the
+    main page instead).
     """
     page.wait_for_selector(IDLE, timeout=timeout)
     page.wait_for_selector("[data-testid='stMain']", timeout=timeout)
     page.wait_for_function(f'() => !document.querySelector("{SKELETON}")', timeout=timeout)
+    page.wait_for_function(f'() => !document.querySelector("{STALE}")', timeout=timeout)
     page.wait_for_selector(IDLE, timeout=timeout)
     assert page.get_by_text("Page not found").count() == 0, f"Streamlit could not route {page.url}"
 

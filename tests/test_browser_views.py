@@ -242,6 +242,7 @@ def test_trends_per_license_draw_distinct_lines_on_a_phone(server, page):
     page.get_by_text("The 12 licenses with the most seats bought", exact=False).wait_for(
         timeout=60_000
     )
+    wait_idle(page)  # the click's rerun has drawn this text: now wait until its old chart is gone
     check_chart(page, "chart-trend")
     lines = page.locator(".st-key-chart-trend .scatterlayer .trace .js-line")
     colours = lines.evaluate_all("ls => ls.map(l => getComputedStyle(l).stroke)")
