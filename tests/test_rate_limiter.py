@@ -176,3 +176,51 @@ def test_requests_still_unanswered_count_against_the_budget():
         limiter.answered(grant, None)
     held.join(2)  # after the reset, with nothing left unanswered
     assert not held.is_alive()
+
+
+def _second_window(limiter: RateLimiter, first_remaining: int) -> None:
+    """A first window alone (one request, its figure), then its reset; the new window's first
+    request goes and its answer says ``first_remaining`` of 10 are left (9: only ours counted)."""
+    limiter.answered(limiter.grant("a"), ServerLimit(limit=10, window=1.0, remaining=9, reset=0.3))
+    time.sleep(0.35)  # past the first window's reset (its figure said 0.3 s)
+    first = limiter.grant("a")
+    limiter.answered(first, ServerLimit(limit=10, window=1.0, remaining=first_remaining, reset=1.0))
+
+
+def test_alone_a_request_answered_with_a_figure_no_longer_counts_against_the_budget():
+    limiter = RateLimiter(token_limit=100, account_limit=100, window=1.0)
+    _second_window(limiter, 9)
+    burst = [limiter.grant("a") for _ in range(4)]  # 4 of our half of 9
+    for grant, left in zip(burst, (8, 7, 6, 5), strict=True):
+        limiter.answered(grant, ServerLimit(limit=10, window=1.0, remaining=left, reset=1.0))
+    # 5 left and nothing of ours unanswered: the figure counts all of ours, so half of 5 goes now
+    # (counting the four as possibly late would hold the next request until the reset).
+    stamps = _granted_at(limiter, 3)
+    assert stamps[1] < 0.2
+    assert stamps[2] >= 0.5  # answered without a figure, those two count: the third waits
+
+
+def test_a_figure_our_requests_do_not_explain_means_another_process_shares_the_token():
+    limiter = RateLimiter(token_limit=100, account_limit=100, window=1.0)
+    _second_window(limiter, 7)  # 3 counted, 1 of them ours: another process spends the token
+    burst = [limiter.grant("a") for _ in range(3)]  # 3 of our half of 7
+    for grant, left in zip(burst, (6, 5, 4), strict=True):
+        limiter.answered(grant, ServerLimit(limit=10, window=1.0, remaining=left, reset=1.0))
+    # Shared: the two granted before the lowest figure's request, unanswered then, may yet reach the
+    # server after it (the other process may be spending the other half): nothing more goes now.
+    held = threading.Thread(target=_granted_at, args=(limiter, 1))
+    held.start()
+    held.join(0.3)
+    assert held.is_alive()
+    held.join(2)  # after the reset
+    assert not held.is_alive()
+
+
+def test_a_late_answer_from_the_window_before_changes_nothing():
+    limiter = RateLimiter(token_limit=100, account_limit=100, window=1.0)
+    _second_window(limiter, 9)
+    late, now = limiter.grant("a"), limiter.grant("a")
+    limiter.answered(now, ServerLimit(limit=10, window=1.0, remaining=7, reset=1.0))
+    # Its reset is due now: it was counted in the window before, whose figure says nothing of this one.
+    limiter.answered(late, ServerLimit(limit=10, window=1.0, remaining=0, reset=0.0))
+    assert _granted_at(limiter, 2)[1] < 0.2  # 7 left, half of them ours

@@ -92,16 +92,22 @@ class RateLimiter:
     inside one at the server.
 
     The server's window (the token's, which other processes using the same token spend too): an
-    answer saying ``remaining`` requests are left until ``reset`` seconds from now is a budget.
-    Until then the limiter lets at most half of it be spent by requests of ours the server may not
-    have counted yet (granted after that request, or still unanswered when it was granted) before a
-    newer answer says more: another process reading the same figure may be spending the other half
-    (so the last request of a window stays unused). After the reset, one request goes first and its
-    answer sets the new budget (a process starting on the new window at the same moment is unseen
-    until then). An answer older than the budget in force, or without readable headers, changes
-    nothing; a reset later than a window is not believed. The configured limits still apply on
-    top: a server advertising more than them is not taken up on it. Two processes keep to the
-    window this way; more may draw the odd 429, which is retried.
+    answer saying ``remaining`` requests are left until ``reset`` seconds from now is a budget. The
+    server's count only goes down within a window, so the lowest ``remaining`` any answer of the
+    window has reported counts every request of ours already answered (an answer reporting more was
+    counted before it; one reporting less would be the lowest): what the server may not have counted
+    yet is our requests still unanswered, and those answered without readable headers. Until the
+    reset the limiter lets at most half of the budget be spent by those before a newer answer says
+    more: another process reading the same figure may be spending the other half (so the last
+    request of a window stays unused). An answer tells which window it belongs to by the reset it
+    reports (whole seconds, rounded up: the reset lies between ``sent + reset - 1`` and
+    ``now + reset``); an earlier window's late answer changes nothing, a later window's (newer than
+    the one in force) starts a new budget. After the reset, one request goes first and its answer
+    sets the new budget (a process starting on the new window at the same moment is unseen until
+    then). An answer without readable headers tells nothing; a reset later than a window is not
+    believed. The configured limits still apply on top: a server advertising more than them is not
+    taken up on it. Two processes keep to the window this way; more may draw the odd 429, which is
+    retried.
 
     When the token is the bottleneck, a free slot goes to the waiting request with the
     lowest ``priority`` (then the one that asked first): the fetch gives each account the order in
@@ -132,15 +138,23 @@ class RateLimiter:
         self._tickets = itertools.count()
         self._granted = 0  # slots granted so far (a grant's seq is its place in this count)
         self._unanswered = 0
-        # The server's budget: ``_budget`` requests were left after the grant numbered
-        # ``_budget_seq``, which ``_budget_unsure`` of ours granted before it may not have reached
-        # yet; until ``_budget_until`` (None: until the next answer says), a reset known to come
-        # after ``_budget_after``. No budget before the first readable answer.
+        # The server's budget: at most ``_budget`` requests left in its window, counting every request
+        # of ours answered since the window began except ``_blind`` ones answered without readable
+        # headers; the window began with the answer to the grant numbered ``_budget_seq`` (grants up
+        # to ``_epoch_seq`` were made for an earlier window); its reset comes after ``_budget_after``
+        # and by ``_budget_until`` (None: unknown until the next answer says). No budget before the
+        # first readable answer.
         self._budget: int | None = None
-        self._budget_unsure = 0
+        self._blind = 0
         self._budget_seq = -1
+        self._epoch_seq = -1
+        # The answer that set ``_budget`` (its grant's number, and ours unanswered when it was granted).
+        self._low_seq, self._low_unsure = -1, 0
+        # Another process spends the token: seen in this window, in the one before (taken as seen
+        # before the first: being alone is shown by a whole window without a sign of another).
+        self._shared, self._shared_before = False, True
         self._budget_until: float | None = None
-        self._budget_after = -math.inf  # the window's reset is known to come after this
+        self._budget_after = -math.inf
 
     def _purge(self, q: collections.deque[float], now: float) -> None:
         edge = now - self.window
@@ -159,11 +173,18 @@ class RateLimiter:
         if self._budget_until is not None and now >= self._budget_until:
             # The window has reset. Another process may be starting on it this very moment, unseen:
             # one request first, and the budget from its answer.
-            self._budget, self._budget_unsure = 0, 0
-            self._budget_seq = self._granted - 1
+            self._budget, self._blind = 0, 0
+            self._budget_seq = self._epoch_seq = self._low_seq = self._granted - 1
+            self._low_unsure = 0
             self._budget_until = None
             self._budget_after = -math.inf
-        ours = self._budget_unsure + self._granted - 1 - self._budget_seq  # not counted in it
+            self._shared, self._shared_before = False, self._shared
+        if self._shared or self._shared_before:
+            # Another process spends it too: count as not yet counted every request of ours that may
+            # have reached the server after the lowest figure's (answered since or not).
+            ours = self._low_unsure + self._granted - 1 - self._low_seq
+        else:  # alone: only what is unanswered, or was answered without a figure
+            ours = self._unanswered + self._blind
         if ours < self._budget // 2:
             return 0.0
         if self._budget_until is not None:
@@ -225,22 +246,46 @@ class RateLimiter:
         """The request of ``grant`` is over; ``server`` is what its answer said of the window."""
         with self._cond:
             self._unanswered -= 1
-            if server is not None and grant.seq > self._budget_seq:
-                # A reset later than any window is not believed.
-                reset = min(server.reset, max(self.window, server.window or 0.0))
-                # Whole seconds rounded up: the reset comes after (sent + reset - 1), by (now + reset).
-                after, until = grant.at + reset - 1.0, self.clock() + reset
-                if (
-                    server.window is not None
-                    and self._budget_until is not None
-                    and until < self._budget_after + server.window
-                ):  # too soon for the next window's reset: the same window, known a little closer
-                    after = max(after, self._budget_after)
-                    until = min(until, self._budget_until)
-                self._budget, self._budget_unsure = server.remaining, grant.unsure
-                self._budget_seq = grant.seq
-                self._budget_after, self._budget_until = after, until
+            if grant.seq > self._epoch_seq:
+                self._count(grant, server)
             self._cond.notify_all()
+
+    def _count(self, grant: Grant, server: ServerLimit | None) -> None:
+        if server is None:
+            self._blind += 1
+            return
+        if server.limit - server.remaining > self._granted - 1 - self._epoch_seq:
+            self._shared = True  # the window counts more requests than we have sent in it
+        # A reset later than any window is not believed.
+        window = max(self.window, server.window or 0.0)
+        reset = min(server.reset, window)
+        # Whole seconds rounded up: the reset comes after (sent + reset - 1), by (now + reset).
+        after, until = grant.at + reset - 1.0, self.clock() + reset
+        blind = self._blind
+        if self._budget is not None and self._budget_until is not None:
+            # Which window: resets of two windows lie a window apart, the bounds of one reset overlap.
+            half = (server.window or self.window) / 2
+            apart = (after + until - self._budget_after - self._budget_until) / 2
+            if apart < -half or (apart > half and grant.seq < self._budget_seq):
+                return  # an earlier window's, answered late; or a later one's sent before the budget
+            if apart <= half:
+                # The same window: the lowest figure counts the most, and the reset is known closer
+                # (bounds that contradict the ones in force are not taken).
+                if server.remaining < self._budget:
+                    self._budget, self._low_seq, self._low_unsure = (
+                        server.remaining,
+                        grant.seq,
+                        grant.unsure,
+                    )
+                after, until = max(self._budget_after, after), min(self._budget_until, until)
+                if after <= until:
+                    self._budget_after, self._budget_until = after, until
+                return
+            blind = 0  # a later window: what was answered blind went to the one before
+            self._shared, self._shared_before = False, self._shared
+        self._budget, self._blind, self._budget_seq = server.remaining, blind, grant.seq
+        self._low_seq, self._low_unsure = grant.seq, grant.unsure
+        self._budget_after, self._budget_until = after, until
 
 
 @dataclass
