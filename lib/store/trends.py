@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 
 from lib.schema import LICENSE_COLUMNS, TREND_PRICE_COLUMNS, TREND_SUM_COLUMNS
 from lib.store._bulk import _empty_frame, _pylist
-from lib.store.history import HistoryMixin
+from lib.store.rollup import ROLLUP_GROUPS, RollupMixin, TrendPricing
 
 # The text columns a trend may be grouped by (column names go into the SQL: only these).
 GROUPABLE = ("integration", "integration_label", "tenant_id", "account_id", "license_name")
@@ -28,7 +28,7 @@ def _lower(value: object) -> str | None:
     return value.lower() if isinstance(value, str) else None
 
 
-class TrendMixin(HistoryMixin):
+class TrendMixin(RollupMixin):
     def trend_sums(
         self,
         config_key: str,
@@ -43,6 +43,7 @@ class TrendMixin(HistoryMixin):
         active_only: bool = False,
         search: str = "",
         top: int | None = None,
+        pricing: TrendPricing | None = None,
     ) -> pd.DataFrame:
         """Per snapshot date (``day``) and ``group`` columns: TREND_SUM_COLUMNS, summed in SQL.
 
@@ -53,6 +54,14 @@ class TrendMixin(HistoryMixin):
         and today's annual price is above 0; search: Python's lower case on SQLite, the server's
         ``lower()`` on PostgreSQL). ``top``: only the ``top`` groups with the most seats bought
         at the latest date (ties by name). In no particular order.
+
+        ``pricing`` (:func:`lib.analytics.trends.trend_pricing`): read from the trend rollup
+        (:mod:`lib.store.rollup`, built first where days are missing or priced at other prices)
+        when the groups and filters are among those it keeps (integration, license name, paid,
+        active); each row is then priced by its license class, as
+        :func:`lib.analytics.trends.trend_frame` prices it, a license gone from today's snapshot
+        too. Otherwise (tenant, account or search filters, other groups, or no ``pricing``)
+        every row is added up, priced by ``prices``.
         """
         group = list(group)
         bad = [c for c in group if c not in GROUPABLE]
@@ -67,6 +76,26 @@ class TrendMixin(HistoryMixin):
             **{c: LICENSE_COLUMNS[c] for c in group},
             **{c: t for c, t in TREND_SUM_COLUMNS.items() if c != "day"},
         }
+        if (
+            pricing is not None
+            and set(group) <= set(ROLLUP_GROUPS)
+            and not tenants
+            and not accounts
+            and not (search or "").strip()
+        ):
+            frame = self._rollup_sums(
+                config_key,
+                since,
+                group,
+                pricing,
+                integrations,
+                paid_only,
+                active_only,
+                top,
+                out_columns,
+            )
+            if frame is not None:
+                return frame
         prices = _checked_prices(prices)
         with self._read(consistent=True) as conn:
             chosen = self._day_pairs(conn, config_key, since, None)
@@ -180,10 +209,6 @@ class TrendMixin(HistoryMixin):
             cur.close()
 
     # ------------------------------------------------------------ the queries
-
-    def _same(self, left: str, right: str) -> str:
-        """Null-safe equality."""
-        return f"{left} IS {right}" if self.is_sqlite else f"{left} IS NOT DISTINCT FROM {right}"
 
     def _lower_sql(self, column: str) -> str:
         return f"py_lower({column})" if self.is_sqlite else f"lower({column})"
