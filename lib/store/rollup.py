@@ -112,6 +112,23 @@ class RollupMixin(HistoryMixin):
             self._build_days(conn, config_key, todo, pricing)
         return len(todo)
 
+    def _class_join(self, alias: str) -> str:
+        """LEFT JOIN of each license row ``r`` with its class in ``trend_classes`` (as ``alias``)."""
+        return (
+            f"LEFT JOIN trend_classes {alias} ON {alias}.ik = COALESCE(r.integration, '')"
+            f" AND {alias}.lk = COALESCE(r.license_id, '')"
+            f" AND {alias}.nk = COALESCE(r.license_name, '')"
+            + "".join(f" AND {self._same(alias + '.' + k, 'r.' + k)}" for k in TREND_CLASS_COLUMNS)
+        )
+
+    def _classes_at(self, conn: Connection, token: str) -> bool:
+        """Whether every license class is priced at ``token``."""
+        C = TREND_CLASSES
+        stale = conn.execute(
+            select(C.c.id).where((C.c.prices != token) | C.c.prices.is_(None)).limit(1)
+        ).first()
+        return stale is None
+
     # ------------------------------------------------------------ state
 
     def _rollup_state(
@@ -293,7 +310,6 @@ class RollupMixin(HistoryMixin):
         )
 
     def _insert_sums(self, conn: Connection, config_key: str, token: str) -> None:
-        same = self._same
         if self.is_sqlite:
             rounded = (
                 "(CASE WHEN v - CAST(v AS INTEGER) IN (0.5, -0.5) THEN 2 * round(v / 2)"
@@ -311,11 +327,7 @@ class RollupMixin(HistoryMixin):
             " (CASE WHEN c.annual_unit * r.total_seats = 0 THEN 0.0 ELSE NULL END)"
             " ELSE c.annual_unit * r.total_seats * c.rate * 100 END)"
         )
-        classes = (
-            "LEFT JOIN trend_classes c ON c.ik = COALESCE(r.integration, '')"
-            " AND c.lk = COALESCE(r.license_id, '') AND c.nk = COALESCE(r.license_name, '')"
-            + "".join(f" AND {same('c.' + k, 'r.' + k)}" for k in TREND_CLASS_COLUMNS)
-        )
+        classes = self._class_join("c")
         false = "0" if self.is_sqlite else "FALSE"
         inner = (
             "SELECT p.day_us AS day_us, r.integration_label AS g0, r.license_name AS g1, "
