@@ -245,3 +245,32 @@ def test_warming_builds_every_day_once(history_store):
 def test_nothing_stored_gives_an_empty_trend(store):
     got = rolled(store, "integration")
     assert got.empty and list(got.columns) == list(reference(store, "integration").columns)
+
+
+def test_two_processes_building_at_once_build_each_day_once(history_store):
+    import threading
+
+    from lib.store import Store
+
+    other = Store(history_store.url)
+    try:
+        start = threading.Barrier(2)
+        built: list[int] = []
+
+        def build(store) -> None:
+            start.wait()
+            built.append(store.build_trend_rollup(KEY, PRICING))
+
+        threads = [threading.Thread(target=build, args=(s,)) for s in (history_store, other)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(built) == [0, 5]  # one built every day; the other, waiting, found them built
+        rows = rollup_rows(history_store)
+        history_store.write_snapshot(make_result(spec(0), DAYS[0] - timedelta(days=1)), KEY)
+        assert history_store.build_trend_rollup(KEY, PRICING) == 6  # a day before all: every day
+        assert rollup_rows(history_store) > rows
+        pd.testing.assert_frame_equal(rolled(other, "license"), reference(history_store, "license"))
+    finally:
+        other.close()
