@@ -169,13 +169,14 @@ def old_path(store: Store, book, options, group: str) -> pd.DataFrame:
     return frame
 
 
-def new_path(store: Store, metrics, options, group: str) -> pd.DataFrame:
+def new_path(store: Store, metrics, options, group: str, tenants: tuple = ()) -> pd.DataFrame:
     sums = store.trend_sums(
         KEY,
         None,
         T.GROUPS[group],
         T.trend_prices(metrics, options),
         top=TOP if group == "license" else None,
+        tenants=tenants,
     )
     return T.trend_from_sums(sums, group)
 
@@ -253,6 +254,12 @@ def bench(url: str, base, days: int, reads: int, old: bool, scan: bool) -> dict:
                 )
                 out[f"class_{group}"] = (cbest, cmedian, len(by_class))
                 pd.testing.assert_frame_equal(frame, by_class)
+                # the same filter priced by today's prices per license (as before)
+                tbest, tmedian, by_today = timed(
+                    lambda g=group: new_path(store, metrics, options, g, tenants), 1
+                )
+                out[f"today_{group}"] = (tbest, tmedian, len(by_today))
+                pd.testing.assert_frame_equal(frame, by_today)
             if old:
                 obest, omedian, reference = timed(
                     lambda g=group: old_path(store, book, options, g), 1
@@ -325,7 +332,10 @@ def main() -> int:
             )
             if f"new_{group}" in r:
                 line += f"; full scan {r[f'new_{group}'][0]:6.2f} s"
-                line += f" ({r[f'class_{group}'][0]:.2f} s priced by class)"
+                line += (
+                    f"; tenant filter {r[f'class_{group}'][0]:.2f} s priced by class, "
+                    f"{r[f'today_{group}'][0]:.2f} s by today's prices"
+                )
             if f"old_{group}" in r:
                 line += f"; pandas {r[f'old_{group}'][0]:6.2f} s"
             if f"new_{group}" in r or f"old_{group}" in r:

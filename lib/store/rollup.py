@@ -267,6 +267,8 @@ class RollupMixin(HistoryMixin):
                     for k in new
                 ],
             )
+        if new and not self.is_sqlite:
+            conn.exec_driver_sql("ANALYZE trend_classes")  # the planner joins it by hash
         stale = conn.execute(
             select(C.c.id, *(C.c[c] for c in cols)).where(
                 (C.c.prices != token) | C.c.prices.is_(None)
