@@ -131,6 +131,28 @@ class RollupMixin(HistoryMixin):
 
     # ------------------------------------------------------------ state
 
+    def _rollup_current(
+        self,
+        expected: list[int],
+        built: dict[int, tuple[str, int]],
+        wanted: list[int],
+        token: str,
+    ) -> bool:
+        """Whether the ``wanted`` days are built at ``token`` and no day is built that is gone."""
+        return all(built.get(d, ("",))[0] == token for d in wanted) and set(built) <= set(expected)
+
+    def ensure_trend_rollup(
+        self, config_key: str, pricing: TrendPricing, since: datetime | None = None
+    ) -> None:
+        """Build what the rollup lacks from ``since``, after a read finding what it lacks (a read
+        that finds nothing missing takes no lock)."""
+        since_day = _day_of(since)
+        with self._read() as conn:
+            expected, built = self._rollup_state(conn, config_key)
+        wanted = [d for d in expected if since_day is None or d >= since_day]
+        if not self._rollup_current(expected, built, wanted, pricing.token):
+            self.build_trend_rollup(config_key, pricing, since)
+
     def _rollup_state(
         self, conn: Connection, config_key: str
     ) -> tuple[list[int], dict[int, tuple[str, int]]]:
@@ -377,8 +399,7 @@ class RollupMixin(HistoryMixin):
             with self._read(consistent=True) as conn:
                 expected, built = self._rollup_state(conn, config_key)
                 wanted = [d for d in expected if since_day is None or d >= since_day]
-                current = all(built.get(d, ("",))[0] == token for d in wanted)
-                if current and set(built) <= set(expected):
+                if self._rollup_current(expected, built, wanted, token):
                     with_pairs = [d for d in wanted if built[d][1] > 0]
                     if not with_pairs:
                         return _empty_frame(out_columns)

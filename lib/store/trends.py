@@ -102,7 +102,7 @@ class TrendMixin(RollupMixin):
         if pricing is not None:
             # every row priced by its license class, as the rollup prices it: the classes of every
             # day asked for are those the rollup's build found and priced
-            self.build_trend_rollup(config_key, pricing, since)
+            self.ensure_trend_rollup(config_key, pricing, since)
             by_class = True
         prices = _checked_prices(prices)
         with self._read(consistent=True) as conn:
