@@ -1,10 +1,14 @@
-"""Trends benchmark: 10,000 licenses x 730 daily snapshots (7.3M history rows), old path vs new.
+"""Trends benchmark: 10,000 licenses x 730 daily snapshots (7.3M history rows): the rollup, the
+full scan and the pandas path.
 
-Old path (what the Trends page did): every license row of every day loaded into pandas
-(``Store.history``), priced at today's prices (``add_metrics``) and grouped (``trend_frame``).
-New path: the database adds up per day and group (``Store.trend_sums`` with today's prices from
-``trend_prices``, finished by ``trend_from_sums``). Both per integration, and per license (the
-page's 12 licenses with the most seats bought at the latest date). The two are checked equal.
+Rollup (what the Trends page does): ``Store.trend_sums`` given ``pricing`` (``trend_pricing``: the
+price book and rates) reads the sums kept per day (``lib.store.rollup``), building the days missing
+first. Timed: the first build of every day, rebuilding one day (what a sync's new snapshot costs),
+and the reads per integration and per license (the page's 12 licenses with the most seats bought at
+the latest date), median of ``--reads``. Full scan (the path for tenant, account or search filters):
+the database adds up every history row per read (``trend_sums`` with today's prices from
+``trend_prices``). Pandas path (what the page did first): every row loaded (``Store.history``),
+priced (``add_metrics``) and grouped (``trend_frame``). All three are checked equal.
 
 The history: the synthetic data set of ``lib.truto.demo`` (500 accounts x 20 licenses) written
 once by the store's own writer (COPY on PostgreSQL), then copied to one snapshot per day inside
@@ -12,9 +16,13 @@ the database, with seat counts moving day to day and one account in 97 failing e
 rows carried, stale). Prices and rates: the demo's.
 
 PostgreSQL runs when ``BENCH_POSTGRES_URL`` or ``TEST_POSTGRES_URL`` is set (in a fresh schema
-dropped afterwards). Target: the new path under 1 s on PostgreSQL at 7.3M rows.
+dropped afterwards). Target: a Trends read (per integration) under 1 s on PostgreSQL at 7.3M rows.
 
-Run by hand: ``.venv/bin/python bench/trends.py [--licenses 10000] [--days 730] [--no-old]``.
+Measured 2026-12-03 (``flock /tmp/bench.lock .venv/bin/python bench/trends.py --no-old``, 2 cores):
+see the README's Trends figures.
+
+Run by hand: ``.venv/bin/python bench/trends.py [--licenses 10000] [--days 730] [--reads 5]
+[--no-old] [--no-scan] [--no-sqlite]``.
 """
 
 from __future__ import annotations
@@ -161,13 +169,31 @@ def old_path(store: Store, book, options, group: str) -> pd.DataFrame:
     return frame
 
 
-def new_path(store: Store, metrics, options, group: str) -> pd.DataFrame:
+def new_path(store: Store, metrics, options, group: str, tenants: tuple = ()) -> pd.DataFrame:
     sums = store.trend_sums(
         KEY,
         None,
         T.GROUPS[group],
         T.trend_prices(metrics, options),
         top=TOP if group == "license" else None,
+        tenants=tenants,
+    )
+    return T.trend_from_sums(sums, group)
+
+
+def rollup_path(
+    store: Store, metrics, options, pricing, group: str, tenants: tuple = ()
+) -> pd.DataFrame:
+    """What the Trends page does now: ``trend_sums`` given the pricing reads the rollup (with a
+    tenant filter: adds up every row, each priced by its license class)."""
+    sums = store.trend_sums(
+        KEY,
+        None,
+        T.GROUPS[group],
+        T.trend_prices(metrics, options),
+        top=TOP if group == "license" else None,
+        pricing=pricing,
+        tenants=tenants,
     )
     return T.trend_from_sums(sums, group)
 
@@ -182,17 +208,58 @@ def timed(fn, reads: int) -> tuple[float, float, pd.DataFrame]:
     return min(times), statistics.median(times), out
 
 
-def bench(url: str, base, days: int, reads: int, old: bool) -> dict:
+def rebuild_last_day(store: Store, pricing) -> float:
+    """Forget the latest day (as a sync's new snapshot does) and build it again."""
+    from lib.store._rollup import forget_rollup
+    from lib.store.tables import DAY_US, _to_us
+
+    last = _to_us(store.latest(KEY).taken_at) // DAY_US * DAY_US
+    with store._write() as conn:
+        forget_rollup(conn, KEY, from_day_us=last)
+    started = time.perf_counter()
+    assert store.build_trend_rollup(KEY, pricing) == 1
+    return time.perf_counter() - started
+
+
+def bench(url: str, base, days: int, reads: int, old: bool, scan: bool) -> dict:
     store = Store(url)
     try:
         end = datetime.now(UTC).replace(hour=6, minute=0, second=0, microsecond=0)
         write = build(store, base, days, end)
         book, options = store.get_price_book(), metric_options(store)
-        metrics = add_metrics(store.latest(KEY).licenses, book, options)
+        latest = store.latest(KEY)
+        metrics = add_metrics(latest.licenses, book, options)
+        tenants = tuple(sorted(latest.licenses["tenant_id"].dropna().unique()))
+        pricing = T.trend_pricing(book, options)
         out: dict = {"write": write, "rows": store_rows(store)}
+        started = time.perf_counter()
+        out["built_days"] = store.build_trend_rollup(KEY, pricing)
+        out["first_build"] = time.perf_counter() - started
+        out["rollup_rows"] = store_rows(store, "trend_rollup")
+        out["one_day"] = statistics.median(rebuild_last_day(store, pricing) for _ in range(3))
         for group in ("integration", "license"):
-            best, median, frame = timed(lambda g=group: new_path(store, metrics, options, g), reads)
-            out[f"new_{group}"] = (best, median, len(frame))
+            best, median, frame = timed(
+                lambda g=group: rollup_path(store, metrics, options, pricing, g), reads
+            )
+            out[f"rollup_{group}"] = (best, median, len(frame))
+            if scan:
+                sbest, smedian, scanned = timed(
+                    lambda g=group: new_path(store, metrics, options, g), 1
+                )
+                out[f"new_{group}"] = (sbest, smedian, len(scanned))
+                pd.testing.assert_frame_equal(frame, scanned)
+                # a tenant filter (every tenant: the same table) adds up every row, priced by class
+                cbest, cmedian, by_class = timed(
+                    lambda g=group: rollup_path(store, metrics, options, pricing, g, tenants), 1
+                )
+                out[f"class_{group}"] = (cbest, cmedian, len(by_class))
+                pd.testing.assert_frame_equal(frame, by_class)
+                # the same filter priced by today's prices per license (as before)
+                tbest, tmedian, by_today = timed(
+                    lambda g=group: new_path(store, metrics, options, g, tenants), 1
+                )
+                out[f"today_{group}"] = (tbest, tmedian, len(by_today))
+                pd.testing.assert_frame_equal(frame, by_today)
             if old:
                 obest, omedian, reference = timed(
                     lambda g=group: old_path(store, book, options, g), 1
@@ -204,19 +271,20 @@ def bench(url: str, base, days: int, reads: int, old: bool) -> dict:
         store.close()
 
 
-def store_rows(store: Store) -> int:
+def store_rows(store: Store, table: str = "license_rows") -> int:
     from sqlalchemy import text
 
     with store.engine.connect() as conn:
-        return int(conn.execute(text("SELECT COUNT(*) FROM license_rows")).scalar_one())
+        return int(conn.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one())
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--licenses", type=int, default=10_000)
     parser.add_argument("--days", type=int, default=730)
-    parser.add_argument("--reads", type=int, default=3)
-    parser.add_argument("--no-old", action="store_true", help="time the new path only")
+    parser.add_argument("--reads", type=int, default=5, help="rollup reads timed (median)")
+    parser.add_argument("--no-old", action="store_true", help="skip the pandas path")
+    parser.add_argument("--no-scan", action="store_true", help="skip the full-scan SQL path")
     parser.add_argument("--no-sqlite", action="store_true")
     args = parser.parse_args()
 
@@ -229,7 +297,12 @@ def main() -> int:
     if not args.no_sqlite:
         with tempfile.TemporaryDirectory() as tmp:
             url = f"sqlite:///{tmp}/bench.sqlite"
-            runs.append(("SQLite", bench(url, base, args.days, args.reads, not args.no_old)))
+            runs.append(
+                (
+                    "SQLite",
+                    bench(url, base, args.days, args.reads, not args.no_old, not args.no_scan),
+                )
+            )
     pg = os.environ.get("BENCH_POSTGRES_URL") or os.environ.get("TEST_POSTGRES_URL")
     if pg:
         url, drop = postgres_schema_url(pg)
@@ -237,7 +310,7 @@ def main() -> int:
             runs.append(
                 (
                     f"PostgreSQL ({redact_url(pg)})",
-                    bench(url, base, args.days, args.reads, not args.no_old),
+                    bench(url, base, args.days, args.reads, not args.no_old, not args.no_scan),
                 )
             )
         finally:
@@ -247,22 +320,33 @@ def main() -> int:
 
     ok = True
     for name, r in runs:
-        print(f"\n{name}: {r['rows']:,} history rows, written in {r['write']:.0f} s")
+        print(
+            f"\n{name}: {r['rows']:,} history rows, written in {r['write']:.0f} s; rollup: "
+            f"{r['built_days']} days built in {r['first_build']:.1f} s ({r['rollup_rows']:,} rows), "
+            f"one day rebuilt in {r['one_day']:.2f} s (median of 3)"
+        )
         for group in ("integration", "license"):
-            best, median, n = r[f"new_{group}"]
-            line = f"  per {group:<11} new path {best:6.2f} s best, {median:6.2f} s median ({n:,} rows)"
+            best, median, n = r[f"rollup_{group}"]
+            line = (
+                f"  per {group:<11} rollup {best:6.2f} s best, {median:6.2f} s median ({n:,} rows)"
+            )
+            if f"new_{group}" in r:
+                line += f"; full scan {r[f'new_{group}'][0]:6.2f} s"
+                line += (
+                    f"; tenant filter {r[f'class_{group}'][0]:.2f} s priced by class, "
+                    f"{r[f'today_{group}'][0]:.2f} s by today's prices"
+                )
             if f"old_{group}" in r:
-                obest, _, _ = r[f"old_{group}"]
-                line += f"; old path {obest:6.2f} s ({obest / best:,.0f}x), same table"
+                line += f"; pandas {r[f'old_{group}'][0]:6.2f} s"
+            if f"new_{group}" in r or f"old_{group}" in r:
+                line += ", same table"
             print(line)
         if name.startswith("PostgreSQL"):
-            ok &= r["new_integration"][1] < 1.0
+            ok &= r["rollup_integration"][1] < 1.0
     if not any(name.startswith("PostgreSQL") for name, _ in runs):
-        print("\ntarget (new path per integration under 1 s on PostgreSQL): not measured")
+        print("\ntarget (per integration under 1 s on PostgreSQL): not measured")
         return 0
-    print(
-        "\ntarget (new path per integration under 1 s on PostgreSQL):", "met" if ok else "NOT met"
-    )
+    print("\ntarget (per integration under 1 s on PostgreSQL):", "met" if ok else "NOT met")
     return 0 if ok else 1
 
 

@@ -190,6 +190,19 @@ TREND_PRICE_COLUMNS: dict[str, str] = {
     "annual_unit_price": "Float64",
     "rate": "Float64",
 }
+# A license class: what prices a license row (lib.analytics.metrics.add_metrics looks only at these).
+# The trend rollup (lib.store.rollup) prices each class once, through a TrendPricing (below).
+TREND_CLASS_COLUMNS: dict[str, str] = {
+    "integration": "string",
+    "license_id": "string",
+    "license_name": "string",
+    "is_paid": "boolean",
+    "vendor_unit_amount": "Float64",
+    "vendor_currency": "string",
+}
+# What a TrendPricing's ``price`` returns for each class, in order: the annual price of one seat
+# (empty: no price) and the rate into the reporting currency (empty: none).
+TREND_CLASS_PRICE_COLUMNS: dict[str, str] = {"annual_unit_price": "Float64", "rate": "Float64"}
 # What the database adds up per snapshot date and group (lib.store.trends.TrendMixin.trend_sums).
 TREND_SUM_COLUMNS: dict[str, str] = {
     "day": "datetime64[us, UTC]",

@@ -178,6 +178,29 @@ def test_sync_on_an_empty_demo_store_seeds_the_history(sqlite_store):
     assert sqlite_store.history(DEMO_KEY)["day"].nunique() == 12
 
 
+def test_sync_builds_the_trend_rollup_the_trends_page_reads(sqlite_store):
+    from sqlalchemy import select
+
+    from lib.analytics import trends as T
+    from lib.analytics.metrics import add_metrics
+    from lib.jobs.refresh import metric_options, trend_pricing
+    from lib.schema import LICENSE_COLUMNS
+    from lib.store.tables import TREND_ROLLUP_DAYS
+
+    run_sync(Settings(demo=True), sqlite_store, report=lambda m: None)
+    pricing = trend_pricing(sqlite_store)
+    with sqlite_store._read() as conn:
+        built = conn.execute(select(TREND_ROLLUP_DAYS.c.prices)).scalars().all()
+    assert len(built) == 12 and set(built) == {pricing.token}  # every day, at today's prices
+    assert sqlite_store.warm_trend_rollup(DEMO_KEY, pricing) == 0  # nothing left to build
+    book, options = sqlite_store.get_price_book(), metric_options(sqlite_store)
+    hist = sqlite_store.history(DEMO_KEY)
+    priced = add_metrics(hist[list(LICENSE_COLUMNS)], book, options)
+    priced["taken_at"] = hist["taken_at"].to_numpy()
+    sums = sqlite_store.trend_sums(DEMO_KEY, pricing=pricing)
+    pd.testing.assert_frame_equal(T.trend_from_sums(sums), T.trend_frame(priced))
+
+
 def test_cmd_sync_uses_database_url(tmp_path, monkeypatch, capsys):
     db = tmp_path / "cli.sqlite"
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{db}")

@@ -18,6 +18,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
+import pandas as pd
 import pytest
 from sqlalchemy import text
 
@@ -455,5 +456,54 @@ def test_retention_drops_a_run_every_worker_abandoned(pg_url, emulator):
             ).scalar_one()
             runs = conn.execute(text("SELECT count(*) FROM snapshots")).scalar_one()
         assert left == 0 and runs == 1
+    finally:
+        store.close()
+
+
+def test_publishing_a_sharded_run_brings_the_trend_rollup_up_to_date(pg_url, emulator):
+    from sqlalchemy import select
+
+    from lib.analytics import trends as T
+    from lib.analytics.metrics import add_metrics
+    from lib.jobs.refresh import metric_options, trend_pricing
+    from lib.schema import LICENSE_COLUMNS
+    from lib.store.tables import TREND_ROLLUP_DAYS
+
+    emu = emulator(make_data(6))
+    settings = settings_for(emu)
+    key = config_key(settings)
+    store = Store(pg_url)
+
+    def built() -> list:
+        with store._read() as conn:
+            return conn.execute(select(TREND_ROLLUP_DAYS.c.built_at)).scalars().all()
+
+    try:
+        run_sync(settings, store, report=lambda m: None)
+        first = built()
+        assert len(first) == 1  # the sync built today's sums
+        targets = _targets(TrutoClient(settings), settings)
+        run = store.create_run(key, "job-r", "w1", targets)
+        claims = store.claim_accounts(run, "w1", 10, lease_seconds=60.0)
+        fetched = fetch_all(settings)
+        store.write_claimed(run, "w1", fetched, {c.account_id: c.account_id for c in claims})
+        assert built() == first  # not published yet: the pages (and the sums) show the run before
+        assert store.finish_run(run)[0]
+        assert built() == []  # today is built again from the published run on the next read
+        pricing = trend_pricing(store)
+        sums = store.trend_sums(key, pricing=pricing)
+        hist = store.history(key)
+        assert set(hist["data_as_of"]) == {store.latest(key).taken_at}  # the published run's rows
+        priced = add_metrics(
+            hist[list(LICENSE_COLUMNS)], store.get_price_book(), metric_options(store)
+        )
+        priced["taken_at"] = hist["taken_at"].to_numpy()
+        pd.testing.assert_frame_equal(T.trend_from_sums(sums), T.trend_frame(priced))
+        assert len(built()) == 1
+        # a worker publishing builds the day at once
+        res = run_shard(
+            settings, store, shards=1, run_key="job-s", report=lambda m: None, poll_interval=0.1
+        )
+        assert res.published and len(built()) == 1 and built() != first
     finally:
         store.close()

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import dataclass
+
 import pandas as pd
 
 from lib.analytics.labels import TREND_MEASURES
-from lib.analytics.metrics import MetricOptions
+from lib.analytics.metrics import MetricOptions, add_metrics
+from lib.analytics.pricing import validate_price_book
 from lib.analytics.views import Filters
-from lib.schema import TREND_PRICE_COLUMNS
+from lib.schema import (
+    LICENSE_COLUMNS,
+    TREND_CLASS_COLUMNS,
+    TREND_CLASS_PRICE_COLUMNS,
+    TREND_PRICE_COLUMNS,
+)
 from lib.truto.normalize import seat_arithmetic
 
 MEASURES = TREND_MEASURES  # the words live in lib.analytics.labels
@@ -116,6 +126,58 @@ def trend_prices(metrics: pd.DataFrame, options: MetricOptions) -> pd.DataFrame:
         }
     )
     return out.astype(TREND_PRICE_COLUMNS).reset_index(drop=True)
+
+
+@dataclass(frozen=True, eq=False)
+class TrendPricing:
+    """Prices per license class for the trend rollup (:class:`lib.store.rollup.TrendPricing`): the
+    price book and rates priced by :func:`lib.analytics.metrics.add_metrics`, as
+    :func:`trend_frame`'s history is. ``token``: a hash of what the prices depend on."""
+
+    book: pd.DataFrame
+    options: MetricOptions
+    token: str
+
+    def price(self, classes: pd.DataFrame) -> pd.DataFrame:
+        n = len(classes)
+        frame = pd.DataFrame(
+            {
+                c: (
+                    classes[c].astype(t).reset_index(drop=True)
+                    if c in TREND_CLASS_COLUMNS
+                    else pd.Series(pd.array([None] * n, dtype=t))
+                )
+                for c, t in LICENSE_COLUMNS.items()
+            }
+        )
+        priced = add_metrics(frame, self.book, self.options)
+        currencies = priced["currency"].astype("string")
+        rates = {c: self.options.rate(c) for c in currencies.dropna().unique()}
+        return pd.DataFrame(
+            {
+                "annual_unit_price": priced["annual_unit_price"].astype("Float64").array,
+                "rate": pd.array(
+                    [rates.get(c) if c is not pd.NA else None for c in currencies],
+                    dtype="Float64",
+                ),
+            }
+        ).astype(TREND_CLASS_PRICE_COLUMNS)
+
+
+def trend_pricing(book: pd.DataFrame | None, options: MetricOptions) -> TrendPricing:
+    """:class:`TrendPricing` for the price book ``book`` (checked) and ``options``' rates."""
+    checked = validate_price_book(book)
+    what = {
+        "book": [
+            [None if v is pd.NA else v for v in row]
+            for row in checked.astype(object).itertuples(index=False, name=None)
+        ],
+        "reporting_currency": options.reporting_currency,
+        "fx_rates": sorted((k, repr(float(v))) for k, v in options.fx_rates.items()),
+        "vendor_price_period": options.vendor_price_period,
+    }
+    token = hashlib.sha256(json.dumps(what, default=repr).encode()).hexdigest()[:32]
+    return TrendPricing(checked, options, token)
 
 
 def filter_arguments(filters: Filters) -> dict:

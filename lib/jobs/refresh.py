@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 
 from lib.analytics.metrics import MetricOptions
+from lib.analytics.trends import TrendPricing
+from lib.analytics.trends import trend_pricing as _trend_pricing
 from lib.jobs.vendor import prepare, save_vendor_contracts
 from lib.store import LeaseHeartbeat, Store, new_holder_id
 from lib.store.tables import _utc
@@ -39,6 +41,11 @@ def metric_options(store: Store) -> MetricOptions:
         at_capacity_pct=s["at_capacity_pct"],
         vendor_price_period=s["vendor_price_period"],
     )
+
+
+def trend_pricing(store: Store) -> TrendPricing:
+    """The store's price book and rates as the trend rollup prices license classes with them."""
+    return _trend_pricing(store.get_price_book(), metric_options(store))
 
 
 @dataclass(frozen=True)

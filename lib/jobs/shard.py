@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from lib.config import Settings
+from lib.jobs.refresh import trend_pricing
 from lib.jobs.sync import EXIT_NOTHING, _say, config_key
 from lib.store import LeaseHeartbeat, Store, SyncRun, check_run_key, claim_record, new_holder_id
 from lib.truto.client import TrutoClient
@@ -315,6 +316,7 @@ def run_shard(
     )
     if published:
         _say(report, f"Published snapshot {run.snapshot_id} of sync run {run_key} ({mine}).")
+        store.warm_trend_rollup(run.config_key, trend_pricing(store))  # the Trends page's sums
     else:
         _say(
             report,

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lib.config import Settings
-from lib.jobs.refresh import refresh
+from lib.jobs.refresh import refresh, trend_pricing
 from lib.truto.fetch import FetchError, FetchResult, Progress
 
 DEMO_KEY = "demo"
@@ -164,6 +164,7 @@ def run_sync(
                 f"{row.message} {row.action}".strip(),
             )
     apply_retention(store, keep_days, report)
+    store.warm_trend_rollup(key, trend_pricing(store))  # the Trends page's sums, ready for its read
     return result, code
 
 

@@ -23,6 +23,9 @@ it never drops or rewrites rows.
   license rows) and ``reclaim_exemptions``.
 - version 6: ``sync_runs`` and ``sync_claims``: one sync run written by several processes, each
   claiming accounts (:mod:`~lib.store.sync_claims`; PostgreSQL only).
+- version 7: ``trend_rollup``, ``trend_rollup_days`` and ``trend_classes``: the trends added up
+  per day and license, built on first read and kept in step with every write
+  (:mod:`~lib.store.rollup`).
 
 Snapshots. Each fetch writes one *run* (``snapshots``) and, per account, one
 *account snapshot* with its outcome; accounts that ended ``ok`` or

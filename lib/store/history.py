@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,7 @@ from sqlalchemy.engine import Connection
 
 from lib.schema import LICENSE_COLUMNS, SEAT_COLUMNS
 from lib.store._bulk import BulkMixin, _chunks, _empty_frame
+from lib.store._rollup import forget_changed_days
 from lib.store.settings import SettingsMixin
 from lib.store.snapshots import HISTORY_EXTRA_COLUMNS
 from lib.store.tables import (
@@ -167,6 +169,10 @@ class HistoryMixin(SettingsMixin, BulkMixin):
         pairs["id"] = pairs["id"].astype(np.int64)
         return pairs, last_sync
 
+    def _pair_frame(self, conn: Connection, config_key: str) -> pd.DataFrame | None:
+        chosen = self._day_pairs(conn, config_key, None, None)
+        return None if chosen is None else chosen[0]
+
     # ----------------------------------------------------------- retention
 
     def _drop_abandoned_runs(
@@ -275,6 +281,7 @@ class HistoryMixin(SettingsMixin, BulkMixin):
                 )
                 doomed = sorted(df.loc[~keep, "id"].tolist())
             A = ACCOUNT_SNAPSHOTS
+            changed_keys = set(df.loc[~keep, "config_key"]) if rows else set()
             for chunk in _chunks(doomed):
                 report["license_rows"] += conn.execute(
                     delete(LICENSE_ROWS).where(LICENSE_ROWS.c.account_snapshot_id.in_(chunk))
@@ -302,6 +309,10 @@ class HistoryMixin(SettingsMixin, BulkMixin):
                     report["snapshots"] += conn.execute(
                         delete(SNAPSHOTS).where(SNAPSHOTS.c.id.in_(chunk))
                     ).rowcount
+                changed_keys |= set(rdf.loc[rdf["id"].isin(empty_runs), "config_key"])
+            # the trend rollup: only the days whose account snapshots changed are built again
+            for key in sorted(changed_keys):
+                forget_changed_days(conn, key, partial(self._pair_frame, conn, key))
         log.info(
             "pruned %s (keep %d days): %d runs, %d account snapshots, %d license rows, %d problem rows, "
             "%d seat rows",

@@ -92,6 +92,11 @@ def _migrate_6(conn: Connection) -> None:
         T[name].create(conn)
 
 
+def _migrate_7(conn: Connection) -> None:
+    for name in ("trend_rollup", "trend_rollup_days", "trend_classes"):
+        T[name].create(conn)
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -110,6 +115,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         5, "seat activity: users-listing outcome per account, seat rows, exemptions", _migrate_5
     ),
     Migration(6, "sharded sync: runs joined by several processes, account claims", _migrate_6),
+    Migration(
+        7, "trend rollup: sums per day and license, the days built, license classes", _migrate_7
+    ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 _PG_LOCK_KEY = 0x7465_7275  # the advisory lock that serializes upgrades

@@ -24,9 +24,11 @@ from lib.schema import (
     SEAT_COLUMNS,
 )
 from lib.store._bulk import BulkMixin, _chunks, _conform, _empty_frame, _pylist
+from lib.store._rollup import forget_rollup
 from lib.store.tables import (
     ACCOUNT_SNAPSHOTS,
     ACTIVITY_SQL_COLUMNS,
+    DAY_US,
     GOOD_OUTCOMES,
     SNAPSHOTS,
     _to_us,
@@ -100,6 +102,9 @@ class SnapshotMixin(BulkMixin):
         with self._write() as conn:
             for prep in prepared:
                 ids.append(self._insert_snapshot(conn, config_key, prep))
+            if prepared:  # the trend rollup of that day and every later one (carried over)
+                first = min(_to_us(p["taken_at"]) for p in prepared)
+                forget_rollup(conn, config_key, from_day_us=first // DAY_US * DAY_US)
         took_ms = (time.perf_counter() - started) * 1000
         for snapshot_id, prep in zip(ids, prepared):
             log.info(

@@ -33,13 +33,16 @@ from sqlalchemy import insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from lib.store._bulk import BulkMixin
+from lib.store._rollup import forget_rollup
 from lib.store.snapshots import SnapshotMixin
 from lib.store.tables import (
     ACCOUNT_SNAPSHOTS,
+    DAY_US,
     FAILED_OUTCOMES,
     SNAPSHOTS,
     SYNC_CLAIMS,
     SYNC_RUNS,
+    _to_us,
     utcnow,
 )
 
@@ -408,6 +411,8 @@ class ClaimMixin(SnapshotMixin, BulkMixin):
                 .where(R.c.config_key == run.config_key, R.c.run_key == run.run_key)
                 .values(finished_at=now, exit_code=code)
             )
+            # the run's day in the trend rollup (and any later one) is built again on its next read
+            forget_rollup(conn, run.config_key, from_day_us=_to_us(now) // DAY_US * DAY_US)
         log.info(
             "sync run %s of %s finished: snapshot %s, %d accounts (%d failed), %d license rows",
             run.run_key,

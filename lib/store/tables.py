@@ -368,3 +368,63 @@ Table(
     Column("done_at", UtcTimestamp),
 )
 SYNC_RUNS, SYNC_CLAIMS = T["sync_runs"], T["sync_claims"]
+
+# ---------------------------------------------------- version 7: trend rollup
+# Trends added up per (config key, day, integration, license name, paid, inactive), so the Trends
+# page reads a few thousand sums instead of every history row (lib.store.rollup). ``prices`` is the
+# token of the prices and rates the costs were computed with; a day is rebuilt when it changes.
+Table(
+    "trend_rollup",
+    METADATA,
+    Column("config_key", Text, nullable=False),
+    Column("day", BigInteger, nullable=False),  # midnight UTC, microseconds since the epoch
+    Column("prices", Text, nullable=False),
+    Column("integration_label", Text),
+    Column("license_name", Text),
+    Column("paid", Boolean, nullable=False),
+    Column("inactive", Boolean, nullable=False),
+    Column("assigned_seats", BigInteger),  # empty when no row reports it
+    Column("total_seats", BigInteger),
+    Column("assigned_both", BigInteger, nullable=False),
+    Column("total_both", BigInteger, nullable=False),
+    Column("cost_cents", BigInteger),  # each row's annual cost rounded to cents; empty: none priced
+    Column("licenses", BigInteger, nullable=False),
+    Index("ix_trend_rollup_key_day", "config_key", "day"),
+)
+Table(
+    "trend_rollup_days",
+    METADATA,
+    Column("config_key", Text, primary_key=True),
+    Column("day", BigInteger, primary_key=True, autoincrement=False),
+    Column("prices", Text, nullable=False),
+    Column("pairs", Integer, nullable=False),  # account snapshots standing for the day (0: none)
+    Column("fingerprint", Text, nullable=False),  # of those account snapshots' ids
+    Column("built_at", UtcTimestamp, nullable=False),
+)
+# One row per license class: what prices a license row (integration, license id and name, paid,
+# the vendor's price), with its price at token ``prices``. ik/lk/nk: the first three with '' for
+# empty, the join key.
+Table(
+    "trend_classes",
+    METADATA,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("ik", Text, nullable=False),
+    Column("lk", Text, nullable=False),
+    Column("nk", Text, nullable=False),
+    Column("integration", Text),
+    Column("license_id", Text),
+    Column("license_name", Text),
+    Column("is_paid", Boolean),
+    Column("vendor_unit_amount", Float),
+    Column("vendor_currency", Text),
+    Column("prices", Text),
+    Column("annual_unit", Float),  # empty: no price
+    Column("rate", Float),  # empty: no exchange rate
+    Column("paid", Boolean),  # the paid filter's rule: the vendor says paid, or not and a price > 0
+    Index("ix_trend_classes_key", "ik", "lk", "nk"),
+)
+TREND_ROLLUP, TREND_ROLLUP_DAYS, TREND_CLASSES = (
+    T["trend_rollup"],
+    T["trend_rollup_days"],
+    T["trend_classes"],
+)

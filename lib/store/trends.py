@@ -2,7 +2,8 @@
 
 The same account snapshot stands for each account on each day as in :meth:`HistoryMixin.history`
 (the day's last good snapshot, else the last good one before it); the rows are never loaded
-into memory. Spend is at today's prices, sent in as a temporary table (TREND_PRICE_COLUMNS).
+into memory. Spend is at today's prices, sent in as a temporary table (TREND_PRICE_COLUMNS);
+given a ``pricing``, the reads the trend rollup keys are served from it (:mod:`lib.store.rollup`).
 :func:`lib.analytics.trends.trend_from_sums` turns the sums into the trend table.
 """
 
@@ -17,7 +18,7 @@ from sqlalchemy.engine import Connection
 
 from lib.schema import LICENSE_COLUMNS, TREND_PRICE_COLUMNS, TREND_SUM_COLUMNS
 from lib.store._bulk import _empty_frame, _pylist
-from lib.store.history import HistoryMixin
+from lib.store.rollup import ROLLUP_GROUPS, RollupMixin, TrendPricing
 
 # The text columns a trend may be grouped by (column names go into the SQL: only these).
 GROUPABLE = ("integration", "integration_label", "tenant_id", "account_id", "license_name")
@@ -28,7 +29,7 @@ def _lower(value: object) -> str | None:
     return value.lower() if isinstance(value, str) else None
 
 
-class TrendMixin(HistoryMixin):
+class TrendMixin(RollupMixin):
     def trend_sums(
         self,
         config_key: str,
@@ -43,6 +44,7 @@ class TrendMixin(HistoryMixin):
         active_only: bool = False,
         search: str = "",
         top: int | None = None,
+        pricing: TrendPricing | None = None,
     ) -> pd.DataFrame:
         """Per snapshot date (``day``) and ``group`` columns: TREND_SUM_COLUMNS, summed in SQL.
 
@@ -53,6 +55,15 @@ class TrendMixin(HistoryMixin):
         and today's annual price is above 0; search: Python's lower case on SQLite, the server's
         ``lower()`` on PostgreSQL). ``top``: only the ``top`` groups with the most seats bought
         at the latest date (ties by name). In no particular order.
+
+        ``pricing`` (:func:`lib.analytics.trends.trend_pricing`): read from the trend rollup
+        (:mod:`lib.store.rollup`, built first where days are missing or priced at other prices)
+        when the groups and filters are among those it keeps (integration, license name, paid,
+        active); otherwise (tenant, account or search filters, other groups) every row is added
+        up. Either way each row is priced by its license class, as
+        :func:`lib.analytics.trends.trend_frame` prices it, a license gone from today's snapshot
+        too. Without ``pricing``, every row is added up and priced by ``prices``: a license
+        without a row there (gone from today's snapshot, or named otherwise that day) has no price.
         """
         group = list(group)
         bad = [c for c in group if c not in GROUPABLE]
@@ -67,8 +78,36 @@ class TrendMixin(HistoryMixin):
             **{c: LICENSE_COLUMNS[c] for c in group},
             **{c: t for c, t in TREND_SUM_COLUMNS.items() if c != "day"},
         }
+        if (
+            pricing is not None
+            and set(group) <= set(ROLLUP_GROUPS)
+            and not tenants
+            and not accounts
+            and not (search or "").strip()
+        ):
+            frame = self._rollup_sums(
+                config_key,
+                since,
+                group,
+                pricing,
+                integrations,
+                paid_only,
+                active_only,
+                top,
+                out_columns,
+            )
+            if frame is not None:
+                return frame
+        by_class = False
+        if pricing is not None:
+            # every row priced by its license class, as the rollup prices it: the classes of every
+            # day asked for are those the rollup's build found and priced
+            self.ensure_trend_rollup(config_key, pricing, since)
+            by_class = True
         prices = _checked_prices(prices)
         with self._read(consistent=True) as conn:
+            if by_class and pricing is not None and not self._classes_at(conn, pricing.token):
+                by_class = False  # repriced meanwhile at other prices: today's prices per license
             chosen = self._day_pairs(conn, config_key, since, None)
             if chosen is None:
                 return _empty_frame(out_columns)
@@ -86,7 +125,7 @@ class TrendMixin(HistoryMixin):
                 keep = None
                 if top is not None:
                     latest = int(pairs["day"].max())
-                    keep = self._top_groups(conn, group, where, params, latest, top)
+                    keep = self._top_groups(conn, group, where, params, latest, top, by_class)
                     if not keep:
                         return _empty_frame(out_columns)
                     # In SQL, each column among the kept groups' values (a few more groups may
@@ -98,7 +137,9 @@ class TrendMixin(HistoryMixin):
                         )
                         params = (*params, *values)
                 sid_range = (int(pairs["id"].min()), int(pairs["id"].max()))
-                frame = self._sum_by_day(conn, group, where, params, sid_range, out_columns)
+                frame = self._sum_by_day(
+                    conn, group, where, params, sid_range, out_columns, by_class
+                )
             finally:
                 self._drop_temp(conn)
         if keep is not None:
@@ -181,10 +222,6 @@ class TrendMixin(HistoryMixin):
 
     # ------------------------------------------------------------ the queries
 
-    def _same(self, left: str, right: str) -> str:
-        """Null-safe equality."""
-        return f"{left} IS {right}" if self.is_sqlite else f"{left} IS NOT DISTINCT FROM {right}"
-
     def _lower_sql(self, column: str) -> str:
         return f"py_lower({column})" if self.is_sqlite else f"lower({column})"
 
@@ -228,16 +265,18 @@ class TrendMixin(HistoryMixin):
             params.extend([text] * len(hits))
         return (" AND ".join(clauses) if clauses else "TRUE"), tuple(params)
 
-    def _joined(self, where: str) -> str:
+    def _joined(self, where: str, by_class: bool = False) -> str:
         """FROM ... WHERE: each day's license rows with today's price."""
-        return self._priced(where).replace(
+        return self._priced(where, by_class).replace(
             "FROM license_rows r",
             "FROM license_rows r JOIN trend_pairs p ON r.account_snapshot_id = p.sid",
             1,
         )
 
-    def _priced(self, where: str) -> str:
-        """FROM ... WHERE: license rows with today's price."""
+    def _priced(self, where: str, by_class: bool = False) -> str:
+        """FROM ... WHERE: license rows with today's price (``by_class``: their class's price)."""
+        if by_class:
+            return f"FROM license_rows r {self._class_join('pr')} WHERE {where}"
         return (
             "FROM license_rows r"
             " LEFT JOIN trend_prices pr ON pr.account_id = r.account_id"
@@ -249,14 +288,21 @@ class TrendMixin(HistoryMixin):
         )
 
     def _top_groups(
-        self, conn: Connection, group: list[str], where: str, params: tuple, day_us: int, top: int
+        self,
+        conn: Connection,
+        group: list[str],
+        where: str,
+        params: tuple,
+        day_us: int,
+        top: int,
+        by_class: bool = False,
     ) -> list[tuple]:
         keys = ", ".join(f"r.{c}" for c in group)
         order = ", ".join(
             f"r.{c} IS NULL, r.{c}" if self.is_sqlite else f"r.{c} NULLS LAST" for c in group
         )
         sql = (
-            f"SELECT {keys} {self._joined(where + f' AND p.day_us = {self._ph}')} "
+            f"SELECT {keys} {self._joined(where + f' AND p.day_us = {self._ph}', by_class)} "
             f"GROUP BY {keys} ORDER BY SUM(r.total_seats) IS NULL, SUM(r.total_seats) DESC, "
             f"{order} LIMIT {int(top)}"
         )
@@ -286,6 +332,7 @@ class TrendMixin(HistoryMixin):
         params: tuple,
         sid_range: tuple[int, int],
         out_columns: dict[str, str],
+        by_class: bool = False,
     ) -> pd.DataFrame:
         keys = [f"g{i}" for i in range(len(group))]
         inner_keys = ", ".join(f"r.{c} AS g{i}" for i, c in enumerate(group))
@@ -300,7 +347,7 @@ class TrendMixin(HistoryMixin):
         # sums per day (a snapshot carried over failed days stands for several).
         row = (
             f"SELECT r.account_snapshot_id AS sid, {inner_keys}, r.assigned_seats AS a, "
-            f"r.total_seats AS t, {self._cents()} AS v {self._priced(where)}"
+            f"r.total_seats AS t, {self._cents()} AS v {self._priced(where, by_class)}"
             f" AND r.account_snapshot_id BETWEEN {self._ph} AND {self._ph}"
         )
         both = "a IS NOT NULL AND t IS NOT NULL"

@@ -334,11 +334,19 @@ def _trend_sums(
     top: int | None,
     filters: tuple,
     _prices: pd.DataFrame,
+    _pricing: T.TrendPricing,
     prices_token: str,
 ) -> pd.DataFrame:
-    """Keyed by the latest snapshot, the period, the group, the filters and today's prices."""
+    """Keyed by the latest snapshot, the period, the group, the filters and today's prices (the
+    trend rollup, when the filters are among those it keeps, priced per license class)."""
     return get_store(store_url).trend_sums(
-        config_key, _since(days), T.GROUPS[group], _prices, top=top, **dict(filters)
+        config_key,
+        _since(days),
+        T.GROUPS[group],
+        _prices,
+        top=top,
+        pricing=_pricing,
+        **dict(filters),
     )
 
 
@@ -357,6 +365,7 @@ def trends(
         top,
         tuple(T.filter_arguments(view.filters).items()),
         T.trend_prices(view.metrics, view.options),
+        T.trend_pricing(view.price_book, view.options),
         view.data_token,
     )
     return T.trend_from_sums(sums, group)
