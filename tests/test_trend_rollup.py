@@ -274,3 +274,14 @@ def test_two_processes_building_at_once_build_each_day_once(history_store):
         pd.testing.assert_frame_equal(rolled(other, "license"), reference(history_store, "license"))
     finally:
         other.close()
+
+
+def test_a_build_in_several_transactions_gives_the_same_rollup(history_store, monkeypatch):
+    import lib.store.rollup as R
+
+    monkeypatch.setattr(R, "BUILD_DAYS", 2)  # 5 days: three transactions, newest days first
+    assert history_store.build_trend_rollup(KEY, PRICING) == 5
+    assert len(built_days(history_store)) == 5
+    for group in ("integration", "license"):
+        pd.testing.assert_frame_equal(rolled(history_store, group), reference(history_store, group))
+    assert history_store.build_trend_rollup(KEY, PRICING) == 0

@@ -44,6 +44,7 @@ from lib.store.tables import (
 
 # The groups and filters the rollup keys: the rest (tenant, account, search) need every row.
 ROLLUP_GROUPS = ("integration_label", "license_name")
+BUILD_DAYS = 90  # days built per transaction
 
 
 class TrendPricing(Protocol):
@@ -93,24 +94,34 @@ class RollupMixin(HistoryMixin):
         self, config_key: str, pricing: TrendPricing, since: datetime | None = None
     ) -> int:
         """Build the days (from ``since``) not built, or built at another price token; returns how
-        many. One transaction, under the rollup's lock (PostgreSQL: advisory lock)."""
+        many. A transaction per ``BUILD_DAYS`` days, each under the rollup's lock (PostgreSQL:
+        advisory lock), so that a snapshot written meanwhile (which forgets days under the same
+        lock, and on SQLite waits for the write lock) waits for one of them, not for a first build
+        of every day (a minute at two years of daily snapshots)."""
         token = pricing.token
-        with self._write() as conn:
-            lock_rollup(conn)
-            expected, built = self._rollup_state(conn, config_key)
-            since_day = _day_of(since)
-            todo = [
-                d
-                for d in expected
-                if (since_day is None or d >= since_day) and built.get(d, ("",))[0] != token
-            ]
-            gone = sorted(set(built) - set(expected))
-            if gone:
-                self._forget_days(conn, config_key, gone)
-            if not todo:
-                return 0
-            self._build_days(conn, config_key, todo, pricing)
-        return len(todo)
+        since_day = _day_of(since)
+        done, tried = 0, set[int]()
+        while True:
+            with self._write() as conn:
+                lock_rollup(conn)
+                expected, built = self._rollup_state(conn, config_key)
+                todo = [
+                    d
+                    for d in expected
+                    if (since_day is None or d >= since_day) and built.get(d, ("",))[0] != token
+                ]
+                gone = sorted(set(built) - set(expected))
+                if gone:
+                    self._forget_days(conn, config_key, gone)
+                if not todo:
+                    return done
+                # Newest first: the days a Trends read shows first are ready first.
+                batch = todo[-BUILD_DAYS:]
+                if tried.intersection(batch):  # built but not recorded: never loop on it
+                    raise RuntimeError("the trend rollup did not record the days it built")
+                tried.update(batch)
+                self._build_days(conn, config_key, batch, pricing)
+            done += len(batch)
 
     def _class_join(self, alias: str) -> str:
         """LEFT JOIN of each license row ``r`` with its class in ``trend_classes`` (as ``alias``)."""
