@@ -7,6 +7,7 @@ the same values, the same problems, "not reported" still empty, never 0.
 
 from datetime import UTC, datetime
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -274,3 +275,25 @@ def test_ids_are_stripped_only_when_the_buffers_say_they_need_it(ids, expected):
     )
     assert df["license_id"].tolist() == [e if e is not None else pd.NA for e in expected]
     assert [p.kind for p in problems] == ["missing_id"] * expected.count(None)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.one_of(st.none(), st.sampled_from(["acct-1", "", " Org ", "Z\u00fcrich", "\u202e"])),
+            st.integers(0, 4),
+        ),
+        max_size=8,
+    )
+)
+def test_context_columns_built_from_buffers_are_the_dictionary_route(pairs):
+    values = [v for v, _ in pairs]
+    counts = np.array([c for _, c in pairs], dtype=np.int64)
+    fast = normalize._repeated_strings(values, counts)
+    slow = normalize._repeated_by_dictionary(values, counts)
+    assert fast.dtype == slow.dtype
+    assert fast._pa_array.type == slow._pa_array.type  # large_string, as the schema's "string"
+    pd.testing.assert_extension_array_equal(fast, slow)
+    fast._pa_array.validate(full=True)
+    assert fast.isna().tolist() == [v is None for v, c in pairs for _ in range(c)]

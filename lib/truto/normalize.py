@@ -391,12 +391,50 @@ _CONTEXT = (
 
 
 def _repeated_strings(values: list, counts: np.ndarray) -> pd.arrays.ArrowStringArray:
-    """A string column that repeats each listing's value, built without a Python loop per row."""
+    """A string column that repeats each listing's value, built without a Python loop per row.
+
+    The Arrow buffers are made directly: the text repeated per listing (one ``bytes`` join) and the
+    offsets (a cumulative sum), so there is no intermediate dictionary to expand and no Arrow
+    kernel writing a million strings into fresh memory. Values that are not all text or None take the
+    dictionary route, which converts (or refuses) them as before.
+    """
+    if all(type(v) is str or v is None for v in values):
+        try:
+            encoded = [b"" if v is None else v.encode() for v in values]
+        except UnicodeEncodeError:
+            pass  # an unpaired surrogate: refused below as before
+        else:
+            return _repeated_utf8(encoded, [v is None for v in values], counts)
+    return _repeated_by_dictionary(values, counts)
+
+
+def _repeated_by_dictionary(values: list, counts: np.ndarray) -> pd.arrays.ArrowStringArray:
+    """:func:`_repeated_strings` through a dictionary array expanded by Arrow."""
     uniques: dict = {}
     codes = np.array([uniques.setdefault(v, len(uniques)) for v in values], dtype=np.int32)
     dictionary = pa.array(list(uniques), type=pa.string())
     indices = pa.array(np.repeat(codes, counts))
     arr = pa.DictionaryArray.from_arrays(indices, dictionary).cast(pa.large_string())
+    return pd.array(arr, dtype="string")
+
+
+def _repeated_utf8(
+    encoded: list[bytes], missing: list[bool], counts: np.ndarray
+) -> pd.arrays.ArrowStringArray:
+    """Each listing's UTF-8 text (``missing``: null) repeated ``counts`` times, as a large_string column."""
+    n = int(counts.sum())
+    lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.repeat(lengths, counts), out=offsets[1:])
+    data = b"".join([text * count for text, count in zip(encoded, counts.tolist())])
+    validity, null_count = None, 0
+    if any(missing):
+        valid = np.repeat(~np.array(missing, dtype=bool), counts)
+        null_count = n - int(np.count_nonzero(valid))
+        validity = pa.py_buffer(np.packbits(valid, bitorder="little"))
+    arr = pa.LargeStringArray.from_buffers(
+        n, pa.py_buffer(offsets), pa.py_buffer(data), validity, null_count
+    )
     return pd.array(arr, dtype="string")
 
 
