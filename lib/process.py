@@ -6,7 +6,7 @@ once), against about 0.5 ms per MB for ordinary 4 KB pages, and NumPy and Arrow 
 their large arrays. A fresh process's first million-row build touches some 500 MB of new memory, so
 it paid about 0.9 s more than the same build run again (``bench/metrics.py``: "cold" against "warm").
 Opting the process out of transparent huge pages removes that difference; the later runs are no
-slower. ``DASHBOARD_HUGE_PAGES=1`` in the environment keeps them.
+slower. ``DASHBOARD_HUGE_PAGES=1`` in the environment keeps them. Child processes inherit the setting.
 """
 
 from __future__ import annotations

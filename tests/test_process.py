@@ -11,9 +11,13 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's prctl")
 
 
+# The setting is inherited by child processes: each fresh process starts from huge pages allowed.
+_RESET = "from lib import process\nprocess._prctl(process._PR_SET_THP_DISABLE, 0)\n"
+
+
 def _in_fresh_process(code: str, env: dict | None = None) -> str:
     out = subprocess.run(
-        [sys.executable, "-c", code],
+        [sys.executable, "-c", _RESET + code],
         cwd=ROOT,
         capture_output=True,
         text=True,
