@@ -3,6 +3,9 @@
 import streamlit as st
 
 from lib import ui
+from lib.process import prefer_small_pages
+
+prefer_small_pages()  # this process's memory in 4 KB pages: see lib/process.py
 
 st.set_page_config(
     page_title="License utilization", page_icon="📊", layout="wide"

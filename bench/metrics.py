@@ -14,6 +14,9 @@ its own. Per size it times, after a small warm-up run:
   account, tenant, organization, license) and the chart helpers
   (``top_idle_spend``, ``utilization_by_integration``, ``spend_by_integration``).
 
+Like the app and ``python -m lib``, each process first opts out of transparent huge pages
+(:func:`lib.process.prefer_small_pages`; ``DASHBOARD_HUGE_PAGES=1`` keeps them, to compare).
+
 "cold" is the first run in the process, "warm" the median of the other
 ``--repeat`` - 1 runs (memory already mapped: a long-running app). "per row vs smallest" is the time
 per row of the whole pipeline divided by that at the smallest size: at most
@@ -55,6 +58,7 @@ from lib.analytics import metrics as M  # noqa: E402
 from lib.analytics import totals as T  # noqa: E402
 from lib.analytics.pricing import validate_price_book  # noqa: E402
 from lib.integrations import LICENSE_INTEGRATIONS, integration_key, supported_license_fields  # noqa: E402
+from lib.process import huge_pages_disabled, prefer_small_pages  # noqa: E402
 from lib.truto.normalize import Listing, build_license_table  # noqa: E402
 
 SEED = 20240601
@@ -263,7 +267,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.child:
-        print(json.dumps(run_one(args.child, args.repeat)))
+        prefer_small_pages()  # as the app and the command line do (lib/process.py)
+        print(
+            json.dumps({**run_one(args.child, args.repeat), "small_pages": huge_pages_disabled()})
+        )
         return 0
 
     print(
@@ -271,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.cpu_count()} CPUs; each size in a fresh process"
     )
     print("cold: the first run in the process (fresh memory); warm: median of the later runs")
+    if os.environ.get("DASHBOARD_HUGE_PAGES"):
+        print("DASHBOARD_HUGE_PAGES set: the processes keep transparent huge pages")
     print(
         "per-row ratios: time per row divided by that at the smallest size (<= 1: no worse than linear)"
     )

@@ -11,7 +11,9 @@ Rules (issue 2):
 Validation works column by column with fast paths for clean data: when no record is a problem, all
 listings are read at once (one pass per field, one Arrow conversion per column); a problem anywhere
 sends the build listing by listing, so each problem is reported in its listing's words
-(``bench/metrics.py`` times a million records).
+(``bench/metrics.py`` times a million records). Text that Arrow's buffers show to be plain ASCII with no
+space around it is not stripped or cleaned again (:func:`_plain_ascii`); tests/test_normalize_fast_paths.py
+pins every fast path to the slow one.
 """
 
 from __future__ import annotations
@@ -31,9 +33,9 @@ from lib.integrations import integration_label
 from lib.schema import LICENSE_COLUMNS, PROBLEM_COLUMNS
 from lib.truto.text import _UNSAFE_RE2, _text, clean_text
 from lib.truto.values import (
-    _amounts,
+    _amount_array,
     _booleans,
-    _currencies,
+    _currency_array,
     _quantities,
 )
 
@@ -111,13 +113,56 @@ def _strings(raw: list) -> pa.Array:
         )
 
 
+def _plain_ascii(arr: pa.Array) -> bool:
+    """True when every value that is not null is printable ASCII (U+0020 to U+007E), not empty, and
+    neither starts nor ends with a space: text that :func:`clean_text`, ``str.strip`` and :func:`_trimmed`
+    all leave as it is.
+
+    Read from the Arrow buffers (the bytes' minimum and maximum, and each value's first and last byte),
+    not value by value. False whenever that cannot be told cheaply, which only means the slower checks run.
+    """
+    if not (pa.types.is_large_string(arr.type) or pa.types.is_string(arr.type)):
+        return False
+    n = len(arr)
+    if arr.null_count == n:
+        return True
+    _, offsets_buf, data_buf = arr.buffers()
+    width = np.int64 if pa.types.is_large_string(arr.type) else np.int32
+    offsets = np.frombuffer(offsets_buf, dtype=width, count=arr.offset + n + 1)[
+        arr.offset :
+    ].astype(np.int64, copy=False)
+    lo, hi = int(offsets[0]), int(offsets[-1])
+    if data_buf is None or hi <= lo:
+        return False  # every value empty, and at least one is not null
+    data = np.frombuffer(data_buf, dtype=np.uint8, count=hi)
+    region = data[lo:]  # also the bytes under nulls, if any: it can only say no too often
+    if region.min() < 0x20 or region.max() > 0x7E:
+        return False
+    starts, ends = offsets[:-1], offsets[1:]
+    if arr.null_count:
+        valid = np.asarray(arr.is_valid())
+        starts, ends = starts[valid], ends[valid]
+    if (ends <= starts).any():
+        return False  # an empty text (it becomes null)
+    return not ((data[starts] == 0x20).any() or (data[ends - 1] == 0x20).any())
+
+
 def _trimmed(arr: pa.Array, few_values: bool = False) -> pa.Array:
     """Whitespace trimmed, empty -> null, control and bidi characters as :func:`clean_text`: once per column,
     after the listings are joined.
 
-    ``few_values`` (license names, statuses: a handful per listing): the distinct values are cleaned
-    and the column rebuilt from them, so each distinct text is read once, not once per row.
+    Plain ASCII text with no space around it (:func:`_plain_ascii`, read from the buffers) is returned as
+    it is. ``few_values`` (license names, statuses: a handful per listing): the distinct values are
+    cleaned and the column rebuilt from them, so each distinct text is read once, not once per row. A
+    dictionary array (the bulk read's names and statuses) is cleaned through its dictionary and
+    returned as plain large_string.
     """
+    if pa.types.is_dictionary(arr.type):
+        dictionary = arr.dictionary.cast(pa.large_string())
+        cleaned = _trimmed(dictionary)
+        return pc.take(cleaned, arr.indices)
+    if _plain_ascii(arr):
+        return arr
     if few_values:
         enc = pc.dictionary_encode(arr)
         if len(enc.dictionary) * 4 < len(arr):
@@ -215,12 +260,12 @@ def _add_listing(
     chunks["assigned"].append(assigned)
     chunks["available"].append(available)
     if any("unit_amount" in r or "currency" in r for r in records):
-        amounts = _amounts([r.get("unit_amount") for r in records], ids, report)
-        currencies = _currencies([r.get("currency") for r in records], ids, report)
+        amounts = _amount_array([r.get("unit_amount") for r in records], ids, report)
+        currencies = _currency_array([r.get("currency") for r in records], ids, report)
     else:
-        amounts, currencies = [None] * n, [None] * n
-    chunks["vendor_unit_amount"].append(pa.array(amounts, type=pa.float64()))
-    chunks["vendor_currency"].append(pa.array(currencies, type=pa.large_string()))
+        amounts, currencies = pa.nulls(n, pa.float64()), pa.nulls(n, pa.large_string())
+    chunks["vendor_unit_amount"].append(amounts)
+    chunks["vendor_currency"].append(currencies)
     segments.append((n, listing, label))
 
 
@@ -232,11 +277,18 @@ def _abort(*_args: Any) -> None:
     raise _Dirty
 
 
+_TEXT_DICTIONARY = pa.dictionary(pa.int32(), pa.large_string())
+
+
 def _texts(raw: list, counts: np.ndarray) -> list[pa.Array]:
     """A text column in one conversion when every value is text or null; else listing by listing, as
-    :func:`_add_listing` converts it (a listing with a value that is not text is read value by value)."""
+    :func:`_add_listing` converts it (a listing with a value that is not text is read value by value).
+
+    The one conversion makes a dictionary array (license names and statuses repeat: each distinct
+    text is stored and cleaned once; :func:`_trimmed` makes it plain text), taking exactly the values a
+    large_string conversion takes."""
     try:
-        return [pa.array(raw, type=pa.large_string())]
+        return [pa.array(raw, type=_TEXT_DICTIONARY)]
     except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeEncodeError):
         ends = np.cumsum(counts).tolist()
         return [_strings(raw[end - size : end]) for size, end in zip(counts.tolist(), ends)]
@@ -263,12 +315,16 @@ def _bulk_columns(listings: list[Listing]) -> tuple[dict[str, list], list] | Non
     raw_ids = [r.get("id") for r in records]
     if not set(map(type, raw_ids)) <= {str}:
         return None  # numbers or nulls among the ids: read as _add_listing reads them
-    ids = [v.strip() for v in raw_ids]
-    del raw_ids
     try:
-        ids_arr = pa.array(ids, type=pa.large_string())
+        ids_arr = pa.array(raw_ids, type=pa.large_string())
+        if _plain_ascii(ids_arr):
+            ids = raw_ids  # nothing to strip: the very strings str.strip would give back
+        else:
+            ids = [v.strip() for v in raw_ids]
+            ids_arr = pa.array(ids, type=pa.large_string())
     except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeEncodeError):
         return None
+    del raw_ids
     counts = np.array([s[0] for s in segments], dtype=np.int64)
     start = 0
     for size in counts.tolist():  # an id twice in one listing (an empty id is missing, not twice)
@@ -293,19 +349,23 @@ def _bulk_columns(listings: list[Listing]) -> tuple[dict[str, list], list] | Non
         raw_currencies = [r.get("currency") for r in records]
         n = len(records)
         if raw_amounts.count(None) == n and raw_currencies.count(None) == n:
-            amounts: list = raw_amounts
-            currencies: list = raw_currencies
+            amounts = pa.nulls(n, pa.float64())
+            currencies = pa.nulls(n, pa.large_string())
         else:  # read per listing, as _add_listing: only the listings that send them
-            amounts, currencies, start = [], [], 0
+            amount_chunks, currency_chunks, start = [], [], 0
             for size in counts.tolist():
                 end = start + size
                 a, c = raw_amounts[start:end], raw_currencies[start:end]
                 if a.count(None) != size or c.count(None) != size:
-                    a = _amounts(a, ids[start:end], _abort)
-                    c = _currencies(c, ids[start:end], _abort)
-                amounts += a
-                currencies += c
+                    amount_chunks.append(_amount_array(a, ids[start:end], _abort))
+                    currency_chunks.append(_currency_array(c, ids[start:end], _abort))
+                else:
+                    amount_chunks.append(pa.nulls(size, pa.float64()))
+                    currency_chunks.append(pa.nulls(size, pa.large_string()))
                 start = end
+            amounts = pa.concat_arrays(amount_chunks)
+            currencies = pa.concat_arrays(currency_chunks)
+        del raw_amounts, raw_currencies
     except _Dirty:
         return None
     columns = {
@@ -315,8 +375,8 @@ def _bulk_columns(listings: list[Listing]) -> tuple[dict[str, list], list] | Non
         "status": _texts([r.get("status") for r in records], counts),
         "assigned": [assigned],
         "available": [available],
-        "vendor_unit_amount": [pa.array(amounts, type=pa.float64())],
-        "vendor_currency": [pa.array(currencies, type=pa.large_string())],
+        "vendor_unit_amount": [amounts],
+        "vendor_currency": [currencies],
     }
     return columns, segments
 
@@ -333,12 +393,50 @@ _CONTEXT = (
 
 
 def _repeated_strings(values: list, counts: np.ndarray) -> pd.arrays.ArrowStringArray:
-    """A string column that repeats each listing's value, built without a Python loop per row."""
+    """A string column that repeats each listing's value, built without a Python loop per row.
+
+    The Arrow buffers are made directly: the text repeated per listing (one ``bytes`` join) and the
+    offsets (a cumulative sum), so there is no intermediate dictionary to expand and no Arrow
+    kernel writing a million strings into fresh memory. Values that are not all text or None take the
+    dictionary route, which converts (or refuses) them as before.
+    """
+    if all(type(v) is str or v is None for v in values):
+        try:
+            encoded = [b"" if v is None else v.encode() for v in values]
+        except UnicodeEncodeError:
+            pass  # an unpaired surrogate: refused below as before
+        else:
+            return _repeated_utf8(encoded, [v is None for v in values], counts)
+    return _repeated_by_dictionary(values, counts)
+
+
+def _repeated_by_dictionary(values: list, counts: np.ndarray) -> pd.arrays.ArrowStringArray:
+    """:func:`_repeated_strings` through a dictionary array expanded by Arrow."""
     uniques: dict = {}
     codes = np.array([uniques.setdefault(v, len(uniques)) for v in values], dtype=np.int32)
     dictionary = pa.array(list(uniques), type=pa.string())
     indices = pa.array(np.repeat(codes, counts))
     arr = pa.DictionaryArray.from_arrays(indices, dictionary).cast(pa.large_string())
+    return pd.array(arr, dtype="string")
+
+
+def _repeated_utf8(
+    encoded: list[bytes], missing: list[bool], counts: np.ndarray
+) -> pd.arrays.ArrowStringArray:
+    """Each listing's UTF-8 text (``missing``: null) repeated ``counts`` times, as a large_string column."""
+    n = int(counts.sum())
+    lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.repeat(lengths, counts), out=offsets[1:])
+    data = b"".join([text * count for text, count in zip(encoded, counts.tolist())])
+    validity, null_count = None, 0
+    if any(missing):
+        valid = np.repeat(~np.array(missing, dtype=bool), counts)
+        null_count = n - int(np.count_nonzero(valid))
+        validity = pa.py_buffer(np.packbits(valid, bitorder="little"))
+    arr = pa.LargeStringArray.from_buffers(
+        n, pa.py_buffer(offsets), pa.py_buffer(data), validity, null_count
+    )
     return pd.array(arr, dtype="string")
 
 

@@ -172,3 +172,52 @@ def _currencies(raw: list, ids: list, report) -> list[str | None]:
             )
             out.append(None)
     return out
+
+
+def _amount_array(raw: list, ids: list, report) -> pa.Array:
+    """:func:`_amounts` as a float64 Arrow array.
+
+    The clean case (every value an int, a float or None, each finite, 0 to MAX_UNIT_PRICE) is converted
+    in C: those are exactly the values :func:`_amounts` takes as they are, without a word. Anything else
+    (text, a bool, NaN, a negative or huge amount, an int a double cannot hold exactly) is read value by
+    value by :func:`_amounts`, so each problem is reported as before.
+    """
+    if set(map(type, raw)) <= {float, int, type(None)}:
+        try:
+            arr = pa.array(raw, type=pa.float64())
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            arr = None
+        if arr is not None and (
+            arr.null_count == len(arr)
+            or pc.all(
+                pc.and_(
+                    pc.is_finite(arr),
+                    pc.and_(pc.greater_equal(arr, 0.0), pc.less_equal(arr, MAX_UNIT_PRICE)),
+                )
+            ).as_py()
+        ):
+            return arr
+    return pa.array(_amounts(raw, ids, report), type=pa.float64())
+
+
+_CURRENCY_RE2 = r"^[A-Za-z]{3}$"
+
+
+def _currency_array(raw: list, ids: list, report) -> pa.Array:
+    """:func:`_currencies` as a large_string Arrow array.
+
+    The clean case (every value None or exactly three ASCII letters, no space around them) is checked
+    and upper-cased in C; anything else (an empty string, spaces, another length or alphabet, a value
+    that is not text) is read value by value by :func:`_currencies`, so each problem is reported as before.
+    """
+    if set(map(type, raw)) <= {str, type(None)}:
+        try:
+            arr = pa.array(raw, type=pa.large_string())
+        except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeEncodeError):
+            arr = None
+        if arr is not None and (
+            arr.null_count == len(arr)
+            or pc.all(pc.match_substring_regex(arr, _CURRENCY_RE2)).as_py()
+        ):
+            return pc.ascii_upper(arr)
+    return pa.array(_currencies(raw, ids, report), type=pa.large_string())
