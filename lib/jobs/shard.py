@@ -246,14 +246,16 @@ def run_shard(
         )
         return saved
 
-    writer = BatchWriter(write, batch=write_batch, every=write_every, stop=stop)
+    writer = BatchWriter(
+        write, batch=write_batch, every=write_every, max_pending=max(4 * write_batch, 256)
+    )
     watch = getattr(progress, "watch", None)
     if callable(watch):
         watch(lambda: client.stats(None).requests + tally["requests"])
 
     def fetch_loop() -> None:
         try:
-            while not stop.is_set():
+            while not (stop.is_set() or writer.stop.is_set()):
                 claims = store.claim_accounts(run, holder, claim_batch, lease_seconds)
                 if not claims:
                     return

@@ -44,7 +44,8 @@ class BatchWriter:
 
     ``max_pending``: :meth:`put` waits while that many items wait to be written (memory stays
     bounded when writing is slower than fetching). When ``write`` raises, ``stop`` is set,
-    :meth:`put` returns False from then on and :meth:`run` re-raises.
+    :meth:`put` returns False from then on and :meth:`run` re-raises; setting ``stop`` from
+    outside (an interrupted sync) makes :meth:`run` return without writing what is left.
     """
 
     def __init__(
@@ -80,24 +81,33 @@ class BatchWriter:
         try:
             last = False
             while not last:
-                item = self._queue.get()
-                if item is _CLOSE:
-                    return
+                item = self._get(0.2)
+                while item is None and not self.stop.is_set():
+                    item = self._get(0.2)
+                if item is _CLOSE or self.stop.is_set():
+                    return  # closed; or stopped: nothing more is written
                 batch = [item]
                 until = time.monotonic() + self.every
                 while len(batch) < self.batch:
-                    try:
-                        item = self._queue.get(timeout=max(0.0, until - time.monotonic()))
-                    except queue.Empty:
+                    item = self._get(max(0.0, until - time.monotonic()))
+                    if item is None:
                         break
                     if item is _CLOSE:
                         last = True
                         break
                     batch.append(item)
+                if self.stop.is_set():
+                    return
                 self._write(batch)
         except BaseException:
             self.stop.set()
             raise
+
+    def _get(self, timeout: float) -> Any:
+        try:
+            return self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return None
 
 
 class SyncProgress:
@@ -293,6 +303,9 @@ def stream_snapshot(
         thread.start()
         try:
             fetch.run(writer.put)
+        except BaseException:
+            writer.stop.set()  # nothing more is written: the pending snapshot is dropped
+            raise
         finally:
             writer.close()
             thread.join()

@@ -361,8 +361,16 @@ class FetchStream:
                 raise
 
         threads = max(1, self.settings.max_workers)
-        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="truto-fetch") as pool:
+        pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="truto-fetch")
+        try:
             futures = [pool.submit(work) for _ in range(threads)]
+            for fut in futures:
+                fut.exception()  # wait (an interrupt here stops the threads after their account)
+        except BaseException:
+            stop.set()
+            raise
+        finally:
+            pool.shutdown(wait=True)
         self._accounts = []
         for fut in futures:
             fut.result()
