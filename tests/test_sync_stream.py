@@ -276,11 +276,19 @@ def test_progress_lines_say_accounts_requests_rate_and_time_left():
     # 50 req/s; 2.5 requests per account so far, 800 accounts left: 2,000 requests, 40 s.
     assert "200/1000 accounts" in line and "500 requests" in line and "50.0 req/s" in line
     assert "about 40 s left" in line and "10 s elapsed" in line
+    # The rate is the last 10 s's: 1,000 requests in 10 s; 400 accounts left at 2.5 each.
+    now[0], sent[0] = 120.0, 1500
+    meter(600, 1000, "")
+    line = meter.line()
+    assert "100.0 req/s" in line and "about 10 s left" in line
     now[0], sent[0] = 170.0, 2500
     meter(1000, 1000, "")
-    assert "1000/1000 accounts" in meter.line() and "33.3 req/s" in meter.line()
+    assert "1000/1000 accounts" in meter.line() and "done" in meter.line()
     meter.close()
-    assert lines and "1000/1000 accounts" in lines[-1]
+    # The last line: the average over the whole sync, 2,500 requests in 70 s.
+    assert lines[-1] == (
+        "sync: 1000/1000 accounts, 2500 requests, 35.7 req/s on average, done, 1 min 10 s elapsed"
+    )
 
 
 def test_the_batch_writer_stops_the_fetchers_when_writing_fails():

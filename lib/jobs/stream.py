@@ -113,7 +113,8 @@ class BatchWriter:
 class SyncProgress:
     """What a sync has done, as one line every ``interval`` seconds (and one at the end):
     accounts done of the total, requests sent, the request rate over the last ``window``
-    seconds, and the time left at that rate (requests per account so far x accounts left)."""
+    seconds, and the time left at that rate (requests per account so far x accounts left);
+    the last line gives the average rate over the whole sync."""
 
     def __init__(
         self,
@@ -142,28 +143,32 @@ class SyncProgress:
         self._requests = requests
         self._started = self.clock()
         self._samples.clear()
+        self._samples.append((self._started, requests()))
         if self._thread is None:
             self._thread = threading.Thread(target=self._loop, name="sync-progress", daemon=True)
             self._thread.start()
 
-    def line(self) -> str:
+    def line(self, final: bool = False) -> str:
+        """The progress line; ``final``: the last one, with the average rate over the whole sync."""
         now, sent = self.clock(), self._requests()
         self._samples.append((now, sent))
         while len(self._samples) > 2 and self._samples[1][0] <= now - self.window:
             self._samples.popleft()
         t0, r0 = self._samples[0]
+        if final:
+            t0, r0 = self._started, 0
         rate = (sent - r0) / (now - t0) if now > t0 else 0.0
         total = self.total
         parts = [
             f"{self.done}/{total if total is not None else '?'} accounts",
             f"{sent} requests",
-            f"{rate:.1f} req/s",
+            f"{rate:.1f} req/s" + (" on average" if final else ""),
         ]
-        if total and self.done and rate > 0:
+        if total is not None and self.done >= total:
+            parts.append("done")
+        elif total and self.done and rate > 0:
             left = (total - self.done) * (sent / self.done) / rate
             parts.append(f"about {_duration(left)} left")
-        elif total and self.done >= total:
-            parts.append("done")
         parts.append(f"{_duration(now - self._started)} elapsed")
         return "sync: " + ", ".join(parts)
 
@@ -177,7 +182,7 @@ class SyncProgress:
             self._stop.set()
             self._thread.join(5)
             self._thread = None
-            self.emit(self.line())
+            self.emit(self.line(final=True))
 
 
 def _duration(seconds: float) -> str:
