@@ -11,7 +11,9 @@ run it prints:
   list's pages, then the longest account's requests, one after another, × latency);
 - requests, 429s the emulator sent, and the request rate: over the whole run, and past the
   first window (the steady rate the token allows is 50/s);
-- the peak memory (maximum RSS) of the sync process (``os.wait4``), the emulator not included;
+- the peak memory (maximum RSS) of the sync process (``os.wait4``), the emulator not included,
+  and its CPU time; seconds from starting it to its first request, and from its last request to
+  its exit (publishing, retention, alerts);
 - the accounts shown in the published snapshot, and the exit code.
 
 ``--old PATH`` also runs a checkout of the old path (e.g. ``/work/main``: its own ``lib``, one
@@ -95,7 +97,7 @@ def run(checkout: Path, emu: Emulator, n: int, latency: float, postgres: str | N
             )
             log = tmp / "sync.log"
             with log.open("wb") as err:
-                started = time.perf_counter()
+                started, mono = time.perf_counter(), time.monotonic()
                 proc = subprocess.Popen(
                     [sys.executable, "-m", "lib", "sync"],
                     cwd=checkout,
@@ -105,6 +107,7 @@ def run(checkout: Path, emu: Emulator, n: int, latency: float, postgres: str | N
                 )
                 _, status, usage = os.wait4(proc.pid, 0)
                 wall = time.perf_counter() - started
+                ended = time.monotonic()
             proc.returncode = os.waitstatus_to_exitcode(status)
             text = log.read_text(errors="replace")
             c = emu.counters
@@ -140,6 +143,9 @@ def run(checkout: Path, emu: Emulator, n: int, latency: float, postgres: str | N
                 "rate": c.requests / (times[-1] - first) if len(times) > 1 else float("nan"),
                 "steady": steady,
                 "rss_mb": usage.ru_maxrss / 1024,  # KiB on Linux
+                "cpu": usage.ru_utime + usage.ru_stime,
+                "before": (first - mono) if times else float("nan"),  # start to first request
+                "after": (ended - times[-1]) if times else float("nan"),  # last request to exit
                 "shown": shown,
                 "progress_lines": len(progress),
                 "last_progress": progress[-1] if progress else "",
@@ -174,7 +180,8 @@ def main() -> None:
     )
     print(
         f"{'run':>14} {'accounts':>8} {'wall s':>7} {'bound s':>7} {'wall/bound':>10} {'requests':>8} "
-        f"{'429s':>5} {'req/s':>6} {'steady':>6} {'peak MB':>7} {'shown':>6} {'exit':>4}",
+        f"{'429s':>5} {'req/s':>6} {'steady':>6} {'peak MB':>7} {'CPU s':>6} {'start':>5} "
+        f"{'end':>5} {'shown':>6} {'exit':>4}",
         flush=True,
     )
     for n in args.accounts:
@@ -193,7 +200,8 @@ def main() -> None:
                 print(
                     f"{name:>14} {n:8d} {r['wall']:7.1f} {r['bound']:7.1f} "
                     f"{r['wall'] / r['bound']:10.2f} {r['requests']:8d} {r['429s']:5d} "
-                    f"{r['rate']:6.1f} {r['steady']:6.1f} {r['rss_mb']:7.0f} {r['shown']:6d} "
+                    f"{r['rate']:6.1f} {r['steady']:6.1f} {r['rss_mb']:7.0f} {r['cpu']:6.1f} "
+                    f"{r['before']:5.1f} {r['after']:5.1f} {r['shown']:6d} "
                     f"{r['code']:4d}",
                     flush=True,
                 )

@@ -88,11 +88,14 @@ def run_sync(
     wait_timeout: float = 600.0,
     now: datetime | None = None,
     write_batch: int = 64,
+    write_every: float = 2.0,
 ) -> tuple[SyncSummary | None, int]:
     """Fetch, write a snapshot, prune; returns (a summary of what was fetched, exit code).
 
     Streamed (:mod:`lib.jobs.stream`): each finished account is written into a pending snapshot
-    in batches of at most ``write_batch``, and the snapshot published at the end in one
+    in batches (what finished in ``write_every`` seconds, at most ``write_batch`` accounts: against
+    the emulator at the documented limits, writing every 0.25 s slowed the fetch by about a fifth,
+    every 2 s did not), and the snapshot published at the end in one
     transaction; a sync that fails part-way publishes nothing. The summary
     (:class:`~lib.jobs.stream.SyncSummary`: counts and the failed accounts, not the records) is
     None when nothing was fetched by this call: the fetch
@@ -115,7 +118,9 @@ def run_sync(
         outcome = refresh(
             store,
             key,
-            lambda: stream_snapshot(settings, store, key, progress, write_batch=write_batch),
+            lambda: stream_snapshot(
+                settings, store, key, progress, write_batch=write_batch, write_every=write_every
+            ),
             requested_at=requested_at,
             wait_timeout=wait_timeout,
         )
