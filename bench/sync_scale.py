@@ -12,7 +12,8 @@ run it prints:
 - requests, 429s the emulator sent, and the request rate: over the whole run, and past the
   first window (the steady rate the token allows is 50/s);
 - the peak memory (maximum RSS) of the sync process (``os.wait4``), the emulator not included,
-  and its CPU time; seconds from starting it to its first request, and from its last request to
+  and its peak while fetching (RSS sampled every 0.2 s up to the last request: after it the
+  alerts read the whole snapshot back), and its CPU time; seconds from starting it to its first request, and from its last request to
   its exit (publishing, retention, alerts);
 - the accounts shown in the published snapshot, and the exit code.
 
@@ -32,6 +33,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -79,6 +81,21 @@ def new_database(postgres: str | None, tmp: Path) -> tuple[str, object]:
     return db.render_as_string(hide_password=False), drop
 
 
+def _sample_rss(pid: int, out: list[tuple[float, float]]) -> None:
+    """Append (time, RSS in MB) of process ``pid`` every 0.2 s until it ends."""
+    path = Path(f"/proc/{pid}/status")
+    while True:
+        try:
+            text = path.read_text()
+        except OSError:
+            return
+        found = re.search(r"VmRSS:\s+(\d+) kB", text)
+        if found is None:  # a zombie: it has exited
+            return
+        out.append((time.monotonic(), int(found.group(1)) / 1024))
+        time.sleep(0.2)
+
+
 def run(checkout: Path, emu: Emulator, n: int, latency: float, postgres: str | None) -> dict:
     emu.reset_counters()
     with tempfile.TemporaryDirectory() as tmpdir:
@@ -105,6 +122,11 @@ def run(checkout: Path, emu: Emulator, n: int, latency: float, postgres: str | N
                     stdout=subprocess.DEVNULL,
                     stderr=err,
                 )
+                samples: list[tuple[float, float]] = []  # (monotonic time, RSS in MB)
+                sampling = threading.Thread(
+                    target=_sample_rss, args=(proc.pid, samples), daemon=True
+                )
+                sampling.start()
                 _, status, usage = os.wait4(proc.pid, 0)
                 wall = time.perf_counter() - started
                 ended = time.monotonic()
@@ -144,6 +166,9 @@ def run(checkout: Path, emu: Emulator, n: int, latency: float, postgres: str | N
                 "steady": steady,
                 "rss_mb": usage.ru_maxrss / 1024,  # KiB on Linux
                 "cpu": usage.ru_utime + usage.ru_stime,
+                # RSS while fetching and writing (sampled every 0.2 s up to the last request);
+                # after it the sync publishes and the alerts read the whole snapshot back.
+                "fetch_mb": max((mb for t, mb in samples if times and t <= times[-1]), default=0.0),
                 "before": (first - mono) if times else float("nan"),  # start to first request
                 "after": (ended - times[-1]) if times else float("nan"),  # last request to exit
                 "shown": shown,
@@ -180,7 +205,7 @@ def main() -> None:
     )
     print(
         f"{'run':>14} {'accounts':>8} {'wall s':>7} {'bound s':>7} {'wall/bound':>10} {'requests':>8} "
-        f"{'429s':>5} {'req/s':>6} {'steady':>6} {'peak MB':>7} {'CPU s':>6} {'start':>5} "
+        f"{'429s':>5} {'req/s':>6} {'steady':>6} {'peak MB':>7} {'fetch MB':>8} {'CPU s':>6} {'start':>5} "
         f"{'end':>5} {'shown':>6} {'exit':>4}",
         flush=True,
     )
@@ -202,7 +227,8 @@ def main() -> None:
                 print(
                     f"{name:>14} {n:8d} {r['wall']:7.1f} {r['bound']:7.1f} "
                     f"{r['wall'] / r['bound']:10.2f} {r['requests']:8d} {r['429s']:5d} "
-                    f"{r['rate']:6.1f} {r['steady']:6.1f} {r['rss_mb']:7.0f} {r['cpu']:6.1f} "
+                    f"{r['rate']:6.1f} {r['steady']:6.1f} {r['rss_mb']:7.0f} {r['fetch_mb']:8.0f} "
+                    f"{r['cpu']:6.1f} "
                     f"{r['before']:5.1f} {r['after']:5.1f} {r['shown']:6d} "
                     f"{r['code']:4d}",
                     flush=True,
