@@ -41,9 +41,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from sqlalchemy import create_engine  # noqa: E402
+from sqlalchemy import text as sql_text  # noqa: E402
+
 from lib.config import Secret, Settings  # noqa: E402
 from lib.jobs.sync import config_key  # noqa: E402
-from lib.store import Store, normalize_url  # noqa: E402
+from lib.store import normalize_url  # noqa: E402
 from lib.truto.demo import synthetic_dataset  # noqa: E402
 from lib.truto.emulator import Emulator  # noqa: E402
 
@@ -144,13 +147,21 @@ def run(checkout: Path, emu: Emulator, n: int, latency: float, postgres: str | N
             listing = c.by_path.get(LIST, 0)
             chain = (listing + max(c.by_account.values(), default=0)) * latency
             bound = max(0, c.requests - TOKEN_LIMIT) / (TOKEN_LIMIT / WINDOW) + chain
+            # Read with plain SQL: the old checkout may have left a newer schema than ours.
             settings = Settings(api_token=Secret(TOKEN), base_url=emu.base_url)
-            store = Store(db)
+            engine = create_engine(normalize_url(db))
             try:
-                latest = store.latest(config_key(settings))
-                shown = len(latest.accounts)
+                with engine.connect() as conn:
+                    shown = conn.execute(
+                        sql_text(
+                            "SELECT accounts FROM snapshots WHERE config_key = :k "
+                            "ORDER BY taken_at DESC, id DESC LIMIT 1"
+                        ),
+                        {"k": config_key(settings)},
+                    ).scalar()
             finally:
-                store.close()
+                engine.dispose()
+            shown = int(shown or 0)
             progress = [line for line in text.splitlines() if line.startswith("sync: ")]
             rates = [
                 float(m.group(1)) for m in map(re.compile(r"([\d.]+) req/s").search, progress) if m
