@@ -47,7 +47,8 @@ def test_run_sync_on_the_demo_twice(sqlite_store):
     assert result is not None and result.exit_code() == 2
     assert any(m.startswith("FAILED Zoom account") for m in messages)
     latest = sqlite_store.latest(DEMO_KEY)
-    assert len(latest.licenses) == len(result.licenses) == 28 and len(latest.accounts) == 11
+    assert len(latest.licenses) == result.license_rows == 28 and len(latest.accounts) == 11
+    assert result.accounts == 11 and [f.outcome for f in result.failures] == ["needs_reauth"]
     assert latest.accounts["outcome"].tolist().count("needs_reauth") == 1
     first_id = latest.snapshot_id
     assert (

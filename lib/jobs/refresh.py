@@ -22,6 +22,7 @@ import numpy as np
 from lib.analytics.metrics import MetricOptions
 from lib.analytics.trends import TrendPricing
 from lib.analytics.trends import trend_pricing as _trend_pricing
+from lib.jobs.stream import SyncSummary
 from lib.jobs.vendor import prepare, save_vendor_contracts
 from lib.store import LeaseHeartbeat, Store, new_holder_id
 from lib.store.tables import _utc
@@ -64,7 +65,7 @@ class RefreshOutcome:
     snapshot_id: int | None
     fetched: bool = False
     waited: bool = False
-    result: Any = None  # the FetchResult, when this call fetched
+    result: Any = None  # the FetchResult (or a streamed sync's SyncSummary), when this call fetched
     error: str | None = None
     exit_code: int | None = None
     vendor_contracts: int | None = None  # contracts prefilled from billing, when this call fetched
@@ -101,7 +102,8 @@ def refresh(
     written at or after it is fresh enough: nothing is fetched. Otherwise
     this call takes the lease (a row in ``refresh_leases`` with an expiry,
     renewed while fetching, so a crashed holder blocks for at most
-    ``lease_seconds``), calls ``fetch_fn()`` and writes the snapshot. If
+    ``lease_seconds``), calls ``fetch_fn()`` and writes the snapshot (unless ``fetch_fn``
+    wrote and published it itself, returning a :class:`~lib.jobs.stream.SyncSummary`). If
     someone else holds the lease it polls until their snapshot is written
     (``joined``), their fetch fails (``failed``; their error) or
     ``wait_timeout`` passes (``timeout``). Exceptions from ``fetch_fn`` are
@@ -151,8 +153,12 @@ def refresh(
             )
         with LeaseHeartbeat(store, config_key, holder, lease_seconds):
             result = fetch_fn()
-            vendor = prepare(result)  # billing problems go into the snapshot
-            snapshot_id = store.write_snapshot(result, config_key)
+            if isinstance(result, SyncSummary):  # streamed: written and published as it fetched
+                vendor = result.vendor
+                snapshot_id = result.snapshot_id
+            else:
+                vendor = prepare(result)  # billing problems go into the snapshot
+                snapshot_id = store.write_snapshot(result, config_key)
             prefilled = save_vendor_contracts(store, vendor)
     except BaseException as exc:
         # Only Truto's own error (FetchError: written for people, no secrets) is kept verbatim; any other

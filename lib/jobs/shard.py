@@ -8,8 +8,10 @@ only through PostgreSQL (:mod:`lib.store.sync_claims`):
 - The first to arrive lists the integrated accounts (one paged call) and creates the run, with
   one claim per account; the others join it.
 - Each claims free accounts (``FOR UPDATE SKIP LOCKED``), fetches them as a single sync does
-  (organizations, licenses, users), and writes each account snapshot in the transaction that
-  marks its claim done. A heartbeat renews its claims every third of ``--lease-seconds``.
+  (organizations, licenses, users, billing), and writes each account snapshot in the transaction
+  that marks its claim done (batched by the single sync's writer, :class:`lib.jobs.stream.BatchWriter`).
+  Once the run is finished, each worker saves the vendor contracts read from the billing of the
+  accounts it wrote, as a single sync does (:mod:`lib.jobs.vendor`). A heartbeat renews its claims every third of ``--lease-seconds``.
 - A process that dies leaves its claims to expire; one still working, or one started later
   with the same run key (a replacement pod), takes them over.
 - When every account is written, the run is published at once: the pages switch from the run
@@ -24,7 +26,6 @@ is fetched by one process.
 from __future__ import annotations
 
 import logging
-import queue
 import random
 import threading
 import time
@@ -33,9 +34,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+import pandas as pd
+
 from lib.config import Settings
 from lib.jobs.refresh import trend_pricing
+from lib.jobs.stream import BatchWriter
 from lib.jobs.sync import EXIT_NOTHING, _say, config_key
+from lib.jobs.vendor import VendorContracts, prepare, save_vendor_contracts
 from lib.store import LeaseHeartbeat, Store, SyncRun, check_run_key, claim_record, new_holder_id
 from lib.truto.client import TrutoClient
 from lib.truto.fetch import (
@@ -87,6 +92,7 @@ class ShardResult:
     fetched: int = 0  # accounts this worker fetched and wrote
     taken_over: int = 0  # of them, accounts whose earlier claim had expired
     dropped: int = 0  # accounts fetched but not written: the claim had been taken over meanwhile
+    vendor_contracts: int | None = None  # contracts prefilled from the billing of its accounts
 
 
 def _targets(client: TrutoClient, settings: Settings) -> list[tuple[str, dict | None, bool]]:
@@ -165,26 +171,40 @@ def run_shard(
     deadline = time.monotonic() + (wait_timeout if wait_timeout is not None else eff.fetch_deadline)
     lock = threading.Lock()
     stop = threading.Event()
-    tally = {"fetched": 0, "taken_over": 0, "dropped": 0}
+    tally = {"fetched": 0, "taken_over": 0, "dropped": 0, "requests": 0}
     resolver = ThreadPoolExecutor(max_workers=4, thread_name_prefix="truto-resolve")
 
-    # Fetching threads hand each account to one writer, which writes what has come in every
-    # ``write_every`` seconds (at most ``write_batch`` accounts) in one transaction: writing accounts
-    # one by one costs a table build and a transaction each (about 45 ms of CPU per account).
-    pending: queue.Queue = queue.Queue()
+    # Fetching threads hand each account to one writer (lib.jobs.stream.BatchWriter, shared with
+    # the single-process sync), which writes what has come in every ``write_every`` seconds (at
+    # most ``write_batch`` accounts) in one transaction.
+    vendor = VendorContracts()
+    contracts: list = []
 
     def write(items: list) -> None:
         outcomes = {claim.account_id: out for claim, out in items}
+        result = assemble(list(outcomes.values()), started, eff.demo)
+        found = prepare(result)  # billing problems go into the snapshot, as a single sync's
         written = store.write_claimed(
             run,
             holder,
-            assemble(list(outcomes.values()), started, eff.demo),
+            result,
             {cid: o.account_id for cid, o in outcomes.items()},
         )
         with lock:
             tally["fetched"] += len(written.written)
             tally["dropped"] += len(written.dropped)
+            tally["requests"] += sum(out.requests for _, out in items)
             done = set(written.written)
+            kept = {outcomes[cid].account_id for cid in done}
+            if found is not None:
+                # The vendor contracts of the accounts this worker wrote, saved once the run is
+                # finished (an account taken over is saved by the worker that wrote it).
+                vendor.accounts.extend(a for a in found.accounts if a in kept)
+                vendor.skipped.extend(p for p in found.skipped if p.account_id in kept)
+                if len(found.contracts):
+                    contracts.append(
+                        found.contracts[found.contracts["account_id"].isin(kept).to_numpy(bool)]
+                    )
             for claim, out in items:
                 if claim.account_id not in done:
                     _say(
@@ -213,32 +233,30 @@ def run_shard(
             if progress:
                 progress(tally["fetched"], run.accounts, "")
 
-    def write_loop() -> None:
-        try:
-            last = False
-            while not last:
-                item = pending.get()
-                if item is None:
-                    return
-                batch = [item]
-                until = time.monotonic() + write_every
-                while len(batch) < write_batch:
-                    try:
-                        item = pending.get(timeout=max(0.0, until - time.monotonic()))
-                    except queue.Empty:
-                        break
-                    if item is None:
-                        last = True
-                        break
-                    batch.append(item)
-                write(batch)
-        except BaseException:
-            stop.set()
-            raise
+    def save_contracts() -> int | None:
+        """Save the vendor contracts of the accounts this worker wrote, as a single sync does."""
+        if not vendor.accounts:
+            return None
+        if contracts:
+            vendor.contracts = pd.concat(contracts, ignore_index=True)
+        saved = save_vendor_contracts(store, vendor)
+        _say(
+            report,
+            f"Contracts prefilled from billing: {saved} (from {len(vendor.accounts)} accounts; "
+            "contracts edited by people kept as they are).",
+        )
+        return saved
+
+    writer = BatchWriter(
+        write, batch=write_batch, every=write_every, max_pending=max(4 * write_batch, 256)
+    )
+    watch = getattr(progress, "watch", None)
+    if callable(watch):
+        watch(lambda: client.stats(None).requests + tally["requests"])
 
     def fetch_loop() -> None:
         try:
-            while not stop.is_set():
+            while not (stop.is_set() or writer.stop.is_set()):
                 claims = store.claim_accounts(run, holder, claim_batch, lease_seconds)
                 if not claims:
                     return
@@ -251,7 +269,8 @@ def run_shard(
                     )
                     if claim.repeated:
                         note_repeated(out)
-                    pending.put((claim, out))
+                    if not writer.put((claim, out)):
+                        return
         except BaseException:
             stop.set()
             raise
@@ -267,12 +286,12 @@ def run_shard(
             while True:
                 threads = max(1, eff.max_workers)
                 with ThreadPoolExecutor(threads + 1, thread_name_prefix="truto-fetch") as pool:
-                    writer = pool.submit(write_loop)
+                    writing = pool.submit(writer.run)
                     fetchers = [pool.submit(fetch_loop) for _ in range(threads)]
                     for fut in fetchers:
                         fut.exception()  # wait; errors are raised below, once all is written
-                    pending.put(None)
-                    writer.result()
+                    writer.close()
+                    writing.result()
                 for fut in fetchers:
                     fut.result()
                 status = store.claim_status(run)
@@ -298,6 +317,7 @@ def run_shard(
                         tally["fetched"],
                         tally["taken_over"],
                         tally["dropped"],
+                        save_contracts(),
                     )
                 time.sleep(poll_interval * (0.75 + 0.5 * random.random()))
     except BaseException:
@@ -323,6 +343,7 @@ def run_shard(
             f"Snapshot {run.snapshot_id} of sync run {run_key} was published by another worker "
             f"({mine}).",
         )
+    prefilled = save_contracts()
     return ShardResult(
-        code, run, published, tally["fetched"], tally["taken_over"], tally["dropped"]
+        code, run, published, tally["fetched"], tally["taken_over"], tally["dropped"], prefilled
     )

@@ -16,7 +16,7 @@ from lib.schema import LICENSE_COLUMNS, SEAT_COLUMNS
 from lib.store._bulk import BulkMixin, _chunks, _empty_frame
 from lib.store._rollup import forget_changed_days
 from lib.store.settings import SettingsMixin
-from lib.store.snapshots import HISTORY_EXTRA_COLUMNS
+from lib.store.snapshots import HISTORY_EXTRA_COLUMNS, drop_abandoned_pending
 from lib.store.tables import (
     ACCOUNT_SNAPSHOTS,
     LICENSE_ROWS,
@@ -222,7 +222,9 @@ class HistoryMixin(SettingsMixin, BulkMixin):
         (default: the ``retention_days`` setting, 730). An account's latest
         attempt and latest good snapshot are always kept. A sharded sync run left unfinished
         for more than :data:`ABANDONED_AFTER` (every worker lost, none replaced; never shown) goes
-        with everything it had written, unless a worker still holds a live claim on it.
+        with everything it had written, unless a worker still holds a live claim on it; so does a
+        pending snapshot (:meth:`~lib.store.snapshots.SnapshotMixin.begin_snapshot`) begun more
+        than :data:`ABANDONED_AFTER` ago (its sync was killed).
         """
         if keep_days is None:
             keep_days = self.get_settings()["retention_days"]
@@ -245,6 +247,7 @@ class HistoryMixin(SettingsMixin, BulkMixin):
         }
         with self._write() as conn:
             self._drop_abandoned_runs(conn, now, config_key, report)
+            drop_abandoned_pending(conn, now - ABANDONED_AFTER, config_key, report)
             cur = self._cursor(conn)
             try:
                 cur.execute(

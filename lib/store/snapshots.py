@@ -1,9 +1,20 @@
-"""Snapshots: write one fetch (one transaction), the latest view with stale-on-failure, the runs kept."""
+"""Snapshots: write one fetch (one transaction), the latest view with stale-on-failure, the runs kept.
+
+A fetch too large to hold at once (``python -m lib sync`` at thousands of accounts) is written in
+parts: :meth:`SnapshotMixin.begin_snapshot` creates the run under a *pending key*
+(``<config key>#pending:<id>``), :meth:`~SnapshotMixin.write_pending` adds finished accounts in
+batches, and :meth:`~SnapshotMixin.publish_snapshot` switches the run and its account snapshots to
+the config key in one transaction, as :meth:`~SnapshotMixin.write_snapshot` would have written it.
+Until then the pages (:meth:`~SnapshotMixin.latest`, the history) read only the config key and
+never see the run half written; :meth:`~SnapshotMixin.discard_snapshot` drops a run that failed,
+and retention drops one abandoned for more than a day (a killed process).
+"""
 
 from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -12,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from sqlalchemy import func, insert, select
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from lib.schema import (
@@ -29,7 +40,11 @@ from lib.store.tables import (
     ACCOUNT_SNAPSHOTS,
     ACTIVITY_SQL_COLUMNS,
     DAY_US,
+    FAILED_OUTCOMES,
     GOOD_OUTCOMES,
+    LICENSE_ROWS,
+    PROBLEM_ROWS,
+    SEAT_ROWS,
     SNAPSHOTS,
     _to_us,
     _utc,
@@ -79,10 +94,62 @@ HISTORY_EXTRA_COLUMNS = {
 }
 
 
+PENDING_MARK = "#pending:"
+
+
+@dataclass(frozen=True)
+class PendingSnapshot:
+    """A run being written in parts (:meth:`SnapshotMixin.begin_snapshot`), not yet shown."""
+
+    config_key: str
+    snapshot_id: int
+    pending_key: str
+
+
 def _table_of(result, name: str, columns: Mapping[str, str]) -> pd.DataFrame:
     """``result``'s table ``name``, or an empty one (a result from before seat activity has none)."""
     table = getattr(result, name, None)
     return table if table is not None else _empty_frame(columns)
+
+
+def drop_runs(conn: Connection, ids: list[int], report: dict[str, int]) -> None:
+    """Delete runs ``ids`` with their account snapshots and rows, counting them in ``report``."""
+    A = ACCOUNT_SNAPSHOTS
+    for chunk in _chunks(ids):
+        owned = select(A.c.id).where(A.c.snapshot_id.in_(chunk)).scalar_subquery()
+        for table, name in (
+            (LICENSE_ROWS, "license_rows"),
+            (PROBLEM_ROWS, "problem_rows"),
+            (SEAT_ROWS, "seat_rows"),
+        ):
+            report[name] = report.get(name, 0) + (
+                conn.execute(delete(table).where(table.c.account_snapshot_id.in_(owned))).rowcount
+            )
+        report["account_snapshots"] = report.get("account_snapshots", 0) + (
+            conn.execute(delete(A).where(A.c.snapshot_id.in_(chunk))).rowcount
+        )
+        report["snapshots"] = report.get("snapshots", 0) + (
+            conn.execute(delete(SNAPSHOTS).where(SNAPSHOTS.c.id.in_(chunk))).rowcount
+        )
+
+
+def drop_abandoned_pending(
+    conn: Connection, before: datetime, config_key: str | None, report: dict[str, int]
+) -> None:
+    """Drop the pending runs (:meth:`SnapshotMixin.begin_snapshot`) begun before ``before``: a
+    sync killed while writing (one that failed drops its own at once)."""
+    S = SNAPSHOTS
+    prefix = f"{config_key}{PENDING_MARK}" if config_key is not None else None
+    query = select(S.c.id).where(S.c.written_at < before)
+    query = query.where(
+        S.c.config_key.startswith(prefix, autoescape=True)
+        if prefix is not None
+        else S.c.config_key.contains(PENDING_MARK, autoescape=True)
+    )
+    ids = sorted(conn.execute(query).scalars().all())
+    if ids:
+        log.warning("dropping %d abandoned pending snapshots (begun before %s)", len(ids), before)
+        drop_runs(conn, ids, report)
 
 
 class SnapshotMixin(BulkMixin):
@@ -118,6 +185,126 @@ class SnapshotMixin(BulkMixin):
                 took_ms,
             )
         return ids
+
+    def begin_snapshot(
+        self, config_key: str, *, demo: bool = False, started_at: datetime | None = None
+    ) -> PendingSnapshot:
+        """Create a run to be written in parts, under a pending key the pages never read."""
+        if not isinstance(config_key, str) or not config_key.strip():
+            raise ValueError("config_key must be non-empty text")
+        now = utcnow()
+        pending = f"{config_key}{PENDING_MARK}{uuid.uuid4().hex[:16]}"
+        with self._write() as conn:
+            snapshot_id = conn.execute(
+                insert(SNAPSHOTS)
+                .values(
+                    config_key=pending,
+                    taken_at=now,
+                    started_at=_utc(started_at) if started_at is not None else now,
+                    written_at=now,
+                    demo=bool(demo),
+                    accounts=0,
+                    license_rows=0,
+                )
+                .returning(SNAPSHOTS.c.id)
+            ).scalar_one()
+        log.info("pending snapshot %s begun for %s", snapshot_id, config_key)
+        return PendingSnapshot(config_key, int(snapshot_id), pending)
+
+    def write_pending(self, pending: PendingSnapshot, result) -> int:
+        """Add the accounts of ``result`` (a FetchResult of some accounts) to the pending run, in
+        one transaction; returns how many. An account already in the run is refused (ValueError)."""
+        prep = self._prepare(result, None)  # its time is the run's, set by publish_snapshot
+        ids = prep["accounts"]["account_id"].tolist()
+        if not ids:
+            return 0
+        A = ACCOUNT_SNAPSHOTS
+        with self._write() as conn:
+            for chunk in _chunks(ids):
+                there = conn.execute(
+                    select(A.c.account_id)
+                    .where(A.c.snapshot_id == pending.snapshot_id, A.c.account_id.in_(chunk))
+                    .limit(1)
+                ).first()
+                if there is not None:
+                    raise ValueError(f"account {there[0]} is already in the pending snapshot")
+            self._insert_accounts(conn, pending.snapshot_id, pending.pending_key, prep, scoped=True)
+        return len(ids)
+
+    def publish_snapshot(
+        self,
+        pending: PendingSnapshot,
+        *,
+        finished_at: datetime | None = None,
+        taken_at: datetime | None = None,
+    ) -> tuple[int, int]:
+        """Show the pending run: in one transaction it and its account snapshots get the config
+        key, the time taken (default: now) and the run's counts and exit code (0 every account
+        fetched, 2 some failed, 1 none, or no accounts). Returns (snapshot id, exit code)."""
+        A = ACCOUNT_SNAPSHOTS
+        now = utcnow()
+        taken = _utc(taken_at) if taken_at is not None else now
+        with self._write() as conn:
+            state = conn.execute(
+                select(SNAPSHOTS.c.config_key).where(SNAPSHOTS.c.id == pending.snapshot_id)
+            ).first()
+            if state is None or state.config_key != pending.pending_key:
+                raise ValueError(
+                    f"snapshot {pending.snapshot_id} is no longer pending (published or pruned)"
+                )
+            outcomes = conn.execute(
+                select(A.c.outcome, A.c.good, A.c.license_rows).where(
+                    A.c.snapshot_id == pending.snapshot_id
+                )
+            ).all()
+            n = len(outcomes)
+            failed = sum(1 for o in outcomes if o.outcome in FAILED_OUTCOMES)
+            rows = sum(int(o.license_rows or 0) for o in outcomes if o.good)
+            code = 1 if n == 0 or failed == n else (2 if failed else 0)
+            conn.execute(
+                update(A)
+                .where(A.c.snapshot_id == pending.snapshot_id)
+                .values(config_key=pending.config_key, taken_at=taken)
+            )
+            conn.execute(
+                update(SNAPSHOTS)
+                .where(SNAPSHOTS.c.id == pending.snapshot_id)
+                .values(
+                    config_key=pending.config_key,
+                    taken_at=taken,
+                    finished_at=_utc(finished_at) if finished_at is not None else now,
+                    written_at=utcnow(),
+                    exit_code=code,
+                    accounts=n,
+                    license_rows=rows,
+                )
+            )
+            # The trend rollup of its day and every later one (as write_snapshots forgets them).
+            forget_rollup(conn, pending.config_key, from_day_us=_to_us(taken) // DAY_US * DAY_US)
+        log.info(
+            "snapshot %s published for %s: %d accounts (%d failed), %d license rows",
+            pending.snapshot_id,
+            pending.config_key,
+            n,
+            failed,
+            rows,
+        )
+        return pending.snapshot_id, code
+
+    def discard_snapshot(self, pending: PendingSnapshot) -> int:
+        """Drop a pending run with every row written into it (a sync that failed); returns the
+        account snapshots dropped. A published run is never touched."""
+        report: dict[str, int] = {}
+        with self._write() as conn:
+            still = conn.execute(
+                select(SNAPSHOTS.c.id).where(
+                    SNAPSHOTS.c.id == pending.snapshot_id,
+                    SNAPSHOTS.c.config_key == pending.pending_key,
+                )
+            ).first()
+            if still is not None:
+                drop_runs(conn, [pending.snapshot_id], report)
+        return report.get("account_snapshots", 0)
 
     def _prepare(self, result, taken_at: datetime | None) -> dict[str, Any]:
         accounts = _conform(result.accounts, ACCOUNT_COLUMNS, "accounts")

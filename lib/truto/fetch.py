@@ -12,6 +12,7 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -268,6 +269,117 @@ def fetch_all(
         (datetime.now(UTC) - started).total_seconds(),
     )
     return result
+
+
+class FetchStream:
+    """Every account, as :func:`fetch_all` fetches it, each outcome handed on as soon as it is
+    fetched and none kept: for a sync too large to hold in memory (thousands of accounts).
+
+    :meth:`list` reads which accounts to fetch (raises :class:`FetchError` as :func:`fetch_all`
+    does, before anything else happens); :meth:`run` fetches them on ``max_workers`` threads and
+    calls ``deliver(outcome)`` for each (the accounts that could not be read first); ``deliver``
+    may block (the fetching thread waits) and returns False to stop: accounts not yet started are
+    then left out. :meth:`requests` counts the requests sent so far, finished accounts and those
+    in flight alike.
+    """
+
+    def __init__(self, settings: Settings, client: TrutoClient | None = None) -> None:
+        self.settings = settings
+        self.client = client or TrutoClient(settings)
+        self.total: int | None = None
+        self.done = 0
+        self._accounts: list[dict] = []
+        self._failed: list[AccountOutcome] = []
+        self._repeated: list[str] = []
+        self._lock = threading.Lock()
+        self._in_flight: set[str] = set()
+        self._done_requests = 0
+
+    def list(self) -> int:
+        """Read the accounts to fetch; returns how many (those that could not be read included)."""
+        if not all(name in sys.modules for name in _TABLES):
+            threading.Thread(target=_load_tables, name="truto-tables-import").start()
+        self.client.start_fetch()
+        failed: list[AccountOutcome] = []
+        with ThreadPoolExecutor(
+            max_workers=max(1, self.settings.max_workers), thread_name_prefix="truto-resolve"
+        ) as pool:
+            accounts, repeated = distinct_accounts(
+                _resolve_accounts(self.client, self.settings, pool, failed)
+            )
+        self._accounts, self._failed, self._repeated = accounts, failed, repeated
+        self.total = len(accounts) + len(failed)
+        return self.total
+
+    def requests(self) -> int:
+        with self._lock:
+            flying = list(self._in_flight)
+            done = self._done_requests
+        return (
+            self.client.stats(None).requests
+            + done
+            + sum(self.client.stats(a).requests for a in flying)
+        )
+
+    def _delivered(self, outcome: AccountOutcome, raw_id: str | None) -> None:
+        with self._lock:
+            if raw_id is not None:
+                self._in_flight.discard(raw_id)
+            self._done_requests += outcome.requests
+            self.done += 1
+
+    def run(self, deliver: Callable[[AccountOutcome], bool]) -> None:
+        if self.total is None:
+            self.list()
+        stop = threading.Event()
+        for outcome in self._failed:
+            self._delivered(outcome, None)
+            if not deliver(outcome):
+                return
+        self._failed = []
+        todo = iter(self._accounts)
+        repeated = set(self._repeated)
+
+        def work() -> None:
+            try:
+                while not stop.is_set():
+                    with self._lock:
+                        account = next(todo, None)
+                        if account is not None:
+                            raw = str(account["id"])
+                            self._in_flight.add(raw)
+                    if account is None:
+                        return
+                    outcome = _fetch_account(self.client, self.settings, account)
+                    if outcome.account_id in repeated:
+                        note_repeated(outcome)
+                    self._delivered(outcome, raw)
+                    if not deliver(outcome):
+                        stop.set()
+            except BaseException:
+                stop.set()
+                raise
+
+        threads = max(1, self.settings.max_workers)
+        pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="truto-fetch")
+        try:
+            futures = [pool.submit(work) for _ in range(threads)]
+            for fut in futures:
+                fut.exception()  # wait (an interrupt here stops the threads after their account)
+        except BaseException:
+            stop.set()
+            raise
+        finally:
+            pool.shutdown(wait=True)
+        self._accounts = []
+        for fut in futures:
+            fut.result()
+        log.info(
+            "fetch done: %d of %d accounts handed on, %d requests",
+            self.done,
+            self.total,
+            self.requests(),
+        )
 
 
 def note_repeated(outcome: AccountOutcome) -> None:
