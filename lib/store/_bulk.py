@@ -91,6 +91,18 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]
 class BulkMixin(StoreBase):
     """Column-wise reads and writes shared by snapshots and history."""
 
+    def _drop_temp_tables(self, conn: Connection, names: Sequence[str]) -> None:
+        """Drop the temporary tables ``names`` if they exist (the temporary schema only: never a
+        table of the database by that name)."""
+        cur = self._cursor(conn)
+        try:
+            for name in names:
+                cur.execute(
+                    f"DROP TABLE IF EXISTS {'temp' if self.is_sqlite else 'pg_temp'}.{name}"
+                )
+        finally:
+            cur.close()
+
     def _insert_rows(
         self, conn: Connection, table: str, names: Sequence[str], data: Sequence[list]
     ) -> None:

@@ -16,7 +16,7 @@ from lib.schema import LICENSE_COLUMNS, SEAT_COLUMNS
 from lib.store._bulk import BulkMixin, _chunks, _empty_frame
 from lib.store._rollup import forget_changed_days
 from lib.store.settings import SettingsMixin
-from lib.store.snapshots import HISTORY_EXTRA_COLUMNS, drop_abandoned_pending
+from lib.store.snapshots import HISTORY_EXTRA_COLUMNS, drop_abandoned_pending, drop_runs
 from lib.store.tables import (
     ACCOUNT_SNAPSHOTS,
     LICENSE_ROWS,
@@ -178,7 +178,7 @@ class HistoryMixin(SettingsMixin, BulkMixin):
     def _drop_abandoned_runs(
         self, conn, now: datetime, config_key: str | None, report: dict[str, int]
     ) -> None:
-        R, C, A = SYNC_RUNS, SYNC_CLAIMS, ACCOUNT_SNAPSHOTS
+        R, C = SYNC_RUNS, SYNC_CLAIMS
         query = select(R.c.snapshot_id).where(
             R.c.finished_at.is_(None), R.c.created_at < now - ABANDONED_AFTER
         )
@@ -189,23 +189,9 @@ class HistoryMixin(SettingsMixin, BulkMixin):
         )
         runs = sorted(conn.execute(query.where(R.c.snapshot_id.not_in(live))).scalars().all())
         for chunk in _chunks(runs):
-            owned = select(A.c.id).where(A.c.snapshot_id.in_(chunk)).scalar_subquery()
-            for table, key in (
-                (LICENSE_ROWS, "license_rows"),
-                (PROBLEM_ROWS, "problem_rows"),
-                (SEAT_ROWS, "seat_rows"),
-            ):
-                report[key] += conn.execute(
-                    delete(table).where(table.c.account_snapshot_id.in_(owned))
-                ).rowcount
-            report["account_snapshots"] += conn.execute(
-                delete(A).where(A.c.snapshot_id.in_(chunk))
-            ).rowcount
             conn.execute(delete(C).where(C.c.snapshot_id.in_(chunk)))
             conn.execute(delete(R).where(R.c.snapshot_id.in_(chunk)))
-            report["snapshots"] += conn.execute(
-                delete(SNAPSHOTS).where(SNAPSHOTS.c.id.in_(chunk))
-            ).rowcount
+            drop_runs(conn, chunk, report)
         if runs:
             log.warning("pruned %d sharded sync runs left unfinished: %s", len(runs), runs)
 

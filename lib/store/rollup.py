@@ -257,14 +257,7 @@ class RollupMixin(HistoryMixin):
             cur.close()
 
     def _drop_rollup_temp(self, conn: Connection) -> None:
-        cur = self._cursor(conn)
-        try:
-            for name in ("rollup_pairs", "rollup_sids"):
-                cur.execute(
-                    f"DROP TABLE IF EXISTS {'temp' if self.is_sqlite else 'pg_temp'}.{name}"
-                )
-        finally:
-            cur.close()
+        self._drop_temp_tables(conn, ("rollup_pairs", "rollup_sids"))
 
     def _add_classes(self, conn: Connection, token: str, pricing: TrendPricing) -> None:
         """The license classes of the rows being added up into ``trend_classes``, and every class

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -112,7 +112,51 @@ def _table_of(result, name: str, columns: Mapping[str, str]) -> pd.DataFrame:
     return table if table is not None else _empty_frame(columns)
 
 
-def drop_runs(conn: Connection, ids: list[int], report: dict[str, int]) -> None:
+def publish_run(
+    conn: Connection,
+    snapshot_id: int,
+    config_key: str,
+    *,
+    taken: datetime,
+    finished: datetime,
+    written: datetime,
+) -> tuple[int, int, int, int]:
+    """Show a run written in parts (a streamed sync's, a sharded one's): its account snapshots and
+    itself get ``config_key`` and the time taken, the run its counts and exit code (0 every account
+    fetched, 2 some failed, 1 none, or no accounts); the trend rollup of its day and every later one
+    is forgotten (as :meth:`SnapshotMixin.write_snapshots` forgets them). Returns (accounts, failed,
+    license rows, exit code)."""
+    A = ACCOUNT_SNAPSHOTS
+    outcomes = conn.execute(
+        select(A.c.outcome, A.c.good, A.c.license_rows).where(A.c.snapshot_id == snapshot_id)
+    ).all()
+    n = len(outcomes)
+    failed = sum(1 for o in outcomes if o.outcome in FAILED_OUTCOMES)
+    rows = sum(int(o.license_rows or 0) for o in outcomes if o.good)
+    code = 1 if n == 0 or failed == n else (2 if failed else 0)
+    conn.execute(
+        update(A)
+        .where(A.c.snapshot_id == snapshot_id)
+        .values(config_key=config_key, taken_at=taken)
+    )
+    conn.execute(
+        update(SNAPSHOTS)
+        .where(SNAPSHOTS.c.id == snapshot_id)
+        .values(
+            config_key=config_key,
+            taken_at=taken,
+            finished_at=finished,
+            written_at=written,
+            exit_code=code,
+            accounts=n,
+            license_rows=rows,
+        )
+    )
+    forget_rollup(conn, config_key, from_day_us=_to_us(taken) // DAY_US * DAY_US)
+    return n, failed, rows, code
+
+
+def drop_runs(conn: Connection, ids: Sequence[int], report: dict[str, int]) -> None:
     """Delete runs ``ids`` with their account snapshots and rows, counting them in ``report``."""
     A = ACCOUNT_SNAPSHOTS
     for chunk in _chunks(ids):
@@ -241,7 +285,6 @@ class SnapshotMixin(BulkMixin):
         """Show the pending run: in one transaction it and its account snapshots get the config
         key, the time taken (default: now) and the run's counts and exit code (0 every account
         fetched, 2 some failed, 1 none, or no accounts). Returns (snapshot id, exit code)."""
-        A = ACCOUNT_SNAPSHOTS
         now = utcnow()
         taken = _utc(taken_at) if taken_at is not None else now
         with self._write() as conn:
@@ -252,35 +295,14 @@ class SnapshotMixin(BulkMixin):
                 raise ValueError(
                     f"snapshot {pending.snapshot_id} is no longer pending (published or pruned)"
                 )
-            outcomes = conn.execute(
-                select(A.c.outcome, A.c.good, A.c.license_rows).where(
-                    A.c.snapshot_id == pending.snapshot_id
-                )
-            ).all()
-            n = len(outcomes)
-            failed = sum(1 for o in outcomes if o.outcome in FAILED_OUTCOMES)
-            rows = sum(int(o.license_rows or 0) for o in outcomes if o.good)
-            code = 1 if n == 0 or failed == n else (2 if failed else 0)
-            conn.execute(
-                update(A)
-                .where(A.c.snapshot_id == pending.snapshot_id)
-                .values(config_key=pending.config_key, taken_at=taken)
+            n, failed, rows, code = publish_run(
+                conn,
+                pending.snapshot_id,
+                pending.config_key,
+                taken=taken,
+                finished=_utc(finished_at) if finished_at is not None else now,
+                written=utcnow(),
             )
-            conn.execute(
-                update(SNAPSHOTS)
-                .where(SNAPSHOTS.c.id == pending.snapshot_id)
-                .values(
-                    config_key=pending.config_key,
-                    taken_at=taken,
-                    finished_at=_utc(finished_at) if finished_at is not None else now,
-                    written_at=utcnow(),
-                    exit_code=code,
-                    accounts=n,
-                    license_rows=rows,
-                )
-            )
-            # The trend rollup of its day and every later one (as write_snapshots forgets them).
-            forget_rollup(conn, pending.config_key, from_day_us=_to_us(taken) // DAY_US * DAY_US)
         log.info(
             "snapshot %s published for %s: %d accounts (%d failed), %d license rows",
             pending.snapshot_id,

@@ -33,16 +33,11 @@ from sqlalchemy import insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from lib.store._bulk import BulkMixin
-from lib.store._rollup import forget_rollup
-from lib.store.snapshots import SnapshotMixin
+from lib.store.snapshots import SnapshotMixin, publish_run
 from lib.store.tables import (
-    ACCOUNT_SNAPSHOTS,
-    DAY_US,
-    FAILED_OUTCOMES,
     SNAPSHOTS,
     SYNC_CLAIMS,
     SYNC_RUNS,
-    _to_us,
     utcnow,
 )
 
@@ -362,7 +357,7 @@ class ClaimMixin(SnapshotMixin, BulkMixin):
         the exit code is a fetch's: 0 every account fetched, 2 some failed, 1 none (or no
         accounts)."""
         self._need_postgres()
-        R, A, C = SYNC_RUNS, ACCOUNT_SNAPSHOTS, SYNC_CLAIMS
+        R, C = SYNC_RUNS, SYNC_CLAIMS
         with self._write() as conn:
             state = conn.execute(
                 select(R.c.finished_at, R.c.exit_code)
@@ -378,41 +373,15 @@ class ClaimMixin(SnapshotMixin, BulkMixin):
             ).first()
             if left is not None:
                 return False, None
-            outcomes = conn.execute(
-                select(A.c.outcome, A.c.good, A.c.license_rows).where(
-                    A.c.snapshot_id == run.snapshot_id
-                )
-            ).all()
-            n = len(outcomes)
-            failed = sum(1 for o in outcomes if o.outcome in FAILED_OUTCOMES)
-            rows = sum(int(o.license_rows or 0) for o in outcomes if o.good)
-            code = 1 if n == 0 or failed == n else (2 if failed else 0)
             now = utcnow()
-            conn.execute(
-                update(A)
-                .where(A.c.snapshot_id == run.snapshot_id)
-                .values(config_key=run.config_key, taken_at=now)
-            )
-            conn.execute(
-                update(SNAPSHOTS)
-                .where(SNAPSHOTS.c.id == run.snapshot_id)
-                .values(
-                    config_key=run.config_key,
-                    taken_at=now,
-                    finished_at=now,
-                    written_at=now,
-                    exit_code=code,
-                    accounts=n,
-                    license_rows=rows,
-                )
+            n, failed, rows, code = publish_run(
+                conn, run.snapshot_id, run.config_key, taken=now, finished=now, written=now
             )
             conn.execute(
                 update(R)
                 .where(R.c.config_key == run.config_key, R.c.run_key == run.run_key)
                 .values(finished_at=now, exit_code=code)
             )
-            # the run's day in the trend rollup (and any later one) is built again on its next read
-            forget_rollup(conn, run.config_key, from_day_us=_to_us(now) // DAY_US * DAY_US)
         log.info(
             "sync run %s of %s finished: snapshot %s, %d accounts (%d failed), %d license rows",
             run.run_key,

@@ -210,15 +210,7 @@ class TrendMixin(RollupMixin):
             cur.close()
 
     def _drop_temp(self, conn: Connection) -> None:
-        cur = self._cursor(conn)
-        try:
-            for name in ("trend_pairs", "trend_prices"):
-                # the temporary schema only: never a table of the database by that name
-                cur.execute(
-                    f"DROP TABLE IF EXISTS {'temp' if self.is_sqlite else 'pg_temp'}.{name}"
-                )
-        finally:
-            cur.close()
+        self._drop_temp_tables(conn, ("trend_pairs", "trend_prices"))
 
     # ------------------------------------------------------------ the queries
 
