@@ -169,23 +169,12 @@ def old_path(store: Store, book, options, group: str) -> pd.DataFrame:
     return frame
 
 
-def new_path(store: Store, metrics, options, group: str, tenants: tuple = ()) -> pd.DataFrame:
-    sums = store.trend_sums(
-        KEY,
-        None,
-        T.GROUPS[group],
-        T.trend_prices(metrics, options),
-        top=TOP if group == "license" else None,
-        tenants=tenants,
-    )
-    return T.trend_from_sums(sums, group)
-
-
-def rollup_path(
-    store: Store, metrics, options, pricing, group: str, tenants: tuple = ()
+def new_path(
+    store: Store, metrics, options, group: str, tenants: tuple = (), pricing=None
 ) -> pd.DataFrame:
-    """What the Trends page does now: ``trend_sums`` given the pricing reads the rollup (with a
-    tenant filter: adds up every row, each priced by its license class)."""
+    """The database adding up every row at today's prices; given ``pricing``, what the Trends page
+    does now: ``trend_sums`` reads the rollup (with a tenant filter: adds up every row, each priced
+    by its license class)."""
     sums = store.trend_sums(
         KEY,
         None,
@@ -196,6 +185,12 @@ def rollup_path(
         tenants=tenants,
     )
     return T.trend_from_sums(sums, group)
+
+
+def rollup_path(
+    store: Store, metrics, options, pricing, group: str, tenants: tuple = ()
+) -> pd.DataFrame:
+    return new_path(store, metrics, options, group, tenants, pricing)
 
 
 def timed(fn, reads: int) -> tuple[float, float, pd.DataFrame]:
