@@ -33,14 +33,14 @@ with left:
             "have no price yet (see Price book)."
         )
     else:
-        st.plotly_chart(charts.top_idle_spend(top, view.currency), key="chart-top-idle")
+        ui.chart(charts.top_idle_spend(top, view.currency), key="chart-top-idle")
         ui.download(top, "top-idle-spend", key="dl-top-idle")
 with right:
     st.subheader("Utilization per integration")
     st.caption("Seats assigned ÷ seats bought, over licenses that report both.")
     util = groupings.utilization_by_integration(view.prepared)
     if util["utilization_pct"].notna().any():
-        st.plotly_chart(charts.utilization_by_integration(util), key="chart-util-integration")
+        ui.chart(charts.utilization_by_integration(util), key="chart-util-integration")
     else:
         st.info("None of these integrations report both assigned and bought seats.")
     ui.download(util, "utilization-by-integration", key="dl-util-integration")

@@ -43,7 +43,7 @@ else:
     if points.empty:
         st.info("No renewal or opt-out deadline in the next 365 days.")
     else:
-        st.plotly_chart(charts.renewal_timeline(points, today), key="chart-renewals")
+        ui.chart(charts.renewal_timeline(points, today), key="chart-renewals")
 
     st.subheader(f"Renewals and deadlines within {horizon} days")
     if upcoming.empty:

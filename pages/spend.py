@@ -51,7 +51,7 @@ spend = D.spend_chart_rows(groupings.spend_by_integration(view.prepared, paid_on
 if spend.empty:
     st.info(D.spend_chart_empty_text(view.filtered, gaps))
 else:
-    st.plotly_chart(charts.spend_by_integration(spend, cur), key="chart-spend")
+    ui.chart(charts.spend_by_integration(spend, cur), key="chart-spend")
     ui.download(spend, "spend-by-integration", key="dl-spend-integration")
 
 st.subheader("Potential savings by license")
@@ -62,7 +62,7 @@ savings = D.savings_by_license(view.filtered)
 if savings.empty:
     st.info(D.savings_empty_text(view.filtered))
 else:
-    st.plotly_chart(charts.savings_by_license(savings, cur), key="chart-savings")
+    ui.chart(charts.savings_by_license(savings, cur), key="chart-savings")
     ui.table(savings, key="savings-table")
     ui.download(savings, "potential-savings", key="dl-savings")
 

@@ -48,7 +48,7 @@ plotted = frame[frame[measure].notna()]
 if plotted.empty:
     st.info(f"{labels[measure]} is not reported for these licenses.")
 else:
-    st.plotly_chart(
+    ui.chart(
         charts.trend_lines(
             plotted,
             "taken_at",

@@ -87,7 +87,7 @@ st.caption(
 )
 groups = U.seat_groups(view.prepared, level or "Integration", paid_only=paid_only)
 if groups.has_counts:
-    st.plotly_chart(charts.assigned_vs_unassigned(groups.rows, groups.label), key="chart-seats")
+    ui.chart(charts.assigned_vs_unassigned(groups.rows, groups.label), key="chart-seats")
     ui.download(
         groups.export(),
         f"seats-by-{(level or 'Integration').lower()}",

@@ -9,8 +9,10 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import requests
 
 from lib import ui
+from lib.ui import plot
 from tests.browser import (
     CHROMIUM_ARGS,
     Server,
@@ -310,3 +312,36 @@ def test_reclaim_threshold_and_reason_in_the_url_shape_the_download(server, page
     departed = _reclaim_csv(page, f"{server.url}/reclaim?integration=GitHub&reason=Departed")
     assert departed and {r["reclaim_reason"] for r in departed} == {"Departed"}
     assert urlsplit(page.url).query == "integration=GitHub&reason=Departed"
+
+
+def test_the_server_sends_the_chart_library_and_the_page_load_hints(server):
+    document = requests.get(
+        f"{server.url}/utilization", headers={"Accept": "text/html"}, timeout=30
+    )
+    assert document.status_code == 200
+    head = document.text[: document.text.index("</head>")]
+    assert f'<link rel="preload" as="script" href="{plot.PLOTLY_URL}">' in head
+    library = requests.get(f"{server.url}{plot.ASSET_ROUTE}/{plot.PLOTLY_JS}", timeout=30)
+    assert library.status_code == 200 and "javascript" in library.headers["content-type"]
+    assert library.content == (plot.ASSETS / plot.PLOTLY_JS).read_bytes()
+    assert "immutable" in library.headers["cache-control"]
+    assert requests.get(f"{server.url}{plot.ASSET_ROUTE}/missing.js", timeout=30).status_code == 404
+
+
+def test_charts_draw_with_the_basic_library_loaded_once_and_never_streamlits_full_plotly(
+    server, page
+):
+    page.goto(f"{server.url}/overview")
+    wait_idle(page)
+    check_page(page, ui.PAGE_BY_KEY["overview"])  # both charts drawn
+    names = page.evaluate("performance.getEntriesByType('resource').map(r => r.name)")
+    assert [n for n in names if n.endswith(plot.PLOTLY_JS)] == [
+        f"{server.url}{plot.ASSET_ROUTE}/{plot.PLOTLY_JS}"
+    ]
+    assert not [n for n in names if "/static/js/PlotlyChart." in n]
+    assert page.locator(f"script#{plot.LIBRARY_TAG_ID}").count() == 1
+    # A click to another page draws its chart with the library already there.
+    page.locator("[data-testid='stSidebarNav'] a", has_text="Spend").click()
+    wait_idle(page)
+    check_page(page, ui.PAGE_BY_KEY["spend"])
+    assert page.locator(f"script#{plot.LIBRARY_TAG_ID}").count() == 1

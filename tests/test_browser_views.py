@@ -142,7 +142,7 @@ def test_zoom_empty_states_are_true(server, wide):
     wide.get_by_text("No savings can be computed", exact=False).wait_for(timeout=30_000)
     main = wide.locator("[data-testid='stMain']").inner_text()
     assert "No priced paid licenses" not in main and "within its buffer" not in main
-    assert wide.locator("[data-testid='stPlotlyChart']").count() >= 1
+    wide.locator("[data-testid='dashboardChart'] .main-svg").first.wait_for(timeout=30_000)
     screenshot(wide, "spend-zoom-1440")
 
 
@@ -185,7 +185,7 @@ def boxes_overlap(a: dict, b: dict) -> bool:
 
 def check_chart(page, key: str) -> None:
     """Axis titles inside the chart, the legend clear of the toolbar, and the text readable on the background."""
-    chart = page.locator(f".st-key-{key} [data-testid='stPlotlyChart']")
+    chart = page.locator(f".st-key-{key} [data-testid='dashboardChart']")
     chart.wait_for(timeout=60_000)
     chart.locator(".main-svg .legend").wait_for(timeout=30_000)
     svg = chart.locator(".main-svg").first.bounding_box()
@@ -252,7 +252,7 @@ def test_trends_per_license_draw_distinct_lines_on_a_phone(server, page):
 
 def test_renewals_draw_the_year_and_the_calendar_download_parses(server, wide):
     open_page(wide, f"{server.url}/renewals", "renewals")
-    chart = by_key(wide, "chart-renewals").locator("[data-testid='stPlotlyChart']")
+    chart = by_key(wide, "chart-renewals").locator("[data-testid='dashboardChart']")
     chart.locator(".main-svg").first.wait_for(timeout=60_000)
     points = chart.locator(".scatterlayer .trace .point")
     points.first.wait_for(timeout=30_000)

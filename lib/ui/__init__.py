@@ -7,7 +7,8 @@ Everything that computes lives in lib/; these modules only wire it to widgets:
 - ``widgets``: tables, CSV downloads, tiles, empty states, the seat scope
 - ``pages``: the page registry and routing
 - ``access``: the sign-in gate and who is signed in
-- ``charts``: the Plotly figures
+- ``charts``: the Plotly figures; ``plot``: drawing them (``chart``)
+- ``serve``: the page-load hints in the HTML document the server sends
 
 Pages, app.py and tests use the names below as ``ui.<name>``.
 """
@@ -28,6 +29,7 @@ from lib.ui.pages import (
     page_path,
     routed,
 )
+from lib.ui.plot import chart
 from lib.ui.sidebar import sidebar_filters, sidebar_status
 from lib.ui.state import (
     CACHE_TTL_SECONDS,
@@ -54,6 +56,7 @@ from lib.ui.widgets import (
 )
 
 __all__ = [
+    "chart",
     "CACHE_TTL_SECONDS",
     "HOME",
     "MISSING",

@@ -1,0 +1,137 @@
+"""Drawing the Plotly figures of lib/ui/charts.py in the page: :func:`chart`.
+
+The figures are Plotly's, built by plotly.py as before; the browser draws them with Plotly's *basic*
+bundle (bar, scatter and pie traces: all the dashboard uses), vendored in ``lib/ui/assets`` (plotly.js
+4.1.1, the release plotly.py and Streamlit ship; MIT, its licence beside it), instead of through
+``st.plotly_chart``, whose frontend chunk carries the full plotly.js: 4.7 MB that take a new
+visitor's browser about 0.75 s to evaluate before the first chart, and anything after it, is drawn.
+The basic bundle is 1.2 MB and evaluates in about 0.2 s.
+
+The chart is a ``st.components.v2`` component, mounted in the page itself (no iframe): its script
+loads the bundle once per page (``app.py`` serves it at ``/assets/...``; lib/ui/serve.py hints it
+early), draws with ``Plotly.react`` and redraws when its container's width changes. Text takes the
+theme's colour and font from the page, so it follows the light and the dark theme; backgrounds are
+transparent (lib/ui/charts.py). Vendor text in figures is escaped where the figures are built.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import plotly.graph_objects as go
+import streamlit as st
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+PLOTLY_JS = "plotly-basic-4.1.1.min.js"
+ASSET_ROUTE = "/assets"  # where app.py serves ASSETS
+PLOTLY_URL = (
+    f".{ASSET_ROUTE}/{PLOTLY_JS}"  # relative to the page, as Streamlit's own static files are
+)
+CHART_CLASS = "dashboard-chart"
+LIBRARY_TAG_ID = "dashboard-plotly"  # the library's <script> tag: one per page, whoever adds it
+# What the modebar offers: the image download and the zoom controls, no Plotly logo.
+CONFIG = {
+    "displaylogo": False,
+    "responsive": True,
+    "modeBarButtonsToRemove": ["select2d", "lasso2d"],
+}
+
+# The script loads the bundle once per page: a <script> tag (the bundle is a classic script that
+# sets window.Plotly), shared by every chart and by the early load lib/ui/serve.py starts.
+_LOADER = """
+function loadPlotly(url) {
+  if (window.Plotly) return Promise.resolve(window.Plotly);
+  if (!window.__dashboardPlotly) {
+    window.__dashboardPlotly = new Promise((resolve, reject) => {
+      let tag = document.getElementById("__TAG__");
+      if (!tag) {
+        tag = document.createElement("script");
+        tag.id = "__TAG__";
+        tag.src = new URL(url, document.baseURI).href;
+        document.head.append(tag);
+      }
+      tag.addEventListener("load", () => (window.Plotly ? resolve(window.Plotly) : reject(new Error("no Plotly"))));
+      tag.addEventListener("error", () => {
+        window.__dashboardPlotly = undefined;
+        tag.remove();
+        reject(new Error("the chart library did not load"));
+      });
+    });
+  }
+  return window.__dashboardPlotly;
+}
+"""
+
+_JS = (
+    (
+        _LOADER
+        + """
+export default function ({ data, parentElement }) {
+  const el = parentElement.querySelector(".__CLASS__");
+  let alive = true;
+  let watcher;
+  const figure = JSON.parse(data.figure);
+  const height = (figure.layout && figure.layout.height) || 400;
+  el.style.height = height + "px";
+  loadPlotly(data.url)
+    .then((Plotly) => {
+      if (!alive) return;
+      const style = getComputedStyle(el);
+      const layout = Object.assign({}, figure.layout, { autosize: true });
+      layout.font = Object.assign({ family: style.fontFamily, color: style.color }, layout.font || {});
+      layout.modebar = Object.assign(
+        { bgcolor: "rgba(0,0,0,0)", color: "rgba(128,128,128,0.7)", activecolor: style.color },
+        layout.modebar || {}
+      );
+      return Plotly.react(el, figure.data || [], layout, data.config).then(() => {
+        if (!alive) return;
+        watcher = new ResizeObserver(() => alive && Plotly.Plots.resize(el));
+        watcher.observe(el);
+      });
+    })
+    .catch(() => {
+      if (alive) el.textContent = "This chart could not be drawn: its library did not load. Reload the page.";
+    });
+  return () => {
+    alive = false;
+    if (watcher) watcher.disconnect();
+    if (window.Plotly) window.Plotly.purge(el);
+  };
+}
+"""
+    )
+    .replace("__TAG__", LIBRARY_TAG_ID)
+    .replace("__CLASS__", CHART_CLASS)
+)
+
+# Axis, legend and annotation text in the page's text colour, live (a theme switch restyles it);
+# hover labels keep the contrast Plotly computes for them.
+_CSS = """
+.__CLASS__ { width: 100%; }
+.__CLASS__ .main-svg text:not(.hoverlayer text) { fill: currentColor !important; }
+""".replace("__CLASS__", CHART_CLASS)
+
+COMPONENT_NAME = "dashboard.chart"
+_COMPONENT = st.components.v2.component(
+    COMPONENT_NAME,
+    html=f'<div class="{CHART_CLASS}" data-testid="dashboardChart"></div>',
+    css=_CSS,
+    js=_JS,
+    isolate_styles=False,  # Plotly styles its modebar and hovers with rules it adds to the page's head
+)
+
+
+def chart_data(fig: go.Figure) -> dict:
+    """What the component receives: the figure as Plotly JSON, the bundle's address and the config."""
+    return {"figure": fig.to_json(), "url": PLOTLY_URL, "config": CONFIG}
+
+
+def chart(fig: go.Figure, *, key: str) -> None:
+    """Draw one figure, full width, at the figure's own height."""
+    _COMPONENT(key=key, data=chart_data(fig), width="stretch", height="content")
+
+
+def figure_of(data_json: str) -> dict:
+    """The figure in a component's data as the page sent it (for tests): Plotly JSON as a dict."""
+    return json.loads(json.loads(data_json)["figure"])
