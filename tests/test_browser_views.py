@@ -275,3 +275,25 @@ def test_renewals_draw_the_year_and_the_calendar_download_parses(server, wide):
     assert any(s.startswith("Opt-out deadline: Zoom: Zoom Workplace Business") for s in summaries)
     assert len(set(re.findall(r"^UID:(.*)$", unfolded, flags=re.M))) == 13
     screenshot(wide, "renewals-1440")
+
+
+def test_overview_chart_titles_stay_inside_their_charts(server, page):
+    """On a phone the long license labels leave a narrow plot area; the x-axis title still fits."""
+    open_page(page, f"{server.url}/overview", "overview")
+    for key in ("chart-top-idle", "chart-util-integration"):
+        by_key(page, key).locator("[data-testid='dashboardChart'] .main-svg .xtitle").wait_for(
+            timeout=30_000
+        )
+        # The title is fitted after the first draw: wait until it is inside the chart (or time out).
+        page.wait_for_function(
+            """(key) => {
+                const chart = document.querySelector(`.st-key-${key} [data-testid='dashboardChart']`);
+                const svg = chart && chart.querySelector(".main-svg");
+                const title = chart && chart.querySelector(".xtitle");
+                if (!svg || !title) return false;
+                const a = svg.getBoundingClientRect(), b = title.getBoundingClientRect();
+                return b.width > 0 && b.left >= a.left - 1 && b.right <= a.right + 1;
+            }""",
+            arg=key,
+            timeout=30_000,
+        )

@@ -63,9 +63,33 @@ function loadPlotly(url) {
 }
 """
 
+# On a narrow screen a horizontal bar chart's plot area is narrow (its labels take the width) and
+# the x-axis title, centred on it, would run past the chart's edge: it is broken onto two lines.
+_FIT_TITLE = """
+function fitTitle(Plotly, el) {
+  const full = el._fullLayout;
+  const text = full && full.xaxis && full.xaxis.title && full.xaxis.title.text;
+  const svg = el.querySelector(".main-svg");
+  const title = el.querySelector(".xtitle");
+  if (!svg || !title || !text || text.includes("<br>")) return;
+  const edge = svg.getBoundingClientRect();
+  const box = title.getBoundingClientRect();
+  if (box.right <= edge.right + 1 && box.left >= edge.left - 1) return;
+  const middle = text.length / 2;
+  let cut = -1;
+  for (let i = 0; i < text.length; i++) {
+    if (text[i] === " " && (cut < 0 || Math.abs(i - middle) < Math.abs(cut - middle))) cut = i;
+  }
+  if (cut > 0) {
+    Plotly.relayout(el, { "xaxis.title.text": text.slice(0, cut) + "<br>" + text.slice(cut + 1) });
+  }
+}
+"""
+
 _JS = (
     (
         _LOADER
+        + _FIT_TITLE
         + """
 export default function ({ data, parentElement }) {
   const el = parentElement.querySelector(".__CLASS__");
@@ -86,7 +110,8 @@ export default function ({ data, parentElement }) {
       );
       return Plotly.react(el, figure.data || [], layout, data.config).then(() => {
         if (!alive) return;
-        watcher = new ResizeObserver(() => alive && Plotly.Plots.resize(el));
+        fitTitle(Plotly, el);
+        watcher = new ResizeObserver(() => alive && Plotly.Plots.resize(el).then(() => alive && fitTitle(Plotly, el)));
         watcher.observe(el);
       });
     })
