@@ -96,7 +96,7 @@ ALL_DRAWN = (
 )
 
 
-def browser(env: dict[str, str] | None = None) -> dict | None:
+def browser() -> dict | None:
     """Navigation to the Overview's charts drawn: a full load by deep link in a new session, and a click
     on the sidebar link from another page of an open app."""
     from tests.browser import CHROMIUM, CHROMIUM_ARGS, Server, wait_idle
@@ -106,7 +106,7 @@ def browser(env: dict[str, str] | None = None) -> dict | None:
         return None
     from playwright.sync_api import sync_playwright
 
-    srv = Server(Path(tempfile.mkdtemp()), env)
+    srv = Server(Path(tempfile.mkdtemp()))
     try:
         with sync_playwright() as p:
             b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
@@ -154,6 +154,37 @@ def browser(env: dict[str, str] | None = None) -> dict | None:
         srv.stop()
 
 
+def hints_compared(rounds: int = 10) -> tuple[list[float], list[float]]:
+    """Full loads by deep link from two servers, one without lib/ui/serve.py's hints, taken in turn
+    (so that the machine's own drift falls on both)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import CHROMIUM, CHROMIUM_ARGS, Server, wait_idle
+
+    servers = [Server(Path(tempfile.mkdtemp())), Server(Path(tempfile.mkdtemp()), {HINTS_ENV: "0"})]
+    loads: list[list[float]] = [[], []]
+    try:
+        with sync_playwright() as p:
+            b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            for srv in servers:
+                warm = b.new_page()
+                warm.goto(srv.url + "/overview")
+                wait_idle(warm)
+                warm.close()
+            for r in range(rounds):
+                for i in (0, 1) if r % 2 == 0 else (1, 0):
+                    fresh = b.new_page(viewport={"width": 1400, "height": 1000})
+                    fresh.goto(servers[i].url + "/overview")
+                    fresh.wait_for_function(ALL_DRAWN, timeout=30_000, polling=16)
+                    loads[i].append(fresh.evaluate("performance.now()") / 1000)
+                    fresh.close()
+            b.close()
+    finally:
+        for srv in servers:
+            srv.stop()
+    return loads[0], loads[1]
+
+
 def main() -> None:
     if "--browser" not in sys.argv[1:]:
         server_figures()
@@ -167,12 +198,13 @@ def main() -> None:
         )
         print(f"  returning visitor (same browser profile, new tab): {t['return']:.2f} s")
         print(f"  click on the sidebar link in an open app: {t['click']:.2f} s")
-        off = browser({HINTS_ENV: "0"})
-        if off is not None:
-            print(
-                f"  without the page-load hints ({HINTS_ENV}=0): full load {off['load']:.2f} s,"
-                f" returning visitor {off['return']:.2f} s"
-            )
+        on, off = hints_compared()
+        gain = statistics.median(b - a for a, b in zip(on, off))
+        print(
+            f"  full load with the page-load hints {statistics.median(on):.2f} s, without"
+            f" ({HINTS_ENV}=0) {statistics.median(off):.2f} s: the hints gain {gain:.2f} s"
+            f" (median of {len(on)} interleaved pairs)"
+        )
 
 
 def server_figures() -> None:
