@@ -11,7 +11,7 @@ from starlette.routing import Mount
 
 from lib import ui
 from lib.process import prefer_small_pages
-from lib.ui.plot import ASSET_ROUTE
+from lib.ui.plot import asset_route
 from lib.ui.serve import PageLoadMiddleware, assets
 
 prefer_small_pages()  # this process's memory in 4 KB pages: see lib/process.py
@@ -38,6 +38,7 @@ if __name__ == "__main__":
 else:
     app = st.App(
         __file__,
-        routes=[Mount(ASSET_ROUTE, app=assets())],  # the chart library
+        # the chart library (the command line's options are read by now)
+        routes=[Mount(asset_route(st.get_option("server.baseUrlPath")), app=assets())],
         middleware=[Middleware(PageLoadMiddleware)],
     )

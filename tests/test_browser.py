@@ -345,3 +345,15 @@ def test_charts_draw_with_the_basic_library_loaded_once_and_never_streamlits_ful
     wait_idle(page)
     check_page(page, ui.PAGE_BY_KEY["spend"])
     assert page.locator(f"script#{plot.LIBRARY_TAG_ID}").count() == 1
+
+
+def test_a_chart_whose_library_cannot_load_says_so_and_the_page_is_still_drawn(server, page):
+    page.route(f"**{plot.ASSET_ROUTE}/{plot.PLOTLY_JS}", lambda route: route.abort())
+    page.goto(f"{server.url}/overview")
+    wait_idle(page)
+    for key in CHARTS["overview"]:
+        by_key(page, key).get_by_text("This chart could not be drawn", exact=False).wait_for(
+            timeout=30_000
+        )
+    assert page.locator("[data-testid='stMetric']").count() >= 4
+    assert page.locator("[data-testid='stException']").count() == 0

@@ -16,12 +16,13 @@ ROOT = Path(__file__).resolve().parent.parent
 STREAMLIT_DOCUMENT = (Path(streamlit.__file__).parent / "static" / "index.html").read_bytes()
 
 
-def run(middleware, request_headers, response_start, body_parts):
+def run(middleware, request_headers, response_start, body_parts, extensions=None):
     """One request through the middleware in front of a fake app; what the app saw and what was sent."""
     seen = {}
 
     async def inner(scope, receive, send):
         seen["headers"] = scope["headers"]
+        seen["extensions"] = scope.get("extensions")
         await send({"type": "http.response.start", **response_start})
         for i, part in enumerate(body_parts):
             await send(
@@ -36,7 +37,13 @@ def run(middleware, request_headers, response_start, body_parts):
     async def receive():
         return {"type": "http.request"}
 
-    scope = {"type": "http", "method": "GET", "path": "/overview", "headers": request_headers}
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/overview",
+        "headers": request_headers,
+        "extensions": extensions or {},
+    }
     asyncio.run(middleware(inner)(scope, receive, send))
     return seen, sent
 
@@ -76,6 +83,31 @@ def test_streamlits_document_gets_the_preload_and_the_early_load_before_its_head
     assert int(headers[b"content-length"]) == len(body["body"])
     assert b"etag" not in headers and headers[b"cache-control"] == b"no-cache"
     assert len(sent) == 2
+
+
+def test_a_document_is_asked_unconditionally_and_as_body_messages():
+    # A browser's copy from before the hints must not be revalidated (a 304 would keep it), and a
+    # server offering to send files itself would skip the body the hints go into.
+    stale = [
+        *BROWSER,
+        (b"if-none-match", b'"abc"'),
+        (b"if-modified-since", b"Fri, 04 Dec 2026 18:18:57 GMT"),
+    ]
+    seen, sent = run(
+        serve.PageLoadMiddleware,
+        stale,
+        HTML_START,
+        [STREAMLIT_DOCUMENT],
+        extensions={"http.response.pathsend": {}, "http.response.trailers": {}},
+    )
+    assert [k for k, _ in seen["headers"]] == [b"accept"]
+    assert seen["extensions"] == {"http.response.trailers": {}}
+    assert plot.PLOTLY_JS.encode() in sent[1]["body"]
+
+
+def test_the_library_is_served_under_the_base_url_path_when_one_is_set():
+    assert plot.asset_route("") == plot.asset_route(None) == "/assets"
+    assert plot.asset_route("dash") == plot.asset_route("/dash/") == "/dash/assets"
 
 
 def test_the_library_address_is_relative_to_the_page_like_streamlits_own():
@@ -146,6 +178,7 @@ def test_the_chart_component_gets_the_figure_as_plotly_json():
 
 def test_the_server_is_app_pys_own_and_pages_draw_charts_only_through_the_component():
     source = (ROOT / "app.py").read_text()
-    assert "app = st.App(" in source and "PageLoadMiddleware" in source and "ASSET_ROUTE" in source
+    assert "app = st.App(" in source and "PageLoadMiddleware" in source
+    assert 'asset_route(st.get_option("server.baseUrlPath"))' in source
     for page in (ROOT / "pages").glob("*.py"):
         assert "plotly_chart" not in page.read_text(), page.name

@@ -24,7 +24,9 @@ import streamlit as st
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 PLOTLY_JS = "plotly-basic-4.1.1.min.js"
-ASSET_ROUTE = "/assets"  # where app.py serves ASSETS
+ASSET_ROUTE = (
+    "/assets"  # where app.py serves ASSETS, under the server's base URL path if one is set
+)
 PLOTLY_URL = (
     f".{ASSET_ROUTE}/{PLOTLY_JS}"  # relative to the page, as Streamlit's own static files are
 )
@@ -45,18 +47,21 @@ function loadPlotly(url) {
   if (!window.__dashboardPlotly) {
     window.__dashboardPlotly = new Promise((resolve, reject) => {
       let tag = document.getElementById("__TAG__");
+      // A tag that already ran without defining Plotly, or failed, is replaced by a fresh one.
+      if (tag && tag.dataset.state) tag.remove(), (tag = null);
       if (!tag) {
         tag = document.createElement("script");
         tag.id = "__TAG__";
         tag.src = new URL(url, document.baseURI).href;
         document.head.append(tag);
       }
-      tag.addEventListener("load", () => (window.Plotly ? resolve(window.Plotly) : reject(new Error("no Plotly"))));
-      tag.addEventListener("error", () => {
+      const fail = (why) => {
         window.__dashboardPlotly = undefined;
         tag.remove();
-        reject(new Error("the chart library did not load"));
-      });
+        reject(new Error(why));
+      };
+      tag.addEventListener("load", () => (window.Plotly ? resolve(window.Plotly) : fail("no Plotly in the library")));
+      tag.addEventListener("error", () => fail("the chart library did not load"));
     });
   }
   return window.__dashboardPlotly;
@@ -93,8 +98,16 @@ _JS = (
         + """
 export default function ({ data, parentElement }) {
   const el = parentElement.querySelector(".__CLASS__");
+  // Streamlit calls this again on the same element when the figure changes, without the cleanup
+  // below (that runs only on unmount): the previous run is stopped here.
+  if (el.__dashboardStop) el.__dashboardStop();
   let alive = true;
   let watcher;
+  const stop = () => {
+    alive = false;
+    if (watcher) watcher.disconnect();
+  };
+  el.__dashboardStop = stop;
   const figure = JSON.parse(data.figure);
   const height = (figure.layout && figure.layout.height) || 400;
   el.style.height = height + "px";
@@ -111,7 +124,9 @@ export default function ({ data, parentElement }) {
       return Plotly.react(el, figure.data || [], layout, data.config).then(() => {
         if (!alive) return;
         fitTitle(Plotly, el);
-        watcher = new ResizeObserver(() => alive && Plotly.Plots.resize(el).then(() => alive && fitTitle(Plotly, el)));
+        watcher = new ResizeObserver(() => {
+          if (alive) Plotly.Plots.resize(el).then(() => alive && fitTitle(Plotly, el)).catch(() => {});
+        });
         watcher.observe(el);
       });
     })
@@ -119,8 +134,8 @@ export default function ({ data, parentElement }) {
       if (alive) el.textContent = "This chart could not be drawn: its library did not load. Reload the page.";
     });
   return () => {
-    alive = false;
-    if (watcher) watcher.disconnect();
+    stop();
+    if (el.__dashboardStop === stop) el.__dashboardStop = undefined;
     if (window.Plotly) window.Plotly.purge(el);
   };
 }
@@ -145,6 +160,13 @@ _COMPONENT = st.components.v2.component(
     js=_JS,
     isolate_styles=False,  # Plotly styles its modebar and hovers with rules it adds to the page's head
 )
+
+
+def asset_route(base_url_path: str | None) -> str:
+    """Where the server mounts ASSETS: ``/assets``, or ``/<base>/assets`` under ``server.baseUrlPath``
+    (the page's relative address of the bundle then resolves there, as Streamlit's own files do)."""
+    base = (base_url_path or "").strip("/")
+    return f"/{base}{ASSET_ROUTE}" if base else ASSET_ROUTE
 
 
 def chart_data(fig: go.Figure) -> dict:

@@ -53,7 +53,9 @@ def head_hints(library: str = PLOTLY_URL) -> str:
         f" if (window.Plotly || document.getElementById({tag_id})) return;"
         ' const tag = document.createElement("script");'
         f" tag.id = {tag_id}; tag.src = {url};"
-        ' tag.addEventListener("error", () => tag.remove());'  # a chart then adds its own
+        # how it ended, for lib/ui/plot.py's loader: a tag that failed is replaced by a chart's own
+        ' tag.addEventListener("load", () => { if (!window.Plotly) tag.dataset.state = "empty"; });'
+        ' tag.addEventListener("error", () => { tag.dataset.state = "error"; tag.remove(); });'
         " document.head.append(tag);"
         " }, 0), { once: true }); } };"
         "</script>"
@@ -97,8 +99,18 @@ class PageLoadMiddleware:
         ):
             await self.app(scope, receive, send)
             return
+        # Asked uncompressed and unconditionally (a browser's copy from before the hints would
+        # otherwise be revalidated with a 304 and kept), and sent as body messages, never as a
+        # file path the server would send itself.
+        asked = (b"accept-encoding", b"if-none-match", b"if-modified-since")
         scope = dict(scope)
-        scope["headers"] = [(k, v) for k, v in scope["headers"] if k.lower() != b"accept-encoding"]
+        scope["headers"] = [(k, v) for k, v in scope["headers"] if k.lower() not in asked]
+        extensions = {
+            k: v
+            for k, v in (scope.get("extensions") or {}).items()
+            if k != "http.response.pathsend"
+        }
+        scope["extensions"] = extensions
         start: dict[str, Any] = {}
         body: list[bytes] = []
         passing = False
