@@ -31,7 +31,7 @@ PLOTLY_URL = (
     f".{ASSET_ROUTE}/{PLOTLY_JS}"  # relative to the page, as Streamlit's own static files are
 )
 CHART_CLASS = "dashboard-chart"
-LIBRARY_TAG_ID = "dashboard-plotly"  # the library's <script> tag: one per page, whoever adds it
+LIBRARY_TAG_ID = "dashboard-plotly"  # the library's <script> tag: one per page
 # What the modebar offers: the image download and the zoom controls, no Plotly logo.
 CONFIG = {
     "displaylogo": False,
@@ -39,22 +39,17 @@ CONFIG = {
     "modeBarButtonsToRemove": ["select2d", "lasso2d"],
 }
 
-# The script loads the bundle once per page: a <script> tag (the bundle is a classic script that
-# sets window.Plotly), shared by every chart and by the early load lib/ui/serve.py starts.
-_LOADER = """
+# Loads the bundle once per page (a classic script that sets window.Plotly) through one <script> tag
+# and one shared promise; the charts and lib/ui/serve.py's early load both call it. A failed load
+# leaves neither behind, so the next chart tries again.
+LIBRARY_LOADER = """
 function loadPlotly(url) {
   if (window.Plotly) return Promise.resolve(window.Plotly);
   if (!window.__dashboardPlotly) {
     window.__dashboardPlotly = new Promise((resolve, reject) => {
-      let tag = document.getElementById("__TAG__");
-      // A tag that already ran without defining Plotly, or failed, is replaced by a fresh one.
-      if (tag && tag.dataset.state) tag.remove(), (tag = null);
-      if (!tag) {
-        tag = document.createElement("script");
-        tag.id = "__TAG__";
-        tag.src = new URL(url, document.baseURI).href;
-        document.head.append(tag);
-      }
+      const tag = document.createElement("script");
+      tag.id = "__TAG__";
+      tag.src = new URL(url, document.baseURI).href;
       const fail = (why) => {
         window.__dashboardPlotly = undefined;
         tag.remove();
@@ -62,11 +57,12 @@ function loadPlotly(url) {
       };
       tag.addEventListener("load", () => (window.Plotly ? resolve(window.Plotly) : fail("no Plotly in the library")));
       tag.addEventListener("error", () => fail("the chart library did not load"));
+      document.head.append(tag);
     });
   }
   return window.__dashboardPlotly;
 }
-"""
+""".replace("__TAG__", LIBRARY_TAG_ID)
 
 # On a narrow screen a horizontal bar chart's plot area is narrow (its labels take the width) and
 # the x-axis title, centred on it, would run past the chart's edge: it is broken onto two lines.
@@ -92,10 +88,9 @@ function fitTitle(Plotly, el) {
 """
 
 _JS = (
-    (
-        _LOADER
-        + _FIT_TITLE
-        + """
+    LIBRARY_LOADER
+    + _FIT_TITLE
+    + """
 export default function ({ data, parentElement }) {
   const el = parentElement.querySelector(".__CLASS__");
   // Streamlit calls this again on the same element when the figure changes, without the cleanup
@@ -140,10 +135,7 @@ export default function ({ data, parentElement }) {
   };
 }
 """
-    )
-    .replace("__TAG__", LIBRARY_TAG_ID)
-    .replace("__CLASS__", CHART_CLASS)
-)
+).replace("__CLASS__", CHART_CLASS)
 
 # Axis, legend and annotation text in the page's text colour, live (a theme switch restyles it);
 # hover labels keep the contrast Plotly computes for them.

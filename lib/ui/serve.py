@@ -29,7 +29,7 @@ from typing import Any
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from lib.ui.plot import ASSETS, LIBRARY_TAG_ID, PLOTLY_URL
+from lib.ui.plot import ASSETS, LIBRARY_LOADER, PLOTLY_URL
 
 HINTS_ENV = "DASHBOARD_PAGE_HINTS"
 # Streamlit's document: its entry script, and where it finds static/ (a relative prefix, so a deep
@@ -38,26 +38,17 @@ _ENTRY = re.compile(r'<script type="module" crossorigin src="([^"]*?)static/js/i
 
 
 def head_hints(library: str = PLOTLY_URL) -> str:
-    """The tags added before ``</head>``: the library's preload, then its run once the connection opens."""
-    url = json.dumps(library)
-    tag_id = json.dumps(LIBRARY_TAG_ID)
+    """The tags added before ``</head>``: the library's preload, then its load once the connection opens."""
     # The first WebSocket the page opens is its session: once it is open the server runs the script.
-    # Later connections (a reconnect) are left alone; a chart that already added the tag is too.
+    # Later connections (a reconnect) are left alone. The load is the charts' own (lib/ui/plot.py):
+    # a chart that arrives first, or after this load failed, simply calls it again.
     return (
         f'<link rel="preload" as="script" href="{library}">'
-        '<script type="module">'
-        "const Native = window.WebSocket;"
+        '<script type="module">' + LIBRARY_LOADER + "const Native = window.WebSocket;"
         "window.WebSocket = class extends Native { constructor(...args) { super(...args);"
         " window.WebSocket = Native;"
-        ' this.addEventListener("open", () => setTimeout(() => {'
-        f" if (window.Plotly || document.getElementById({tag_id})) return;"
-        ' const tag = document.createElement("script");'
-        f" tag.id = {tag_id}; tag.src = {url};"
-        # how it ended, for lib/ui/plot.py's loader: a tag that failed is replaced by a chart's own
-        ' tag.addEventListener("load", () => { if (!window.Plotly) tag.dataset.state = "empty"; });'
-        ' tag.addEventListener("error", () => { tag.dataset.state = "error"; tag.remove(); });'
-        " document.head.append(tag);"
-        " }, 0), { once: true }); } };"
+        ' this.addEventListener("open", () => setTimeout(() =>'
+        f" loadPlotly({json.dumps(library)}).catch(() => {{}}), 0), {{ once: true }}); }} }};"
         "</script>"
     )
 
