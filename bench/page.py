@@ -96,6 +96,13 @@ ALL_DRAWN = (
 )
 
 
+def opened_and_drawn(page, url: str) -> float:
+    """Open the Overview at ``url`` in ``page``: seconds from the navigation's start to everything drawn."""
+    page.goto(url)
+    page.wait_for_function(ALL_DRAWN, timeout=30_000, polling=16)
+    return page.evaluate("performance.now()") / 1000
+
+
 def browser() -> dict | None:
     """Navigation to the Overview's charts drawn: a full load by deep link in a new session, and a click
     on the sidebar link from another page of an open app."""
@@ -117,9 +124,7 @@ def browser() -> dict | None:
             loads, clicks = [], []
             for _ in range(5):
                 fresh = b.new_page(viewport={"width": 1400, "height": 1000})
-                fresh.goto(srv.url + "/overview")
-                fresh.wait_for_function(ALL_DRAWN, timeout=30_000, polling=16)
-                loads.append(fresh.evaluate("performance.now()") / 1000)  # since navigation started
+                loads.append(opened_and_drawn(fresh, srv.url + "/overview"))
                 fresh.goto(srv.url + "/accounts")
                 wait_idle(fresh)
                 fresh.locator("[data-testid='stDataFrame']").first.wait_for(timeout=30_000)
@@ -132,15 +137,12 @@ def browser() -> dict | None:
             # scripts, the Plotly bundle among them) opens the deep link in a new tab.
             profile = b.new_context(viewport={"width": 1400, "height": 1000})
             first = profile.new_page()
-            first.goto(srv.url + "/overview")
-            first.wait_for_function(ALL_DRAWN, timeout=30_000, polling=16)
+            opened_and_drawn(first, srv.url + "/overview")
             first.close()
             returns = []
             for _ in range(5):
                 tab = profile.new_page()
-                tab.goto(srv.url + "/overview")
-                tab.wait_for_function(ALL_DRAWN, timeout=30_000, polling=16)
-                returns.append(tab.evaluate("performance.now()") / 1000)
+                returns.append(opened_and_drawn(tab, srv.url + "/overview"))
                 tab.close()
             profile.close()
             b.close()
@@ -174,9 +176,7 @@ def hints_compared(rounds: int = 10) -> tuple[list[float], list[float]]:
             for r in range(rounds):
                 for i in (0, 1) if r % 2 == 0 else (1, 0):
                     fresh = b.new_page(viewport={"width": 1400, "height": 1000})
-                    fresh.goto(servers[i].url + "/overview")
-                    fresh.wait_for_function(ALL_DRAWN, timeout=30_000, polling=16)
-                    loads[i].append(fresh.evaluate("performance.now()") / 1000)
+                    loads[i].append(opened_and_drawn(fresh, servers[i].url + "/overview"))
                     fresh.close()
             b.close()
     finally:
