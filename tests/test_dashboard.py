@@ -713,3 +713,15 @@ def test_the_theme_follows_the_system_with_a_light_and_a_dark_variant():
     # A forced base pins one theme; with both [theme.light] and [theme.dark] Streamlit starts on "System"
     # (prefers-color-scheme) and offers Light / Dark in its menu.
     assert "base" not in theme and theme["light"] and theme["dark"]
+
+
+def test_the_rates_table_on_the_first_day_with_no_rate_saved(tmp_path):
+    """Nothing saved yet: the rates table still builds (map() over the empty saved table made float)."""
+    from lib.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'first-day.sqlite'}")
+    fx = D.fx_table({"EUR": 1.08, "USD": 1.0}, "USD", store.fx_rates_saved())
+    assert fx["currency"].tolist() == ["EUR"]
+    assert fx["saved_at"].isna().all() and str(fx["saved_at"].dtype) == "datetime64[us, UTC]"
+    assert fx["saved_by"].isna().all()
+    store.close()

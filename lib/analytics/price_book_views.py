@@ -100,9 +100,18 @@ def fx_table(
         }
     )
     if saved is not None:
+        # a lookup by position, not Series.map: over an empty saved table map() casts the datetimes
+        # to float and astype() then raises (the first day: nothing saved yet)
         by = saved.drop_duplicates("currency").set_index("currency")
-        out["saved_at"] = out["currency"].map(by["saved_at"]).astype("datetime64[us, UTC]")
-        out["saved_by"] = out["currency"].map(by["saved_by"]).astype("string")
+        at = pd.to_datetime(by["saved_at"], utc=True).astype("datetime64[us, UTC]")
+        where = pd.Index(by.index.astype(str)).get_indexer(out["currency"].astype(str))
+        found = where >= 0
+        saved_at = pd.Series(pd.NaT, index=out.index, dtype="datetime64[us, UTC]")
+        saved_at[found] = at.to_numpy()[where[found]]
+        saved_by = pd.Series(pd.NA, index=out.index, dtype="string")
+        saved_by[found] = by["saved_by"].astype("string").to_numpy()[where[found]]
+        out["saved_at"] = saved_at
+        out["saved_by"] = saved_by
     return out
 
 
