@@ -174,6 +174,20 @@ def luminance(css_colour: str) -> float:
     return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255
 
 
+def contrast(a: str, b: str) -> float:
+    """WCAG contrast ratio of two CSS rgb() colours."""
+
+    def lum(css: str) -> float:
+        lin = [
+            c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+            for c in (int(v) / 255 for v in re.findall(r"\d+", css)[:3])
+        ]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+    hi, lo = sorted((lum(a), lum(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
 def boxes_overlap(a: dict, b: dict) -> bool:
     return not (
         a["x"] + a["width"] <= b["x"]
@@ -224,6 +238,13 @@ def test_trends_and_price_book_in_light_and_dark_on_desktop_and_phone(server, th
                 background,
             )  # readable axis title
         else:
+            # a primary button's white text on the accent: WCAG AA in both themes (dark was 2.71:1)
+            save = pg.get_by_role("button", name="Save prices", exact=True)
+            save.wait_for(timeout=30_000)
+            fg, bg = save.evaluate(
+                "e => [getComputedStyle(e).color, getComputedStyle(e).backgroundColor]"
+            )
+            assert contrast(fg, bg) >= 4.5, (fg, bg)
             heading = pg.get_by_role("heading", name="Change history", exact=True)
             heading.wait_for(timeout=30_000)
             by_key(pg, "change-history").locator("[data-testid='stDataFrame']").wait_for(

@@ -725,3 +725,36 @@ def test_the_rates_table_on_the_first_day_with_no_rate_saved(tmp_path):
     assert fx["saved_at"].isna().all() and str(fx["saved_at"].dtype) == "datetime64[us, UTC]"
     assert fx["saved_by"].isna().all()
     store.close()
+
+
+def _contrast(a: tuple[float, float, float], b: tuple[float, float, float]) -> float:
+    def lum(rgb):
+        lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+    hi, lo = sorted((lum(a), lum(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def _rgb(hex_colour: str) -> tuple[float, float, float]:
+    h = hex_colour.lstrip("#")
+    return tuple(int(h[i : i + 2], 16) / 255 for i in (0, 2, 4))  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_both_themes_meet_wcag_aa_for_buttons_and_the_pinned_column(scheme):
+    """White text on the accent (primary buttons) and the pinned first column (60% of the text colour
+    over the background, as Streamlit's table draws it) at 4.5:1 or more: the dark accent was 2.71:1,
+    the light theme's pinned column 3.9:1."""
+    import tomllib
+    from pathlib import Path
+
+    theme = tomllib.loads(
+        (Path(__file__).parent.parent / ".streamlit" / "config.toml").read_text()
+    )["theme"][scheme]
+    white = (1.0, 1.0, 1.0)
+    background, text = _rgb(theme["backgroundColor"]), _rgb(theme["textColor"])
+    assert _contrast(white, _rgb(theme["primaryColor"])) >= 4.5
+    assert _contrast(text, background) >= 4.5
+    faded = tuple(0.6 * t + 0.4 * b for t, b in zip(text, background))
+    assert _contrast(faded, background) >= 4.5
