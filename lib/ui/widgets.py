@@ -21,15 +21,11 @@ def tiles(items: list[D.Tile], per_row: int = 4) -> None:
     for start in range(0, len(items), per_row):
         cols = st.columns(per_row)
         for col, tile in zip(cols, items[start : start + per_row]):
-            col.metric(
-                tile.label,
-                tile.value,
-                delta=tile.note,
-                delta_color="off",
-                delta_arrow="off",
-                help=tile.help,
-                border=True,
-            )
+            # the note wraps under the value (a metric's delta chip cuts it to one line with "…")
+            with col.container(border=True, height="stretch"):
+                st.metric(tile.label, tile.value, help=tile.help)
+                if tile.note:
+                    st.caption(tile.note)
 
 
 def download(
