@@ -318,3 +318,35 @@ def test_overview_chart_titles_stay_inside_their_charts(server, page):
             arg=key,
             timeout=30_000,
         )
+
+
+@pytest.mark.parametrize(
+    "path,key", [("overview", "chart-top-idle"), ("renewals", "chart-renewals")]
+)
+def test_category_labels_leave_the_plot_most_of_a_narrow_chart(server, page, path, key):
+    """At 390 px the long license labels took two thirds of the chart; in a chart under 560 px wide
+    they are wrapped and take at most half of it (the plot keeps the rest); a wider chart keeps them
+    on one line."""
+    open_page(page, f"{server.url}/{path}", path)
+    chart = by_key(page, key).locator("[data-testid='dashboardChart']")
+    chart.locator(".main-svg .yaxislayer-above .ytick").first.wait_for(timeout=30_000)
+    measure = """(key) => {
+        const chart = document.querySelector(`.st-key-${key} [data-testid='dashboardChart']`);
+        const svg = chart && chart.querySelector(".main-svg");
+        const ticks = chart ? [...chart.querySelectorAll(".yaxislayer-above .ytick text")] : [];
+        if (!svg || !ticks.length) return null;
+        const width = svg.getBoundingClientRect().width;
+        const widest = Math.max(...ticks.map((t) => t.getBoundingClientRect().width));
+        const wrapped = ticks.some((t) => t.querySelectorAll("tspan.line").length > 1);
+        return { width, widest, wrapped, fits: width < 560 ? widest <= width * 0.5 : !wrapped };
+    }"""
+    # The labels are fitted after the first draw: wait until they fit (or time out, with the figures).
+    try:
+        page.wait_for_function(
+            f"(key) => {{ const m = ({measure})(key); return m && m.fits; }}",
+            arg=key,
+            timeout=30_000,
+        )
+    except Exception as exc:
+        raise AssertionError(page.evaluate(measure, key)) from exc
+    screenshot(page, f"{path}-labels-{page.viewport_name}")

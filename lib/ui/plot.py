@@ -87,9 +87,48 @@ function fitTitle(Plotly, el) {
 }
 """
 
+# On a phone a category axis's long labels ("Dropbox Business Advanced (Dropbox - Business)") took two
+# thirds of the width: each is wrapped onto at most two lines (the rest cut with "…"; the hover keeps
+# the whole name) and the chart grows by a line per wrapped row. A wider screen gets them back whole.
+_FIT_LABELS = """
+function wrapLabel(text, max) {
+  const lines = [""];
+  for (const word of String(text).split(" ")) {
+    const last = lines[lines.length - 1];
+    if (last && (last + " " + word).length > max) lines.push(word);
+    else lines[lines.length - 1] = last ? last + " " + word : word;
+  }
+  if (lines.length <= 2) return lines.join("<br>");
+  const second = lines.slice(1).join(" ");
+  return lines[0] + "<br>" + second.slice(0, Math.max(1, max - 1)) + "…";
+}
+function fitLabels(Plotly, el, height) {
+  const full = el._fullLayout;
+  const axis = full && full.yaxis;
+  if (!axis || axis.type !== "category") return Promise.resolve();
+  const narrow = el.clientWidth < 560;
+  if (!narrow) {
+    if (!el.__dashboardWrapped) return Promise.resolve();
+    el.__dashboardWrapped = false;
+    el.style.height = height + "px";
+    return Plotly.relayout(el, { "yaxis.tickmode": "auto", "yaxis.tickvals": null, "yaxis.ticktext": null, height: height });
+  }
+  const cats = (axis._categories || []).map(String);
+  const max = Math.max(14, Math.floor((el.clientWidth * 0.38) / 6.5));
+  const text = cats.map((c) => (c.length > max ? wrapLabel(c, max) : c));
+  const wrapped = text.filter((t) => t.includes("<br>")).length;
+  if (!wrapped || el.__dashboardWrapped) return Promise.resolve();
+  el.__dashboardWrapped = true;
+  const taller = height + wrapped * 14;
+  el.style.height = taller + "px";
+  return Plotly.relayout(el, { "yaxis.tickmode": "array", "yaxis.tickvals": cats, "yaxis.ticktext": text, height: taller });
+}
+"""
+
 _JS = (
     LIBRARY_LOADER
     + _FIT_TITLE
+    + _FIT_LABELS
     + """
 export default function ({ data, parentElement }) {
   const el = parentElement.querySelector(".__CLASS__");
@@ -118,11 +157,14 @@ export default function ({ data, parentElement }) {
       );
       return Plotly.react(el, figure.data || [], layout, data.config).then(() => {
         if (!alive) return;
-        fitTitle(Plotly, el);
-        watcher = new ResizeObserver(() => {
-          if (alive) Plotly.Plots.resize(el).then(() => alive && fitTitle(Plotly, el)).catch(() => {});
+        const fit = () => fitLabels(Plotly, el, height).then(() => alive && fitTitle(Plotly, el));
+        return fit().then(() => {
+          if (!alive) return;
+          watcher = new ResizeObserver(() => {
+            if (alive) Plotly.Plots.resize(el).then(() => alive && fit()).catch(() => {});
+          });
+          watcher.observe(el);
         });
-        watcher.observe(el);
       });
     })
     .catch(() => {
