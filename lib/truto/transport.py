@@ -12,7 +12,8 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -234,7 +235,7 @@ _CURRENT = (
 )  # the exchange this thread is running, for the connection to register with
 
 
-def _exchange_of(conn: HTTPConnection) -> list[_Exchange | None]:
+def _exchange_of(conn: object) -> list[_Exchange | None]:
     """The one-item slot on a pooled connection naming the exchange running on it (None: idle).
 
     The connection objects are urllib3's; the slot rides in the instance's own attributes.
@@ -247,11 +248,12 @@ class _Exchange:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.conn: HTTPConnection | None = None
+        self.conn: object | None = None
         self.cut_off = False
         self.done = False
 
-    def attach(self, conn: HTTPConnection) -> None:
+    def attach(self, conn: object) -> None:
+        """Watch ``conn``: anything whose ``sock`` attribute is the socket to shut down at the deadline."""
         with self.lock:
             self.conn = conn
             _exchange_of(conn)[0] = self
@@ -315,6 +317,23 @@ class _Watchdog:
 
 
 _WATCHDOG = _Watchdog()
+
+
+@contextmanager
+def cut_off_after(seconds: float) -> Iterator[_Exchange]:
+    """One deadline, ``seconds`` from now, for the whole block on this thread: the HTTP requests made in
+    it through a :func:`make_session` session, and anything given to the exchange's ``attach``. Past
+    it the socket is shut down, so a read blocked on a server that drips bytes ends at once, and the
+    exchange's ``cut_off`` says so."""
+    exchange = _Exchange()
+    _WATCHDOG.watch(exchange, time.monotonic() + seconds)
+    previous = getattr(_CURRENT, "exchange", None)
+    _CURRENT.exchange = exchange
+    try:
+        yield exchange
+    finally:
+        _CURRENT.exchange = previous
+        exchange.finish()
 
 
 def _attach_current(conn: HTTPConnection) -> None:
