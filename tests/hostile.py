@@ -101,12 +101,15 @@ class HostileTruto:
 
 
 class Drip:
-    """A TCP server on 127.0.0.1 that talks slowly: on each connection it sends ``steps`` in turn, each
-    ``(bytes, seconds)``: one byte every that many seconds (0: all at once), reading one line from
-    the client between two steps (an SMTP dialogue: the greeting, then the answer to EHLO, ...).
-    Every wait ends when the server stops, and it stops after the steps: each loop is bounded."""
+    """A TCP server on 127.0.0.1 that talks slowly: on each connection it goes through ``steps``:
+    ``(bytes, seconds)`` sends the bytes one every that many seconds (0: all at once), and
+    :attr:`LINE` reads one line from the client (an SMTP dialogue: the greeting, LINE, the answer to
+    EHLO, ...). Every wait ends when the server stops, and it stops after the steps: each loop is
+    bounded."""
 
-    def __init__(self, *steps: tuple[bytes, float]):
+    LINE = "line"
+
+    def __init__(self, *steps: tuple[bytes, float] | str):
         self.steps = steps
         self.connections = 0
         self._stop = threading.Event()
@@ -129,9 +132,12 @@ class Drip:
     def _talk(self, conn: socket.socket) -> None:
         with conn:
             conn.settimeout(0.2)
-            for i, (data, every) in enumerate(self.steps):
-                if i and not self._read_line(conn):
-                    return
+            for step in self.steps:
+                if isinstance(step, str):
+                    if not self._read_line(conn):
+                        return
+                    continue
+                data, every = step
                 pieces = [bytes([b]) for b in data] if every else [data]
                 for piece in pieces:
                     if self._stop.wait(every) if every else self._stop.is_set():

@@ -16,9 +16,11 @@ import gzip
 import json
 import re
 import ssl
+import time
 import tracemalloc
 
 import pytest
+import requests
 from aiosmtpd.controller import Controller
 
 from lib.analytics.alerts import Alert
@@ -34,6 +36,7 @@ from lib.jobs.notify import (
     slack_payload,
 )
 from lib.store import Store
+from lib.truto.transport import cut_off_after, make_session
 from tests import test_alerts_job, test_notify
 from tests.hostile import Drip, HostileTruto, Reply, timed
 from tests.test_notify import PASSWORD, Recorder, alerts, free_port, make_cert
@@ -62,6 +65,11 @@ def _drip_http(every: float = 0.5, pad: int = 0) -> Drip:
     return Drip((head + b"Content-Length: 4\r\n\r\nslow", every))
 
 
+# A TLS record header announcing 80 bytes of handshake, then the 80 bytes (not a valid ServerHello):
+# dripped, the client's TLS library waits for each byte well within any read timeout.
+TLS_DRIP = b"\x16\x03\x03\x00\x50" + b"\x02" * 80
+
+
 # ------------------------------------------------------------------ 1. webhook: one deadline
 
 
@@ -75,6 +83,32 @@ def test_a_webhook_dripping_its_answer_is_cut_off_at_the_timeout_whole():
         f"the webhook at http://127.0.0.1:{drip.port} did not finish within 1 seconds "
         "(the timeout is for the whole send)"
     )
+
+
+def test_an_https_webhook_dripping_its_tls_handshake_is_cut_off_at_the_timeout_whole():
+    with Drip((TLS_DRIP, 0.5)) as drip:  # 85 bytes at 0.5 s: 42 s if only each read were timed
+        result, took = timed(
+            lambda: post_webhook({"text": "x"}, Secret(f"https://127.0.0.1:{drip.port}/h/x"), 1.0)
+        )
+    assert took < 6, took
+    assert not result.ok and re.fullmatch(  # the handshake's own timeout may end it first
+        rf"the webhook at https://127\.0\.0\.1:{drip.port} did not (finish within 1 seconds \(the "
+        r"timeout is for the whole send\)|answer within 1 seconds)",
+        result.error,
+    ), result.error
+
+
+def test_a_deadline_that_passes_while_connecting_still_cuts_the_exchange_off():
+    # The watchdog finds no socket to shut down yet (here: the request has not even started); the
+    # connection, once made, is shut down at once instead of dripping on.
+    with _drip_http() as drip, make_session(1) as session:
+        started = time.monotonic()
+        with cut_off_after(0.1) as exchange:
+            time.sleep(0.4)
+            with pytest.raises(requests.RequestException):
+                session.get(f"http://127.0.0.1:{drip.port}/x", timeout=5)
+        took = time.monotonic() - started
+    assert exchange.cut_off and took < 4, took
 
 
 def test_a_webhook_dripping_its_body_after_a_failure_status_is_cut_off_too():
@@ -266,20 +300,34 @@ def test_a_token_echoed_by_the_webhook_stays_out_of_the_sync_the_store_and_the_j
         ((b"220 " + b"s" * 56 + b"\r\n", 0.5),),  # the greeting, a byte at a time: 30 s
         (  # the answer to EHLO, a byte at a time: 30 s
             (b"220 drip.example ESMTP\r\n", 0),
+            Drip.LINE,
             (b"250-drip.example\r\n250 " + b"8" * 40 + b"\r\n", 0.5),
         ),
+        ((TLS_DRIP, 0.5),),  # implicit TLS: the server's handshake, a byte at a time
+        (  # STARTTLS, then the handshake a byte at a time
+            (b"220 drip.example ESMTP\r\n", 0),
+            Drip.LINE,
+            (b"250-drip.example\r\n250 STARTTLS\r\n", 0),
+            Drip.LINE,
+            (b"220 go ahead\r\n", 0),
+            (TLS_DRIP, 0.5),
+        ),
     ],
-    ids=["greeting", "ehlo-answer"],
+    ids=["greeting", "ehlo-answer", "implicit-tls-handshake", "starttls-handshake"],
 )
 def test_an_smtp_server_that_drips_is_cut_off_at_the_timeout_whole(steps):
+    tls = {"implicit_tls": True} if steps[0] == (TLS_DRIP, 0.5) else {}
+    tls |= {"starttls": True} if len(steps) > 3 else {}
     with Drip(*steps) as drip:
-        s = email_cfg(drip.port, timeout=1.0)
+        s = email_cfg(drip.port, timeout=1.0, **tls)
         result, took = timed(lambda: send_email(email_message(alerts(), s), s))
     assert took < 6, took
-    assert not result.ok and result.error == (
-        f"the SMTP server 127.0.0.1:{drip.port} did not finish within 1 seconds "
-        "(the timeout is for the whole send)"
-    )
+    # Python's TLS handshake is itself limited to the socket's timeout: it may end first.
+    assert not result.ok and re.fullmatch(
+        rf"the SMTP server 127\.0\.0\.1:{drip.port} did not (finish within 1 seconds \(the "
+        r"timeout is for the whole send\)|answer within 1 seconds)",
+        result.error,
+    ), result.error
 
 
 # ------------------------------------------------------------------ 5. SMTP: TLS

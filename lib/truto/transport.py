@@ -243,6 +243,14 @@ def _exchange_of(conn: object) -> list[_Exchange | None]:
     return vars(conn).setdefault("_exchange", [None])
 
 
+def _shut_down(sock: Any) -> None:
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
 class _Exchange:
     """One HTTP exchange that the watchdog may cut off: its socket is shut down, ending any blocked read."""
 
@@ -253,10 +261,20 @@ class _Exchange:
         self.done = False
 
     def attach(self, conn: object) -> None:
-        """Watch ``conn``: anything whose ``sock`` attribute is the socket to shut down at the deadline."""
+        """Watch ``conn``: anything whose ``sock`` attribute is the socket to shut down at the deadline
+        (at once if the deadline has passed)."""
         with self.lock:
             self.conn = conn
             _exchange_of(conn)[0] = self
+        self.catch_up(conn)
+
+    def catch_up(self, conn: object) -> None:
+        """Once ``conn`` has a socket: shut it down if the deadline passed before it had one (the
+        watchdog found nothing to shut down then)."""
+        with self.lock:
+            late = self.cut_off and not self.done and self.conn is conn
+        if late:
+            _shut_down(getattr(conn, "sock", None))
 
     def cut(self) -> None:
         with self.lock:
@@ -267,11 +285,7 @@ class _Exchange:
             if conn is None or _exchange_of(conn)[0] is not self:
                 return
             sock = getattr(conn, "sock", None)
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        _shut_down(sock)
 
     def finish(self) -> None:
         with self.lock:
@@ -342,16 +356,30 @@ def _attach_current(conn: HTTPConnection) -> None:
         exchange.attach(conn)
 
 
+def _connected(conn: HTTPConnection) -> None:
+    exchange = _exchange_of(conn)[0]
+    if exchange is not None:
+        exchange.catch_up(conn)
+
+
 class _Conn(HTTPConnection):
     def request(self, *args, **kwargs):
         _attach_current(self)
         return super().request(*args, **kwargs)
+
+    def connect(self) -> None:
+        super().connect()
+        _connected(self)
 
 
 class _TLSConn(HTTPSConnection):
     def request(self, *args, **kwargs):
         _attach_current(self)
         return super().request(*args, **kwargs)
+
+    def connect(self) -> None:
+        super().connect()
+        _connected(self)
 
 
 class _Pool(HTTPConnectionPool):
