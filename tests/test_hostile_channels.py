@@ -267,6 +267,7 @@ def test_scrubbing_masks_every_part_of_the_path_and_query_wherever_it_appears():
     assert scrub_url(text, url) == (
         "******** ******** ******** ******** ******** ********.example.org ******** ok"
     )
+    assert scrub_url("nothing to hide", "") == "nothing to hide"
 
 
 def test_a_token_echoed_by_the_webhook_stays_out_of_the_sync_the_store_and_the_json(

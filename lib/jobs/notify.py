@@ -446,7 +446,7 @@ def scrub_url(text: str, url: str) -> str:
     wherever they appear, in any letter case, and any token-like word found inside them (an echo
     of part of a token) masked too."""
     parts = _url_parts(url)
-    for piece in sorted({url, *parts}, key=len, reverse=True):
+    for piece in sorted({p for p in (url, *parts) if p}, key=len, reverse=True):
         text = re.sub(re.escape(piece), "********", text, flags=re.IGNORECASE)
     hidden = " ".join(parts).lower()
     return _TOKENISH.sub(lambda m: "********" if m.group().lower() in hidden else m.group(), text)
