@@ -10,6 +10,7 @@ Truto for a few accounts, with any path/account replaced by a hostile reply.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -61,6 +62,10 @@ class HostileTruto:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
+            def do_POST(self):  # noqa: N802  (a webhook: the body is read and dropped)
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.do_GET()
+
             def _send(self, reply: Reply):
                 self.send_response(reply.status)
                 pieces = reply.body if isinstance(reply.body, list) else [(reply.body, 0.0)]
@@ -93,6 +98,78 @@ class HostileTruto:
         self._stop.set()
         self.server.shutdown()
         self.server.server_close()
+
+
+class Drip:
+    """A TCP server on 127.0.0.1 that talks slowly: on each connection it goes through ``steps``:
+    ``(bytes, seconds)`` sends the bytes one every that many seconds (0: all at once), and
+    :attr:`LINE` reads one line from the client (an SMTP dialogue: the greeting, LINE, the answer to
+    EHLO, ...). Every wait ends when the server stops, and it stops after the steps: each loop is
+    bounded."""
+
+    LINE = "line"
+
+    def __init__(self, *steps: tuple[bytes, float] | str):
+        self.steps = steps
+        self.connections = 0
+        self._stop = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.2)
+        self.port = self._listener.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._talk, args=(conn,), daemon=True).start()
+
+    def _talk(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(0.2)
+            for step in self.steps:
+                if isinstance(step, str):
+                    if not self._read_line(conn):
+                        return
+                    continue
+                data, every = step
+                pieces = [bytes([b]) for b in data] if every else [data]
+                for piece in pieces:
+                    if self._stop.wait(every) if every else self._stop.is_set():
+                        return
+                    try:
+                        conn.sendall(piece)
+                    except OSError:
+                        return
+            self._stop.wait(60)  # then hold the connection open, silent, until stopped
+
+    def _read_line(self, conn: socket.socket) -> bool:
+        while not self._stop.is_set():
+            try:
+                data = conn.recv(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                return False
+            if not data:
+                return False
+            if b"\n" in data:
+                return True
+        return False
+
+    def __enter__(self) -> Drip:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._listener.close()
+        self._thread.join(5)
 
 
 def active(account_id: str, integration: str = "adobe", tenant: str = "t1", **extra) -> dict:

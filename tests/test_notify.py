@@ -341,9 +341,9 @@ def receiver():
         r.server.server_close()
 
 
-ESCAPED = (
-    "&lt;script&gt;alert(1)&lt;/script&gt; &lt;!channel&gt; &lt;@U123&gt; "
-    "&lt;http://evil.example|click&gt; =cmd &amp; co"
+ESCAPED = (  # Slack's escape, and no mention or link (a full-width @, look-alike ":" and ".")
+    "&lt;script&gt;alert(1)&lt;/script&gt; &lt;!channel&gt; &lt;\uff20U123&gt; "
+    "&lt;http\u2236//evil\u2024example|click&gt; =cmd &amp; co"
 )
 
 EXPECTED_PAYLOAD = {
@@ -553,8 +553,8 @@ def test_settings_from_secrets():
             {"host": "h", "sender": "a@b.co", "recipients": ["c@d.co"], "pasword": "x"},
             (
                 "secrets.toml [alerts.email]: unknown key 'pasword' (known: host, port, "
-                "starttls, sender, recipients, "
-                "username, password, timeout)"
+                "starttls, implicit_tls, sender, recipients, "
+                "username, password, allow_plaintext_login, timeout)"
             ),
         ),
     ],

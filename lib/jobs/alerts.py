@@ -210,6 +210,11 @@ def run_alerts(
         c for c in CHANNELS if (channels.email if c == "email" else channels.webhook) is not None
     )
     run = AlertRun(dry_run=dry_run, configured=configured)
+    if channels.email is not None and channels.email.plaintext_login:
+        say(
+            f"Email: the password for the SMTP server {channels.email.host}:{channels.email.port} "
+            "is sent without TLS (allow_plaintext_login = true)"
+        )
     found = evaluate_latest(store, config_key, today, rules)
     previous = store.open_alert_keys(config_key)
     run.fired, run.still_open, run.cleared = transition(previous, found.alerts)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from lib.config import ConfigError, Secret
+from lib.config import ConfigError, Secret, _is_loopback
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -28,16 +28,27 @@ class EmailSettings:
     username: str | None = None
     password: Secret | None = None
     timeout: float = DEFAULT_TIMEOUT
+    implicit_tls: bool = False  # TLS from the first byte (SMTPS, port 465) instead of STARTTLS
+    allow_plaintext_login: bool = False  # a password over a connection without TLS
 
     @property
     def login(self) -> str:
         return self.username or self.sender
 
+    @property
+    def tls(self) -> bool:
+        return self.implicit_tls or self.starttls
+
+    @property
+    def plaintext_login(self) -> bool:
+        """The password would be sent without TLS (refused unless ``allow_plaintext_login``)."""
+        return self.password is not None and not self.tls
+
 
 @dataclass(frozen=True)
 class WebhookSettings:
     url: Secret
-    timeout: float = DEFAULT_TIMEOUT
+    timeout: float = DEFAULT_TIMEOUT  # the whole send: connecting, posting and reading the answer
 
     @property
     def where(self) -> str:
@@ -56,13 +67,15 @@ _EMAIL_KEYS = (
     "host",
     "port",
     "starttls",
+    "implicit_tls",
     "sender",
     "recipients",
     "username",
     "password",
+    "allow_plaintext_login",
     "timeout",
 )
-_WEBHOOK_KEYS = ("url", "timeout")
+_WEBHOOK_KEYS = ("url", "timeout", "allow_insecure_http")
 
 
 def _has_control(text: str) -> bool:
@@ -85,6 +98,13 @@ def _address(value: Any, where: str) -> str:
     ):
         raise ConfigError(f"{where}: {text!r} is not an email address such as alerts@example.org")
     return text
+
+
+def _flag(section: Mapping[str, Any], key: str, where: str) -> bool:
+    value = section.get(key, False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where} {key}: {value!r} is not true or false")
+    return value
 
 
 def _timeout(section: Mapping[str, Any], where: str) -> float:
@@ -133,10 +153,16 @@ def email_settings(secrets: Mapping[str, Any]) -> EmailSettings | None:
         raise ConfigError(
             f"{where} host: expected the SMTP server's host name, e.g. smtp.example.org"
         )
-    starttls = section.get("starttls", True)
+    implicit_tls = _flag(section, "implicit_tls", where)
+    if implicit_tls and section.get("starttls") is True:
+        raise ConfigError(
+            f"{where}: implicit_tls and starttls are two ways to start TLS; set only one "
+            "(implicit_tls = true for port 465, starttls = true for 587)"
+        )
+    starttls = section.get("starttls", not implicit_tls)
     if not isinstance(starttls, bool):
         raise ConfigError(f"{where} starttls: {starttls!r} is not true or false")
-    port = section.get("port", 587 if starttls else 25)
+    port = section.get("port", 465 if implicit_tls else 587 if starttls else 25)
     if isinstance(port, str) and port.strip().isdigit():
         port = int(port.strip())
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
@@ -168,6 +194,13 @@ def email_settings(secrets: Mapping[str, Any]) -> EmailSettings | None:
                 "(value not shown); paste it again"
             )
         password = Secret(password) if password else None
+    allow_plaintext = _flag(section, "allow_plaintext_login", where)
+    if password and not (implicit_tls or starttls) and not allow_plaintext:
+        raise ConfigError(
+            f"{where} password: with starttls = false and no implicit_tls the password would be "
+            "sent unencrypted; use starttls = true or implicit_tls = true, or set "
+            "allow_plaintext_login = true if the network is trusted"
+        )
     return EmailSettings(
         host=host.strip(),
         sender=sender,
@@ -177,6 +210,8 @@ def email_settings(secrets: Mapping[str, Any]) -> EmailSettings | None:
         username=username.strip() if username else None,
         password=password,
         timeout=_timeout(section, where),
+        implicit_tls=implicit_tls,
+        allow_plaintext_login=allow_plaintext,
     )
 
 
@@ -203,6 +238,16 @@ def webhook_settings(secrets: Mapping[str, Any]) -> WebhookSettings | None:
         ok = False
     if not ok:
         raise ConfigError(f"{where} url: not an http(s) URL (value not shown)")
+    if (
+        parts.scheme == "http"
+        and not _is_loopback(parts.hostname)
+        and not _flag(section, "allow_insecure_http", where)
+    ):
+        raise ConfigError(
+            f"{where} url: plain http to a host that is not this machine (value not shown), so the "
+            "URL, which is the webhook's credential, would travel unencrypted; use https, or set "
+            "allow_insecure_http = true if the network is trusted"
+        )
     return WebhookSettings(Secret(url), _timeout(section, where))
 
 

@@ -12,7 +12,8 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -234,7 +235,7 @@ _CURRENT = (
 )  # the exchange this thread is running, for the connection to register with
 
 
-def _exchange_of(conn: HTTPConnection) -> list[_Exchange | None]:
+def _exchange_of(conn: object) -> list[_Exchange | None]:
     """The one-item slot on a pooled connection naming the exchange running on it (None: idle).
 
     The connection objects are urllib3's; the slot rides in the instance's own attributes.
@@ -242,19 +243,38 @@ def _exchange_of(conn: HTTPConnection) -> list[_Exchange | None]:
     return vars(conn).setdefault("_exchange", [None])
 
 
+def _shut_down(sock: Any) -> None:
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
 class _Exchange:
     """One HTTP exchange that the watchdog may cut off: its socket is shut down, ending any blocked read."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.conn: HTTPConnection | None = None
+        self.conn: object | None = None
         self.cut_off = False
         self.done = False
 
-    def attach(self, conn: HTTPConnection) -> None:
+    def attach(self, conn: object) -> None:
+        """Watch ``conn``: anything whose ``sock`` attribute is the socket to shut down at the deadline
+        (at once if the deadline has passed)."""
         with self.lock:
             self.conn = conn
             _exchange_of(conn)[0] = self
+        self.catch_up(conn)
+
+    def catch_up(self, conn: object) -> None:
+        """Once ``conn`` has a socket: shut it down if the deadline passed before it had one (the
+        watchdog found nothing to shut down then)."""
+        with self.lock:
+            late = self.cut_off and not self.done and self.conn is conn
+        if late:
+            _shut_down(getattr(conn, "sock", None))
 
     def cut(self) -> None:
         with self.lock:
@@ -265,11 +285,7 @@ class _Exchange:
             if conn is None or _exchange_of(conn)[0] is not self:
                 return
             sock = getattr(conn, "sock", None)
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        _shut_down(sock)
 
     def finish(self) -> None:
         with self.lock:
@@ -317,10 +333,33 @@ class _Watchdog:
 _WATCHDOG = _Watchdog()
 
 
+@contextmanager
+def cut_off_after(seconds: float) -> Iterator[_Exchange]:
+    """One deadline, ``seconds`` from now, for the whole block on this thread: the HTTP requests made in
+    it through a :func:`make_session` session, and anything given to the exchange's ``attach``. Past
+    it the socket is shut down, so a read blocked on a server that drips bytes ends at once, and the
+    exchange's ``cut_off`` says so."""
+    exchange = _Exchange()
+    _WATCHDOG.watch(exchange, time.monotonic() + seconds)
+    previous = getattr(_CURRENT, "exchange", None)
+    _CURRENT.exchange = exchange
+    try:
+        yield exchange
+    finally:
+        _CURRENT.exchange = previous
+        exchange.finish()
+
+
 def _attach_current(conn: HTTPConnection) -> None:
     exchange = getattr(_CURRENT, "exchange", None)
     if exchange is not None:
         exchange.attach(conn)
+
+
+def _connected(conn: HTTPConnection) -> None:
+    exchange = _exchange_of(conn)[0]
+    if exchange is not None:
+        exchange.catch_up(conn)
 
 
 class _Conn(HTTPConnection):
@@ -328,11 +367,19 @@ class _Conn(HTTPConnection):
         _attach_current(self)
         return super().request(*args, **kwargs)
 
+    def connect(self) -> None:
+        super().connect()
+        _connected(self)
+
 
 class _TLSConn(HTTPSConnection):
     def request(self, *args, **kwargs):
         _attach_current(self)
         return super().request(*args, **kwargs)
+
+    def connect(self) -> None:
+        super().connect()
+        _connected(self)
 
 
 class _Pool(HTTPConnectionPool):
