@@ -213,3 +213,54 @@ def test_demo_accounts_have_a_realistic_spread_of_seat_holders():
     assert (per_license.to_numpy() == assigned.to_numpy()).all()
     share = (idle["activity_class"] == "active").mean()
     assert 0.5 < share < 0.8  # mostly active, as a real company's seats are
+
+
+def test_placeholder_and_out_of_range_times_are_not_reported_and_the_other_users_stay(emulator):
+    """Issue 23, row 9: year 1 east of UTC and 9999-12-31 west of it overflowed (the account's whole
+    activity failed, its good users vanished); year 1 without an offset read as a real login."""
+    from lib.analytics.activity import classify
+
+    good = [user(f"g{i}", "L1", last_login_at="2026-01-05T10:00:00Z") for i in range(20)]
+    odd = {
+        "east": "0001-01-01T00:00:00+01:00",
+        "west": "9999-12-31T23:59:59-01:00",
+        "year1": "0001-01-01",
+        "epoch": "1970-01-01T00:00:00Z",
+    }
+    users = good + [user(uid, "L1", last_login_at=raw) for uid, raw in odd.items()]
+    emu = emulator(
+        dataset(
+            [account("a1", "adobe")], {"a1": [lic("L1", "CC", 24, 30, True)]}, users={"a1": users}
+        )
+    )
+    result = fetch_all(settings_for(emu))
+    assert _activity(result, "a1")[0] == "ok"
+    row = result.activity.set_index("account_id").loc["a1"]
+    assert row["users"] == 24 and row["seat_rows"] == 24 and row["activity_problems"] == 4
+    seats = result.seats.set_index("user_id")
+    assert seats.loc[list(odd), "user_last_login_at"].isna().all()
+    assert seats.loc[[f"g{i}" for i in range(20)], "user_last_login_at"].notna().all()
+    problems = result.problems[result.problems["resource"] == "users"]
+    kinds = dict(zip(problems["record_id"], problems["kind"]))
+    assert kinds == {
+        "east": "placeholder_timestamp",
+        "west": "future_timestamp",
+        "year1": "placeholder_timestamp",
+        "epoch": "placeholder_timestamp",
+    }
+    year1 = problems.loc[problems["record_id"] == "year1", "detail"].item()
+    assert "'0001-01-01'" in year1 and "not reported" in year1
+    days = classify(result.seats).set_index("user_id")["days_inactive"]
+    assert days.loc[list(odd)].isna().all()  # never 739,000 days inactive
+    since = (_outcome(result, "a1").fetched_at - datetime(2026, 1, 5, 10, tzinfo=UTC)).days
+    assert (days.drop(list(odd)) == since).all()
+
+
+def test_parse_timestamp_range():
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    assert parse_timestamp("0001-01-01T00:00:00+01:00", now) == (None, "placeholder_timestamp")
+    assert parse_timestamp("0001-01-01", now) == (None, "placeholder_timestamp")
+    assert parse_timestamp("1969-12-31T23:00:00-05:00", now) == (None, "placeholder_timestamp")
+    assert parse_timestamp("9999-12-31T23:59:59-01:00", now) == (None, "future_timestamp")
+    assert parse_timestamp("9999-12-31T23:59:59Z", now) == (None, "future_timestamp")
+    assert parse_timestamp("1970-01-02T00:00:00Z", now)[0] == datetime(1970, 1, 2, tzinfo=UTC)

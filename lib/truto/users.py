@@ -5,7 +5,8 @@ user or the products the user has access to"). A user holding two licenses is tw
 holding none is counted as a user but holds no seat.
 
 Rules, as for the licenses (:mod:`lib.truto.normalize`):
-- a timestamp that is not ISO 8601 (or lies in the future) is reported and becomes "not reported";
+- a timestamp that is not ISO 8601, lies in the future, or is a placeholder (before 1970-01-02: year 1
+  or the Unix epoch, standing for "never") is reported and becomes "not reported", that value alone;
 - a user listed twice is reported and kept once, so its seats are not counted twice;
 - a license entry whose id matches no license of the account is reported and kept
   (``license_known`` false), never dropped silently;
@@ -31,6 +32,9 @@ from lib.truto.text import _text
 
 RESOURCE = "users"
 _FUTURE_SLACK = timedelta(days=1)  # clocks differ; a day ahead of the fetch is still plausible
+# Before this, a time is a vendor's placeholder, not a login: year 1 (0001-01-01, .NET's and Go's
+# zero time) or the Unix epoch (1970-01-01 in any time zone) stand for "never".
+EARLIEST_TIMESTAMP = datetime(1970, 1, 2, tzinfo=UTC)
 
 
 @dataclass
@@ -67,7 +71,12 @@ def parse_timestamp(value: Any, now: datetime) -> tuple[datetime | None, str | N
         ts = datetime.fromisoformat(value.strip().replace("z", "Z"))
     except ValueError:
         return None, "bad_timestamp"
-    ts = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    try:
+        ts = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    except OverflowError:  # year 1 east of UTC, or 9999-12-31 west of it: outside datetime's range
+        return None, ("future_timestamp" if ts.year > now.year else "placeholder_timestamp")
+    if ts < EARLIEST_TIMESTAMP:
+        return None, "placeholder_timestamp"
     if ts > now + _FUTURE_SLACK:
         return None, "future_timestamp"
     return ts, None
@@ -149,6 +158,14 @@ def _add_users(
                 fieldname,
                 kind,
                 f"{fieldname} {raw!r} lies in the future; shown as not reported",
+            )
+        elif kind == "placeholder_timestamp":
+            report(
+                rec_id,
+                fieldname,
+                kind,
+                f"{fieldname} {raw!r} lies before 1970, a placeholder (it usually means never), "
+                "not a date; shown as not reported",
             )
         return ts
 
