@@ -264,3 +264,47 @@ def test_parse_timestamp_range():
     assert parse_timestamp("9999-12-31T23:59:59-01:00", now) == (None, "future_timestamp")
     assert parse_timestamp("9999-12-31T23:59:59Z", now) == (None, "future_timestamp")
     assert parse_timestamp("1970-01-02T00:00:00Z", now)[0] == datetime(1970, 1, 2, tzinfo=UTC)
+
+
+def test_a_user_with_a_huge_license_list_is_capped_and_problems_are_counted_beyond_the_cap(
+    emulator,
+):
+    """Issue 23, row 10: one user whose licenses[] held 800k ids made 800k seat rows and 800k
+    problems. A user's licenses are read up to the cap; an account keeps its first problems and
+    counts the rest in one row."""
+    from lib.truto.users import MAX_LICENSES_PER_USER, MAX_PROBLEMS_PER_ACCOUNT
+
+    many = 100_000
+    big = {"id": "big", "licenses": [{"id": f"X{i}"} for i in range(many)]}
+    odd = [user(f"o{i}", "NOPE") for i in range(1_500)]  # each an unknown license: a problem
+    fine = [user(f"g{i}", "L1", last_login_at="2026-01-05T10:00:00Z") for i in range(10)]
+    emu = emulator(
+        dataset(
+            [account("a1", "adobe"), account("a2", "adobe")],
+            {"a1": [lic("L1", "CC", 10, 30, True)], "a2": [lic("L1", "CC", 1, 2, True)]},
+            users={"a1": [big, *odd, *fine], "a2": [user("u1", "NOPE")]},
+        )
+    )
+    result = fetch_all(settings_for(emu, page_limit=1_000))
+    assert _activity(result, "a1")[0] == "ok"
+    seats = result.seats[result.seats["account_id"] == "a1"]
+    assert (seats["user_id"] == "big").sum() == MAX_LICENSES_PER_USER
+    assert len(seats) == MAX_LICENSES_PER_USER + 1_500 + 10
+    found = 1 + MAX_LICENSES_PER_USER + 1_500  # too many; 1,000 unknown of big's; 1,500 of odd's
+    row = result.activity.set_index("account_id").loc["a1"]
+    assert row["users"] == 1 + 1_500 + 10 and row["seat_rows"] == len(seats)
+    assert row["activity_problems"] == found
+    assert _outcome(result, "a1").problems == found  # counted beyond the cap
+    assert result.accounts.set_index("account_id").loc["a1", "problems"] == found
+    problems = result.problems[result.problems["account_id"] == "a1"]
+    assert len(problems) == MAX_PROBLEMS_PER_ACCOUNT + 1
+    assert problems["kind"].iloc[0] == "too_many_licenses"
+    assert f"{many:,} licenses" in problems["detail"].iloc[0]
+    assert f"other {many - MAX_LICENSES_PER_USER:,} skipped" in problems["detail"].iloc[0]
+    last = problems.iloc[-1]
+    assert last["kind"] == "more_problems" and (problems["kind"] == "more_problems").sum() == 1
+    assert f"and {found - MAX_PROBLEMS_PER_ACCOUNT:,} more problems" in last["detail"]
+    # the other account is not touched by the first one's cap
+    assert list(result.problems.loc[result.problems["account_id"] == "a2", "kind"]) == [
+        "unknown_license"
+    ]

@@ -10,7 +10,11 @@ Rules, as for the licenses (:mod:`lib.truto.normalize`):
 - a user listed twice is reported and kept once, so its seats are not counted twice;
 - a license entry whose id matches no license of the account is reported and kept
   (``license_known`` false), never dropped silently;
-- a field the integration does not send stays null: "not reported".
+- a field the integration does not send stays null: "not reported";
+- volume is capped, so one hostile page cannot make millions of rows: a user's first
+  :data:`MAX_LICENSES_PER_USER` licenses are read (the rest are skipped, said once for that user),
+  and an account's first :data:`MAX_PROBLEMS_PER_ACCOUNT` problems are kept, the others counted
+  in one "and N more" row.
 
 The per-license last-active key is not verified in Truto's reference: ``last_active_at``, else
 ``last_login_at``, inside the license object.
@@ -35,6 +39,8 @@ _FUTURE_SLACK = timedelta(days=1)  # clocks differ; a day ahead of the fetch is 
 # Before this, a time is a vendor's placeholder, not a login: year 1 (0001-01-01, .NET's and Go's
 # zero time) or the Unix epoch (1970-01-01 in any time zone) stand for "never".
 EARLIEST_TIMESTAMP = datetime(1970, 1, 2, tzinfo=UTC)
+MAX_LICENSES_PER_USER = 1_000  # a person holds a handful; a thousand is already far beyond any plan
+MAX_PROBLEMS_PER_ACCOUNT = 1_000  # problem rows kept per account's users; the rest are counted
 
 
 @dataclass
@@ -136,12 +142,14 @@ def _add_users(
 ) -> None:
     label = integration_label(listing.integration)
     now = listing.fetched_at
-    first = len(problems)
+    found = [0]  # every problem of this account's users, kept or beyond the cap
 
     def report(record_id, fieldname, kind, detail):
-        problems.append(
-            Problem(listing.account_id, label, RESOURCE, record_id, fieldname, kind, detail)
-        )
+        found[0] += 1
+        if found[0] <= MAX_PROBLEMS_PER_ACCOUNT:
+            problems.append(
+                Problem(listing.account_id, label, RESOURCE, record_id, fieldname, kind, detail)
+            )
 
     def when(rec_id, raw, fieldname) -> datetime | None:
         ts, kind = parse_timestamp(raw, now)
@@ -214,6 +222,16 @@ def _add_users(
         status = _text(rec.get("status"))
         status = status.lower() if status else None
         utype = _text(rec.get("type"))
+        if len(licenses) > MAX_LICENSES_PER_USER:
+            report(
+                uid,
+                "licenses",
+                "too_many_licenses",
+                f"user {uid} holds {len(licenses):,} licenses, more than the "
+                f"{MAX_LICENSES_PER_USER:,} read per user; the first {MAX_LICENSES_PER_USER:,} are "
+                f"counted, the other {len(licenses) - MAX_LICENSES_PER_USER:,} skipped",
+            )
+            licenses = licenses[:MAX_LICENSES_PER_USER]
         seen_seats: set[tuple] = set()
         for entry in licenses:
             if not isinstance(entry, dict) or _text(entry.get("id")) is None:
@@ -276,4 +294,19 @@ def _add_users(
     n = len(cols["account_id"]) - rows_before
     cols["activity_reported"][rows_before:] = [st.activity_reported] * n
     st.seat_rows += n
-    st.problems += len(problems) - first
+    st.problems += found[0]
+    beyond = found[0] - MAX_PROBLEMS_PER_ACCOUNT
+    if beyond > 0:
+        problems.append(
+            Problem(
+                listing.account_id,
+                label,
+                RESOURCE,
+                None,
+                "record",
+                "more_problems",
+                f"and {beyond:,} more problems in these users, not listed one by one (the first "
+                f"{MAX_PROBLEMS_PER_ACCOUNT:,} are); {found[0]:,} in all",
+                count=beyond,
+            )
+        )
