@@ -16,12 +16,17 @@ Rules, as for the licenses (:mod:`lib.truto.normalize`):
   and an account's first :data:`MAX_PROBLEMS_PER_ACCOUNT` problems are kept, the others counted
   in one "and N more" row.
 
+A user's id is often an email: personal data. A problem names the user by :func:`user_reference`
+in its detail (what logs, stderr and viewers read); ``record_id`` keeps the id, for admins
+(:func:`lib.analytics.views.problems_view` shows each what they may see).
+
 The per-license last-active key is not verified in Truto's reference: ``last_active_at``, else
 ``last_login_at``, inside the license object.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -61,6 +66,14 @@ class UserStats:
     seat_rows: int = 0
     problems: int = 0
     activity_reported: bool = False
+
+
+def user_reference(account_id: str, user_id: str) -> str:
+    """A non-personal name for one user of one account: ``#`` and 10 hex digits of a hash of the
+    account and the user's id. The same user reads the same in every run, in logs, on stderr and
+    on the pages; the id itself (often an email) is not in it."""
+    key = f"{account_id}\x1f{user_id}".encode("utf-8", "surrogatepass")
+    return "#" + hashlib.sha256(key).hexdigest()[:10]
 
 
 def empty_seat_table() -> pd.DataFrame:
@@ -189,6 +202,7 @@ def _add_users(
             )
             continue
         uid = _text(rec.get("id"))
+        who = user_reference(listing.account_id, uid) if uid is not None else f"{pos + 1}"
         if uid is None:
             report(
                 None,
@@ -197,7 +211,7 @@ def _add_users(
                 f"user {pos + 1} has no id; kept, but it cannot be told apart from others",
             )
         elif uid in seen_users:
-            report(uid, "id", "duplicate_user", f"user {uid} appears more than once; counted once")
+            report(uid, "id", "duplicate_user", f"user {who} appears more than once; counted once")
             continue
         else:
             seen_users.add(uid)
@@ -215,7 +229,7 @@ def _add_users(
                 uid,
                 "licenses",
                 "not_a_list",
-                f"licenses of user {uid} is {type(licenses).__name__}, not a list; skipped",
+                f"licenses of user {who} is {type(licenses).__name__}, not a list; skipped",
             )
             continue
         name, email = _display_name(rec), _primary_email(rec)
@@ -227,7 +241,7 @@ def _add_users(
                 uid,
                 "licenses",
                 "too_many_licenses",
-                f"user {uid} holds {len(licenses):,} licenses, more than the "
+                f"user {who} holds {len(licenses):,} licenses, more than the "
                 f"{MAX_LICENSES_PER_USER:,} read per user; the first {MAX_LICENSES_PER_USER:,} are "
                 f"counted, the other {len(licenses) - MAX_LICENSES_PER_USER:,} skipped",
             )
@@ -239,7 +253,7 @@ def _add_users(
                     uid,
                     "licenses",
                     "missing_id",
-                    f"a license of user {uid} has no id; that seat cannot be matched; skipped",
+                    f"a license of user {who} has no id; that seat cannot be matched; skipped",
                 )
                 continue
             lid = _text(entry.get("id"))
@@ -249,7 +263,7 @@ def _add_users(
                     uid,
                     "licenses",
                     "duplicate_seat",
-                    f"user {uid} holds license {lid} more than once; counted once",
+                    f"user {who} holds license {lid} more than once; counted once",
                 )
                 continue
             seen_seats.add((lid, org))
@@ -259,7 +273,7 @@ def _add_users(
                     uid,
                     "licenses",
                     "unknown_license",
-                    f"user {uid} holds license {lid}, which the licenses listing does not have; "
+                    f"user {who} holds license {lid}, which the licenses listing does not have; "
                     "kept, without a price",
                 )
             raw_lic = entry.get("last_active_at")
