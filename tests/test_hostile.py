@@ -1186,3 +1186,30 @@ def test_the_malformed_records_table_names_users_for_admins_only():
     assert admin["detail"].iloc[1] == "user dave@acme.com appears more than once; counted once"
     assert admin.dtypes.to_dict() == problems.dtypes.to_dict()
     pd.testing.assert_frame_equal(admin.iloc[2:], problems.iloc[2:])
+
+
+def test_export_says_a_flood_of_user_problems_once_not_line_by_line(
+    cli_env, emulator, tmp_path, capsys
+):
+    """Issue 23, row 10: one user holding 800k license ids printed 800k lines on stderr."""
+    from lib.truto.users import MAX_PROBLEMS_PER_ACCOUNT
+    from tests.factories import account, dataset, lic
+
+    many = {"id": "big", "licenses": [{"id": f"X{i}"} for i in range(5_000)]}
+    emu = emulator(
+        dataset(
+            [account("a1", "adobe")], {"a1": [lic("L1", "CC", 2, 5, True)]}, {}, {"a1": [many]}
+        ),
+        token=TOKEN,
+    )
+    code = cli_env(emu, "export", "--out", str(tmp_path / "out.csv"), "--quiet")
+    lines = capsys.readouterr().err.splitlines()
+    assert code == 0
+    listed = [line for line in lines if line.startswith("  Adobe account a1: users: ")]
+    assert len(listed) == MAX_PROBLEMS_PER_ACCOUNT + 1
+    assert "holds 5,000 licenses, more than the 1,000 read per user" in listed[0]
+    assert listed[-1].endswith(
+        "1,001 problems in these users in all: the first 1,000 are listed one by one, the other 1 "
+        "only counted here"
+    )
+    assert any(line.startswith("1001 record(s) could not be read as sent") for line in lines)

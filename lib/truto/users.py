@@ -14,7 +14,7 @@ Rules, as for the licenses (:mod:`lib.truto.normalize`):
 - volume is capped, so one hostile page cannot make millions of rows: a user's first
   :data:`MAX_LICENSES_PER_USER` licenses are read (the rest are skipped, said once for that user),
   and an account's first :data:`MAX_PROBLEMS_PER_ACCOUNT` problems are kept, the others counted
-  in one "and N more" row.
+  in one ``more_problems`` row.
 
 A user's id is often an email: personal data. A problem names the user by :func:`user_reference`
 in its detail (what logs, stderr and viewers read); ``record_id`` keeps the id, for admins
@@ -319,8 +319,9 @@ def _add_users(
                 None,
                 "record",
                 "more_problems",
-                f"and {beyond:,} more problems in these users, not listed one by one (the first "
-                f"{MAX_PROBLEMS_PER_ACCOUNT:,} are); {found[0]:,} in all",
+                f"{found[0]:,} problems in these users in all: the first "
+                f"{MAX_PROBLEMS_PER_ACCOUNT:,} are listed one by one, the other {beyond:,} only "
+                "counted here",
                 count=beyond,
             )
         )
