@@ -96,6 +96,12 @@ else:
     st.caption(
         "Records a vendor sent that could not be read as they were. The row is kept; the unreadable "
         "field shows as not reported."
+        + (
+            ""
+            if view.actor.can_see_people
+            else " A user is named by a reference (#…): who it is is shown to admins only."
+        )
     )
+    problems = D.problems_view(problems, show_people=view.actor.can_see_people)
     ui.table(problems, key="problems-table")
     ui.download(problems, "record-problems", key="dl-problems")

@@ -500,3 +500,40 @@ def test_spend_filtered_to_zoom_says_only_true_things(db):
     assert set(priced["price_source"]) == {"Price book"} and "Zoom Basic" not in set(
         priced["license_name"]
     )
+
+
+def test_user_ids_in_the_malformed_records_are_a_reference_for_viewers_in_full_for_admins(
+    db, emulator, monkeypatch
+):
+    """Issue 23, row 11: a user id that is an email was shown to viewers in the Accounts page's
+    malformed-records table ("user dave@acme.com holds license …") and its CSV."""
+    from lib.truto.users import user_reference
+    from tests.factories import account, dataset, lic, user
+
+    _against(
+        emulator,
+        monkeypatch,
+        dataset(
+            [account("a1", "adobe")],
+            {"a1": [lic("L1", "CC", 2, 5, True)]},
+            users={"a1": [user("dave@acme.com", "L1", "NOPE", last_login_at="yesterday")]},
+        ),
+    )
+    ref = user_reference("a1", "dave@acme.com")
+
+    def problems_table(email: str) -> pd.DataFrame:
+        at = signed_in(
+            "pages/accounts.py",
+            {"is_logged_in": True, "email": email, "name": "X", "email_verified": True},
+        )
+        no_exception(at)
+        return next(d.value for d in at.dataframe if "detail" in d.value.columns)
+
+    viewer = problems_table("vic@acme.com")
+    cells = viewer.astype(str).to_numpy().ravel().tolist()
+    assert not any("dave" in c for c in cells), viewer
+    assert set(viewer["record_id"]) == {ref}
+    assert any(f"user {ref} holds license NOPE" in d for d in viewer["detail"])
+    admin = problems_table("ana@acme.com")
+    assert set(admin["record_id"]) == {"dave@acme.com"}
+    assert any("user dave@acme.com holds license NOPE" in d for d in admin["detail"])

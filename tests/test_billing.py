@@ -252,3 +252,81 @@ def test_hostile_billing_records_are_skipped_as_problems_never_a_crash(emulator,
     skipped = problems[problems["kind"] == "unusable_billing"]
     assert len(skipped) == len(hostile)
     assert not any("\u202e" in d or "\n" in d for d in skipped["detail"])
+
+
+def test_a_billing_record_belongs_to_the_account_whose_listing_returned_it(emulator, store):
+    """Issue 23, row 8: a DocuSign record saying it is Zoom account B's (or GitHub account C's)
+    neither replaces B's contract nor makes one for C; it is read as A's, and said."""
+    data = dataset(
+        [account("docu-A", "docusign"), account("zoom-B", "zoom")],
+        {
+            "docu-A": [lic("D1", "eSignature", None, 5, True)],
+            "zoom-B": [lic("Z1", "Zoom Workplace", 10, None, True)],
+        },
+        billing={
+            "docu-A": [
+                bill("a0", "2026-03-01", "2027-02-28", 4800, "EUR"),
+                bill("x1", "2026-03-01", "2026-09-30", 1, account_id="zoom-B", integration="zoom"),
+                bill(
+                    "x2",
+                    "2026-03-01",
+                    "2026-10-31",
+                    999999,
+                    integrated_account_id="gh-C",
+                    integration="github",
+                ),
+                bill("a1", "2026-03-01", "2026-04-01", 10, "EUR", account_id="docu-A"),
+            ],
+            "zoom-B": [bill("b0", "2026-01-01", "2026-12-31", 1200)],
+        },
+    )
+    emu = emulator(data)
+    outcome = refresh(store, "k", lambda: fetch_all(settings_for(emu)))
+    assert outcome.fetched and outcome.vendor_contracts == 2
+    saved = store.get_contracts().set_index("account_id")
+    assert sorted(saved.index) == ["docu-A", "zoom-B"]  # no contract for gh-C
+    assert set(saved["integration"]) == {"DocuSign", "Zoom"}  # nor a GitHub one
+    zoom = saved.loc["zoom-B"]
+    assert (zoom["contract_value"], zoom["currency"]) == (1200, "USD")
+    assert zoom["contract_end"] == pd.Timestamp("2026-12-31")
+    docu = saved.loc["docu-A"]
+    assert (docu["contract_value"], docu["currency"]) == (4800, "EUR")  # its own, ending last
+    problems = store.latest("k").problems
+    mismatch = problems[problems["kind"] == "account_mismatch"]
+    assert list(mismatch["account_id"]) == ["docu-A", "docu-A"]  # the record with its own id: fine
+    assert set(mismatch["resource"]) == {"billing"}
+    first, second = mismatch["detail"]
+    assert "billing record 2" in first and "account_id 'zoom-B'" in first
+    assert "integration 'zoom'" in first and "read as this account's" in first
+    assert "integrated_account_id 'gh-C'" in second and "integration 'github'" in second
+    accounts = store.latest("k").accounts.set_index("account_id")
+    assert accounts.loc["docu-A", "problems"] == 2 and accounts.loc["zoom-B", "problems"] == 0
+
+
+def test_a_billing_date_is_read_whole_not_by_its_first_ten_characters(emulator, store):
+    """Issue 23, row 17: ``2026-12-31T99:99`` and ``2026-12-31 junk`` are not dates."""
+    records = [
+        bill("t", "2026-01-01", "2026-12-31T99:99", 10),
+        bill("j", "2026-01-01 junk", "2026-12-31", 20),
+        bill("z", "2026-01-01T00:00:00+05:00", "2026-12-31 23:59:59Z", 30),  # whole: read
+    ]
+    emu = emulator(
+        dataset(
+            [account("zoom-1", "zoom")],
+            {"zoom-1": [lic("Z1", "Zoom", 1, None, True)]},
+            billing={"zoom-1": records},
+        )
+    )
+    outcome = refresh(store, "k", lambda: fetch_all(settings_for(emu)))
+    assert outcome.fetched and outcome.vendor_contracts == 1
+    saved = store.get_contracts().iloc[0]
+    assert saved["contract_value"] == 30
+    assert (saved["contract_start"], saved["contract_end"]) == (
+        pd.Timestamp("2026-01-01"),
+        pd.Timestamp("2026-12-31"),
+    )
+    problems = store.latest("k").problems
+    skipped = problems[problems["kind"] == "unusable_billing"]["detail"].tolist()
+    assert len(skipped) == 2
+    assert "billing record 1" in skipped[0] and "'2026-12-31T99:99' is not a date" in skipped[0]
+    assert "billing record 2" in skipped[1] and "'2026-01-01 junk' is not a date" in skipped[1]

@@ -249,6 +249,8 @@ def test_billing_records_prefill_one_vendor_contract_per_account_the_latest_peri
             "end_date": "2027-02-28",
         },
         {
+            "integration": "clickup",
+            "account_id": "c-1",
             "billing_frequency": "monthly",
             "currency": "EUR",
             "total_amount": 90,
@@ -277,7 +279,7 @@ def test_billing_records_prefill_one_vendor_contract_per_account_the_latest_peri
         },
         "not a record",
     ]
-    prefill = contracts_from_billing(billing, integration="clickup", account_id="c-1")
+    prefill = contracts_from_billing(billing)  # records a trusted caller named the accounts of
     rows = records(prefill.contracts)
     assert [(r["integration"], r["account_id"]) for r in rows] == [
         ("clickup", "c-1"),

@@ -1087,3 +1087,129 @@ def test_an_unpaired_surrogate_in_records_built_without_http_affects_only_that_v
         "b\ufffd",
     ]
     assert problems == []
+
+
+# ------------------------------------------------- issue 23, row 11: user ids are personal data
+
+
+def test_export_names_users_by_a_reference_on_stderr_never_by_their_email(
+    cli_env, emulator, tmp_path, capsys
+):
+    from lib.truto.users import user_reference
+    from tests.factories import account, dataset, lic, user
+
+    emu = emulator(
+        dataset(
+            [account("a1", "adobe")],
+            {"a1": [lic("L1", "CC", 2, 5, True)]},
+            users={
+                "a1": [
+                    user("dave@acme.com", "L1", "NOPE", "NOPE"),
+                    user("dave@acme.com", "L1"),
+                    user("erin@acme.com", "L1", last_login_at="0001-01-01"),
+                ]
+            },
+        ),
+        token=TOKEN,
+    )
+    code = cli_env(emu, "export", "--out", str(tmp_path / "out.csv"), "--quiet")
+    err = capsys.readouterr().err
+    assert code == 0
+    assert "acme.com" not in err, err
+    ref = user_reference("a1", "dave@acme.com")
+    assert f"user {ref} holds license NOPE, which the licenses listing" in err
+    assert f"user {ref} holds license NOPE more than once" in err
+    assert f"user {ref} appears more than once" in err
+
+
+def test_the_malformed_records_table_names_users_for_admins_only():
+    import pandas as pd
+
+    from lib.analytics import views as D
+    from lib.analytics.labels import export_frame
+    from lib.export import to_csv_bytes
+    from lib.truto.normalize import Problem, problems_table
+    from lib.truto.users import user_reference
+
+    ref = user_reference("a1", "dave@acme.com")
+    problems = problems_table(
+        [
+            Problem(
+                "a1",
+                "Adobe",
+                "users",
+                "dave@acme.com",
+                "licenses",
+                "unknown_license",
+                f"user {ref} holds license X, which the licenses listing does not have",
+            ),
+            # a snapshot stored before the reference: its detail names the id
+            Problem(
+                "a1",
+                "Adobe",
+                "users",
+                "dave@acme.com",
+                "id",
+                "duplicate_user",
+                "user dave@acme.com appears more than once; counted once",
+            ),
+            Problem(
+                "a1",
+                "Adobe",
+                "users",
+                "dave@acme.com",
+                "last_login_at",
+                "bad_timestamp",
+                "last_login_at 'x' is not a date and time; shown as not reported",
+            ),
+            Problem(
+                "a1",
+                "Adobe",
+                "licenses",
+                "L-7",
+                "id",
+                "duplicate_id",
+                "license id L-7 appears more than once; counted once",
+            ),
+            Problem("a1", "Adobe", "users", None, "id", "missing_id", "user 4 has no id; kept"),
+        ]
+    )
+    viewer = D.problems_view(problems, show_people=False)
+    csv = to_csv_bytes(export_frame(viewer, "USD")).decode()
+    assert "dave" not in csv and "dave" not in viewer.astype(str).to_string()
+    assert viewer["record_id"].tolist()[:4] == [ref, ref, ref, "L-7"]
+    assert pd.isna(viewer["record_id"].iloc[4])
+    assert viewer["detail"].iloc[1] == f"user {ref} appears more than once; counted once"
+    admin = D.problems_view(problems, show_people=True)
+    assert admin["record_id"].tolist()[:3] == ["dave@acme.com"] * 3
+    assert admin["detail"].iloc[0].startswith("user dave@acme.com holds license X")
+    assert admin["detail"].iloc[1] == "user dave@acme.com appears more than once; counted once"
+    assert admin.dtypes.to_dict() == problems.dtypes.to_dict()
+    pd.testing.assert_frame_equal(admin.iloc[2:], problems.iloc[2:])
+
+
+def test_export_says_a_flood_of_user_problems_once_not_line_by_line(
+    cli_env, emulator, tmp_path, capsys
+):
+    """Issue 23, row 10: one user holding 800k license ids printed 800k lines on stderr."""
+    from lib.truto.users import MAX_PROBLEMS_PER_ACCOUNT
+    from tests.factories import account, dataset, lic
+
+    many = {"id": "big", "licenses": [{"id": f"X{i}"} for i in range(5_000)]}
+    emu = emulator(
+        dataset(
+            [account("a1", "adobe")], {"a1": [lic("L1", "CC", 2, 5, True)]}, {}, {"a1": [many]}
+        ),
+        token=TOKEN,
+    )
+    code = cli_env(emu, "export", "--out", str(tmp_path / "out.csv"), "--quiet")
+    lines = capsys.readouterr().err.splitlines()
+    assert code == 0
+    listed = [line for line in lines if line.startswith("  Adobe account a1: users: ")]
+    assert len(listed) == MAX_PROBLEMS_PER_ACCOUNT + 1
+    assert "holds 5,000 licenses, more than the 1,000 read per user" in listed[0]
+    assert listed[-1].endswith(
+        "1,001 problems in these users in all: the first 1,000 are listed one by one, the other 1 "
+        "only counted here"
+    )
+    assert any(line.startswith("1001 record(s) could not be read as sent") for line in lines)

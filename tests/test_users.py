@@ -213,3 +213,99 @@ def test_demo_accounts_have_a_realistic_spread_of_seat_holders():
     assert (per_license.to_numpy() == assigned.to_numpy()).all()
     share = (idle["activity_class"] == "active").mean()
     assert 0.5 < share < 0.8  # mostly active, as a real company's seats are
+
+
+def test_placeholder_and_out_of_range_times_are_not_reported_and_the_other_users_stay(emulator):
+    """Issue 23, row 9: year 1 east of UTC and 9999-12-31 west of it overflowed (the account's whole
+    activity failed, its good users vanished); year 1 without an offset read as a real login."""
+    from lib.analytics.activity import classify
+
+    good = [user(f"g{i}", "L1", last_login_at="2026-01-05T10:00:00Z") for i in range(20)]
+    odd = {
+        "east": "0001-01-01T00:00:00+01:00",
+        "west": "9999-12-31T23:59:59-01:00",
+        "year1": "0001-01-01",
+        "epoch": "1970-01-01T00:00:00Z",
+    }
+    users = good + [user(uid, "L1", last_login_at=raw) for uid, raw in odd.items()]
+    emu = emulator(
+        dataset(
+            [account("a1", "adobe")], {"a1": [lic("L1", "CC", 24, 30, True)]}, users={"a1": users}
+        )
+    )
+    result = fetch_all(settings_for(emu))
+    assert _activity(result, "a1")[0] == "ok"
+    row = result.activity.set_index("account_id").loc["a1"]
+    assert row["users"] == 24 and row["seat_rows"] == 24 and row["activity_problems"] == 4
+    seats = result.seats.set_index("user_id")
+    assert seats.loc[list(odd), "user_last_login_at"].isna().all()
+    assert seats.loc[[f"g{i}" for i in range(20)], "user_last_login_at"].notna().all()
+    problems = result.problems[result.problems["resource"] == "users"]
+    kinds = dict(zip(problems["record_id"], problems["kind"]))
+    assert kinds == {
+        "east": "placeholder_timestamp",
+        "west": "future_timestamp",
+        "year1": "placeholder_timestamp",
+        "epoch": "placeholder_timestamp",
+    }
+    year1 = problems.loc[problems["record_id"] == "year1", "detail"].item()
+    assert "'0001-01-01'" in year1 and "not reported" in year1
+    days = classify(result.seats).set_index("user_id")["days_inactive"]
+    assert days.loc[list(odd)].isna().all()  # never 739,000 days inactive
+    since = (_outcome(result, "a1").fetched_at - datetime(2026, 1, 5, 10, tzinfo=UTC)).days
+    assert (days.drop(list(odd)) == since).all()
+
+
+def test_parse_timestamp_range():
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    assert parse_timestamp("0001-01-01T00:00:00+01:00", now) == (None, "placeholder_timestamp")
+    assert parse_timestamp("0001-01-01", now) == (None, "placeholder_timestamp")
+    assert parse_timestamp("1969-12-31T23:00:00-05:00", now) == (None, "placeholder_timestamp")
+    assert parse_timestamp("9999-12-31T23:59:59-01:00", now) == (None, "future_timestamp")
+    assert parse_timestamp("9999-12-31T23:59:59Z", now) == (None, "future_timestamp")
+    assert parse_timestamp("1970-01-02T00:00:00Z", now)[0] == datetime(1970, 1, 2, tzinfo=UTC)
+
+
+def test_a_user_with_a_huge_license_list_is_capped_and_problems_are_counted_beyond_the_cap(
+    emulator,
+):
+    """Issue 23, row 10: one user whose licenses[] held 800k ids made 800k seat rows and 800k
+    problems. A user's licenses are read up to the cap; an account keeps its first problems and
+    counts the rest in one row."""
+    from lib.truto.users import MAX_LICENSES_PER_USER, MAX_PROBLEMS_PER_ACCOUNT
+
+    many = 100_000
+    big = {"id": "big", "licenses": [{"id": f"X{i}"} for i in range(many)]}
+    odd = [user(f"o{i}", "NOPE") for i in range(1_500)]  # each an unknown license: a problem
+    fine = [user(f"g{i}", "L1", last_login_at="2026-01-05T10:00:00Z") for i in range(10)]
+    emu = emulator(
+        dataset(
+            [account("a1", "adobe"), account("a2", "adobe")],
+            {"a1": [lic("L1", "CC", 10, 30, True)], "a2": [lic("L1", "CC", 1, 2, True)]},
+            users={"a1": [big, *odd, *fine], "a2": [user("u1", "NOPE")]},
+        )
+    )
+    result = fetch_all(settings_for(emu, page_limit=1_000))
+    assert _activity(result, "a1")[0] == "ok"
+    seats = result.seats[result.seats["account_id"] == "a1"]
+    assert (seats["user_id"] == "big").sum() == MAX_LICENSES_PER_USER
+    assert len(seats) == MAX_LICENSES_PER_USER + 1_500 + 10
+    found = 1 + MAX_LICENSES_PER_USER + 1_500  # too many; 1,000 unknown of big's; 1,500 of odd's
+    row = result.activity.set_index("account_id").loc["a1"]
+    assert row["users"] == 1 + 1_500 + 10 and row["seat_rows"] == len(seats)
+    assert row["activity_problems"] == found
+    assert _outcome(result, "a1").problems == found  # counted beyond the cap
+    assert result.accounts.set_index("account_id").loc["a1", "problems"] == found
+    problems = result.problems[result.problems["account_id"] == "a1"]
+    assert len(problems) == MAX_PROBLEMS_PER_ACCOUNT + 1
+    assert problems["kind"].iloc[0] == "too_many_licenses"
+    assert f"{many:,} licenses" in problems["detail"].iloc[0]
+    assert f"other {many - MAX_LICENSES_PER_USER:,} skipped" in problems["detail"].iloc[0]
+    last = problems.iloc[-1]
+    assert last["kind"] == "more_problems" and (problems["kind"] == "more_problems").sum() == 1
+    assert last["detail"].startswith(f"{found:,} problems in these users in all")
+    assert f"the other {found - MAX_PROBLEMS_PER_ACCOUNT:,} only counted" in last["detail"]
+    # the other account is not touched by the first one's cap
+    assert list(result.problems.loc[result.problems["account_id"] == "a2", "kind"]) == [
+        "unknown_license"
+    ]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import pandas as pd
@@ -29,6 +30,8 @@ class BillingPrefill:
 
     contracts: pd.DataFrame
     skipped: list[str] = field(default_factory=list)
+    # records that name another account or integration than the listing's (read as the listing's)
+    mismatched: list[str] = field(default_factory=list)
 
 
 _FREQUENCIES = {
@@ -40,18 +43,57 @@ _FREQUENCIES = {
     "year": "annual",
 }
 
+_DATE_START = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]|\Z)", re.ASCII)
 
-def _vendor_date(value: Any) -> str:
-    """A billing date (ISO date or date-time text) as YYYY-MM-DD text, or the raw value to be
-    reported."""
-    if (
-        isinstance(value, str)
-        and len(value) >= 10
-        and value[4:5] == "-"
-        and value[10:11] in ("", "T", " ")
-    ):
-        return value[:10]
-    return "" if value is None else value
+
+def _vendor_date(value: Any) -> Any:
+    """A billing date (ISO 8601 date, or date and time) as YYYY-MM-DD text, or the raw value to be
+    reported. The whole value must read: ``2026-12-31T99:99`` or ``2026-12-31 junk`` is not a date,
+    whatever its first ten characters say. A date and time keeps its own calendar date (the day
+    the vendor wrote, not the UTC one)."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        return value
+    if _DATE_START.match(value) is None:
+        return value
+    if len(value) == 10:
+        return value  # a date: checked as the contracts' dates are
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    return value[:10]
+
+
+def _shown(value: Any) -> str:
+    """A value a record claims, for a message: short, quoted, without control characters."""
+    if isinstance(value, str):
+        text = clean_text(value).strip()
+        return repr(text if len(text) <= 60 else text[:60] + "…")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return repr(value)
+    return f"a {type(value).__name__}"
+
+
+def _other_claims(record: Mapping[str, Any], integration: str | None, account_id: str) -> list[str]:
+    """What a billing record says of its account that is not the listing's, in words."""
+    claims = []
+    for key in ("account_id", "integrated_account_id"):
+        said = record.get(key)
+        if said is None or said == "":
+            continue
+        if (
+            not isinstance(said, (str, int))
+            or isinstance(said, bool)
+            or (str(said).strip() != account_id.strip())
+        ):
+            claims.append(f"{key} {_shown(said)}")
+    said = record.get("integration")
+    if said is not None and said != "":
+        if not isinstance(said, str) or integration_key(said) != integration_key(integration):
+            claims.append(f"integration {_shown(said)}")
+    return claims
 
 
 def contracts_from_billing(
@@ -64,22 +106,40 @@ def contracts_from_billing(
 
     Only ClickUp, DocuSign and Zoom report billing. A record has ``billing_frequency``
     (monthly / yearly), ``currency``, ``total_amount``, ``tax_amount``, ``start_date``,
-    ``end_date`` and ``description``, and is about one integrated account: its
-    ``integration`` and ``account_id`` come from the record (when the fetcher adds
-    them) or from the arguments. Each account gets one contract covering all its
+    ``end_date`` and ``description``. Each account gets one contract covering all its
     licenses: the billing period that ends last. ``contract_value`` is
     ``total_amount`` as billed. Auto-renewal, notice period and committed seats are
     not reported by the vendor, so they stay empty. A record that cannot be used
     (no end date, dates out of order, a bad amount) is skipped and said in ``skipped``.
+
+    A record belongs to the account whose listing returned it (``integration`` and
+    ``account_id``, the fetch's): an ``account_id``, ``integrated_account_id`` or
+    ``integration`` it carries never moves it to another account, and one that names another
+    is said in ``mismatched`` (the record is still read as the listing's). Without those
+    arguments (records assembled by a trusted caller), the record's own fields say which
+    account it is about.
     """
     latest: dict[tuple[str, str], tuple[date, dict]] = {}
     skipped: list[str] = []
+    mismatched: list[str] = []
     for pos, record in enumerate(billing_records, 1):
         if not isinstance(record, Mapping):
             skipped.append(f"billing record {pos}: not an object")
             continue
-        integ = record.get("integration") or integration
-        acct = record.get("account_id") or record.get("integrated_account_id") or account_id
+        integ: Any
+        acct: Any
+        if account_id is not None:
+            integ, acct = integration, account_id
+            claims = _other_claims(record, integration, account_id)
+            if claims and isinstance(integ, str) and isinstance(acct, str):
+                mismatched.append(
+                    f"{integration_label(integ)} account {clean_text(acct)}, billing record {pos}: "
+                    f"says {' and '.join(claims)}; read as this account's, whose listing "
+                    "returned it"
+                )
+        else:
+            integ = record.get("integration") or integration
+            acct = record.get("account_id") or record.get("integrated_account_id")
         if (
             not isinstance(integ, str)
             or not isinstance(acct, str)
@@ -140,7 +200,7 @@ def contracts_from_billing(
         if key not in latest or end > latest[key][0]:
             latest[key] = (end, out)
     rows = [out for _, (_, out) in sorted(latest.items())]
-    return BillingPrefill(contracts=_frame(rows), skipped=skipped)
+    return BillingPrefill(contracts=_frame(rows), skipped=skipped, mismatched=mismatched)
 
 
 def _keys(df: pd.DataFrame) -> list[str]:

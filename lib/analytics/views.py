@@ -51,6 +51,8 @@ from lib.analytics.spend_gaps import (  # noqa: F401  (re-exported: D.spend_gaps
 from lib.analytics.totals import Summary
 from lib.integrations import SEAT_FIELDS, unreported_license_fields
 from lib.schema import FAILED_OUTCOMES
+from lib.truto.users import RESOURCE as USERS_RESOURCE
+from lib.truto.users import user_reference
 
 # ------------------------------------------------------------------ filters
 
@@ -438,3 +440,27 @@ def accounts_view(accounts: pd.DataFrame) -> pd.DataFrame:
         ["_o", "integration_label"], kind="stable"
     )
     return out[ACCOUNT_VIEW_COLUMNS + extra].reset_index(drop=True)
+
+
+def problems_view(problems: pd.DataFrame, show_people: bool) -> pd.DataFrame:
+    """The malformed records as the Accounts page shows them (and its CSV).
+
+    A problem of a user record names the user by :func:`lib.truto.users.user_reference` in its
+    detail, and keeps the user's id (often an email: personal data) in ``record_id``. Those who may
+    see people (admins; everyone in open mode) read the id in both; everyone else reads the
+    reference in both."""
+    out = problems.reset_index(drop=True).copy()
+    users = (out["resource"] == USERS_RESOURCE).fillna(False) & out["record_id"].notna()
+    rows = np.flatnonzero(users.to_numpy(dtype=bool))
+    if not len(rows):
+        return out
+    ids = out["record_id"].iloc[rows].astype(str).tolist()
+    refs = [user_reference(a, u) for a, u in zip(out["account_id"].iloc[rows].astype(str), ids)]
+    details = out["detail"].iloc[rows].astype(str).tolist()
+    if show_people:
+        shown = [d.replace(f"user {r}", f"user {u}") for d, r, u in zip(details, refs, ids)]
+    else:  # and a snapshot stored before details named the reference: its id replaced too
+        shown = [d.replace(f"user {u}", f"user {r}") for d, r, u in zip(details, refs, ids)]
+        out.loc[out.index[rows], "record_id"] = refs
+    out.loc[out.index[rows], "detail"] = shown
+    return out.astype(problems.dtypes.to_dict())

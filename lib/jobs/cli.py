@@ -45,7 +45,8 @@ def _report(result: FetchResult) -> int:
         _err(f"FAILED {outcome.sentence()}")
     if not result.outcomes:
         _err("No integrated accounts found for this token (and tenant filter).")
-    problems = len(result.problems)
+    # every problem found: an account's users keep their first 1,000 rows, the rest counted in one
+    problems = max(len(result.problems), sum(o.problems for o in result.outcomes))
     if problems:
         _err(
             f"{problems} record(s) could not be read as sent; see the Accounts page or the problems below:"

@@ -32,7 +32,8 @@ SYNC_ACTOR = Actor(email=None, name="Truto sync (billing)", role="admin")
 @dataclass
 class VendorContracts:
     """What one fetch's billing gave: the vendor contracts, the accounts they replace (every account
-    whose billing was listed completely), and the records that could not be used."""
+    whose billing was listed completely), and the problems of its records: those that could not be
+    used, and those that name another account than the one whose listing returned them."""
 
     contracts: pd.DataFrame = field(default_factory=empty_contracts)
     accounts: list[str] = field(default_factory=list)
@@ -40,7 +41,8 @@ class VendorContracts:
 
 
 def vendor_contracts(result: FetchResult) -> VendorContracts:
-    """The vendor contracts of a fetch; each unusable billing record is one problem of its account."""
+    """The vendor contracts of a fetch; each unusable billing record, and each naming another
+    account, is one problem of the account whose listing returned it."""
     out = VendorContracts()
     frames = []
     for listing in result.billing:
@@ -59,10 +61,14 @@ def vendor_contracts(result: FetchResult) -> VendorContracts:
                 "billing",
                 None,
                 "billing",
-                "unusable_billing",
+                kind,
                 message,
             )
-            for message in prefill.skipped
+            for kind, messages in (
+                ("unusable_billing", prefill.skipped),
+                ("account_mismatch", prefill.mismatched),
+            )
+            for message in messages
         )
     if frames:
         out.contracts = pd.concat(frames, ignore_index=True)
@@ -114,9 +120,11 @@ def save_vendor_contracts(store, found: VendorContracts | None) -> int:
         log.warning("vendor contracts not saved: %s", exc)
         return 0
     log.info(
-        "vendor contracts: %d from the billing of %d accounts (%d records skipped)",
+        "vendor contracts: %d from the billing of %d accounts (%d records skipped, %d naming "
+        "another account)",
         saved,
         len(found.accounts),
-        len(found.skipped),
+        sum(p.kind == "unusable_billing" for p in found.skipped),
+        sum(p.kind == "account_mismatch" for p in found.skipped),
     )
     return saved

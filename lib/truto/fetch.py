@@ -474,7 +474,7 @@ def assemble(outcomes: list[AccountOutcome], started: datetime, demo: bool = Fal
     rows_by_account = licenses["account_id"].value_counts().to_dict() if len(licenses) else {}
     problems_by_account: dict[str, int] = {}
     for p in problems:
-        problems_by_account[p.account_id] = problems_by_account.get(p.account_id, 0) + 1
+        problems_by_account[p.account_id] = problems_by_account.get(p.account_id, 0) + p.count
     records = []
     for o in outcomes:
         o.license_rows = int(rows_by_account.get(o.account_id, 0))

@@ -64,9 +64,10 @@ class Problem:
     field: str
     kind: str
     detail: str
+    count: int = 1  # the problems this row stands for: more than one for "and N more" (not stored)
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if k != "count"}
 
     def sentence(self) -> str:
         rec = f"record {self.record_id}" if self.record_id else "a record"

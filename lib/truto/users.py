@@ -5,11 +5,20 @@ user or the products the user has access to"). A user holding two licenses is tw
 holding none is counted as a user but holds no seat.
 
 Rules, as for the licenses (:mod:`lib.truto.normalize`):
-- a timestamp that is not ISO 8601 (or lies in the future) is reported and becomes "not reported";
+- a timestamp that is not ISO 8601, lies in the future, or is a placeholder (before 1970-01-02: year 1
+  or the Unix epoch, standing for "never") is reported and becomes "not reported", that value alone;
 - a user listed twice is reported and kept once, so its seats are not counted twice;
 - a license entry whose id matches no license of the account is reported and kept
   (``license_known`` false), never dropped silently;
-- a field the integration does not send stays null: "not reported".
+- a field the integration does not send stays null: "not reported";
+- volume is capped, so one hostile page cannot make millions of rows: a user's first
+  :data:`MAX_LICENSES_PER_USER` licenses are read (the rest are skipped, said once for that user),
+  and an account's first :data:`MAX_PROBLEMS_PER_ACCOUNT` problems are kept, the others counted
+  in one ``more_problems`` row.
+
+A user's id is often an email: personal data. A problem names the user by :func:`user_reference`
+in its detail (what logs, stderr and viewers read); ``record_id`` keeps the id, for admins
+(:func:`lib.analytics.views.problems_view` shows each what they may see).
 
 The per-license last-active key is not verified in Truto's reference: ``last_active_at``, else
 ``last_login_at``, inside the license object.
@@ -17,6 +26,7 @@ The per-license last-active key is not verified in Truto's reference: ``last_act
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -31,6 +41,11 @@ from lib.truto.text import _text
 
 RESOURCE = "users"
 _FUTURE_SLACK = timedelta(days=1)  # clocks differ; a day ahead of the fetch is still plausible
+# Before this, a time is a vendor's placeholder, not a login: year 1 (0001-01-01, .NET's and Go's
+# zero time) or the Unix epoch (1970-01-01 in any time zone) stand for "never".
+EARLIEST_TIMESTAMP = datetime(1970, 1, 2, tzinfo=UTC)
+MAX_LICENSES_PER_USER = 1_000  # a person holds a handful; a thousand is already far beyond any plan
+MAX_PROBLEMS_PER_ACCOUNT = 1_000  # problem rows kept per account's users; the rest are counted
 
 
 @dataclass
@@ -53,6 +68,14 @@ class UserStats:
     activity_reported: bool = False
 
 
+def user_reference(account_id: str, user_id: str) -> str:
+    """A non-personal name for one user of one account: ``#`` and 10 hex digits of a hash of the
+    account and the user's id. The same user reads the same in every run, in logs, on stderr and
+    on the pages; the id itself (often an email) is not in it."""
+    key = f"{account_id}\x1f{user_id}".encode("utf-8", "surrogatepass")
+    return "#" + hashlib.sha256(key).hexdigest()[:10]
+
+
 def empty_seat_table() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in SEAT_COLUMNS.items()})
 
@@ -67,7 +90,12 @@ def parse_timestamp(value: Any, now: datetime) -> tuple[datetime | None, str | N
         ts = datetime.fromisoformat(value.strip().replace("z", "Z"))
     except ValueError:
         return None, "bad_timestamp"
-    ts = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    try:
+        ts = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    except OverflowError:  # year 1 east of UTC, or 9999-12-31 west of it: outside datetime's range
+        return None, ("future_timestamp" if ts.year > now.year else "placeholder_timestamp")
+    if ts < EARLIEST_TIMESTAMP:
+        return None, "placeholder_timestamp"
     if ts > now + _FUTURE_SLACK:
         return None, "future_timestamp"
     return ts, None
@@ -127,12 +155,14 @@ def _add_users(
 ) -> None:
     label = integration_label(listing.integration)
     now = listing.fetched_at
-    first = len(problems)
+    found = [0]  # every problem of this account's users, kept or beyond the cap
 
     def report(record_id, fieldname, kind, detail):
-        problems.append(
-            Problem(listing.account_id, label, RESOURCE, record_id, fieldname, kind, detail)
-        )
+        found[0] += 1
+        if found[0] <= MAX_PROBLEMS_PER_ACCOUNT:
+            problems.append(
+                Problem(listing.account_id, label, RESOURCE, record_id, fieldname, kind, detail)
+            )
 
     def when(rec_id, raw, fieldname) -> datetime | None:
         ts, kind = parse_timestamp(raw, now)
@@ -150,6 +180,14 @@ def _add_users(
                 kind,
                 f"{fieldname} {raw!r} lies in the future; shown as not reported",
             )
+        elif kind == "placeholder_timestamp":
+            report(
+                rec_id,
+                fieldname,
+                kind,
+                f"{fieldname} {raw!r} lies before 1970, a placeholder (it usually means never), "
+                "not a date; shown as not reported",
+            )
         return ts
 
     seen_users: set[str] = set()
@@ -164,6 +202,7 @@ def _add_users(
             )
             continue
         uid = _text(rec.get("id"))
+        who = user_reference(listing.account_id, uid) if uid is not None else f"{pos + 1}"
         if uid is None:
             report(
                 None,
@@ -172,7 +211,7 @@ def _add_users(
                 f"user {pos + 1} has no id; kept, but it cannot be told apart from others",
             )
         elif uid in seen_users:
-            report(uid, "id", "duplicate_user", f"user {uid} appears more than once; counted once")
+            report(uid, "id", "duplicate_user", f"user {who} appears more than once; counted once")
             continue
         else:
             seen_users.add(uid)
@@ -190,13 +229,23 @@ def _add_users(
                 uid,
                 "licenses",
                 "not_a_list",
-                f"licenses of user {uid} is {type(licenses).__name__}, not a list; skipped",
+                f"licenses of user {who} is {type(licenses).__name__}, not a list; skipped",
             )
             continue
         name, email = _display_name(rec), _primary_email(rec)
         status = _text(rec.get("status"))
         status = status.lower() if status else None
         utype = _text(rec.get("type"))
+        if len(licenses) > MAX_LICENSES_PER_USER:
+            report(
+                uid,
+                "licenses",
+                "too_many_licenses",
+                f"user {who} holds {len(licenses):,} licenses, more than the "
+                f"{MAX_LICENSES_PER_USER:,} read per user; the first {MAX_LICENSES_PER_USER:,} are "
+                f"counted, the other {len(licenses) - MAX_LICENSES_PER_USER:,} skipped",
+            )
+            licenses = licenses[:MAX_LICENSES_PER_USER]
         seen_seats: set[tuple] = set()
         for entry in licenses:
             if not isinstance(entry, dict) or _text(entry.get("id")) is None:
@@ -204,7 +253,7 @@ def _add_users(
                     uid,
                     "licenses",
                     "missing_id",
-                    f"a license of user {uid} has no id; that seat cannot be matched; skipped",
+                    f"a license of user {who} has no id; that seat cannot be matched; skipped",
                 )
                 continue
             lid = _text(entry.get("id"))
@@ -214,7 +263,7 @@ def _add_users(
                     uid,
                     "licenses",
                     "duplicate_seat",
-                    f"user {uid} holds license {lid} more than once; counted once",
+                    f"user {who} holds license {lid} more than once; counted once",
                 )
                 continue
             seen_seats.add((lid, org))
@@ -224,7 +273,7 @@ def _add_users(
                     uid,
                     "licenses",
                     "unknown_license",
-                    f"user {uid} holds license {lid}, which the licenses listing does not have; "
+                    f"user {who} holds license {lid}, which the licenses listing does not have; "
                     "kept, without a price",
                 )
             raw_lic = entry.get("last_active_at")
@@ -259,4 +308,20 @@ def _add_users(
     n = len(cols["account_id"]) - rows_before
     cols["activity_reported"][rows_before:] = [st.activity_reported] * n
     st.seat_rows += n
-    st.problems += len(problems) - first
+    st.problems += found[0]
+    beyond = found[0] - MAX_PROBLEMS_PER_ACCOUNT
+    if beyond > 0:
+        problems.append(
+            Problem(
+                listing.account_id,
+                label,
+                RESOURCE,
+                None,
+                "record",
+                "more_problems",
+                f"{found[0]:,} problems in these users in all: the first "
+                f"{MAX_PROBLEMS_PER_ACCOUNT:,} are listed one by one, the other {beyond:,} only "
+                "counted here",
+                count=beyond,
+            )
+        )
