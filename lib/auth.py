@@ -7,9 +7,11 @@ Configuration, in ``.streamlit/secrets.toml``:
 
 - ``[auth]``: Streamlit's own OIDC section (``redirect_uri``,
   ``cookie_secret``, ``client_id``, ``client_secret``,
-  ``server_metadata_url``, or named providers ``[auth.<name>]``). When it is
-  present, everyone signs in with ``st.login``; without it the app runs open
-  for local use (role ``open``, which may edit).
+  ``server_metadata_url``, the last three also as ``[auth.default]``). When it
+  is present, everyone signs in with ``st.login``; without it the app runs open
+  for local use (role ``open``, which may edit). A present ``[auth]`` that
+  lacks any of these (an empty table too) is a configuration error: the app
+  stays closed and names what is missing, never runs open.
 - ``[access]``: our allow-list, read only when ``[auth]`` is present:
 
   - ``allowed_emails``: addresses that may sign in (viewers);
@@ -144,7 +146,8 @@ def normalize_email(value: Any) -> str | None:
 
 def normalize_domain(value: Any) -> str | None:
     """A domain as ASCII in lower case (an internationalised one in its IDNA 2008 ``xn--`` form, without
-    Unicode mapping; a leading ``@`` and a trailing dot dropped), or None when it is not one."""
+    Unicode mapping; a leading ``@`` and a trailing dot dropped), or None when it is not one. Labels are
+    separated by the ASCII full stop only: a look-alike dot (U+3002, U+FF0E, U+FF61) is refused."""
     if not isinstance(value, str):
         return None
     text = _ascii_lower(value.strip())
@@ -153,8 +156,14 @@ def normalize_domain(value: Any) -> str | None:
     if text.endswith("."):
         text = text[:-1]
     if not text.isascii():
+        # Only the ASCII full stop separates labels: idna.encode would also split on the ideographic and
+        # full-width stops (U+3002, U+FF0E, U+FF61), so "ana@acme\u3002com" would become "acme.com".
+        # Each label is encoded alone, and a label holding a look-alike dot is refused.
         try:
-            text = idna.encode(text, uts46=False).decode("ascii")
+            text = ".".join(
+                label if label.isascii() else idna.alabel(label).decode("ascii")
+                for label in text.split(".")
+            )
         except (idna.IDNAError, UnicodeError, ValueError):
             return None
     if not text or len(text) > 253:
@@ -206,6 +215,27 @@ def _domains(items: list[str], where: str) -> frozenset[str]:
     return frozenset(out)
 
 
+AUTH_KEYS = ("redirect_uri", "cookie_secret")
+PROVIDER_KEYS = ("client_id", "client_secret", "server_metadata_url")
+
+
+def missing_auth_keys(auth: Mapping[str, Any]) -> list[str]:
+    """What the ``[auth]`` table lacks for the app's sign-in (``st.login()``, the default provider):
+    ``redirect_uri`` and ``cookie_secret``, and the provider's ``client_id``, ``client_secret`` and
+    ``server_metadata_url`` (in ``[auth]`` itself or in ``[auth.default]``), each non-empty text."""
+
+    def given(section: Any, key: str) -> bool:
+        value = section.get(key) if isinstance(section, Mapping) else None
+        return isinstance(value, str) and value.strip() != ""
+
+    missing = [k for k in AUTH_KEYS if not given(auth, k)]
+    default = auth.get("default")
+    for k in PROVIDER_KEYS:
+        if not given(auth, k) and not given(default, k):
+            missing.append(k)
+    return missing
+
+
 def load_access_config(secrets: Mapping[str, Any] | None = None) -> AccessConfig:
     """The access rules from ``secrets`` (default: the secrets file). Raises ConfigError naming a bad key."""
     if secrets is None:
@@ -213,7 +243,18 @@ def load_access_config(secrets: Mapping[str, Any] | None = None) -> AccessConfig
     auth = secrets.get("auth")
     if auth is not None and not isinstance(auth, Mapping):
         raise ConfigError("secrets.toml: [auth] must be a table")
-    auth_enabled = bool(auth)
+    # A present [auth] table, even an empty one, means sign-in was wanted: it is checked, never read as
+    # "no sign-in" (which would run the dashboard open, everyone an editor).
+    auth_enabled = auth is not None
+    if auth is not None:
+        missing = missing_auth_keys(auth)
+        if missing:
+            raise ConfigError(
+                f"secrets.toml [auth]: sign-in is not configured: {', '.join(missing)} "
+                f"{'is' if len(missing) == 1 else 'are'} missing or empty, so the dashboard stays closed "
+                f"until {'it is' if len(missing) == 1 else 'they are'} set (or the [auth] table is removed "
+                "for open local use)"
+            )
     section = secrets.get("access", {}) or {}
     if not isinstance(section, Mapping):
         raise ConfigError("secrets.toml: [access] must be a table")

@@ -166,6 +166,10 @@ NOT_MONEY = {
 CURRENCY_CODES = frozenset(ISO_4217_LIST_ONE - set(NOT_MONEY))
 
 DEFAULT_KEEP_DAYS = 730
+# Bounds of the settings and flags typed by people (beyond them a value is a typing error): snapshot
+# retention in days (``retention_days``, ``sync --keep-days``) and the right-sizing buffer as a fraction.
+MAX_KEEP_DAYS = 36500
+MAX_BUFFER = 10.0
 
 # The dashboard's settings and their defaults: the one place (the store's settings and
 # lib.analytics.metrics.MetricOptions both take them from here).

@@ -78,6 +78,19 @@ def test_a_threshold_that_is_not_a_number_says_so_and_uses_90_days(db):
     assert metric_values(at)["Reclaimable paid seats"] == f"{s.reclaimable_paid_seats:,}"
 
 
+def test_a_threshold_beyond_ten_years_says_so_and_uses_90_days(db):
+    # Was a TypeError from deep in the classification (days x 86,400 s overflowed): an error box.
+    for days in ("100000000000000000000", "3651", "1e400"):
+        at = app(PAGE, query={"days": days})
+        no_exception(at)
+        errors = [e.value for e in at.error]
+        assert any("from 1 to 3650" in e and "showing 90 days" in e for e in errors), errors
+        assert not any("TypeError" in e or "isfinite" in e for e in errors)
+    priced, options = expected(db)
+    s = reclaim_summary(priced, options.reporting_currency)
+    assert metric_values(at)["Reclaimable paid seats"] == f"{s.reclaimable_paid_seats:,}"
+
+
 def test_viewers_see_counts_and_costs_but_no_names_or_emails(db):
     at = signed_in(PAGE, VIEWER)
     no_exception(at)

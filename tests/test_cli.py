@@ -402,9 +402,9 @@ def test_reclaim_and_export_read_the_exemptions_saved_in_the_dashboard(emulator,
     assert by["ex"]["active_seats"] == "0" and by["ex"]["inactive_seats"] == "1"
 
 
-def test_the_fetch_path_loads_no_table_library_before_its_first_request(tmp_path):
-    """``python -m lib export`` sends its first request before pandas & co. are imported (they load
-    meanwhile): importing what runs up to that request must not pull them in."""
+def test_the_command_line_and_the_fetch_path_import_no_table_library(tmp_path):
+    """The command line and the fetch path import no pandas & co. themselves: ``--help`` and a wrong flag
+    answer at once; the tables load only when a command checks its inputs (before it fetches)."""
     heavy = ("pandas", "pyarrow", "numpy", "sqlalchemy", "streamlit")
     code = (
         "import sys; import lib.jobs.cli, lib.truto.source, lib.truto.client; "

@@ -71,11 +71,11 @@ def test_a_valid_file_is_read_with_its_types_and_empty_cells_stay_not_entered():
         "USD",
     )
     assert first["true_up_date"] == pd.Timestamp("2026-08-01")
-    assert first["source"] == "edited"  # an upload is an edit unless it says vendor
+    assert first["source"] == "edited"  # an upload is the admin's, even a row that says vendor
     assert (second["term"], second["auto_renew"], second["source"]) == (
         "multi_year",
         False,
-        "vendor",
+        "edited",
     )
     # Not entered is NA, never 0 or false.
     assert pd.isna(second["notice_days"]) and pd.isna(second["committed_seats"])

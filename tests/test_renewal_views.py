@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -9,17 +10,24 @@ import pytest
 
 from lib.analytics import renewal_views as R
 from lib.analytics.alert_rules import DEFAULT_RULES, AlertRulesError
-from lib.analytics.contracts import load_contracts
+from lib.analytics.contracts import validate_contracts
 from lib.analytics.renewals import renewals
 from tests.test_alerts import TODAY, contracts_csv, table
 
 
 def upcoming(horizon=120):
-    contracts = load_contracts(
-        contracts_csv(
-            "GitHub,gh-1,g-1,,,2027-01-31,annual,true,30,,,,,",  # opt-out 2027-01-01 (30 days)
-            "Salesforce,,s-1,,,2026-12-10,annual,true,30,,,,,vendor",  # deadline passed: renews in 8
-            "Zoom,,,,,2027-01-15,annual,true,,,,,,",  # every Zoom license, no notice: renews in 44
+    # Read as a table, not as an upload (which makes every row edited): the Salesforce row is the sync's.
+    contracts = validate_contracts(
+        pd.read_csv(
+            io.BytesIO(
+                contracts_csv(
+                    "GitHub,gh-1,g-1,,,2027-01-31,annual,true,30,,,,,",  # opt-out 2027-01-01 (30 days)
+                    "Salesforce,,s-1,,,2026-12-10,annual,true,30,,,,,vendor",  # deadline passed: renews in 8
+                    "Zoom,,,,,2027-01-15,annual,true,,,,,,",  # every Zoom license, no notice: renews in 44
+                )
+            ),
+            dtype=str,
+            keep_default_na=False,
         )
     )
     return renewals(table(), contracts, TODAY, horizon)

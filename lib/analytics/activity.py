@@ -38,6 +38,9 @@ CLASSES = ("departed", "invited", "active", "inactive", "never_active", "not_rep
 RECLAIMABLE = ("inactive", "never_active", "departed", "invited")
 DEPARTED_STATUSES = ("inactive", "deleted")
 DEFAULT_INACTIVE_DAYS = 90
+MAX_INACTIVE_DAYS = (
+    3650  # ten years: beyond it a threshold is a typing error (and days x 86400 s overflows)
+)
 THRESHOLD_CHOICES = (30, 60, 90)
 
 _DAY_US = 86_400_000_000
@@ -62,14 +65,22 @@ def last_activity(seats: pd.DataFrame) -> pd.Series:
 
 
 def validate_threshold(days) -> int:
-    """The inactivity threshold as whole days >= 1 (ValueError naming the value otherwise)."""
+    """The inactivity threshold as whole days from 1 to :data:`MAX_INACTIVE_DAYS` (ValueError naming the
+    value otherwise)."""
+    shown = (
+        repr(days) if len(repr(days)) <= 40 else repr(days)[:39] + "…"
+    )  # a URL can carry any text
     if isinstance(days, bool) or not isinstance(days, (int, float, np.integer)):
         try:
             days = float(str(days).strip())
         except ValueError:
-            raise ValueError(f"inactive days {days!r} is not a number") from None
-    if not np.isfinite(days) or days < 1 or float(days) != int(days):
-        raise ValueError(f"inactive days must be a whole number of days, at least 1, not {days!r}")
+            raise ValueError(f"inactive days {shown} is not a number") from None
+    # Compared as they are (a huge int never becomes a float); NaN is in no range.
+    if not 1 <= days <= MAX_INACTIVE_DAYS or int(days) != days:
+        raise ValueError(
+            f"inactive days must be a whole number of days from 1 to {MAX_INACTIVE_DAYS}, "
+            f"not {shown}"
+        )
     return int(days)
 
 

@@ -20,7 +20,9 @@ columns :data:`CONTRACT_COLUMNS`::
 - ``committed_seats``, ``true_up_date``, ``contract_value`` + ``currency``: optional.
 - ``source``: ``vendor`` (prefilled from Truto's ``billing`` resource) or ``edited``
   (entered by a person; the default). An edited contract wins over a vendor one
-  for the same key (:func:`lib.analytics.vendor_contracts.merge_contracts`).
+  for the same key (:func:`lib.analytics.vendor_contracts.merge_contracts`). Only
+  the sync writes vendor rows: every row of an uploaded file (:func:`load_contracts`)
+  is edited, whatever its ``source`` cell says.
 
 An empty optional cell means "not entered" (NA), never 0 or false: a contract
 without a notice period has no known opt-out deadline, and says so.
@@ -42,6 +44,7 @@ from typing import Any
 import pandas as pd
 
 from lib.analytics.pricing import (
+    ProblemList,
     _check_currency,
     _csv_records,
     _frame_records,
@@ -51,6 +54,7 @@ from lib.analytics.pricing import (
 )
 from lib.integrations import integration_key, integration_label
 from lib.schema import CONTRACT_COLUMNS, CONTRACT_DTYPES
+from lib.truto.text import unsafe_character
 from lib.truto.values import MAX_SEATS
 
 TERMS = ("monthly", "annual", "multi_year")
@@ -89,9 +93,9 @@ class ContractsError(_ListedProblems):
 
 
 def has_control_characters(text: str) -> bool:
-    """True when ``text`` holds a control character (line breaks, tabs, NUL...) or a bidi
-    override."""
-    return any(unicodedata.category(ch) == "Cc" or ch in _BIDI for ch in text)
+    """True when ``text`` holds a control character (line breaks, tabs, NUL...), a bidi control or an
+    unpaired surrogate: the one text rule of every input (:func:`lib.truto.text.unsafe_character`)."""
+    return unsafe_character(text) is not None
 
 
 def clean_text(text: Any) -> str:
@@ -342,7 +346,7 @@ def empty_contracts() -> pd.DataFrame:
 
 
 def _validate_records(records: list[tuple[int, dict]]) -> pd.DataFrame:
-    problems: list[str] = []
+    problems = ProblemList()
     rows: list[dict] = []
     first: dict[str, int] = {}
     for rownum, rec in records:
@@ -374,16 +378,21 @@ def _validate_records(records: list[tuple[int, dict]]) -> pd.DataFrame:
 
 
 def load_contracts(source: Any) -> pd.DataFrame:
-    """Checked contracts from CSV (bytes, a path or a file-like object; None: none).
+    """Checked contracts from CSV (bytes, a path or a file-like object; None: none): an upload.
 
-    Raises :class:`ContractsError` listing every problem; nothing is half applied.
+    Raises :class:`ContractsError` listing the problems; nothing is half applied. Every row of a file is
+    the admin's (source ``edited``), whatever its ``source`` cell says: only the sync writes vendor rows
+    (:meth:`lib.store.Store.replace_vendor_contracts`), so a row uploaded as ``vendor`` is never replaced by
+    the next fetch. The cell is still checked (``robot`` is a problem), so a downloaded file reads back.
     """
     data = _read_bytes(source)
     if data is None:
         return empty_contracts()
     _check_csv_syntax(data)
     records = _csv_records(data, CONTRACT_COLUMNS, _REQUIRED, ContractsError)
-    return _validate_records(records)
+    table = _validate_records(records)
+    table["source"] = pd.array(["edited"] * len(table), dtype=CONTRACT_DTYPES["source"])
+    return table
 
 
 def validate_contracts(df: pd.DataFrame | None) -> pd.DataFrame:

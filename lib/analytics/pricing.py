@@ -51,16 +51,54 @@ FX_COLUMNS = ["currency", "rate"]
 PERIODS_PER_YEAR = {"monthly": 12, "annual": 1}
 
 
+# A file of bad rows can hold a million problems: the first ones are listed, the rest only counted, so the
+# message (and what a page shows) stays small however large the file.
+MAX_LISTED_PROBLEMS = 100
+
+
+class ProblemList(list):
+    """Problems as they are found: the first ``limit`` kept, the ones after only counted (``more``)."""
+
+    def __init__(self, limit: int = MAX_LISTED_PROBLEMS):
+        super().__init__()
+        self.limit = limit
+        self.more = 0
+
+    def append(self, problem: str) -> None:
+        if len(self) < self.limit:
+            super().append(problem)
+        else:
+            self.more += 1
+
+    def extend(self, problems: Iterable[str]) -> None:
+        for problem in problems:
+            self.append(problem)
+
+    @property
+    def full(self) -> bool:
+        """The list holds its ``limit``: a problem found now is only counted."""
+        return len(self) >= self.limit
+
+
 class _ListedProblems(ValueError):
-    """An error that carries every problem found, each a sentence with its row and column."""
+    """An error that carries the problems found, each a sentence with its row and column: the first
+    :data:`MAX_LISTED_PROBLEMS` in ``.problems``, how many more there were in ``.more``."""
 
     what = "file"
 
-    def __init__(self, problems: list[str]):
-        self.problems = list(problems)
-        count = len(self.problems)
-        head = f"The {self.what} was not applied: {count} problem{'s' if count != 1 else ''}"
-        super().__init__(head + ":\n" + "\n".join(f"- {p}" for p in self.problems))
+    def __init__(self, problems: list[str], more: int = 0):
+        listed = list(problems)
+        more += getattr(problems, "more", 0) + max(0, len(listed) - MAX_LISTED_PROBLEMS)
+        self.problems = listed[:MAX_LISTED_PROBLEMS]
+        self.more = more
+        self.count = len(self.problems) + more
+        head = f"The {self.what} was not applied: {self.count:,} problem{'s' if self.count != 1 else ''}"
+        if more:
+            head += f" (the first {len(self.problems)} listed)"
+        lines = [f"- {p}" for p in self.problems]
+        if more:
+            lines.append(f"- and {more:,} more problem{'s' if more != 1 else ''}")
+        super().__init__(head + ":\n" + "\n".join(lines))
 
 
 class PriceBookError(_ListedProblems):
@@ -285,7 +323,7 @@ def _check_amount(
 
 
 def _validate_price_records(records: list[tuple[int, dict[str, Any]]]) -> pd.DataFrame:
-    problems: list[str] = []
+    problems = ProblemList()
     out: dict[str, list] = {c: [] for c in PRICE_BOOK_COLUMNS}
     by_id: dict[tuple[str, str], int] = {}
     by_name: dict[tuple[str, str], int] = {}
@@ -433,7 +471,7 @@ def _validate_fx_records(
     records: list[tuple[int, dict[str, Any]]], reporting_currency: str
 ) -> dict[str, float]:
     reporting = _reporting_code(reporting_currency)
-    problems: list[str] = []
+    problems = ProblemList()
     rates: dict[str, float] = {reporting: 1.0}
     first_row: dict[str, int] = {}
     for rownum, rec in records:

@@ -13,7 +13,6 @@ import json
 import signal
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from lib.config import ConfigError, Settings, load_settings
@@ -21,6 +20,15 @@ from lib.jobs.cli_format import format_summary, strict_json
 from lib.truto.fetch import FetchError, FetchResult
 
 EXIT_OK, EXIT_NOTHING, EXIT_PARTIAL = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the documented exit code for a wrong flag: 1, a configuration error (argparse's own
+    is 2, which here means that some accounts failed)."""
+
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_NOTHING, f"{self.prog}: error: {message}\n")
 
 
 def _err(message: str) -> None:
@@ -145,25 +153,29 @@ def _analytics(args: argparse.Namespace):
 
 
 def _buffer(text: str) -> float:
-    """A buffer as a fraction: "0.1" or "10%"."""
+    """A buffer as a fraction: "0.1" or "10%", from 0 to :data:`lib.schema.MAX_BUFFER` (as the saved
+    setting)."""
+    from lib.schema import MAX_BUFFER
+
     try:
-        value = float(text[:-1]) / 100 if text.strip().endswith("%") else float(text)
+        value = float(text.strip()[:-1]) / 100 if text.strip().endswith("%") else float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number like 0.1 or 10%") from None
     if value < 0:
         raise argparse.ArgumentTypeError("the buffer cannot be negative")
+    if not value <= MAX_BUFFER:  # NaN too
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is more than {MAX_BUFFER:g} ({MAX_BUFFER:.0%}), so it cannot be right"
+        )
     return value
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    # Every flag and input file is checked before anything is fetched: a wrong --fx file is a
+    # configuration error (exit 1) at once, not after every account was listed.
     days = _inactive_days(args)
-    # The fetch starts at once: its first request leaves before pandas, the price book and the
-    # saved settings are loaded, which a second thread does meanwhile. A bad price book or rates
-    # file still stops the export (once the fetch is over) before anything is written.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-prepare") as side:
-        prepared = side.submit(_analytics, args)
-        result = _fetch(settings, args.quiet)
-        book, options = prepared.result()
+    book, options = _analytics(args)
+    result = _fetch(settings, args.quiet)
 
     from lib.analytics.labels import export_frame
     from lib.analytics.metrics import add_metrics
@@ -315,9 +327,7 @@ def cmd_emulator(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m lib", description="License-utilization analytics over Truto."
-    )
+    parser = _Parser(prog="python -m lib", description="License-utilization analytics over Truto.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser(
@@ -347,7 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep-days",
         type=int,
         default=None,
-        help="retention: keep daily snapshots this many days (default: the stored setting, 730)",
+        help="retention: keep daily snapshots this many days, 1 to 36500 (default: the stored "
+        "setting, 730)",
     )
     p.add_argument(
         "--shards",
@@ -405,7 +416,7 @@ def _inactive_days_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--inactive-days",
         default=90,
-        help="a seat is inactive after this many days without activity (default 90)",
+        help="a seat is inactive after this many days without activity, 1 to 3650 (default 90)",
     )
 
 
@@ -431,7 +442,8 @@ def _analytics_args(p: argparse.ArgumentParser) -> None:
         "--buffer",
         type=_buffer,
         default=None,
-        help="right-sizing headroom, 0.1 or 10%% (default: the saved one, else 10%%)",
+        help="right-sizing headroom, 0.1 or 10%%, at most 10 (1000%%) (default: the saved one, "
+        "else 10%%)",
     )
     p.add_argument(
         "--no-saved",

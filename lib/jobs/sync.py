@@ -26,6 +26,7 @@ from typing import Any
 from lib.config import Settings
 from lib.jobs.refresh import refresh, trend_pricing
 from lib.jobs.stream import SyncProgress, SyncSummary, stream_snapshot
+from lib.schema import MAX_KEEP_DAYS
 from lib.truto.fetch import FetchError, Progress
 
 DEMO_KEY = "demo"
@@ -253,10 +254,13 @@ def cmd_sync(args: Any, settings: Settings) -> int:
 
     keep_days = getattr(args, "keep_days", None)
     if keep_days is not None and (
-        isinstance(keep_days, bool) or not isinstance(keep_days, int) or keep_days < 1
+        isinstance(keep_days, bool)
+        or not isinstance(keep_days, int)
+        or not 1 <= keep_days <= MAX_KEEP_DAYS
     ):
         err(
-            f"--keep-days must be a whole number of days, at least 1 (got {keep_days!r}); nothing fetched"
+            f"--keep-days must be a whole number of days, at least 1 and at most {MAX_KEEP_DAYS} "
+            f"(got {keep_days!r}); nothing fetched"
         )
         return EXIT_NOTHING
     shards, problem = _shard_options(args)

@@ -8,6 +8,7 @@ from sqlalchemy import delete, insert, select, update
 
 from lib.store.settings import SettingsMixin
 from lib.store.tables import RECLAIM_EXEMPTIONS, utcnow
+from lib.truto.text import unsafe_character
 
 EXEMPTION_KINDS = ("user", "license")
 EXEMPTION_COLUMNS: dict[str, str] = {
@@ -34,8 +35,14 @@ def _clean(value, what: str, required: bool = True) -> str | None:
         return None
     if len(text) > _MAX_TEXT:
         raise ExemptionError(f"{what} is longer than {_MAX_TEXT} characters")
-    if any(ord(ch) < 32 for ch in text):
-        raise ExemptionError(f"{what} contains control characters")
+    bad = unsafe_character(
+        text
+    )  # the one text rule (lib.truto.text): C0, DEL, C1, bidi, surrogates
+    if bad:
+        raise ExemptionError(
+            f"{what} contains control characters ({bad}: a line break, tab, NUL or "
+            "text-direction mark); remove it"
+        )
     return text
 
 

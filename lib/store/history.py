@@ -12,7 +12,7 @@ import pandas as pd
 from sqlalchemy import delete, select
 from sqlalchemy.engine import Connection
 
-from lib.schema import LICENSE_COLUMNS, SEAT_COLUMNS
+from lib.schema import LICENSE_COLUMNS, MAX_KEEP_DAYS, SEAT_COLUMNS
 from lib.store._bulk import BulkMixin, _chunks, _empty_frame
 from lib.store._rollup import forget_changed_days
 from lib.store.settings import SettingsMixin
@@ -217,9 +217,11 @@ class HistoryMixin(SettingsMixin, BulkMixin):
         if (
             isinstance(keep_days, bool)
             or not isinstance(keep_days, (int, np.integer))
-            or keep_days < 1
+            or not 1 <= keep_days <= MAX_KEEP_DAYS
         ):
-            raise ValueError(f"keep_days must be a whole number of days >= 1, not {keep_days!r}")
+            raise ValueError(
+                f"keep_days must be a whole number of days from 1 to {MAX_KEEP_DAYS}, not {keep_days!r}"
+            )
         now = _utc(now) if now is not None else utcnow()
         cutoff_us = _to_us(now - timedelta(days=int(keep_days)))
         where = f" WHERE config_key = {self._ph}" if config_key is not None else ""

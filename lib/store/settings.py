@@ -24,6 +24,8 @@ from sqlalchemy.engine import Connection
 from lib.schema import (
     BILLING_PERIODS,
     CURRENCY_CODES,
+    MAX_BUFFER,
+    MAX_KEEP_DAYS,
     PRICE_BOOK_COLUMNS,
     PRICE_BOOK_DTYPES,
     SETTINGS_DEFAULTS,
@@ -84,9 +86,10 @@ def validate_settings(values: Mapping[str, Any]) -> dict[str, Any]:
                 out[key] = period
         elif key == "buffer":
             number = _number(value)
-            if number is None or not 0 <= number <= 10:
+            if number is None or not 0 <= number <= MAX_BUFFER:
                 problems.append(
-                    f"buffer: {value!r} is not a fraction between 0 and 10 (0.10 = 10% headroom)"
+                    f"buffer: {value!r} is not a fraction between 0 and {MAX_BUFFER:g} "
+                    "(0.10 = 10% headroom)"
                 )
             else:
                 out[key] = number
@@ -98,9 +101,10 @@ def validate_settings(values: Mapping[str, Any]) -> dict[str, Any]:
                 out[key] = number
         elif key == "retention_days":
             number = _number(value)
-            if number is None or not number.is_integer() or not 1 <= number <= 36500:
+            if number is None or not number.is_integer() or not 1 <= number <= MAX_KEEP_DAYS:
                 problems.append(
-                    f"retention_days: {value!r} is not a whole number of days between 1 and 36500"
+                    f"retention_days: {value!r} is not a whole number of days between 1 and "
+                    f"{MAX_KEEP_DAYS}"
                 )
             else:
                 out[key] = int(number)

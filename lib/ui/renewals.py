@@ -9,7 +9,6 @@ import pandas as pd
 import streamlit as st
 
 from lib.analytics import renewal_views as R
-from lib.analytics import views as D
 from lib.analytics.alert_rules import KINDS, AlertRulesError
 from lib.analytics.contracts import (
     SOURCES,
@@ -21,6 +20,7 @@ from lib.analytics.contracts import (
 )
 from lib.export import dated_filename
 from lib.schema import CONTRACT_COLUMNS
+from lib.ui.workflows import show_problems
 
 CONTRACT_HEADERS = {
     "integration": "Integration",
@@ -52,11 +52,6 @@ def seed_demo(view) -> None:
     """On the demo data: the demo contracts, written once to a new database (as the demo prices)."""
     if view.demo:
         _seed_demo_contracts(view.store_url)
-
-
-def show_problems(title: str, problems: list[str]) -> None:
-    st.error(f"{title} Nothing was saved. Fix these and try again:", icon=":material/error:")
-    st.markdown("\n".join(f"- {D.md_escape(p)}" for p in problems))
 
 
 def saved(message: str) -> None:
@@ -106,8 +101,9 @@ def _contract_config() -> dict:
         "source": st.column_config.SelectboxColumn(
             h["source"],
             options=list(SOURCES),
-            help="vendor: prefilled from the vendor's billing data; edited: entered here. "
-            "A row you change here becomes edited.",
+            help="vendor: prefilled from the vendor's billing data by the sync; edited: entered "
+            "here. Only the sync writes vendor rows: a row you add or change here is edited.",
+            disabled=True,
         ),
     }
 
@@ -137,29 +133,31 @@ def contracts_editor(view, contracts: pd.DataFrame) -> None:
         column_config=_contract_config(),
     )
     if st.button("Save contracts", type="primary", key="save-contracts"):
-        # A vendor row someone changed here is theirs now.
+        # A vendor row someone changed here is theirs now (only the sync writes vendor rows).
         changes = st.session_state.get("contracts-editor", {}).get("edited_rows", {})
         edited = edited[CONTRACT_COLUMNS].copy()
-        for row, cells in changes.items():
-            if "source" not in cells and int(row) < len(edited):
+        for row in changes:
+            if int(row) < len(edited):
                 edited.iloc[int(row), edited.columns.get_loc("source")] = "edited"
         try:
             checked = validate_contracts(edited)
         except ContractsError as exc:
-            show_problems("The contracts have problems.", exc.problems)
+            show_problems("The contracts have problems.", exc.problems, exc.more)
         else:
             store.save_contracts(checked, actor)
             saved(f"Saved {len(checked)} contracts.")
 
     st.markdown(
-        "**Replace from a CSV file** — columns: " + ", ".join(f"`{c}`" for c in CONTRACT_COLUMNS)
+        "**Replace from a CSV file** — columns: "
+        + ", ".join(f"`{c}`" for c in CONTRACT_COLUMNS)
+        + ". Every row of the file is yours (source edited): only the sync writes vendor rows."
     )
     upload = st.file_uploader("Contracts CSV", type=["csv"], key="contracts-upload")
     if upload is not None:
         try:
             new = load_contracts(upload.getvalue())
         except ContractsError as exc:
-            show_problems(f"{upload.name} was rejected.", exc.problems)
+            show_problems(f"{upload.name} was rejected.", exc.problems, exc.more)
         else:
             if new.empty:
                 st.warning(

@@ -14,6 +14,7 @@ import streamlit as st
 
 from lib.analytics import views as D
 from lib.analytics.pricing import (
+    MAX_LISTED_PROBLEMS,
     FxRatesError,
     PriceBookError,
     load_fx_rates,
@@ -41,9 +42,16 @@ def saved_note() -> None:
         st.success(note, icon=":material/check:")
 
 
-def show_problems(title: str, problems: list[str]) -> None:
+def show_problems(title: str, problems: list[str], more: int = 0) -> None:
+    """The problems of a refused table or file: at most :data:`MAX_LISTED_PROBLEMS` listed, the rest
+    counted (``more``: found beyond the list), so a file of bad rows never becomes megabytes of page."""
+    listed = list(problems[:MAX_LISTED_PROBLEMS])
+    more += len(problems) - len(listed)
     st.error(f"{title} Nothing was saved. Fix these and try again:", icon=":material/error:")
-    st.markdown("\n".join(f"- {D.md_escape(p)}" for p in problems))
+    lines = [f"- {D.md_escape(p)}" for p in listed]
+    if more:
+        lines.append(f"- … and {more:,} more problem{'s' if more != 1 else ''} (not listed)")
+    st.markdown("\n".join(lines))
 
 
 def _saved(message: str) -> NoReturn:
@@ -57,7 +65,7 @@ def save_prices(view: View, edited: pd.DataFrame) -> None:
     try:
         view.store.save_price_book(validate_price_book(edited), view.actor)
     except PriceBookError as exc:
-        show_problems("The prices have problems.", exc.problems)
+        show_problems("The prices have problems.", exc.problems, exc.more)
     else:
         _saved(f"Saved {len(edited)} prices.")
 
@@ -69,7 +77,7 @@ def replace_prices_from_upload(view: View, upload: Upload | None) -> None:
     try:
         new_book = load_price_book(upload.getvalue())
     except PriceBookError as exc:
-        show_problems(f"{upload.name} was rejected.", exc.problems)
+        show_problems(f"{upload.name} was rejected.", exc.problems, exc.more)
         return
     if new_book.empty:
         st.warning(f"{upload.name} holds no prices; the price book was left as it is.")
@@ -86,7 +94,11 @@ def save_fx_rates(view: View, edited: pd.DataFrame, target: str) -> None:
         rates = validate_fx_rates(edited[["currency", "rate"]], target)
         view.store.save_fx_rates(rates, target, view.actor)
     except (FxRatesError, ValueError) as exc:
-        show_problems("The exchange rates have problems.", getattr(exc, "problems", [str(exc)]))
+        show_problems(
+            "The exchange rates have problems.",
+            getattr(exc, "problems", [str(exc)]),
+            getattr(exc, "more", 0),
+        )
     else:
         _saved(f"Saved {len(edited)} exchange rates to {target}.")
 
@@ -98,7 +110,7 @@ def replace_fx_rates_from_upload(view: View, upload: Upload | None, target: str)
     try:
         new_rates = load_fx_rates(upload.getvalue(), target)
     except FxRatesError as exc:
-        show_problems(f"{upload.name} was rejected.", exc.problems)
+        show_problems(f"{upload.name} was rejected.", exc.problems, exc.more)
         return
     if st.button(
         f"Replace the exchange rates with these {len(new_rates) - 1} rates to {target}",
