@@ -31,13 +31,20 @@ from lib.analytics.labels import (  # noqa: F401  (the words: re-exported for th
     spend_words,
 )
 from lib.analytics.price_book_views import (  # noqa: F401  (re-exported for the pages: D.fx_table(...))
+    SETTING_LABELS,
     change_history,
+    currencies_without_rate,
+    fx_change_words,
     fx_table,
     not_converted,
+    price_book_change_words,
     price_book_changes,
     price_book_rows_for,
     price_book_with_ids,
+    price_table,
     savings_by_license,
+    setting_words,
+    settings_change_words,
     unpriced_paid,
 )
 from lib.analytics.rules import FLAG_SEVERITY, paid_mask
