@@ -24,7 +24,10 @@ Exchange rates are a CSV file ``currency,rate``: one unit of ``currency`` buys
 
 A file with any problem is rejected as a whole: the error lists every problem
 with its row (as a spreadsheet shows it: the header is row 1, the first entry
-row 2) and column, so nothing is ever half applied.
+row 2) and column, so nothing is ever half applied. One exception, for a partly
+filled template (:func:`read_price_table`, :func:`check_price_table`: the Price
+book page): a row whose price is blank is left out, and that license stays
+unpriced; the strict readers (:func:`load_price_book`) refuse it.
 """
 
 from __future__ import annotations
@@ -307,6 +310,8 @@ def _validate_price_records(
         integration = str(rec.get("integration", "")).strip()
         license_id = str(rec.get("license_id", "")).strip()
         license_name = str(rec.get("license_name", "")).strip()
+        if blank and not (integration or license_id or license_name):
+            continue  # no price and no license named: an unused row (a currency or period at most)
         for column, text in (
             ("integration", integration),
             ("license_id", license_id),
@@ -325,8 +330,6 @@ def _validate_price_records(
                 f"row {rownum}, column integration: empty; name the integration, e.g. GitHub"
             )
         if not license_id and not license_name:
-            if blank and not integration:
-                continue  # nothing but a currency or a period: an unused row
             problems.append(
                 f"row {rownum}, column license_id: empty, and so is license_name; give one of them"
             )
