@@ -1,5 +1,6 @@
 """The view layer: filters, freshness, tiles, attention and page tables, on hand-made rows."""
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -737,7 +738,10 @@ def test_editing_one_price_logs_that_row_old_to_new_and_keeps_the_others_last_ch
     store.save_price_book(book, boss)
     edited = D.price_book_with_ids(store.get_price_book(), lic)  # what the editor shows and saves
     edited.loc[0, "unit_price"] = 25.0
-    _, detail = store.replace_price_book(edited, cfo)
+    store.save_price_book(edited, cfo)
+    assert len(store.audit_log()) == 2
+    detail = json.loads(store.audit_log(limit=1)["detail"].iloc[0])
+    assert detail["changed"] == ["GitHub · Enterprise (ent)"]
     assert detail["changes"] == [
         {
             "row": "GitHub · Enterprise (ent)",
@@ -765,10 +769,13 @@ def test_a_save_that_changes_nothing_writes_no_audit_entry(tmp_path):
     store.save_settings({"buffer": 0.2}, boss)
     entries = len(store.audit_log())
     # The same again, a number as the page's percent input gives it back (7% -> 0.07000000000000001).
-    assert store.replace_price_book(book, cfo)[1] is None
-    assert store.replace_fx_rates({"EUR": 1.08, "USD": 1.0}, "USD", cfo)[1] is None
-    assert store.change_settings({"buffer": 20.000000000000004 / 100}, cfo)[1] == {}
+    store.save_price_book(book, cfo)
+    store.save_fx_rates({"EUR": 1.08, "USD": 1.0}, "USD", cfo)
+    store.save_settings({"buffer": 20.000000000000004 / 100}, cfo)
     assert len(store.audit_log()) == entries
+    assert store.replace_price_book(book, cfo)[1] is None
+    assert store.replace_fx_rates({"EUR": 1.08}, "USD", cfo)[1] is None
+    assert store.change_settings({"buffer": 0.2}, cfo)[1] == {}
     assert set(store.fx_rates_saved()["saved_by"]) == {"boss@acme.com"}
     # A change logs only what changed, old -> new.
     assert store.change_settings({"buffer": 0.25, "under_used_pct": 70.0}, cfo)[1] == {
