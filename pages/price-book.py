@@ -38,8 +38,8 @@ with prices_tab:
             f"{'they are' if table.unpriced != 1 else 'it is'} the last "
             f"{'rows' if table.unpriced != 1 else 'row'}, with the price empty. "
             + (
-                "Enter the price per seat and save. A license left without a price stays unpriced: "
-                "its spend is not known."
+                "Enter the price per seat and save. A license left without a price is not saved, "
+                "and its spend stays unknown."
                 if can_edit
                 else "An admin can price them here."
             ),
@@ -59,6 +59,7 @@ with prices_tab:
         "One row per license, matched within its integration by license ID, else by exact name, else by "
         "name ignoring case. The price is per seat, for one billing period: a month or a year."
     )
+    heads = D.PRICE_EDITOR_HEADERS
     if can_edit:
         edited = st.data_editor(
             with_changes,
@@ -69,17 +70,17 @@ with prices_tab:
             disabled=["changed_at", "changed_by"],
             placeholder=ui.MISSING,
             column_config={
-                "integration": st.column_config.TextColumn("Integration", required=True),
-                "license_id": st.column_config.TextColumn("License ID"),
-                "license_name": st.column_config.TextColumn("License name"),
+                "integration": st.column_config.TextColumn(heads["integration"], required=True),
+                "license_id": st.column_config.TextColumn(heads["license_id"]),
+                "license_name": st.column_config.TextColumn(heads["license_name"]),
                 "unit_price": st.column_config.NumberColumn(
-                    "Price per seat", min_value=0.0, format="%.2f", required=True
+                    heads["unit_price"], min_value=0.0, format="%.2f", required=True
                 ),
                 "currency": st.column_config.SelectboxColumn(
-                    "Currency", options=sorted(CURRENCY_CODES), required=True
+                    heads["currency"], options=sorted(CURRENCY_CODES), required=True
                 ),
                 "billing_period": st.column_config.SelectboxColumn(
-                    "Billing period", options=list(BILLING_PERIODS), required=True
+                    heads["billing_period"], options=list(BILLING_PERIODS), required=True
                 ),
                 "changed_at": st.column_config.DatetimeColumn(
                     D.headers(["changed_at"])["changed_at"],
@@ -95,7 +96,7 @@ with prices_tab:
 
         st.markdown(
             "**Replace the price book from a CSV file**, with the columns of the downloaded price book "
-            "(or of Spend's template). A row with an empty price stays unpriced."
+            "(or of Spend's template). A row with an empty price is left without a price."
         )
         upload = st.file_uploader("Price-book CSV", type=["csv"], key="price-upload")
         workflows.replace_prices_from_upload(view, upload)
@@ -105,11 +106,12 @@ with prices_tab:
             key="price-table",
             show=("integration", "license_id"),
             column_config={
+                "integration": st.column_config.TextColumn(heads["integration"]),
                 "changed_at": st.column_config.DatetimeColumn(
                     D.headers(["changed_at"])["changed_at"],
                     format="YYYY-MM-DD HH:mm",
                     timezone="UTC",
-                )
+                ),
             },
         )
     st.download_button(
@@ -191,9 +193,10 @@ with fx_tab:
             frame,
             key="fx-table",
             column_config={
+                "rate": st.column_config.NumberColumn(f"{target} per unit", format="%.6f"),
                 "saved_at": st.column_config.DatetimeColumn(
                     D.headers(["saved_at"])["saved_at"], format="YYYY-MM-DD HH:mm", timezone="UTC"
-                )
+                ),
             },
         )
     st.download_button(

@@ -390,7 +390,7 @@ def test_price_editor_refuses_a_bad_price_and_saves_a_good_one(db):
     at.button(key="save-prices").click().run()
     no_exception(at)
     assert any("The prices have problems. Nothing was saved" in e.value for e in at.error)
-    assert any("row 2, column unit\\_price" in m.value for m in at.markdown)
+    assert any("Row 1 of the table, column “Price per seat”" in m.value for m in at.markdown)
     pd.testing.assert_frame_equal(Store(db).get_price_book(), seeded)
 
     _edit(at, "price-editor", {0: {"unit_price": 99.5}})
@@ -399,7 +399,7 @@ def test_price_editor_refuses_a_bad_price_and_saves_a_good_one(db):
     # Only the one price changed, old -> new (the license IDs the page fills in are no price change).
     assert [s.value for s in at.success] == [
         f"Saved. Prices: GitHub · {first}: price 21 → 99.5; license ID filled in from Truto for "
-        f"{len(seeded) - 1} rows. 2 licenses without a price stay unpriced: Adobe · Adobe Express "
+        f"{len(seeded) - 1} rows. 2 licenses left without a price, so their spend stays unknown: Adobe · Adobe Express "
         "(lic-08-002), PagerDuty · PagerDuty Stakeholder (lic-09-001)."
     ]
     book = Store(db).get_price_book().set_index("license_name")
@@ -546,6 +546,23 @@ def no_missing_value_text(at: AppTest) -> None:
     assert not bad, bad
 
 
+_JARGON = re.compile(r"\b[a-z]+_[a-z_]+\b|paid unpriced|unpriced paid", re.IGNORECASE)
+
+
+def no_jargon(at: AppTest) -> None:
+    """The words a finance reader sees: no snake_case names, no "paid unpriced" (the tables' own column
+    names are not shown: their headers are)."""
+    shown = page_words(at)
+    columns = {str(c) for frame in at.dataframe for c in frame.value.columns}
+    icons = re.compile(r":material/[a-z_]+:")  # an icon's name is not shown
+    bad = [
+        w
+        for w in shown
+        if w not in columns and _JARGON.search(icons.sub("", w.replace("\\_", "_")))
+    ]
+    assert not bad, bad
+
+
 def _first_day(emulator, monkeypatch):
     """An empty database, nothing saved, no demo: Truto reports a DocuSign license priced in EUR (no rate
     to USD), a paid Adobe license and a Salesforce license that does not say whether it is paid (both
@@ -575,6 +592,7 @@ def test_price_book_on_the_first_day_lists_the_unpriced_licenses_and_saves_a_par
     at = app("pages/price-book.py")
     no_exception(at)
     no_missing_value_text(at)
+    no_jargon(at)
     assert Store(db).get_price_book().empty and Store(db).audit_log().empty  # no demo seeding
     infos = " ".join(i.value for i in at.info)
     assert "2 paid licenses found in Truto have no price yet" in infos
@@ -593,7 +611,7 @@ def test_price_book_on_the_first_day_lists_the_unpriced_licenses_and_saves_a_par
     no_exception(at)
     assert [s.value for s in at.success] == [
         "Saved. Prices (0 → 1 rows): Adobe · Acrobat Pro (g1) added at 30 USD per year. "
-        "1 license without a price stays unpriced: Salesforce · Sales Cloud (s1)."
+        "1 license left without a price, so its spend stays unknown: Salesforce · Sales Cloud (s1)."
     ]
     book = Store(db).get_price_book()
     assert book[["license_id", "unit_price"]].values.tolist() == [["g1", 30.0]]
@@ -603,6 +621,19 @@ def test_price_book_on_the_first_day_lists_the_unpriced_licenses_and_saves_a_par
     assert history["what"].tolist() == [
         "Prices (0 → 1 rows): Adobe · Acrobat Pro (g1) added at 30 USD per year"
     ]
+
+    # A bad price is named as the table shows it, and nothing is saved.
+    _edit(at, "price-editor", {1: {"unit_price": -2.0}})
+    at.button(key="save-prices").click().run()
+    no_exception(at)
+    no_jargon(at)
+    assert any(
+        m.value.replace("\\", "")
+        == "- Row 2 of the table, column “Price per seat”: -2.0 is negative"
+        for m in at.markdown
+    ), [m.value for m in at.markdown]
+    assert len(Store(db).get_price_book()) == 1
+    _edit(at, "price-editor", {0: {"unit_price": 30.0}})
 
     # The same table saved again: nothing changed, nothing logged.
     at.button(key="save-prices").click().run()
@@ -628,7 +659,7 @@ def test_price_book_accepts_spends_template_filled_in_part(db, emulator, monkeyp
     at.file_uploader(key="price-upload").set_value(("template.csv", template, "text/csv")).run()
     no_exception(at)
     assert [s.value for s in at.success] == [
-        "template.csv: 1 prices, all valid. 1 license without a price stays unpriced: "
+        "template.csv: 1 prices, all valid. 1 license left without a price, so its spend stays unknown: "
         "Salesforce · Sales Cloud."
     ]
     at.button(key="apply-upload").click().run()

@@ -420,7 +420,7 @@ def test_a_partly_filled_template_is_accepted_and_its_blank_prices_stay_unpriced
     assert float(table.book["unit_price"].iloc[0]) == 19.0
     assert table.left_unpriced == [(3, "GitHub · Enterprise"), (4, "Salesforce · (no name) (sf1)")]
     assert table.unpriced_words() == (
-        "2 licenses without a price stay unpriced: GitHub · Enterprise, Salesforce · (no name) (sf1)."
+        "2 licenses left without a price, so their spend stays unknown: GitHub · Enterprise, Salesforce · (no name) (sf1)."
     )
     # The same from the editor's table.
     edited = pd.read_csv(io.BytesIO(filled), dtype=str, keep_default_na=False)

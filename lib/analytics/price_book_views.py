@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pandas as pd
@@ -188,6 +189,36 @@ def price_table(
     rows = pd.concat([saved, todo[saved.columns]], ignore_index=True) if len(todo) else saved
     rows = rows.astype(saved.dtypes.to_dict())
     return PriceTable(price_book_with_ids(rows, metrics).reset_index(drop=True), len(todo))
+
+
+# The price editor's column headers (the page's column settings and its messages name them alike).
+PRICE_EDITOR_HEADERS = {
+    "integration": "Integration",
+    "license_id": "License ID",
+    "license_name": "License name",
+    "unit_price": "Price per seat",
+    "currency": "Currency",
+    "billing_period": "Billing period",
+}
+
+_ROW_COLUMN = re.compile(r"^row (\d+), column ([a-z_]+): ")
+
+
+def table_problem_words(problem: str, headers: dict[str, str]) -> str:
+    """A problem found in an editor's table, named as the table shows it: "row 2, column unit_price: ..."
+    (the CSV form: the header is row 1) -> "Row 1 of the table, column “Price per seat”: ..."."""
+
+    def where(m: re.Match) -> str:
+        return (
+            f"Row {int(m.group(1)) - 1} of the table, "
+            f"column “{headers.get(m.group(2), m.group(2))}”: "
+        )
+
+    text = _ROW_COLUMN.sub(where, problem)
+    for column, header in headers.items():
+        if "_" in column:
+            text = re.sub(rf"\b{column}\b", f"“{header}”", text)
+    return text
 
 
 def _audit_detail(text) -> dict:

@@ -442,8 +442,8 @@ class PriceTable:
         names = ", ".join(name for _, name in self.left_unpriced[:5])
         more = f" and {n - 5} more" if n > 5 else ""
         return (
-            f"{n} license{'s' if n != 1 else ''} without a price stay{'s' if n == 1 else ''} unpriced: "
-            f"{names}{more}."
+            f"{n} license{'s' if n != 1 else ''} left without a price, so "
+            f"{'its' if n == 1 else 'their'} spend stays unknown: {names}{more}."
         )
 
 

@@ -63,7 +63,10 @@ def save_prices(view: View, edited: pd.DataFrame) -> None:
         table = check_price_table(edited)
         _, detail = view.store.replace_price_book(table.book, view.actor)
     except PriceBookError as exc:
-        show_problems("The prices have problems.", exc.problems)
+        show_problems(
+            "The prices have problems.",
+            [D.table_problem_words(p, D.PRICE_EDITOR_HEADERS) for p in exc.problems],
+        )
         return
     if detail is None:
         _nothing_changed("the prices", table.unpriced_words())
@@ -105,7 +108,11 @@ def save_fx_rates(view: View, edited: pd.DataFrame, target: str) -> None:
         rates = validate_fx_rates(edited[["currency", "rate"]], target)
         _, detail = view.store.replace_fx_rates(rates, target, view.actor)
     except (FxRatesError, ValueError) as exc:
-        show_problems("The exchange rates have problems.", getattr(exc, "problems", [str(exc)]))
+        headers = {"currency": "Currency", "rate": f"{target} per unit"}
+        show_problems(
+            "The exchange rates have problems.",
+            [D.table_problem_words(p, headers) for p in getattr(exc, "problems", [str(exc)])],
+        )
         return
     if detail is None:
         _nothing_changed("the exchange rates")
