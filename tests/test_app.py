@@ -662,9 +662,26 @@ def test_price_book_accepts_spends_template_filled_in_part(db, emulator, monkeyp
         "template.csv: 1 prices, all valid. 1 license left without a price, so its spend stays unknown: "
         "Salesforce · Sales Cloud."
     ]
+    assert "Replacing the price book with template.csv: 1 added, 0 changed, 0 removed." in [
+        c.value for c in at.caption
+    ]
     at.button(key="apply-upload").click().run()
     no_exception(at)
     assert Store(db).get_price_book()["license_name"].tolist() == ["Acrobat Pro"]
+    # Replacing says beforehand which saved prices a file without them removes.
+    other = b"integration,license_id,license_name,unit_price,currency,billing_period\nSalesforce,,Sales Cloud,12,USD,annual\n"
+    at.file_uploader(key="price-upload").set_value(("other.csv", other, "text/csv")).run()
+    no_exception(at)
+    assert [w.value for w in at.warning if "replacing" in w.value] == [
+        "1 saved price is not in other.csv, so replacing removes it: Adobe · Acrobat Pro."
+    ]
+    # The same prices again: nothing to replace.
+    at.file_uploader(key="price-upload").set_value(("template.csv", template, "text/csv")).run()
+    no_exception(at)
+    assert "template.csv holds the prices already saved: replacing changes nothing." in [
+        c.value for c in at.caption
+    ]
+    assert not [b for b in at.button if b.key == "apply-upload"]
     # A real error is still listed by row and column, and nothing is applied.
     bad = template.replace(b"Sales Cloud,,USD", b"Sales Cloud,,EURO")
     at.file_uploader(key="price-upload").set_value(("bad.csv", bad, "text/csv")).run()

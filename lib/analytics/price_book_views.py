@@ -221,6 +221,58 @@ def table_problem_words(problem: str, headers: dict[str, str]) -> str:
     return text
 
 
+def _book_records(book: pd.DataFrame) -> list[dict]:
+    return [
+        {k: (None if pd.isna(v) else v) for k, v in rec.items()}
+        for rec in book.astype(object).to_dict("records")
+    ]
+
+
+@dataclass(frozen=True)
+class ReplacePreview:
+    """What replacing the price book with another would do, before it is done (:func:`replace_preview`)."""
+
+    added: int
+    changed: int
+    removed: list[str]  # the saved rows the new book does not hold: replacing deletes them
+
+    @property
+    def nothing(self) -> bool:
+        return not (self.added or self.changed or self.removed)
+
+    def words(self, source: str) -> str:
+        if self.nothing:
+            return f"{source} holds the prices already saved: replacing changes nothing."
+        return (
+            f"Replacing the price book with {source}: {self.added} added, {self.changed} changed, "
+            f"{len(self.removed)} removed."
+        )
+
+    def removed_words(self, source: str) -> str:
+        n = len(self.removed)
+        if not n:
+            return ""
+        names = ", ".join(self.removed[:5]) + (f" and {n - 5} more" if n > 5 else "")
+        return (
+            f"{n} saved price{'s are' if n != 1 else ' is'} not in {source}, so replacing "
+            f"removes {'them' if n != 1 else 'it'}: {names}."
+        )
+
+
+def replace_preview(saved: pd.DataFrame, new: pd.DataFrame) -> ReplacePreview:
+    """What replacing ``saved`` with ``new`` changes, as the audit log will record it
+    (:func:`lib.schema.price_book_diff`)."""
+    from lib.schema import price_book_diff
+
+    diff = price_book_diff(_book_records(saved), _book_records(new))
+    changes = diff["changes"]
+    return ReplacePreview(
+        added=sum(1 for e in changes if e.get("from") is None),
+        changed=sum(1 for e in changes if e.get("from") is not None and e.get("to") is not None),
+        removed=[e["row"] for e in changes if e.get("to") is None],
+    )
+
+
 def _audit_detail(text) -> dict:
     import json
 

@@ -43,6 +43,7 @@ from lib.analytics.price_book_views import (  # noqa: F401  (re-exported for the
     price_book_rows_for,
     price_book_with_ids,
     price_table,
+    replace_preview,
     savings_by_license,
     setting_words,
     settings_change_words,

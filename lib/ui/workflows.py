@@ -94,6 +94,12 @@ def replace_prices_from_upload(view: View, upload: Upload | None) -> None:
     st.success(
         f"{upload.name}: {len(new_book)} prices, all valid. {table.unpriced_words()}".strip()
     )
+    preview = D.replace_preview(view.price_book, new_book)
+    st.caption(preview.words(upload.name))
+    if preview.removed:
+        st.warning(preview.removed_words(upload.name), icon=":material/warning:")
+    if preview.nothing:
+        return
     if st.button(f"Replace the price book with these {len(new_book)} prices", key="apply-upload"):
         _, detail = view.store.replace_price_book(new_book, view.actor)
         if detail is None:
