@@ -31,30 +31,9 @@ with prices_tab:
     table = D.price_table(view.price_book, view.audit_log, view.metrics, view.currency)
     with_changes = table.rows
     audit = view.audit_log
-    if table.unpriced:
-        st.info(
-            f"{table.unpriced} paid license{'s' if table.unpriced != 1 else ''} found in Truto "
-            f"{'have' if table.unpriced != 1 else 'has'} no price yet: "
-            f"{'they are' if table.unpriced != 1 else 'it is'} the last "
-            f"{'rows' if table.unpriced != 1 else 'row'}, with the price empty. "
-            + (
-                "Enter the price per seat and save. A license left without a price is not saved, "
-                "and its spend stays unknown."
-                if can_edit
-                else "An admin can price them here."
-            ),
-            icon=":material/sell:",
-        )
-    elif view.price_book.empty:
-        st.info(
-            "No prices yet, and no paid license found in Truto needs one. "
-            + (
-                "Add a row for each license you pay for and save, or upload a CSV file below."
-                if can_edit
-                else "An admin can add them here."
-            ),
-            icon=":material/info:",
-        )
+    note = table.note(can_edit)
+    if note:
+        st.info(note, icon=":material/sell:")
     st.caption(
         "One row per license, matched within its integration by license ID, else by exact name, else by "
         "name ignoring case. The price is per seat, for one billing period: a month or a year."

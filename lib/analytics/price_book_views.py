@@ -168,6 +168,30 @@ class PriceTable:
 
     rows: pd.DataFrame
     unpriced: int
+    saved: int = 0  # the saved prices: the first rows
+
+    def note(self, can_edit: bool) -> str:
+        """What to do next, above the table: price the licenses listed without one, or add the first."""
+        n = self.unpriced
+        if n:
+            return (
+                f"{n} paid license{'s' if n != 1 else ''} found in Truto "
+                f"{'have' if n != 1 else 'has'} no price yet: {'they are' if n != 1 else 'it is'} the "
+                f"last {'rows' if n != 1 else 'row'}, with the price empty. "
+                + (
+                    "Enter the price per seat and save. A license left without a price is not saved, "
+                    "and its spend stays unknown."
+                    if can_edit
+                    else "An admin can price them here."
+                )
+            )
+        if not self.saved:
+            return "No prices yet, and no paid license found in Truto needs one. " + (
+                "Add a row for each license you pay for and save, or upload a CSV file below."
+                if can_edit
+                else "An admin can add them here."
+            )
+        return ""
 
 
 def price_table(
@@ -188,7 +212,9 @@ def price_table(
     )
     rows = pd.concat([saved, todo[saved.columns]], ignore_index=True) if len(todo) else saved
     rows = rows.astype(saved.dtypes.to_dict())
-    return PriceTable(price_book_with_ids(rows, metrics).reset_index(drop=True), len(todo))
+    return PriceTable(
+        price_book_with_ids(rows, metrics).reset_index(drop=True), len(todo), len(saved)
+    )
 
 
 # The price editor's column headers (the page's column settings and its messages name them alike).
