@@ -105,7 +105,10 @@ def replace_prices_from_upload(view: View, upload: Upload | None) -> None:
         if detail is None:
             _nothing_changed("the prices")
             return
-        _saved(f"Replaced the price book from {upload.name}. {D.price_book_change_words(detail)}.")
+        _saved(
+            f"Replaced the price book with {len(new_book)} prices from {upload.name}. "
+            f"{D.price_book_change_words(detail)}."
+        )
 
 
 def save_fx_rates(view: View, edited: pd.DataFrame, target: str) -> None:
