@@ -701,3 +701,18 @@ def test_price_book_with_no_accounts_says_what_to_do(db, emulator, monkeypatch):
         i.value.startswith("No prices yet, and no paid license found in Truto needs one.")
         for i in at.info
     )
+
+
+def test_price_book_on_the_first_day_for_a_viewer(db, emulator, monkeypatch):
+    _first_day(emulator, monkeypatch)
+    at = signed_in(
+        "pages/price-book.py",
+        {"is_logged_in": True, "email": "vic@acme.com", "name": "Vic", "email_verified": True},
+    )
+    no_exception(at)
+    no_missing_value_text(at)
+    no_jargon(at)
+    assert any(i.value.endswith("An admin can price them here.") for i in at.info)
+    assert any(w.value.endswith("An admin can add the rates here.") for w in at.warning)
+    table = _frame_with(at, "unit_price")
+    assert table["license_name"].tolist() == ["Acrobat Pro", "Sales Cloud"]
