@@ -133,7 +133,7 @@ with fx_tab:
             f"Licenses priced in {', '.join(missing)} have no exchange rate to {cur}, so their spend is left "
             f"out of the {cur} totals. "
             + (
-                f"Add a row for {'each' if len(missing) > 1 else 'it'} with how many {cur} one unit buys, "
+                f"Add a row for {'each' if len(missing) > 1 else missing[0]} with how many {cur} one unit buys, "
                 "and save."
                 if can_edit
                 else "An admin can add the rates here."

@@ -598,7 +598,10 @@ def test_price_book_on_the_first_day_lists_the_unpriced_licenses_and_saves_a_par
     assert "2 paid licenses found in Truto have no price yet" in infos
     assert "Nothing has been changed yet." in infos
     warnings = " ".join(w.value for w in at.warning)
-    assert "Licenses priced in EUR have no exchange rate to USD" in warnings
+    assert (
+        "Licenses priced in EUR have no exchange rate to USD, so their spend is left out of the USD "
+        "totals. Add a row for EUR with how many USD one unit buys, and save."
+    ) in warnings
     table = _frame_with(at, "unit_price")
     assert table[["integration", "license_id", "license_name"]].values.tolist() == [
         ["Adobe", "g1", "Acrobat Pro"],
