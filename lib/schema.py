@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 # One row per license per organization/product per integrated account.
 LICENSE_COLUMNS: dict[str, str] = {
     "account_id": "string",
@@ -114,6 +116,99 @@ def price_row_label(integration, license_id, license_name) -> str:
     return f"{integration} · {name}" + (
         f" ({license_id})" if isinstance(license_id, str) and license_id else ""
     )
+
+
+# What a price-book row says, beside which license it names: the audit log records these old -> new.
+PRICE_VALUE_COLUMNS = ("unit_price", "currency", "billing_period")
+
+
+def _row_text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def price_book_diff(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a price-book save changes, row by row, for the audit log; empty lists when nothing does.
+
+    ``old`` / ``new``: the rows (dicts of :data:`PRICE_BOOK_COLUMNS`). A row is named by
+    :func:`price_row_label`. Rows are matched by that name; a row left over is matched to one of the same
+    integration and name whose license ID differs (an ID filled in, changed or cleared). Returns:
+
+    - ``changes``: one entry per row added, removed or changed: ``row`` (its name now, or when removed its
+      old name), ``was`` (its old name, when the ID changed), ``from`` / ``to``: only the values that
+      differ (``None`` for a row added / removed: then the other side holds all its values);
+    - ``ids_filled``: rows whose only change is an empty license ID filled in (``from`` / ``to``: their
+      old and new names): the row prices the same licenses, so it is not a change of price;
+    - ``changed``: the names of the rows in ``changes`` (what each row's "last changed" reads).
+
+    The order of the rows is not a change.
+    """
+
+    def label(r: dict[str, Any]) -> str:
+        return price_row_label(r.get("integration"), r.get("license_id"), r.get("license_name"))
+
+    def values(r: dict[str, Any]) -> dict[str, Any]:
+        return {c: r.get(c) for c in PRICE_VALUE_COLUMNS}
+
+    def same(a: Any, b: Any) -> bool:
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+            return float(a) == float(b)
+        return a == b
+
+    left = {label(r): r for r in old}
+    pairs: list[tuple[dict[str, Any] | None, dict[str, Any] | None]] = []
+    unmatched_new = []
+    for r in new:
+        o = left.pop(label(r), None)
+        if o is None:
+            unmatched_new.append(r)
+        else:
+            pairs.append((o, r))
+
+    def name_key(r: dict[str, Any]) -> tuple:
+        name = _row_text(r.get("license_name"))
+        return (r.get("integration"), name.casefold() if name else None)
+
+    for r in unmatched_new:
+        match = next(
+            (k for k, o in left.items() if name_key(o)[1] and name_key(o) == name_key(r)), None
+        )
+        pairs.append((None if match is None else left.pop(match), r))
+    pairs += [(o, None) for o in left.values()]
+
+    changes: list[dict[str, Any]] = []
+    ids_filled: list[dict[str, str]] = []
+    for was_row, now_row in pairs:
+        if was_row is None or now_row is None:
+            row = now_row if now_row is not None else was_row
+            assert row is not None
+            changes.append(
+                {
+                    "row": label(row),
+                    "from": None if was_row is None else values(was_row),
+                    "to": None if now_row is None else values(now_row),
+                }
+            )
+            continue
+        cols = [*PRICE_VALUE_COLUMNS, "license_name", "license_id"]
+        differ = [c for c in cols if not same(was_row.get(c), now_row.get(c))]
+        if not differ:
+            continue
+        if differ == ["license_id"] and _row_text(was_row.get("license_id")) is None:
+            ids_filled.append({"from": label(was_row), "to": label(now_row)})
+            continue
+        entry: dict[str, Any] = {"row": label(now_row)}
+        if label(was_row) != label(now_row):
+            entry["was"] = label(was_row)
+        entry["from"] = {c: was_row.get(c) for c in differ}
+        entry["to"] = {c: now_row.get(c) for c in differ}
+        changes.append(entry)
+    changes.sort(key=lambda e: e["row"])
+    ids_filled.sort(key=lambda e: e["to"])
+    return {
+        "changes": changes,
+        "ids_filled": ids_filled,
+        "changed": [e["row"] for e in changes],
+    }
 
 
 # Contracts (renewals) as the analytics and the store both hold them (lib.analytics.contracts checks them).

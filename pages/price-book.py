@@ -26,14 +26,19 @@ prices_tab, fx_tab, settings_tab = st.tabs(
 )
 
 with prices_tab:
-    # Empty license IDs filled from the licenses this dashboard knows (unique per name): saved with the next save.
-    book = D.price_book_with_ids(view.price_book, view.metrics)
+    # The saved prices with their last change, then the paid licenses Truto reports without a price (price
+    # empty); empty license IDs filled from the licenses this dashboard knows: saved with the next save.
+    table = D.price_table(view.price_book, view.audit_log, view.metrics, view.currency)
+    with_changes = table.rows
     audit = view.audit_log
-    with_changes = D.price_book_with_ids(D.price_book_changes(view.price_book, audit), view.metrics)
+    note = table.note(can_edit)
+    if note:
+        st.info(note, icon=":material/sell:")
     st.caption(
-        "One row per license: match by license ID, else by exact name, else by name ignoring case, "
-        "within the integration. `billing_period` is monthly or annual."
+        "One row per license, matched within its integration by license ID, else by exact name, else by "
+        "name ignoring case. The price is per seat, for one billing period: a month or a year."
     )
+    heads = D.PRICE_EDITOR_HEADERS
     if can_edit:
         edited = st.data_editor(
             with_changes,
@@ -44,17 +49,17 @@ with prices_tab:
             disabled=["changed_at", "changed_by"],
             placeholder=ui.MISSING,
             column_config={
-                "integration": st.column_config.TextColumn("Integration", required=True),
-                "license_id": st.column_config.TextColumn("License ID"),
-                "license_name": st.column_config.TextColumn("License name"),
+                "integration": st.column_config.TextColumn(heads["integration"], required=True),
+                "license_id": st.column_config.TextColumn(heads["license_id"]),
+                "license_name": st.column_config.TextColumn(heads["license_name"]),
                 "unit_price": st.column_config.NumberColumn(
-                    "Price per seat", min_value=0.0, format="%.2f", required=True
+                    heads["unit_price"], min_value=0.0, format="%.2f", required=True
                 ),
                 "currency": st.column_config.SelectboxColumn(
-                    "Currency", options=sorted(CURRENCY_CODES), required=True
+                    heads["currency"], options=sorted(CURRENCY_CODES), required=True
                 ),
                 "billing_period": st.column_config.SelectboxColumn(
-                    "Billing period", options=list(BILLING_PERIODS), required=True
+                    heads["billing_period"], options=list(BILLING_PERIODS), required=True
                 ),
                 "changed_at": st.column_config.DatetimeColumn(
                     D.headers(["changed_at"])["changed_at"],
@@ -64,12 +69,13 @@ with prices_tab:
                 "changed_by": st.column_config.TextColumn(D.headers(["changed_by"])["changed_by"]),
             },
         )
-        edited = edited[book.columns]
+        edited = edited[list(view.price_book.columns)]
         if st.button("Save prices", type="primary", key="save-prices"):
             workflows.save_prices(view, edited)
 
         st.markdown(
-            "**Replace from a CSV file** — columns: " + ", ".join(f"`{c}`" for c in book.columns)
+            "**Replace the price book from a CSV file**, with the columns of the downloaded price book "
+            "(or of Spend's template). A row with an empty price is left without a price."
         )
         upload = st.file_uploader("Price-book CSV", type=["csv"], key="price-upload")
         workflows.replace_prices_from_upload(view, upload)
@@ -79,16 +85,17 @@ with prices_tab:
             key="price-table",
             show=("integration", "license_id"),
             column_config={
+                "integration": st.column_config.TextColumn(heads["integration"]),
                 "changed_at": st.column_config.DatetimeColumn(
                     D.headers(["changed_at"])["changed_at"],
                     format="YYYY-MM-DD HH:mm",
                     timezone="UTC",
-                )
+                ),
             },
         )
     st.download_button(
         "Download the price book",
-        price_book_to_csv(book),
+        price_book_to_csv(D.price_book_with_ids(view.price_book, view.metrics)),
         file_name=dated_filename("price-book"),
         mime="text/csv",
         icon=":material/download:",
@@ -120,6 +127,19 @@ with fx_tab:
         f"How many {target} one unit of each currency buys. Amounts in a currency without a rate are shown "
         f"in their own currency and left out of the {target} totals."
     )
+    missing = D.currencies_without_rate(view.metrics) if target == cur else []
+    if missing:
+        st.warning(
+            f"Licenses priced in {', '.join(missing)} have no exchange rate to {cur}, so their spend is left "
+            f"out of the {cur} totals. "
+            + (
+                f"Add a row for {'each' if len(missing) > 1 else missing[0]} with how many {cur} one unit buys, "
+                "and save."
+                if can_edit
+                else "An admin can add the rates here."
+            ),
+            icon=":material/currency_exchange:",
+        )
     if can_edit:
         fx_edited = st.data_editor(
             frame,
@@ -152,9 +172,10 @@ with fx_tab:
             frame,
             key="fx-table",
             column_config={
+                "rate": st.column_config.NumberColumn(f"{target} per unit", format="%.6f"),
                 "saved_at": st.column_config.DatetimeColumn(
                     D.headers(["saved_at"])["saved_at"], format="YYYY-MM-DD HH:mm", timezone="UTC"
-                )
+                ),
             },
         )
     st.download_button(
@@ -171,7 +192,7 @@ with settings_tab:
     current = view.saved_settings
     with st.form("settings-form", border=True):
         buffer = st.number_input(
-            "Right-sizing buffer (%)",
+            f"{D.SETTING_LABELS['buffer']} (%)",
             min_value=0.0,
             max_value=500.0,
             step=5.0,
@@ -181,7 +202,7 @@ with settings_tab:
             help="Recommended seats = seats assigned × (1 + buffer), rounded up.",
         )
         under = st.number_input(
-            "Under-used below (% of seats bought assigned)",
+            f"{D.SETTING_LABELS['under_used_pct']} (% of seats bought assigned)",
             min_value=0.0,
             max_value=100.0,
             value=float(current["under_used_pct"]),
@@ -189,7 +210,7 @@ with settings_tab:
             key="set-under",
         )
         capacity = st.number_input(
-            "At capacity from (% of seats bought assigned)",
+            f"{D.SETTING_LABELS['at_capacity_pct']} (% of seats bought assigned)",
             min_value=0.0,
             max_value=100.0,
             value=float(current["at_capacity_pct"]),
@@ -197,12 +218,12 @@ with settings_tab:
             key="set-capacity",
         )
         period = st.selectbox(
-            "Vendor prices are per",
+            D.SETTING_LABELS["vendor_price_period"],
             list(BILLING_PERIODS),
             index=list(BILLING_PERIODS).index(current["vendor_price_period"]),
             disabled=not can_edit,
             key="set-period",
-            help="Truto's unit_amount (DocuSign) carries no billing period.",
+            help="DocuSign's prices from Truto do not say whether they are per month or per year.",
         )
         submitted = st.form_submit_button("Save settings", type="primary", disabled=not can_edit)
     if submitted:

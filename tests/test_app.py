@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -202,7 +203,8 @@ def test_price_book_shows_license_ids_who_changed_what_and_when_each_rate_was_sa
     assert Store(db).get_price_book()["license_id"].isna().all()
     assert rows.loc["Microsoft 365 E3", "license_id"] == "lic-01-000"
     assert book["license_id"].notna().sum() >= len(book) - 2
-    assert set(book["changed_by"]) == {"demo data"} and book["changed_at"].notna().all()
+    saved = book.iloc[: len(Store(db).get_price_book())]  # then the paid licenses without a price
+    assert set(saved["changed_by"]) == {"demo data"} and saved["changed_at"].notna().all()
     rates = _frame_with(at, "saved_at")
     assert rates["currency"].tolist() == ["EUR"] and rates["saved_by"].tolist() == ["demo data"]
     assert "Change history" in [h.value for h in at.subheader]
@@ -211,7 +213,11 @@ def test_price_book_shows_license_ids_who_changed_what_and_when_each_rate_was_sa
     assert history["what"].iloc[0].startswith("Contracts prefilled from billing: 0 → 3 rows")
     assert history["who"].iloc[0] == "Truto sync (billing)"
     assert history["what"].iloc[1] == "Exchange rates to USD: EUR 1.08 (new)"
-    assert history["what"].iloc[2].startswith("Prices: 0 → 18 rows; changed Adobe · Acrobat Pro")
+    assert (
+        history["what"]
+        .iloc[2]
+        .startswith("Prices (0 → 18 rows): Adobe · Acrobat Pro added at 239.88 EUR per year; ")
+    )
 
     Store(db).save_fx_rates({"EUR": 1.1}, "USD", ADMIN)
     at.run()
@@ -384,13 +390,18 @@ def test_price_editor_refuses_a_bad_price_and_saves_a_good_one(db):
     at.button(key="save-prices").click().run()
     no_exception(at)
     assert any("The prices have problems. Nothing was saved" in e.value for e in at.error)
-    assert any("row 2, column unit\\_price" in m.value for m in at.markdown)
+    assert any("Row 1 of the table, column “Price per seat”" in m.value for m in at.markdown)
     pd.testing.assert_frame_equal(Store(db).get_price_book(), seeded)
 
     _edit(at, "price-editor", {0: {"unit_price": 99.5}})
     at.button(key="save-prices").click().run()
     no_exception(at)
-    assert [s.value for s in at.success] == [f"Saved {len(seeded)} prices."]
+    # Only the one price changed, old -> new (the license IDs the page fills in are no price change).
+    assert [s.value for s in at.success] == [
+        f"Saved. Prices: GitHub · {first}: price 21 → 99.5; license ID filled in from Truto for "
+        f"{len(seeded) - 1} rows. 2 licenses left without a price, so their spend stays unknown: Adobe · Adobe Express "
+        "(lic-08-002), PagerDuty · PagerDuty Stakeholder (lic-09-001)."
+    ]
     book = Store(db).get_price_book().set_index("license_name")
     assert float(book.loc[first, "unit_price"]) == 99.5
     audit = Store(db).audit_log(limit=1)
@@ -414,7 +425,7 @@ def test_rate_editor_refuses_a_bad_rate_and_saves_a_good_one(db):
     _edit(at, "fx-editor", {0: {"rate": 1.25}})
     at.button(key="save-fx").click().run()
     no_exception(at)
-    assert [s.value for s in at.success] == ["Saved 1 exchange rates to USD."]
+    assert [s.value for s in at.success] == ["Saved. Exchange rates to USD: EUR 1.08 → 1.25."]
     assert Store(db).get_fx_rates() == {"EUR": 1.25, "USD": 1.0}
 
 
@@ -426,7 +437,9 @@ def test_settings_that_contradict_each_other_are_not_saved(db):
     [b for b in at.button if b.label == "Save settings"][0].click().run()
     no_exception(at)
     errors = [e.value.replace("\\", "") for e in at.error]
-    assert any(e.startswith("Not saved:") and "under_used_pct" in e for e in errors), errors
+    assert errors == [
+        "The settings were not saved: “Under-used below” (90) must not be above “At capacity from” (50)"
+    ]
     assert Store(db).get_settings() == before
 
 
@@ -537,3 +550,209 @@ def test_user_ids_in_the_malformed_records_are_a_reference_for_viewers_in_full_f
     admin = problems_table("ana@acme.com")
     assert set(admin["record_id"]) == {"dave@acme.com"}
     assert any("user dave@acme.com holds license NOPE" in d for d in admin["detail"])
+
+
+# -- the Price book on the first day against a real (emulated) Truto ---------------------------
+
+_NO_VALUE = re.compile(r"\b(None|nan|NaN|NaT)\b|<NA>")
+
+
+def page_words(at: AppTest) -> list[str]:
+    """Every text the run drew (titles, notes, messages, labels), and every text cell of its tables."""
+    words = []
+    for kind in (
+        "title",
+        "subheader",
+        "caption",
+        "markdown",
+        "info",
+        "warning",
+        "error",
+        "success",
+    ):
+        words += [str(e.value) for e in getattr(at, kind)]
+    words += [str(b.label) for b in at.button] + [str(t.label) for t in at.tabs]
+    for frame in at.dataframe:
+        cells = frame.value.astype(object).to_numpy().ravel().tolist()
+        words += [c for c in cells if isinstance(c, str)] + [str(c) for c in frame.value.columns]
+    return words
+
+
+def no_missing_value_text(at: AppTest) -> None:
+    bad = [w for w in page_words(at) if _NO_VALUE.search(w)]
+    assert not bad, bad
+
+
+_JARGON = re.compile(r"\b[a-z]+_[a-z_]+\b|paid unpriced|unpriced paid", re.IGNORECASE)
+
+
+def no_jargon(at: AppTest) -> None:
+    """The words a finance reader sees: no snake_case names, no "paid unpriced" (the tables' own column
+    names are not shown: their headers are)."""
+    shown = page_words(at)
+    columns = {str(c) for frame in at.dataframe for c in frame.value.columns}
+    icons = re.compile(r":material/[a-z_]+:")  # an icon's name is not shown
+    bad = [
+        w
+        for w in shown
+        if w not in columns and _JARGON.search(icons.sub("", w.replace("\\_", "_")))
+    ]
+    assert not bad, bad
+
+
+def _first_day(emulator, monkeypatch):
+    """An empty database, nothing saved, no demo: Truto reports a DocuSign license priced in EUR (no rate
+    to USD), a paid Adobe license and a Salesforce license that does not say whether it is paid (both
+    unpriced), and a free Adobe license."""
+    from tests.factories import account, dataset, lic
+
+    return _against(
+        emulator,
+        monkeypatch,
+        dataset(
+            [account("a", "docusign"), account("b", "adobe"), account("c", "salesforce")],
+            {
+                "a": [lic("d1", "Business Pro", 5, 10, True, unit_amount=40, currency="EUR")],
+                "b": [lic("g1", "Acrobat Pro", 30, 40, True), lic("g2", "Express", 3, 3, False)],
+                "c": [lic("s1", "Sales Cloud", 80, 100)],
+            },
+        ),
+    )
+
+
+def test_price_book_on_the_first_day_lists_the_unpriced_licenses_and_saves_a_partly_filled_table(
+    db, emulator, monkeypatch
+):
+    """Issue 22, points 2 and 11: the paid licenses Truto reports without a price are rows of the price
+    table (price empty); a save prices the rows filled in, the others stay unpriced, said once."""
+    _first_day(emulator, monkeypatch)
+    at = app("pages/price-book.py")
+    no_exception(at)
+    no_missing_value_text(at)
+    no_jargon(at)
+    assert Store(db).get_price_book().empty and Store(db).audit_log().empty  # no demo seeding
+    infos = " ".join(i.value for i in at.info)
+    assert "2 paid licenses found in Truto have no price yet" in infos
+    assert "Nothing has been changed yet." in infos
+    warnings = " ".join(w.value for w in at.warning)
+    assert (
+        "Licenses priced in EUR have no exchange rate to USD, so their spend is left out of the USD "
+        "totals. Add a row for EUR with how many USD one unit buys, and save."
+    ) in warnings
+    table = _frame_with(at, "unit_price")
+    assert table[["integration", "license_id", "license_name"]].values.tolist() == [
+        ["Adobe", "g1", "Acrobat Pro"],
+        ["Salesforce", "s1", "Sales Cloud"],
+    ]
+    assert table["unit_price"].isna().all() and table["currency"].tolist() == ["USD", "USD"]
+
+    _edit(at, "price-editor", {0: {"unit_price": 30.0}})
+    at.button(key="save-prices").click().run()
+    no_exception(at)
+    assert [s.value for s in at.success] == [
+        "Saved. Prices (0 → 1 rows): Adobe · Acrobat Pro (g1) added at 30 USD per year. "
+        "1 license left without a price, so its spend stays unknown: Salesforce · Sales Cloud (s1)."
+    ]
+    book = Store(db).get_price_book()
+    assert book[["license_id", "unit_price"]].values.tolist() == [["g1", 30.0]]
+    no_missing_value_text(at)
+    assert "1 paid license found in Truto has no price yet" in " ".join(i.value for i in at.info)
+    history = _frame_with(at, "what")
+    assert history["what"].tolist() == [
+        "Prices (0 → 1 rows): Adobe · Acrobat Pro (g1) added at 30 USD per year"
+    ]
+
+    # A bad price is named as the table shows it, and nothing is saved.
+    _edit(at, "price-editor", {1: {"unit_price": -2.0}})
+    at.button(key="save-prices").click().run()
+    no_exception(at)
+    no_jargon(at)
+    assert any(
+        m.value.replace("\\", "")
+        == "- Row 2 of the table, column “Price per seat”: -2.0 is negative"
+        for m in at.markdown
+    ), [m.value for m in at.markdown]
+    assert len(Store(db).get_price_book()) == 1
+    _edit(at, "price-editor", {0: {"unit_price": 30.0}})
+
+    # The same table saved again: nothing changed, nothing logged.
+    at.button(key="save-prices").click().run()
+    no_exception(at)
+    assert any(i.value.startswith("Nothing changed: the prices are as saved.") for i in at.info)
+    assert len(Store(db).audit_log()) == 1
+
+    # The settings saved as they are: nothing changed, nothing logged.
+    [b for b in at.button if b.label == "Save settings"][0].click().run()
+    no_exception(at)
+    assert any(i.value == "Nothing changed: the settings are as saved." for i in at.info)
+    assert len(Store(db).audit_log()) == 1
+
+
+def test_price_book_accepts_spends_template_filled_in_part(db, emulator, monkeypatch):
+    """Issue 22, point 11: Spend's template with one price filled in was refused as a whole."""
+    _first_day(emulator, monkeypatch)
+    at = app("pages/price-book.py")
+    template = (
+        b"integration,license_id,license_name,unit_price,currency,billing_period\n"
+        b"Adobe,,Acrobat Pro,19.99,USD,monthly\nSalesforce,,Sales Cloud,,USD,annual\n"
+    )
+    at.file_uploader(key="price-upload").set_value(("template.csv", template, "text/csv")).run()
+    no_exception(at)
+    assert [s.value for s in at.success] == [
+        "template.csv: 1 prices, all valid. 1 license left without a price, so its spend stays unknown: "
+        "Salesforce · Sales Cloud."
+    ]
+    assert "Replacing the price book with template.csv: 1 added, 0 changed, 0 removed." in [
+        c.value for c in at.caption
+    ]
+    at.button(key="apply-upload").click().run()
+    no_exception(at)
+    assert Store(db).get_price_book()["license_name"].tolist() == ["Acrobat Pro"]
+    # Replacing says beforehand which saved prices a file without them removes.
+    other = b"integration,license_id,license_name,unit_price,currency,billing_period\nSalesforce,,Sales Cloud,12,USD,annual\n"
+    at.file_uploader(key="price-upload").set_value(("other.csv", other, "text/csv")).run()
+    no_exception(at)
+    assert [w.value for w in at.warning if "replacing" in w.value] == [
+        "1 saved price is not in other.csv, so replacing removes it: Adobe · Acrobat Pro."
+    ]
+    # The same prices again: nothing to replace.
+    at.file_uploader(key="price-upload").set_value(("template.csv", template, "text/csv")).run()
+    no_exception(at)
+    assert "template.csv holds the prices already saved: replacing changes nothing." in [
+        c.value for c in at.caption
+    ]
+    assert not [b for b in at.button if b.key == "apply-upload"]
+    # A real error is still listed by row and column, and nothing is applied.
+    bad = template.replace(b"Sales Cloud,,USD", b"Sales Cloud,,EURO")
+    at.file_uploader(key="price-upload").set_value(("bad.csv", bad, "text/csv")).run()
+    no_exception(at)
+    assert any("row 3, column currency" in m.value for m in at.markdown)
+    assert len(Store(db).get_price_book()) == 1
+
+
+def test_price_book_with_no_accounts_says_what_to_do(db, emulator, monkeypatch):
+    from tests.factories import dataset
+
+    _against(emulator, monkeypatch, dataset([]))
+    at = app("pages/price-book.py")
+    no_exception(at)
+    no_missing_value_text(at)
+    assert any(
+        i.value.startswith("No prices yet, and no paid license found in Truto needs one.")
+        for i in at.info
+    )
+
+
+def test_price_book_on_the_first_day_for_a_viewer(db, emulator, monkeypatch):
+    _first_day(emulator, monkeypatch)
+    at = signed_in(
+        "pages/price-book.py",
+        {"is_logged_in": True, "email": "vic@acme.com", "name": "Vic", "email_verified": True},
+    )
+    no_exception(at)
+    no_missing_value_text(at)
+    no_jargon(at)
+    assert any(i.value.endswith("An admin can price them here.") for i in at.info)
+    assert any(w.value.endswith("An admin can add the rates here.") for w in at.warning)
+    table = _frame_with(at, "unit_price")
+    assert table["license_name"].tolist() == ["Acrobat Pro", "Sales Cloud"]

@@ -1,5 +1,6 @@
 """The view layer: filters, freshness, tiles, attention and page tables, on hand-made rows."""
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -690,8 +691,9 @@ def test_each_price_book_row_shows_its_last_change_and_the_history_reads(tmp_pat
     assert history["who"].tolist() == ["cfo@acme.com", "cfo@acme.com", "boss@acme.com"]
     assert history["what"].tolist() == [
         "Exchange rates to USD: EUR 1.08 (new)",
-        "Prices: 2 → 2 rows; changed Zoom · Pro (z1)",
-        "Prices: 0 → 2 rows; changed GitHub · Enterprise, Zoom · Pro (z1)",
+        "Prices: Zoom · Pro (z1): price 15 → 16",
+        "Prices (0 → 2 rows): GitHub · Enterprise added at 21 USD per month; "
+        "Zoom · Pro (z1) added at 15 USD per year",
     ]
     fx = D.fx_table(store.get_fx_rates(), "USD", store.fx_rates_saved())
     assert fx.columns.tolist() == ["currency", "rate", "saved_at", "saved_by"]
@@ -701,6 +703,125 @@ def test_each_price_book_row_shows_its_last_change_and_the_history_reads(tmp_pat
         "changed_by": "Changed by",
     }
     store.close()
+
+
+def _audit_store(tmp_path):
+    from lib.auth import Actor
+    from lib.store import Store
+
+    return (
+        Store(f"sqlite:///{tmp_path / 'audit.sqlite'}"),
+        Actor("boss@acme.com", "Boss", "admin"),
+        Actor("cfo@acme.com", "CFO", "admin"),
+    )
+
+
+def test_editing_one_price_logs_that_row_old_to_new_and_keeps_the_others_last_change(tmp_path):
+    """Issue 22, point 9: the editor fills license IDs in (from the licenses Truto reports); a save that
+    changes one price logged every row twice (old name removed, new name added) and reset every row's
+    "Last changed". Only the one row is a change, with its old and new price."""
+    store, boss, cfo = _audit_store(tmp_path)
+    lic = pd.DataFrame(
+        {
+            "integration": ["github", "github", "zoom"],
+            "license_name": ["Enterprise", "Copilot", "Pro"],
+            "license_id": pd.array(["ent", "cop", "z1"], dtype="string"),
+        }
+    )
+    book = _book(
+        [
+            ("GitHub", None, "Enterprise", 21.0, "USD", "monthly"),
+            ("GitHub", None, "Copilot", 19.0, "USD", "monthly"),
+            ("Zoom", None, "Pro", 15.0, "USD", "annual"),
+        ]
+    )
+    store.save_price_book(book, boss)
+    edited = D.price_book_with_ids(store.get_price_book(), lic)  # what the editor shows and saves
+    edited.loc[0, "unit_price"] = 25.0
+    store.save_price_book(edited, cfo)
+    assert len(store.audit_log()) == 2
+    detail = json.loads(store.audit_log(limit=1)["detail"].iloc[0])
+    assert detail["changed"] == ["GitHub · Enterprise (ent)"]
+    assert detail["changes"] == [
+        {
+            "row": "GitHub · Enterprise (ent)",
+            "was": "GitHub · Enterprise",
+            "from": {"unit_price": 21.0, "license_id": None},
+            "to": {"unit_price": 25.0, "license_id": "ent"},
+        }
+    ]
+    assert [e["to"] for e in detail["ids_filled"]] == ["GitHub · Copilot (cop)", "Zoom · Pro (z1)"]
+    rows = D.price_book_changes(store.get_price_book(), store.audit_log())
+    assert rows["changed_by"].tolist() == ["cfo@acme.com", "boss@acme.com", "boss@acme.com"]
+    what = D.change_history(store.audit_log())["what"].iloc[0]
+    assert what == (
+        "Prices: GitHub · Enterprise (ent): price 21 → 25, license ID (none) → ent; "
+        "license ID filled in from Truto for 2 rows"
+    )
+    store.close()
+
+
+def test_a_save_that_changes_nothing_writes_no_audit_entry(tmp_path):
+    store, boss, cfo = _audit_store(tmp_path)
+    book = _book([("GitHub", None, "Enterprise", 21.0, "USD", "monthly")])
+    store.save_price_book(book, boss)
+    store.save_fx_rates({"EUR": 1.08}, "USD", boss)
+    store.save_settings({"buffer": 0.2}, boss)
+    entries = len(store.audit_log())
+    # The same again, a number as the page's percent input gives it back (7% -> 0.07000000000000001).
+    store.save_price_book(book, cfo)
+    store.save_fx_rates({"EUR": 1.08, "USD": 1.0}, "USD", cfo)
+    store.save_settings({"buffer": 20.000000000000004 / 100}, cfo)
+    assert len(store.audit_log()) == entries
+    assert store.replace_price_book(book, cfo)[1] is None
+    assert store.replace_fx_rates({"EUR": 1.08}, "USD", cfo)[1] is None
+    assert store.change_settings({"buffer": 0.2}, cfo)[1] == {}
+    assert set(store.fx_rates_saved()["saved_by"]) == {"boss@acme.com"}
+    # A change logs only what changed, old -> new.
+    assert store.change_settings({"buffer": 0.25, "under_used_pct": 70.0}, cfo)[1] == {
+        "buffer": {"from": 0.2, "to": 0.25}
+    }
+    _, fx = store.replace_fx_rates({"EUR": 1.1, "GBP": 1.27}, "USD", cfo)
+    assert fx == {
+        "reporting_currency": "USD",
+        "changes": {"EUR": {"from": 1.08, "to": 1.1}, "GBP": {"from": None, "to": 1.27}},
+    }
+    history = D.change_history(store.audit_log())["what"].tolist()
+    assert history[:2] == [
+        "Exchange rates to USD: EUR 1.08 → 1.1, GBP 1.27 (new)",
+        "Settings: Right-sizing buffer 20% → 25%",
+    ]
+    _, fx = store.replace_fx_rates({"USD": 0.93}, "EUR", cfo)
+    assert D.change_history(store.audit_log())["what"].iloc[0] == (
+        "Reporting currency USD → EUR; Exchange rates to EUR: USD 0.93 (new); "
+        "the rates to USD were removed (EUR 1.1, GBP 1.27)"
+    )
+    store.close()
+
+
+def test_the_history_still_reads_entries_written_before_only_changes_were_logged():
+    audit = pd.DataFrame(
+        {
+            "at": pd.to_datetime(["2026-01-02", "2026-01-01"], utc=True),
+            "actor_email": pd.array(["a@x.com", "a@x.com"], dtype="string"),
+            "actor_name": pd.array(["A", "A"], dtype="string"),
+            "actor_role": pd.array(["admin", "admin"], dtype="string"),
+            "action": pd.array(["fx_rates", "price_book"], dtype="string"),
+            "detail": pd.array(
+                [
+                    '{"reporting_currency": "USD", "before": {"EUR": 1.0}, "after": {"EUR": 1.1, "USD": 1.0}}',
+                    '{"entries_before": 0, "entries_after": 1, "changed": ["GitHub · Enterprise"]}',
+                ],
+                dtype="string",
+            ),
+        }
+    )
+    assert D.change_history(audit)["what"].tolist() == [
+        "Exchange rates to USD: EUR 1 → 1.1",
+        "Prices: 0 → 1 rows; changed GitHub · Enterprise",
+    ]
+    book = _book([("GitHub", None, "Enterprise", 21.0, "USD", "monthly")])
+    assert D.price_book_changes(book, audit)["changed_by"].tolist() == ["a@x.com"]
 
 
 def test_the_theme_follows_the_system_with_a_light_and_a_dark_variant():

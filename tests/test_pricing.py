@@ -13,10 +13,12 @@ from lib.analytics.pricing import (
     PRICE_BOOK_COLUMNS,
     FxRatesError,
     PriceBookError,
+    check_price_table,
     fx_rates_to_csv,
     load_fx_rates,
     load_price_book,
     price_book_to_csv,
+    read_price_table,
     validate_fx_rates,
     validate_price_book,
 )
@@ -382,3 +384,69 @@ def test_our_formula_safe_download_loads_back_unchanged():
     data = price_book_to_csv(book)
     assert b"'+Large Meetings" in data  # inert in a spreadsheet
     assert list(load_price_book(data)["license_name"]) == ["+Large Meetings"]
+
+
+# ------------------------------------------------------- a partly filled template
+
+
+def test_a_partly_filled_template_is_accepted_and_its_blank_prices_stay_unpriced():
+    """Issue 22, point 11: Spend's template of unpriced licenses, filled in part, was refused as a whole
+    ("unit_price: empty; give a number" on every row left blank)."""
+    import pandas as pd
+
+    from lib.analytics import views as D
+    from lib.analytics.labels import export_frame
+    from lib.export import to_csv_bytes
+
+    unpriced = pd.DataFrame(
+        {
+            "integration": ["github", "github", "salesforce"],
+            "integration_label": ["GitHub", "GitHub", "Salesforce"],
+            "license_name": pd.array(["Copilot", "Enterprise", None], dtype="string"),
+            "license_id": pd.array(["cop", "ent", "sf1"], dtype="string"),
+        }
+    )
+    template = to_csv_bytes(export_frame(D.price_book_rows_for(unpriced, "USD"), "USD"))
+    assert "Salesforce,sf1,,,USD,annual" in template.decode()  # a license without a name: by its ID
+    lines = template.decode("utf-8-sig").splitlines()
+    lines[1] = "GitHub,,Copilot,19,USD,monthly"  # one price filled in, two left blank
+    filled = ("\n".join(lines) + "\n").encode()
+    with pytest.raises(
+        PriceBookError
+    ):  # the strict reader (the command line's --price-book) refuses
+        load_price_book(filled)
+    table = read_price_table(filled)
+    assert table.book["license_name"].tolist() == ["Copilot"]
+    assert float(table.book["unit_price"].iloc[0]) == 19.0
+    assert table.left_unpriced == [(3, "GitHub · Enterprise"), (4, "Salesforce · (no name) (sf1)")]
+    assert table.unpriced_words() == (
+        "2 licenses left without a price, so their spend stays unknown: GitHub · Enterprise, Salesforce · (no name) (sf1)."
+    )
+    # The same from the editor's table.
+    edited = pd.read_csv(io.BytesIO(filled), dtype=str, keep_default_na=False)
+    assert check_price_table(edited).left_unpriced == table.left_unpriced
+
+
+def test_a_template_with_a_real_error_is_still_refused_as_a_whole():
+    """Only a blank price is "stays unpriced": a bad price, currency or period anywhere refuses the file,
+    every problem listed by row and column."""
+    problems = None
+    with pytest.raises(PriceBookError) as info:
+        read_price_table(
+            csv(
+                "GitHub,,Copilot,19,USD,monthly",
+                "GitHub,,Enterprise,,EURO,annual",  # no price, but a currency that is not one
+                "Zoom,,Pro,-4,USD,annual",
+                "Adobe,,Acrobat,,USD,weekly",
+                ",,,,USD,annual",  # nothing named and no price: an unused row
+            )
+        )
+    problems = info.value.problems
+    assert problems == [
+        "row 3, column currency: 'EURO' is not an ISO 4217 currency code",
+        "row 4, column unit_price: '-4' is negative",
+        "row 5, column billing_period: 'weekly' is not a billing period; use monthly or annual",
+    ]
+    # A blank price on a row that names no license is still a problem when the row says something else.
+    with pytest.raises(PriceBookError, match="row 2, column integration: empty"):
+        read_price_table(csv(",,Copilot,,USD,monthly"))

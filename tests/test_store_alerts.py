@@ -13,7 +13,7 @@ from sqlalchemy import inspect
 from lib.analytics.alert_rules import DEFAULT_RULES, validate_rules
 from lib.analytics.contracts import load_contracts, validate_contracts
 from lib.auth import Actor
-from lib.schema import CONTRACT_COLUMNS, CONTRACT_DTYPES
+from lib.schema import CONTRACT_COLUMNS, CONTRACT_DTYPES, PRICE_BOOK_DTYPES
 from lib.store import Store
 from lib.store.alerts import RULE_FIELDS
 
@@ -38,7 +38,13 @@ def test_upgrade_from_version_3_adds_the_renewal_and_alert_tables(store_url):
     assert old.upgrade(target=3) == 3
     names = set(inspect(old.engine).get_table_names())
     assert not {"contracts", "alert_rules", "alert_state", "alert_deliveries"} & names
-    old.save_price_book(None, ADMIN)  # a row of version 3 that must survive
+    book = pd.DataFrame(
+        {"integration": ["GitHub"], "license_id": [None], "license_name": ["Enterprise"]}
+        | {"unit_price": [21.0], "currency": ["USD"], "billing_period": ["monthly"]}
+    ).astype(PRICE_BOOK_DTYPES)
+    old.save_price_book(
+        book, ADMIN
+    )  # a row of version 3 that must survive (an empty book is no change)
     old.close()
     store = Store(store_url)
     try:

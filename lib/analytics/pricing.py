@@ -24,7 +24,10 @@ Exchange rates are a CSV file ``currency,rate``: one unit of ``currency`` buys
 
 A file with any problem is rejected as a whole: the error lists every problem
 with its row (as a spreadsheet shows it: the header is row 1, the first entry
-row 2) and column, so nothing is ever half applied.
+row 2) and column, so nothing is ever half applied. One exception, for a partly
+filled template (:func:`read_price_table`, :func:`check_price_table`: the Price
+book page): a row whose price is blank is left out, and that license stays
+unpriced; the strict readers (:func:`load_price_book`) refuse it.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import io
 import math
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -42,7 +46,13 @@ import pandas as pd
 from lib.analytics.rules import WITHDRAWN_CODES
 from lib.export import FORMULA_PREFIXES, LINE_END, safe_cell
 from lib.integrations import integration_key, integration_label
-from lib.schema import BILLING_PERIODS, CURRENCY_CODES, PRICE_BOOK_COLUMNS, PRICE_BOOK_DTYPES
+from lib.schema import (
+    BILLING_PERIODS,
+    CURRENCY_CODES,
+    PRICE_BOOK_COLUMNS,
+    PRICE_BOOK_DTYPES,
+    price_row_label,
+)
 from lib.schema import NOT_MONEY as _NOT_MONEY
 from lib.truto.text import unsafe_character
 from lib.truto.values import MAX_FX_RATE, MAX_UNIT_PRICE
@@ -322,17 +332,24 @@ def _check_amount(
     return number
 
 
-def _validate_price_records(records: list[tuple[int, dict[str, Any]]]) -> pd.DataFrame:
+def _validate_price_records(
+    records: list[tuple[int, dict[str, Any]]], *, blank_price_ok: bool = False
+) -> tuple[pd.DataFrame, list[tuple[int, str]]]:
+    """The checked book, and (with ``blank_price_ok``) the rows left out because their price is blank."""
     problems = ProblemList()
     out: dict[str, list] = {c: [] for c in PRICE_BOOK_COLUMNS}
     by_id: dict[tuple[str, str], int] = {}
     by_name: dict[tuple[str, str], int] = {}
+    left_unpriced: list[tuple[int, str]] = []
     for rownum, rec in records:
+        blank = blank_price_ok and rec.get("unit_price", "") == ""
         if "__extra__" in rec:
             problems.append(rec["__extra__"])
         integration = str(rec.get("integration", "")).strip()
         license_id = str(rec.get("license_id", "")).strip()
         license_name = str(rec.get("license_name", "")).strip()
+        if blank and not (integration or license_id or license_name):
+            continue  # no price and no license named: an unused row (a currency or period at most)
         for column, text in (
             ("integration", integration),
             ("license_id", license_id),
@@ -354,6 +371,20 @@ def _validate_price_records(records: list[tuple[int, dict[str, Any]]]) -> pd.Dat
             problems.append(
                 f"row {rownum}, column license_id: empty, and so is license_name; give one of them"
             )
+        if blank:
+            # No price: the license stays unpriced. What else the row says must still be right.
+            if str(rec.get("currency", "")).strip():
+                _check_currency(rownum, "currency", rec.get("currency", ""), problems)
+            period_text = str(rec.get("billing_period", "")).strip()
+            if period_text and period_text.lower() not in BILLING_PERIODS:
+                problems.append(
+                    f"row {rownum}, column billing_period: {period_text!r} is not a billing period; "
+                    "use monthly or annual"
+                )
+            left_unpriced.append(
+                (rownum, price_row_label(integration or None, license_id or None, license_name))
+            )
+            continue
         price = _check_amount(
             rownum,
             "unit_price",
@@ -394,9 +425,10 @@ def _validate_price_records(records: list[tuple[int, dict[str, Any]]]) -> pd.Dat
         out["billing_period"].append(period)
     if problems:
         raise PriceBookError(problems)
-    return pd.DataFrame(
+    book = pd.DataFrame(
         {c: pd.array(out[c], dtype=PRICE_BOOK_DTYPES[c]) for c in PRICE_BOOK_COLUMNS}
     )
+    return book, left_unpriced
 
 
 _PRICE_REQUIRED = ("integration", "unit_price", "currency", "billing_period")
@@ -415,7 +447,7 @@ def load_price_book(source: Any) -> pd.DataFrame:
     A missing ``license_id`` or ``license_name`` column is read as empty.
     """
     records = _csv_records(source, PRICE_BOOK_COLUMNS, _PRICE_REQUIRED, PriceBookError)
-    return _validate_price_records(records)
+    return _validate_price_records(records)[0]
 
 
 def validate_price_book(df: pd.DataFrame | None) -> pd.DataFrame:
@@ -426,7 +458,46 @@ def validate_price_book(df: pd.DataFrame | None) -> pd.DataFrame:
     if df is None or (len(df) == 0 and len(df.columns) == 0):
         return empty_price_book()
     records = _frame_records(df, PRICE_BOOK_COLUMNS, _PRICE_REQUIRED, PriceBookError)
-    return _validate_price_records(records)
+    return _validate_price_records(records)[0]
+
+
+@dataclass(frozen=True)
+class PriceTable:
+    """A price table as the admin gave it: the checked ``book``, and the rows left without a price.
+
+    ``left_unpriced``: (row number as in the CSV form, the row's name) of each row whose price cell is
+    blank: a partly filled template. Those licenses stay unpriced; the rest is the book.
+    """
+
+    book: pd.DataFrame
+    left_unpriced: list[tuple[int, str]]
+
+    def unpriced_words(self) -> str:
+        """The rows left without a price, said once ("" when none)."""
+        n = len(self.left_unpriced)
+        if not n:
+            return ""
+        names = ", ".join(name for _, name in self.left_unpriced[:5])
+        more = f" and {n - 5} more" if n > 5 else ""
+        return (
+            f"{n} license{'s' if n != 1 else ''} left without a price, so "
+            f"{'its' if n == 1 else 'their'} spend stays unknown: {names}{more}."
+        )
+
+
+def read_price_table(source: Any) -> PriceTable:
+    """:func:`load_price_book`, but a row whose price cell is blank is left out (it stays unpriced)
+    instead of refused: a partly filled template. Every other problem still refuses the whole file."""
+    records = _csv_records(source, PRICE_BOOK_COLUMNS, _PRICE_REQUIRED, PriceBookError)
+    return PriceTable(*_validate_price_records(records, blank_price_ok=True))
+
+
+def check_price_table(df: pd.DataFrame | None) -> PriceTable:
+    """:func:`read_price_table` on a table already in memory (the Price book's editor)."""
+    if df is None or (len(df) == 0 and len(df.columns) == 0):
+        return PriceTable(empty_price_book(), [])
+    records = _frame_records(df, PRICE_BOOK_COLUMNS, _PRICE_REQUIRED, PriceBookError)
+    return PriceTable(*_validate_price_records(records, blank_price_ok=True))
 
 
 def _format_number(x: Any) -> str:

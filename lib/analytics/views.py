@@ -31,13 +31,23 @@ from lib.analytics.labels import (  # noqa: F401  (the words: re-exported for th
     spend_words,
 )
 from lib.analytics.price_book_views import (  # noqa: F401  (re-exported for the pages: D.fx_table(...))
+    PRICE_EDITOR_HEADERS,
+    SETTING_LABELS,
     change_history,
+    currencies_without_rate,
+    fx_change_words,
     fx_table,
     not_converted,
+    price_book_change_words,
     price_book_changes,
     price_book_rows_for,
     price_book_with_ids,
+    price_table,
+    replace_preview,
     savings_by_license,
+    setting_words,
+    settings_change_words,
+    table_problem_words,
     unpriced_paid,
 )
 from lib.analytics.rules import FLAG_SEVERITY, paid_mask

@@ -29,7 +29,7 @@ from lib.schema import (
     PRICE_BOOK_COLUMNS,
     PRICE_BOOK_DTYPES,
     SETTINGS_DEFAULTS,
-    price_row_label,
+    price_book_diff,
 )
 from lib.store.base import StoreBase
 from lib.store.tables import AUDIT_LOG, FX_RATES, PRICE_BOOK, SETTINGS, utcnow
@@ -58,6 +58,14 @@ def _number(value: Any) -> float | None:
     else:
         return None
     return number if math.isfinite(number) else None
+
+
+def _same_setting(old: Any, new: Any) -> bool:
+    """A setting saved again: the same, or a number within rounding (the page shows 0.07 as 7.000000000000001 %)."""
+    a, b = _number(old), _number(new)
+    if a is not None and b is not None and not isinstance(old, str) and not isinstance(new, str):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    return bool(old == new)
 
 
 def validate_settings(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -220,7 +228,19 @@ class SettingsMixin(StoreBase):
         return {**SETTINGS_DEFAULTS, **{k: v for k, v in stored.items() if k in SETTINGS_DEFAULTS}}
 
     def save_settings(self, values: Mapping[str, Any], actor) -> dict[str, Any]:
-        """Change some settings (the others keep their values); all are checked before any is written."""
+        """Change some settings (the others keep their values); all are checked before any is written.
+
+        Returns every setting after the save; :meth:`change_settings` says what changed.
+        """
+        return self.change_settings(values, actor)[0]
+
+    def change_settings(
+        self, values: Mapping[str, Any], actor
+    ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+        """:meth:`save_settings`, and what changed: {setting: {"from": old, "to": new}}.
+
+        Only the settings that change are written and audited; when none does, nothing is written.
+        """
         self._require_editor(actor)
         clean = validate_settings(values)
         with self._write() as conn:
@@ -247,13 +267,13 @@ class SettingsMixin(StoreBase):
             changes = {
                 k: {"from": current.get(k), "to": v}
                 for k, v in clean.items()
-                if current.get(k) != v
+                if not _same_setting(current.get(k), v)
             }
-            self._put_settings(conn, clean, actor)
             if changes:
+                self._put_settings(conn, {k: clean[k] for k in changes}, actor)
                 self._audit(conn, actor, "settings", changes)
         log.info("settings saved by %s: %s", actor.label, ", ".join(sorted(changes)) or "no change")
-        return {**current, **clean}
+        return {**current, **clean}, changes
 
     def _put_settings(self, conn: Connection, values: Mapping[str, Any], actor) -> None:
         now = utcnow()
@@ -283,42 +303,48 @@ class SettingsMixin(StoreBase):
         """Replace the price book with a validated one (``lib.analytics.pricing.validate_price_book``).
 
         Anything not in the validated shape is refused before anything is written: all or nothing.
+        Returns the book as checked; :meth:`replace_price_book` also says what changed.
+        """
+        return self.replace_price_book(book, actor)[0]
+
+    def replace_price_book(
+        self, book: pd.DataFrame | None, actor
+    ) -> tuple[pd.DataFrame, dict[str, Any] | None]:
+        """:meth:`save_price_book`, and the audit entry's detail (None: nothing changed, nothing written).
+
+        The audit entry holds only the rows added, removed or changed, each with its old and new values
+        (:func:`lib.schema.price_book_diff`); a save that changes nothing writes nothing.
         """
         self._require_editor(actor)
         book = checked_price_book(book)
         records = pa.Table.from_pandas(book, preserve_index=False).to_pylist()
-        for i, rec in enumerate(records):
-            rec["position"] = i
         cols = [c for c in PRICE_BOOK_COLUMNS if c != "position"]
         with self._write() as conn:
             old = [
                 dict(r._mapping)
-                for r in conn.execute(select(*(PRICE_BOOK.c[c] for c in cols))).all()
+                for r in conn.execute(
+                    select(*(PRICE_BOOK.c[c] for c in cols)).order_by(PRICE_BOOK.c.position)
+                ).all()
             ]
-            before = len(old)
+            diff = price_book_diff(old, records)
+            if not diff["changes"] and not diff["ids_filled"]:
+                log.info("price book saved by %s: no change", actor.label)
+                return book, None
             conn.execute(delete(PRICE_BOOK))
             if records:
-                conn.execute(insert(PRICE_BOOK), records)
-
-            def rows(recs) -> dict[str, tuple]:
-                return {
-                    price_row_label(r["integration"], r["license_id"], r["license_name"]): tuple(
-                        r[c] for c in cols
-                    )
-                    for r in recs
-                }
-
-            was, now = rows(old), rows(records)
-            # the rows added, changed or removed, by name: each price-book row's last change is in the audit log
-            changed = sorted(k for k in set(was) | set(now) if was.get(k) != now.get(k))
-            self._audit(
-                conn,
-                actor,
-                "price_book",
-                {"entries_before": before, "entries_after": len(records), "changed": changed},
-            )
-        log.info("price book saved by %s: %d entries (was %d)", actor.label, len(records), before)
-        return book
+                conn.execute(
+                    insert(PRICE_BOOK), [{**rec, "position": i} for i, rec in enumerate(records)]
+                )
+            detail = {"entries_before": len(old), "entries_after": len(records), **diff}
+            self._audit(conn, actor, "price_book", detail)
+        log.info(
+            "price book saved by %s: %d entries (was %d), %d changed",
+            actor.label,
+            len(records),
+            len(old),
+            len(diff["changes"]),
+        )
+        return book, detail
 
     # ------------------------------------------------------------------ FX
 
@@ -351,7 +377,19 @@ class SettingsMixin(StoreBase):
         """Replace the exchange rates (to ``reporting_currency``, which is saved with them); all or nothing.
 
         ``rates``: validated rates ({currency: rate}, e.g. ``lib.analytics.pricing.validate_fx_rates``);
-        the reporting currency's own rate (1) is added when missing.
+        the reporting currency's own rate (1) is added when missing. :meth:`replace_fx_rates` also says
+        what changed.
+        """
+        return self.replace_fx_rates(rates, reporting_currency, actor)[0]
+
+    def replace_fx_rates(
+        self, rates: Mapping[str, float] | None, reporting_currency: str | None, actor
+    ) -> tuple[dict[str, float], dict[str, Any] | None]:
+        """:meth:`save_fx_rates`, and the audit entry's detail (None: nothing changed, nothing written).
+
+        The audit entry holds only what changed: ``changes`` {currency: {"from": old rate or None,
+        "to": new rate or None}} (the reporting currency's own rate of 1 is no change), and
+        ``reporting_currency_from`` and ``removed`` (the old rates, to it) when the reporting currency changed.
         """
         self._require_editor(actor)
         if reporting_currency is None:
@@ -372,10 +410,21 @@ class SettingsMixin(StoreBase):
                     )
                 ).all()
             }
-            before = {c: r.rate for c, r in old.items()}
-            same_target = {**SETTINGS_DEFAULTS, **self._stored_settings(conn)}[
-                "reporting_currency"
-            ] == reporting
+            was = {**SETTINGS_DEFAULTS, **self._stored_settings(conn)}["reporting_currency"]
+            same_target = was == reporting
+            before = {c: float(r.rate) for c, r in old.items() if c != was}
+            after = {c: r for c, r in clean.items() if c != reporting}
+            if same_target:
+                changes = {
+                    c: {"from": before.get(c), "to": after.get(c)}
+                    for c in sorted(set(before) | set(after))
+                    if before.get(c) != after.get(c)
+                }
+            else:  # rates to another currency: every new one is new, the old ones (to `was`) all go
+                changes = {c: {"from": None, "to": r} for c, r in sorted(after.items())}
+            if same_target and not changes:
+                log.info("exchange rates saved by %s: no change", actor.label)
+                return clean, None
             now = utcnow()
 
             def stamp(c: str, r: float) -> dict[str, Any]:
@@ -395,12 +444,11 @@ class SettingsMixin(StoreBase):
                     for c, r in sorted(clean.items())
                 ],
             )
-            self._put_settings(conn, {"reporting_currency": reporting}, actor)
-            self._audit(
-                conn,
-                actor,
-                "fx_rates",
-                {"reporting_currency": reporting, "before": before, "after": clean},
-            )
+            detail: dict[str, Any] = {"reporting_currency": reporting, "changes": changes}
+            if not same_target:
+                detail["reporting_currency_from"] = was
+                detail["removed"] = dict(sorted(before.items()))
+                self._put_settings(conn, {"reporting_currency": reporting}, actor)
+            self._audit(conn, actor, "fx_rates", detail)
         log.info("exchange rates saved by %s: %d rates to %s", actor.label, len(clean), reporting)
-        return clean
+        return clean, detail

@@ -1,7 +1,8 @@
 """The price book's save workflows: check, save (the store writes the audit entry), recompute, say so.
 
 Each save is all or nothing: a table or file with problems is refused with every problem listed,
-and nothing is written. After a save the metric caches are cleared and the page reruns, showing
+and nothing is written. A blank price is not a problem: that license stays unpriced, said once.
+A save that changes nothing writes nothing and says "Nothing changed". After a save the metric caches are cleared and the page reruns, showing
 the note ``saved_note`` pops.
 """
 
@@ -17,10 +18,10 @@ from lib.analytics.pricing import (
     MAX_LISTED_PROBLEMS,
     FxRatesError,
     PriceBookError,
+    check_price_table,
     load_fx_rates,
-    load_price_book,
+    read_price_table,
     validate_fx_rates,
-    validate_price_book,
 )
 from lib.ui.state import View, clear_data_caches
 
@@ -60,47 +61,82 @@ def _saved(message: str) -> NoReturn:
     st.rerun()
 
 
+def _nothing_changed(what: str, extra: str = "") -> None:
+    st.info(f"Nothing changed: {what} are as saved. {extra}".strip(), icon=":material/info:")
+
+
 def save_prices(view: View, edited: pd.DataFrame) -> None:
-    """The price editor's table, checked, replaces the price book."""
+    """The price editor's table, checked, replaces the price book; rows left without a price stay unpriced."""
     try:
-        view.store.save_price_book(validate_price_book(edited), view.actor)
+        table = check_price_table(edited)
+        _, detail = view.store.replace_price_book(table.book, view.actor)
     except PriceBookError as exc:
-        show_problems("The prices have problems.", exc.problems, exc.more)
-    else:
-        _saved(f"Saved {len(edited)} prices.")
+        show_problems(
+            "The prices have problems.",
+            [D.table_problem_words(p, D.PRICE_EDITOR_HEADERS) for p in exc.problems],
+            exc.more,
+        )
+        return
+    if detail is None:
+        _nothing_changed("the prices", table.unpriced_words())
+        return
+    _saved(f"Saved. {D.price_book_change_words(detail)}. {table.unpriced_words()}".strip())
 
 
 def replace_prices_from_upload(view: View, upload: Upload | None) -> None:
-    """An uploaded price-book CSV: checked, then replaces the book once the admin confirms."""
+    """An uploaded price-book CSV (a partly filled template too): checked, then replaces the book once the
+    admin confirms. Rows with a blank price stay unpriced, said once; any other problem refuses the file."""
     if upload is None:
         return
     try:
-        new_book = load_price_book(upload.getvalue())
+        table = read_price_table(upload.getvalue())
     except PriceBookError as exc:
         show_problems(f"{upload.name} was rejected.", exc.problems, exc.more)
         return
+    new_book = table.book
     if new_book.empty:
-        st.warning(f"{upload.name} holds no prices; the price book was left as it is.")
+        st.warning(
+            f"{upload.name} holds no prices; the price book was left as it is. "
+            + table.unpriced_words()
+        )
         return
-    st.success(f"{upload.name}: {len(new_book)} prices, all valid.")
+    st.success(
+        f"{upload.name}: {len(new_book)} prices, all valid. {table.unpriced_words()}".strip()
+    )
+    preview = D.replace_preview(view.price_book, new_book)
+    st.caption(preview.words(upload.name))
+    if preview.removed:
+        st.warning(preview.removed_words(upload.name), icon=":material/warning:")
+    if preview.nothing:
+        return
     if st.button(f"Replace the price book with these {len(new_book)} prices", key="apply-upload"):
-        view.store.save_price_book(new_book, view.actor)
-        _saved(f"Replaced the price book with {len(new_book)} prices from {upload.name}.")
+        _, detail = view.store.replace_price_book(new_book, view.actor)
+        if detail is None:
+            _nothing_changed("the prices")
+            return
+        _saved(
+            f"Replaced the price book with {len(new_book)} prices from {upload.name}. "
+            f"{D.price_book_change_words(detail)}."
+        )
 
 
 def save_fx_rates(view: View, edited: pd.DataFrame, target: str) -> None:
     """The rate editor's table, checked, replaces the rates; ``target`` becomes the reporting currency."""
     try:
         rates = validate_fx_rates(edited[["currency", "rate"]], target)
-        view.store.save_fx_rates(rates, target, view.actor)
+        _, detail = view.store.replace_fx_rates(rates, target, view.actor)
     except (FxRatesError, ValueError) as exc:
+        headers = {"currency": "Currency", "rate": f"{target} per unit"}
         show_problems(
             "The exchange rates have problems.",
-            getattr(exc, "problems", [str(exc)]),
+            [D.table_problem_words(p, headers) for p in getattr(exc, "problems", [str(exc)])],
             getattr(exc, "more", 0),
         )
-    else:
-        _saved(f"Saved {len(edited)} exchange rates to {target}.")
+        return
+    if detail is None:
+        _nothing_changed("the exchange rates")
+        return
+    _saved(f"Saved. {D.fx_change_words(detail)}.")
 
 
 def replace_fx_rates_from_upload(view: View, upload: Upload | None, target: str) -> None:
@@ -116,15 +152,25 @@ def replace_fx_rates_from_upload(view: View, upload: Upload | None, target: str)
         f"Replace the exchange rates with these {len(new_rates) - 1} rates to {target}",
         key="apply-fx",
     ):
-        view.store.save_fx_rates(new_rates, target, view.actor)
-        _saved(f"Replaced the exchange rates from {upload.name}.")
+        _, detail = view.store.replace_fx_rates(new_rates, target, view.actor)
+        if detail is None:
+            _nothing_changed("the exchange rates")
+            return
+        _saved(f"Replaced the exchange rates from {upload.name}. {D.fx_change_words(detail)}.")
 
 
 def save_settings(view: View, values: dict[str, Any]) -> None:
     """Thresholds, buffer and the vendor price period; the store refuses a viewer and bad values."""
     try:
-        view.store.save_settings(values, view.actor)
+        _, changes = view.store.change_settings(values, view.actor)
     except (ValueError, PermissionError) as exc:
-        st.error(f"Not saved: {D.md_escape(str(exc))}")
-    else:
-        _saved("Saved the settings.")
+        problems = getattr(exc, "problems", None) or [str(exc)]
+        st.error(
+            "The settings were not saved: "
+            + D.md_escape("; ".join(D.setting_words(p) for p in problems))
+        )
+        return
+    if not changes:
+        _nothing_changed("the settings")
+        return
+    _saved(f"Saved. {D.settings_change_words(changes)}.")
