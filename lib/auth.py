@@ -5,11 +5,15 @@ browser and used by the store's server-side permission checks.
 
 Configuration, in ``.streamlit/secrets.toml``:
 
-- ``[auth]``: Streamlit's own OIDC section (``redirect_uri``,
-  ``cookie_secret``, ``client_id``, ``client_secret``,
-  ``server_metadata_url``, or named providers ``[auth.<name>]``). When it is
-  present, everyone signs in with ``st.login``; without it the app runs open
-  for local use (role ``open``, which may edit).
+- ``[auth]``: Streamlit's own OIDC section: ``redirect_uri`` (ending in
+  ``/oauth2callback``), ``cookie_secret``, and the provider's ``client_id``,
+  ``client_secret`` and ``server_metadata_url`` (in ``[auth]`` itself or in
+  ``[auth.default]``: the Sign in button uses Streamlit's default provider).
+  When it is present, everyone signs in with ``st.login``; without it the app
+  runs open for local use (role ``open``, which may edit). An ``[auth]``
+  lacking one of those keys keeps the app closed (``check_sign_in_settings``):
+  without ``cookie_secret`` Streamlit cannot sign the session cookie, and
+  would fail only at the first sign-in.
 - ``[access]``: our allow-list, read only when ``[auth]`` is present:
 
   - ``allowed_emails``: addresses that may sign in (viewers);
@@ -43,6 +47,10 @@ from lib.config import ConfigError, read_secrets_file
 
 ROLES = ("admin", "viewer", "open")
 ACCESS_KEYS = ("allowed_emails", "allowed_domains", "admins")
+# What st.login() needs: two keys of [auth] itself, and the default provider's three.
+SIGN_IN_KEYS = ("redirect_uri", "cookie_secret")
+PROVIDER_KEYS = ("client_id", "client_secret", "server_metadata_url")
+CALLBACK_PATH = "/oauth2callback"  # the one path where Streamlit takes the provider's answer
 
 # A DNS label in ASCII: letters, digits and hyphens (an IDN in its xn-- form).
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
@@ -240,6 +248,33 @@ def load_access_config(secrets: Mapping[str, Any] | None = None) -> AccessConfig
     return AccessConfig(
         auth_enabled, emails, domains, frozenset(admin_emails), frozenset(admin_domains)
     )
+
+
+def check_sign_in_settings(auth: Mapping[str, Any]) -> None:
+    """Raise ConfigError naming every key of ``[auth]`` that sign-in needs and lacks (missing, empty or not
+    text), or a ``redirect_uri`` Streamlit would never answer. Streamlit itself checks these only when
+    someone presses Sign in, and then fails with an exception; the gate checks them first and stays closed.
+    """
+    default = auth.get("default")
+    provider = default if isinstance(default, Mapping) else {}
+
+    def usable(value: Any) -> bool:
+        return isinstance(value, str) and bool(value.strip())
+
+    missing = [k for k in SIGN_IN_KEYS if not usable(auth.get(k))]
+    missing += [k for k in PROVIDER_KEYS if not usable(provider.get(k, auth.get(k)))]
+    if missing:
+        raise ConfigError(
+            f"secrets.toml [auth]: {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing or "
+            "empty; sign-in needs redirect_uri, cookie_secret (a long random text that signs the session "
+            "cookie), client_id, client_secret and server_metadata_url"
+        )
+    redirect = str(auth["redirect_uri"]).strip()
+    if not redirect.replace("{port}", "0").split("?", 1)[0].endswith(CALLBACK_PATH):
+        raise ConfigError(
+            f"secrets.toml [auth] redirect_uri: must end in {CALLBACK_PATH} (the address the identity "
+            "provider sends the browser back to, e.g. https://licenses.acme.com/oauth2callback)"
+        )
 
 
 # ----------------------------------------------------------------- deciding
