@@ -31,7 +31,12 @@ Configuration, in ``.streamlit/secrets.toml``:
 A sign-in is let in only when its identity provider says ``email_verified``
 is true (the boolean or the text "true"); missing, empty, "no", "unverified"
 and every other value are refused: an unverified address proves nothing
-about who signed in.
+about who signed in. One exception, for Microsoft Entra ID, which never sends
+``email_verified`` for work accounts: a token with no ``email_verified`` at
+all and ``xms_edov`` true (Entra's optional claim "email domain owner
+verified": the address's domain is verified by the user's tenant) counts as
+verified. An ``email_verified`` that is present and not true is refused
+whatever ``xms_edov`` says.
 """
 
 from __future__ import annotations
@@ -302,6 +307,15 @@ def _is_true(value: Any) -> bool:
     return isinstance(value, str) and value.strip().lower() == "true"
 
 
+def email_verified(user: Mapping[str, Any] | Any) -> bool:
+    """Whether the identity provider vouches for the address: ``email_verified`` true, or (Microsoft Entra ID)
+    no ``email_verified`` and ``xms_edov`` true."""
+    claim = _get(user, "email_verified")
+    if claim is not None:
+        return _is_true(claim)
+    return _is_true(_get(user, "xms_edov"))
+
+
 def decide(user: Mapping[str, Any] | Any, config: AccessConfig) -> Decision:
     """Whether the person ``st.user`` describes may see the dashboard, and in which role."""
     if not config.auth_enabled:
@@ -329,12 +343,12 @@ def decide(user: Mapping[str, Any] | Any, config: AccessConfig) -> Decision:
             "your sign-in did not give a usable email address, so access cannot be checked",
             shown,
         )
-    if not _is_true(_get(user, "email_verified")):
+    if not email_verified(user):
         return Decision(
             False,
             None,
             "this email address is not verified: your identity provider did not send "
-            "email_verified = true",
+            "email_verified = true (nor, from Microsoft Entra ID, xms_edov = true)",
             shown,
         )
     domain = email.rsplit("@", 1)[1]

@@ -218,3 +218,30 @@ def test_only_a_named_provider_is_not_enough():
 def test_a_redirect_uri_streamlit_does_not_answer_is_refused():
     with pytest.raises(ConfigError, match="must end in /oauth2callback"):
         check_sign_in_settings({**AUTH, "redirect_uri": "https://licenses.acme.com/callback"})
+
+
+@pytest.mark.parametrize(
+    "claims, allowed",
+    [
+        (
+            {"xms_edov": True},
+            True,
+        ),  # Entra: no email_verified, the domain is the tenant's, verified
+        ({"xms_edov": "true"}, True),
+        ({"xms_edov": False}, False),
+        ({"xms_edov": "1"}, False),
+        ({"xms_edov": None}, False),
+        ({}, False),
+        ({"email_verified": False, "xms_edov": True}, False),  # a present email_verified decides
+        ({"email_verified": "false", "xms_edov": True}, False),
+        ({"email_verified": True, "xms_edov": False}, True),
+    ],
+)
+def test_entra_domain_owner_verified_stands_in_only_for_a_missing_email_verified(claims, allowed):
+    signed_in = {"is_logged_in": True, "email": "boss@acme.com", "name": "Boss", **claims}
+    d = decide(signed_in, ACME)
+    assert d.allowed is allowed
+    if allowed:
+        assert d.actor.role == "admin"
+    else:
+        assert "not verified" in d.reason and "xms_edov" in d.reason

@@ -37,6 +37,9 @@ USERS = {
     "eve-outsider": {"email": "eve@evilacme.com", "email_verified": True, "name": "Eve Outsider"},
     # An admin's address, but the provider does not vouch for it.
     "bob-unverified": {"email": "ana@acme.com", "email_verified": False, "name": "Not Ana"},
+    # Microsoft Entra ID's way: no email_verified; xms_edov says whether the tenant owns the domain.
+    "eda-entra": {"email": "eda@acme.com", "xms_edov": True, "name": "Eda Entra"},
+    "ned-entra-unverified": {"email": "ana@acme.com", "xms_edov": False, "name": "Not Ana"},
 }
 ACCESS = {"allowed_domains": ["acme.com"], "admins": ["ana@acme.com"]}
 COOKIE_SECRET = "a-cookie-secret-of-32-characters"
@@ -235,10 +238,17 @@ def test_an_account_not_on_the_allow_list_is_refused(server, page):
     screenshot(page, "signin-refused")
 
 
-def test_an_unverified_email_is_refused_even_an_admins_address(server, page):
-    sign_in(page, server, "bob-unverified")
+@pytest.mark.parametrize("sub", ["bob-unverified", "ned-entra-unverified"])
+def test_an_unverified_email_is_refused_even_an_admins_address(server, page, sub):
+    sign_in(page, server, sub)
     page.get_by_text("this email address is not verified").wait_for(timeout=30_000)
     no_dashboard(page)
+
+
+def test_an_entra_account_whose_domain_the_tenant_verified_gets_in(server, page):
+    sign_in(page, server, "eda-entra")
+    assert "Signed in as eda@acme.com (viewer)" in sidebar_text(page).replace("\\", "")
+    page.get_by_role("heading", name="Overview", exact=True).wait_for(timeout=30_000)
 
 
 def test_sign_out_ends_the_session(server, page):
