@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ from tests.browser import (
     free_port,
     require_chromium,
     screenshot,
+    toml_text,
     wait_idle,
 )
 
@@ -285,5 +287,30 @@ def test_a_missing_cookie_secret_keeps_the_app_closed(tmp_path, provider, page):
         assert page.get_by_role("button", name="Sign in").count() == 0
         no_dashboard(page)
         screenshot(page, "signin-no-cookie-secret")
+    finally:
+        srv.stop()
+
+
+def test_removing_an_address_from_the_allow_list_shuts_it_out(tmp_path, provider, page):
+    """The cookie is still valid; the allow-list, re-read when the secrets file changes, decides."""
+    port = free_port()
+    auth = auth_section(provider, port)
+    srv = Server(tmp_path, secrets={"auth": auth, "access": ACCESS}, port=port)
+    srv.provider = provider
+    try:
+        sign_in(page, srv, "vic-viewer")
+        assert "(viewer)" in sidebar_text(page)
+        (tmp_path / "secrets.toml").write_text(
+            toml_text({"auth": auth, "access": {"admins": ["ana@acme.com"]}}), encoding="utf-8"
+        )
+        refused = page.get_by_text("not on the dashboard's allow-list")
+        deadline = time.monotonic() + 30
+        while True:  # until Streamlit has re-read the file: each reload is a new run of the gate
+            page.reload()
+            wait_idle(page)
+            if refused.count() or time.monotonic() > deadline:
+                break
+        refused.wait_for(timeout=1_000)
+        no_dashboard(page)
     finally:
         srv.stop()
