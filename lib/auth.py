@@ -5,13 +5,15 @@ browser and used by the store's server-side permission checks.
 
 Configuration, in ``.streamlit/secrets.toml``:
 
-- ``[auth]``: Streamlit's own OIDC section (``redirect_uri``,
-  ``cookie_secret``, ``client_id``, ``client_secret``,
-  ``server_metadata_url``, the last three also as ``[auth.default]``). When it
-  is present, everyone signs in with ``st.login``; without it the app runs open
-  for local use (role ``open``, which may edit). A present ``[auth]`` that
-  lacks any of these (an empty table too) is a configuration error: the app
-  stays closed and names what is missing, never runs open.
+- ``[auth]``: Streamlit's own OIDC section: ``redirect_uri`` (ending in
+  ``/oauth2callback``), ``cookie_secret``, and the provider's ``client_id``,
+  ``client_secret`` and ``server_metadata_url`` (in ``[auth]`` itself or in
+  ``[auth.default]``: the Sign in button uses Streamlit's default provider).
+  When it is present, everyone signs in with ``st.login``; without it the app
+  runs open for local use (role ``open``, which may edit). An ``[auth]``
+  lacking one of those keys (an empty table too) keeps the app closed (``check_sign_in_settings``):
+  without ``cookie_secret`` Streamlit cannot sign the session cookie, and
+  would fail only at the first sign-in.
 - ``[access]``: our allow-list, read only when ``[auth]`` is present:
 
   - ``allowed_emails``: addresses that may sign in (viewers);
@@ -29,7 +31,12 @@ Configuration, in ``.streamlit/secrets.toml``:
 A sign-in is let in only when its identity provider says ``email_verified``
 is true (the boolean or the text "true"); missing, empty, "no", "unverified"
 and every other value are refused: an unverified address proves nothing
-about who signed in.
+about who signed in. One exception, for Microsoft Entra ID, which never sends
+``email_verified`` for work accounts: a token with no ``email_verified`` at
+all and ``xms_edov`` true (Entra's optional claim "email domain owner
+verified": the address's domain is verified by the user's tenant) counts as
+verified. An ``email_verified`` that is present and not true is refused
+whatever ``xms_edov`` says.
 """
 
 from __future__ import annotations
@@ -45,6 +52,10 @@ from lib.config import ConfigError, read_secrets_file
 
 ROLES = ("admin", "viewer", "open")
 ACCESS_KEYS = ("allowed_emails", "allowed_domains", "admins")
+# What st.login() needs: two keys of [auth] itself, and the default provider's three.
+SIGN_IN_KEYS = ("redirect_uri", "cookie_secret")
+PROVIDER_KEYS = ("client_id", "client_secret", "server_metadata_url")
+CALLBACK_PATH = "/oauth2callback"  # the one path where Streamlit takes the provider's answer
 
 # A DNS label in ASCII: letters, digits and hyphens (an IDN in its xn-- form).
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
@@ -215,27 +226,6 @@ def _domains(items: list[str], where: str) -> frozenset[str]:
     return frozenset(out)
 
 
-AUTH_KEYS = ("redirect_uri", "cookie_secret")
-PROVIDER_KEYS = ("client_id", "client_secret", "server_metadata_url")
-
-
-def missing_auth_keys(auth: Mapping[str, Any]) -> list[str]:
-    """What the ``[auth]`` table lacks for the app's sign-in (``st.login()``, the default provider):
-    ``redirect_uri`` and ``cookie_secret``, and the provider's ``client_id``, ``client_secret`` and
-    ``server_metadata_url`` (in ``[auth]`` itself or in ``[auth.default]``), each non-empty text."""
-
-    def given(section: Any, key: str) -> bool:
-        value = section.get(key) if isinstance(section, Mapping) else None
-        return isinstance(value, str) and value.strip() != ""
-
-    missing = [k for k in AUTH_KEYS if not given(auth, k)]
-    default = auth.get("default")
-    for k in PROVIDER_KEYS:
-        if not given(auth, k) and not given(default, k):
-            missing.append(k)
-    return missing
-
-
 def load_access_config(secrets: Mapping[str, Any] | None = None) -> AccessConfig:
     """The access rules from ``secrets`` (default: the secrets file). Raises ConfigError naming a bad key."""
     if secrets is None:
@@ -247,14 +237,7 @@ def load_access_config(secrets: Mapping[str, Any] | None = None) -> AccessConfig
     # "no sign-in" (which would run the dashboard open, everyone an editor).
     auth_enabled = auth is not None
     if auth is not None:
-        missing = missing_auth_keys(auth)
-        if missing:
-            raise ConfigError(
-                f"secrets.toml [auth]: sign-in is not configured: {', '.join(missing)} "
-                f"{'is' if len(missing) == 1 else 'are'} missing or empty, so the dashboard stays closed "
-                f"until {'it is' if len(missing) == 1 else 'they are'} set (or the [auth] table is removed "
-                "for open local use)"
-            )
+        check_sign_in_settings(auth)
     section = secrets.get("access", {}) or {}
     if not isinstance(section, Mapping):
         raise ConfigError("secrets.toml: [access] must be a table")
@@ -283,6 +266,34 @@ def load_access_config(secrets: Mapping[str, Any] | None = None) -> AccessConfig
     )
 
 
+def check_sign_in_settings(auth: Mapping[str, Any]) -> None:
+    """Raise ConfigError naming every key of ``[auth]`` that sign-in needs and lacks (missing, empty or not
+    text), or a ``redirect_uri`` Streamlit would never answer. Streamlit itself checks these only when
+    someone presses Sign in, and then fails with an exception; the gate checks them first and stays closed.
+    """
+    default = auth.get("default")
+    provider = default if isinstance(default, Mapping) else {}
+
+    def usable(value: Any) -> bool:
+        return isinstance(value, str) and bool(value.strip())
+
+    missing = [k for k in SIGN_IN_KEYS if not usable(auth.get(k))]
+    missing += [k for k in PROVIDER_KEYS if not usable(provider.get(k, auth.get(k)))]
+    if missing:
+        raise ConfigError(
+            f"secrets.toml [auth]: sign-in is not configured: {', '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} missing or empty; sign-in needs redirect_uri, "
+            "cookie_secret (a long random text that signs the session cookie), client_id, client_secret "
+            "and server_metadata_url (or remove the [auth] table for open local use)"
+        )
+    redirect = str(auth["redirect_uri"]).strip()
+    if not redirect.replace("{port}", "0").split("?", 1)[0].endswith(CALLBACK_PATH):
+        raise ConfigError(
+            f"secrets.toml [auth] redirect_uri: must end in {CALLBACK_PATH} (the address the identity "
+            "provider sends the browser back to, e.g. https://licenses.acme.com/oauth2callback)"
+        )
+
+
 # ----------------------------------------------------------------- deciding
 
 
@@ -306,6 +317,15 @@ def _is_true(value: Any) -> bool:
     if isinstance(value, bool):
         return value
     return isinstance(value, str) and value.strip().lower() == "true"
+
+
+def email_verified(user: Mapping[str, Any] | Any) -> bool:
+    """Whether the identity provider vouches for the address: ``email_verified`` true, or (Microsoft Entra ID)
+    no ``email_verified`` and ``xms_edov`` true."""
+    claim = _get(user, "email_verified")
+    if claim is not None:
+        return _is_true(claim)
+    return _is_true(_get(user, "xms_edov"))
 
 
 def decide(user: Mapping[str, Any] | Any, config: AccessConfig) -> Decision:
@@ -335,12 +355,12 @@ def decide(user: Mapping[str, Any] | Any, config: AccessConfig) -> Decision:
             "your sign-in did not give a usable email address, so access cannot be checked",
             shown,
         )
-    if not _is_true(_get(user, "email_verified")):
+    if not email_verified(user):
         return Decision(
             False,
             None,
             "this email address is not verified: your identity provider did not send "
-            "email_verified = true",
+            "email_verified = true (nor, from Microsoft Entra ID, xms_edov = true)",
             shown,
         )
     domain = email.rsplit("@", 1)[1]

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 import requests
+
+from lib.config import SECRETS_FILE_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts" / "screenshots"
@@ -46,11 +50,33 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class Server:
-    """`streamlit run app.py` on a free port with its own database, on the demo data."""
+def toml_text(tables: Mapping[str, Mapping[str, str | list[str]]]) -> str:
+    """A secrets.toml of tables of text and lists of text (a JSON string or list of strings is valid TOML)."""
+    lines = []
+    for name, table in tables.items():
+        lines.append(f"[{name}]")
+        lines += [f"{key} = {json.dumps(value)}" for key, value in table.items()]
+        lines.append("")
+    return "\n".join(lines)
 
-    def __init__(self, tmp: Path, env: dict[str, str] | None = None):
-        self.port = free_port()
+
+class Server:
+    """`streamlit run app.py` on a free port with its own database, on the demo data.
+
+    ``secrets``: the tables of a secrets.toml written in ``tmp`` and the only one the server reads
+    (Streamlit's ``secrets.files`` and the dashboard's ``DASHBOARD_SECRETS_FILE``); the repository's
+    ``.streamlit/secrets.toml`` is never written. ``port``: the port to serve on (default: a free one),
+    for a redirect URI that must be known before the server starts.
+    """
+
+    def __init__(
+        self,
+        tmp: Path,
+        env: dict[str, str] | None = None,
+        secrets: Mapping[str, Mapping[str, str | list[str]]] | None = None,
+        port: int | None = None,
+    ):
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.db = tmp / "dashboard.sqlite"
         clean = {k: v for k, v in os.environ.items() if not k.startswith("TRUTO_")}
@@ -60,6 +86,12 @@ class Server:
                 "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
             }
         )
+        options = []
+        if secrets is not None:
+            path = tmp / "secrets.toml"
+            path.write_text(toml_text(secrets), encoding="utf-8")
+            options = ["--secrets.files", str(path)]
+            clean[SECRETS_FILE_ENV] = str(path)
         clean.update(env or {})
         self.log = open(tmp / "streamlit.log", "w")
         self.proc = subprocess.Popen(
@@ -75,6 +107,7 @@ class Server:
                 "true",
                 "--server.address",
                 "127.0.0.1",
+                *options,
             ],
             cwd=ROOT,
             env=clean,

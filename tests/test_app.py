@@ -355,6 +355,20 @@ def test_admin_can_edit(db):
     assert Store(db).get_settings()["buffer"] == pytest.approx(0.25)
 
 
+@pytest.mark.parametrize("key", ["cookie_secret", "client_secret", "server_metadata_url"])
+def test_sign_in_settings_lacking_a_key_keep_the_app_closed(db, key):
+    """Streamlit would raise only when Sign in is pressed; the gate says which key is missing, and stops."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    at.secrets["auth"] = {k: v for k, v in AUTH["auth"].items() if k != key}
+    at.secrets["access"] = AUTH["access"]
+    at.user = {"is_logged_in": True, "email": "ana@acme.com", "name": "Ana", "email_verified": True}
+    at.run()
+    no_exception(at)
+    errors = " ".join(e.value for e in at.error).replace("\\", "")
+    assert "stays closed" in errors and f"{key} is missing" in errors
+    assert not at.button and not at.metric and not at.dataframe
+
+
 def test_open_mode_says_so(db):
     at = app()
     assert any("Open access" in c.value for c in at.sidebar.caption)

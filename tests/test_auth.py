@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from lib.auth import OPEN_ACTOR, AccessConfig, Actor, decide, load_access_config
+from lib.auth import (
+    OPEN_ACTOR,
+    AccessConfig,
+    Actor,
+    check_sign_in_settings,
+    decide,
+    load_access_config,
+)
 from lib.config import ConfigError
 
 AUTH = {
@@ -171,3 +178,72 @@ def test_actor_roles():
     assert not Actor("a@b.c", None, "viewer").can_edit
     with pytest.raises(ValueError):
         Actor("a@b.c", None, "root")
+
+
+def test_complete_sign_in_settings_pass():
+    check_sign_in_settings(AUTH)
+    # the provider's keys may sit in [auth.default] instead (Streamlit's default provider)
+    provider = {k: AUTH[k] for k in ("client_id", "client_secret", "server_metadata_url")}
+    check_sign_in_settings(
+        {"redirect_uri": AUTH["redirect_uri"], "cookie_secret": "s", "default": provider}
+    )
+    check_sign_in_settings({**AUTH, "redirect_uri": "http://localhost:{port}/oauth2callback"})
+
+
+@pytest.mark.parametrize("key", ["cookie_secret", "redirect_uri", "client_id", "client_secret"])
+@pytest.mark.parametrize("value", ["<missing>", "", "   ", 42, None])
+def test_a_sign_in_key_missing_or_empty_is_named(key, value):
+    auth = {k: v for k, v in AUTH.items() if k != key}
+    if value != "<missing>":
+        auth[key] = value
+    with pytest.raises(
+        ConfigError, match=rf"\[auth\]: sign-in is not configured: {key} is missing or empty"
+    ):
+        check_sign_in_settings(auth)
+
+
+def test_every_missing_sign_in_key_is_named_at_once():
+    with pytest.raises(ConfigError, match="cookie_secret, server_metadata_url are missing"):
+        check_sign_in_settings(
+            {"redirect_uri": AUTH["redirect_uri"], "client_id": "id", "client_secret": "s"}
+        )
+
+
+def test_only_a_named_provider_is_not_enough():
+    """The Sign in button uses the default provider: [auth.okta] alone would fail at the first sign-in."""
+    provider = {k: AUTH[k] for k in ("client_id", "client_secret", "server_metadata_url")}
+    auth = {"redirect_uri": AUTH["redirect_uri"], "cookie_secret": "s", "okta": provider}
+    with pytest.raises(ConfigError, match="client_id, client_secret, server_metadata_url"):
+        check_sign_in_settings(auth)
+
+
+def test_a_redirect_uri_streamlit_does_not_answer_is_refused():
+    with pytest.raises(ConfigError, match="must end in /oauth2callback"):
+        check_sign_in_settings({**AUTH, "redirect_uri": "https://licenses.acme.com/callback"})
+
+
+@pytest.mark.parametrize(
+    "claims, allowed",
+    [
+        (
+            {"xms_edov": True},
+            True,
+        ),  # Entra: no email_verified, the domain is the tenant's, verified
+        ({"xms_edov": "true"}, True),
+        ({"xms_edov": False}, False),
+        ({"xms_edov": "1"}, False),
+        ({"xms_edov": None}, False),
+        ({}, False),
+        ({"email_verified": False, "xms_edov": True}, False),  # a present email_verified decides
+        ({"email_verified": "false", "xms_edov": True}, False),
+        ({"email_verified": True, "xms_edov": False}, True),
+    ],
+)
+def test_entra_domain_owner_verified_stands_in_only_for_a_missing_email_verified(claims, allowed):
+    signed_in = {"is_logged_in": True, "email": "boss@acme.com", "name": "Boss", **claims}
+    d = decide(signed_in, ACME)
+    assert d.allowed is allowed
+    if allowed:
+        assert d.actor.role == "admin"
+    else:
+        assert "not verified" in d.reason and "xms_edov" in d.reason

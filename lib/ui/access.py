@@ -52,10 +52,14 @@ def gate() -> Actor:
     """Sign-in and the allow-list when [auth] is configured; open for local use otherwise."""
     from lib.auth import decide, load_access_config
 
+    secrets = _secrets()
     try:
-        config = load_access_config(_secrets())
+        config = load_access_config(secrets)  # an [auth] that sign-in cannot use is an error here
     except ConfigError as exc:
-        st.error(f"The access settings have a problem: {exc}")
+        st.error(
+            f"The access settings have a problem, so the dashboard stays closed: {D.md_escape(str(exc))}",
+            icon=":material/lock:",
+        )
         st.stop()
     if config.open:
         return decide({}, config).allowed_actor
