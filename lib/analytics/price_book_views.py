@@ -29,10 +29,12 @@ def unpriced_paid(df: pd.DataFrame) -> pd.DataFrame:
 def price_book_rows_for(
     unpriced: pd.DataFrame, currency: str, period: str = "annual"
 ) -> pd.DataFrame:
-    """Price-book rows to fill in for unpriced licenses (price left empty for the user)."""
+    """Price-book rows to fill in for unpriced licenses (price left empty for the user); the
+    integration's machine name, and its name in words in ``integration_label`` (not read back)."""
     return pd.DataFrame(
         {
-            "integration": unpriced["integration_label"].astype("string"),
+            "integration": unpriced["integration"].astype("string"),
+            "integration_label": unpriced["integration_label"].astype("string"),
             "license_id": pd.array([pd.NA] * len(unpriced), dtype="string"),
             "license_name": unpriced["license_name"].astype("string"),
             "unit_price": pd.array([pd.NA] * len(unpriced), dtype="Float64"),
