@@ -522,9 +522,9 @@ def test_spend_filtered_to_zoom_says_only_true_things(db):
     priced = next(
         d.value
         for d in at.dataframe
-        if "price_source" in d.value.columns and "unit_price" in d.value.columns
+        if "price_source_label" in d.value.columns and "unit_price" in d.value.columns
     )
-    assert set(priced["price_source"]) == {"Price book"} and "Zoom Basic" not in set(
+    assert set(priced["price_source_label"]) == {"Price book"} and "Zoom Basic" not in set(
         priced["license_name"]
     )
 

@@ -50,8 +50,8 @@ def test_renewals_page_shows_the_demo_renewals_within_each_horizon(db):
     assert github["days_to_renewal"] == 25 and github["days_to_opt_out"] == -5
     other = table[table["organization_name"] == "acme-platform"].iloc[0]
     assert other["what_to_do"] == f"Buy 1 seat at the renewal on {renews}"  # 182 + 10% = 201 > 200
-    assert set(table["source"]) == {"Entered here", "Vendor (prefilled from billing)"}
-    vendor = table[table["source"] == "Vendor (prefilled from billing)"]
+    assert set(table["source_label"]) == {"Entered here", "Vendor (prefilled from billing)"}
+    vendor = table[table["source_label"] == "Vendor (prefilled from billing)"]
     # Zoom's account contract covers Zoom Basic; Zoom Workplace Business has its own edited contract.
     assert sorted(vendor["license_name"]) == [
         "ClickUp Business",
@@ -65,7 +65,7 @@ def test_renewals_page_shows_the_demo_renewals_within_each_horizon(db):
     assert zoom["what_to_do"] == f"Free license: renews at no cost on {zoom_renews}"
     assert pd.isna(zoom["opt_out_deadline"])  # the vendor reports no notice period: not a date
     zoom_edited = table[table["license_name"] == "Zoom Workplace Business"].iloc[0]
-    assert zoom_edited["source"] == "Entered here"
+    assert zoom_edited["source_label"] == "Entered here"
     assert at.get_by_key("chart-renewals") is not None
     assert any("3 row(s) marked **vendor**" in c.value for c in at.caption)
 
@@ -212,6 +212,6 @@ def test_a_vendor_contract_edited_on_the_page_wins_over_the_next_fetch_of_billin
     no_exception(at)
     table = at.dataframe[0].value
     basic = table[table["license_name"] == "Zoom Basic"].iloc[0]
-    assert basic["source"] == "Entered here"
+    assert basic["source_label"] == "Entered here"
     today = datetime.now(UTC).date()
     assert basic["opt_out_deadline"] == pd.Timestamp(today + timedelta(days=45 - 30))

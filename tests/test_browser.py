@@ -305,7 +305,7 @@ def test_reclaim_threshold_and_reason_in_the_url_shape_the_download(server, page
     at_90 = _reclaim_csv(page, f"{server.url}/reclaim?integration=GitHub")
     assert at_90 and {r["integration_label"] for r in at_90} == {"GitHub"}
     assert all("@" in r["user_email"] for r in at_90)  # open mode: the admin's view
-    costs = [float(r["reclaimable_annual_cost_usd"]) for r in at_90]
+    costs = [float(r["reclaimable_annual_cost_reporting"]) for r in at_90]
     assert costs == sorted(costs, reverse=True)  # costliest first
     at_30 = _reclaim_csv(page, f"{server.url}/reclaim?integration=GitHub&days=30")
     assert len(at_30) > len(at_90)  # a shorter threshold: more seats count as inactive

@@ -160,15 +160,15 @@ def test_export_with_price_book_fx_and_buffer_writes_metric_columns(emulator, tm
     assert good["price_source"] == "price_book" and float(good["annual_unit_price"]) == 120.0
     assert float(good["annual_cost_price_currency"]) == 480.0
     assert float(good["idle_annual_cost_price_currency"]) == 120.0
-    assert float(good["annual_cost_usd"]) == 600.0 and good["reporting_currency"] == "USD"
+    assert float(good["annual_cost_reporting"]) == 600.0 and good["reporting_currency"] == "USD"
     assert good["seats_recommended"] == "5"  # ceil(3 x 1.5)
     assert (
         good["potential_annual_savings_price_currency"] == "0.0"
     )  # max(4 - 5, 0) x 120: known to be nothing
-    # Exported names as finance says them: no internal name, no "_reporting" suffix.
-    assert not [
-        c for c in good if c.endswith("_reporting") or c in ("total_seats", "assigned_seats")
-    ]
+    # The names before (docs/export.md: deprecated copies until 0.5.0) still read the same.
+    assert good["annual_cost_usd"] == good["annual_cost_reporting"]
+    assert good["assigned_seats"] == good["seats_assigned"] == "3"
+    assert good["annual_cost"] == good["annual_cost_price_currency"]
     bad = next(r for r in rows(out) if r["account_id"] == "bad")
     assert bad["price_source"] == "unpriced" and bad["annual_cost_price_currency"] == ""
 
@@ -318,13 +318,25 @@ def test_reclaim_writes_one_row_per_reclaimable_seat(emulator, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     table = rows(out)
-    assert [(r["user_id"], r["reason"], r["annual_cost"], r["currency"]) for r in table] == [
+    cost = "reclaimable_annual_cost_price_currency"
+    assert [(r["user_id"], r["activity_class"], r[cost], r["currency"]) for r in table] == [
         ("u1", "inactive", "120.0", "USD"),
         ("u3", "departed", "120.0", "USD"),
         ("u4", "inactive", "50.0", "EUR"),
     ]
     by = {r["user_id"]: r for r in table}
-    assert by["u4"]["annual_cost_USD"] == "100.0" and by["u1"]["annual_cost_USD"] == "120.0"
+    assert by["u4"]["reclaimable_annual_cost_reporting"] == "100.0"
+    assert by["u1"]["reclaimable_annual_cost_reporting"] == "120.0"
+    assert {r["reporting_currency"] for r in table} == {"USD"}
+    # One meaning per name: the machine name in integration, the words in integration_label.
+    assert {(r["integration"], r["integration_label"]) for r in table} == {("adobe", "Adobe")}
+    # 0.3.0's names, deprecated copies until 0.5.0 (docs/export.md), still read the same.
+    for r in table:
+        assert (r["reason"], r["annual_cost"], r["annual_cost_USD"]) == (
+            r["activity_class"],
+            r[cost],
+            r["reclaimable_annual_cost_reporting"],
+        )
     assert by["u1"]["user_name"].startswith("'=")  # formula-safe
     assert (
         by["u1"]["last_active_at"] == "2020-01-01T00:00:00Z"

@@ -194,13 +194,15 @@ def test_unpriced_paid_gives_a_price_book_template():
     tpl = D.price_book_rows_for(unpriced, "USD")
     assert list(tpl.columns) == [
         "integration",
+        "integration_label",
         "license_id",
         "license_name",
         "unit_price",
         "currency",
         "billing_period",
     ]
-    assert tpl["unit_price"].isna().all() and list(tpl["integration"]) == ["Microsoft 365"]
+    assert tpl["unit_price"].isna().all() and list(tpl["integration"]) == ["microsoft365"]
+    assert list(tpl["integration_label"]) == ["Microsoft 365"]
 
 
 def test_not_converted_lists_currencies_without_a_rate():
@@ -436,7 +438,8 @@ def test_all_priced_rows_lists_only_priced_rows_with_price_from_in_words():
         "Business Pro",
         "Sales Cloud",
     }
-    assert set(rows["price_source"]) == {"Price book", "Vendor price"}
+    assert set(rows["price_source_label"]) == {"Price book", "Vendor price"}
+    assert set(rows["price_source"]) == {"price_book", "vendor"}  # one meaning per column name
 
 
 def test_charts_escape_vendor_text():

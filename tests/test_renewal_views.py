@@ -67,7 +67,8 @@ def test_timeline_has_one_point_per_contract_date_and_marks_a_passed_deadline():
 def test_the_table_names_where_each_contract_came_from():
     shown = R.renewal_table(upcoming())
     assert list(shown.columns) == R.RENEWAL_SHOWN
-    assert set(shown["source"]) == {"Vendor (prefilled from billing)", "Entered here"}
+    assert set(shown["source_label"]) == {"Vendor (prefilled from billing)", "Entered here"}
+    assert set(shown["source"]) == {"vendor", "edited"}  # one meaning per column name
     heads = R.renewal_headers(R.RENEWAL_SHOWN, "USD")
     assert heads["opt_out_deadline"] == "Opt-out deadline (notice due)"
     assert heads["potential_annual_savings_reporting"].endswith("(USD)")

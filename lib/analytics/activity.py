@@ -439,6 +439,7 @@ def license_activity(classified: pd.DataFrame, licenses: pd.DataFrame) -> pd.Dat
 RECLAIM_EXPORT_COLUMNS = (
     "account_id",
     "integration",
+    "integration_label",
     "license_id",
     "license_name",
     "organization_id",
@@ -448,27 +449,30 @@ RECLAIM_EXPORT_COLUMNS = (
     "user_status",
     "last_active_at",
     "days_inactive",
-    "reason",
-    "annual_cost",
+    "activity_class",
+    "reclaimable_annual_cost_price_currency",
     "currency",
+    "reclaimable_annual_cost_reporting",
+    "reporting_currency",
 )
 
 
 def reclaim_export(priced: pd.DataFrame, reporting_currency: str) -> pd.DataFrame:
-    """One row per reclaimable seat, costliest first: :data:`RECLAIM_EXPORT_COLUMNS` (``reason`` is
-    the activity class; ``annual_cost`` in the license's ``currency``) plus
-    ``annual_cost_<reporting currency>`` (converted; empty without a price or a rate)."""
+    """One row per reclaimable seat, costliest first: :data:`RECLAIM_EXPORT_COLUMNS` (docs/export.md:
+    ``activity_class`` the machine name of why it is reclaimable; the seat's annual cost in the
+    license's ``currency`` and converted, empty without a price or a rate), then 0.3.0's names as
+    deprecated copies (``reason``, ``annual_cost``, ``annual_cost_<CODE>``) until
+    :data:`~lib.analytics.labels.DEPRECATED_UNTIL`."""
     rows = reclaimable_seats(priced)
-    out = pd.DataFrame(
-        {
-            c: rows[c]
-            for c in RECLAIM_EXPORT_COLUMNS
-            if c not in ("reason", "last_active_at", "integration")
-        }
-    )
-    out["integration"] = rows["integration_label"]
+    out = pd.DataFrame({c: rows[c] for c in RECLAIM_EXPORT_COLUMNS[:12] if c != "last_active_at"})
     out["last_active_at"] = rows["last_active_at"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-    out["reason"] = rows["activity_class"].astype("string")
+    out["activity_class"] = rows["activity_class"].astype("string")
+    out["reclaimable_annual_cost_price_currency"] = rows["annual_cost"]
+    out["currency"] = rows["currency"]
+    out["reclaimable_annual_cost_reporting"] = rows["annual_cost_reporting"]
+    out["reporting_currency"] = pd.Series(reporting_currency, index=out.index, dtype="string")
     out = out[list(RECLAIM_EXPORT_COLUMNS)]
-    out[f"annual_cost_{reporting_currency}"] = rows["annual_cost_reporting"]
+    out["reason"] = out["activity_class"]
+    out["annual_cost"] = out["reclaimable_annual_cost_price_currency"]
+    out[f"annual_cost_{reporting_currency}"] = out["reclaimable_annual_cost_reporting"]
     return out

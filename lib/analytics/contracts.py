@@ -443,11 +443,16 @@ def _csv_value(value: Any, column: str) -> str:
 
 
 def contracts_to_csv(df: pd.DataFrame | None) -> bytes:
-    """Contracts as UTF-8 CSV in the exchange format (what :func:`load_contracts` reads)."""
+    """Contracts as UTF-8 CSV in the exchange format (what :func:`load_contracts` reads):
+    ``integration`` the machine name, then ``integration_label`` in words (the load ignores it)."""
     table = validate_contracts(df) if df is not None else empty_contracts()
     buf = io.StringIO(newline="")
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CONTRACT_COLUMNS)
+    columns = [*CONTRACT_COLUMNS[:1], "integration_label", *CONTRACT_COLUMNS[1:]]
+    writer.writerow(columns)
     for rec in table.to_dict("records"):
-        writer.writerow([_csv_value(rec[c], c) for c in CONTRACT_COLUMNS])
+        named = rec["integration"] if isinstance(rec["integration"], str) else None
+        rec["integration"] = integration_key(named) if named else None
+        rec["integration_label"] = integration_label(named) if named else None
+        writer.writerow([_csv_value(rec[c], c) for c in columns])
     return buf.getvalue().encode("utf-8")

@@ -49,7 +49,8 @@ LABELS: dict[str, str] = {
     "unit_price": "Price per seat per billing period",
     "currency": "Price currency",
     "billing_period": "Billing period",
-    "price_source": "Price from",
+    "price_source": "Price from (machine name)",
+    "price_source_label": "Price from",
     "annual_unit_price": "Price per seat per year",
     "annual_cost": "Annual cost of seats bought (price currency)",
     "idle_annual_cost": "Annual cost of unassigned seats (price currency)",
@@ -344,6 +345,13 @@ def spend_words(summary: Summary, gaps: SpendGaps) -> tuple[str, str | None, str
 
 # ------------------------------------------------------------------ export column names
 
+# What every CSV and ``--json`` holds is documented, column by column, in docs/export.md; a test
+# (tests/test_export_doc.py) holds each producer to it. A column's name never depends on a
+# setting: amounts in the reporting currency end in ``_reporting`` and the file says which
+# currency in ``reporting_currency``. A renamed column is still written under its old name, as a
+# copy, for one release (DEPRECATED_UNTIL says which release drops it).
+DEPRECATED_UNTIL = "0.5.0"
+
 # Exported CSV columns as finance people say them (the internal names stay as they are).
 # Seats: seats_bought / seats_assigned; one word for idle money: idle_annual_cost.
 EXPORT_SEATS = {
@@ -355,7 +363,7 @@ EXPORT_SEATS = {
     "utilization_total_seats": "utilization_seats_bought",
     "utilization_assigned_seats": "utilization_seats_assigned",
 }
-# Amounts in the reporting currency: named with its code, e.g. annual_cost_usd.
+# Amounts in the reporting currency: <name>_reporting (0.3.0 wrote <name>_<currency code>).
 EXPORT_REPORTING_MONEY = {
     "annual_cost_reporting": "annual_cost",
     "idle_annual_cost_reporting": "idle_annual_cost",
@@ -379,16 +387,30 @@ EXPORT_PRICE_CURRENCY_MONEY = (
     "true_up_exposure",
     "potential_annual_savings",
 )
+# The names ``python -m lib export`` wrote before its columns took the names above: still written
+# (deprecated copies) until DEPRECATED_UNTIL.
+EXPORT_PRE_RENAME = (
+    "assigned_seats",
+    "total_seats",
+    "unassigned_seats",
+    "over_allocated_seats",
+    "recommended_seats",
+    "annual_cost",
+    "idle_annual_cost",
+    "true_up_exposure",
+    "potential_annual_savings",
+)
+REPORTING_SUFFIX = "_reporting"
 
 
-def export_columns(columns: Iterable[str], currency: str) -> dict[str, str]:
-    """Internal column -> exported column name, for a table whose reporting currency is ``currency``.
+def export_columns(columns: Iterable[str]) -> dict[str, str]:
+    """Internal column -> exported column name; the same whatever the reporting currency.
 
-    An amount is in the reporting currency (``annual_cost_usd``) unless the table has a ``currency``
-    column and the amount is one of the row's own-currency figures (``annual_cost_price_currency``).
+    An amount is in the reporting currency (``annual_cost_reporting``) unless the table has a
+    ``currency`` column and the amount is one of the row's own-currency figures
+    (``annual_cost_price_currency``).
     """
     columns = list(columns)
-    code = currency.strip().lower()
     own = "currency" in columns
     out = {}
     for c in columns:
@@ -397,20 +419,46 @@ def export_columns(columns: Iterable[str], currency: str) -> dict[str, str]:
         elif own and c in EXPORT_PRICE_CURRENCY_MONEY:
             out[c] = f"{c}_price_currency"
         elif c in EXPORT_REPORTING_MONEY:
-            out[c] = f"{EXPORT_REPORTING_MONEY[c]}_{code}"
+            out[c] = EXPORT_REPORTING_MONEY[c] + REPORTING_SUFFIX
         elif c in (
             "potential_annual_savings",
             "true_up_exposure",
         ):  # group totals: reporting currency
-            out[c] = f"{c}_{code}"
+            out[c] = c + REPORTING_SUFFIX
         else:
             out[c] = c
     return out
 
 
-def export_frame(df: pd.DataFrame, currency: str) -> pd.DataFrame:
-    """``df`` with its columns named for a CSV export (:func:`export_columns`); the values are unchanged."""
-    return df.rename(columns=export_columns(df.columns, currency))
+def deprecated_currency_name(name: str, currency: str) -> str:
+    """0.3.0's name of a reporting-currency amount: ``annual_cost_reporting`` -> ``annual_cost_usd``."""
+    return name.removesuffix(REPORTING_SUFFIX) + "_" + currency.strip().lower()
+
+
+def export_frame(df: pd.DataFrame, currency: str, pre_rename: Iterable[str] = ()) -> pd.DataFrame:
+    """``df`` with its columns named for a CSV export (:func:`export_columns`); the values are unchanged.
+
+    A table with an amount in the reporting currency also says which (``reporting_currency``). After
+    the columns come the deprecated copies (docs/export.md), kept until :data:`DEPRECATED_UNTIL`: each
+    reporting amount under 0.3.0's currency-suffixed name (``annual_cost_usd``), and each column named
+    in ``pre_rename`` under that internal name (``assigned_seats``).
+    """
+    names = export_columns(df.columns)
+    out = df.rename(columns=names)
+    # The amounts 0.3.0 named with the currency's code: every one now ending in _reporting.
+    reporting = [
+        n
+        for c, n in names.items()
+        if n.endswith(REPORTING_SUFFIX) and (c != n or c in EXPORT_REPORTING_MONEY)
+    ]
+    if reporting and "reporting_currency" not in out.columns:
+        out["reporting_currency"] = pd.Series(currency, index=out.index, dtype="string")
+    old = set(pre_rename)
+    copies = {c: out[n] for c, n in names.items() if c in old and c != n and c not in out.columns}
+    copies.update({deprecated_currency_name(n, currency): out[n] for n in reporting})
+    if copies:
+        out = out.assign(**copies)
+    return out
 
 
 def account_names(accounts: pd.DataFrame) -> dict[str, str]:

@@ -32,14 +32,16 @@ def unpriced_paid(df: pd.DataFrame) -> pd.DataFrame:
 def price_book_rows_for(
     unpriced: pd.DataFrame, currency: str, period: str = "annual"
 ) -> pd.DataFrame:
-    """Price-book rows to fill in for unpriced licenses (price left empty for the user).
+    """Price-book rows to fill in for unpriced licenses (price left empty for the user); the
+    integration's machine name, and its name in words in ``integration_label`` (not read back).
 
     A row names its license by name; by ID only when the license has no name (a row must name it).
     """
     nameless = unpriced["license_name"].isna()
     return pd.DataFrame(
         {
-            "integration": unpriced["integration_label"].astype("string"),
+            "integration": unpriced["integration"].astype("string"),
+            "integration_label": unpriced["integration_label"].astype("string"),
             "license_id": unpriced["license_id"].astype("string").where(nameless, pd.NA),
             "license_name": unpriced["license_name"].astype("string"),
             "unit_price": pd.array([pd.NA] * len(unpriced), dtype="Float64"),
@@ -206,6 +208,8 @@ def price_table(
         if len(metrics)
         else saved[list(book.columns)].iloc[0:0]
     )
+    if "integration_label" in todo.columns:  # the editor shows the integration as people type it
+        todo = todo.assign(integration=todo["integration_label"])
     todo = todo.assign(
         changed_at=pd.Series(pd.NaT, index=todo.index, dtype="datetime64[us, UTC]"),
         changed_by=pd.array([pd.NA] * len(todo), dtype="string"),

@@ -508,19 +508,24 @@ def _format_number(x: Any) -> str:
 
 
 def price_book_to_csv(df: pd.DataFrame | None) -> bytes:
-    """The price book as UTF-8 CSV bytes in the exchange format (what :func:`load_price_book` reads)."""
+    """The price book as UTF-8 CSV bytes in the exchange format (what :func:`load_price_book` reads):
+    ``integration`` the machine name, then ``integration_label`` in words (the load ignores it)."""
     book = validate_price_book(df) if df is not None else empty_price_book()
     buf = io.StringIO(newline="")
     writer = csv.writer(buf, lineterminator=LINE_END)
-    writer.writerow(PRICE_BOOK_COLUMNS)
+    columns = [*PRICE_BOOK_COLUMNS[:1], "integration_label", *PRICE_BOOK_COLUMNS[1:]]
+    writer.writerow(columns)
     for row in book.itertuples(index=False):
         rec = row._asdict()
+        named = rec["integration"] if isinstance(rec["integration"], str) else None
+        rec["integration"] = integration_key(named) if named else None
+        rec["integration_label"] = integration_label(named) if named else None
         writer.writerow(
             [
                 ""
                 if pd.isna(rec[c])
                 else (_format_number(rec[c]) if c == "unit_price" else safe_cell(str(rec[c])))
-                for c in PRICE_BOOK_COLUMNS
+                for c in columns
             ]
         )
     return buf.getvalue().encode("utf-8")

@@ -36,6 +36,7 @@ RENEWAL_SHOWN = [
     "potential_annual_savings_reporting",
     "true_up_exposure_reporting",
     "what_to_do",
+    "source_label",
     "source",
 ]
 SOURCE_LABELS = {"vendor": "Vendor (prefilled from billing)", "edited": "Entered here"}
@@ -107,12 +108,12 @@ def renewal_tiles(renewals: pd.DataFrame, today: date, horizon: int, currency: s
 
 
 def renewal_table(renewals: pd.DataFrame) -> pd.DataFrame:
-    """The rows as the page shows them (columns :data:`RENEWAL_SHOWN`; source in words)."""
-    out = renewals[[c for c in RENEWAL_SHOWN if c in renewals.columns]].copy()
-    out["source"] = out["source"].map(
-        lambda s: SOURCE_LABELS.get(s, s) if isinstance(s, str) else s
-    )
-    return out.astype({"source": "string"})
+    """The rows as the page shows them (columns :data:`RENEWAL_SHOWN`): ``source`` the machine name
+    (vendor, edited), ``source_label`` in words."""
+    out = renewals[[c for c in RENEWAL_SHOWN if c in renewals.columns and c != "source_label"]]
+    words = out["source"].map(lambda s: SOURCE_LABELS.get(s, s) if isinstance(s, str) else s)
+    out = out.assign(source_label=words.astype("string"), source=out["source"].astype("string"))
+    return out[[c for c in RENEWAL_SHOWN if c in out.columns]]
 
 
 def timeline(renewals: pd.DataFrame, today: date) -> pd.DataFrame:

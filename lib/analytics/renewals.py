@@ -112,7 +112,8 @@ RENEWAL_LABELS = {
     "contract_value": "Contract value",
     "term": "Term",
     "auto_renew": "Auto-renews",
-    "source": "Contract from",
+    "source": "Contract from (machine name)",
+    "source_label": "Contract from",
     "what_to_do": "What to do",
 }
 HORIZONS = (30, 60, 90, 120)

@@ -202,14 +202,12 @@ def freshness(
 
 def priced_rows(df: pd.DataFrame) -> pd.DataFrame:
     """The Spend page's "All priced rows": rows with a price from the price book or the vendor, with
-    "Price from" in words."""
+    "Price from" in words (``price_source_label``; ``price_source`` keeps the machine name)."""
     src = df["price_source"].astype("string")
-    rows = df.loc[
-        src.isin(["price_book", "vendor"]).fillna(False).to_numpy(dtype=bool), SPEND_COLUMNS
-    ]
-    return rows.assign(
-        price_source=rows["price_source"].astype("string").map(PRICE_SOURCE_LABELS).astype("string")
-    )
+    cols = [c for c in SPEND_COLUMNS if c != "price_source_label"] + ["price_source"]
+    rows = df.loc[src.isin(["price_book", "vendor"]).fillna(False).to_numpy(dtype=bool), cols]
+    words = rows["price_source"].astype("string").map(PRICE_SOURCE_LABELS).astype("string")
+    return rows.assign(price_source_label=words)[[*SPEND_COLUMNS, "price_source"]]
 
 
 # ------------------------------------------------------------------ KPI tiles
@@ -347,6 +345,8 @@ UTILIZATION_COLUMNS = [
 # Columns a person rarely needs to read a table: shown under "More columns" (the CSV always has them).
 PLUMBING_COLUMNS = (
     "integration",
+    "price_source",  # the machine name; the words are in price_source_label
+    "source",  # a contract's, machine name; the words are in source_label
     "user_id",
     "product",
     "license_id",
@@ -369,7 +369,7 @@ SPEND_COLUMNS = [
     "annual_cost_reporting",
     "idle_annual_cost_reporting",
     "potential_annual_savings_reporting",
-    "price_source",
+    "price_source_label",
     "unit_price",
     "currency",
     "billing_period",

@@ -177,7 +177,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     book, options = _analytics(args)
     result = _fetch(settings, args.quiet)
 
-    from lib.analytics.labels import export_frame
+    from lib.analytics.labels import EXPORT_PRE_RENAME, export_frame
     from lib.analytics.metrics import add_metrics
     from lib.export import write_csv
 
@@ -189,7 +189,8 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 
         table = with_activity(table, _reclaim(args, result, table, options, days), options)
     out = Path(args.out)
-    write_csv(export_frame(table, options.reporting_currency), out)  # the exported column names
+    # The exported column names (docs/export.md), and the names before them as deprecated copies.
+    write_csv(export_frame(table, options.reporting_currency, EXPORT_PRE_RENAME), out)
     code = _report(result)
     _err(f"wrote {len(table)} license rows to {out}")
     return code

@@ -72,7 +72,7 @@ def renewal_columns(currency: str) -> dict:
         c: st.column_config.DateColumn(heads[c], format="YYYY-MM-DD")
         for c in ("opt_out_deadline", "renewal_date")
     }
-    for c in ("days_to_opt_out", "days_to_renewal", "seat_change", "what_to_do", "source"):
+    for c in ("days_to_opt_out", "days_to_renewal", "seat_change", "what_to_do", "source_label"):
         config[c] = st.column_config.Column(heads[c])
     config["auto_renew"] = st.column_config.CheckboxColumn(heads["auto_renew"])
     return config

@@ -33,7 +33,8 @@ def download(
 ) -> None:
     """A CSV of exactly the rows shown, with a dated file name, safe to open in a spreadsheet.
 
-    Its columns carry the export's names (``seats_bought``, ``idle_annual_cost_usd``: labels.export_frame).
+    Its columns carry the export's names (``seats_bought``, ``idle_annual_cost_reporting`` with
+    ``reporting_currency``: labels.export_frame), documented in docs/export.md.
     """
     view = st.session_state.get("_view")
     currency = view.currency if view is not None else "USD"
