@@ -418,9 +418,9 @@ def test_a_partly_filled_template_is_accepted_and_its_blank_prices_stay_unpriced
         }
     )
     template = to_csv_bytes(export_frame(D.price_book_rows_for(unpriced, "USD"), "USD"))
-    assert "Salesforce,sf1,,,USD,annual" in template.decode()  # a license without a name: by its ID
+    assert "salesforce,Salesforce,sf1,,,USD,annual" in template.decode()  # no name: by its ID
     lines = template.decode("utf-8-sig").splitlines()
-    lines[1] = "GitHub,,Copilot,19,USD,monthly"  # one price filled in, two left blank
+    lines[1] = "github,GitHub,,Copilot,19,USD,monthly"  # one price filled in, two left blank
     filled = ("\n".join(lines) + "\n").encode()
     with pytest.raises(
         PriceBookError

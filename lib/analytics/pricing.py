@@ -382,7 +382,14 @@ def _validate_price_records(
                     "use monthly or annual"
                 )
             left_unpriced.append(
-                (rownum, price_row_label(integration or None, license_id or None, license_name))
+                (
+                    rownum,
+                    price_row_label(
+                        integration_label(integration) if integration else None,
+                        license_id or None,
+                        license_name,
+                    ),
+                )
             )
             continue
         price = _check_amount(
