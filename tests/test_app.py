@@ -580,3 +580,37 @@ def test_first_day_tile_attention_and_table_use_one_paid_rule(first_day):
     flags = dict(zip(table["license_name"], table["flag"]))
     assert sum(f == "⚠ Over-allocated" for f in flags.values()) == 2
     assert flags["Microsoft Teams Exploratory"] == "Free (costs nothing)"
+
+
+def _latest_trend(at: AppTest) -> pd.DataFrame:
+    frame = [d.value for d in at.dataframe if "taken_at" in d.value.columns][0]
+    return frame[frame["taken_at"] == frame["taken_at"].max()].set_index("integration_label")
+
+
+def test_trends_count_what_the_tiles_count(db):
+    # Issue 22, point 6: utilization per integration on Trends counted free licenses too.
+    at = app("pages/trends.py")
+    paid = _latest_trend(at)
+    assert paid.at["Salesforce", "utilization_pct"] == 70.5
+    # (AppTest: the Overview's first run takes ?with_free from the URL, so the toggle is clicked)
+    at.toggle(key="with_free").set_value(True).run()
+    every = _latest_trend(at)
+    assert every.at["Salesforce", "utilization_pct"] == 7.6
+    # a cost whose every license is priced is shown (Dropbox: one license, EUR at 1.08)
+    assert paid.at["Dropbox - Business", "annual_cost_reporting"] > 0
+
+
+def test_first_day_trends_never_say_0_for_a_cost_not_known(first_day):
+    # Issue 22, point 7: on the first day Trends said annual cost 0.00 for ClickUp, GitHub and
+    # Salesforce (their free licenses' 0, their paid ones without a price) while the Overview says
+    # "not known".
+    at = app("pages/trends.py")
+    for with_free in (False, True):
+        at.toggle(key="with_free").set_value(with_free).run()
+        no_exception(at)
+        latest = _latest_trend(at)
+        for integration in ("ClickUp", "GitHub", "Salesforce"):
+            assert pd.isna(latest.at[integration, "annual_cost_reporting"]), (
+                with_free,
+                integration,
+            )
