@@ -264,9 +264,8 @@ def test_seat_tiles_lead_with_paid_licenses_and_divide_to_their_utilization():
     assert (tiles["Seats assigned"].value, tiles["Seats bought"].value) == ("32", "110")
     # The tile says which rule makes a license paid, and what it leaves apart: the M365 license
     # without a paid status or a price ("old") is neither paid nor free.
-    assert (
-        tiles["Seat utilization"].value == "29.1%"
-        and tiles["Seat utilization"].note == "paid licenses; 1 not known (counted apart)"
+    assert tiles["Seat utilization"].value == "29.1%" and tiles["Seat utilization"].note == (
+        "paid licenses (marked paid, or priced above 0); 1 not known (counted apart)"
     )
     assert D.PAID_WORDS in tiles["Seats bought"].help
     assert "1 license(s) whose vendor does not say and that have no price are not known" in (

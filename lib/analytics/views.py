@@ -255,7 +255,7 @@ def kpi_tiles(summary: Summary, gaps: SpendGaps | None = None) -> list[Tile]:
                 "seats bought): give each a price (0 for a free one) to count it"
             )
     scope_note = (
-        "paid licenses"
+        "paid licenses (marked paid, or priced above 0)"
         + (
             f"; {summary.not_known_licenses:,} not known (counted apart)"
             if summary.not_known_licenses
