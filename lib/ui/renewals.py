@@ -20,6 +20,7 @@ from lib.analytics.contracts import (
     load_contracts,
     validate_contracts,
 )
+from lib.analytics.renewals import HORIZONS
 from lib.export import dated_filename
 from lib.schema import CONTRACT_COLUMNS
 
@@ -74,8 +75,6 @@ def saved_note() -> None:
 def window() -> int:
     """The renewal window in days (30, 60, 90 or 120; default 90), kept in the URL (``?horizon=``)
     like the Reclaim page's days, so a copied link opens the same window."""
-    from lib.analytics.renewals import HORIZONS
-
     picked = st.segmented_control(
         "Within (days)",
         HORIZONS,
