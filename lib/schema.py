@@ -309,6 +309,6 @@ TREND_SUM_COLUMNS: dict[str, str] = {
     "total_seats": "Int64",
     "assigned_both": "Int64",  # over the rows reporting both counts (0 when none)
     "total_both": "Int64",
-    "cost_cents": "Int64",  # Σ each row's annual cost in cents, rounded per row; empty: none priced
+    "cost_cents": "Int64",  # Σ each row's annual cost in cents, rounded per row; empty: one not known
     "licenses": "Int64",
 }

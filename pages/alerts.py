@@ -1,5 +1,7 @@
 """Alerts: what is open, what fired before, how each message was delivered, and the rules."""
 
+from datetime import UTC, datetime
+
 import streamlit as st
 
 from lib import ui
@@ -23,37 +25,47 @@ rules, states, deliveries, pending = state.rules, state.states, state.deliveries
 not_yet = state.not_yet_checked
 
 opened = R.open_alerts(states)
+holding = R.holding_now(state.holding, states)
+st.caption(R.checked_words(state.checked_at, datetime.now(UTC)))
 ui.tiles(
     [
-        D.Tile("Open alerts", f"{len(opened):,}", "Alerts whose condition held at the last check."),
         D.Tile(
-            "Critical",
-            f"{int((opened['severity'] == 'critical').sum()):,}",
+            "Holding now",
+            f"{len(holding):,}",
+            "Conditions the rules find on the latest data, raised or not.",
+            f"{len(not_yet):,} not yet raised" if not_yet else None,
+        ),
+        D.Tile(
+            "Critical, holding now",
+            f"{int((holding['severity'] == 'critical').sum()):,}",
             "Failed accounts and opt-out deadlines within 14 days.",
         ),
+        D.Tile("Open alerts", f"{len(opened):,}", "Alerts raised (and sent) at a check."),
         D.Tile(
             "Messages not delivered",
             f"{len(pending):,}",
             "Their last attempt failed; they are sent again on the next sync.",
         ),
-        D.Tile(
-            "Holding now, not yet checked",
-            f"{len(not_yet):,}",
-            "Conditions on the latest data that the next sync will raise.",
-        ),
     ]
 )
 
-st.subheader("Open alerts")
-if opened.empty:
-    st.success("No open alerts.")
+st.subheader("Holding now")
+if holding.empty:
+    st.success("Nothing holds on the latest data.")
 else:
-    U.alert_table(opened, "open-alerts")
-if not_yet:
-    with st.expander(f"{len(not_yet)} condition(s) on the latest data, raised at the next sync"):
-        st.markdown(
-            "\n".join(f"- **{D.md_escape(a.title)}**: {D.md_escape(a.detail)}" for a in not_yet)
+    if not_yet:
+        st.warning(
+            f"{len(not_yet)} condition(s) hold on the latest data but are not raised yet: the next "
+            "check (a sync, or `python -m lib alerts`) raises and sends them.",
+            icon=":material/schedule:",
         )
+    U.alert_table(holding, "holding-now")
+gone = R.no_longer_holding(state.holding, states)
+if len(gone):
+    st.caption(
+        f"{len(gone)} open alert(s) no longer hold on the latest data: the next check clears them."
+    )
+    U.alert_table(gone, "open-alerts")
 
 st.subheader("Delivery")
 if len(pending):

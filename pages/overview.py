@@ -21,6 +21,9 @@ if ui.empty_state(view, "licenses"):
     st.stop()
 
 tiles_area = st.container()  # laid out first, filled after the charts: see below
+with tiles_area:
+    summary = ui.seat_scope(view)  # the toggle first: the chart below counts what the tiles count
+    tiles_slot = st.container()
 
 left, right = st.columns(2, gap="large")
 with left:
@@ -37,8 +40,11 @@ with left:
         ui.download(top, "top-idle-spend", key="dl-top-idle")
 with right:
     st.subheader("Utilization per integration")
-    st.caption("Seats assigned ÷ seats bought, over licenses that report both.")
-    util = groupings.utilization_by_integration(view.prepared)
+    st.caption(
+        "Seats assigned ÷ seats bought, over licenses that report both: "
+        + ("paid licenses, as the tiles." if summary.paid_only else "paid and free, as the tiles.")
+    )
+    util = groupings.utilization_by_integration(view.prepared, paid_only=summary.paid_only)
     if util["utilization_pct"].notna().any():
         ui.chart(charts.utilization_by_integration(util), key="chart-util-integration")
     else:
@@ -47,8 +53,7 @@ with right:
 
 # The charts are sent before the tiles (which sit above them) so that the browser starts loading
 # its chart renderer, the largest part of a first load, as early as it can.
-with tiles_area:
-    summary = ui.seat_scope(view)
+with tiles_slot:
     tiles = D.kpi_tiles(summary, D.spend_gaps(view.filtered, view.options))
     reclaim = reclaim_summary(view.reclaim(DEFAULT_INACTIVE_DAYS), view.currency)
     ui.tiles(tiles[:4])

@@ -7,7 +7,7 @@ import streamlit as st
 from lib import ui
 from lib.analytics import renewal_views as R
 from lib.analytics.ical import to_ics
-from lib.analytics.renewals import HORIZONS, renewals
+from lib.analytics.renewals import renewals
 from lib.export import dated_filename
 from lib.ui import charts
 from lib.ui import renewals as U
@@ -30,12 +30,10 @@ if contracts.empty:
         icon=":material/event_busy:",
     )
 else:
-    horizon = st.segmented_control(
-        "Within", HORIZONS, default=90, format_func=lambda d: f"{d} days", key="horizon"
-    )
-    horizon = horizon or 90
-    upcoming = renewals(view.filtered, contracts, today, horizon)
-    year = renewals(view.filtered, contracts, today, 365)
+    horizon = U.window()
+    scope = {"shown": view.filtered, "accounts": view.accounts_filtered}  # the sidebar's filters
+    upcoming = renewals(view.metrics, contracts, today, horizon, **scope)
+    year = renewals(view.metrics, contracts, today, 365, **scope)
     ui.tiles(R.renewal_tiles(upcoming, today, horizon, view.currency))
 
     st.subheader("The year ahead")
@@ -60,13 +58,14 @@ else:
     with right:
         st.download_button(
             "Add to calendar (.ics)",
-            to_ics(year),
-            file_name=dated_filename("renewals-calendar", ext="ics"),
+            to_ics(year, today=today, horizon_days=horizon),
+            file_name=dated_filename(f"renewals-calendar-{horizon}-days", ext="ics"),
             mime="text/calendar",
             icon=":material/calendar_month:",
             key="dl-renewals-ics",
             on_click="ignore",
-            help="Every renewal and opt-out deadline of the next 365 days as all-day events.",
+            help=f"Every renewal and opt-out deadline of the next {horizon} days as all-day "
+            "events, and opt-out deadlines already passed of contracts still to renew.",
         )
 
 st.subheader("Contracts")

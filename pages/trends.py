@@ -31,7 +31,10 @@ group = (
 )
 # Added up in the database per day and group (the per-license view: the 12 licenses with the most
 # seats bought at the latest date), never every snapshot row loaded here.
-frame = ui.trends(view, PERIODS[period], group, top=12 if group == "license" else None)
+paid_only = not ui.include_free()
+frame = ui.trends(
+    view, PERIODS[period], group, top=12 if group == "license" else None, paid_only=paid_only
+)
 dates = T.snapshot_dates(frame)
 if not dates:
     st.info(
@@ -39,8 +42,11 @@ if not dates:
     )
     st.stop()
 frame = T.with_seat_trends(frame, ui.seat_history(view, PERIODS[period]), group)
-if group == "license":
-    st.caption("The 12 licenses with the most seats bought at the latest snapshot.")
+st.caption(
+    ("Paid licenses" if paid_only else "Paid and free licenses")
+    + " (see the toggle above)"
+    + (": the 12 with the most seats bought at the latest snapshot." if group == "license" else ".")
+)
 
 if len(dates) == 1:
     st.info(f"Only one snapshot so far ({dates[0]:%Y-%m-%d}); the lines start with the next sync.")

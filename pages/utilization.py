@@ -98,7 +98,11 @@ else:
     st.info("No seat counts reported for these licenses.")
 
 st.subheader("Drill down")
-st.caption("From integration to account to organization to license.")
+st.caption(
+    "From integration to account to organization to license: "
+    + ("paid licenses" if paid_only else "paid and free licenses")
+    + " (see the toggle above)."
+)
 cols = st.columns(3)
 integ = cols[0].selectbox(
     "Integration", U.drill_choices(view.filtered, "integration_label"), key="drill-integration"
@@ -115,7 +119,7 @@ if acct != U.ALL:
     orgs = U.drill_choices(U.drill_scope(view.filtered, integ, acct), "organization_name")
     if len(orgs) > 1:
         org = cols[2].selectbox("Organization", orgs, key="drill-org")
-drill = U.drill_down(view.filtered, view.options, integ, acct, org)
+drill = U.drill_down(view.filtered, view.options, integ, acct, org, paid_only=paid_only)
 ui.table(  # account IDs read as account names (ui.table)
     drill.rows,
     column_config={

@@ -770,3 +770,119 @@ def test_price_book_on_the_first_day_for_a_viewer(db, emulator, monkeypatch):
     assert any(w.value.endswith("An admin can add the rates here.") for w in at.warning)
     table = _frame_with(at, "unit_price")
     assert table["license_name"].tolist() == ["Acrobat Pro", "Sales Cloud"]
+
+
+# ------------------------------------------------ issue 22: one scope, one paid rule
+
+
+def _values(v):
+    """A Plotly JSON array (plain list, or typed {"dtype", "bdata"}) as a list."""
+    import base64
+
+    import numpy as np
+
+    if isinstance(v, dict):
+        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"]).tolist()
+    return list(v)
+
+
+def utilization_chart(at: AppTest) -> dict[str, float]:
+    """Integration -> utilization on the "Utilization per integration" bar chart."""
+    for fig in charts_drawn(at):
+        for trace in fig["data"]:
+            ys = list(trace.get("y") or [])
+            if "Salesforce" in ys:
+                return dict(zip(ys, _values(trace["x"])))
+    raise AssertionError("no utilization-per-integration chart drawn")
+
+
+@pytest.fixture
+def first_day(db, monkeypatch):
+    """The demo as on a real Truto environment's first day: no price book yet."""
+    monkeypatch.setattr("lib.jobs.demo.seed_demo_pricing", lambda store: False)
+    return db
+
+
+def test_utilization_per_integration_counts_what_the_tiles_count(db):
+    # Issue 22, point 6: the chart counted free licenses while the tiles are paid-only, and the
+    # "Include free licenses" toggle did not change it: Salesforce 7.6 % (Chatter Free 240 of 5,000).
+    paid = utilization_chart(app())
+    assert paid["Salesforce"] == 70.5  # 155 of 220: Sales Cloud, Platform and Service Cloud
+    every = utilization_chart(app(query={"with_free": "true"}))
+    assert every["Salesforce"] == 7.6  # with Chatter Free's 240 of 5,000
+    rows, _ = expected_rows(db)
+    from lib.analytics.groupings import utilization_by_integration
+
+    want = utilization_by_integration(rows, paid_only=True).set_index("integration_label")
+    assert paid == {k: want.at[k, "utilization_pct"] for k in paid}
+
+
+def test_first_day_tile_attention_and_table_use_one_paid_rule(first_day):
+    # Issue 22, point 6: the "Over-allocated licenses" tile said 1 while the attention list and the
+    # table listed 2 (Visio Plan 2: Microsoft 365 does not say paid, and it has no price yet), and a
+    # free license (Microsoft Teams Exploratory, 25 of 1,000) was flagged under-used.
+    at = app()
+    no_exception(at)
+    shown = metric_values(at)
+    assert shown["Over-allocated licenses"] == "1"  # Acrobat Pro
+    attention = " ".join(m.value for m in at.markdown).replace("\\", "")
+    assert "1 license(s) have more seats assigned than bought" in attention
+    assert "Visio" not in attention.split("more seats assigned than bought")[1].split(".")[0]
+    # The tile says which rule makes a license paid and what it leaves apart.
+    assert shown["Seats bought"] == "895"
+    tiles = {m.label: m for m in at.metric}
+    assert "paid licenses (marked paid, or priced above 0); 5 not known (counted apart)" in str(
+        tiles["Seat utilization"].proto
+    )
+    table = app("pages/utilization.py").dataframe[0].value
+    flags = dict(zip(table["license_name"], table["flag"]))
+    assert sum(f == "⚠ Over-allocated" for f in flags.values()) == 1
+    assert flags["Microsoft Teams Exploratory"] == "? Paid or free not known"
+    assert flags["Visio Plan 2"] == "? Paid or free not known"
+    # Giving the six Microsoft 365 licenses a price (Teams Exploratory 0) moves them from "not
+    # known" to paid or free, by the same rule everywhere: the tile, the attention list, the table.
+    from lib.jobs.demo import demo_price_book
+
+    Store(first_day).save_price_book(demo_price_book(), ADMIN)
+    at = app()
+    assert metric_values(at)["Over-allocated licenses"] == "2"
+    attention = " ".join(m.value for m in at.markdown).replace("\\", "")
+    assert "2 license(s) have more seats assigned than bought" in attention
+    table = app("pages/utilization.py").dataframe[0].value
+    flags = dict(zip(table["license_name"], table["flag"]))
+    assert sum(f == "⚠ Over-allocated" for f in flags.values()) == 2
+    assert flags["Microsoft Teams Exploratory"] == "Free (costs nothing)"
+
+
+def _latest_trend(at: AppTest) -> pd.DataFrame:
+    frame = [d.value for d in at.dataframe if "taken_at" in d.value.columns][0]
+    return frame[frame["taken_at"] == frame["taken_at"].max()].set_index("integration_label")
+
+
+def test_trends_count_what_the_tiles_count(db):
+    # Issue 22, point 6: utilization per integration on Trends counted free licenses too.
+    at = app("pages/trends.py")
+    paid = _latest_trend(at)
+    assert paid.at["Salesforce", "utilization_pct"] == 70.5
+    # (AppTest: the Overview's first run takes ?with_free from the URL, so the toggle is clicked)
+    at.toggle(key="with_free").set_value(True).run()
+    every = _latest_trend(at)
+    assert every.at["Salesforce", "utilization_pct"] == 7.6
+    # a cost whose every license is priced is shown (Dropbox: one license, EUR at 1.08)
+    assert paid.at["Dropbox - Business", "annual_cost_reporting"] > 0
+
+
+def test_first_day_trends_never_say_0_for_a_cost_not_known(first_day):
+    # Issue 22, point 7: on the first day Trends said annual cost 0.00 for ClickUp, GitHub and
+    # Salesforce (their free licenses' 0, their paid ones without a price) while the Overview says
+    # "not known".
+    at = app("pages/trends.py")
+    for with_free in (False, True):
+        at.toggle(key="with_free").set_value(with_free).run()
+        no_exception(at)
+        latest = _latest_trend(at)
+        for integration in ("ClickUp", "GitHub", "Salesforce"):
+            assert pd.isna(latest.at[integration, "annual_cost_reporting"]), (
+                with_free,
+                integration,
+            )

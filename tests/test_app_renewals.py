@@ -49,7 +49,18 @@ def test_renewals_page_shows_the_demo_renewals_within_each_horizon(db):
     )
     assert github["days_to_renewal"] == 25 and github["days_to_opt_out"] == -5
     other = table[table["organization_name"] == "acme-platform"].iloc[0]
-    assert other["what_to_do"] == f"Buy 1 seat at the renewal on {renews}"  # 182 + 10% = 201 > 200
+    # Issue 22, point 12: 182 of 200 assigned; 182 + 10% = 201 > 200, but 18 seats are still
+    # unassigned: nothing to buy (it read "Buy 1 seat"), and the row says why.
+    assert (other["total_seats"], other["assigned_seats"], other["recommended_seats"]) == (
+        200,
+        182,
+        201,
+    )
+    assert other["seat_change"] == 0
+    assert other["what_to_do"] == (
+        f"Renews as is on {renews} (18 seats still unassigned: the recommended 201 is the 182 "
+        "assigned plus the buffer, so none to buy)"
+    )
     assert set(table["source_label"]) == {"Entered here", "Vendor (prefilled from billing)"}
     vendor = table[table["source_label"] == "Vendor (prefilled from billing)"]
     # Zoom's account contract covers Zoom Basic; Zoom Workplace Business has its own edited contract.
@@ -215,3 +226,71 @@ def test_a_vendor_contract_edited_on_the_page_wins_over_the_next_fetch_of_billin
     assert basic["source_label"] == "Entered here"
     today = datetime.now(UTC).date()
     assert basic["opt_out_deadline"] == pd.Timestamp(today + timedelta(days=45 - 30))
+
+
+def test_renewals_follow_the_sidebar_filters(db):
+    # Issue 22, point 6: with integration = Adobe (no contract) the page listed the 6 renewals of
+    # Zoom, ClickUp, GitHub, Atlassian and Microsoft 365, with blank license and account columns.
+    at = app("pages/renewals.py", query={"integration": ["Adobe"]})
+    no_exception(at)
+    shown = metric_values(at)
+    assert shown["Renewals in the next 90 days"] == "0"
+    assert shown["Opt-out deadlines in the next 90 days"] == "0"
+    assert not [d for d in at.dataframe if "what_to_do" in d.value.columns]
+    assert any("Nothing renews" in s.value for s in at.success)
+    # GitHub: its own contract only, every row naming its license and account.
+    at = app("pages/renewals.py", query={"integration": ["GitHub"]})
+    no_exception(at)
+    table = at.dataframe[0].value
+    assert set(table["integration_label"]) == {"GitHub"}
+    assert table["license_name"].notna().all() and table["account_id"].notna().all()
+    assert metric_values(at)["Renewals in the next 90 days"] == "1"
+
+
+def test_the_renewal_window_is_in_the_url(db):
+    # Issue 22, point 12: the window (30/60/90/120 days) in the URL like Reclaim's days.
+    at = app("pages/renewals.py", query={"horizon": "30"})
+    no_exception(at)
+    shown = metric_values(at)
+    assert shown["Renewals in the next 30 days"] == "3"
+    assert at.segmented_control(key="horizon").value == 30
+    assert at.query_params["horizon"] == "30"
+    at = app("pages/renewals.py", query={"horizon": "45"})  # not a window: the default, 90
+    no_exception(at)
+    assert "Renewals in the next 90 days" in metric_values(at)
+
+
+def test_alerts_page_shows_what_holds_now_and_when_the_rules_ran(db):
+    # Issue 22, point 8: a green "No open alerts." beside "Holding now, not yet checked: 14".
+    from lib.jobs.alerts import evaluate_latest, rules_in_force
+
+    app("pages/renewals.py")  # the demo data and its contracts
+    store = Store(db)
+    today = datetime.now(UTC).date()
+    holding = evaluate_latest(store, "demo", today, rules_in_force(store)).alerts
+    assert holding
+    at = app("pages/alerts.py")
+    no_exception(at)
+    shown = metric_values(at)
+    assert shown["Holding now"] == str(len(holding)) and shown["Open alerts"] == "0"
+    assert not at.success  # nothing green while conditions hold
+    assert any("not raised yet" in w.value for w in at.warning)
+    assert any("have not run on this data yet" in c.value for c in at.caption)
+    now = [d.value for d in at.dataframe if "raised" in d.value.columns][0]
+    assert set(now["title"]) == {a.title for a in holding}
+    assert set(now["raised"]) == {"Not yet raised: at the next check"}
+    assert now["severity"].iloc[0] == "critical"  # critical first
+
+    run_alerts(store, "demo", {})
+    assert store.alerts_checked_at("demo") is not None
+    at = app("pages/alerts.py")
+    assert any("alert rules last ran just now" in c.value for c in at.caption)
+    now = [d.value for d in at.dataframe if "raised" in d.value.columns][0]
+    assert set(now["raised"]) == {"Open alert"} and now["first_fired_at"].notna().all()
+    assert not at.warning
+
+    store.save_alert_rules([], OPEN_ACTOR)  # no rule: nothing holds
+    run_alerts(store, "demo", {})
+    at = app("pages/alerts.py")
+    assert metric_values(at)["Holding now"] == "0"
+    assert any(s.value == "Nothing holds on the latest data." for s in at.success)

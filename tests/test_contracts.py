@@ -721,7 +721,9 @@ def test_ics_has_one_all_day_event_per_renewal_and_per_deadline_with_escaped_tex
     ]
     assert events[2]["DESCRIPTION"] == (
         "Renews on 2027-01-15.\nNotice period not entered.\n"
-        "Zoom Workplace: Buy 4 seats at the renewal on 2027-01-15"
+        # 140 of 150 assigned: the buffer (154) is no reason to buy while 10 seats are unassigned
+        "Zoom Workplace: Renews as is on 2027-01-15 (10 seats still unassigned: the recommended "
+        "154 is the 140 assigned plus the buffer, so none to buy)"
     )
     assert len({e["UID"] for e in events}) == 3
 
@@ -734,3 +736,38 @@ def test_ics_uids_are_stable_across_runs():
     assert first[0]["UID"].startswith("opt-out-") and first[0]["UID"].endswith(
         "-20270101@license-dashboard"
     )
+
+
+def test_the_calendar_holds_the_window_and_every_passed_deadline_still_open():
+    # Issue 22, point 12: the .ics for 30 and 90 days gave the same 13 events (the year's) and a
+    # passed deadline. The window keeps events dated from today to today + window; an opt-out
+    # deadline that passed before a renewal still ahead is kept in every window (it says passed).
+    from tests.test_renewal_views import upcoming
+
+    year = upcoming(365)
+
+    def events(horizon):
+        text = to_ics(
+            year, now=datetime(2026, 12, 2, tzinfo=UTC), today=TODAY, horizon_days=horizon
+        )
+        return [(e["DTSTART;VALUE=DATE"], e["SUMMARY"].split(":")[0]) for e in parse_ics(text)]
+
+    # Salesforce: opt-out passed 2026-11-10, renews 2026-12-10 (8 days); GitHub: opt-out
+    # 2027-01-01 (30 days), renews 2027-01-31 (60); Zoom: renews 2027-01-15 (44), no notice.
+    passed = ("20261110", "Opt-out deadline passed")
+    assert events(30) == [passed, ("20261210", "Renewal"), ("20270101", "Opt-out deadline")]
+    assert sorted(events(90)) == sorted(
+        [
+            passed,
+            ("20261210", "Renewal"),
+            ("20270101", "Opt-out deadline"),
+            ("20270131", "Renewal"),
+            ("20270115", "Renewal"),
+        ]
+    )
+    # 30 and 90 differ only by the events dated after 30 days and up to 90.
+    extra = set(events(90)) - set(events(30))
+    assert extra == {("20270131", "Renewal"), ("20270115", "Renewal")}
+    assert set(events(30)) <= set(events(90))
+    # Without a window: every event of the rows given, as before.
+    assert len(parse_ics(to_ics(year))) == 5

@@ -265,9 +265,14 @@ def test_seat_tiles_lead_with_paid_licenses_and_divide_to_their_utilization():
     tiles = {t.label: t for t in D.kpi_tiles(summarize(df, paid_only=True))}
     # paid: GitHub Enterprise (12 of 10) and E3 (20 of 100) -> 32 of 110 = 29.1%
     assert (tiles["Seats assigned"].value, tiles["Seats bought"].value) == ("32", "110")
-    assert (
-        tiles["Seat utilization"].value == "29.1%"
-        and tiles["Seat utilization"].note == "paid licenses"
+    # The tile says which rule makes a license paid, and what it leaves apart: the M365 license
+    # without a paid status or a price ("old") is neither paid nor free.
+    assert tiles["Seat utilization"].value == "29.1%" and tiles["Seat utilization"].note == (
+        "paid licenses (marked paid, or priced above 0); 1 not known (counted apart)"
+    )
+    assert D.PAID_WORDS in tiles["Seats bought"].help
+    assert "1 license(s) whose vendor does not say and that have no price are not known" in (
+        tiles["Seats bought"].help
     )
     assert "32 seats assigned ÷ 110 seats bought = 29.1%" in tiles["Seat utilization"].help
     assert "Over the 2 paid license rows that report both" in tiles["Seat utilization"].help

@@ -570,6 +570,7 @@ def test_summary_of_all_licenses(estate):
         "under_used": 0,
         "at_capacity": 0,
         "not_reported": 2,
+        "not_known": 0,
         "ok": 1,
         "free": 1,
     }  # GitHub Free: free, not under-used

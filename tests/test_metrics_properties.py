@@ -216,6 +216,9 @@ def test_flags_follow_their_precedence(case):
             "free",
         ):  # pinned by test_empty_inputs_give_empty_figures_never_zero
             continue
+        if flag == "not_known":  # neither paid nor free: never under-used, over or at capacity
+            assert R.not_known_mask(df.loc[df["flag"] == "not_known"]).all()
+            continue
         if over:
             assert flag == "over_allocated"
         elif util is not None and util < options.under_used_pct:

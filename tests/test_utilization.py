@@ -81,3 +81,20 @@ def test_drill_choices_start_with_all_and_leave_out_empty_values():
     assert U.drill_choices(df, "integration_label") == [U.ALL, "Github", "Slack"]
     assert U.drill_choices(U.drill_scope(df, "Github"), "account_id") == [U.ALL, "acct-gh"]
     assert U.drill_choices(df, "license_name") == [U.ALL, "Copilot", "Enterprise", "Pro"]
+
+
+def test_the_drill_down_counts_what_the_seat_tiles_count():
+    # Issue 22, point 6: the drill-down counted free licenses while the tiles are paid-only.
+    df = with_metrics(
+        [
+            *ROWS,
+            license_row("github", "gh-free", "Free", 3, 500, "acct-gh", is_paid=False),
+            license_row("slack", "sl-?", "Unknown", 1, 40, "acct-sl1", is_paid=None),  # no price
+        ],
+        [],
+    )
+    every = U.drill_down(df, MetricOptions())
+    assert by(every.rows, "integration_label") == {"Github": (57, 565), "Slack": (75, 142)}
+    paid = U.drill_down(df, MetricOptions(), paid_only=True)
+    # the free tier and the license neither marked paid nor priced (not known) are left out
+    assert by(paid.rows, "integration_label") == {"Github": (54, 65), "Slack": (74, 102)}

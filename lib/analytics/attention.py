@@ -12,7 +12,7 @@ from lib.analytics.labels import (
     account_names,
 )
 from lib.analytics.metrics import MetricOptions
-from lib.analytics.rules import needs_price
+from lib.analytics.rules import needs_price, not_known_mask
 from lib.analytics.totals import Summary
 from lib.schema import FAILED_OUTCOMES
 
@@ -170,11 +170,18 @@ def attention(
         )
     unpriced = df[needs_price(df)]
     if len(unpriced):
+        unknown = int(not_known_mask(unpriced).sum())
+        apart = (
+            f" {unknown} of them the vendor does not mark paid or free: not known, so they are left "
+            "out of the paid seat figures until they have a price (0 for a free one)."
+            if unknown
+            else ""
+        )
         items.append(
             Attention(
                 "unpriced",
                 f"{len(unpriced)} paid license(s) have no price, so their spend is "
-                f"unknown — {sample(unpriced)}. Add them to the price book.",
+                f"unknown — {sample(unpriced)}. Add them to the price book.{apart}",
                 "price_book",
                 len(unpriced),
             )

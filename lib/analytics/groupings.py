@@ -40,6 +40,7 @@ GROUP_FIGURES = [
     "flag_under_used",
     "flag_at_capacity",
     "flag_not_reported",
+    "flag_not_known",
     "flag_ok",
     "flag_free",
     "utilization_assigned_seats",

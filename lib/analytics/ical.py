@@ -49,14 +49,33 @@ def _uid(kind: str, key: str, day: date) -> str:
     return f"{kind}-{digest}-{day:%Y%m%d}@license-dashboard"
 
 
+def in_window(kind: str, day: date, today: date | None, horizon_days: int | None) -> bool:
+    """Whether an event of ``kind`` ("opt-out" or "renewal") on ``day`` is in the window: dated from
+    ``today`` to ``today + horizon_days`` (both included), or an opt-out deadline already passed
+    of a contract still to renew (still open: it renews without the notice given). No ``today``
+    or ``horizon_days``: every event is."""
+    if today is None or horizon_days is None:
+        return True
+    if day < today:
+        return kind == "opt-out"
+    return day <= today + timedelta(days=horizon_days)
+
+
 def to_ics(
-    renewals_df: pd.DataFrame, calendar_name: str = "License renewals", now: datetime | None = None
+    renewals_df: pd.DataFrame,
+    calendar_name: str = "License renewals",
+    now: datetime | None = None,
+    *,
+    today: date | None = None,
+    horizon_days: int | None = None,
 ) -> str:
     """An RFC 5545 calendar: one all-day event per contract renewal and one per opt-out deadline.
 
     A contract covering several licenses is one event listing each license's advice. UIDs
     depend only on the contract and the date, so a calendar that subscribes again updates the
     events instead of doubling them. ``now`` (UTC) is the DTSTAMP (default: the current time).
+    ``today`` and ``horizon_days``: only the events :func:`in_window` keeps (give ``renewals_df``
+    at least that horizon); a passed deadline's summary says it passed.
     """
     now = (now or datetime.now(UTC)).astimezone(UTC)
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
@@ -84,7 +103,10 @@ def to_ics(
         deadline = _as_date(first["opt_out_deadline"])
         events = [("renewal", renewal, f"Renewal: {what}")]
         if deadline is not None:
-            events.insert(0, ("opt-out", deadline, f"Opt-out deadline: {what}"))
+            passed = today is not None and deadline < today
+            title = "Opt-out deadline passed" if passed else "Opt-out deadline"
+            events.insert(0, ("opt-out", deadline, f"{title}: {what}"))
+        events = [e for e in events if in_window(e[0], e[1], today, horizon_days)]
         for kind, day, summary in events:
             detail = [f"Renews on {renewal.isoformat()}."]
             if deadline is not None:

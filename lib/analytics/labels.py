@@ -81,6 +81,7 @@ LABELS: dict[str, str] = {
     "flag_under_used": "Under-used (few of the seats bought are assigned)",
     "flag_at_capacity": "At capacity (nearly all seats bought are assigned)",
     "flag_not_reported": "Seat counts not reported",
+    "flag_not_known": "Paid or free not known (no price)",
     "flag_ok": "OK",
     "flag_free": "Free licenses (cost nothing: never flagged)",
     "utilization_assigned_seats": "Seats assigned (rows reporting both counts)",
@@ -94,6 +95,7 @@ FLAG_LABELS = {
     "under_used": "Under-used (few of the seats bought are assigned)",
     "at_capacity": "At capacity (nearly all seats bought are assigned)",
     "not_reported": "Seat counts not reported by the vendor",
+    "not_known": "Paid or free not known (the vendor does not say, no price): give it a price",
     "ok": "OK",
     "free": "Free (costs nothing: nothing to act on)",
 }
@@ -140,6 +142,7 @@ FLAG_DISPLAY = {
     "under_used": "▽ Under-used",
     "at_capacity": "▲ At capacity",
     "not_reported": "? Not reported",
+    "not_known": "? Paid or free not known",
     "ok": "OK",
     "free": "Free (costs nothing)",
 }

@@ -31,7 +31,13 @@ from lib.analytics._engine import (
     _round_cents,
 )
 from lib.analytics.pricing import PERIODS_PER_YEAR, validate_price_book
-from lib.analytics.rules import FLAGS, PRICE_SOURCES, currency_code, free_rule
+from lib.analytics.rules import (
+    FLAGS,
+    PRICE_SOURCES,
+    currency_code,
+    free_rule,
+    not_known_rule,
+)
 from lib.integrations import integration_key
 from lib.schema import BILLING_PERIODS, SETTINGS_DEFAULTS
 
@@ -398,6 +404,7 @@ def add_metrics(
     flag[~util_na & (util >= options.at_capacity_pct)] = FLAGS.index("at_capacity")
     flag[~util_na & (util < options.under_used_pct)] = FLAGS.index("under_used")
     flag[over > 0] = FLAGS.index("over_allocated")
+    flag[not_known_rule(paid, paid_na, annual_unit, no_price)] = FLAGS.index("not_known")
     flag[assigned_na | total_na] = FLAGS.index("not_reported")
     is_free = free_rule(paid, paid_na, annual_unit, no_price)
     flag[is_free] = FLAGS.index("free")

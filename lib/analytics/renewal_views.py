@@ -14,9 +14,9 @@ from typing import Any
 import pandas as pd
 
 from lib.analytics.alert_rules import AlertRule, validate_rules
-from lib.analytics.labels import NOT_REPORTED, fmt_money, headers
+from lib.analytics.labels import NOT_REPORTED, fmt_money, headers, humanize_age
 from lib.analytics.renewals import RENEWAL_LABELS
-from lib.analytics.views import Tile
+from lib.analytics.views import Tile, tile_note, tile_value
 
 # The renewal table: the license, the dates, the seats, the money, the advice; the key last.
 RENEWAL_SHOWN = [
@@ -74,8 +74,17 @@ def renewal_tiles(renewals: pd.DataFrame, today: date, horizon: int, currency: s
         values = renewals[column] if len(renewals) else pd.Series(dtype="Float64")
         known = values.dropna()
         missing = len(values) - len(known)
-        text = fmt_money(float(known.sum()), currency) if len(known) else NOT_REPORTED
+        total = float(known.sum()) if len(known) else 0.0
         note = f"{missing} license(s) without a price or seat counts" if missing else None
+        # Never 0 for what is not known: with licenses left out, "at least" a sum above 0, else
+        # "not known" (the same words as the Overview's money tiles: labels.amount_words).
+        if not missing:
+            text = fmt_money(total, currency) if len(known) else NOT_REPORTED
+        elif total > 0:
+            text = tile_value("at least " + fmt_money(total, currency))
+            note = tile_note("at least ", note)
+        else:
+            text = "not known"
         return text, note
 
     saving, saving_note = money("potential_annual_savings_reporting")
@@ -152,6 +161,7 @@ HISTORY_SHOWN = [
 ]
 ALERT_HEADERS = {
     "severity": "Severity",
+    "raised": "Raised",
     "title": "Alert",
     "detail": "Detail",
     "first_fired_at": "Fired at (UTC)",
@@ -165,6 +175,53 @@ ALERT_HEADERS = {
     "alert": "Alert",
 }
 _SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
+
+
+HOLDING_SHOWN = ["severity", "title", "detail", "raised", "first_fired_at"]
+
+
+def holding_now(holding: Sequence[Any], states: pd.DataFrame) -> pd.DataFrame:
+    """Every condition that holds on the latest data (``holding``: the rules evaluated now,
+    :class:`lib.analytics.alerts.Alert`), critical first: whether it is raised (an open alert since
+    ``first_fired_at``) or not yet (the next check raises and sends it). Columns
+    :data:`HOLDING_SHOWN`."""
+    open_states = states[states["open"]] if len(states) else states
+    since = dict(zip(open_states["key"], open_states["first_fired_at"])) if len(states) else {}
+    rows = [
+        {
+            "severity": a.severity,
+            "title": a.title,
+            "detail": a.detail,
+            "raised": "Open alert" if a.key in since else "Not yet raised: at the next check",
+            "first_fired_at": since.get(a.key, pd.NaT),
+            "_rank": _SEVERITY_ORDER.get(a.severity, 9),
+        }
+        for a in holding
+    ]
+    out = pd.DataFrame(rows, columns=[*HOLDING_SHOWN, "_rank"])
+    out["first_fired_at"] = pd.to_datetime(out["first_fired_at"], utc=True)
+    out = out.sort_values(["_rank", "title"], kind="stable").drop(columns="_rank")
+    return out.astype({c: "string" for c in ("severity", "title", "detail", "raised")}).reset_index(
+        drop=True
+    )
+
+
+def no_longer_holding(holding: Sequence[Any], states: pd.DataFrame) -> pd.DataFrame:
+    """Open alerts whose condition no longer holds on the latest data: the next check clears them."""
+    keys = {a.key for a in holding}
+    rows = states[states["open"] & ~states["key"].isin(keys)] if len(states) else states
+    return open_alerts(rows) if len(rows) else open_alerts(states.iloc[0:0])
+
+
+def checked_words(checked_at: Any, now: Any) -> str:
+    """When the alert rules last ran, for the Alerts page."""
+    if checked_at is None or checked_at is pd.NaT:
+        return (
+            "The alert rules have not run on this data yet: they run after every sync "
+            "(`python -m lib sync`) and with `python -m lib alerts`."
+        )
+    age = humanize_age((pd.Timestamp(now) - pd.Timestamp(checked_at)).total_seconds())
+    return f"The alert rules last ran {age} ({pd.Timestamp(checked_at):%Y-%m-%d %H:%M} UTC)."
 
 
 def open_alerts(states: pd.DataFrame) -> pd.DataFrame:

@@ -16,7 +16,7 @@ from lib.analytics.contracts import (
     validate_contracts,
 )
 from lib.analytics.metrics import match_price_book
-from lib.analytics.rules import paid_mask
+from lib.analytics.rules import free_mask, paid_mask
 from lib.integrations import integration_key, integration_label
 
 # ------------------------------------------------------------------ renewals
@@ -161,8 +161,18 @@ def what_to_do(
     recommended: int | None,
     matched: bool = True,
     paid: bool = True,
+    assigned: int | None = None,
+    free: bool | None = None,
 ) -> str:
-    """The one-line advice for one license at one renewal."""
+    """The one-line advice for one license at one renewal.
+
+    ``free``: the license is known to cost nothing (:func:`lib.analytics.rules.free_rule`; default:
+    not ``paid``); neither paid nor free is "not known" (:func:`lib.analytics.rules.not_known_rule`).
+    Seats are bought only when more are assigned than bought (:func:`advised_seats`): while seats
+    are unassigned, the buffer above the seats assigned is no reason to buy more.
+    """
+    if free is None:
+        free = not paid
     if deadline is None:
         before = f"before the renewal on {renewal.isoformat()} (notice period not entered)"
     elif deadline >= today:
@@ -172,12 +182,27 @@ def what_to_do(
     if not matched:
         when = before or f"before the renewal on {renewal.isoformat()}"
         return f"No license in the latest data matches this contract: check it {when}"
-    if not paid:
+    if free:
         return f"Free license: renews at no cost on {renewal.isoformat()}"
+    if not paid:
+        when = before or f"before the renewal on {renewal.isoformat()}"
+        return (
+            "Paid or free not known (the vendor does not say, no price): give it a price in the "
+            f"price book {when}"
+        )
     if total is None or recommended is None:
         when = before or f"before the renewal on {renewal.isoformat()}"
         return f"Seat counts not reported by the vendor: count the seats in use {when}"
-    change = recommended - total
+    advised = advised_seats(total, assigned, recommended)
+    assert advised is not None
+    within = ""
+    if advised == total and recommended > total:
+        spare = total - assigned if assigned is not None else 0
+        within = (
+            f" ({_seats(spare)} still unassigned: the recommended {recommended:,} is the "
+            f"{assigned:,} assigned plus the buffer, so none to buy)"
+        )
+    recommended, change = advised, advised - total
     if auto_renew is False:
         size = (
             f"{_seats(-change)} fewer than now"
@@ -188,7 +213,7 @@ def what_to_do(
         )
         return (
             f"Does not auto-renew: renew with {_seats(recommended)} ({size}) "
-            f"by {renewal.isoformat()} or let it end"
+            f"by {renewal.isoformat()} or let it end{within}"
         )
     if change < 0:
         if before is None:
@@ -201,7 +226,35 @@ def what_to_do(
         return f"Cut {_seats(-change)} {before}"
     if change > 0:
         return f"Buy {_seats(change)} at the renewal on {renewal.isoformat()}"
-    return f"Renews as is on {renewal.isoformat()}"
+    return f"Renews as is on {renewal.isoformat()}{within}"
+
+
+def _account_in_scope(contract: Mapping[str, Any], accounts: pd.DataFrame | None) -> bool:
+    """A contract no license matches is in scope when its integration, and its account when it
+    names one, are among ``accounts`` (None: every contract is)."""
+    if accounts is None:
+        return True
+    keys = {
+        integration_key(i)
+        for col in ("integration", "integration_label")
+        if col in accounts.columns
+        for i in accounts[col].dropna().astype(str)
+    }
+    if integration_key(str(contract["integration"])) not in keys:
+        return False
+    account = _opt(contract["account_id"])
+    return account is None or account in set(accounts["account_id"].astype(str))
+
+
+def advised_seats(total: int | None, assigned: int | None, recommended: int | None) -> int | None:
+    """The seats to renew at: the recommended seats (assigned + buffer) when that cuts seats or when
+    more seats are assigned than bought; else the seats bought (seats are still unassigned, and the
+    buffer alone is no reason to buy). None when seats bought or recommended are not reported."""
+    if total is None or recommended is None:
+        return None
+    if recommended <= total or (assigned is not None and assigned > total):
+        return recommended
+    return total
 
 
 def _contract_matches(licenses: pd.DataFrame, contracts: pd.DataFrame) -> list[tuple[int, int]]:
@@ -266,6 +319,9 @@ def renewals(
     contracts: pd.DataFrame,
     today: date,
     horizon_days: int = 120,
+    *,
+    shown: pd.DataFrame | None = None,
+    accounts: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per license at each contract renewal whose renewal or opt-out deadline is within
     ``horizon_days`` of ``today`` (columns :data:`RENEWAL_COLUMNS`), soonest deadline first.
@@ -274,14 +330,27 @@ def renewals(
     and advice); a contract no license matches gives one row without seats. The seat and
     money figures are the license's from :func:`lib.analytics.metrics.add_metrics`: seats bought
     (``total_seats``), assigned, ``recommended_seats``, the saving at recommended seats and the
-    true-up exposure, in the reporting currency. ``seat_change`` = recommended - bought.
+    true-up exposure, in the reporting currency. ``seat_change`` = the seats to renew at
+    (:func:`advised_seats`) - bought.
     Figures not reported stay empty, and ``what_to_do`` says so.
+
+    The sidebar's scope: contracts are matched against every license of
+    ``licenses_with_metrics``, then only the rows of ``shown`` (the licenses the filters keep, a
+    subset by index) are listed; a contract no license matches at all is listed when its
+    integration (and account, when it names one) is among ``accounts`` (the accounts the filters
+    keep). ``None``: no filter.
     """
     if isinstance(horizon_days, bool) or not isinstance(horizon_days, int) or horizon_days < 0:
         raise ValueError(f"horizon_days must be a whole number >= 0, not {horizon_days!r}")
     contracts = validate_contracts(contracts)
+    visible = (
+        np.ones(len(licenses_with_metrics), dtype=bool)
+        if shown is None
+        else np.asarray(licenses_with_metrics.index.isin(shown.index), dtype=bool)
+    )
     lic = licenses_with_metrics.reset_index(drop=True)
     paid = paid_mask(lic) if len(lic) else np.zeros(0, dtype=bool)
+    free = free_mask(lic) if len(lic) else np.zeros(0, dtype=bool)
     pairs = _contract_matches(lic, contracts)
     by_contract: dict[int, list[int]] = {}
     for row, pos in pairs:
@@ -307,7 +376,10 @@ def renewals(
         if first > limit and renewal > limit:
             continue
         key = contract_key(c["integration"], c["account_id"], c["license_id"], c["license_name"])
-        rows: list[int | None] = [*by_contract.get(pos, [])] or [None]  # None: no license matched
+        matched_rows = by_contract.get(pos, [])
+        rows: list[int | None] = [r for r in matched_rows if visible[r]]
+        if not matched_rows and _account_in_scope(c, accounts):
+            rows = [None]  # None: no license matched
         for matched in rows:
             r = lic.iloc[matched] if matched is not None else None
 
@@ -315,6 +387,7 @@ def renewals(
                 return _opt(r[col]) if r is not None and col in lic.columns else None
 
             total, recommended = get("total_seats"), get("recommended_seats")
+            advised = advised_seats(total, get("assigned_seats"), recommended)
             integ = get("integration") or c["integration"]
             rec = {
                 "contract_key": key,
@@ -335,8 +408,8 @@ def renewals(
                 "total_seats": total,
                 "assigned_seats": get("assigned_seats"),
                 "recommended_seats": recommended,
-                "seat_change": (recommended - total)
-                if total is not None and recommended is not None
+                "seat_change": (advised - total)
+                if advised is not None and total is not None
                 else None,
                 "committed_seats": _opt(c["committed_seats"]),
                 "potential_annual_savings_reporting": get("potential_annual_savings_reporting"),
@@ -355,6 +428,8 @@ def renewals(
                     recommended=recommended,
                     matched=r is not None,
                     paid=bool(paid[matched]) if matched is not None else True,
+                    assigned=get("assigned_seats"),
+                    free=bool(free[matched]) if matched is not None else False,
                 ),
             }
             out.append(rec)

@@ -56,16 +56,37 @@ PRICE_SOURCES = ("price_book", "vendor", "free", "unpriced")
 
 # The flags, as stored (categorical order). A row's flag is the first that applies in
 # FLAG_PRECEDENCE; tables list rows worst first, in FLAG_SEVERITY.
-FLAGS = ("over_allocated", "under_used", "at_capacity", "not_reported", "ok", "free")
-FLAG_PRECEDENCE = ("free", "not_reported", "over_allocated", "under_used", "at_capacity", "ok")
-FLAG_SEVERITY = ("over_allocated", "under_used", "at_capacity", "ok", "not_reported", "free")
+# ``not_known``: the vendor does not say whether the license is paid and it has no price, so it is
+# neither paid nor free (:func:`not_known_rule`): never under-used, over-allocated or at capacity
+# until someone gives it a price (0 for a free one). The seat tiles count paid licenses, so a flag
+# that calls for action (over-allocated, under-used, at capacity) is only ever on a paid license.
+FLAGS = ("over_allocated", "under_used", "at_capacity", "not_reported", "not_known", "ok", "free")
+FLAG_PRECEDENCE = (
+    "free",
+    "not_reported",
+    "not_known",
+    "over_allocated",
+    "under_used",
+    "at_capacity",
+    "ok",
+)
+FLAG_SEVERITY = (
+    "over_allocated",
+    "under_used",
+    "at_capacity",
+    "ok",
+    "not_known",
+    "not_reported",
+    "free",
+)
 
 
 # ------------------------------------------------------------------ paid, free, unpriced
 
 PAID_RULE = (
     "paid = the vendor says paid, or the vendor does not say and the license has a price above 0; "
-    "the vendor saying not paid always counts as free"
+    "the vendor saying not paid always counts as free; the vendor not saying and no price is "
+    "not known (neither paid nor free), counted apart"
 )
 
 
@@ -84,6 +105,15 @@ def free_rule(
     Neither paid nor free: the vendor does not say and there is no price (its cost is unknown).
     """
     return (~paid_na & ~paid) | (paid_na & ~price_na & (price == 0))
+
+
+def not_known_rule(
+    paid: np.ndarray, paid_na: np.ndarray, price: np.ndarray, price_na: np.ndarray
+) -> np.ndarray:
+    """Not known: the vendor does not say whether it is paid and there is no price (neither
+    :func:`paid_rule` nor :func:`free_rule`). Counted apart from paid and free everywhere; a price
+    (0 for a free one) moves it to paid or free."""
+    return paid_na & price_na
 
 
 def needs_price_rule(unpriced: np.ndarray, paid: np.ndarray, paid_na: np.ndarray) -> np.ndarray:
@@ -106,6 +136,11 @@ def paid_mask(df: pd.DataFrame) -> np.ndarray:
 def free_mask(df: pd.DataFrame) -> np.ndarray:
     """Rows of a table with metrics known to be free (:func:`free_rule`)."""
     return free_rule(*_paid_and_price(df))
+
+
+def not_known_mask(df: pd.DataFrame) -> np.ndarray:
+    """Rows whose paid status is not known (:func:`not_known_rule`)."""
+    return not_known_rule(*_paid_and_price(df))
 
 
 def unpriced_mask(df: pd.DataFrame) -> np.ndarray:

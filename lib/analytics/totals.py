@@ -28,6 +28,7 @@ from lib.analytics.rules import (
     FLAGS,
     PAID_RULE,
     needs_price_rule,
+    not_known_rule,
     paid_rule,
     unpriced_mask,
     utilization_tenths,
@@ -163,6 +164,12 @@ class PreparedMetrics:
         self.pattern = (np.cumsum(present) - 1).astype(np.int16)[raw]  # fewer than 2**15 codes
         price, price_na = _masked(df["annual_unit_price"], "Float64", np.float64)
         self.paid = paid_rule(paid, paid_na, price, price_na)
+        self.not_known = not_known_rule(paid, paid_na, price, price_na)
+        self.not_known_seats = (
+            int(np.rint(t[self.not_known & ~t_na].sum()))
+            if (self.not_known & ~t_na).any()
+            else None
+        )
         self._encoded: dict[str, tuple[np.ndarray, Any]] = {}
         self._groups: dict[tuple, tuple[np.ndarray, list]] = {}
         self._groupings: dict[tuple, _Grouping] = {}
@@ -371,6 +378,10 @@ class Summary:
     utilization_assigned_seats: int | None = None
     utilization_total_seats: int | None = None
     utilization_rows: int = 0
+    # Licenses whose paid status is not known (the vendor does not say, no price: rules.not_known_rule)
+    # and their seats bought, over every row whatever ``paid_only``: the paid figures leave them out.
+    not_known_licenses: int = 0
+    not_known_seats: int | None = None
     measure: str = MEASURE
     paid_rule: str = PAID_RULE
 
@@ -427,5 +438,7 @@ def summarize(
             utilization_assigned_seats=opt("utilization_assigned_seats", int),
             utilization_total_seats=opt("utilization_total_seats", int),
             utilization_rows=int(agg["utilization_rows"][0]),
+            not_known_licenses=int(prep.not_known.sum()),
+            not_known_seats=prep.not_known_seats,
         )
     return copy.deepcopy(prep._results[key])

@@ -37,7 +37,9 @@ def trend_frame(history: pd.DataFrame, group: str = "integration") -> pd.DataFra
     """One row per snapshot date and group with assigned, bought, utilization and spend.
 
     Utilization is seat-weighted over the rows reporting both counts at that
-    date; a sum is empty (not 0) when no row of the group reports it.
+    date; a sum is empty (not 0) when no row of the group reports it, and the
+    annual cost is empty when any row's cost is not known (no price, seats
+    bought not reported, no exchange rate).
     """
     by = GROUPS[group]
     cols = [
@@ -65,7 +67,8 @@ def trend_frame(history: pd.DataFrame, group: str = "integration") -> pd.DataFra
         total_seats=("total_seats", lambda s: s.sum() if s.notna().any() else pd.NA),
         annual_cost_reporting=(
             "annual_cost_reporting",
-            lambda s: round(float(s.sum()), 2) if s.notna().any() else pd.NA,
+            # not known (empty) when any row's cost is: never the known part as the whole
+            lambda s: round(float(s.sum()), 2) if len(s) and s.notna().all() else pd.NA,
         ),
         _a=("_a_both", "sum"),
         _t=("_t_both", "sum"),
@@ -175,6 +178,8 @@ def trend_pricing(book: pd.DataFrame | None, options: MetricOptions) -> TrendPri
         "reporting_currency": options.reporting_currency,
         "fx_rates": sorted((k, repr(float(v))) for k, v in options.fx_rates.items()),
         "vendor_price_period": options.vendor_price_period,
+        # how a day's cost is added up: a rollup built under another rule is built again
+        "cost_rule": "empty when any row's cost is not known",
     }
     token = hashlib.sha256(json.dumps(what, default=repr).encode()).hexdigest()[:32]
     return TrendPricing(checked, options, token)

@@ -114,10 +114,12 @@ def drill_down(
     integration: str = ALL,
     account: str = ALL,
     organization: str = ALL,
+    paid_only: bool = False,
 ) -> DrillDown:
     """Seat figures one level below the choices: integrations, then accounts, organizations, licenses.
 
-    An account whose licenses carry no organization goes straight to its licenses.
+    An account whose licenses carry no organization goes straight to its licenses. ``paid_only``:
+    over the paid licenses only (the seat tiles' scope, :func:`lib.analytics.rules.paid_rule`).
     """
     scope = drill_scope(rows, integration, account, organization)
     if integration == ALL:
@@ -128,5 +130,5 @@ def drill_down(
         column, level = "organization_name", "Organization"
     else:
         column, level = "license_name", "License"
-    table = group_summary(prepare(scope, options), [column])
+    table = group_summary(prepare(scope, options), [column], paid_only=paid_only)
     return DrillDown(table[[column, *DRILL_COLUMNS]], column, level)

@@ -233,6 +233,13 @@ class Tile:
     note: str | None = None  # shown under the value, e.g. what the figure leaves out
 
 
+# Which license counts as paid on the tiles: the one rule (lib.analytics.rules.paid_rule), in words.
+PAID_WORDS = (
+    "A license is paid when the vendor marks it paid, or when the vendor does not say and its price "
+    "is above 0"
+)
+
+
 def kpi_tiles(summary: Summary, gaps: SpendGaps | None = None) -> list[Tile]:
     """The Overview's tiles over ``summary``'s rows (the paid licenses by default, see ``Summary.paid_only``).
 
@@ -248,6 +255,24 @@ def kpi_tiles(summary: Summary, gaps: SpendGaps | None = None) -> list[Tile]:
     base = (
         f"Over the {summary.utilization_rows:,} {scope} that report both seats assigned and seats "
         f"bought; {left:,} row(s) without both are left out"
+    )
+    if summary.paid_only:
+        base += f". {PAID_WORDS}"
+        if summary.not_known_licenses:
+            base += (
+                f"; {summary.not_known_licenses:,} license(s) whose vendor does not say and that "
+                f"have no price are not known and counted apart ({fmt_seats(summary.not_known_seats)} "
+                "seats bought): give each a price (0 for a free one) to count it"
+            )
+    scope_note = (
+        "paid licenses (marked paid, or priced above 0)"
+        + (
+            f"; {summary.not_known_licenses:,} not known (counted apart)"
+            if summary.not_known_licenses
+            else ""
+        )
+        if summary.paid_only
+        else "all licenses"
     )
     gaps = (
         gaps
@@ -284,7 +309,7 @@ def kpi_tiles(summary: Summary, gaps: SpendGaps | None = None) -> list[Tile]:
             fmt_pct(summary.utilization_pct),
             f"{fmt_seats(a)} seats assigned ÷ {fmt_seats(t)} seats bought = {fmt_pct(summary.utilization_pct)}. "
             f"{base}.",
-            f"{'paid' if summary.paid_only else 'all'} licenses",
+            scope_note,
         ),
         Tile(
             "Over-allocated licenses",

@@ -32,6 +32,7 @@ from lib.store.tables import (
     ALERT_STATE,
     AUDIT_LOG,
     CONTRACTS,
+    SETTINGS,
     utcnow,
 )
 
@@ -61,6 +62,11 @@ STATE_COLUMNS = [
 DELIVERY_COLUMNS = ["alert_key", "channel", "attempted_at", "ok", "error"]
 _TERMS = ("monthly", "annual", "multi_year")
 _SOURCES = ("vendor", "edited")
+
+
+def _checked_key(config_key: str) -> str:
+    """The settings-table key that records when the alert rules last ran on ``config_key``."""
+    return f"alerts_checked_at:{config_key}"
 
 
 def _none(value: Any) -> Any:
@@ -379,6 +385,15 @@ class AlertsMixin(SettingsMixin):
         df["times_fired"] = df["times_fired"].astype("int64")
         return df.astype({c: "string" for c in ALERT_FIELDS})
 
+    def alerts_checked_at(self, config_key: str) -> datetime | None:
+        """When the alert rules last ran on ``config_key``'s data (:meth:`update_alert_state`),
+        found something or not; None when they never ran on this database."""
+        with self._read() as conn:
+            value = conn.execute(
+                select(SETTINGS.c.updated_at).where(SETTINGS.c.key == _checked_key(config_key))
+            ).scalar()
+        return None if value is None else pd.Timestamp(value).tz_convert("UTC").to_pydatetime()
+
     def open_alert_keys(self, config_key: str) -> set[str]:
         with self._read() as conn:
             return set(
@@ -468,6 +483,17 @@ class AlertsMixin(SettingsMixin):
                     .where(t.c.config_key == config_key, t.c.key.in_(keys), t.c.open.is_(True))
                     .values(open=False, cleared_at=now)
                 )
+            # When the rules ran (alerts_checked_at), in the key-value table the settings use:
+            # a run that finds nothing leaves no other trace.
+            conn.execute(delete(SETTINGS).where(SETTINGS.c.key == _checked_key(config_key)))
+            conn.execute(
+                insert(SETTINGS).values(
+                    key=_checked_key(config_key),
+                    value="null",
+                    updated_at=now,
+                    updated_by="alert rules",
+                )
+            )
 
     # ----------------------------------------------------------- deliveries
 

@@ -372,7 +372,9 @@ class RollupMixin(HistoryMixin):
             "SUM(a), SUM(t), "
             f"COALESCE(SUM(CASE WHEN {both} THEN a END), 0), "
             f"COALESCE(SUM(CASE WHEN {both} THEN t END), 0), "
-            f"CAST(SUM({rounded}) AS BIGINT), COUNT(*) FROM ({inner}) x "
+            # the cost only when every row's is known (never a sum that passes off unknown as 0)
+            f"CASE WHEN COUNT(v) = COUNT(*) THEN CAST(SUM({rounded}) AS BIGINT) END, COUNT(*) "
+            f"FROM ({inner}) x "
             "GROUP BY day_us, g0, g1, paid, inactive"
         )
         cur = self._cursor(conn)
@@ -477,15 +479,14 @@ class RollupMixin(HistoryMixin):
             *[(c, "string") for c in group],
             *[
                 (f"CAST(SUM({c}) AS BIGINT)", "Int64")
-                for c in (
-                    "assigned_seats",
-                    "total_seats",
-                    "assigned_both",
-                    "total_both",
-                    "cost_cents",
-                    "licenses",
-                )
+                for c in ("assigned_seats", "total_seats", "assigned_both", "total_both")
             ],
+            # empty when any part's cost is not known
+            (
+                "CASE WHEN COUNT(cost_cents) = COUNT(*) THEN CAST(SUM(cost_cents) AS BIGINT) END",
+                "Int64",
+            ),
+            ("CAST(SUM(licenses) AS BIGINT)", "Int64"),
         ]
         tail = f"FROM trend_rollup WHERE {where} GROUP BY day, {', '.join(group)}"
         data = self._columns(conn, exprs, tail, params)

@@ -220,7 +220,8 @@ class SettingsMixin(StoreBase):
 
     def _stored_settings(self, conn: Connection) -> dict[str, Any]:
         rows = conn.execute(select(SETTINGS.c.key, SETTINGS.c.value)).all()
-        return {k: json.loads(v) for k, v in rows}
+        # "alerts_checked_at:<key>" rows record when the alert rules ran (Store.alerts_checked_at)
+        return {k: json.loads(v) for k, v in rows if not k.startswith("alerts_checked_at:")}
 
     def get_settings(self) -> dict[str, Any]:
         with self._read() as conn:

@@ -49,8 +49,9 @@ class TrendMixin(RollupMixin):
         """Per snapshot date (``day``) and ``group`` columns: TREND_SUM_COLUMNS, summed in SQL.
 
         ``prices``: TREND_PRICE_COLUMNS, one row per (account, license, organization, product);
-        a row without a price, or whose price has no exchange rate (unless its cost is 0), adds
-        nothing to ``cost_cents``. The filters are those of
+        a row without a price, bought seats not reported, or whose price has no exchange rate
+        (unless its cost is 0) has no cost, and a group with such a row has no ``cost_cents``
+        (not known, never the known part passed off as the whole). The filters are those of
         :func:`lib.analytics.views.apply_filters` (paid: the vendor says paid, or does not say
         and today's annual price is above 0; search: Python's lower case on SQLite, the server's
         ``lower()`` on PostgreSQL). ``top``: only the ``top`` groups with the most seats bought
@@ -346,7 +347,8 @@ class TrendMixin(RollupMixin):
         per_snapshot = (
             f"SELECT sid, {', '.join(keys)}, SUM(a) AS a, SUM(t) AS t, "
             f"SUM(CASE WHEN {both} THEN a END) AS ab, SUM(CASE WHEN {both} THEN t END) AS tb, "
-            f"SUM({rounded}) AS c, COUNT(*) AS n FROM ({row}) x GROUP BY sid, {', '.join(keys)}"
+            f"CASE WHEN COUNT(v) = COUNT(*) THEN SUM({rounded}) END AS c, COUNT(*) AS n "
+            f"FROM ({row}) x GROUP BY sid, {', '.join(keys)}"
         )
         exprs: list[tuple[str, str]] = [
             ("p.day_us", "int64"),
@@ -355,7 +357,8 @@ class TrendMixin(RollupMixin):
             ("SUM(s.t)", "Int64"),
             ("COALESCE(SUM(s.ab), 0)", "Int64"),
             ("COALESCE(SUM(s.tb), 0)", "Int64"),
-            ("CAST(SUM(s.c) AS BIGINT)", "Int64"),
+            # the cost only when every row's is known: empty, never a sum that counts unknown as 0
+            ("CASE WHEN COUNT(s.c) = COUNT(*) THEN CAST(SUM(s.c) AS BIGINT) END", "Int64"),
             ("SUM(s.n)", "Int64"),
         ]
         tail = (

@@ -3,7 +3,8 @@ formats. What they show is computed in :mod:`lib.analytics.renewal_views`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import pandas as pd
 import streamlit as st
@@ -18,6 +19,7 @@ from lib.analytics.contracts import (
     load_contracts,
     validate_contracts,
 )
+from lib.analytics.renewals import HORIZONS
 from lib.export import dated_filename
 from lib.schema import CONTRACT_COLUMNS
 from lib.ui.workflows import show_problems
@@ -63,6 +65,20 @@ def saved_note() -> None:
     note = st.session_state.pop("_saved", None)
     if note:
         st.success(note, icon=":material/check:")
+
+
+def window() -> int:
+    """The renewal window in days (30, 60, 90 or 120; default 90), kept in the URL (``?horizon=``)
+    like the Reclaim page's days, so a copied link opens the same window."""
+    picked = st.segmented_control(
+        "Within (days)",
+        HORIZONS,
+        default=90,
+        format_func=str,  # the URL holds the label: ?horizon=30, as Reclaim's ?days=30
+        key="horizon",
+        bind="query-params",
+    )
+    return int(picked) if picked in HORIZONS else 90
 
 
 def renewal_columns(currency: str) -> dict:
@@ -254,11 +270,11 @@ class AlertState:
     deliveries: pd.DataFrame
     pending: pd.DataFrame
     not_yet_checked: list
+    holding: list = field(default_factory=list)  # every condition on the latest data, now
+    checked_at: datetime | None = None  # when the rules last ran (None: never)
 
 
 def alert_state(view) -> AlertState:
-    from datetime import UTC, datetime
-
     from lib.jobs.alerts import evaluate_latest, rules_in_force
 
     store, key = view.store, view.config_key
@@ -277,6 +293,8 @@ def alert_state(view) -> AlertState:
         deliveries=store.deliveries(key),
         pending=store.pending_deliveries(key),
         not_yet_checked=[a for a in holding if a.key not in open_keys],
+        holding=list(holding),
+        checked_at=store.alerts_checked_at(key),
     )
 
 

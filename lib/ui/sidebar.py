@@ -37,7 +37,8 @@ def sidebar_filters(accounts: pd.DataFrame) -> D.Filters:
         "Paid licenses only",
         key="paid",
         bind="query-params",
-        help="Licenses the vendor marks paid, or that have a price when the vendor does not say.",
+        help="Licenses the vendor marks paid, or whose price is above 0 when the vendor does not "
+        "say. A license the vendor does not mark and that has no price is not known: left out.",
     )
     active = sb.toggle(
         "Active licenses only",

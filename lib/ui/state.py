@@ -351,11 +351,18 @@ def _trend_sums(
 
 
 def trends(
-    view: View, days: int | None = 365, group: str = "integration", top: int | None = None
+    view: View,
+    days: int | None = 365,
+    group: str = "integration",
+    top: int | None = None,
+    paid_only: bool = False,
 ) -> pd.DataFrame:
     """:func:`lib.analytics.trends.trend_frame`'s table for the last ``days`` (None: all kept), added
     up in the database at today's prices, under the sidebar filters; ``top``: only the licenses
-    (or integrations) with the most seats bought at the latest date."""
+    (or integrations) with the most seats bought at the latest date; ``paid_only``: paid licenses
+    only (the seat tiles' scope), whatever the sidebar's paid filter."""
+    arguments = T.filter_arguments(view.filters)
+    arguments["paid_only"] = bool(arguments["paid_only"] or paid_only)
     sums = _trend_sums(
         view.store_url,
         view.config_key,
@@ -363,7 +370,7 @@ def trends(
         days,
         group,
         top,
-        tuple(T.filter_arguments(view.filters).items()),
+        tuple(arguments.items()),
         T.trend_prices(view.metrics, view.options),
         T.trend_pricing(view.price_book, view.options),
         view.data_token,

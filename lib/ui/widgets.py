@@ -136,16 +136,25 @@ def table(
     return out
 
 
+def include_free() -> bool:
+    """The "Include free licenses" toggle (in the URL, shared by the Overview, Utilization and
+    Trends): off, the seat figures count paid licenses (lib.analytics.rules.paid_rule) only."""
+    return bool(
+        st.toggle(
+            "Include free licenses in the seat figures",
+            key="with_free",
+            bind="query-params",
+            help="Free tiers (thousands of free seats) can hide how well the paid seats are used, "
+            "so the seat figures count paid licenses unless this is on. Paid: the vendor marks "
+            "it paid, or the vendor does not say and its price is above 0. A license whose vendor "
+            "does not say and that has no price is not known: only counted with this on.",
+        )
+    )
+
+
 def seat_scope(view: View) -> Summary:
     """The summary the seat tiles lead with: paid licenses, unless the user includes free ones."""
-    with_free = st.toggle(
-        "Include free licenses in the seat figures",
-        key="with_free",
-        bind="query-params",
-        help="Free tiers (thousands of free seats) can hide how well the paid seats are used, "
-        "so the tiles count paid licenses unless this is on.",
-    )
-    return view.summary(paid_only=not with_free)
+    return view.summary(paid_only=not include_free())
 
 
 def empty_state(view: View, what: str) -> bool:
