@@ -830,10 +830,8 @@ def test_first_day_tile_attention_and_table_use_one_paid_rule(first_day):
     assert "Visio" not in attention.split("more seats assigned than bought")[1].split(".")[0]
     # The tile says which rule makes a license paid and what it leaves apart.
     assert shown["Seats bought"] == "895"
-    tiles = {m.label: m for m in at.metric}
-    assert "paid licenses (marked paid, or priced above 0); 5 not known (counted apart)" in str(
-        tiles["Seat utilization"].proto
-    )
+    notes = [c.value for c in at.caption]  # a tile's note is a caption under its figure
+    assert "paid licenses (marked paid, or priced above 0); 5 not known (counted apart)" in notes
     table = app("pages/utilization.py").dataframe[0].value
     flags = dict(zip(table["license_name"], table["flag"]))
     assert sum(f == "⚠ Over-allocated" for f in flags.values()) == 1
