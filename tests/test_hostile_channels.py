@@ -221,6 +221,9 @@ def test_a_short_compressed_reason_is_read():
 # ------------------------------------------------------------------ 3. webhook: the secret
 
 
+SPLICED = "\u200e".join(TOKEN[i : i + 7] for i in range(0, len(TOKEN), 7))
+
+
 def _echo(path, params, headers):
     token = path.rsplit("/", 1)[1]
     return Reply.json({"error": "invalid_token", "token": token}, 401)
@@ -245,8 +248,26 @@ def _echo(path, params, headers):
         (lambda p, q, h: Reply.json({"error": f"see {q.get('key')}"}, 400), ": see ********"),
         (lambda p, q, h: Reply.json({"ok": False, "token": TOKEN}, 400), ""),
         (lambda p, q, h: Reply.json([TOKEN, "x"], 400), ""),
+        (  # invisible marks every 7 characters: the cleaning drops them, the scrubbing must follow it
+            lambda p, q, h: Reply(403, {}, f"bad token {SPLICED}".encode()),
+            ": bad token ********",
+        ),
+        (
+            lambda p, q, h: Reply.json({"error": "bad " + "\x00".join(TOKEN)}, 403),
+            ": bad ********",
+        ),
     ],
-    ids=["json-field", "text", "upper-case", "part-of-it", "query", "json-other", "json-list"],
+    ids=[
+        "json-field",
+        "text",
+        "upper-case",
+        "part-of-it",
+        "query",
+        "json-other",
+        "json-list",
+        "bidi-spliced",
+        "nul-spliced",
+    ],
 )
 def test_an_answer_echoing_the_url_s_token_never_shows_it(answer, reason):
     server = HostileTruto(answer)

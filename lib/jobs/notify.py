@@ -489,7 +489,9 @@ def _reason(text: str, secret: str) -> str:
     if not isinstance(value, str):
         value = text if not isinstance(value, (list, dict)) else ""
     line = next((x.strip() for x in value.splitlines() if x.strip()), "")
-    line = " ".join(clean_text(scrub_url(line, secret)).split())
+    # Cleaned before it is scrubbed: cleaning drops NUL and bidi marks, so a token spliced with them
+    # would come together only after a scrub that had not seen it.
+    line = " ".join(scrub_url(clean_text(line), secret).split())
     return _cut(line, _REASON_CHARS)
 
 
