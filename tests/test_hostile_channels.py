@@ -352,6 +352,22 @@ def test_an_smtp_server_that_drips_is_cut_off_at_the_timeout_whole(steps):
     ), result.error
 
 
+def test_an_smtp_reply_echoing_the_password_where_it_is_cut_never_shows_part_of_it():
+    # The reply is kept to 200 characters: the password is masked before that cut, not after it.
+    echo = b"550 " + b"x" * 190 + PASSWORD.encode() + b"\r\n"
+    steps = [(b"220 drip.example ESMTP\r\n", 0), Drip.LINE]
+    steps += [(b"250-drip.example\r\n250 AUTH PLAIN\r\n", 0), Drip.LINE, (b"235 ok\r\n", 0)]
+    steps += [Drip.LINE, (echo, 0), Drip.LINE, (b"250 ok\r\n", 0)]
+    with Drip(*steps) as drip:
+        s = email_cfg(drip.port, timeout=5.0, password=Secret(PASSWORD), allow_plaintext_login=True)
+        result = send_email(email_message(alerts(), s), s)
+    assert not result.ok
+    assert result.error == (
+        f"the SMTP server 127.0.0.1:{drip.port} answered 550: {'x' * 190}********"
+    ), result.error
+    assert PASSWORD[:4] not in result.error
+
+
 # ------------------------------------------------------------------ 5. SMTP: TLS
 
 

@@ -349,6 +349,8 @@ def _smtp_failure(exc: BaseException, settings: EmailSettings, server: str) -> s
             if isinstance(exc.smtp_error, bytes)
             else str(exc.smtp_error)
         )
+        # the password masked before the reply is cut: a cut through it would leave its start
+        reply = _scrub(reply, settings.password.reveal() if settings.password else None)
         return f"the SMTP server {server} answered {exc.smtp_code}: {_header_safe(reply)[:200]}"
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         return (
