@@ -66,7 +66,7 @@ from lib.jobs.channels import (
     WebhookSettings,
 )
 from lib.truto.text import clean_text
-from lib.truto.transport import cut_off_after, make_session
+from lib.truto.transport import connect_within, cut_off_after, make_session
 
 PRODUCT = "License utilization dashboard"
 
@@ -318,7 +318,8 @@ class _SMTP(smtplib.SMTP):
         return super().connect(host, port, source_address)
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
-        sock: socket.socket = super()._get_socket(host, port, timeout)  # type: ignore[misc]
+        # as smtplib's own, but within the deadline however many addresses the host has
+        sock = connect_within(self._exchange, (host, port), timeout, self.source_address)
         self._held = _Held(sock)
         self._exchange.attach(self._held)
         if self._exchange.cut_off:  # the deadline passed while connecting

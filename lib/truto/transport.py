@@ -259,6 +259,7 @@ class _Exchange:
         self.conn: object | None = None
         self.cut_off = False
         self.done = False
+        self.deadline: float | None = None  # time.monotonic() at which the watchdog cuts it off
 
     def attach(self, conn: object) -> None:
         """Watch ``conn``: anything whose ``sock`` attribute is the socket to shut down at the deadline
@@ -304,6 +305,7 @@ class _Watchdog:
         self._thread: threading.Thread | None = None
 
     def watch(self, exchange: _Exchange, deadline: float) -> None:
+        exchange.deadline = deadline
         with self._cond:
             heapq.heappush(self._heap, (deadline, next(self._seq), exchange))
             if self._thread is None:
@@ -348,6 +350,40 @@ def cut_off_after(seconds: float) -> Iterator[_Exchange]:
     finally:
         _CURRENT.exchange = previous
         exchange.finish()
+
+
+def connect_within(
+    exchange: _Exchange | None,
+    address: tuple[str, int],
+    timeout: float | None,
+    source_address: Any = None,
+) -> socket.socket:
+    """:func:`socket.create_connection` within ``exchange``'s deadline: each address of the host gets
+    ``timeout`` at most, and never more than what is left of the deadline (none is tried past it:
+    TimeoutError). A blocked connect has no socket the watchdog could shut down, so without this a host
+    with several addresses that do not answer would take ``timeout`` for each."""
+    deadline = exchange.deadline if exchange is not None else None
+    host, port = address
+    error: OSError | None = None
+    for family, kind, proto, _, where in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
+        left = timeout
+        if deadline is not None:
+            left = min(deadline - time.monotonic(), timeout if timeout is not None else math.inf)
+            if left <= 0:
+                raise TimeoutError(f"the deadline passed while connecting to {host}:{port}")
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(left)
+            if source_address:
+                sock.bind(source_address)
+            sock.connect(where)
+        except OSError as exc:
+            sock.close()
+            error = exc
+            continue
+        sock.settimeout(timeout)
+        return sock
+    raise error if error is not None else OSError(f"no address found for {host}")
 
 
 def _attach_current(conn: HTTPConnection) -> None:
