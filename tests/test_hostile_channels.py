@@ -112,6 +112,45 @@ def test_a_deadline_that_passes_while_connecting_still_cuts_the_exchange_off():
     assert exchange.cut_off and took < 4, took
 
 
+@pytest.fixture
+def unanswered(monkeypatch):
+    """A host name with three addresses where a connection is never accepted nor refused (a full
+    listen queue on loopback: the SYN is dropped), as a dual-stack host whose addresses are down."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=0)
+    port = listener.getsockname()[1]
+    queued = []
+    for _ in range(3):  # fill the queue (never accepted)
+        s = socket.socket()
+        s.setblocking(False)
+        s.connect_ex(("127.0.0.1", port))
+        queued.append(s)
+    time.sleep(0.2)
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        if host == "unanswered.test":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))] * 3
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    yield port
+    for s in queued:
+        s.close()
+    listener.close()
+
+
+def test_a_webhook_whose_addresses_never_answer_is_cut_off_at_the_timeout_whole(unanswered):
+    # Each address tried got the whole connect timeout: three addresses took three times the deadline.
+    url = Secret(f"http://unanswered.test:{unanswered}/services/T/B/x")
+    result, took = timed(lambda: post_webhook({"text": "x"}, url, 1.0))
+    assert took < 2.5, took
+    assert not result.ok and re.fullmatch(
+        rf"the webhook at http://unanswered\.test:{unanswered} did not (finish within 1 seconds "
+        r"\(the timeout is for the whole send\)|answer within 1 seconds)",
+        result.error,
+    ), result.error
+
+
 def test_a_webhook_dripping_its_body_after_a_failure_status_is_cut_off_too():
     body = [(b"x", 0.5)] * 120  # 60 s of body
     server = HostileTruto(lambda *a: Reply(502, {"Content-Type": "text/plain"}, body))
@@ -367,33 +406,6 @@ def test_an_smtp_reply_echoing_the_password_where_it_is_cut_never_shows_part_of_
         f"the SMTP server 127.0.0.1:{drip.port} answered 550: {'x' * 190}********"
     ), result.error
     assert PASSWORD[:4] not in result.error
-
-
-@pytest.fixture
-def unanswered(monkeypatch):
-    """A host name with three addresses where a connection is never accepted nor refused (a full
-    listen queue on loopback: the SYN is dropped), as a dual-stack host whose addresses are down."""
-    listener = socket.create_server(("127.0.0.1", 0), backlog=0)
-    port = listener.getsockname()[1]
-    queued = []
-    for _ in range(3):  # fill the queue (never accepted)
-        s = socket.socket()
-        s.setblocking(False)
-        s.connect_ex(("127.0.0.1", port))
-        queued.append(s)
-    time.sleep(0.2)
-    real = socket.getaddrinfo
-
-    def getaddrinfo(host, *args, **kwargs):
-        if host == "unanswered.test":
-            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))] * 3
-        return real(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    yield port
-    for s in queued:
-        s.close()
-    listener.close()
 
 
 def test_an_smtp_server_whose_addresses_never_answer_is_cut_off_at_the_timeout_whole(unanswered):

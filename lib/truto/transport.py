@@ -22,6 +22,7 @@ import requests.auth
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
 from lib.errors import DashboardError
 
@@ -357,6 +358,7 @@ def connect_within(
     address: tuple[str, int],
     timeout: float | None,
     source_address: Any = None,
+    socket_options: Any = None,
 ) -> socket.socket:
     """:func:`socket.create_connection` within ``exchange``'s deadline: each address of the host gets
     ``timeout`` at most, and never more than what is left of the deadline (none is tried past it:
@@ -364,6 +366,7 @@ def connect_within(
     with several addresses that do not answer would take ``timeout`` for each."""
     deadline = exchange.deadline if exchange is not None else None
     host, port = address
+    host = host.strip("[]")  # an IPv6 literal as a URL writes it
     error: OSError | None = None
     for family, kind, proto, _, where in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
         left = timeout
@@ -373,6 +376,8 @@ def connect_within(
                 raise TimeoutError(f"the deadline passed while connecting to {host}:{port}")
         sock = socket.socket(family, kind, proto)
         try:
+            for option in socket_options or ():
+                sock.setsockopt(*option)
             sock.settimeout(left)
             if source_address:
                 sock.bind(source_address)
@@ -398,7 +403,10 @@ def _connected(conn: HTTPConnection) -> None:
         exchange.catch_up(conn)
 
 
-class _Conn(HTTPConnection):
+class _Watched(HTTPConnection):
+    """urllib3's connection, watched by the exchange of the thread that uses it: connecting within its
+    deadline (:func:`connect_within`), the socket shut down at it."""
+
     def request(self, *args, **kwargs):
         _attach_current(self)
         return super().request(*args, **kwargs)
@@ -407,15 +415,36 @@ class _Conn(HTTPConnection):
         super().connect()
         _connected(self)
 
+    def _new_conn(self) -> socket.socket:
+        exchange = _exchange_of(self)[0]
+        timeout = self.timeout
+        if exchange is None or not (timeout is None or isinstance(timeout, (int, float))):
+            return super()._new_conn()
+        try:  # the errors as urllib3's own _new_conn raises them
+            sock = connect_within(
+                exchange,
+                (self._dns_host, self.port),
+                timeout,
+                self.source_address,
+                self.socket_options,
+            )
+        except socket.gaierror as exc:
+            raise NameResolutionError(self.host, self, exc) from exc
+        except TimeoutError as exc:
+            raise ConnectTimeoutError(
+                self, f"Connection to {self.host} timed out. (connect timeout={timeout})"
+            ) from exc
+        except OSError as exc:
+            raise NewConnectionError(self, f"Failed to establish a new connection: {exc}") from exc
+        return sock
 
-class _TLSConn(HTTPSConnection):
-    def request(self, *args, **kwargs):
-        _attach_current(self)
-        return super().request(*args, **kwargs)
 
-    def connect(self) -> None:
-        super().connect()
-        _connected(self)
+class _Conn(_Watched):
+    pass
+
+
+class _TLSConn(_Watched, HTTPSConnection):
+    pass
 
 
 class _Pool(HTTPConnectionPool):
