@@ -312,9 +312,8 @@ class _SMTP(smtplib.SMTP):
         super().__init__(timeout=timeout)
 
     def connect(self, host: str = "localhost", port: int = 0, source_address: Any = None):
-        self._host = (
-            host  # the name STARTTLS checks the certificate against (set by __init__ in smtplib)
-        )
+        # the name STARTTLS checks the certificate against (set by __init__ in smtplib)
+        self._host = host
         return super().connect(host, port, source_address)
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
