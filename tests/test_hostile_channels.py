@@ -151,6 +151,13 @@ def test_a_webhook_whose_addresses_never_answer_is_cut_off_at_the_timeout_whole(
     ), result.error
 
 
+def test_a_webhook_host_name_that_cannot_be_encoded_fails_as_urllib3_says():
+    # connecting within the deadline leaves a host name IDNA refuses to urllib3's own error
+    url = Secret("http://" + "a" * 70 + ".example/services/T/B/x")
+    result = post_webhook({"text": "x"}, url, 1.0)
+    assert not result.ok and result.error.endswith("failed (LocationParseError)"), result.error
+
+
 def test_a_webhook_dripping_its_body_after_a_failure_status_is_cut_off_too():
     body = [(b"x", 0.5)] * 120  # 60 s of body
     server = HostileTruto(lambda *a: Reply(502, {"Content-Type": "text/plain"}, body))

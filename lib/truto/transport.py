@@ -428,6 +428,8 @@ class _Watched(HTTPConnection):
                 self.source_address,
                 self.socket_options,
             )
+        except UnicodeError:  # a host name IDNA cannot encode: urllib3's own error for it
+            return super()._new_conn()
         except socket.gaierror as exc:
             raise NameResolutionError(self.host, self, exc) from exc
         except TimeoutError as exc:
