@@ -15,6 +15,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import socket
 import ssl
 import time
 import tracemalloc
@@ -109,6 +110,52 @@ def test_a_deadline_that_passes_while_connecting_still_cuts_the_exchange_off():
                 session.get(f"http://127.0.0.1:{drip.port}/x", timeout=5)
         took = time.monotonic() - started
     assert exchange.cut_off and took < 4, took
+
+
+@pytest.fixture
+def unanswered(monkeypatch):
+    """A host name with three addresses where a connection is never accepted nor refused (a full
+    listen queue on loopback: the SYN is dropped), as a dual-stack host whose addresses are down."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=0)
+    port = listener.getsockname()[1]
+    queued = []
+    for _ in range(3):  # fill the queue (never accepted)
+        s = socket.socket()
+        s.setblocking(False)
+        s.connect_ex(("127.0.0.1", port))
+        queued.append(s)
+    time.sleep(0.2)
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        if host == "unanswered.test":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))] * 3
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    yield port
+    for s in queued:
+        s.close()
+    listener.close()
+
+
+def test_a_webhook_whose_addresses_never_answer_is_cut_off_at_the_timeout_whole(unanswered):
+    # Each address tried got the whole connect timeout: three addresses took three times the deadline.
+    url = Secret(f"http://unanswered.test:{unanswered}/services/T/B/x")
+    result, took = timed(lambda: post_webhook({"text": "x"}, url, 1.0))
+    assert took < 2.5, took
+    assert not result.ok and re.fullmatch(
+        rf"the webhook at http://unanswered\.test:{unanswered} did not (finish within 1 seconds "
+        r"\(the timeout is for the whole send\)|answer within 1 seconds)",
+        result.error,
+    ), result.error
+
+
+def test_a_webhook_host_name_that_cannot_be_encoded_fails_as_urllib3_says():
+    # connecting within the deadline leaves a host name IDNA refuses to urllib3's own error
+    url = Secret("http://" + "a" * 70 + ".example/services/T/B/x")
+    result = post_webhook({"text": "x"}, url, 1.0)
+    assert not result.ok and result.error.endswith("failed (LocationParseError)"), result.error
 
 
 def test_a_webhook_dripping_its_body_after_a_failure_status_is_cut_off_too():
@@ -221,6 +268,9 @@ def test_a_short_compressed_reason_is_read():
 # ------------------------------------------------------------------ 3. webhook: the secret
 
 
+SPLICED = "\u200e".join(TOKEN[i : i + 7] for i in range(0, len(TOKEN), 7))
+
+
 def _echo(path, params, headers):
     token = path.rsplit("/", 1)[1]
     return Reply.json({"error": "invalid_token", "token": token}, 401)
@@ -245,8 +295,26 @@ def _echo(path, params, headers):
         (lambda p, q, h: Reply.json({"error": f"see {q.get('key')}"}, 400), ": see ********"),
         (lambda p, q, h: Reply.json({"ok": False, "token": TOKEN}, 400), ""),
         (lambda p, q, h: Reply.json([TOKEN, "x"], 400), ""),
+        (  # invisible marks every 7 characters: the cleaning drops them, the scrubbing must follow it
+            lambda p, q, h: Reply(403, {}, f"bad token {SPLICED}".encode()),
+            ": bad token ********",
+        ),
+        (
+            lambda p, q, h: Reply.json({"error": "bad " + "\x00".join(TOKEN)}, 403),
+            ": bad ********",
+        ),
     ],
-    ids=["json-field", "text", "upper-case", "part-of-it", "query", "json-other", "json-list"],
+    ids=[
+        "json-field",
+        "text",
+        "upper-case",
+        "part-of-it",
+        "query",
+        "json-other",
+        "json-list",
+        "bidi-spliced",
+        "nul-spliced",
+    ],
 )
 def test_an_answer_echoing_the_url_s_token_never_shows_it(answer, reason):
     server = HostileTruto(answer)
@@ -326,6 +394,34 @@ def test_an_smtp_server_that_drips_is_cut_off_at_the_timeout_whole(steps):
     # Python's TLS handshake is itself limited to the socket's timeout: it may end first.
     assert not result.ok and re.fullmatch(
         rf"the SMTP server 127\.0\.0\.1:{drip.port} did not (finish within 1 seconds \(the "
+        r"timeout is for the whole send\)|answer within 1 seconds)",
+        result.error,
+    ), result.error
+
+
+def test_an_smtp_reply_echoing_the_password_where_it_is_cut_never_shows_part_of_it():
+    # The reply is kept to 200 characters: the password is masked before that cut, not after it.
+    echo = b"550 " + b"x" * 190 + PASSWORD.encode() + b"\r\n"
+    steps = [(b"220 drip.example ESMTP\r\n", 0), Drip.LINE]
+    steps += [(b"250-drip.example\r\n250 AUTH PLAIN\r\n", 0), Drip.LINE, (b"235 ok\r\n", 0)]
+    steps += [Drip.LINE, (echo, 0), Drip.LINE, (b"250 ok\r\n", 0)]
+    with Drip(*steps) as drip:
+        s = email_cfg(drip.port, timeout=5.0, password=Secret(PASSWORD), allow_plaintext_login=True)
+        result = send_email(email_message(alerts(), s), s)
+    assert not result.ok
+    assert result.error == (
+        f"the SMTP server 127.0.0.1:{drip.port} answered 550: {'x' * 190}********"
+    ), result.error
+    assert PASSWORD[:4] not in result.error
+
+
+def test_an_smtp_server_whose_addresses_never_answer_is_cut_off_at_the_timeout_whole(unanswered):
+    # Each address tried got the whole timeout: three addresses took three times the deadline.
+    s = email_cfg(unanswered, host="unanswered.test", timeout=1.0)
+    result, took = timed(lambda: send_email(email_message(alerts(), s), s))
+    assert took < 2.5, took
+    assert not result.ok and re.fullmatch(
+        rf"the SMTP server unanswered\.test:{unanswered} did not (finish within 1 seconds \(the "
         r"timeout is for the whole send\)|answer within 1 seconds)",
         result.error,
     ), result.error

@@ -38,9 +38,8 @@ CLASSES = ("departed", "invited", "active", "inactive", "never_active", "not_rep
 RECLAIMABLE = ("inactive", "never_active", "departed", "invited")
 DEPARTED_STATUSES = ("inactive", "deleted")
 DEFAULT_INACTIVE_DAYS = 90
-MAX_INACTIVE_DAYS = (
-    3650  # ten years: beyond it a threshold is a typing error (and days x 86400 s overflows)
-)
+# ten years: beyond it a threshold is a typing error (and days x 86400 s overflows)
+MAX_INACTIVE_DAYS = 3650
 THRESHOLD_CHOICES = (30, 60, 90)
 
 _DAY_US = 86_400_000_000
@@ -67,9 +66,7 @@ def last_activity(seats: pd.DataFrame) -> pd.Series:
 def validate_threshold(days) -> int:
     """The inactivity threshold as whole days from 1 to :data:`MAX_INACTIVE_DAYS` (ValueError naming the
     value otherwise)."""
-    shown = (
-        repr(days) if len(repr(days)) <= 40 else repr(days)[:39] + "…"
-    )  # a URL can carry any text
+    shown = repr(days) if len(repr(days)) <= 40 else repr(days)[:39] + "…"  # a URL: any text
     if isinstance(days, bool) or not isinstance(days, (int, float, np.integer)):
         try:
             days = float(str(days).strip())

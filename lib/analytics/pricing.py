@@ -84,11 +84,6 @@ class ProblemList(list):
         for problem in problems:
             self.append(problem)
 
-    @property
-    def full(self) -> bool:
-        """The list holds its ``limit``: a problem found now is only counted."""
-        return len(self) >= self.limit
-
 
 class _ListedProblems(ValueError):
     """An error that carries the problems found, each a sentence with its row and column: the first

@@ -100,8 +100,8 @@ def _address(value: Any, where: str) -> str:
     return text
 
 
-def _flag(section: Mapping[str, Any], key: str, where: str) -> bool:
-    value = section.get(key, False)
+def _flag(section: Mapping[str, Any], key: str, where: str, default: bool = False) -> bool:
+    value = section.get(key, default)
     if not isinstance(value, bool):
         raise ConfigError(f"{where} {key}: {value!r} is not true or false")
     return value
@@ -159,9 +159,7 @@ def email_settings(secrets: Mapping[str, Any]) -> EmailSettings | None:
             f"{where}: implicit_tls and starttls are two ways to start TLS; set only one "
             "(implicit_tls = true for port 465, starttls = true for 587)"
         )
-    starttls = section.get("starttls", not implicit_tls)
-    if not isinstance(starttls, bool):
-        raise ConfigError(f"{where} starttls: {starttls!r} is not true or false")
+    starttls = _flag(section, "starttls", where, default=not implicit_tls)
     port = section.get("port", 465 if implicit_tls else 587 if starttls else 25)
     if isinstance(port, str) and port.strip().isdigit():
         port = int(port.strip())

@@ -66,7 +66,7 @@ from lib.jobs.channels import (
     WebhookSettings,
 )
 from lib.truto.text import clean_text
-from lib.truto.transport import cut_off_after, make_session
+from lib.truto.transport import connect_within, cut_off_after, make_session
 
 PRODUCT = "License utilization dashboard"
 
@@ -312,13 +312,13 @@ class _SMTP(smtplib.SMTP):
         super().__init__(timeout=timeout)
 
     def connect(self, host: str = "localhost", port: int = 0, source_address: Any = None):
-        self._host = (
-            host  # the name STARTTLS checks the certificate against (set by __init__ in smtplib)
-        )
+        # the name STARTTLS checks the certificate against (set by __init__ in smtplib)
+        self._host = host
         return super().connect(host, port, source_address)
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
-        sock: socket.socket = super()._get_socket(host, port, timeout)  # type: ignore[misc]
+        # as smtplib's own, but within the deadline however many addresses the host has
+        sock = connect_within(self._exchange, (host, port), timeout, self.source_address)
         self._held = _Held(sock)
         self._exchange.attach(self._held)
         if self._exchange.cut_off:  # the deadline passed while connecting
@@ -349,6 +349,8 @@ def _smtp_failure(exc: BaseException, settings: EmailSettings, server: str) -> s
             if isinstance(exc.smtp_error, bytes)
             else str(exc.smtp_error)
         )
+        # the password masked before the reply is cut: a cut through it would leave its start
+        reply = _scrub(reply, settings.password.reveal() if settings.password else None)
         return f"the SMTP server {server} answered {exc.smtp_code}: {_header_safe(reply)[:200]}"
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         return (
@@ -489,7 +491,9 @@ def _reason(text: str, secret: str) -> str:
     if not isinstance(value, str):
         value = text if not isinstance(value, (list, dict)) else ""
     line = next((x.strip() for x in value.splitlines() if x.strip()), "")
-    line = " ".join(clean_text(scrub_url(line, secret)).split())
+    # Cleaned before it is scrubbed: cleaning drops NUL and bidi marks, so a token spliced with them
+    # would come together only after a scrub that had not seen it.
+    line = " ".join(scrub_url(clean_text(line), secret).split())
     return _cut(line, _REASON_CHARS)
 
 

@@ -35,9 +35,8 @@ def _clean(value, what: str, required: bool = True) -> str | None:
         return None
     if len(text) > _MAX_TEXT:
         raise ExemptionError(f"{what} is longer than {_MAX_TEXT} characters")
-    bad = unsafe_character(
-        text
-    )  # the one text rule (lib.truto.text): C0, DEL, C1, bidi, surrogates
+    # the one text rule (lib.truto.text): C0, DEL, C1, bidi, surrogates
+    bad = unsafe_character(text)
     if bad:
         raise ExemptionError(
             f"{what} contains control characters ({bad}: a line break, tab, NUL or "

@@ -22,6 +22,7 @@ import requests.auth
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
 from lib.errors import DashboardError
 
@@ -259,6 +260,7 @@ class _Exchange:
         self.conn: object | None = None
         self.cut_off = False
         self.done = False
+        self.deadline: float | None = None  # time.monotonic() at which the watchdog cuts it off
 
     def attach(self, conn: object) -> None:
         """Watch ``conn``: anything whose ``sock`` attribute is the socket to shut down at the deadline
@@ -304,6 +306,7 @@ class _Watchdog:
         self._thread: threading.Thread | None = None
 
     def watch(self, exchange: _Exchange, deadline: float) -> None:
+        exchange.deadline = deadline
         with self._cond:
             heapq.heappush(self._heap, (deadline, next(self._seq), exchange))
             if self._thread is None:
@@ -350,6 +353,44 @@ def cut_off_after(seconds: float) -> Iterator[_Exchange]:
         exchange.finish()
 
 
+def connect_within(
+    exchange: _Exchange | None,
+    address: tuple[str, int],
+    timeout: float | None,
+    source_address: Any = None,
+    socket_options: Any = None,
+) -> socket.socket:
+    """:func:`socket.create_connection` within ``exchange``'s deadline: each address of the host gets
+    ``timeout`` at most, and never more than what is left of the deadline (none is tried past it:
+    TimeoutError). A blocked connect has no socket the watchdog could shut down, so without this a host
+    with several addresses that do not answer would take ``timeout`` for each."""
+    deadline = exchange.deadline if exchange is not None else None
+    host, port = address
+    host = host.strip("[]")  # an IPv6 literal as a URL writes it
+    error: OSError | None = None
+    for family, kind, proto, _, where in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
+        left = timeout
+        if deadline is not None:
+            left = min(deadline - time.monotonic(), timeout if timeout is not None else math.inf)
+            if left <= 0:
+                raise TimeoutError(f"the deadline passed while connecting to {host}:{port}")
+        sock = socket.socket(family, kind, proto)
+        try:
+            for option in socket_options or ():
+                sock.setsockopt(*option)
+            sock.settimeout(left)
+            if source_address:
+                sock.bind(source_address)
+            sock.connect(where)
+        except OSError as exc:
+            sock.close()
+            error = exc
+            continue
+        sock.settimeout(timeout)
+        return sock
+    raise error if error is not None else OSError(f"no address found for {host}")
+
+
 def _attach_current(conn: HTTPConnection) -> None:
     exchange = getattr(_CURRENT, "exchange", None)
     if exchange is not None:
@@ -362,7 +403,10 @@ def _connected(conn: HTTPConnection) -> None:
         exchange.catch_up(conn)
 
 
-class _Conn(HTTPConnection):
+class _Watched(HTTPConnection):
+    """urllib3's connection, watched by the exchange of the thread that uses it: connecting within its
+    deadline (:func:`connect_within`), the socket shut down at it."""
+
     def request(self, *args, **kwargs):
         _attach_current(self)
         return super().request(*args, **kwargs)
@@ -371,15 +415,38 @@ class _Conn(HTTPConnection):
         super().connect()
         _connected(self)
 
+    def _new_conn(self) -> socket.socket:
+        exchange = _exchange_of(self)[0]
+        timeout = self.timeout
+        if exchange is None or not (timeout is None or isinstance(timeout, (int, float))):
+            return super()._new_conn()
+        try:  # the errors as urllib3's own _new_conn raises them
+            sock = connect_within(
+                exchange,
+                (self._dns_host, self.port),
+                timeout,
+                self.source_address,
+                self.socket_options,
+            )
+        except UnicodeError:  # a host name IDNA cannot encode: urllib3's own error for it
+            return super()._new_conn()
+        except socket.gaierror as exc:
+            raise NameResolutionError(self.host, self, exc) from exc
+        except TimeoutError as exc:
+            raise ConnectTimeoutError(
+                self, f"Connection to {self.host} timed out. (connect timeout={timeout})"
+            ) from exc
+        except OSError as exc:
+            raise NewConnectionError(self, f"Failed to establish a new connection: {exc}") from exc
+        return sock
 
-class _TLSConn(HTTPSConnection):
-    def request(self, *args, **kwargs):
-        _attach_current(self)
-        return super().request(*args, **kwargs)
 
-    def connect(self) -> None:
-        super().connect()
-        _connected(self)
+class _Conn(_Watched):
+    pass
+
+
+class _TLSConn(_Watched, HTTPSConnection):
+    pass
 
 
 class _Pool(HTTPConnectionPool):
