@@ -43,6 +43,7 @@ from lib.analytics.price_book_views import (  # noqa: F401  (re-exported for the
 from lib.analytics.rules import FLAG_SEVERITY, paid_mask
 from lib.analytics.spend_gaps import (  # noqa: F401  (re-exported: D.spend_gaps(...))
     SpendGaps,
+    idle_spend_empty_text,
     savings_empty_text,
     spend_chart_empty_text,
     spend_chart_rows,

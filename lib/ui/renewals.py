@@ -21,6 +21,7 @@ from lib.analytics.contracts import (
 )
 from lib.export import dated_filename
 from lib.schema import CONTRACT_COLUMNS
+from lib.ui.workflows import saved_note  # noqa: F401  (re-exported: U.saved_note())
 
 CONTRACT_HEADERS = {
     "integration": "Integration",
@@ -62,12 +63,6 @@ def show_problems(title: str, problems: list[str]) -> None:
 def saved(message: str) -> None:
     st.session_state["_saved"] = message
     st.rerun()
-
-
-def saved_note() -> None:
-    note = st.session_state.pop("_saved", None)
-    if note:
-        st.success(note, icon=":material/check:")
 
 
 def renewal_columns(currency: str) -> dict:
