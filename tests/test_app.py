@@ -568,3 +568,29 @@ def test_a_saved_note_keeps_the_page_in_place_so_its_tabs_stay_where_they_were(d
         return [(k, type(v).__name__) for k, v in at.main.children.items()]
 
     assert layout(True) == layout(False)
+
+
+@pytest.mark.parametrize("page", ["pages/overview.py", "pages/trends.py", "pages/reclaim.py"])
+def test_accounts_that_list_no_license_say_so_not_that_a_filter_hides_them(
+    db, emulator, monkeypatch, page
+):
+    from tests.factories import account, dataset
+
+    _against(
+        emulator,
+        monkeypatch,
+        dataset(
+            [account("s", "asana"), account("a", "adobe"), account("z", "zoom")],
+            {"a": []},
+        ),
+        faults={"z": {"blocked_503": True}},
+    )
+    at = app(page)
+    no_exception(at)
+    infos = [i.value for i in at.info]
+    assert not any("match the filters" in i or "No snapshots yet" in i for i in infos), infos
+    assert (
+        "No licenses yet: of the 3 integrated account(s), 1 listed none; 1 belong to integrations "
+        "that do not offer licenses in Truto; 1 could not be fetched." in infos[0]
+    ), infos
+    assert [e.proto.page for e in at.get("page_link")] == ["accounts"]

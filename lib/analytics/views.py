@@ -53,6 +53,31 @@ from lib.analytics.totals import Summary
 from lib.integrations import SEAT_FIELDS, unreported_license_fields
 from lib.schema import FAILED_OUTCOMES
 
+
+def no_licenses_text(accounts: pd.DataFrame) -> str:
+    """Why there is no license at all although accounts were fetched (not every one failed), true of
+    ``accounts`` (their latest fetch outcomes)."""
+    outcome = accounts["outcome"].astype("string")
+    n = len(accounts)
+    parts = [
+        f"{k} {words}"
+        for k, words in (
+            (int(outcome.eq("ok").sum()), "listed none"),
+            (
+                int(outcome.eq("not_supported").sum()),
+                "belong to integrations that do not offer licenses in Truto",
+            ),
+            (int(outcome.isin(list(FAILED_OUTCOMES)).sum()), "could not be fetched"),
+        )
+        if k
+    ]
+    return (
+        f"No licenses yet: of the {n} integrated account(s), {'; '.join(parts)}. The Accounts page "
+        "shows each account's result; connect an account whose integration lists licenses, then press "
+        "**Refresh from Truto**."
+    )
+
+
 # ------------------------------------------------------------------ filters
 
 
