@@ -200,6 +200,13 @@ def save_one_price_and_one_rate(server, page, tmp_path) -> None:
 
 
 def test_first_day_every_page_then_one_price_and_one_rate(first_day, pages, tmp_path):
+    # CHARTS names every chart the pages draw, so a new one is checked too.
+    drawn = {
+        m
+        for path in (ui.ROOT / "pages").glob("*.py")
+        for m in re.findall(r'key="(chart-[\w-]+)"', path.read_text())
+    }
+    assert drawn == {k for keys in CHARTS.values() for k in keys}
     wrong = walk_all(first_day, pages, "empty")
     save_one_price_and_one_rate(first_day, pages[0][1], tmp_path)
     wrong += walk_all(first_day, pages, "saved")
