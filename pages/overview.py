@@ -31,10 +31,17 @@ with left:
     st.caption("Licenses whose bought-but-unassigned seats cost the most per year.")
     top = groupings.top_idle_spend(view.prepared, 10)
     if top.empty:
-        st.info(
-            "No idle spend to show: either every seat bought is assigned, or the licenses with idle seats "
-            "have no price yet (see Price book)."
+        text, target = D.idle_spend_empty_text(
+            view.filtered, D.spend_gaps(view.filtered, view.options)
         )
+        with st.container(key="top-idle-empty"):
+            st.info(text)
+            if target:
+                st.page_link(
+                    ui.page_path(target),
+                    label=f"Open {ui.PAGE_TITLES[target]}",
+                    icon=":material/arrow_forward:",
+                )
     else:
         ui.chart(charts.top_idle_spend(top, view.currency), key="chart-top-idle")
         ui.download(top, "top-idle-spend", key="dl-top-idle")

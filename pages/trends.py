@@ -14,6 +14,8 @@ st.caption(
     "Spend is at today's prices and exchange rates. Active and reclaimable seats come from the users "
     "each sync listed, at 90 days without activity."
 )
+if ui.empty_state(view, "licenses"):
+    st.stop()
 
 PERIODS = {"Last 3 months": 92, "Last 12 months": 365, "Last 2 years": 731, "Everything kept": None}
 period = (

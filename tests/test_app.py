@@ -884,3 +884,97 @@ def test_first_day_trends_never_say_0_for_a_cost_not_known(first_day):
                 with_free,
                 integration,
             )
+
+
+# -- the first day (issue 22): nothing saved, a real (emulated) Truto --------------------------
+
+
+def test_first_day_overview_says_no_license_with_idle_seats_has_a_price_and_links_the_price_book(
+    db, emulator, monkeypatch
+):
+    from tests.factories import account, dataset, lic
+
+    _against(
+        emulator,
+        monkeypatch,
+        dataset(
+            [account("a", "adobe"), account("d", "docusign")],
+            {
+                "a": [lic("x", "Acrobat Pro", 3, 10, True)],
+                "d": [lic("y", "eSignature", None, 5, True, unit_amount=40.0, currency="EUR")],
+            },
+        ),
+    )
+    at = app()
+    no_exception(at)
+    assert not charts_drawn(at) or all(
+        f.get("layout", {}).get("xaxis", {}).get("title", {}).get("text") != "Idle annual spend"
+        for f in charts_drawn(at)
+    )
+    infos = [i.value for i in at.info]
+    assert any(
+        "none of the 1 license(s) with seats bought but not assigned has a price" in i
+        and "Price book" in i
+        for i in infos
+    ), infos
+    block = _keyed_block(at.main, "top-idle-empty")
+    assert block is not None
+    links = [e.proto.page for e in block.get("page_link")]
+    assert links == ["price-book"], links
+
+
+def _keyed_block(node, key: str):
+    """The container drawn with ``key=...`` (Streamlit puts the key in its block's id)."""
+    for child in getattr(node, "children", {}).values():
+        if type(child).__name__ == "Block" and child.proto.id.endswith(f"-{key}"):
+            return child
+        found = _keyed_block(child, key)
+        if found is not None:
+            return found
+    return None
+
+
+@pytest.mark.parametrize(
+    "page", ["pages/price-book.py", "pages/renewals.py", "pages/reclaim.py", "pages/alerts.py"]
+)
+def test_a_saved_note_keeps_the_page_in_place_so_its_tabs_stay_where_they_were(db, page):
+    """After a save the page shows the note once; on the next run (the note gone) every element keeps
+    its place, or Streamlit draws the tabs anew and the browser jumps back to the first tab."""
+    from lib.ui.workflows import _NOTE_KEY
+
+    def layout(note: bool) -> list[tuple[int, str]]:
+        at = app(page)
+        if note:
+            at.session_state[_NOTE_KEY] = "Saved 1 prices."
+            at.run()
+        no_exception(at)
+        assert any("Saved 1 prices." in s.value for s in at.success) == note
+        return [(k, type(v).__name__) for k, v in at.main.children.items()]
+
+    assert layout(True) == layout(False)
+
+
+@pytest.mark.parametrize("page", ["pages/overview.py", "pages/trends.py", "pages/reclaim.py"])
+def test_accounts_that_list_no_license_say_so_not_that_a_filter_hides_them(
+    db, emulator, monkeypatch, page
+):
+    from tests.factories import account, dataset
+
+    _against(
+        emulator,
+        monkeypatch,
+        dataset(
+            [account("s", "asana"), account("a", "adobe"), account("z", "zoom")],
+            {"a": []},
+        ),
+        faults={"z": {"blocked_503": True}},
+    )
+    at = app(page)
+    no_exception(at)
+    infos = [i.value for i in at.info]
+    assert not any("match the filters" in i or "No snapshots yet" in i for i in infos), infos
+    assert (
+        "No licenses yet: of the 3 integrated account(s), 1 listed none; 1 belong to integrations "
+        "that do not offer licenses in Truto; 1 could not be fetched." in infos[0]
+    ), infos
+    assert [e.proto.page for e in at.get("page_link")] == ["accounts"]

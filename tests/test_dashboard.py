@@ -887,3 +887,81 @@ def test_both_themes_meet_wcag_aa_for_buttons_and_the_pinned_column(scheme):
     assert _contrast(text, background) >= 4.5
     faded = tuple(0.6 * t + 0.4 * b for t, b in zip(text, background))
     assert _contrast(faded, background) >= 4.5
+
+
+def _first_day_rows(book=None, rates=None):
+    """Nothing saved (issue 22): an Adobe license with idle seats and no price, a Microsoft 365 one
+    whose vendor does not say paid, a free one with idle seats, and DocuSign priced in EUR."""
+    listings = [
+        Listing(
+            "ad",
+            "adobe",
+            "t1",
+            [
+                {
+                    "id": "a",
+                    "name": "Acrobat Pro",
+                    "assigned_quantity": 6,
+                    "available_quantity": 10,
+                    "is_paid": True,
+                },
+                {
+                    "id": "f",
+                    "name": "Express",
+                    "assigned_quantity": 1,
+                    "available_quantity": 50,
+                    "is_paid": False,
+                },
+            ],
+            NOW,
+        ),
+        Listing(
+            "ms",
+            "microsoft365",
+            "t1",
+            [{"id": "e3", "name": "E3", "assigned_quantity": 40, "available_quantity": 45}],
+            NOW,
+        ),
+    ]
+    df, _ = build_license_table(listings)
+    options = MetricOptions(fx_rates=rates or {})
+    empty = pd.DataFrame(
+        columns=[
+            "integration",
+            "license_id",
+            "license_name",
+            "unit_price",
+            "currency",
+            "billing_period",
+        ]
+    )
+    return add_metrics(df, empty if book is None else book, options), options
+
+
+def test_the_first_day_idle_spend_empty_state_says_what_is_missing_and_where_to_add_it():
+    df, options = _first_day_rows()
+    assert groupings.top_idle_spend(df, 10, options).empty
+    text, target = D.idle_spend_empty_text(df, D.spend_gaps(df, options))
+    # Acrobat Pro and E3 (its vendor does not say whether it is paid); the free license is not counted.
+    assert (
+        text.startswith("No idle spend to show yet: none of the 2 license(s)")
+        and target == "price_book"
+    )
+    assert "Add their prices in the Price book" in text
+    book = pd.DataFrame(
+        {
+            "integration": ["adobe"],
+            "license_id": ["a"],
+            "license_name": ["Acrobat Pro"],
+            "unit_price": [20.0],
+            "currency": ["EUR"],
+            "billing_period": ["monthly"],
+        }
+    )
+    df, options = _first_day_rows(book)
+    text, target = D.idle_spend_empty_text(df, D.spend_gaps(df, options))
+    assert "1 have a price in EUR with no exchange rate to USD and 1 have no price" in text
+    assert target == "price_book"
+    all_assigned = df.assign(unassigned_seats=pd.array([0] * len(df), dtype="Int64"))
+    text, target = D.idle_spend_empty_text(all_assigned, D.spend_gaps(all_assigned, options))
+    assert "has all its seats bought assigned" in text and target is None

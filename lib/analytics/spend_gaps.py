@@ -9,7 +9,7 @@ import pandas as pd
 
 from lib.analytics.labels import LEFT_OUT_REASONS
 from lib.analytics.metrics import MetricOptions
-from lib.analytics.rules import needs_price, paid_mask, priced_paid
+from lib.analytics.rules import free_mask, needs_price, paid_mask, priced_paid
 
 
 @dataclass
@@ -137,6 +137,54 @@ def spend_chart_empty_text(df: pd.DataFrame, gaps: SpendGaps) -> str:
     return (
         f"{n} paid license(s) here have a price, but no amount can be drawn: {', '.join(why) or 'none has seats'}. "
         "What the spend total leaves out lists them."
+    )
+
+
+def idle_spend_empty_text(df: pd.DataFrame, gaps: SpendGaps) -> tuple[str, str | None]:
+    """Why the top idle spend has nothing to draw, true of ``df`` (its rows with metrics and their
+    :func:`spend_gaps`), and the page key where to act (None: nothing to do)."""
+    unassigned = df["unassigned_seats"].to_numpy(dtype=np.float64, na_value=np.nan)
+    # Not known to be free (a license whose vendor does not say, without a price, may cost money).
+    idle = ~free_mask(df) & (np.nan_to_num(unassigned, nan=0.0) > 0)
+    if not idle.any():
+        if np.isnan(unassigned).all():
+            return (
+                "No idle spend to show: no license here reports both seats bought and seats "
+                "assigned, so unassigned seats cannot be counted.",
+                None,
+            )
+        return (
+            "No idle spend to show: every license here that is not free and reports both seat "
+            "counts has all its seats bought assigned.",
+            None,
+        )
+    n = int(idle.sum())
+    unpriced = int((idle & needs_price(df)).sum())
+    unconverted = (
+        idle & priced_paid(df) & df["idle_annual_cost_reporting"].isna().to_numpy(dtype=bool)
+    )
+    if unpriced == n:
+        return (
+            f"No idle spend to show yet: none of the {n} license(s) with seats bought but not "
+            "assigned has a price. Add their prices in the Price book.",
+            "price_book",
+        )
+    if unconverted.any():
+        currencies = sorted(
+            {str(c) for c in df.loc[unconverted, "currency"].dropna().astype("string")}
+        )
+        rest = f" and {unpriced} have no price" if unpriced else ""
+        return (
+            f"No idle spend to show yet: of the {n} license(s) with seats bought but not "
+            f"assigned, {int(unconverted.sum())} have a price in {', '.join(currencies)} with no "
+            f"exchange rate to {gaps.reporting_currency}{rest}. Add the missing rates and prices "
+            "in the Price book.",
+            "price_book",
+        )
+    return (
+        f"No idle spend to show: the {n} license(s) with seats bought but not assigned cost "
+        "nothing at their prices.",
+        "price_book",
     )
 
 

@@ -53,6 +53,7 @@ from lib.analytics.price_book_views import (  # noqa: F401  (re-exported for the
 from lib.analytics.rules import FLAG_SEVERITY, paid_mask
 from lib.analytics.spend_gaps import (  # noqa: F401  (re-exported: D.spend_gaps(...))
     SpendGaps,
+    idle_spend_empty_text,
     savings_empty_text,
     spend_chart_empty_text,
     spend_chart_rows,
@@ -63,6 +64,31 @@ from lib.integrations import SEAT_FIELDS, unreported_license_fields
 from lib.schema import FAILED_OUTCOMES
 from lib.truto.users import RESOURCE as USERS_RESOURCE
 from lib.truto.users import user_reference
+
+
+def no_licenses_text(accounts: pd.DataFrame) -> str:
+    """Why there is no license at all although accounts were fetched (not every one failed), true of
+    ``accounts`` (their latest fetch outcomes)."""
+    outcome = accounts["outcome"].astype("string")
+    n = len(accounts)
+    parts = [
+        f"{k} {words}"
+        for k, words in (
+            (int(outcome.eq("ok").sum()), "listed none"),
+            (
+                int(outcome.eq("not_supported").sum()),
+                "belong to integrations that do not offer licenses in Truto",
+            ),
+            (int(outcome.isin(list(FAILED_OUTCOMES)).sum()), "could not be fetched"),
+        )
+        if k
+    ]
+    return (
+        f"No licenses yet: of the {n} integrated account(s), {'; '.join(parts)}. The Accounts page "
+        "shows each account's result; connect an account whose integration lists licenses, then press "
+        "**Refresh from Truto**."
+    )
+
 
 # ------------------------------------------------------------------ filters
 

@@ -237,7 +237,7 @@ def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_reclaim(args: argparse.Namespace, settings: Settings) -> int:
     """One row per reclaimable seat (lib.analytics.activity); exit codes as ``export``, and 2 when an
     account's users could not be listed (the file lacks its seats)."""
-    from lib.analytics.activity import reclaim_export, reclaim_summary
+    from lib.analytics.activity import reclaim_cost_words, reclaim_export, reclaim_summary
     from lib.analytics.metrics import add_metrics
     from lib.export import write_csv
 
@@ -255,10 +255,11 @@ def cmd_reclaim(args: argparse.Namespace, settings: Settings) -> int:
     if len(failed) and code == EXIT_OK:
         code = EXIT_PARTIAL
     s = reclaim_summary(priced, options.reporting_currency)
+    # "not known" while nothing reclaimable is priced (reclaim_cost_words): 0.00 would claim it.
     cost = (
-        f"{s.reclaimable_annual_cost:,.2f} {s.reporting_currency} a year"
-        if s.reclaimable_annual_cost is not None
-        else "no priced seats"
+        "not known a year"
+        if reclaim_cost_words(s) == "not known" or s.reclaimable_annual_cost is None
+        else f"{s.reclaimable_annual_cost:,.2f} {s.reporting_currency} a year"
     )
     _err(
         f"wrote {len(table)} reclaimable seats (of {s.seats} seat assignments; inactive for more "
@@ -294,10 +295,13 @@ def _reclaim(args: argparse.Namespace, result, metrics, options, days: int):
 
 
 def cmd_emulator(args: argparse.Namespace) -> int:
-    from lib.truto.demo import DEMO_TOKEN, demo_dataset, synthetic_dataset
+    from lib.truto.demo import DEMO_TOKEN, demo_dataset, first_day_dataset, synthetic_dataset
     from lib.truto.emulator import Emulator
 
-    if args.data:
+    faults: dict = {}
+    if args.every_fault:
+        dataset, faults = first_day_dataset()
+    elif args.data:
         dataset = json.loads(Path(args.data).read_text())
     elif args.accounts:
         dataset = synthetic_dataset(args.accounts)
@@ -309,6 +313,7 @@ def cmd_emulator(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         latency=args.latency,
+        faults=faults,
     ).start()
     print(
         f"Truto emulator serving {len(dataset['accounts'])} accounts at {emu.base_url}", flush=True
@@ -410,6 +415,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="a JSON data set (default: the demo data)")
     p.add_argument("--accounts", type=int, help="serve a synthetic data set of this many accounts")
     p.add_argument("--token", help="the token it accepts (default: the demo token)")
+    p.add_argument(
+        "--every-fault",
+        action="store_true",
+        help="the demo data plus one account per fault the emulator knows (failing, blocked, "
+        "reauthorisation, malformed, rate-limited, not supported, ...), users and billing failing",
+    )
     return parser
 
 

@@ -364,6 +364,78 @@ def demo_dataset() -> dict[str, Any]:
     }
 
 
+# The first day on a real environment, every fault the emulator knows switched on: the demo's
+# accounts plus one account per fault (tenant "acme-faults"), as ``first_day_dataset`` serves them.
+# (suffix, integration machine name, the fault, licenses) for the added accounts.
+_FAULT_ACCOUNTS: tuple[tuple[str, str, dict[str, Any], list[Any]], ...] = (
+    ("failing", "adobe", {"remote_500": 10**9}, []),
+    ("blocked", "dropboxbusiness", {"blocked_503": True}, []),
+    ("reauth", "gitlab", {"needs_reauth": True}, []),
+    ("malformed-json", "freshdesk", {"malformed_json": True}, []),
+    ("no-result-list", "webex", {"missing_result": True}, []),
+    ("cursor-loop", "opsgenie", {"repeat_cursor": True}, []),
+    ("rate-limited", "monday", {"remote_429": 10**9}, []),
+    ("recovers", "pagerduty", {"transient_502": 1, "server_500": 1, "last_cursor": "absent"}, []),
+    ("not-supported", "asana", {"slow": 0.2}, []),
+    (
+        "malformed-records",
+        "salesforce",
+        {"transient_504": 1, "last_cursor": "empty"},
+        [
+            {"id": "bad-1", "name": "Negative seats", "assigned_quantity": -3},
+            {"id": "bad-2", "name": "Seats as words", "available_quantity": "twelve"},
+            {"name": "No id", "assigned_quantity": 2, "available_quantity": 5},
+            {"id": "bad-3", "name": "Twice", "assigned_quantity": 1, "available_quantity": 2},
+            {"id": "bad-3", "name": "Twice", "assigned_quantity": 1, "available_quantity": 2},
+            "not a record",
+        ],
+    ),
+)
+# Faults on the demo's own accounts: (account index in _ACCOUNTS, fault).
+_DEMO_ACCOUNT_FAULTS = ((0, {"users_500": True}), (6, {"billing_500": True}))
+
+
+def first_day_dataset() -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """(data set, faults by account id): the demo data with every emulator fault switched on.
+
+    The demo's licenses carry vendor prices in EUR and GBP (DocuSign), so a database with no rate
+    saved has foreign currencies without a rate; one Zoom account needs reauthorisation. Added:
+    an account per fault (failing, blocked, reauthorisation, a body that is not JSON, no result
+    list, a cursor loop, rate-limited by the vendor, transient errors it recovers from, licenses not
+    supported and slow, malformed records), and the users (GitHub) and billing (ClickUp) listings
+    failing. Every field of :class:`lib.truto.emulator.Faults` is switched on for some account.
+    """
+    data = demo_dataset()
+    faults: dict[str, dict[str, Any]] = {}
+    for idx, fault in _DEMO_ACCOUNT_FAULTS:
+        faults[data["accounts"][idx]["id"]] = dict(fault)
+    for suffix, name, fault, records in _FAULT_ACCOUNTS:
+        account_id = _uuid(f"acme-faults/{suffix}")
+        data["accounts"].append(
+            {
+                "id": account_id,
+                "tenant_id": "acme-faults",
+                "environment_id": _uuid("demo-environment"),
+                "integration": {
+                    "id": _uuid(f"integration/{name}"),
+                    "name": name,
+                    "category": "user-directory",
+                },
+                "status": "active",
+                "is_sandbox": False,
+                "last_error": None,
+                "created_at": "2025-02-01T09:00:00Z",
+                "updated_at": "2026-11-20T06:00:00Z",
+            }
+        )
+        data["licenses"][account_id] = list(records) or [
+            {"id": f"lic-{suffix}", "name": f"{suffix} plan", "assigned_quantity": 1}
+        ]
+        if fault:
+            faults[account_id] = dict(fault)
+    return data, faults
+
+
 def synthetic_dataset(
     accounts: int, licenses_per_account: int = 20, seed: int = 7
 ) -> dict[str, Any]:

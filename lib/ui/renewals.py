@@ -22,6 +22,7 @@ from lib.analytics.contracts import (
 from lib.analytics.renewals import HORIZONS
 from lib.export import dated_filename
 from lib.schema import CONTRACT_COLUMNS
+from lib.ui.workflows import saved_note  # noqa: F401  (re-exported: U.saved_note())
 from lib.ui.workflows import show_problems
 
 CONTRACT_HEADERS = {
@@ -59,12 +60,6 @@ def seed_demo(view) -> None:
 def saved(message: str) -> None:
     st.session_state["_saved"] = message
     st.rerun()
-
-
-def saved_note() -> None:
-    note = st.session_state.pop("_saved", None)
-    if note:
-        st.success(note, icon=":material/check:")
 
 
 def window() -> int:

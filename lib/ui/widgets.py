@@ -177,6 +177,10 @@ def empty_state(view: View, what: str) -> bool:
         )
         st.page_link(page_path("accounts"), label="Open Accounts", icon=":material/arrow_forward:")
         return True
+    if view.metrics.empty:  # accounts fetched, none with a license: no filter is to blame
+        st.info(D.no_licenses_text(view.accounts), icon=":material/inventory_2:")
+        st.page_link(page_path("accounts"), label="Open Accounts", icon=":material/arrow_forward:")
+        return True
     if view.filtered.empty:
         st.info(
             f"No {what} match the filters ({view.filters.describe()}). Clear a filter in the sidebar.",

@@ -37,10 +37,15 @@ class Upload(Protocol):
 
 
 def saved_note() -> None:
-    """The note of the save that led to this run, shown once."""
+    """The note of the save that led to this run, shown once.
+
+    Always in one container, shown or not: the elements after it keep their place in the page, so
+    the next run (the note gone) does not draw the page's tabs anew on their first tab.
+    """
     note = st.session_state.pop(_NOTE_KEY, None)
-    if note:
-        st.success(note, icon=":material/check:")
+    with st.container():
+        if note:
+            st.success(note, icon=":material/check:")
 
 
 def show_problems(title: str, problems: list[str], more: int = 0) -> None:
