@@ -60,7 +60,7 @@ else:
     with right:
         st.download_button(
             "Add to calendar (.ics)",
-            to_ics(year),
+            to_ics(year, account_names=view.names),
             file_name=dated_filename("renewals-calendar", ext="ics"),
             mime="text/calendar",
             icon=":material/calendar_month:",
@@ -74,4 +74,4 @@ if view.actor.can_edit:
     U.contracts_editor(view, contracts)
 else:
     st.info("You can see the contracts; only admins can change them.", icon=":material/lock:")
-    U.contracts_table(contracts)
+    U.contracts_table(contracts, view.names)

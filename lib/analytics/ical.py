@@ -12,6 +12,7 @@ import pandas as pd
 from lib.analytics.contracts import (
     _BIDI,
 )
+from lib.analytics.labels import account_label
 from lib.analytics.renewals import (
     _as_date,
     _opt,
@@ -50,13 +51,18 @@ def _uid(kind: str, key: str, day: date) -> str:
 
 
 def to_ics(
-    renewals_df: pd.DataFrame, calendar_name: str = "License renewals", now: datetime | None = None
+    renewals_df: pd.DataFrame,
+    calendar_name: str = "License renewals",
+    now: datetime | None = None,
+    account_names: dict[str, str] | None = None,
 ) -> str:
     """An RFC 5545 calendar: one all-day event per contract renewal and one per opt-out deadline.
 
     A contract covering several licenses is one event listing each license's advice. UIDs
     depend only on the contract and the date, so a calendar that subscribes again updates the
     events instead of doubling them. ``now`` (UTC) is the DTSTAMP (default: the current time).
+    ``account_names``: account id -> name (:func:`lib.analytics.labels.account_names`); an account is
+    named so, else by its integration and the start of its ID, never by its whole UUID.
     """
     now = (now or datetime.now(UTC)).astimezone(UTC)
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
@@ -79,7 +85,7 @@ def to_ics(
         )
         what = f"{scope}: {', '.join(names)}" if names else f"{scope}"
         if _opt(first["account_id"]):
-            what += f" (account {first['account_id']})"
+            what += f" (account {account_label(first['account_id'], account_names)})"
         advice = "\n".join(f"{renewal_row_label(r)}: {r['what_to_do']}" for r in recs)
         deadline = _as_date(first["opt_out_deadline"])
         events = [("renewal", renewal, f"Renewal: {what}")]
