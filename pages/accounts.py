@@ -41,7 +41,7 @@ shown = accounts.assign(outcome=accounts["outcome"].map(D.OUTCOME_LABELS).astype
 ui.table(
     shown,
     column_config={
-        "outcome": st.column_config.TextColumn("Fetch result"),
+        "outcome": st.column_config.TextColumn("Fetch result", width="medium"),
         "message": st.column_config.TextColumn("What happened", width="large"),
         "action": st.column_config.TextColumn("What to do", width="large"),
         "fetched_at": st.column_config.DatetimeColumn(

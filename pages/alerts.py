@@ -12,9 +12,10 @@ from lib.ui import renewals as U
 view = ui.current_view()
 st.title("Alerts")
 st.caption(
-    "Checked after every sync (`python -m lib sync`) and by `python -m lib alerts`: an alert is sent "
-    "once when its condition starts, and again only after it cleared. Failed messages are sent again "
-    "on the next sync."
+    "Checked after every scheduled sync: an alert is sent once when its condition starts, and again "
+    "only after it cleared. Failed messages are sent again on the next sync.",
+    help="For admins: the scheduled sync is `python -m lib sync`; `python -m lib alerts` checks the "
+    "alerts alone.",
 )
 U.seed_demo(view)
 U.saved_note()
@@ -91,4 +92,4 @@ if view.actor.can_edit:
     U.rules_editor(view, rules)
 else:
     st.info("Only admins can change the rules.", icon=":material/lock:")
-    U.alert_table(R.rules_frame(rules), "rules-table")
+    U.rules_table(rules)

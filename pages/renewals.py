@@ -58,7 +58,7 @@ else:
     with right:
         st.download_button(
             "Add to calendar (.ics)",
-            to_ics(year, today=today, horizon_days=horizon),
+            to_ics(year, today=today, horizon_days=horizon, account_names=view.names),
             file_name=dated_filename(f"renewals-calendar-{horizon}-days", ext="ics"),
             mime="text/calendar",
             icon=":material/calendar_month:",
@@ -73,4 +73,4 @@ if view.actor.can_edit:
     U.contracts_editor(view, contracts)
 else:
     st.info("You can see the contracts; only admins can change them.", icon=":material/lock:")
-    U.contracts_table(contracts)
+    U.contracts_table(contracts, view.names)

@@ -102,7 +102,7 @@ if unpriced.empty:
 else:
     st.caption(
         "Their spend is unknown until they are priced. Download them as a price-book file, fill in "
-        "`unit_price`, and upload it on the Price book page."
+        "the price per seat (column `unit_price`), and upload it on the Price book page."
     )
     ui.table(unpriced, key="unpriced-table")
     ui.download(

@@ -40,7 +40,7 @@ frame = ui.trends(
 dates = T.snapshot_dates(frame)
 if not dates:
     st.info(
-        "No snapshots yet. Each refresh or `python -m lib sync` adds one; trends appear after the second."
+        "No snapshots yet. Each refresh or scheduled sync adds one; trends appear after the second."
     )
     st.stop()
 frame = T.with_seat_trends(frame, ui.seat_history(view, PERIODS[period]), group)

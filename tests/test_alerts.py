@@ -168,9 +168,10 @@ def test_license_rules_hand_computed_and_free_licenses_never_alert_on_cost_or_us
     # Under-used at the dashboard's threshold (70%): GitHub Enterprise 30%, Acrobat 33.3%. Not
     # the free
     # GitHub (1%), not Zoom Rooms (assigned not reported).
+    # An account is named as the dashboard names it: integration · tenant · the start of its ID.
     assert [a.title for a in got["under"]] == [
-        "Under-used: Github: GitHub Enterprise (organization acme, account gh-1)",
-        "Under-used: Adobe: Acrobat Pro (account ad-1)",
+        "Under-used: Github: GitHub Enterprise (organization acme, account Github · t1 · gh-1)",
+        "Under-used: Adobe: Acrobat Pro (account Adobe · t1 · ad-1)",
     ]
     assert got["under"][0].detail == (
         "12 of 40 seats assigned (30.0%), below the under-used threshold. Annual cost of "
@@ -216,13 +217,13 @@ def test_account_failures_alert_with_the_fetch_layer_s_rule():
         (
             "acct:zoom:zm-2",
             "critical",
-            "Zoom account zm-2 needs reauthorization",
+            "Account Zoom · no tenant · zm-2 needs reauthorization",
             "Zoom refused the stored refresh token. Reconnect this account in Truto.",
         ),
         (
             "acct:pagerduty:pd-1",
             "critical",
-            "PagerDuty account pd-1 failed",
+            "Account PagerDuty · no tenant · pd-1 failed",
             "The last sync of this account ended: failed.",
         ),
     ]
@@ -302,7 +303,9 @@ def test_hostile_vendor_text_loses_its_control_characters():
         [license_row("github", "g-1", "Evil\r\nBcc: x@y\u202e<script>", 1, 10)], BOOK
     )
     (alert,) = evaluate([AlertRule("u", "under_used")], lic, None, None, TODAY)
-    assert alert.title == "Under-used: Github: Evil  Bcc: x@y <script> (account acct-1)"
+    assert (
+        alert.title == "Under-used: Github: Evil  Bcc: x@y <script> (account Github · t1 · acct-1)"
+    )
     assert "\r" not in alert.title + alert.detail and "\n" not in alert.title + alert.detail
 
 
@@ -378,16 +381,16 @@ def test_the_digest_has_idle_spend_deadlines_and_open_alerts():
         ),
     )
     assert [h for h, _ in alerts.items] == [
-        "[CRITICAL] Zoom account zm-2 needs reauthorization",
-        "[CRITICAL] PagerDuty account pd-1 failed",
-        "[WARNING] Over-allocated: Salesforce: Sales Cloud (account sf-1)",
+        "[CRITICAL] Account Zoom · no tenant · zm-2 needs reauthorization",
+        "[CRITICAL] Account PagerDuty · no tenant · pd-1 failed",
+        "[WARNING] Over-allocated: Salesforce: Sales Cloud (account Salesforce · t1 · sf-1)",
         (
             "[WARNING] Opt-out deadline 2027-01-01 (in 30 days): Github: GitHub Enterprise, "
             "GitHub Free "
-            "(account gh-1)"
+            "(account GitHub · no tenant · gh-1)"
         ),
-        "[INFO] Under-used: Github: GitHub Enterprise (organization acme, account gh-1)",
-        "[INFO] Under-used: Adobe: Acrobat Pro (account ad-1)",
+        "[INFO] Under-used: Github: GitHub Enterprise (organization acme, account GitHub · no tenant · gh-1)",
+        "[INFO] Under-used: Adobe: Acrobat Pro (account Adobe · t1 · ad-1)",
     ]
 
 
@@ -435,7 +438,7 @@ def test_reclaimable_cost_rule_fires_per_paid_license_above_the_amount():
     rules = [AlertRule("rec", "reclaimable_cost_above", 1000)]
     got = evaluate(rules, table, None, None, TODAY)
     assert [(a.license_id, a.title) for a in got] == [
-        ("L1", "Reclaimable seats: Adobe: Creative Cloud (account acct-1)")
+        ("L1", "Reclaimable seats: Adobe: Creative Cloud (account Adobe · t1 · acct-1)")
     ]
     assert (
         got[0].detail.startswith("2 seats assigned but unused") and "2,400.00 USD" in got[0].detail

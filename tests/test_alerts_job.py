@@ -29,7 +29,7 @@ EXPECTED_EMAIL = """License alerts: 1 new
 
 New alerts
 ----------
-* [WARNING] Over-allocated: Adobe: Acrobat Pro (account ffd1b1b3-4bcc-551c-a84c-09f27f2c145e)
+* [WARNING] Over-allocated: Adobe: Acrobat Pro (account Adobe · acme-europe · ffd1b1b3)
   64 seats assigned, 60 bought: 4 seats beyond those bought. Annual true-up exposure: \
 not known (no price or no exchange rate).
 
@@ -106,7 +106,7 @@ def test_sync_sends_once_clears_fires_again_and_retries_a_failing_channel(
     payload = json.loads(body)
     assert payload["blocks"][2]["text"]["text"] == (
         "*[WARNING] Over-allocated: Adobe: Acrobat Pro (account "
-        "ffd1b1b3-4bcc-551c-a84c-09f27f2c145e)*\n64 seats assigned, 60 bought: 4 seats beyond "
+        "Adobe · acme-europe · ffd1b1b3)*\n64 seats assigned, 60 bought: 4 seats beyond "
         "those bought. Annual true-up exposure: not known (no price or no exchange rate)."
     )
 
@@ -186,13 +186,13 @@ def test_dry_run_sends_and_records_nothing_and_the_digest_is_one_message(deploym
     assert len(titles) == 3
     assert titles[0].startswith("Opt-out deadline ")
     assert titles[0].endswith(
-        "(in 6 days): Zoom: Zoom Workplace Business (account 79605be7-89a5-5215-ab91-523dfeb178ef)"
+        "(in 6 days): Zoom: Zoom Workplace Business (account Zoom · acme-corp · 79605be7)"
     )
     assert titles[1].startswith("Renewal ")
     assert "(in 18 days): ClickUp: ClickUp Business, ClickUp Free Forever" in titles[1]
     assert titles[2].startswith("Renewal ")
     assert titles[2].endswith(
-        "(in 25 days): GitHub: GitHub Enterprise (account f7a20649-317e-5240-91b8-6c9c0eced8c9)"
+        "(in 25 days): GitHub: GitHub Enterprise (account GitHub · acme-corp · f7a20649)"
     )
     assert "Would send 3 alert(s) by email" in dry.stderr and recorder.envelopes == []
     real = cli("alerts")

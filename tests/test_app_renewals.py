@@ -3,10 +3,13 @@ its own database."""
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
+from lib.analytics.alert_rules import KIND_LABELS, KINDS
 from lib.auth import OPEN_ACTOR
 from lib.jobs.alerts import run_alerts
 from lib.store import Store
@@ -31,7 +34,7 @@ def test_renewals_page_shows_the_demo_renewals_within_each_horizon(db):
     # demo's billing (no notice period reported): ClickUp's month ends in 18, Zoom's year in 45,
     # DocuSign's in 100.
     assert shown["Renewals in the next 90 days"] == "6"
-    assert shown["Opt-out deadlines in the next 90 days"] == "3"
+    assert shown["Opt-out deadlines"] == "3"
     table = at.dataframe[0].value
     github = table[table["organization_name"] == "acme-labs"].iloc[0]
     today = datetime.now(UTC).date()
@@ -84,7 +87,7 @@ def test_renewals_page_shows_the_demo_renewals_within_each_horizon(db):
     no_exception(at)
     shown = metric_values(at)
     assert shown["Renewals in the next 30 days"] == "3"  # Zoom, GitHub and ClickUp's month
-    assert shown["Opt-out deadlines in the next 30 days"] == "1"  # Zoom's; GitHub's passed
+    assert shown["Opt-out deadlines"] == "1"  # Zoom's; GitHub's passed
     assert set(at.dataframe[0].value["license_name"]) == {
         "GitHub Enterprise",
         "Zoom Workplace Business",
@@ -92,7 +95,7 @@ def test_renewals_page_shows_the_demo_renewals_within_each_horizon(db):
         "ClickUp Free Forever",
     }
     at.segmented_control(key="horizon").set_value(120).run()
-    assert metric_values(at)["Opt-out deadlines in the next 120 days"] == "4"  # + Salesforce (110)
+    assert metric_values(at)["Opt-out deadlines"] == "4"  # + Salesforce (110)
 
 
 def test_a_contracts_file_with_problems_is_rejected_whole_and_a_good_one_replaces_them(db):
@@ -235,7 +238,7 @@ def test_renewals_follow_the_sidebar_filters(db):
     no_exception(at)
     shown = metric_values(at)
     assert shown["Renewals in the next 90 days"] == "0"
-    assert shown["Opt-out deadlines in the next 90 days"] == "0"
+    assert shown["Opt-out deadlines"] == "0"
     assert not [d for d in at.dataframe if "what_to_do" in d.value.columns]
     assert any("Nothing renews" in s.value for s in at.success)
     # GitHub: its own contract only, every row naming its license and account.
@@ -294,3 +297,41 @@ def test_alerts_page_shows_what_holds_now_and_when_the_rules_ran(db):
     at = app("pages/alerts.py")
     assert metric_values(at)["Holding now"] == "0"
     assert any(s.value == "Nothing holds on the latest data." for s in at.success)
+
+
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+VIEWER = {"is_logged_in": True, "email": "vic@acme.com", "name": "Vic", "email_verified": True}
+
+
+def test_editors_pick_rule_kinds_in_words_and_accounts_by_name(db):
+    """The rules editor keeps each kind's machine name but shows its words; the contracts editor
+    saves an account's full ID but shows it as integration · tenant · the start of the ID."""
+    at = app("pages/alerts.py")
+    no_exception(at)
+    kinds = json.loads(at.data_editor(key="rules-editor").proto.columns)["kind"]["type_config"]
+    assert [o["value"] for o in kinds["options"]] == list(KINDS)
+    assert [o["label"] for o in kinds["options"]] == [KIND_LABELS[k] for k in KINDS]
+    # The scheduled sync in words; the command only in the help, for admins.
+    assert "python -m" not in at.caption[0].value and "python -m lib sync" in at.caption[0].help
+    at = app("pages/renewals.py")
+    no_exception(at)
+    column = json.loads(at.data_editor(key="contracts-editor").proto.columns)["account_id"]
+    options = {o["value"]: o["label"] for o in column["type_config"]["options"]}
+    assert options["7d383c7a-068a-505e-bab4-623667e26571"] == "Zoom · acme-europe · 7d383c7a"
+    assert not any(UUID.search(label) for label in options.values())
+
+
+def test_viewers_read_rule_kinds_in_words_and_contract_accounts_by_name(db):
+    at = signed_in("pages/alerts.py", VIEWER)
+    no_exception(at)
+    rules = at.get_by_key("rules-table")
+    frame = [d.value for d in at.dataframe if "kind" in d.value.columns][0]
+    assert rules is not None and set(frame["kind"]) <= set(KIND_LABELS.values())
+    at = signed_in("pages/renewals.py", VIEWER)
+    no_exception(at)
+    frame = [d.value for d in at.dataframe if "Account (empty: every account)" in d.value.columns][
+        0
+    ]
+    accounts = frame["Account (empty: every account)"].dropna().tolist()
+    assert "Zoom · acme-corp · 79605be7" in accounts
+    assert not any(UUID.search(a) for a in accounts)

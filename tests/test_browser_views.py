@@ -350,3 +350,49 @@ def test_category_labels_leave_the_plot_most_of_a_narrow_chart(server, page, pat
     except Exception as exc:
         raise AssertionError(page.evaluate(measure, key)) from exc
     screenshot(page, f"{path}-labels-{page.viewport_name}")
+
+
+# Text the page cut with "…": an element whose text overflows its box under text-overflow: ellipsis
+# (at 1440 px the Renewals tiles "Opt-out deadlines in the next 90 days" and "Annual saving at
+# recommended seats" were cut).
+CUT_TEXT = """() => [...document.querySelectorAll('[data-testid=stMain] *')]
+    .filter((e) => {
+        const s = getComputedStyle(e);
+        return s.textOverflow === 'ellipsis' && e.scrollWidth > e.clientWidth + 1 && e.innerText.trim();
+    })
+    .map((e) => e.innerText.trim())"""
+
+
+@pytest.mark.parametrize("path", list(PAGES))
+def test_no_text_in_the_main_area_is_cut_with_an_ellipsis_at_1440(server, wide, path):
+    open_page(wide, f"{server.url}/{path}", path)
+    assert wide.evaluate(CUT_TEXT) == []
+
+
+# The page's own words (outside code spans, icons and the grids' cells): no machine names.
+PROSE = """() => {
+    const main = document.querySelector('[data-testid=stMain]');
+    const skip = 'code, pre, style, script, [data-testid=stIconMaterial], [data-testid=stDataFrame]';
+    const walker = document.createTreeWalker(main, NodeFilter.SHOW_TEXT);
+    const out = [];
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+        const e = n.parentElement;  // an icon is a ligature in the Material Symbols font
+        if (!e.closest(skip) && !/Material/.test(getComputedStyle(e).fontFamily)) out.push(n.textContent);
+    }
+    return out.join(' ');
+}"""
+SNAKE = re.compile(r"(?<![\w./-])[a-z][a-z0-9]*(?:_[a-z0-9]+)+(?![\w/-])")
+VENDOR_CODES = {"invalid_grant"}  # Zoom's own error code, quoted in its message for the admin
+
+
+@pytest.mark.parametrize("path", list(PAGES))
+def test_pages_speak_in_words_not_machine_names(server, wide, path):
+    """No snake_case word ("over_allocated", "account_failed") outside a code span (a CSV file's
+    column names), no command at all (a help text carries it for admins), no spend-note jargon."""
+    open_page(wide, f"{server.url}/{path}", path)
+    text = wide.evaluate(PROSE)
+    assert set(SNAKE.findall(text)) - VENDOR_CODES == set()
+    # Not even as code: a finance user reads "the scheduled sync"; the command is in a help text.
+    assert "python -m" not in wide.locator("[data-testid='stMain']").inner_text()
+    for jargon in ("priced, no seat counts", "paid unpriced"):
+        assert jargon not in text

@@ -38,14 +38,15 @@ def test_tiles_count_contracts_once_and_say_what_is_unknown():
     assert len(ren) == 5  # GitHub 1, Salesforce 1, Zoom 3 licenses
     tiles = {t.label: t for t in R.renewal_tiles(ren, TODAY, 30, "USD")}
     assert tiles["Renewals in the next 30 days"].value == "1"  # Salesforce (8 days)
-    deadlines = tiles["Opt-out deadlines in the next 30 days"]
-    assert deadlines.value == "1" and deadlines.note == "1 deadline(s) already passed"
+    deadlines = tiles["Opt-out deadlines"]
+    assert deadlines.value == "1"
+    assert deadlines.note == "in the next 30 days; 1 deadline(s) already passed"
     # Saving at recommended seats: GitHub Enterprise 40 bought, 12 assigned -> 14 recommended:
     # 26 x 21 x 12 = 6,552 USD; Salesforce is over-allocated (no saving: 0). Zoom Workplace reports no
     # seats bought and Zoom Rooms no seats assigned: not known, said, never 0.
     # With licenses left out the known sum is a lower bound: "at least" (≥ on the tile), never the
     # sum as if it were all.
-    saving = tiles["Annual saving at recommended seats"]
+    saving = tiles["Saving at renewal"]
     assert saving.value == "≥ USD 6,552"
     assert saving.note == "at least: 2 license(s) without a price or seat counts"
     # True-up exposure: Salesforce 88 assigned, 80 bought: 8 x 165 x 12 = 15,840 USD, at least.
@@ -61,14 +62,14 @@ def test_tiles_never_say_0_for_money_that_is_not_known():
     assert zoom["potential_annual_savings_reporting"].isna().sum() == 2
     assert zoom["potential_annual_savings_reporting"].fillna(0).sum() == 0
     tiles = {t.label: t for t in R.renewal_tiles(zoom, TODAY, 120, "USD")}
-    for label in ("Annual saving at recommended seats", "Annual true-up exposure"):
+    for label in ("Saving at renewal", "Annual true-up exposure"):
         assert tiles[label].value == "not known", label
         assert tiles[label].note.endswith("license(s) without a price or seat counts"), label
     # Nothing unknown: the sum, exactly, 0 included.
     known = ren[ren["potential_annual_savings_reporting"].notna()]
     tiles = {t.label: t for t in R.renewal_tiles(known, TODAY, 120, "USD")}
-    assert tiles["Annual saving at recommended seats"].value == "USD 6,552"
-    assert tiles["Annual saving at recommended seats"].note is None
+    assert tiles["Saving at renewal"].value == "USD 6,552"
+    assert tiles["Saving at renewal"].note is None
 
 
 def test_timeline_has_one_point_per_contract_date_and_marks_a_passed_deadline():

@@ -32,6 +32,7 @@ import pandas as pd
 
 from lib.analytics.alert_rules import CHANNELS, AlertRule, _num
 from lib.analytics.contracts import clean_text
+from lib.analytics.labels import account_label, account_name, account_names
 from lib.analytics.renewals import renewal_day, renewal_row_label
 from lib.analytics.rules import paid_mask
 from lib.truto.fetch import AccountOutcome
@@ -90,14 +91,17 @@ def _seats(n: int) -> str:
     return f"{n} seat" if n == 1 else f"{n} seats"
 
 
-def _license_name(r: Mapping[str, Any]) -> str:
+def _license_name(r: Mapping[str, Any], names: Mapping[str, str] | None = None) -> str:
     integ = _opt(r.get("integration_label")) or _opt(r.get("integration")) or "Unknown integration"
     name = _opt(r.get("license_name")) or _opt(r.get("license_id")) or "unnamed license"
     where = []
     if _opt(r.get("organization_name")):
         where.append(f"organization {r['organization_name']}")
     if _opt(r.get("account_id")):
-        where.append(f"account {r['account_id']}")
+        acct = str(r["account_id"])
+        if (not names or acct not in names) and "tenant_id" in r:  # the row names its own tenant
+            names = {acct: account_name(integ, _opt(r.get("tenant_id")), acct)}
+        where.append(f"account {account_label(acct, names)}")
     suffix = f" ({', '.join(where)})" if where else ""
     return clean_text(f"{integ}: {name}{suffix}")
 
@@ -141,6 +145,13 @@ def evaluate(
     )
     paid = paid_mask(lic) if len(lic) else np.zeros(0, dtype=bool)
     records = lic.to_dict("records") if len(lic) else []
+    # Accounts named as the dashboard names them, never by their whole UUID (the Alert keeps the ID).
+    names = (
+        account_names(accounts.dropna(subset=["account_id"]))
+        if accounts is not None
+        and {"account_id", "integration_label", "tenant_id"} <= set(accounts.columns)
+        else {}
+    )
     out: dict[str, Alert] = {}
 
     def add(alert: Alert) -> None:
@@ -165,7 +176,7 @@ def evaluate(
             for pos, r in enumerate(records):
                 if paid_only and not paid[pos]:
                     continue
-                alert = _license_alert(rule, r)
+                alert = _license_alert(rule, r, names)
                 if alert is not None:
                     add(alert)
         elif kind == "account_failed" and accounts is not None:
@@ -175,7 +186,7 @@ def evaluate(
                 integ = _opt(r.get("integration_label")) or _opt(r.get("integration")) or "Account"
                 needs_reauth = r.get("outcome") == "needs_reauth"
                 title = clean_text(
-                    f"{integ} account {r.get('account_id')} "
+                    f"Account {account_label(r.get('account_id'), names, integ)} "
                     f"{'needs reauthorization' if needs_reauth else 'failed'}"
                 )
                 detail = clean_text(
@@ -197,16 +208,18 @@ def evaluate(
                     )
                 )
         elif kind == "deadline_within" and renewals is not None and len(renewals):
-            for alert in _deadline_alerts(rule, renewals, today):
+            for alert in _deadline_alerts(rule, renewals, today, names):
                 add(alert)
     return list(out.values())
 
 
-def _license_alert(rule: AlertRule, r: Mapping[str, Any]) -> Alert | None:
+def _license_alert(
+    rule: AlertRule, r: Mapping[str, Any], names: Mapping[str, str] | None = None
+) -> Alert | None:
     kind = rule.kind
     assigned, total = _opt(r.get("assigned_seats")), _opt(r.get("total_seats"))
     cur = _opt(r.get("reporting_currency"))
-    name = _license_name(r)
+    name = _license_name(r, names)
     subject = _license_subject(r)
     if kind == "under_used":
         util = _opt(r.get("utilization_pct"))
@@ -304,7 +317,9 @@ def _as_date(value: Any) -> date | None:
     )
 
 
-def _deadline_alerts(rule: AlertRule, renewals: pd.DataFrame, today: date) -> list[Alert]:
+def _deadline_alerts(
+    rule: AlertRule, renewals: pd.DataFrame, today: date, accounts: Mapping[str, str] | None = None
+) -> list[Alert]:
     within = int(rule.limit)
     groups: dict[tuple[str, date], list[dict]] = {}
     for r in renewals.to_dict("records"):
@@ -327,7 +342,7 @@ def _deadline_alerts(rule: AlertRule, renewals: pd.DataFrame, today: date) -> li
         )
         scope = f"{integ}: {', '.join(names)}" if names else integ
         if _opt(first.get("account_id")):
-            scope += f" (account {first['account_id']})"
+            scope += f" (account {account_label(first['account_id'], accounts)})"
         when = "today" if days == 0 else f"in {days} day{'s' if days != 1 else ''}"
         if which == "opt_out":
             title = f"Opt-out deadline {day.isoformat()} ({when}): {scope}"

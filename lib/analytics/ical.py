@@ -12,6 +12,7 @@ import pandas as pd
 from lib.analytics.contracts import (
     _BIDI,
 )
+from lib.analytics.labels import account_label
 from lib.analytics.renewals import (
     _as_date,
     _opt,
@@ -68,6 +69,7 @@ def to_ics(
     *,
     today: date | None = None,
     horizon_days: int | None = None,
+    account_names: dict[str, str] | None = None,
 ) -> str:
     """An RFC 5545 calendar: one all-day event per contract renewal and one per opt-out deadline.
 
@@ -76,6 +78,8 @@ def to_ics(
     events instead of doubling them. ``now`` (UTC) is the DTSTAMP (default: the current time).
     ``today`` and ``horizon_days``: only the events :func:`in_window` keeps (give ``renewals_df``
     at least that horizon); a passed deadline's summary says it passed.
+    ``account_names``: account id -> name (:func:`lib.analytics.labels.account_names`); an account is
+    named so, else by its integration and the start of its ID, never by its whole UUID.
     """
     now = (now or datetime.now(UTC)).astimezone(UTC)
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
@@ -98,7 +102,7 @@ def to_ics(
         )
         what = f"{scope}: {', '.join(names)}" if names else f"{scope}"
         if _opt(first["account_id"]):
-            what += f" (account {first['account_id']})"
+            what += f" (account {account_label(first['account_id'], account_names)})"
         advice = "\n".join(f"{renewal_row_label(r)}: {r['what_to_do']}" for r in recs)
         deadline = _as_date(first["opt_out_deadline"])
         events = [("renewal", renewal, f"Renewal: {what}")]

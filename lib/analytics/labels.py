@@ -6,7 +6,8 @@ Rules live in :mod:`lib.analytics.rules`; this module only says them in words.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -320,13 +321,13 @@ def spend_words(summary: Summary, gaps: SpendGaps) -> tuple[str, str | None, str
         )
     n = gaps.count("no_seat_counts")
     if n:
-        parts.append(f"{n} priced, no seat counts")
+        parts.append(f"{n} without seat counts")
         why.append(
             f"{n} priced license(s) report no seat counts, so their spend is unknown and left out"
         )
     n = gaps.count("no_price")
     if n:
-        parts.append(f"{n} paid unpriced")
+        parts.append(f"{n} paid without a price")
         why.append(f"{n} paid license(s) have no price yet")
     if summary.excluded_by_currency:
         parts.append("excl. " + ", ".join(summary.excluded_by_currency))
@@ -464,10 +465,43 @@ def export_frame(df: pd.DataFrame, currency: str, pre_rename: Iterable[str] = ()
     return out
 
 
+def account_name(integration_label: object, tenant_id: object, account_id: object) -> str:
+    """How the dashboard names an account: "GitHub · acme-corp · 1a2b3c4d" (integration · tenant ·
+    the start of the ID); the full ID stays in the CSVs and under "More columns"."""
+    tenant = tenant_id if isinstance(tenant_id, str) else "no tenant"
+    return f"{integration_label} · {tenant} · {str(account_id)[:8]}"
+
+
 def account_names(accounts: pd.DataFrame) -> dict[str, str]:
     """Account id -> "GitHub · acme-corp · 1a2b3c4d" for pickers and tables."""
     out = {}
     for row in accounts.itertuples(index=False):
-        tenant = row.tenant_id if isinstance(row.tenant_id, str) else "no tenant"
-        out[row.account_id] = f"{row.integration_label} · {tenant} · {str(row.account_id)[:8]}"
+        out[row.account_id] = account_name(row.integration_label, row.tenant_id, row.account_id)
     return out
+
+
+def account_label(
+    account_id: object, names: Mapping[str, str] | None = None, integration: object = None
+) -> str:
+    """An account in a sentence (an alert, a calendar event, the change history): its name from
+    ``names`` (:func:`account_names`), else the integration and the start of its ID, never the
+    whole UUID."""
+    key = str(account_id)
+    if names and key in names:
+        return names[key]
+    short = key[:8]
+    return f"{integration} · {short}" if isinstance(integration, str) and integration else short
+
+
+_UUID = re.compile(
+    r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"
+)
+
+
+def name_accounts(text: str, names: Mapping[str, str] | None = None) -> str:
+    """``text`` with each account UUID in it read as :func:`account_label` (a stored audit entry names
+    accounts by their whole ID)."""
+    for key in sorted(names or (), key=len, reverse=True):  # known ids first, UUID or not
+        if key and key in text:
+            text = text.replace(key, account_label(key, names))
+    return _UUID.sub(lambda m: account_label(m.group(0), names), text)

@@ -57,8 +57,8 @@ LICENSE_SHOWN = [
     "integration_label",
     "account_id",
     "reclaimable_seats",
+    "reclaimable_annual_cost_reporting",  # the point: in view at 1440 px, before the split by reason
     *(f"{c}_reclaimable" for c in RECLAIMABLE),
-    "reclaimable_annual_cost_reporting",
     "reclaimable_annual_cost",
     "currency",
     "license_id",

@@ -18,24 +18,25 @@ from lib.analytics.labels import NOT_REPORTED, fmt_money, headers, humanize_age
 from lib.analytics.renewals import RENEWAL_LABELS
 from lib.analytics.views import Tile, tile_note, tile_value
 
-# The renewal table: the license, the dates, the seats, the money, the advice; the key last.
+# The renewal table: the license, the dates, the saving, what to do and the seats (in view at 1440 px);
+# the countdowns, the account and the key after them.
 RENEWAL_SHOWN = [
-    "integration_label",
     "license_name",
     "organization_name",
-    "account_id",
     "opt_out_deadline",
     "renewal_date",
-    "days_to_opt_out",
-    "days_to_renewal",
-    "auto_renew",
+    "potential_annual_savings_reporting",
+    "what_to_do",
+    "seat_change",
     "total_seats",
     "assigned_seats",
     "recommended_seats",
-    "seat_change",
-    "potential_annual_savings_reporting",
     "true_up_exposure_reporting",
-    "what_to_do",
+    "account_id",
+    "integration_label",
+    "days_to_opt_out",
+    "days_to_renewal",
+    "auto_renew",
     "source_label",
     "source",
 ]
@@ -95,17 +96,22 @@ def renewal_tiles(renewals: pd.DataFrame, today: date, horizon: int, currency: s
             f"{renew:,}",
             "Contracts whose next renewal date is within the period.",
         ),
+        # Tile labels fit a quarter of the page at 1440 px (a longer one is cut with "…"): the
+        # period goes in the note and the help.
         Tile(
-            f"Opt-out deadlines in the next {horizon} days",
+            "Opt-out deadlines",
             f"{deadlines:,}",
-            "The last day to give notice: the renewal date minus the notice period.",
-            f"{passed} deadline(s) already passed" if passed else None,
+            f"Opt-out deadlines in the next {horizon} days. The last day to give notice: the "
+            "renewal date minus the notice period.",
+            f"in the next {horizon} days"
+            + (f"; {passed} deadline(s) already passed" if passed else ""),
         ),
         Tile(
-            "Annual saving at recommended seats",
+            "Saving at renewal",
             saving,
-            "Cutting the licenses renewing to assigned seats plus the buffer, per year.",
-            saving_note,
+            "Annual saving at recommended seats: cutting the licenses renewing in the next "
+            f"{horizon} days to assigned seats plus the buffer, per year.",
+            saving_note or "a year, at recommended seats",
         ),
         Tile(
             "Annual true-up exposure",

@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from lib.analytics import renewal_views as R
-from lib.analytics.alert_rules import KINDS, AlertRulesError
+from lib.analytics.alert_rules import KIND_LABELS, KINDS, AlertRulesError
 from lib.analytics.contracts import (
     SOURCES,
     TERMS,
@@ -19,11 +19,14 @@ from lib.analytics.contracts import (
     load_contracts,
     validate_contracts,
 )
+from lib.analytics.labels import account_label
 from lib.analytics.renewals import HORIZONS
 from lib.export import dated_filename
 from lib.schema import CONTRACT_COLUMNS
-from lib.ui.workflows import saved_note  # noqa: F401  (re-exported: U.saved_note())
-from lib.ui.workflows import show_problems
+from lib.ui.workflows import (
+    saved_note,  # noqa: F401  (re-exported: U.saved_note())
+    show_problems,
+)
 
 CONTRACT_HEADERS = {
     "integration": "Integration",
@@ -86,14 +89,37 @@ def renewal_columns(currency: str) -> dict:
     for c in ("days_to_opt_out", "days_to_renewal", "seat_change", "what_to_do", "source_label"):
         config[c] = st.column_config.Column(heads[c])
     config["auto_renew"] = st.column_config.CheckboxColumn(heads["auto_renew"])
+    # Short headers for the columns in view at 1440 px (the whole header is their help).
+    config["opt_out_deadline"] = st.column_config.DateColumn(
+        "Opt-out deadline", format="YYYY-MM-DD", help=heads["opt_out_deadline"]
+    )
+    config["potential_annual_savings_reporting"] = st.column_config.NumberColumn(
+        f"Saving at renewal ({currency})",
+        format="accounting",
+        help=heads["potential_annual_savings_reporting"],
+    )
     return config
 
 
-def _contract_config() -> dict:
+def account_choices(names: dict[str, str], contracts: pd.DataFrame) -> list[str]:
+    """The account IDs a contract can name: the known accounts, then any other a saved contract names
+    (so it stays as it is)."""
+    saved = [a for a in contracts["account_id"].dropna().astype(str) if a not in names]
+    return [*names, *dict.fromkeys(saved)]
+
+
+def _contract_config(names: dict[str, str], contracts: pd.DataFrame) -> dict:
     h = CONTRACT_HEADERS
     return {
         "integration": st.column_config.TextColumn(h["integration"], required=True),
-        "account_id": st.column_config.TextColumn(h["account_id"]),
+        # Picked by name (integration · tenant · the start of the ID); the full ID is saved and in the CSV.
+        "account_id": st.column_config.SelectboxColumn(
+            "Account (empty: every account)",
+            options=account_choices(names, contracts),
+            format_func=lambda a: account_label(a, names),
+            help="Integration · tenant · the start of the account's ID; the contracts CSV has the "
+            "full ID.",
+        ),
         "license_id": st.column_config.TextColumn(h["license_id"]),
         "license_name": st.column_config.TextColumn(h["license_name"]),
         "contract_start": st.column_config.DateColumn(h["contract_start"], format="YYYY-MM-DD"),
@@ -141,7 +167,7 @@ def contracts_editor(view, contracts: pd.DataFrame) -> None:
         width="stretch",
         key="contracts-editor",
         placeholder="—",
-        column_config=_contract_config(),
+        column_config=_contract_config(view.names, contracts),
     )
     if st.button("Save contracts", type="primary", key="save-contracts"):
         # A vendor row someone changed here is theirs now (only the sync writes vendor rows).
@@ -196,9 +222,14 @@ def download_contracts(contracts: pd.DataFrame) -> None:
     )
 
 
-def contracts_table(contracts: pd.DataFrame) -> None:
-    """Viewers see the contracts read-only."""
-    shown = contracts.rename(columns=CONTRACT_HEADERS)
+def contracts_table(contracts: pd.DataFrame, names: dict[str, str] | None = None) -> None:
+    """Viewers see the contracts read-only, accounts by name (the download keeps the IDs)."""
+    ids = contracts["account_id"]
+    shown = contracts.assign(
+        account_id=ids.map(lambda a: account_label(a, names) if isinstance(a, str) else a).astype(
+            "string"
+        )
+    ).rename(columns={**CONTRACT_HEADERS, "account_id": "Account (empty: every account)"})
     st.dataframe(shown, hide_index=True, width="stretch", placeholder="—", key="contracts-table")
     download_contracts(contracts)
 
@@ -218,6 +249,35 @@ def alert_table(df: pd.DataFrame, key: str) -> None:
         st.dataframe(df, hide_index=True, width="stretch", column_config=config, placeholder="—")
 
 
+def kind_words(kind: object) -> str:
+    """A rule kind as the Alerts page says it ("Over-allocated (more seats assigned than bought)")."""
+    return KIND_LABELS.get(str(kind), str(kind))
+
+
+RULE_HEADERS = {
+    "id": "Rule ID",
+    "kind": "Kind",
+    "threshold": "Threshold (N)",
+    "enabled": "On",
+    "paid_only": "Paid licenses only",
+    "channels": "Send by",
+}
+
+
+def rules_table(rules) -> None:
+    """Viewers see the rules read-only, kinds in words, with the editor's headers."""
+    frame = R.rules_frame(rules)
+    shown = frame.assign(kind=frame["kind"].map(kind_words).astype("string"))
+    with st.container(key="rules-table"):
+        st.dataframe(
+            shown,
+            hide_index=True,
+            width="stretch",
+            placeholder="—",
+            column_config={c: st.column_config.Column(h) for c, h in RULE_HEADERS.items()},
+        )
+
+
 def rules_editor(view, rules) -> None:
     """Admins edit the alert rules; every problem listed by rule, nothing half applied."""
     from lib.jobs.alerts import rule_rows
@@ -230,13 +290,21 @@ def rules_editor(view, rules) -> None:
         key="rules-editor",
         placeholder="—",
         column_config={
-            "id": st.column_config.TextColumn("Rule ID", required=True),
-            "kind": st.column_config.SelectboxColumn("Kind", options=list(KINDS), required=True),
-            "threshold": st.column_config.NumberColumn("Threshold (N)"),
-            "enabled": st.column_config.CheckboxColumn("On"),
-            "paid_only": st.column_config.CheckboxColumn("Paid licenses only"),
+            "id": st.column_config.TextColumn(RULE_HEADERS["id"], required=True),
+            # Kinds in words; the rule keeps its kind's machine name.
+            "kind": st.column_config.SelectboxColumn(
+                RULE_HEADERS["kind"],
+                options=list(KINDS),
+                format_func=kind_words,
+                required=True,
+                width="large",
+            ),
+            "threshold": st.column_config.NumberColumn(RULE_HEADERS["threshold"]),
+            "enabled": st.column_config.CheckboxColumn(RULE_HEADERS["enabled"]),
+            "paid_only": st.column_config.CheckboxColumn(RULE_HEADERS["paid_only"]),
             "channels": st.column_config.TextColumn(
-                "Send by", help="email, webhook, both (comma-separated) or empty: listed here only"
+                RULE_HEADERS["channels"],
+                help="email, webhook, both (comma-separated) or empty: listed here only",
             ),
         },
     )
