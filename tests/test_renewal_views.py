@@ -69,7 +69,7 @@ def test_tiles_never_say_0_for_money_that_is_not_known():
     known = ren[ren["potential_annual_savings_reporting"].notna()]
     tiles = {t.label: t for t in R.renewal_tiles(known, TODAY, 120, "USD")}
     assert tiles["Saving at renewal"].value == "USD 6,552"
-    assert tiles["Saving at renewal"].note is None
+    assert tiles["Saving at renewal"].note == "a year, at recommended seats"  # nothing left out
 
 
 def test_timeline_has_one_point_per_contract_date_and_marks_a_passed_deadline():
