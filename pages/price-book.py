@@ -243,7 +243,7 @@ if audit.empty:
     st.info("Nothing has been changed yet.")
 else:
     ui.table(
-        D.change_history(audit),
+        D.change_history(audit, view.names),
         key="change-history",
         column_config={
             "at": st.column_config.DatetimeColumn(
