@@ -57,7 +57,7 @@ else:
     if not_yet:
         st.warning(
             f"{len(not_yet)} condition(s) hold on the latest data but are not raised yet: the next "
-            "check (a sync, or `python -m lib alerts`) raises and sends them.",
+            "check (the next scheduled sync) raises and sends them.",
             icon=":material/schedule:",
         )
     U.alert_table(holding, "holding-now")

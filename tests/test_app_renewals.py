@@ -335,3 +335,17 @@ def test_viewers_read_rule_kinds_in_words_and_contract_accounts_by_name(db):
     accounts = frame["Account (empty: every account)"].dropna().tolist()
     assert "Zoom · acme-corp · 79605be7" in accounts
     assert not any(UUID.search(a) for a in accounts)
+
+
+def test_the_alerts_page_on_the_first_day_speaks_of_the_scheduled_sync_not_commands(db):
+    """Issue 22, point 10: before the rules first ran, the Alerts page said `python -m lib sync` and
+    `python -m lib alerts` in its text (the commands stay in the help, for admins)."""
+    at = app("pages/alerts.py")
+    no_exception(at)
+    text = " ".join(
+        [c.value for c in at.caption]
+        + [w.value for w in at.warning]
+        + [m.value for m in at.markdown]
+    )
+    assert "python -m" not in text
+    assert "have not run on this data yet" in text and "scheduled sync" in text

@@ -223,8 +223,8 @@ def checked_words(checked_at: Any, now: Any) -> str:
     """When the alert rules last ran, for the Alerts page."""
     if checked_at is None or checked_at is pd.NaT:
         return (
-            "The alert rules have not run on this data yet: they run after every sync "
-            "(`python -m lib sync`) and with `python -m lib alerts`."
+            "The alert rules have not run on this data yet: they run after every scheduled sync "
+            "and whenever an admin checks the alerts."
         )
     age = humanize_age((pd.Timestamp(now) - pd.Timestamp(checked_at)).total_seconds())
     return f"The alert rules last ran {age} ({pd.Timestamp(checked_at):%Y-%m-%d %H:%M} UTC)."
