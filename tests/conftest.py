@@ -108,11 +108,23 @@ def store(store_url):
     s.close()
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """Browser tests run one after another on one worker when the suite runs in parallel (pytest-xdist's
     ``--dist loadgroup``): each starts a Streamlit server and a Chromium of its own, and two of those at
     once on a small CI machine make page loads slow enough to time out. The other tests spread over the
-    remaining workers."""
+    remaining workers.
+
+    xdist 3.8 groups a test by the ``@group`` suffix its worker adds to ``item._nodeid``; pytest 9 keeps
+    the node id in ``item._id``, so that suffix never reached the scheduler and two browser tests ran
+    at once on two workers (two servers, two Chromiums). The suffix is added here, on the id pytest 9
+    reads (tests/test_suite_grouping.py pins the grouping).
+    """
+    from _pytest.nodeid import coerce_node_id
+
+    grouped = bool(config.getvalue("loadgroup")) if hasattr(config.option, "loadgroup") else False
     for item in items:
         if item.get_closest_marker("browser") is not None:
             item.add_marker(pytest.mark.xdist_group("browser"))
+            if grouped and "@" not in item.nodeid and hasattr(item, "_id"):
+                item._id = coerce_node_id(f"{item.nodeid}@browser")
