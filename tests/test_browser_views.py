@@ -260,9 +260,7 @@ def test_trends_per_license_draw_distinct_lines_on_a_phone(server, page):
     open_page(page, f"{server.url}/trends", "trends")
     by_key(page, "trend-group").get_by_role("radio", name="License", exact=True).click()
     wait_idle(page)
-    page.get_by_text("The 12 licenses with the most seats bought", exact=False).wait_for(
-        timeout=60_000
-    )
+    page.get_by_text("the 12 with the most seats bought", exact=False).wait_for(timeout=60_000)
     wait_idle(page)  # the click's rerun has drawn this text: now wait until its old chart is gone
     check_chart(page, "chart-trend")
     lines = page.locator(".st-key-chart-trend .scatterlayer .trace .js-line")
@@ -291,10 +289,13 @@ def test_renewals_draw_the_year_and_the_calendar_download_parses(server, wide):
     assert all(len(line.encode("utf-8")) <= 75 for line in lines)  # folded as RFC 5545 says
     unfolded = text.replace("\r\n ", "")
     events = unfolded.count("BEGIN:VEVENT")
-    assert events == unfolded.count("END:VEVENT") == 13
+    # The year ahead has 13 dates; the calendar holds the page's window (90 days by default) and
+    # every opt-out deadline already passed on a contract still to renew: 10 (issue 22, point 12).
+    assert events == unfolded.count("END:VEVENT") == 10
     summaries = re.findall(r"^SUMMARY:(.*)$", unfolded, flags=re.M)
     assert any(s.startswith("Opt-out deadline: Zoom: Zoom Workplace Business") for s in summaries)
-    assert len(set(re.findall(r"^UID:(.*)$", unfolded, flags=re.M))) == 13
+    assert any("passed" in s for s in summaries)
+    assert len(set(re.findall(r"^UID:(.*)$", unfolded, flags=re.M))) == 10
     screenshot(wide, "renewals-1440")
 
 

@@ -191,3 +191,15 @@ def test_the_contract_editor_picks_accounts_by_name_and_keeps_unknown_saved_ids(
         "GitHub · acme-corp · f7a20649",
         "gone-1",
     ]
+
+
+def test_a_short_account_id_is_named_only_as_a_whole_word():
+    """An account id "ar" turned "per year" into "per yeDocuSign · t1 · ar" in the change history."""
+    from lib.analytics.labels import name_accounts
+
+    names = {"ar": "DocuSign · t1 · ar"}
+    text = "Prices (0 → 1 rows): Adobe · Acrobat Pro (g1) added at 30 USD per year (account ar)"
+    assert name_accounts(text, names) == (
+        "Prices (0 → 1 rows): Adobe · Acrobat Pro (g1) added at 30 USD per year "
+        "(account DocuSign · t1 · ar)"
+    )

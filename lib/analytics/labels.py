@@ -501,7 +501,8 @@ _UUID = re.compile(
 def name_accounts(text: str, names: Mapping[str, str] | None = None) -> str:
     """``text`` with each account UUID in it read as :func:`account_label` (a stored audit entry names
     accounts by their whole ID)."""
-    for key in sorted(names or (), key=len, reverse=True):  # known ids first, UUID or not
-        if key and key in text:
-            text = text.replace(key, account_label(key, names))
+    keys = sorted((k for k in names or () if k), key=len, reverse=True)  # known ids, UUID or not
+    if keys:  # each as a whole word: a short id ("ar") is no part of "year"
+        known = re.compile(r"(?<![\w-])(?:" + "|".join(re.escape(k) for k in keys) + r")(?![\w-])")
+        text = known.sub(lambda m: account_label(m.group(0), names), text)
     return _UUID.sub(lambda m: account_label(m.group(0), names), text)
