@@ -322,6 +322,35 @@ def _demo_users(idx: int, name: str, licenses: list[dict], today: datetime) -> l
     return users
 
 
+def _account_record(
+    account_id: str,
+    tenant: str,
+    integration: str,
+    *,
+    environment: str = "demo-environment",
+    status: str = "active",
+    last_error: Any = None,
+    created_at: str = "2025-02-01T09:00:00Z",
+    updated_at: str = "2026-11-20T06:00:00Z",
+) -> dict[str, Any]:
+    """An integrated account as Truto's accounts list returns it."""
+    return {
+        "id": account_id,
+        "tenant_id": tenant,
+        "environment_id": _uuid(environment),
+        "integration": {
+            "id": _uuid(f"integration/{integration}"),
+            "name": integration,
+            "category": "user-directory",
+        },
+        "status": status,
+        "is_sandbox": False,
+        "last_error": last_error,
+        "created_at": created_at,
+        "updated_at": updated_at,
+    }
+
+
 def demo_dataset() -> dict[str, Any]:
     """The demo data in the emulator's format (deterministic)."""
     accounts, organizations, licenses, users, billing = [], {}, {}, {}, {}
@@ -329,21 +358,7 @@ def demo_dataset() -> dict[str, Any]:
     for idx, (tenant, name, label, status, last_error) in enumerate(_ACCOUNTS):
         account_id = _uuid(f"{tenant}/{name}/{idx}")
         accounts.append(
-            {
-                "id": account_id,
-                "tenant_id": tenant,
-                "environment_id": _uuid("demo-environment"),
-                "integration": {
-                    "id": _uuid(f"integration/{name}"),
-                    "name": name,
-                    "category": "user-directory",
-                },
-                "status": status,
-                "is_sandbox": False,
-                "last_error": last_error,
-                "created_at": "2025-02-01T09:00:00Z",
-                "updated_at": "2026-11-20T06:00:00Z",
-            }
+            _account_record(account_id, tenant, name, status=status, last_error=last_error)
         )
         if idx in _ORGANIZATIONS:
             organizations[account_id] = _ORGANIZATIONS[idx]
@@ -411,23 +426,7 @@ def first_day_dataset() -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
         faults[data["accounts"][idx]["id"]] = dict(fault)
     for suffix, name, fault, records in _FAULT_ACCOUNTS:
         account_id = _uuid(f"acme-faults/{suffix}")
-        data["accounts"].append(
-            {
-                "id": account_id,
-                "tenant_id": "acme-faults",
-                "environment_id": _uuid("demo-environment"),
-                "integration": {
-                    "id": _uuid(f"integration/{name}"),
-                    "name": name,
-                    "category": "user-directory",
-                },
-                "status": "active",
-                "is_sandbox": False,
-                "last_error": None,
-                "created_at": "2025-02-01T09:00:00Z",
-                "updated_at": "2026-11-20T06:00:00Z",
-            }
-        )
+        data["accounts"].append(_account_record(account_id, "acme-faults", name))
         data["licenses"][account_id] = list(records) or [
             {"id": f"lic-{suffix}", "name": f"{suffix} plan", "assigned_quantity": 1}
         ]
@@ -447,21 +446,14 @@ def synthetic_dataset(
         tenant, name, label, _, _ = base[a % len(base)]
         account_id = _uuid(f"synthetic/{seed}/{a}")
         out_accounts.append(
-            {
-                "id": account_id,
-                "tenant_id": f"{tenant}-{a % 7}",
-                "environment_id": _uuid("synthetic-environment"),
-                "integration": {
-                    "id": _uuid(f"integration/{name}"),
-                    "name": name,
-                    "category": "user-directory",
-                },
-                "status": "active",
-                "is_sandbox": False,
-                "last_error": None,
-                "created_at": "2025-01-01T00:00:00Z",
-                "updated_at": "2026-11-01T00:00:00Z",
-            }
+            _account_record(
+                account_id,
+                f"{tenant}-{a % 7}",
+                name,
+                environment="synthetic-environment",
+                created_at="2025-01-01T00:00:00Z",
+                updated_at="2026-11-01T00:00:00Z",
+            )
         )
         orgs = []
         if name in ("github", "clickup"):
