@@ -920,16 +920,7 @@ def _first_day_rows(book=None, rates=None):
     ]
     df, _ = build_license_table(listings)
     options = MetricOptions(fx_rates=rates or {})
-    empty = pd.DataFrame(
-        columns=[
-            "integration",
-            "license_id",
-            "license_name",
-            "unit_price",
-            "currency",
-            "billing_period",
-        ]
-    )
+    empty = _book([])
     return add_metrics(df, empty if book is None else book, options), options
 
 
